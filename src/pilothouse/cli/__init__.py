@@ -1,0 +1,53 @@
+"""The `pilothouse` command: the only layer that prints, exits and writes files for the user.
+
+Every module in this package with a `register(subparsers)` function adds its commands.
+Exit codes: 0 ok, 1 a check or operation failed, 2 usage or config error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+from collections.abc import Sequence
+
+from pilothouse import __version__
+from pilothouse.errors import PilothouseError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pilothouse",
+        description="Probes, metrics, traces, lifecycle and deploy artifacts from one pilothouse.toml.",
+        epilog="example: pilothouse serve --config examples/shop/pilothouse.toml",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"pilothouse {__version__}")
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        register = getattr(module, "register", None)
+        if register is not None:
+            register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.handler(args)
+    except PilothouseError as exc:
+        for line in str(exc).splitlines():
+            print(f"pilothouse: error: {line}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+def entrypoint() -> None:
+    sys.exit(main())

@@ -1,0 +1,88 @@
+"""`pilothouse config check|show`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from pilothouse.cli._common import add_config_option, add_format_option, command, emit, load
+from pilothouse.durations import format_duration
+from pilothouse.redaction import redact
+
+
+def register(sub: Any) -> None:
+    config = command(
+        sub, "config", "check or show the configuration", "pilothouse config check pilothouse.toml"
+    )
+    actions = config.add_subparsers(title="actions", metavar="ACTION", required=True)
+
+    check = command(
+        actions,
+        "check",
+        "validate a config file (exit 2 with the problem if invalid)",
+        "pilothouse config check examples/shop/pilothouse.toml",
+    )
+    check.add_argument("file", nargs="?", help="config file (default: ./pilothouse.toml)")
+    add_config_option(check)
+    add_format_option(check)
+    check.set_defaults(handler=run_check)
+
+    show = command(
+        actions,
+        "show",
+        "print the effective config (file + environment overrides)",
+        "pilothouse config show --format json",
+    )
+    show.add_argument("file", nargs="?", help="config file (default: ./pilothouse.toml)")
+    add_config_option(show)
+    add_format_option(show)
+    show.set_defaults(handler=run_show)
+
+
+def _args(args: argparse.Namespace) -> argparse.Namespace:
+    if args.file:
+        args.config = args.file
+    return args
+
+
+def run_check(args: argparse.Namespace) -> int:
+    config = load(_args(args))
+    summary = {
+        "file": str(config.source),
+        "service": config.service.name,
+        "checks": [c.name for c in config.checks],
+        "termination_grace_period_seconds": config.lifecycle.termination_grace_period_seconds,
+        "valid": True,
+    }
+    emit(
+        args,
+        summary,
+        f"{config.source}: ok — service '{config.service.name}', {len(config.checks)} check(s), "
+        f"shutdown budget {format_duration(config.lifecycle.shutdown_budget)} "
+        f"(grace period {config.lifecycle.termination_grace_period_seconds}s)",
+    )
+    return 0
+
+
+def run_show(args: argparse.Namespace) -> int:
+    config = load(_args(args))
+    data = json.loads(redact(config.model_dump_json()))
+    if args.format == "json":
+        emit(args, data, "")
+    else:
+        print("\n".join(f"{key} = {json.dumps(value)}" for key, value in _flatten(data)))
+    return 0
+
+
+def _flatten(data: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    if isinstance(data, dict):
+        if set(data) >= {"secret"} and "required" in data:
+            return [(prefix, {"secret": data["secret"]})]
+        out: list[tuple[str, Any]] = []
+        for key in data:
+            out += _flatten(data[key], f"{prefix}.{key}" if prefix else key)
+        return out
+    if isinstance(data, list) and data and isinstance(data[0], dict):
+        return [pair for i, item in enumerate(data) for pair in _flatten(item, f"{prefix}[{i}]")]
+    return [(prefix, data)]

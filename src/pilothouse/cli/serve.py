@@ -1,0 +1,44 @@
+"""`pilothouse serve`: run the app under uvicorn with the ops server beside it."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import Any
+
+from pilothouse.cli._common import add_config_option, command, load
+from pilothouse.errors import ConfigError
+
+
+def register(sub: Any) -> None:
+    serve = command(
+        sub,
+        "serve",
+        "run the ASGI app with probes, metrics and graceful shutdown",
+        "pilothouse serve shop.app:app --config pilothouse.toml",
+    )
+    serve.add_argument("app", nargs="?", help="ASGI app 'module:attribute' (default: [service].app)")
+    add_config_option(serve)
+    serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    serve.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pilothouse.runtime.loader import import_app
+    from pilothouse.runtime.runtime import Runtime
+    from pilothouse.runtime.server import run as serve
+
+    config = load(args)
+    ref = args.app or config.service.app
+    if not ref:
+        raise ConfigError(
+            f"{config.source}: service.app: required key is missing "
+            "(or pass the app as 'pilothouse serve module:app')"
+        )
+    if args.workers < 1:
+        raise ConfigError(f"--workers: {args.workers} is invalid: expected 1 or more")
+    logging.basicConfig(
+        level=config.telemetry.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    app = import_app(ref, config.source.parent if config.source else None)
+    return serve(Runtime(config), app)

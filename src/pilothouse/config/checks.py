@@ -1,0 +1,146 @@
+"""`[[checks]]`: the dependencies readiness depends on, one model per kind."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from pilothouse.config.base import Section
+from pilothouse.config.secret_ref import SecretRef, refuse_embedded_password
+from pilothouse.durations import Duration
+
+_CHECK_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+_SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*(%|B|KiB|MiB|GiB|TiB|KB|MB|GB|TB)$")
+_SIZE_FACTORS = {
+    "B": 1,
+    "KB": 10**3,
+    "MB": 10**6,
+    "GB": 10**9,
+    "TB": 10**12,
+    "KiB": 2**10,
+    "MiB": 2**20,
+    "GiB": 2**30,
+    "TiB": 2**40,
+}
+
+
+class _Check(Section):
+    name: str
+    critical: bool = True
+    timeout: Duration | None = Field(default=None, description="defaults to [probes].check_timeout")
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, value: str) -> str:
+        if not _CHECK_NAME.match(value):
+            raise ValueError("expected a lowercase name of letters, digits, '-' or '_' (max 63)")
+        return value
+
+
+class PostgresCheck(_Check):
+    """`SELECT 1` over a fresh psycopg 3 connection."""
+
+    kind: Literal["postgres"]
+    url: SecretRef | str
+
+    _no_password = field_validator("url")(refuse_embedded_password)
+
+
+class RedisCheck(_Check):
+    """`PING` on a Redis server."""
+
+    kind: Literal["redis"]
+    url: SecretRef | str
+
+    _no_password = field_validator("url")(refuse_embedded_password)
+
+
+class HttpCheck(_Check):
+    """GET a URL; pass when the status is in `expect_status` (default: any 2xx)."""
+
+    kind: Literal["http"]
+    url: str
+    expect_status: list[Annotated[int, Field(ge=100, le=599)]] = Field(default_factory=list)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("expected an http:// or https:// URL")
+        return refuse_embedded_password(value)  # type: ignore[return-value]
+
+
+class TcpCheck(_Check):
+    """Open a TCP connection to host:port."""
+
+    kind: Literal["tcp"]
+    host: str
+    port: Annotated[int, Field(ge=1, le=65535)]
+
+
+class DiskCheck(_Check):
+    """Free space at `path` must be at least `min_free` ("10%", "1GiB")."""
+
+    kind: Literal["disk"]
+    path: str = "/"
+    min_free: str = "5%"
+
+    @field_validator("min_free")
+    @classmethod
+    def _size(cls, value: str) -> str:
+        match = _SIZE.match(value.strip())
+        if not match or (match.group(2) == "%" and not 0 < float(match.group(1)) < 100):
+            raise ValueError("expected a percentage like '10%' or a size like '500MiB' or '2GiB'")
+        return value
+
+    def threshold(self, total_bytes: int) -> int:
+        """Minimum free bytes for a filesystem of `total_bytes`."""
+        match = _SIZE.match(self.min_free.strip())
+        assert match is not None
+        number, unit = float(match.group(1)), match.group(2)
+        if unit == "%":
+            return int(total_bytes * number / 100)
+        return int(number * _SIZE_FACTORS[unit])
+
+
+class FreshnessCheck(_Check):
+    """A timestamp the app updates must be younger than `max_age`.
+
+    The timestamp is either an in-process marker (`pilothouse.freshness.touch(marker)`) or a
+    file's modification time (`file = "/var/lib/shop/last-sync"`).
+    """
+
+    kind: Literal["freshness"]
+    max_age: Duration
+    marker: str | None = None
+    file: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> FreshnessCheck:
+        if (self.marker is None) == (self.file is None):
+            raise ValueError("set exactly one of 'marker' or 'file'")
+        return self
+
+
+class PythonCheck(_Check):
+    """Any callable, sync or async: `target = "module:function"`, or one registered with
+    `@pilothouse.check("name")` when `target` is omitted."""
+
+    kind: Literal["python"]
+    target: str | None = None
+
+    @field_validator("target")
+    @classmethod
+    def _target(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^[\w.]+:[\w.]+$", value):
+            raise ValueError("expected 'package.module:function'")
+        return value
+
+
+CheckConfig = Annotated[
+    PostgresCheck | RedisCheck | HttpCheck | TcpCheck | DiskCheck | FreshnessCheck | PythonCheck,
+    Field(discriminator="kind"),
+]
+"""One `[[checks]]` entry; `kind` selects the model."""

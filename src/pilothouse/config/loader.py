@@ -1,0 +1,196 @@
+"""Reading `pilothouse.toml`: the only place that touches the file.
+
+Environment overrides are applied before validation, so an override is validated exactly like
+the file and an error names the variable it came from.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import json
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from pilothouse.config.model import Config
+from pilothouse.errors import ConfigError
+
+ENV_PREFIX = "PILOTHOUSE_"
+DEFAULT_FILE = "pilothouse.toml"
+
+Loc = tuple[int | str, ...]
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+) -> Config:
+    """Parse and validate a config file plus `PILOTHOUSE_<SECTION>__<FIELD>` overrides.
+
+    Raises ConfigError with one line per problem: file, key path, bad value, expectation.
+    """
+    file = Path(path) if path is not None else Path(os.environ.get("PILOTHOUSE_CONFIG", DEFAULT_FILE))
+    try:
+        raw = tomllib.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{file}: file not found (pass a path or create {DEFAULT_FILE})") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{file}: is a directory, expected a TOML file") from None
+    except PermissionError:
+        raise ConfigError(f"{file}: permission denied") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{file}: not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{file}: invalid TOML: {exc}") from None
+    return config_from_dict(raw, source=file, environ=os.environ if environ is None else environ)
+
+
+def config_from_dict(
+    raw: dict[str, Any], *, source: Path | None = None, environ: Mapping[str, str] | None = None
+) -> Config:
+    """Validate an already-parsed document (tests, generators fed from memory)."""
+    data, origins = apply_env_overrides(raw, environ or {})
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        label = str(source) if source else "config"
+        lines = [_describe(err, label, data, origins) for err in exc.errors()]
+        raise ConfigError("\n".join(dict.fromkeys(lines))) from None
+    config._source = source
+    return config
+
+
+def apply_env_overrides(
+    raw: dict[str, Any], environ: Mapping[str, str]
+) -> tuple[dict[str, Any], dict[Loc, str]]:
+    """Merge `PILOTHOUSE_A__B__C=value` into a copy of `raw`; return it and where values came from.
+
+    Values that look like JSON arrays or objects are decoded; everything else stays a string and
+    pydantic converts it ("8081" -> 8081, "true" -> True).
+    """
+    data: dict[str, Any] = json.loads(json.dumps(raw))
+    origins: dict[Loc, str] = {}
+    for key in sorted(environ):
+        if not key.startswith(ENV_PREFIX) or "__" not in key:
+            continue
+        parts = [p.lower() for p in key[len(ENV_PREFIX) :].split("__")]
+        if not all(parts):
+            continue
+        value: Any = environ[key]
+        if value[:1] in "[{":
+            with contextlib.suppress(ValueError):
+                value = json.loads(value)
+        node = data
+        for part in parts[:-1]:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = {}
+                node[part] = child
+            node = child
+        node[parts[-1]] = value
+        origins[tuple(parts)] = key
+    return data, origins
+
+
+def _describe(err: Any, label: str, data: dict[str, Any], origins: dict[Loc, str]) -> str:
+    loc: Loc = _strip_tags(tuple(err["loc"]), data)
+    path = _format_loc(loc) or "(top level)"
+    origin = origins.get(tuple(str(p) for p in loc))
+    where = f"{label}: {path}" + (f" (from {origin})" if origin else "")
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        hint = _did_you_mean(loc)
+        return f"{where}: unknown key{hint}"
+    if kind == "missing":
+        return f"{where}: required key is missing"
+    message = str(err["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    if "input" in err and not isinstance(err["input"], dict | list) and loc:
+        return f"{where}: {_short(err['input'])} is invalid: {message}"
+    return f"{where}: {message}"
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _format_loc(loc: Loc) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _strip_tags(loc: Loc, data: dict[str, Any]) -> Loc:
+    """Drop pydantic's union tags ('postgres', 'str', 'SecretRef') that are not real keys."""
+    out: list[int | str] = []
+    node: Any = data
+    for part in loc:
+        if isinstance(part, int):
+            out.append(part)
+            node = node[part] if isinstance(node, list) and part < len(node) else None
+        elif isinstance(node, dict) and part in node:
+            out.append(part)
+            node = node[part]
+        elif isinstance(node, dict) and part not in node and not _looks_like_tag(part, node):
+            out.append(part)
+            node = None
+        elif node is None:
+            out.append(part)
+    return tuple(out)
+
+
+def _looks_like_tag(part: str, node: dict[str, Any]) -> bool:
+    return part == node.get("kind") or part[:1].isupper() or part in {"str", "int", "float"}
+
+
+def _did_you_mean(loc: Loc) -> str:
+    allowed = _allowed_keys(loc[:-1])
+    if not allowed:
+        return ""
+    close = difflib.get_close_matches(str(loc[-1]), allowed, n=1, cutoff=0.6)
+    if close:
+        return f"; did you mean '{close[0]}'?"
+    return f"; expected one of: {', '.join(sorted(allowed))}"
+
+
+def _allowed_keys(parent: Loc) -> list[str]:
+    model: Any = Config
+    for part in parent:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return []
+        field = model.model_fields.get(part)
+        if field is None:
+            return []
+        model = _model_in(field.annotation)
+    if isinstance(model, list):
+        return sorted({k for m in model for k in m.model_fields})
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return list(model.model_fields)
+    return []
+
+
+def _model_in(annotation: Any) -> Any:
+    """The BaseModel (or list of models, for unions) inside Optional/list/dict/Annotated."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _model_in(typing.get_args(annotation)[0])
+    if origin in (list, dict, tuple):
+        return _model_in(typing.get_args(annotation)[-1])
+    if origin in (typing.Union, types.UnionType):
+        models = [m for a in typing.get_args(annotation) if (m := _model_in(a)) is not None]
+        flat = [x for m in models for x in (m if isinstance(m, list) else [m])]
+        return flat[0] if len(flat) == 1 else (flat or None)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return None

@@ -1,0 +1,74 @@
+"""The root model of `pilothouse.toml`: one typed object every part of Pilothouse reads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, PrivateAttr, model_validator
+
+from pilothouse.config.base import Section
+from pilothouse.config.checks import CheckConfig
+from pilothouse.config.deploy import DeployConfig
+from pilothouse.config.secret_ref import SecretRef
+from pilothouse.config.secrets import SecretsConfig
+from pilothouse.config.service import LifecycleConfig, OpsConfig, ProbesConfig, ServiceConfig
+from pilothouse.config.slo import SloConfig
+from pilothouse.config.telemetry import TelemetryConfig
+
+
+class Config(Section):
+    """The whole configuration. Build it with `pilothouse.config.load_config`."""
+
+    service: ServiceConfig
+    ops: OpsConfig = Field(default_factory=OpsConfig)
+    probes: ProbesConfig = Field(default_factory=ProbesConfig)
+    checks: list[CheckConfig] = Field(default_factory=list)
+    lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig)
+    telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
+    secrets: SecretsConfig = Field(default_factory=SecretsConfig)
+    deploy: DeployConfig = Field(default_factory=DeployConfig)
+    slo: SloConfig = Field(default_factory=SloConfig)
+
+    _source: Path | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Config:
+        if self.service.port == self.ops.port:
+            raise ValueError(
+                f"service.port and ops.port are both {self.ops.port}; "
+                "the ops port must differ from the app port"
+            )
+        names = [c.name for c in self.checks]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"check names must be unique; repeated: {', '.join(dupes)}")
+        return self
+
+    @property
+    def source(self) -> Path | None:
+        """The file this config was loaded from, if any."""
+        return self._source
+
+    def check_timeout(self, check: CheckConfig) -> float:
+        """A check's own timeout, else the probes default."""
+        return check.timeout if check.timeout is not None else self.probes.check_timeout
+
+    def secret_refs(self) -> list[SecretRef]:
+        """Every secret reference in the config, in file order (deploy and secrets read this)."""
+        refs: list[SecretRef] = []
+
+        def walk(value: object) -> None:
+            if isinstance(value, SecretRef):
+                refs.append(value)
+            elif isinstance(value, Section):
+                for name in type(value).model_fields:
+                    walk(getattr(value, name))
+            elif isinstance(value, list | tuple):
+                for item in value:
+                    walk(item)
+            elif isinstance(value, dict):
+                for item in value.values():
+                    walk(item)
+
+        walk(self)
+        return refs

@@ -1,0 +1,43 @@
+"""Secret references: config values that name a secret instead of holding it.
+
+`url = { secret = "db.url" }` in the file becomes `SecretRef(secret="db.url")`. The resolver
+(`pilothouse.secrets`) turns a reference into a value at run time; the config never holds one.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+from pydantic import Field, field_validator
+
+from pilothouse.config.base import Section
+
+_NAME = re.compile(r"^[a-z0-9]([a-z0-9_-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9_-]*[a-z0-9])?)*$")
+
+
+class SecretRef(Section):
+    """A reference to a secret by dotted name, e.g. "db.url" (group "db", key "url")."""
+
+    secret: str = Field(description="dotted secret name, e.g. 'db.url'")
+    env: str | None = Field(default=None, description="explicit environment variable to read")
+    required: bool = True
+
+    @field_validator("secret")
+    @classmethod
+    def _valid_name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError("expected a dotted lowercase secret name such as 'db.url' or 'redis.password'")
+        return value
+
+    def __str__(self) -> str:
+        return f"secret:{self.secret}"
+
+
+def refuse_embedded_password(value: str | SecretRef) -> str | SecretRef:
+    """Reject a literal URL that carries a password: it belongs in a secret reference."""
+    if isinstance(value, str):
+        parts = urlsplit(value)
+        if parts.password:
+            raise ValueError('a literal URL must not contain a password; use { secret = "<name>" } instead')
+    return value

@@ -1,0 +1,123 @@
+"""`[service]`, `[ops]`, `[probes]` and `[lifecycle]`: what the runtime serves and how it stops."""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Annotated
+
+from pydantic import Field, field_validator, model_validator
+
+from pilothouse.config.base import Section
+from pilothouse.durations import Duration
+
+Port = Annotated[int, Field(ge=1, le=65535, description="a TCP port, 1-65535")]
+
+_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_APP_REF = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+_ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+
+
+class ServiceConfig(Section):
+    """The service itself: its name is the Kubernetes name, metric job and log field."""
+
+    name: str
+    app: str | None = Field(default=None, description="ASGI app, 'package.module:attribute'")
+    version: str = "0.0.0"
+    host: str = "0.0.0.0"
+    port: Port = 8080
+
+    @field_validator("name")
+    @classmethod
+    def _dns_label(cls, value: str) -> str:
+        if len(value) > 63 or not _DNS1123_LABEL.match(value):
+            raise ValueError(
+                "expected a DNS-1123 label: lowercase letters, digits and '-', "
+                "starting and ending with a letter or digit, at most 63 characters"
+            )
+        return value
+
+    @field_validator("app")
+    @classmethod
+    def _app_ref(cls, value: str | None) -> str | None:
+        if value is not None and not _APP_REF.match(value):
+            raise ValueError("expected 'package.module:attribute', e.g. 'shop.app:app'")
+        return value
+
+
+class OpsConfig(Section):
+    """The operations port: health, readiness, status, metrics and admin. Never the app port."""
+
+    host: str = "0.0.0.0"
+    port: Port = 9090
+    admin_token_env: str = "PILOTHOUSE_ADMIN_TOKEN"  # noqa: S105 - a variable name, not a token
+
+    @field_validator("admin_token_env")
+    @classmethod
+    def _env_name(cls, value: str) -> str:
+        if not _ENV_NAME.match(value):
+            raise ValueError("expected an environment variable name such as 'SHOP_ADMIN_TOKEN'")
+        return value
+
+
+def _path(value: str) -> str:
+    if not value.startswith("/") or any(c in value for c in " ?#"):
+        raise ValueError("expected an absolute URL path such as '/health'")
+    return value
+
+
+ProbePath = Annotated[str, Field(min_length=1)]
+
+
+class ProbesConfig(Section):
+    """Probe paths on the ops port, and how long and how often checks may run."""
+
+    liveness_path: ProbePath = "/health"
+    readiness_path: ProbePath = "/ready"
+    startup_path: ProbePath = "/startup"
+    status_path: ProbePath = "/status"
+    metrics_path: ProbePath = "/metrics"
+    check_timeout: Duration = 1.0
+    cache_ttl: Duration = 1.0
+
+    _paths = field_validator(
+        "liveness_path", "readiness_path", "startup_path", "status_path", "metrics_path"
+    )(_path)
+
+    @model_validator(mode="after")
+    def _distinct(self) -> ProbesConfig:
+        paths = [
+            self.liveness_path,
+            self.readiness_path,
+            self.startup_path,
+            self.status_path,
+            self.metrics_path,
+        ]
+        if len(set(paths)) != len(paths) or any(p.startswith("/admin") for p in paths):
+            raise ValueError("probe paths must be distinct and outside /admin")
+        if self.check_timeout <= 0:
+            raise ValueError("check_timeout must be greater than 0s")
+        return self
+
+
+class LifecycleConfig(Section):
+    """Graceful shutdown: fail readiness, wait for load balancers, drain, flush, exit.
+
+    The pod's grace period is derived, never configured: it must cover the pre-stop delay, the
+    drain and the flush, or the kubelet kills the process mid-drain.
+    """
+
+    pre_stop_delay: Duration = 5.0
+    drain_timeout: Duration = 20.0
+    flush_timeout: Duration = 3.0
+    startup_timeout: Duration = 60.0
+
+    @property
+    def shutdown_budget(self) -> float:
+        """Seconds from SIGTERM to exit in the worst case."""
+        return self.pre_stop_delay + self.drain_timeout + self.flush_timeout
+
+    @property
+    def termination_grace_period_seconds(self) -> int:
+        """Kubernetes grace period (includes preStop): the budget plus a 5 s margin."""
+        return math.ceil(self.shutdown_budget + 5)

@@ -1,0 +1,1 @@
+"""What runs inside the service: lifecycle, checks, ops endpoints, middleware, the server."""

@@ -1,0 +1,34 @@
+"""Import the ASGI app named 'package.module:attribute'."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+from typing import Any
+
+from pilothouse.errors import ConfigError
+
+
+def import_app(ref: str, search_dir: Path | None = None) -> Any:
+    """Import `ref`; the config file's directory and the working directory are on the path."""
+    module_name, sep, attr = ref.partition(":")
+    if not sep or not module_name or not attr:
+        raise ConfigError(f"app '{ref}': expected 'package.module:attribute'")
+    for extra in (search_dir, Path.cwd()):
+        if extra is not None and str(extra) not in sys.path:
+            sys.path.insert(0, str(extra))
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and module_name.startswith(exc.name):
+            raise ConfigError(f"app '{ref}': module '{module_name}' not found") from None
+        raise
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise ConfigError(f"app '{ref}': module '{module_name}' has no attribute '{attr}'") from None
+    if not callable(obj):
+        raise ConfigError(f"app '{ref}': '{attr}' is not an ASGI application")
+    return obj

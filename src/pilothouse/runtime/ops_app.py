@@ -1,0 +1,175 @@
+"""The ops ASGI app: health, readiness, startup, status, metrics and admin, on its own port.
+
+GET  /health          liveness: process state only, never a dependency
+GET  /ready           readiness: lifecycle state + checks (cached); ?verbose=0 for terse
+GET  /startup         200 once startup completed (for a k8s startupProbe)
+GET  /status          lifecycle state, in-flight requests, uptime
+GET  /metrics         Prometheus text or OpenMetrics, gzip when asked
+POST /admin/drain     readiness 503, keep serving (bearer token)
+POST /admin/undrain   back to ready (bearer token)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from pilothouse.runtime.admin_auth import AdminAuth
+from pilothouse.runtime.asgi import Receive, Scope, Send, respond
+from pilothouse.runtime.lifecycle import State
+
+if TYPE_CHECKING:
+    from pilothouse.runtime.runtime import Runtime
+
+Handler = Callable[[Scope, Send], Awaitable[None]]
+
+
+def _dump(body: object) -> bytes:
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+class OpsApp:
+    """Routes by exact path; anything else is 404. Lifespan events are acknowledged."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        probes = runtime.config.probes
+        self.auth = AdminAuth(runtime.config.ops.admin_token_env)
+        self.routes: dict[tuple[str, str], Handler] = {
+            ("GET", probes.liveness_path): self.health,
+            ("GET", probes.readiness_path): self.ready,
+            ("GET", probes.startup_path): self.startup,
+            ("GET", probes.status_path): self.status,
+            ("GET", probes.metrics_path): self.metrics,
+            ("POST", "/admin/drain"): self.admin(self.drain),
+            ("POST", "/admin/undrain"): self.admin(self.undrain),
+        }
+        for method, path in list(self.routes):
+            if method == "GET":
+                self.routes[("HEAD", path)] = self.routes[(method, path)]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        if scope["type"] != "http":
+            return
+        handler = self.routes.get((scope["method"], scope["path"]))
+        if handler is None:
+            known = any(path == scope["path"] for _, path in self.routes)
+            status = 405 if known else 404
+            await respond(send, status, _dump({"error": "method not allowed" if known else "not found"}))
+            return
+        await handler(scope, send)
+
+    # -- probes ------------------------------------------------------------------------------
+
+    async def health(self, scope: Scope, send: Send) -> None:
+        lifecycle = self.runtime.lifecycle
+        if lifecycle.live:
+            await respond(send, 200, _dump({"status": "pass", "state": str(lifecycle.state)}))
+        else:
+            await respond(
+                send,
+                503,
+                _dump({"status": "fail", "state": str(lifecycle.state), "error": lifecycle.broken_reason}),
+            )
+
+    async def startup(self, scope: Scope, send: Send) -> None:
+        started = self.runtime.lifecycle.state is not State.STARTING
+        await respond(
+            send,
+            200 if started else 503,
+            _dump({"status": "pass" if started else "fail", "state": str(self.runtime.lifecycle.state)}),
+        )
+
+    async def ready(self, scope: Scope, send: Send) -> None:
+        lifecycle = self.runtime.lifecycle
+        terse = b"verbose=0" in scope.get("query_string", b"")
+        if not lifecycle.accepting_traffic:
+            body: dict[str, object] = {"status": "fail", "state": str(lifecycle.state)}
+            if lifecycle.drain_reason and not terse:
+                body["reason"] = lifecycle.drain_reason
+            await respond(send, 503, _dump(body))
+            return
+        report = await self.runtime.readiness()
+        status = 200 if report.ok else 503
+        if terse:
+            await respond(send, status, _dump({"status": report.status}))
+            return
+        await respond(
+            send,
+            status,
+            _dump(
+                {
+                    "status": report.status,
+                    "state": str(lifecycle.state),
+                    "checks": {r.name: r.as_dict() for r in report.results},
+                }
+            ),
+        )
+
+    async def status(self, scope: Scope, send: Send) -> None:
+        runtime = self.runtime
+        lifecycle = runtime.lifecycle
+        await respond(
+            send,
+            200,
+            _dump(
+                {
+                    "service": runtime.config.service.name,
+                    "version": runtime.config.service.version,
+                    "state": str(lifecycle.state),
+                    "since": lifecycle.since,
+                    "uptime_seconds": round(time.time() - lifecycle.started_at, 3),
+                    "drain_reason": lifecycle.drain_reason,
+                    "inflight_requests": runtime.inflight,
+                    "dropped_requests": runtime.dropped,
+                    "pid": os.getpid(),
+                }
+            ),
+        )
+
+    async def metrics(self, scope: Scope, send: Send) -> None:
+        headers = dict(scope["headers"])
+        body, content_type, extra = self.runtime.exposition(
+            headers.get(b"accept", b"").decode("latin-1"),
+            headers.get(b"accept-encoding", b"").decode("latin-1"),
+        )
+        await respond(send, 200, body, content_type.encode(), extra)
+
+    # -- admin -------------------------------------------------------------------------------
+
+    def admin(self, action: Handler) -> Handler:
+        async def guarded(scope: Scope, send: Send) -> None:
+            verdict = self.auth.verify(dict(scope["headers"]).get(b"authorization"))
+            if verdict == "disabled":
+                await respond(send, 404, _dump({"error": "not found"}))
+            elif verdict == "missing":
+                await respond(
+                    send,
+                    401,
+                    _dump({"error": "bearer token required"}),
+                    headers=[(b"www-authenticate", b'Bearer realm="pilothouse-admin"')],
+                )
+            elif verdict == "wrong":
+                await respond(send, 403, _dump({"error": "invalid token"}))
+            else:
+                await action(scope, send)
+
+        return guarded
+
+    async def drain(self, scope: Scope, send: Send) -> None:
+        self.runtime.lifecycle.drain("operator")
+        await respond(send, 200, _dump({"state": str(self.runtime.lifecycle.state)}))
+
+    async def undrain(self, scope: Scope, send: Send) -> None:
+        if not self.runtime.lifecycle.undrain():
+            await respond(send, 409, _dump({"error": "shutting down; cannot undrain"}))
+            return
+        await respond(send, 200, _dump({"state": str(self.runtime.lifecycle.state)}))

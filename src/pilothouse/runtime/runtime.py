@@ -1,0 +1,135 @@
+"""`Runtime`: everything Pilothouse keeps inside one service process, built from the config.
+
+`serve` and `attach` both build one; the ops app, middleware and shutdown read it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import inspect
+import logging
+import platform
+from collections.abc import Awaitable, Callable
+
+from prometheus_client import exposition
+
+from pilothouse.catalog import http as http_metrics
+from pilothouse.catalog import lifecycle as lifecycle_metrics
+from pilothouse.config.model import Config
+from pilothouse.runtime.asgi import ASGIApp, Headers
+from pilothouse.runtime.checks import CheckResult, CheckRunner, ReadinessReport, build_checks
+from pilothouse.runtime.inflight import InFlightMiddleware
+from pilothouse.runtime.lifecycle import Lifecycle, State
+from pilothouse.runtime.metrics import Metrics
+from pilothouse.runtime.ops_app import OpsApp
+
+log = logging.getLogger("pilothouse")
+
+FlushHook = Callable[[], Awaitable[None] | None]
+
+
+class Runtime:
+    """Lifecycle, checks, metrics and shutdown hooks of one process."""
+
+    def __init__(self, config: Config, metrics: Metrics | None = None) -> None:
+        self.config = config
+        self.lifecycle = Lifecycle()
+        self.metrics = metrics or Metrics()
+        self._runner: CheckRunner | None = None
+        self._inflight: InFlightMiddleware | None = None
+        self._flush_hooks: list[FlushHook] = []
+        self._register_process_metrics()
+
+    # -- checks ------------------------------------------------------------------------------
+
+    def start_checks(self) -> CheckRunner:
+        """Build the checks. Called after the app is imported, so decorated checks exist."""
+        if self._runner is None:
+            self._runner = CheckRunner(
+                build_checks(self.config), self.config.probes.cache_ttl, self._record_check
+            )
+        return self._runner
+
+    async def readiness(self) -> ReadinessReport:
+        return await self.start_checks().report()
+
+    def _record_check(self, result: CheckResult) -> None:
+        self.metrics.get(lifecycle_metrics.READINESS_CHECK_STATUS).labels(
+            result.name, str(result.critical).lower()
+        ).set(1 if result.ok else 0)
+        self.metrics.get(lifecycle_metrics.READINESS_CHECK_DURATION).labels(result.name).observe(
+            result.duration_ms / 1000
+        )
+        self.metrics.get(lifecycle_metrics.READINESS_CHECK_RUNS).labels(
+            result.name, "pass" if result.ok else "fail"
+        ).inc()
+
+    # -- the app -----------------------------------------------------------------------------
+
+    def wrap(self, app: ASGIApp) -> ASGIApp:
+        """The app with Pilothouse's request middleware around it."""
+        dropped = self.metrics.get(http_metrics.HTTP_SERVER_REQUESTS_DROPPED)
+        self._inflight = InFlightMiddleware(app, on_drop=dropped.inc)
+        return self._inflight
+
+    @property
+    def inflight(self) -> int:
+        return self._inflight.inflight if self._inflight else 0
+
+    @property
+    def dropped(self) -> int:
+        return self._inflight.dropped if self._inflight else 0
+
+    def ops_app(self) -> OpsApp:
+        return OpsApp(self)
+
+    # -- metrics -----------------------------------------------------------------------------
+
+    def _register_process_metrics(self) -> None:
+        service = self.config.service
+        self.metrics.get(lifecycle_metrics.BUILD_INFO).info(
+            {
+                "service": service.name,
+                "version": service.version,
+                "python_version": platform.python_version(),
+            }
+        )
+        state_gauge = self.metrics.get(lifecycle_metrics.LIFECYCLE_STATE)
+
+        def on_state(state: State) -> None:
+            for candidate in State:
+                state_gauge.labels(str(candidate)).set(1 if candidate is state else 0)
+
+        self.lifecycle.subscribe(on_state)
+
+    def exposition(self, accept: str, accept_encoding: str) -> tuple[bytes, str, Headers]:
+        """The scrape body for these request headers: (body, content type, extra headers)."""
+        encoder, content_type = exposition.choose_encoder(accept)
+        body = encoder(self.metrics.registry)
+        if "gzip" in accept_encoding:
+            return gzip.compress(body, compresslevel=1), content_type, [(b"content-encoding", b"gzip")]
+        return body, content_type, []
+
+    # -- shutdown ----------------------------------------------------------------------------
+
+    def on_flush(self, hook: FlushHook) -> None:
+        """Run `hook` (sync or async) in the flush step of shutdown, e.g. to export spans."""
+        self._flush_hooks.append(hook)
+
+    async def flush(self) -> None:
+        """Run flush hooks, all of them under `[lifecycle].flush_timeout` together."""
+
+        async def run_all() -> None:
+            for hook in self._flush_hooks:
+                try:
+                    result = hook()
+                    if inspect.isawaitable(result):
+                        await result
+                except Exception:
+                    log.exception("flush hook failed")
+
+        try:
+            await asyncio.wait_for(run_all(), self.config.lifecycle.flush_timeout)
+        except TimeoutError:
+            log.warning("flush did not finish within %ss", self.config.lifecycle.flush_timeout)

@@ -1,0 +1,151 @@
+"""`pilothouse serve` in one process: the app and the ops app on one event loop.
+
+Reads like uvicorn's server: `startup()` -> `main_loop()` -> `shutdown()`. Signal handlers only
+set state: the first SIGTERM/SIGINT starts the graceful shutdown, a second one exits at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+
+import uvicorn
+
+from pilothouse.errors import OperationError
+from pilothouse.runtime.asgi import ASGIApp
+from pilothouse.runtime.runtime import Runtime
+from pilothouse.runtime.uvicorn_server import Server, ops_server
+
+log = logging.getLogger("pilothouse.server")
+
+HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+class PilothouseServer:
+    """Serves `app` on the service port and the ops app on the ops port until signalled."""
+
+    def __init__(self, runtime: Runtime, app: ASGIApp, *, sockets: list[object] | None = None) -> None:
+        self.runtime = runtime
+        config = runtime.config
+        self.app_server = Server(
+            uvicorn.Config(
+                runtime.wrap(app),
+                host=config.service.host,
+                port=config.service.port,
+                lifespan="auto",
+                log_config=None,
+                access_log=False,
+                server_header=False,
+                timeout_graceful_shutdown=max(1, round(config.lifecycle.drain_timeout)),
+            )
+        )
+        self.ops = ops_server(runtime.ops_app(), config.ops.host, config.ops.port)
+        self._stop = asyncio.Event()
+        self._signals = 0
+
+    async def serve(self) -> int:
+        """Run until a signal and a graceful shutdown; return the exit code."""
+        self._install_signal_handlers()
+        await self.startup()
+        await self.main_loop()
+        await self.shutdown()
+        return 0
+
+    # -- startup -----------------------------------------------------------------------------
+
+    async def startup(self) -> None:
+        config = self.runtime.config
+        # Ops first: liveness answers and readiness says "starting" while the app boots.
+        await _start(self.ops, "ops", config.ops.host, config.ops.port)
+        self._ops_loop = asyncio.create_task(self.ops.main_loop())
+        self.runtime.start_checks()
+        await _start(self.app_server, "app", config.service.host, config.service.port)
+        self._app_loop = asyncio.create_task(self.app_server.main_loop())
+        self.runtime.lifecycle.mark_ready()
+        log.info(
+            "serving %s on %s:%d, ops on %s:%d",
+            config.service.name,
+            config.service.host,
+            config.service.port,
+            config.ops.host,
+            config.ops.port,
+        )
+
+    async def main_loop(self) -> None:
+        stop = asyncio.create_task(self._stop.wait())
+        await asyncio.wait({stop, self._app_loop}, return_when=asyncio.FIRST_COMPLETED)
+        stop.cancel()
+        if not self.runtime.lifecycle.shutting_down:  # the app server stopped on its own
+            self.runtime.lifecycle.begin_shutdown("app server stopped")
+
+    # -- shutdown ----------------------------------------------------------------------------
+
+    async def shutdown(self) -> None:
+        lifecycle = self.runtime.lifecycle
+        timings = self.runtime.config.lifecycle
+        # 1. Readiness already answers 503 (the signal handler moved to DRAINING).
+        # 2. Keep serving for pre_stop_delay so load balancers notice and stop sending.
+        if self._signals:
+            log.info("draining: readiness fails now; serving for %.1fs more", timings.pre_stop_delay)
+            await asyncio.sleep(timings.pre_stop_delay)
+        # 3. Stop accepting; let in-flight requests finish up to drain_timeout; cancel the
+        #    rest (counted as dropped); run the app's lifespan shutdown.
+        self.app_server.should_exit = True
+        await self._app_loop
+        await self.app_server.shutdown()
+        await self._wait_cancelled_tasks()
+        if self.runtime.dropped:
+            log.warning("drain timeout: %d request(s) cut", self.runtime.dropped)
+        # 4. Flush telemetry.
+        await self.runtime.flush()
+        # 5. Stopped: the ops port answers until here, then closes.
+        lifecycle.mark_stopped()
+        self.ops.should_exit = True
+        await self._ops_loop
+        await self.ops.shutdown()
+        log.info("stopped")
+
+    async def _wait_cancelled_tasks(self, limit: float = 1.0) -> None:
+        """Give cancelled request tasks a moment to unwind so drops are counted."""
+        deadline = asyncio.get_running_loop().time() + limit
+        while self.app_server.server_state.tasks and asyncio.get_running_loop().time() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+
+    # -- signals -----------------------------------------------------------------------------
+
+    def _install_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in HANDLED_SIGNALS:
+            loop.add_signal_handler(sig, self.handle_signal, sig)
+
+    def handle_signal(self, sig: int) -> None:
+        self._signals += 1
+        name = signal.Signals(sig).name
+        if self._signals > 1:
+            log.warning("second %s: exiting now without draining", name)
+            logging.shutdown()
+            os._exit(128 + sig)
+        self.runtime.lifecycle.begin_shutdown(f"{name} received")
+        self._stop.set()
+
+
+async def _start(server: Server, role: str, host: str, port: int) -> None:
+    """Bind and start a uvicorn server; a bind or lifespan failure becomes one clear error."""
+    if not server.config.loaded:
+        server.config.load()
+    server.lifespan = server.config.lifespan_class(server.config)
+    try:
+        await server.startup()
+    except SystemExit as exc:
+        if server.lifespan.should_exit or (role == "app" and exc.code == 3):
+            raise OperationError(
+                "the application's startup (ASGI lifespan) failed; see the log above"
+            ) from None
+        raise OperationError(f"cannot listen on {host}:{port} for the {role} port (is it in use?)") from None
+
+
+def run(runtime: Runtime, app: ASGIApp) -> int:
+    """Serve until signalled; the process exit code."""
+    return asyncio.run(PilothouseServer(runtime, app).serve())

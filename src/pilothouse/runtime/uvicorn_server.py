@@ -1,0 +1,34 @@
+"""A uvicorn Server that leaves signals to Pilothouse.
+
+uvicorn installs its own SIGTERM handler and re-raises the signal after shutdown; Pilothouse
+needs the signal to start its own phased shutdown and to exit 0, so the capture is disabled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Generator
+from typing import Any
+
+import uvicorn
+
+
+class Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+def ops_server(app: Any, host: str, port: int) -> Server:
+    """A quiet uvicorn server for the ops app (no lifespan, no access log)."""
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        lifespan="off",
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        timeout_graceful_shutdown=1,
+    )
+    return Server(config)
