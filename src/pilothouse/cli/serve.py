@@ -24,6 +24,7 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pilothouse.runtime.features import install_all
     from pilothouse.runtime.loader import import_app
     from pilothouse.runtime.runtime import Runtime
     from pilothouse.runtime.server import run as serve
@@ -41,4 +42,6 @@ def run(args: argparse.Namespace) -> int:
         level=config.telemetry.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     app = import_app(ref, config.source.parent if config.source else None)
-    return serve(Runtime(config), app)
+    runtime = Runtime(config)
+    install_all(runtime)
+    return serve(runtime, app)

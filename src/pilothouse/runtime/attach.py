@@ -14,6 +14,7 @@ import logging
 from pilothouse.config.loader import load_config
 from pilothouse.config.model import Config
 from pilothouse.runtime.asgi import ASGIApp, Message, Receive, Scope, Send
+from pilothouse.runtime.features import install_all
 from pilothouse.runtime.runtime import Runtime
 from pilothouse.runtime.uvicorn_server import Server, ops_server
 
@@ -75,9 +76,11 @@ class AttachedApp:
             await self._ops.startup()
             self._ops_task = asyncio.create_task(self._ops.main_loop())
             self.runtime.start_checks()
+            await self.runtime.run_start_hooks()
         self.runtime.lifecycle.mark_ready()
 
     async def stop(self) -> None:
+        await self.runtime.run_drain_hooks()
         await self.runtime.flush()
         self.runtime.lifecycle.mark_stopped()
         if self._ops is not None and self._ops_task is not None:
@@ -92,4 +95,6 @@ def attach(app: ASGIApp, config: Config | str | None = None) -> AttachedApp:
     `pilothouse.toml` / $PILOTHOUSE_CONFIG when omitted)."""
     if not isinstance(config, Config):
         config = load_config(config)
-    return AttachedApp(app, Runtime(config))
+    runtime = Runtime(config)
+    install_all(runtime)
+    return AttachedApp(app, runtime)

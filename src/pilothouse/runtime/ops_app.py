@@ -24,7 +24,9 @@ from pilothouse.runtime.lifecycle import State
 if TYPE_CHECKING:
     from pilothouse.runtime.runtime import Runtime
 
-Handler = Callable[[Scope, Send], Awaitable[None]]
+Handler = Callable[[Scope, Receive, Send], Awaitable[None]]
+RouteHandler = Handler
+"""An extra ops route added by a feature (`Runtime.add_route`): a plain ASGI callable."""
 
 
 def _dump(body: object) -> bytes:
@@ -47,6 +49,8 @@ class OpsApp:
             ("POST", "/admin/drain"): self.admin(self.drain),
             ("POST", "/admin/undrain"): self.admin(self.undrain),
         }
+        for (method, path), (extra, admin) in runtime.extra_routes.items():
+            self.routes[(method, path)] = self.admin(extra) if admin else extra
         for method, path in list(self.routes):
             if method == "GET":
                 self.routes[("HEAD", path)] = self.routes[(method, path)]
@@ -65,11 +69,11 @@ class OpsApp:
             status = 405 if known else 404
             await respond(send, status, _dump({"error": "method not allowed" if known else "not found"}))
             return
-        await handler(scope, send)
+        await handler(scope, receive, send)
 
     # -- probes ------------------------------------------------------------------------------
 
-    async def health(self, scope: Scope, send: Send) -> None:
+    async def health(self, scope: Scope, receive: Receive, send: Send) -> None:
         lifecycle = self.runtime.lifecycle
         if lifecycle.live:
             await respond(send, 200, _dump({"status": "pass", "state": str(lifecycle.state)}))
@@ -80,7 +84,7 @@ class OpsApp:
                 _dump({"status": "fail", "state": str(lifecycle.state), "error": lifecycle.broken_reason}),
             )
 
-    async def startup(self, scope: Scope, send: Send) -> None:
+    async def startup(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = self.runtime.lifecycle.state is not State.STARTING
         await respond(
             send,
@@ -88,7 +92,7 @@ class OpsApp:
             _dump({"status": "pass" if started else "fail", "state": str(self.runtime.lifecycle.state)}),
         )
 
-    async def ready(self, scope: Scope, send: Send) -> None:
+    async def ready(self, scope: Scope, receive: Receive, send: Send) -> None:
         lifecycle = self.runtime.lifecycle
         terse = b"verbose=0" in scope.get("query_string", b"")
         if not lifecycle.accepting_traffic:
@@ -114,7 +118,7 @@ class OpsApp:
             ),
         )
 
-    async def status(self, scope: Scope, send: Send) -> None:
+    async def status(self, scope: Scope, receive: Receive, send: Send) -> None:
         runtime = self.runtime
         lifecycle = runtime.lifecycle
         await respond(
@@ -135,7 +139,7 @@ class OpsApp:
             ),
         )
 
-    async def metrics(self, scope: Scope, send: Send) -> None:
+    async def metrics(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = dict(scope["headers"])
         body, content_type, extra = self.runtime.exposition(
             headers.get(b"accept", b"").decode("latin-1"),
@@ -146,7 +150,7 @@ class OpsApp:
     # -- admin -------------------------------------------------------------------------------
 
     def admin(self, action: Handler) -> Handler:
-        async def guarded(scope: Scope, send: Send) -> None:
+        async def guarded(scope: Scope, receive: Receive, send: Send) -> None:
             verdict = self.auth.verify(dict(scope["headers"]).get(b"authorization"))
             if verdict == "disabled":
                 await respond(send, 404, _dump({"error": "not found"}))
@@ -160,15 +164,15 @@ class OpsApp:
             elif verdict == "wrong":
                 await respond(send, 403, _dump({"error": "invalid token"}))
             else:
-                await action(scope, send)
+                await action(scope, receive, send)
 
         return guarded
 
-    async def drain(self, scope: Scope, send: Send) -> None:
+    async def drain(self, scope: Scope, receive: Receive, send: Send) -> None:
         self.runtime.lifecycle.drain("operator")
         await respond(send, 200, _dump({"state": str(self.runtime.lifecycle.state)}))
 
-    async def undrain(self, scope: Scope, send: Send) -> None:
+    async def undrain(self, scope: Scope, receive: Receive, send: Send) -> None:
         if not self.runtime.lifecycle.undrain():
             await respond(send, 409, _dump({"error": "shutting down; cannot undrain"}))
             return

@@ -22,11 +22,12 @@ from pilothouse.runtime.checks import CheckResult, CheckRunner, ReadinessReport,
 from pilothouse.runtime.inflight import InFlightMiddleware
 from pilothouse.runtime.lifecycle import Lifecycle, State
 from pilothouse.runtime.metrics import Metrics
-from pilothouse.runtime.ops_app import OpsApp
+from pilothouse.runtime.ops_app import OpsApp, RouteHandler
 
 log = logging.getLogger("pilothouse")
 
 FlushHook = Callable[[], Awaitable[None] | None]
+Hook = Callable[[], Awaitable[None]]
 
 
 class Runtime:
@@ -39,7 +40,32 @@ class Runtime:
         self._runner: CheckRunner | None = None
         self._inflight: InFlightMiddleware | None = None
         self._flush_hooks: list[FlushHook] = []
+        self._start_hooks: list[Hook] = []
+        self._drain_hooks: list[Hook] = []
+        self.extra_routes: dict[tuple[str, str], tuple[RouteHandler, bool]] = {}
         self._register_process_metrics()
+
+    # -- extension points (features such as jobs and telemetry plug in here) -----------------
+
+    def add_route(self, method: str, path: str, handler: RouteHandler, *, admin: bool) -> None:
+        """Serve `handler` on the ops port; `admin=True` puts it behind the bearer token."""
+        self.extra_routes[(method.upper(), path)] = (handler, admin)
+
+    def on_start(self, hook: Hook) -> None:
+        """Run `hook` once the app is serving, before the process is marked ready."""
+        self._start_hooks.append(hook)
+
+    def on_drain(self, hook: Hook) -> None:
+        """Run `hook` during shutdown, beside the HTTP drain and under the same drain timeout."""
+        self._drain_hooks.append(hook)
+
+    async def run_start_hooks(self) -> None:
+        for hook in self._start_hooks:
+            await hook()
+
+    async def run_drain_hooks(self) -> None:
+        if self._drain_hooks:
+            await asyncio.gather(*(hook() for hook in self._drain_hooks), return_exceptions=True)
 
     # -- checks ------------------------------------------------------------------------------
 

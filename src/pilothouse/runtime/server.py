@@ -63,6 +63,7 @@ class PilothouseServer:
         self.runtime.start_checks()
         await _start(self.app_server, "app", config.service.host, config.service.port)
         self._app_loop = asyncio.create_task(self.app_server.main_loop())
+        await self.runtime.run_start_hooks()
         self.runtime.lifecycle.mark_ready()
         log.info(
             "serving %s on %s:%d, ops on %s:%d",
@@ -92,9 +93,10 @@ class PilothouseServer:
             await asyncio.sleep(timings.pre_stop_delay)
         # 3. Stop accepting; let in-flight requests finish up to drain_timeout; cancel the
         #    rest (counted as dropped); run the app's lifespan shutdown.
+        #    Features (e.g. job workers) drain beside it under the same timeout.
         self.app_server.should_exit = True
         await self._app_loop
-        await self.app_server.shutdown()
+        await asyncio.gather(self.app_server.shutdown(), self._drain_features())
         await self._wait_cancelled_tasks()
         if self.runtime.dropped:
             log.warning("drain timeout: %d request(s) cut", self.runtime.dropped)
@@ -106,6 +108,13 @@ class PilothouseServer:
         await self._ops_loop
         await self.ops.shutdown()
         log.info("stopped")
+
+    async def _drain_features(self) -> None:
+        try:
+            timeout = self.runtime.config.lifecycle.drain_timeout
+            await asyncio.wait_for(self.runtime.run_drain_hooks(), timeout)
+        except TimeoutError:
+            log.warning("feature drain did not finish within the drain timeout")
 
     async def _wait_cancelled_tasks(self, limit: float = 1.0) -> None:
         """Give cancelled request tasks a moment to unwind so drops are counted."""

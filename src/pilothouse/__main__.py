@@ -1,0 +1,5 @@
+"""`python -m pilothouse` is the `pilothouse` command."""
+
+from pilothouse.cli import entrypoint
+
+entrypoint()

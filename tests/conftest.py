@@ -1,0 +1,33 @@
+"""Fixtures for the real services on this machine. They fail (never skip) when a service is down:
+`make test` starts them, and a silent skip would hide a broken setup in CI."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def _reachable(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    if not _reachable(5432):
+        pytest.fail("PostgreSQL is not running on 127.0.0.1:5432 (run `make services`)")
+    return POSTGRES_URL
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    if not _reachable(6379):
+        pytest.fail("Redis is not running on 127.0.0.1:6379 (run `make services`)")
+    return REDIS_URL
