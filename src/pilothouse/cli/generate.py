@@ -15,8 +15,12 @@ from pilothouse.cli._common import command
 
 
 def register(sub: Any) -> None:
-    generate = command(sub, "generate", "write deploy or monitoring artifacts from the config",
-                       "pilothouse generate deploy --out deploy/")
+    generate = command(
+        sub,
+        "generate",
+        "write deploy or monitoring artifacts from the config",
+        "pilothouse generate deploy --out deploy/",
+    )
     actions = generate.add_subparsers(title="targets", metavar="TARGET", required=True)
     for info in sorted(pkgutil.iter_modules(cli_package.__path__), key=lambda m: m.name):
         if info.name.startswith("gen_"):

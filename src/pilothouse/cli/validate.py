@@ -13,8 +13,9 @@ from pilothouse.validation import validate_all
 
 
 def register(sub: Any) -> None:
-    validate = command(sub, "validate", "prove generated artifacts with real validators",
-                       "pilothouse validate deploy/")
+    validate = command(
+        sub, "validate", "prove generated artifacts with real validators", "pilothouse validate deploy/"
+    )
     validate.add_argument("dir", nargs="?", default=".", help="directory written by generate")
     validate.add_argument("--strict", action="store_true", help="a missing validator is a failure")
     add_format_option(validate)
@@ -29,8 +30,10 @@ def run(args: argparse.Namespace) -> int:
     if not verdicts:
         raise OperationError(f"{root}: nothing to validate (no generated artifacts found)")
     width = max(len(v.tool) for v in verdicts)
-    lines = [f"{v.status.upper():8} {v.tool:{width}}  {v.target}" + (f"  — {v.detail}" if v.detail else "")
-             for v in verdicts]
+    lines = [
+        f"{v.status.upper():8} {v.tool:{width}}  {v.target}" + (f"  — {v.detail}" if v.detail else "")
+        for v in verdicts
+    ]
     emit(args, [asdict(v) for v in verdicts], "\n".join(lines))
     failed = any(v.status == "fail" for v in verdicts) or (
         args.strict and any(v.status == "missing" for v in verdicts)

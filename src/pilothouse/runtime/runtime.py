@@ -18,7 +18,7 @@ from pilothouse.catalog import http as http_metrics
 from pilothouse.catalog import lifecycle as lifecycle_metrics
 from pilothouse.config.model import Config
 from pilothouse.runtime.asgi import ASGIApp, Headers
-from pilothouse.runtime.checks import CheckResult, CheckRunner, ReadinessReport, build_checks
+from pilothouse.runtime.checks import Check, CheckResult, CheckRunner, ReadinessReport, build_checks
 from pilothouse.runtime.inflight import InFlightMiddleware
 from pilothouse.runtime.lifecycle import Lifecycle, State
 from pilothouse.runtime.metrics import Metrics
@@ -43,6 +43,7 @@ class Runtime:
         self._start_hooks: list[Hook] = []
         self._drain_hooks: list[Hook] = []
         self.extra_routes: dict[tuple[str, str], tuple[RouteHandler, bool]] = {}
+        self._extra_checks: list[Check] = []
         self._register_process_metrics()
 
     # -- extension points (features such as jobs and telemetry plug in here) -----------------
@@ -50,6 +51,12 @@ class Runtime:
     def add_route(self, method: str, path: str, handler: RouteHandler, *, admin: bool) -> None:
         """Serve `handler` on the ops port; `admin=True` puts it behind the bearer token."""
         self.extra_routes[(method.upper(), path)] = (handler, admin)
+
+    def add_check(self, check: Check) -> None:
+        """Add a readiness check from code (e.g. a feature's own health); before startup only."""
+        if self._runner is not None:
+            raise RuntimeError("checks are already running; add checks before startup")
+        self._extra_checks.append(check)
 
     def on_start(self, hook: Hook) -> None:
         """Run `hook` once the app is serving, before the process is marked ready."""
@@ -73,7 +80,9 @@ class Runtime:
         """Build the checks. Called after the app is imported, so decorated checks exist."""
         if self._runner is None:
             self._runner = CheckRunner(
-                build_checks(self.config), self.config.probes.cache_ttl, self._record_check
+                [*build_checks(self.config), *self._extra_checks],
+                self.config.probes.cache_ttl,
+                self._record_check,
             )
         return self._runner
 
