@@ -11,7 +11,7 @@ import importlib
 
 from pilothouse.catalog.spec import MetricSpec, MetricType
 
-_MODULES = ("http", "lifecycle")
+_MODULES = ("http", "jobs", "lifecycle")
 
 
 def all_specs() -> tuple[MetricSpec, ...]:

@@ -1,0 +1,69 @@
+"""`[jobs]`: where job records live, how many run at once, how liveness of workers is judged.
+
+SQLite (a file next to the config) is the default; a PostgreSQL `url` (usually a secret
+reference) lets several workers and replicas share one queue.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from pydantic import Field, field_validator, model_validator
+
+from pilothouse.config.base import Section
+from pilothouse.config.secret_ref import SecretRef, refuse_embedded_password
+from pilothouse.durations import Duration
+
+_MODULE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
+_SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+class JobsConfig(Section):
+    """Job store, worker and liveness settings."""
+
+    module: str | None = Field(default=None, description="Python module whose decorators declare jobs")
+    path: str = Field(default="pilothouse-jobs.sqlite3", description="SQLite file (relative to the config)")
+    url: str | SecretRef | None = Field(default=None, description="postgresql:// URL; replaces SQLite")
+    pg_schema: str = Field(default="pilothouse", description="PostgreSQL schema holding the tables")
+    worker: bool = Field(default=True, description="run a worker inside `pilothouse serve`")
+    concurrency: Annotated[int, Field(ge=1, le=1000)] = 4
+    poll_interval: Duration = 1.0
+    heartbeat_interval: Duration = 2.0
+    heartbeat_timeout: Duration = 30.0
+    cancel_grace: Duration = 5.0
+    retry_after: Duration = 30.0
+
+    @field_validator("module")
+    @classmethod
+    def _module(cls, value: str | None) -> str | None:
+        if value is not None and not _MODULE.match(value):
+            raise ValueError("expected a dotted Python module name such as 'shop.jobs'")
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | SecretRef | None) -> str | SecretRef | None:
+        if isinstance(value, str):
+            if not value.startswith(("postgresql://", "postgres://")):
+                raise ValueError("expected a postgresql:// URL (leave it out to use the SQLite `path`)")
+            refuse_embedded_password(value)
+        return value
+
+    @field_validator("pg_schema")
+    @classmethod
+    def _schema(cls, value: str) -> str:
+        if not _SCHEMA.match(value):
+            raise ValueError("expected a lowercase SQL identifier such as 'pilothouse'")
+        return value
+
+    @model_validator(mode="after")
+    def _timings(self) -> JobsConfig:
+        if min(self.poll_interval, self.heartbeat_interval) < 0.01:
+            raise ValueError("poll_interval and heartbeat_interval must be at least 10ms")
+        if self.heartbeat_timeout < 2 * self.heartbeat_interval:
+            raise ValueError(
+                f"heartbeat_timeout ({self.heartbeat_timeout}s) must be at least twice "
+                f"heartbeat_interval ({self.heartbeat_interval}s), or live workers look dead"
+            )
+        return self
