@@ -32,11 +32,18 @@ def write_config(directory: Path, body: str, name: str = "pilothouse.toml") -> P
     return path
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
-            timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     """Run `pilothouse ARGS` as a user would and capture its output."""
-    return subprocess.run([*PILOTHOUSE, *args], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})}, cwd=cwd)
+    return subprocess.run(
+        [*PILOTHOUSE, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+    )
 
 
 class ServeProcess:
@@ -45,9 +52,16 @@ class ServeProcess:
     Extra config can be appended; `PILOTHOUSE_*` overrides pin hosts and ports.
     """
 
-    def __init__(self, config: Path, *, app_port: int | None = None, ops_port: int | None = None,
-                 env: dict[str, str] | None = None, cwd: Path | None = None,
-                 args: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        config: Path,
+        *,
+        app_port: int | None = None,
+        ops_port: int | None = None,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+        args: tuple[str, ...] = (),
+    ) -> None:
         self.app_port = app_port or free_port()
         self.ops_port = ops_port or free_port()
         self.env = {
@@ -72,16 +86,18 @@ class ServeProcess:
         return f"http://127.0.0.1:{self.ops_port}"
 
     def start(self, wait_ready: bool = True, timeout: float = 20) -> ServeProcess:
-        self.proc = subprocess.Popen(self.cmd, cwd=self.cwd, env=self.env, text=True,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            self.cmd, cwd=self.cwd, env=self.env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 self.output += self.proc.stdout.read() if self.proc.stdout else ""
                 raise RuntimeError(f"serve exited with {self.proc.returncode}:\n{self.output}")
             try:
-                r = httpx.get(f"{self.ops_url}/startup" if wait_ready else f"{self.ops_url}/health",
-                              timeout=1)
+                r = httpx.get(
+                    f"{self.ops_url}/startup" if wait_ready else f"{self.ops_url}/health", timeout=1
+                )
                 if r.status_code == 200:
                     return self
             except httpx.HTTPError:

@@ -62,7 +62,8 @@ def config_from_dict(
         config = Config.model_validate(data)
     except ValidationError as exc:
         label = str(source) if source else "config"
-        lines = [_describe(err, label, data, origins) for err in exc.errors()]
+        errors = _fold_typos(exc.errors(), data)
+        lines = [_describe(err, label, data, origins) for err in errors]
         raise ConfigError("\n".join(dict.fromkeys(lines))) from None
     config._source = source
     return config
@@ -98,6 +99,23 @@ def apply_env_overrides(
         node[parts[-1]] = value
         origins[tuple(parts)] = key
     return data, origins
+
+
+def _fold_typos(errors: list[Any], data: dict[str, Any]) -> list[Any]:
+    """A misspelt required key is one mistake: keep "unknown key; did you mean" and drop the
+    "required key is missing" it causes."""
+    suggested: set[Loc] = set()
+    for err in errors:
+        if err["type"] == "extra_forbidden":
+            loc = _strip_tags(tuple(err["loc"]), data)
+            close = difflib.get_close_matches(str(loc[-1]), _allowed_keys(loc[:-1]), n=1, cutoff=0.6)
+            if close:
+                suggested.add((*loc[:-1], close[0]))
+    return [
+        err
+        for err in errors
+        if not (err["type"] == "missing" and _strip_tags(tuple(err["loc"]), data) in suggested)
+    ]
 
 
 def _describe(err: Any, label: str, data: dict[str, Any], origins: dict[Loc, str]) -> str:

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 
 import uvicorn
 
@@ -57,11 +58,13 @@ class PilothouseServer:
 
     async def startup(self) -> None:
         config = self.runtime.config
+        self._ops_socket = bind(config.ops.host, config.ops.port, "ops")
+        self._app_socket = bind(config.service.host, config.service.port, "app")
         # Ops first: liveness answers and readiness says "starting" while the app boots.
-        await _start(self.ops, "ops", config.ops.host, config.ops.port)
+        await _start(self.ops, self._ops_socket)
         self._ops_loop = asyncio.create_task(self.ops.main_loop())
         self.runtime.start_checks()
-        await _start(self.app_server, "app", config.service.host, config.service.port)
+        await _start(self.app_server, self._app_socket)
         self._app_loop = asyncio.create_task(self.app_server.main_loop())
         await self.runtime.run_start_hooks()
         self.runtime.lifecycle.mark_ready()
@@ -96,7 +99,7 @@ class PilothouseServer:
         #    Features (e.g. job workers) drain beside it under the same timeout.
         self.app_server.should_exit = True
         await self._app_loop
-        await asyncio.gather(self.app_server.shutdown(), self._drain_features())
+        await asyncio.gather(self.app_server.shutdown(sockets=[self._app_socket]), self._drain_features())
         await self._wait_cancelled_tasks()
         if self.runtime.dropped:
             log.warning("drain timeout: %d request(s) cut", self.runtime.dropped)
@@ -106,7 +109,7 @@ class PilothouseServer:
         lifecycle.mark_stopped()
         self.ops.should_exit = True
         await self._ops_loop
-        await self.ops.shutdown()
+        await self.ops.shutdown(sockets=[self._ops_socket])
         log.info("stopped")
 
     async def _drain_features(self) -> None:
@@ -140,19 +143,28 @@ class PilothouseServer:
         self._stop.set()
 
 
-async def _start(server: Server, role: str, host: str, port: int) -> None:
-    """Bind and start a uvicorn server; a bind or lifespan failure becomes one clear error."""
+def bind(host: str, port: int, role: str) -> socket.socket:
+    """A listening socket, bound here so a busy port is one clear error (and can be shared)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise OperationError(f"cannot listen on {host}:{port} for the {role} port: {exc.strerror}") from None
+    return sock
+
+
+async def _start(server: Server, sock: socket.socket) -> None:
+    """Start a uvicorn server on a bound socket; a failing app startup becomes one clear error."""
     if not server.config.loaded:
         server.config.load()
     server.lifespan = server.config.lifespan_class(server.config)
     try:
-        await server.startup()
-    except SystemExit as exc:
-        if server.lifespan.should_exit or (role == "app" and exc.code == 3):
-            raise OperationError(
-                "the application's startup (ASGI lifespan) failed; see the log above"
-            ) from None
-        raise OperationError(f"cannot listen on {host}:{port} for the {role} port (is it in use?)") from None
+        await server.startup(sockets=[sock])
+    except SystemExit:
+        raise OperationError("the application's startup (ASGI lifespan) failed; see the log above") from None
 
 
 def run(runtime: Runtime, app: ASGIApp) -> int:

@@ -1,0 +1,36 @@
+"""A tiny ASGI app for lifecycle tests: `/hello`, `/slow?seconds=N`; its lifespan shutdown writes
+the file named by $SHUTDOWN_MARKER so tests can prove the app's shutdown hooks ran."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.routing import Route
+
+
+async def hello(request: Request) -> PlainTextResponse:
+    return PlainTextResponse("hello")
+
+
+async def slow(request: Request) -> JSONResponse:
+    seconds = float(request.query_params.get("seconds", "1"))
+    await asyncio.sleep(seconds)
+    return JSONResponse({"slept": seconds})
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    yield
+    marker = os.environ.get("SHUTDOWN_MARKER")
+    if marker:
+        Path(marker).write_text("lifespan shutdown ran\n")
+
+
+app = Starlette(routes=[Route("/hello", hello), Route("/slow", slow)], lifespan=lifespan)

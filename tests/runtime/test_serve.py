@@ -1,0 +1,207 @@
+"""`pilothouse serve` as a real subprocess: readiness follows a real PostgreSQL, and SIGTERM
+drains under load with real signals."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import signal
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.helpers import ROOT, ServeProcess, write_config
+from tests.runtime.tcp_gate import TcpGate
+
+BASE = """
+[service]
+name = "svc"
+app = "tests.apps.slow:app"
+[ops]
+admin_token_env = "SVC_ADMIN_TOKEN"
+[probes]
+check_timeout = "{timeout}"
+cache_ttl = "{ttl}"
+[lifecycle]
+pre_stop_delay = "{pre_stop}"
+drain_timeout = "{drain}"
+flush_timeout = "1s"
+"""
+
+
+def config(
+    tmp_path: Path,
+    *,
+    pre_stop: str = "1s",
+    drain: str = "5s",
+    ttl: str = "1s",
+    timeout: str = "1s",
+    extra: str = "",
+) -> Path:
+    return write_config(
+        tmp_path, BASE.format(pre_stop=pre_stop, drain=drain, ttl=ttl, timeout=timeout) + extra
+    )
+
+
+def wait_for(predicate: object, timeout: float = 10, interval: float = 0.05) -> float:
+    """Poll until predicate() is true; return the seconds it took."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if predicate():  # type: ignore[operator]
+            return time.monotonic() - start
+        time.sleep(interval)
+    raise AssertionError("condition not met in time")
+
+
+@pytest.fixture
+def gate() -> Iterator[TcpGate]:
+    g = TcpGate(5432)
+    g.set("forward")
+    yield g
+    g.close()
+
+
+def ready_status(server: ServeProcess) -> int:
+    return httpx.get(f"{server.ops_url}/ready", timeout=5).status_code
+
+
+def test_readiness_follows_postgres(tmp_path: Path, gate: TcpGate, postgres_url: str) -> None:
+    extra = f"""
+[[checks]]
+name = "db"
+kind = "postgres"
+url = "postgresql://postgres@127.0.0.1:{gate.port}/test"
+"""
+    with ServeProcess(config(tmp_path, extra=extra, ttl="1s", timeout="1s"), cwd=ROOT) as server:
+        wait_for(lambda: ready_status(server) == 200)
+        # Refused connections: 503 within one TTL (+ the check's own time).
+        gate.set("closed")
+        took = wait_for(lambda: ready_status(server) == 503)
+        assert took <= 1.0 + 1.0 + 0.5
+        body = httpx.get(f"{server.ops_url}/ready").json()
+        assert body["checks"]["db"]["status"] == "fail"
+        assert "postgres@" not in body["checks"]["db"]["error"]  # no DSN in a body
+        gate.set("forward")
+        wait_for(lambda: ready_status(server) == 200, timeout=3)
+        # A port that listens but never answers: the check times out, the probe does not hang.
+        gate.set("blackhole")
+        start = time.monotonic()
+        took = wait_for(lambda: ready_status(server) == 503)
+        assert time.monotonic() - start < 4
+        body = httpx.get(f"{server.ops_url}/ready").json()
+        assert (
+            "timed out after 1s" in body["checks"]["db"]["error"]
+            or "previous run" in body["checks"]["db"]["error"]
+        )
+        gate.set("forward")
+        wait_for(lambda: ready_status(server) == 200, timeout=5)
+
+
+def connect_refused(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return False
+    except ConnectionRefusedError:
+        return True
+
+
+def test_sigterm_under_load_drains_gracefully(tmp_path: Path) -> None:
+    marker = tmp_path / "shutdown.marker"
+    server = ServeProcess(
+        config(tmp_path, pre_stop="1s", drain="5s"), cwd=ROOT, env={"SHUTDOWN_MARKER": str(marker)}
+    ).start()
+    n = 8
+    with concurrent.futures.ThreadPoolExecutor(n + 2) as pool:
+        inflight = [
+            pool.submit(httpx.get, f"{server.app_url}/slow?seconds=2.5", timeout=30) for _ in range(n)
+        ]
+        wait_for(lambda: httpx.get(f"{server.ops_url}/status").json()["inflight_requests"] == n)
+        sent = time.monotonic()
+        server.signal(signal.SIGTERM)
+        # Readiness fails at once.
+        wait_for(lambda: ready_status(server) == 503, timeout=0.5, interval=0.01)
+        # Still serving during the pre-stop delay (load balancers have not noticed yet).
+        assert httpx.get(f"{server.app_url}/hello", timeout=2).status_code == 200
+        # After the pre-stop delay new connections are refused.
+        time.sleep(max(0.0, 1.3 - (time.monotonic() - sent)))
+        assert connect_refused(server.app_port)
+        # Every in-flight request completes with 200.
+        assert [f.result().status_code for f in inflight] == [200] * n
+        code = server.wait(timeout=15)
+        elapsed = time.monotonic() - sent
+    assert code == 0, server.output
+    assert elapsed < 1 + 5 + 1 + 1  # pre_stop + drain + flush + margin
+    assert marker.read_text() == "lifespan shutdown ran\n"
+    assert "cut" not in server.output
+
+
+def test_requests_beyond_the_drain_timeout_are_cut_and_counted(tmp_path: Path) -> None:
+    server = ServeProcess(config(tmp_path, pre_stop="200ms", drain="1s"), cwd=ROOT).start()
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        stuck = [pool.submit(httpx.get, f"{server.app_url}/slow?seconds=30", timeout=30) for _ in range(3)]
+        wait_for(lambda: httpx.get(f"{server.ops_url}/status").json()["inflight_requests"] == 3)
+        sent = time.monotonic()
+        server.signal(signal.SIGTERM)
+        code = server.wait(timeout=15)
+        elapsed = time.monotonic() - sent
+        outcomes = []
+        for future in stuck:
+            try:
+                outcomes.append(future.result().status_code)
+            except httpx.HTTPError as exc:
+                outcomes.append(type(exc).__name__)
+    # Cut before their response started: told to retry elsewhere, not a generic 500.
+    assert outcomes == [503, 503, 503]
+    assert "Traceback" not in server.output
+    assert code == 0
+    assert elapsed < 0.2 + 1 + 1 + 1.5
+    assert "drain timeout: 3 request(s) cut" in server.output
+
+
+def test_second_signal_exits_at_once(tmp_path: Path) -> None:
+    server = ServeProcess(config(tmp_path, pre_stop="10s", drain="10s"), cwd=ROOT).start()
+    server.signal(signal.SIGTERM)
+    wait_for(lambda: ready_status(server) == 503)
+    start = time.monotonic()
+    server.signal(signal.SIGINT)
+    code = server.wait(timeout=5)
+    assert time.monotonic() - start < 1.5
+    assert code == 128 + signal.SIGINT
+
+
+def test_idle_sigterm_exit_time_is_pre_stop_bound(tmp_path: Path) -> None:
+    server = ServeProcess(config(tmp_path, pre_stop="500ms", drain="5s"), cwd=ROOT).start()
+    start = time.monotonic()
+    server.signal(signal.SIGTERM)
+    assert server.wait(timeout=10) == 0
+    assert time.monotonic() - start < 0.5 + 1.5
+
+
+def test_ports_in_use_give_one_clear_error(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        server = ServeProcess(config(tmp_path), cwd=ROOT, app_port=port)
+        with pytest.raises(RuntimeError, match="exited with 1"):
+            server.start()
+    assert f"cannot listen on 127.0.0.1:{port} for the app port" in server.output
+    assert "Traceback" not in server.output
+
+
+def test_admin_drain_over_http(tmp_path: Path) -> None:
+    with ServeProcess(config(tmp_path), cwd=ROOT, env={"SVC_ADMIN_TOKEN": "tok-123456"}) as server:
+        wait_for(lambda: ready_status(server) == 200)
+        assert httpx.post(f"{server.ops_url}/admin/drain").status_code == 401
+        assert (
+            httpx.post(f"{server.ops_url}/admin/drain", headers={"authorization": "Bearer bad"}).status_code
+            == 403
+        )
+        ok = httpx.post(f"{server.ops_url}/admin/drain", headers={"authorization": "Bearer tok-123456"})
+        assert ok.status_code == 200 and ready_status(server) == 503
+        assert httpx.get(f"{server.app_url}/hello").status_code == 200  # drained, still serving
+        httpx.post(f"{server.ops_url}/admin/undrain", headers={"authorization": "Bearer tok-123456"})
+        assert ready_status(server) == 200
