@@ -11,7 +11,7 @@ import importlib
 
 from pilothouse.catalog.spec import MetricSpec, MetricType
 
-_MODULES = ("http", "jobs", "lifecycle")
+_MODULES = ("app", "http", "jobs", "lifecycle", "process", "secrets")
 
 
 def all_specs() -> tuple[MetricSpec, ...]:

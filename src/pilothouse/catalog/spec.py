@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 MetricType = Literal["counter", "gauge", "histogram", "info"]
+GaugeAggregation = Literal["all", "liveall", "livesum", "max", "min", "sum", "mostrecent"]
 
 DEFAULT_LATENCY_BUCKETS: tuple[float, ...] = (
     0.005,
@@ -36,6 +37,9 @@ class MetricSpec:
     labels: tuple[str, ...] = ()
     unit: str = ""
     buckets: tuple[float, ...] = field(default=())
+    # How a gauge's per-process values combine when several worker processes share one
+    # scrape (prometheus_client multiprocess mode); "all" keeps one series per pid.
+    multiprocess_mode: GaugeAggregation = "all"
 
     def series(self) -> tuple[str, ...]:
         """Sample names as exposed in the Prometheus text format."""

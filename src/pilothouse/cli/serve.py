@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 from typing import Any
 
 from pilothouse.cli._common import add_config_option, command, load
@@ -28,6 +27,7 @@ def run(args: argparse.Namespace) -> int:
     from pilothouse.runtime.loader import import_app
     from pilothouse.runtime.runtime import Runtime
     from pilothouse.runtime.server import run as serve
+    from pilothouse.telemetry.logs import configure_logging
 
     config = load(args)
     ref = args.app or config.service.app
@@ -38,9 +38,7 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.workers < 1:
         raise ConfigError(f"--workers: {args.workers} is invalid: expected 1 or more")
-    logging.basicConfig(
-        level=config.telemetry.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    configure_logging(config)
     app = import_app(ref, config.source.parent if config.source else None)
     runtime = Runtime(config)
     install_all(runtime)

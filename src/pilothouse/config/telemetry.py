@@ -2,20 +2,45 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from pilothouse.config.base import Section
 
+_HEADER = re.compile(r"^[A-Za-z0-9-]+$")
+_ATTRIBUTE = re.compile(r"^[a-z][a-z0-9_.]*$")
+
 
 class TelemetryConfig(Section):
-    """What the runtime emits. The OTLP endpoint comes from OTEL_EXPORTER_OTLP_ENDPOINT."""
+    """What the runtime emits. The OTLP endpoint comes from OTEL_EXPORTER_OTLP_ENDPOINT (the
+    OpenTelemetry convention, so a collector sidecar or operator can set it without the file)."""
 
     metrics: bool = True
     traces: Literal["otlp", "console", "none"] = "none"
+    otlp_protocol: Literal["http", "grpc"] = "http"
     sample_ratio: Annotated[float, Field(ge=0.0, le=1.0)] = 1.0
     log_format: Literal["json", "text"] = "json"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     access_log: bool = True
+    request_id: bool = True
+    request_id_header: str = "X-Request-ID"
     correlation_header: str | None = None
+    correlation_attribute: str = "correlation_id"
+    multiprocess_dir: Path | None = None
+
+    @field_validator("request_id_header", "correlation_header")
+    @classmethod
+    def _header_name(cls, value: str | None) -> str | None:
+        if value is not None and not _HEADER.match(value):
+            raise ValueError("expected an HTTP header name such as 'X-Transaction-ID'")
+        return value
+
+    @field_validator("correlation_attribute")
+    @classmethod
+    def _attribute_name(cls, value: str) -> str:
+        if not _ATTRIBUTE.match(value):
+            raise ValueError("expected a lowercase attribute name such as 'app.transaction_id'")
+        return value

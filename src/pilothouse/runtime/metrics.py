@@ -15,7 +15,7 @@ def make_collector(spec: MetricSpec, registry: CollectorRegistry, **extra: Any) 
     if spec.type == "counter":
         return Counter(spec.name, spec.help, **kwargs)
     if spec.type == "gauge":
-        return Gauge(spec.name, spec.help, **kwargs)
+        return Gauge(spec.name, spec.help, multiprocess_mode=spec.multiprocess_mode, **kwargs)
     if spec.type == "histogram":
         return Histogram(spec.name, spec.help, buckets=spec.buckets, **kwargs)
     # An Info's labels are the keys of the dict passed to .info(), not label names.

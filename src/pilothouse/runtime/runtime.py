@@ -33,7 +33,9 @@ Hook = Callable[[], Awaitable[None]]
 class Runtime:
     """Lifecycle, checks, metrics and shutdown hooks of one process."""
 
-    def __init__(self, config: Config, metrics: Metrics | None = None) -> None:
+    def __init__(self, config: Config, metrics: Metrics | None = None, *, process_metrics: bool = True) -> None:
+        """`process_metrics=False` for `--workers` children: build info, lifecycle and readiness
+        metrics belong to the supervisor that answers the probes."""
         self.config = config
         self.lifecycle = Lifecycle()
         self.metrics = metrics or Metrics()
@@ -44,7 +46,12 @@ class Runtime:
         self._drain_hooks: list[Hook] = []
         self.extra_routes: dict[tuple[str, str], tuple[RouteHandler, bool]] = {}
         self._extra_checks: list[Check] = []
-        self._register_process_metrics()
+        self.status_extras: Callable[[], dict[str, object]] = dict
+        """More fields for `/status` (the supervisor adds its workers)."""
+        self.inflight_source: Callable[[], tuple[int, int]] | None = None
+        """(in flight, dropped) when requests are served elsewhere (the supervisor's workers)."""
+        if process_metrics:
+            self._register_process_metrics()
 
     # -- extension points (features such as jobs and telemetry plug in here) -----------------
 
@@ -104,16 +111,22 @@ class Runtime:
 
     def wrap(self, app: ASGIApp) -> ASGIApp:
         """The app with Pilothouse's request middleware around it."""
+        from pilothouse.telemetry.feature import build_middleware
+
         dropped = self.metrics.get(http_metrics.HTTP_SERVER_REQUESTS_DROPPED)
         self._inflight = InFlightMiddleware(app, on_drop=dropped.inc)
-        return self._inflight
+        return build_middleware(self, self._inflight)
 
     @property
     def inflight(self) -> int:
+        if self.inflight_source is not None:
+            return self.inflight_source()[0]
         return self._inflight.inflight if self._inflight else 0
 
     @property
     def dropped(self) -> int:
+        if self.inflight_source is not None:
+            return self.inflight_source()[1]
         return self._inflight.dropped if self._inflight else 0
 
     def ops_app(self) -> OpsApp:
@@ -140,8 +153,10 @@ class Runtime:
 
     def exposition(self, accept: str, accept_encoding: str) -> tuple[bytes, str, Headers]:
         """The scrape body for these request headers: (body, content type, extra headers)."""
+        from pilothouse.telemetry.multiprocess import scrape_registry
+
         encoder, content_type = exposition.choose_encoder(accept)
-        body = encoder(self.metrics.registry)
+        body = encoder(scrape_registry(self.metrics.registry))
         if "gzip" in accept_encoding:
             return gzip.compress(body, compresslevel=1), content_type, [(b"content-encoding", b"gzip")]
         return body, content_type, []

@@ -1,0 +1,48 @@
+"""`install(runtime)`: the telemetry feature (listed in `pilothouse.runtime.features`).
+
+Logs are routed first (so everything after is formatted), then the tracer provider is set up
+and flushed at shutdown, process metrics are registered, and the helpers are bound to the
+runtime's registry. The per-request middleware is built by `Runtime.wrap` (`build_middleware`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+
+from pilothouse.runtime.asgi import ASGIApp
+from pilothouse.telemetry.logs import configure_logging
+from pilothouse.telemetry.middleware import TelemetryMiddleware
+from pilothouse.telemetry.state import state
+from pilothouse.telemetry.tracing import flush_on_shutdown, server_tracer, setup_tracing
+
+if TYPE_CHECKING:
+    from pilothouse.runtime.runtime import Runtime
+
+
+def install(runtime: Runtime) -> None:
+    config = runtime.config
+    configure_logging(config)
+    provider = setup_tracing(config)
+    if provider is not None:
+        flush_on_shutdown(runtime, provider)
+    if config.telemetry.metrics:
+        registry = runtime.metrics.registry
+        ProcessCollector(registry=registry)
+        PlatformCollector(registry=registry)
+        GCCollector(registry=registry)
+    state.bind(runtime.metrics, config.telemetry.correlation_attribute)
+
+
+def build_middleware(runtime: Runtime, app: ASGIApp) -> TelemetryMiddleware:
+    """The request middleware for `runtime`: its metrics, tracer and `[telemetry]` switches."""
+    telemetry = runtime.config.telemetry
+    return TelemetryMiddleware(
+        app,
+        metrics=runtime.metrics if telemetry.metrics else None,
+        telemetry=telemetry,
+        tracer=server_tracer(runtime.config),
+    )

@@ -1,0 +1,149 @@
+"""Logs: the standard `logging` module (and uvicorn's loggers) as one JSON object per line.
+
+Fields: timestamp, level, logger, message, service, request_id, trace_id, span_id (when known),
+the correlation value, `extra=` fields, and `exception` with the traceback text. Every string is
+passed through `pilothouse.redaction.redact`, so registered secrets never reach a log line.
+`log_format = "text"` gives a one-line human format with the same request fields.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from pilothouse.config.model import Config
+from pilothouse.redaction import redact
+from pilothouse.telemetry.context import current_request
+
+ACCESS_LOGGER = "pilothouse.access"
+UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.asgi")
+
+# Attributes every LogRecord has; anything else on a record came from `extra=`.
+_RECORD_FIELDS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+
+SpanIds = Callable[[], tuple[str, str] | None]
+
+
+def _no_span() -> tuple[str, str] | None:
+    return None
+
+
+def _otel_span_ids() -> SpanIds:
+    """A function giving (trace_id, span_id) of the active span, if OpenTelemetry is installed."""
+    try:
+        from opentelemetry.trace import get_current_span
+    except ImportError:
+        return _no_span
+
+    def span_ids() -> tuple[str, str] | None:
+        context = get_current_span().get_span_context()
+        if not context.is_valid:
+            return None
+        return format(context.trace_id, "032x"), format(context.span_id, "016x")
+
+    return span_ids
+
+
+class _RequestFields:
+    """Collects the request-scoped fields of a record; shared by both formatters."""
+
+    __slots__ = ("correlation_field", "span_ids")
+
+    def __init__(self, correlation_field: str) -> None:
+        self.correlation_field = correlation_field
+        self.span_ids = _otel_span_ids()
+
+    def __call__(self, doc: dict[str, Any]) -> None:
+        request = current_request.get()
+        if request is not None:
+            if request.request_id is not None:
+                doc["request_id"] = request.request_id
+            if request.correlation is not None:
+                doc[self.correlation_field] = request.correlation
+        ids = self.span_ids()
+        if ids is not None:
+            doc["trace_id"], doc["span_id"] = ids
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record, secrets redacted."""
+
+    def __init__(self, service: str, correlation_field: str = "correlation_id") -> None:
+        super().__init__()
+        self.service = service
+        self.request_fields = _RequestFields(correlation_field)
+
+    def format(self, record: logging.LogRecord) -> str:
+        doc: dict[str, Any] = {
+            "timestamp": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": redact(record.getMessage()),
+            "service": self.service,
+        }
+        self.request_fields(doc)
+        for key in record.__dict__.keys() - _RECORD_FIELDS:
+            value = record.__dict__[key]
+            doc[key] = redact(value) if isinstance(value, str) else value
+        if record.exc_info:
+            doc["exception"] = redact(self.formatException(record.exc_info))
+        elif record.exc_text:
+            doc["exception"] = redact(record.exc_text)
+        return json.dumps(doc, default=str, ensure_ascii=False)
+
+
+class TextFormatter(logging.Formatter):
+    """`time level logger message key=value...` for a terminal; secrets redacted."""
+
+    def __init__(self, correlation_field: str = "correlation_id") -> None:
+        super().__init__("%(asctime)s %(levelname)-7s %(name)s %(message)s")
+        self.request_fields = _RequestFields(correlation_field)
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        fields: dict[str, Any] = {}
+        self.request_fields(fields)
+        fields.pop("span_id", None)
+        for key in sorted(record.__dict__.keys() - _RECORD_FIELDS):
+            fields[key] = record.__dict__[key]
+        if fields:
+            line += " " + " ".join(f"{key}={value}" for key, value in fields.items())
+        return redact(line)
+
+
+class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Marks the handler Pilothouse installed, so configuring twice replaces it."""
+
+
+def configure_logging(config: Config) -> None:
+    """Route the root logger and uvicorn's loggers through one Pilothouse handler.
+
+    Idempotent: `serve` calls it before importing the app (so import errors are formatted too)
+    and the telemetry feature again for `attach`. uvicorn's own access log is silenced because
+    Pilothouse writes its own access line (switch: `[telemetry].access_log`).
+    """
+    telemetry = config.telemetry
+    formatter: logging.Formatter = (
+        JsonFormatter(config.service.name, telemetry.correlation_attribute)
+        if telemetry.log_format == "json"
+        else TextFormatter(telemetry.correlation_attribute)
+    )
+    handler = _Handler(sys.stderr)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(telemetry.log_level.upper())
+    for name in UVICORN_LOGGERS:
+        logger = logging.getLogger(name)
+        logger.handlers.clear()
+        logger.propagate = True
+    uvicorn_access = logging.getLogger("uvicorn.access")
+    uvicorn_access.handlers.clear()
+    uvicorn_access.propagate = False
+    logging.getLogger(ACCESS_LOGGER).disabled = not telemetry.access_log

@@ -1,0 +1,53 @@
+"""Child spans for the helpers, through the OpenTelemetry API when it is installed.
+
+Without `opentelemetry-api` (it is an optional extra) the helpers still record metrics and
+`start_span` returns None. With the API but no provider installed, spans are no-ops.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+try:
+    from opentelemetry import context as _context
+    from opentelemetry import trace as _trace
+except ImportError:  # pragma: no cover - exercised only without the traces extra
+    _trace = None  # type: ignore[assignment]
+
+
+class ActiveSpan:
+    """A span made current until `close()`; records the exception it closes with."""
+
+    __slots__ = ("_span", "_token")
+
+    def __init__(self, span: Any, token: object) -> None:
+        self._span = span
+        self._token = token
+
+    def set_attribute(self, key: str, value: str | int | float | bool) -> None:
+        self._span.set_attribute(key, value)
+
+    def close(self, error: BaseException | None) -> None:
+        if error is not None and self._span.is_recording():
+            self._span.record_exception(error)
+            self._span.set_status(_trace.Status(_trace.StatusCode.ERROR, type(error).__name__))
+        self._span.end()
+        _context.detach(self._token)  # type: ignore[arg-type]
+
+
+def start_span(
+    name: str, kind: str = "INTERNAL", attributes: dict[str, Any] | None = None
+) -> ActiveSpan | None:
+    """Start a span as a child of the current one and make it current."""
+    if _trace is None:
+        return None
+    span = _trace.get_tracer("pilothouse").start_span(
+        name, kind=_trace.SpanKind[kind], attributes=attributes
+    )
+    return ActiveSpan(span, _context.attach(_trace.set_span_in_context(span)))
+
+
+def current_span_set(key: str, value: str) -> None:
+    """Set an attribute on the current span, if there is one."""
+    if _trace is not None:
+        _trace.get_current_span().set_attribute(key, value)

@@ -1,0 +1,101 @@
+"""The process's OpenTelemetry tracer provider, built from `[telemetry]`.
+
+One global provider per process (the OpenTelemetry API allows setting it once), so app code and
+other features (jobs) create spans with `opentelemetry.trace.get_tracer(...)` and they land in
+the same exporter. Spans are batched off the request path and flushed in the shutdown's flush
+step. The SDK is optional (`pilothouse[traces]`) and imported only when traces are on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+from pilothouse.errors import ConfigError
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SpanExporter
+    from opentelemetry.trace import Tracer
+
+    from pilothouse.config.model import Config
+    from pilothouse.runtime.runtime import Runtime
+
+log = logging.getLogger("pilothouse.telemetry")
+
+TRACER_NAME = "pilothouse"
+
+
+def _exporter(config: Config) -> SpanExporter:
+    telemetry = config.telemetry
+    if telemetry.traces == "console":
+        from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
+        return ConsoleSpanExporter(service_name=config.service.name)
+    module = f"opentelemetry.exporter.otlp.proto.{telemetry.otlp_protocol}.trace_exporter"
+    extra = "otlp" if telemetry.otlp_protocol == "http" else "otlp-grpc"
+    try:
+        exporter_module: Any = __import__(module, fromlist=["OTLPSpanExporter"])
+    except ImportError:
+        raise ConfigError(
+            f"telemetry.otlp_protocol: {telemetry.otlp_protocol!r} needs the OTLP exporter: "
+            f"pip install 'pilothouse[{extra}]'"
+        ) from None
+    exporter: SpanExporter = exporter_module.OTLPSpanExporter()
+    return exporter
+
+
+def setup_tracing(config: Config) -> TracerProvider | None:
+    """Install the global tracer provider for `[telemetry].traces`; None when traces are off.
+
+    When a provider is already installed (the app or a test set one up), it is kept and
+    returned, so Pilothouse's spans join the app's own pipeline instead of a second one.
+    """
+    telemetry = config.telemetry
+    if telemetry.traces == "none":
+        return None
+    try:
+        from opentelemetry import trace
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+        from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+    except ImportError:
+        raise ConfigError(
+            f"telemetry.traces: {telemetry.traces!r} needs the OpenTelemetry SDK: "
+            "pip install 'pilothouse[traces]'"
+        ) from None
+    existing = trace.get_tracer_provider()
+    if isinstance(existing, TracerProvider):
+        log.info("traces: using the tracer provider already installed in this process")
+        return existing
+    provider = TracerProvider(
+        resource=Resource.create(
+            {"service.name": config.service.name, "service.version": config.service.version}
+        ),
+        sampler=ParentBased(TraceIdRatioBased(telemetry.sample_ratio)),
+    )
+    provider.add_span_processor(BatchSpanProcessor(_exporter(config)))
+    trace.set_tracer_provider(provider)
+    return provider
+
+
+def server_tracer(config: Config) -> Tracer | None:
+    """The tracer for server spans, or None when traces are off (the middleware then skips all
+    span work instead of paying for no-op spans)."""
+    if config.telemetry.traces == "none":
+        return None
+    from opentelemetry import trace
+
+    return trace.get_tracer(TRACER_NAME)
+
+
+def flush_on_shutdown(runtime: Runtime, provider: TracerProvider) -> None:
+    """Export every finished span in the lifecycle's flush step (off the event loop: the SDK's
+    flush blocks on network I/O)."""
+
+    async def flush() -> None:
+        await asyncio.to_thread(provider.force_flush)
+
+    runtime.on_flush(flush)
