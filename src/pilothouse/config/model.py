@@ -10,6 +10,7 @@ from pilothouse.config.base import Section
 from pilothouse.config.checks import CheckConfig
 from pilothouse.config.deploy import DeployConfig
 from pilothouse.config.jobs import JobsConfig
+from pilothouse.config.monitoring import MonitoringConfig
 from pilothouse.config.secret_ref import SecretRef
 from pilothouse.config.secrets import SecretsConfig
 from pilothouse.config.service import LifecycleConfig, OpsConfig, ProbesConfig, ServiceConfig
@@ -29,6 +30,7 @@ class Config(Section):
     secrets: SecretsConfig = Field(default_factory=SecretsConfig)
     deploy: DeployConfig = Field(default_factory=DeployConfig)
     slo: SloConfig = Field(default_factory=SloConfig)
+    monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
     jobs: JobsConfig | None = None
 
     _source: Path | None = PrivateAttr(default=None)
