@@ -1,0 +1,61 @@
+"""Job stores: SQLite (default, one host) and PostgreSQL (several workers), chosen in one place."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pilothouse.config.model import Config
+from pilothouse.errors import ConfigError
+from pilothouse.jobs.store.base import (
+    FINISHED,
+    QUEUED,
+    RUNNING,
+    Draining,
+    JobRecord,
+    JobStore,
+    Recovered,
+    StepRecord,
+    WorkerRecord,
+)
+
+
+def open_store(config: Config, *, migrate: bool = True) -> JobStore:
+    """The store `[jobs]` names, migrated to the current schema version."""
+    section = config.jobs
+    if section is None:
+        raise ConfigError(f"{config.source}: [jobs] section is missing (add one to use jobs)")
+    store: JobStore
+    if section.url is not None:
+        from pilothouse.jobs.store.postgres import PostgresStore
+
+        if isinstance(section.url, str):
+            url = section.url
+        else:
+            from pilothouse.secrets import SecretResolver
+
+            url = SecretResolver(config).get(section.url)
+        store = PostgresStore(url, section.pg_schema)
+    else:
+        from pilothouse.jobs.store.sqlite import SqliteStore
+
+        path = Path(section.path)
+        if not path.is_absolute() and config.source is not None:
+            path = config.source.parent / path
+        store = SqliteStore(path)
+    if migrate:
+        store.migrate()
+    return store
+
+
+__all__ = [
+    "FINISHED",
+    "QUEUED",
+    "RUNNING",
+    "Draining",
+    "JobRecord",
+    "JobStore",
+    "Recovered",
+    "StepRecord",
+    "WorkerRecord",
+    "open_store",
+]

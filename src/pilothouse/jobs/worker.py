@@ -1,0 +1,203 @@
+"""A worker: takes queued jobs with bounded concurrency, heartbeats, recovers dead workers' jobs.
+
+Two loops run beside the jobs. The poll loop notices the store's drain flag and claims jobs while
+there is room. The heartbeat loop proves this worker and its jobs alive, picks up cancel
+requests, and requeues or fails jobs of workers whose heartbeat went stale. Store calls block,
+so they run in threads; a store outage is logged and retried, never fatal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import socket
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from pilothouse.catalog import jobs as job_metrics
+from pilothouse.config.jobs import JobsConfig
+from pilothouse.errors import OperationError
+from pilothouse.jobs.definition import ABEND_RC, ParamError
+from pilothouse.jobs.recording import Recorder, count_run
+from pilothouse.jobs.registry import Registry
+from pilothouse.jobs.runner import Execution, RunResult
+from pilothouse.jobs.store import JobRecord, JobStore
+from pilothouse.runtime.metrics import Metrics
+
+log = logging.getLogger("pilothouse.jobs.worker")
+T = TypeVar("T")
+
+
+def new_worker_id(prefix: str = "") -> str:
+    return f"{prefix}{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
+
+
+class Worker:
+    """Runs jobs from `store` that `registry` declares."""
+
+    def __init__(
+        self,
+        store: JobStore,
+        registry: Registry,
+        settings: JobsConfig,
+        metrics: Metrics | None = None,
+        *,
+        worker_id: str | None = None,
+        concurrency: int | None = None,
+    ) -> None:
+        self.store = store
+        self.registry = registry
+        self.settings = settings
+        self.metrics = metrics or Metrics()
+        self.id = worker_id or new_worker_id()
+        self.concurrency = concurrency or settings.concurrency
+        self.running: dict[int, tuple[Execution, asyncio.Task[Any]]] = {}
+        self.local_drain = False
+        self.store_draining = False
+        self._wake = asyncio.Event()
+        self._loops: list[asyncio.Task[None]] = []
+
+    @property
+    def accepting(self) -> bool:
+        return not (self.local_drain or self.store_draining)
+
+    async def _call(self, func: Callable[..., T], *args: Any) -> T:
+        return await asyncio.to_thread(func, *args)
+
+    # -- start and stop ------------------------------------------------------------------------
+
+    async def start(self, *, claim: bool = True) -> None:
+        """Register and start heartbeating; with `claim`, also start taking queued jobs."""
+        await self._call(self.store.register_worker, self.id, socket.gethostname(), os.getpid())
+        self._loops.append(asyncio.create_task(self._heartbeat_loop()))
+        if claim:
+            self._loops.append(asyncio.create_task(self._poll_loop()))
+        log.info(
+            "job worker %s started (concurrency %d, store %s)",
+            self.id,
+            self.concurrency,
+            self.store.description,
+        )
+
+    async def stop(self) -> None:
+        for loop in self._loops:
+            loop.cancel()
+        await asyncio.gather(*self._loops, return_exceptions=True)
+        self._loops.clear()
+        with contextlib.suppress(Exception):
+            await self._call(self.store.unregister_worker, self.id)
+
+    async def drain(self, grace: float) -> bool:
+        """Stop taking jobs, let running ones finish within `grace` seconds, then cancel and kill the
+        rest. True if every job finished on its own."""
+        self.local_drain = True
+        self._set_gauges()
+        await self._report()
+        tasks = [task for _, task in self.running.values()]
+        if tasks:
+            log.info("draining: waiting up to %.1fs for %d job(s)", grace, len(tasks))
+            _, pending = await asyncio.wait(tasks, timeout=grace)
+            if pending:
+                log.warning("drain timeout: cancelling %d job(s)", len(pending))
+                for job_id in list(self.running):
+                    self.cancel(job_id, "worker drain timed out")
+                await asyncio.wait(pending, timeout=self.settings.cancel_grace + 1.0)
+                return False
+        return True
+
+    # -- loops ---------------------------------------------------------------------------------
+
+    async def _poll_loop(self) -> None:
+        while True:
+            try:
+                draining = await self._call(self.store.draining_since) is not None
+                if draining != self.store_draining:
+                    self.store_draining = draining
+                    log.info("store drain flag %s", "set: taking no new jobs" if draining else "cleared")
+                    await self._report()
+                free = self.concurrency - len(self.running)
+                if self.accepting and free > 0:
+                    for record in await self._call(self.store.claim, self.id, free):
+                        self.launch(record)
+            except Exception as exc:
+                log.warning("job store unavailable (poll): %s", exc)
+            self._set_gauges()
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.settings.poll_interval)
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            try:
+                await self._report()
+                for found in await self._call(self.store.recover_stale, self.settings.heartbeat_timeout):
+                    log.warning("job %d (%s): %s", found.id, found.name, found.detail)
+                    if found.action == "lost":
+                        count_run(self.metrics, found.name, "lost", ABEND_RC)
+                counts = await self._call(self.store.counts)
+                self.metrics.get(job_metrics.JOB_QUEUE_DEPTH).set(counts["queued"])
+            except Exception as exc:
+                log.warning("job store unavailable (heartbeat): %s", exc)
+            await asyncio.sleep(self.settings.heartbeat_interval)
+
+    async def _report(self) -> None:
+        """Heartbeat now (also acknowledges a drain at once) and act on cancel requests."""
+        for job_id in await self._call(self.store.heartbeat, self.id, self.accepting):
+            self.cancel(job_id, "cancel requested")
+
+    def _set_gauges(self) -> None:
+        self.metrics.get(job_metrics.JOB_RUNNING).set(len(self.running))
+        self.metrics.get(job_metrics.JOB_DRAINING).set(0 if self.accepting else 1)
+
+    # -- jobs ----------------------------------------------------------------------------------
+
+    def launch(self, record: JobRecord) -> asyncio.Task[RunResult | None]:
+        """Start running a claimed job; the task's result is None if it could not start."""
+        return asyncio.create_task(self._execute(record), name=f"job-{record.id}")
+
+    async def _execute(self, record: JobRecord) -> RunResult | None:
+        try:
+            job = self.registry.get(record.name)
+            params = job.bind(record.params)
+        except (OperationError, ParamError) as exc:
+            log.error("job %d cannot run here: %s", record.id, exc)
+            await self._call(self.store.finish, record.id, self.id, "failed", ABEND_RC, str(exc))
+            count_run(self.metrics, record.name, "failed", ABEND_RC)
+            return None
+        recorder = Recorder(self.store, self.metrics, record)
+        execution = Execution(
+            job, record.id, params, recorder, attempt=record.attempts, traceparent=record.traceparent
+        )
+        current = asyncio.current_task()
+        assert current is not None
+        self.running[record.id] = (execution, current)
+        self._set_gauges()
+        if record.cancel_requested:
+            execution.cancel("cancel requested")
+        try:
+            result = await execution.run()
+            if await self._call(
+                self.store.finish, record.id, self.id, result.outcome, result.max_rc, result.error
+            ):
+                recorder.run_finished(result)
+            else:
+                log.warning("job %d was taken over after a stale heartbeat; result not recorded", record.id)
+            return result
+        finally:
+            self.running.pop(record.id, None)
+            self._set_gauges()
+            self._wake.set()
+
+    def cancel(self, job_id: int, reason: str) -> bool:
+        """Cooperative cancel now, kill after `cancel_grace`; False if the job is not here."""
+        entry = self.running.get(job_id)
+        if entry is None:
+            return False
+        execution, _ = entry
+        if execution.cancel_reason is None:
+            execution.cancel(reason)
+            asyncio.get_running_loop().call_later(self.settings.cancel_grace, execution.kill)
+        return True
