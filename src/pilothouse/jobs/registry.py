@@ -13,6 +13,10 @@ from pilothouse.errors import ConfigError, OperationError
 from pilothouse.jobs.definition import Job, JobDefinitionError, LostPolicy, Param
 
 
+class UnknownJob(OperationError):
+    """No job of that name is declared (in `[jobs].module`)."""
+
+
 class Registry:
     """Jobs by name. The module-level `REGISTRY` is the one `pilothouse.jobs.job` fills."""
 
@@ -40,7 +44,7 @@ class Registry:
         found = self._jobs.get(name)
         if found is None:
             known = ", ".join(sorted(self._jobs)) or "none declared"
-            raise OperationError(f"unknown job '{name}' (known: {known})")
+            raise UnknownJob(f"unknown job '{name}' (known: {known})")
         return found
 
     def __contains__(self, name: object) -> bool:

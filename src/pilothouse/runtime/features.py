@@ -12,7 +12,11 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from pilothouse.runtime.runtime import Runtime
 
-FEATURES: tuple[str, ...] = ("pilothouse.secrets.feature", "pilothouse.telemetry.feature")
+FEATURES: tuple[str, ...] = (
+    "pilothouse.secrets.feature",
+    "pilothouse.telemetry.feature",
+    "pilothouse.jobs.feature",
+)
 
 
 def install_all(runtime: Runtime) -> None:

@@ -1,0 +1,133 @@
+"""Jobs inside `pilothouse serve`: a worker beside the app, `POST /admin/jobs`, a readiness
+check that reports draining, and a local drain of the worker on SIGTERM.
+
+Enabled by a `[jobs]` section. The store and the job module are opened at install time, so a
+wrong URL or module stops `serve` before it listens, with one clear line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from typing import TYPE_CHECKING
+
+from pilothouse.errors import OperationError
+from pilothouse.jobs.definition import ParamError
+from pilothouse.jobs.registry import UnknownJob, load_jobs
+from pilothouse.jobs.store import Draining, open_store
+from pilothouse.jobs.submit import submit
+from pilothouse.jobs.tracing import current_traceparent
+from pilothouse.jobs.worker import Worker
+from pilothouse.runtime.asgi import Receive, Scope, Send, respond
+from pilothouse.runtime.checks import Check, CheckFailed
+
+if TYPE_CHECKING:
+    from pilothouse.runtime.runtime import Runtime
+
+log = logging.getLogger("pilothouse.jobs")
+
+MAX_BODY = 64 * 1024
+
+
+def install(runtime: Runtime) -> None:
+    settings = runtime.config.jobs
+    if settings is None:
+        return
+    registry = load_jobs(runtime.config)
+    store = open_store(runtime.config)
+    worker = Worker(store, registry, settings, runtime.metrics)
+    service = JobService(runtime, worker)
+    runtime.add_route("POST", "/admin/jobs", service.submit_route, admin=True)
+    runtime.add_check(
+        Check(
+            name="jobs",
+            kind="jobs",
+            critical=False,
+            timeout=runtime.config.probes.check_timeout,
+            probe=service.probe,
+        )
+    )
+    if settings.worker:
+        runtime.on_start(worker.start)
+        runtime.on_drain(service.drain)
+    runtime.on_flush(service.close)
+
+
+class JobService:
+    """The ops-port face of the jobs feature."""
+
+    def __init__(self, runtime: Runtime, worker: Worker) -> None:
+        self.runtime = runtime
+        self.worker = worker
+        self.store = worker.store
+
+    async def probe(self) -> None:
+        """Readiness: warn (never fail: the app still serves) while no jobs are being taken."""
+        draining = await asyncio.to_thread(self.store.draining_since)
+        if draining is not None:
+            raise CheckFailed("draining: the job store's drain flag is set; no new jobs are taken")
+        if self.worker.local_drain:
+            raise CheckFailed("draining: this worker is shutting down")
+
+    async def drain(self) -> None:
+        """SIGTERM: a local drain under the lifecycle's drain timeout (the server's limit)."""
+        grace = self.runtime.config.lifecycle.drain_timeout
+        await self.worker.drain(max(0.0, grace - self.worker.settings.cancel_grace - 1.0))
+        await self.worker.stop()
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(self.store.close)
+
+    async def submit_route(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """POST /admin/jobs {"job": NAME, "params": {...}} -> 201 {"id": ...}."""
+        try:
+            body = json.loads(await _read_body(receive) or b"{}")
+            name, params = body["job"], body.get("params", {})
+            if not isinstance(name, str) or not isinstance(params, dict):
+                raise TypeError
+        except (ValueError, KeyError, TypeError):
+            await _json(send, 400, {"error": 'expected JSON {"job": "<name>", "params": {"key": "value"}}'})
+            return
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        try:
+            job_id = await asyncio.to_thread(
+                submit, self.store, self.worker.registry, name, params, current_traceparent(headers)
+            )
+        except Draining as exc:
+            retry = str(round(self.worker.settings.retry_after))
+            await _json(send, 503, {"error": str(exc)}, [(b"retry-after", retry.encode())])
+            return
+        except ParamError as exc:
+            await _json(send, 422, {"error": str(exc)})
+            return
+        except UnknownJob as exc:
+            await _json(send, 404, {"error": str(exc)})
+            return
+        except OperationError as exc:
+            await _json(send, 503, {"error": str(exc)})
+            return
+        log.info(
+            "job %d (%s) submitted over the ops API", job_id, name, extra={"job_id": job_id, "job": name}
+        )
+        await _json(send, 201, {"id": job_id, "job": name, "state": "queued"})
+
+
+async def _read_body(receive: Receive) -> bytes:
+    body = b""
+    while True:
+        message = await receive()
+        chunk: bytes = message.get("body", b"")
+        body += chunk
+        if len(body) > MAX_BODY:
+            raise ValueError("body too large")
+        if not message.get("more_body"):
+            return body
+
+
+async def _json(
+    send: Send, status: int, body: object, headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    await respond(send, status, json.dumps(body, separators=(",", ":")).encode(), headers=headers)
