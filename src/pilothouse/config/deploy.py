@@ -1,26 +1,280 @@
-"""`[deploy]`: how the service is packaged and run (image, replicas, resources, environments)."""
+"""`[deploy]`: how the service is packaged and run (image, replicas, resources, environments).
+
+Everything a generated manifest needs that the runtime does not already know lives here, and is
+validated here, so a value that cannot make a valid manifest fails at `pilothouse config check`
+naming its key, not later in `kubectl apply`.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+import re
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
 from pilothouse.config.base import Section
+from pilothouse.config.secret_ref import SecretRef
+
+_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_K8S_VERSION = re.compile(r"^1\.\d{1,2}\.\d{1,2}$")
+_MEMORY = re.compile(r"^\d+(\.\d+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$")
+_CPU = re.compile(r"^(\d+m|\d+(\.\d{1,3})?)$")
+_IMAGE = re.compile(r"^[a-z0-9]+([._/:-][a-z0-9]+)*$")
+_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+
+
+def dns_label(value: str) -> str:
+    """A Kubernetes object name part: DNS-1123 label, at most 63 characters."""
+    if len(value) > 63 or not _DNS1123_LABEL.match(value):
+        raise ValueError("expected a DNS-1123 label: lowercase letters, digits and '-', at most 63 chars")
+    return value
+
+
+def _memory(value: str) -> str:
+    if not _MEMORY.match(value) or float(re.sub(r"[A-Za-z]+$", "", value)) <= 0:
+        raise ValueError(
+            "expected a Kubernetes memory quantity such as '256Mi' or '1Gi' "
+            "(binary units Ki, Mi, Gi, Ti or decimal k, M, G, T; 'MB' and 'GB' are not units)"
+        )
+    return value
+
+
+def _cpu(value: str) -> str:
+    if not _CPU.match(value) or float(value.removesuffix("m")) <= 0:
+        raise ValueError("expected a Kubernetes CPU quantity such as '250m', '1' or '1.5'")
+    return value
+
+
+def _env_keys(value: dict[str, object]) -> dict[str, object]:
+    bad = sorted(k for k in value if not _ENV_NAME.match(k))
+    if bad:
+        raise ValueError(f"expected environment variable names (letters, digits, '_'); got {', '.join(bad)}")
+    return value
+
+
+MemoryQuantity = Annotated[str, Field(description="a Kubernetes memory quantity, e.g. '512Mi'")]
+CpuQuantity = Annotated[str, Field(description="a Kubernetes CPU quantity, e.g. '500m'")]
 
 
 class Resources(Section):
-    memory: str = "256Mi"
-    cpu: str = "250m"
+    """Requests and limits: memory request = limit (no OOM surprises), CPU limit = request unless set."""
+
+    memory: MemoryQuantity = "256Mi"
+    cpu: CpuQuantity = "250m"
+    cpu_limit: CpuQuantity | None = None
+
+    _check_memory = field_validator("memory")(_memory)
+    _check_cpu = field_validator("cpu")(_cpu)
+
+    @field_validator("cpu_limit")
+    @classmethod
+    def _check_cpu_limit(cls, value: str | None) -> str | None:
+        return value if value is None else _cpu(value)
 
 
 class EnvironmentOverride(Section):
+    """`[deploy.environments.NAME]`: what one Kustomize overlay changes."""
+
     replicas: Annotated[int, Field(ge=0)] | None = None
+    max_replicas: Annotated[int, Field(ge=1)] | None = None
     resources: Resources | None = None
+    tag: str | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+
+    _check_env = field_validator("env")(_env_keys)
+
+
+class DatabaseConfig(Section):
+    """`[deploy.database]`: a PostgreSQL StatefulSet the service owns.
+
+    Credentials come from the Kubernetes Secret of the `secret` group (keys `user`, `password`,
+    `url`); the app reads its URL through a secret reference, never a literal.
+    """
+
+    enabled: bool = True
+    image: str = "postgres:16.4-bookworm"
+    storage: MemoryQuantity = "1Gi"
+    database: str = "app"
+    user: str = "app"
+    secret: str = "db"  # noqa: S105 - a Secret group name, not a value
+    port: Annotated[int, Field(ge=1, le=65535)] = 5432
+    resources: Resources = Field(default_factory=lambda: Resources(memory="512Mi", cpu="250m"))
+
+    _check_storage = field_validator("storage")(_memory)
+    _check_secret = field_validator("secret")(dns_label)
+
+    @field_validator("database", "user")
+    @classmethod
+    def _identifier(cls, value: str) -> str:
+        if not re.match(r"^[a-z_][a-z0-9_]{0,62}$", value):
+            raise ValueError("expected a lowercase SQL identifier (letters, digits, '_')")
+        return value
+
+
+class MigrationsConfig(Section):
+    """`[deploy.migrations]`: a command run with the app image before the app container starts."""
+
+    command: Annotated[list[str], Field(min_length=1)]
+
+
+class ContainerConfig(Section):
+    """`[deploy.container]`: what goes into the image."""
+
+    python: str = "3.11"
+    packages: list[str] = Field(default_factory=lambda: ["pilothouse"])
+    requirements: str | None = Field(default=None, description="a requirements file in the build context")
+    app_paths: list[str] = Field(default_factory=list, description="default: the package of service.app")
+    uid: Annotated[int, Field(ge=10000, le=65535)] = 10001
+    source_url: str = ""
+
+    @field_validator("python")
+    @classmethod
+    def _python(cls, value: str) -> str:
+        if not re.match(r"^3\.\d{1,2}$", value):
+            raise ValueError("expected a Python minor version such as '3.11'")
+        return value
+
+
+class SystemdConfig(Section):
+    """`[deploy.systemd]`: running without containers."""
+
+    venv: str = "/opt/{name}/venv"
+    working_directory: str = "/opt/{name}/app"
+    config_path: str = "/etc/{name}/pilothouse.toml"
+    environment_file: str = "/etc/{name}/{name}.env"
+    user: str | None = Field(default=None, description="a fixed user; default DynamicUser=yes")
+    database_unit: str | None = "postgresql.service"
+
+    @field_validator("venv", "working_directory", "config_path", "environment_file")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError("expected an absolute path")
+        return value
 
 
 class DeployConfig(Section):
+    """`[deploy]`: one model every deploy artifact (k8s, container, compose, systemd) is printed from."""
+
     image: str = ""
+    tag: str | None = Field(default=None, description="default: service.version")
+    kubernetes_version: str = "1.32.0"
+    namespace: str | None = Field(default=None, description="default: service.name")
     replicas: Annotated[int, Field(ge=0)] = 2
+    max_replicas: Annotated[int, Field(ge=1)] | None = Field(default=None, description="default: 2x replicas")
+    target_cpu_utilization: Annotated[int, Field(ge=10, le=100)] = 70
+    pdb: bool | None = Field(default=None, description="default: a PodDisruptionBudget when replicas > 1")
     resources: Resources = Field(default_factory=Resources)
     environments: dict[str, EnvironmentOverride] = Field(default_factory=dict)
+    env: dict[str, str] = Field(default_factory=dict, description="plain, non-secret environment")
+    secret_env: dict[str, SecretRef] = Field(
+        default_factory=dict, description="environment variables the app reads, from secrets"
+    )
+    expose: Literal["ingress", "nodeport", "none"] = "ingress"
+    host: str | None = Field(default=None, description="Ingress host; default <name>.example.com")
+    ingress_class: str = "nginx"
+    ingress_namespace: str = "ingress-nginx"
+    monitoring_namespace: str = "monitoring"
+    service_monitor: bool = False
+    otlp_endpoint: str = "http://otel-collector.monitoring.svc:4318"
+    calls: list[str] = Field(default_factory=list, description="services of the stack this one calls")
+    database: DatabaseConfig | None = None
+    migrations: MigrationsConfig | None = None
+    container: ContainerConfig = Field(default_factory=ContainerConfig)
+    systemd: SystemdConfig = Field(default_factory=SystemdConfig)
+
+    _check_env = field_validator("env", "secret_env")(_env_keys)
+
+    @field_validator("namespace", "ingress_namespace", "monitoring_namespace")
+    @classmethod
+    def _namespace(cls, value: str | None) -> str | None:
+        return value if value is None else dns_label(value)
+
+    @field_validator("calls")
+    @classmethod
+    def _calls(cls, value: list[str]) -> list[str]:
+        return [dns_label(v) for v in value]
+
+    @field_validator("image")
+    @classmethod
+    def _image(cls, value: str) -> str:
+        if value and not _IMAGE.match(value):
+            raise ValueError("expected an image name without tag, e.g. 'registry.example.com/shop'")
+        return value
+
+    @field_validator("tag")
+    @classmethod
+    def _tag(cls, value: str | None) -> str | None:
+        if value is not None and not _TAG.match(value):
+            raise ValueError("expected an image tag (letters, digits, '_', '.', '-')")
+        return value
+
+    @field_validator("kubernetes_version")
+    @classmethod
+    def _version(cls, value: str) -> str:
+        if not _K8S_VERSION.match(value):
+            raise ValueError("expected a Kubernetes version such as '1.32.0'")
+        return value
+
+    @field_validator("environments")
+    @classmethod
+    def _env_names(cls, value: dict[str, EnvironmentOverride]) -> dict[str, EnvironmentOverride]:
+        for name in value:
+            try:
+                dns_label(name)
+            except ValueError:
+                raise ValueError(f"environment name {name!r} is not a DNS-1123 label") from None
+        return value
+
+    @model_validator(mode="after")
+    def _replica_rules(self) -> DeployConfig:
+        scopes: list[tuple[str, int, int | None]] = [("deploy", self.replicas, self.max_replicas)]
+        for name, env in self.environments.items():
+            replicas = self.replicas if env.replicas is None else env.replicas
+            scopes.append((f"deploy.environments.{name}", replicas, env.max_replicas or self.max_replicas))
+        for where, replicas, max_replicas in scopes:
+            if self.pdb and replicas < 2:
+                raise ValueError(
+                    f"{where}.replicas is {replicas} but deploy.pdb = true needs at least 2 replicas "
+                    "(a PodDisruptionBudget on fewer pods blocks every node drain)"
+                )
+            if max_replicas is not None and max_replicas < replicas:
+                raise ValueError(f"{where}.max_replicas ({max_replicas}) is below replicas ({replicas})")
+        return self
+
+    def effective(self, environment: str | None) -> DeployConfig:
+        """This config with one environment's overrides applied (None: the base)."""
+        if environment is None:
+            return self
+        env = self.environments[environment]
+        changes: dict[str, object] = {"environments": {}}
+        if env.replicas is not None:
+            changes["replicas"] = env.replicas
+        if env.max_replicas is not None:
+            changes["max_replicas"] = env.max_replicas
+        if env.resources is not None:
+            changes["resources"] = env.resources
+        if env.tag is not None:
+            changes["tag"] = env.tag
+        changes["env"] = {**self.env, **env.env}
+        return self.model_copy(update=changes)
+
+
+def check_deploy(service_name: str, admin_token_env: str, deploy: DeployConfig) -> None:
+    """Cross-section rules: names the manifests derive from `[service]` must stay valid."""
+    if len(service_name) > 50:
+        raise ValueError(
+            f"service.name {service_name!r} is {len(service_name)} characters; deploy objects append "
+            "suffixes such as '-metrics', so at most 50 are allowed"
+        )
+    reserved = {"PILOTHOUSE_CONFIG", admin_token_env}
+    envs = {"deploy": deploy.env}
+    envs.update({f"deploy.environments.{n}": e.env for n, e in deploy.environments.items()})
+    for name, env in envs.items():
+        clash = sorted(reserved & set(env))
+        if clash:
+            raise ValueError(f"{name}.env sets {', '.join(clash)}, which the deploy bundle provides itself")
+    clash = sorted(set(deploy.env) & set(deploy.secret_env))
+    if clash:
+        raise ValueError(f"deploy.env and deploy.secret_env both set {', '.join(clash)}")

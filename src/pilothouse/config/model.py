@@ -8,7 +8,7 @@ from pydantic import Field, PrivateAttr, model_validator
 
 from pilothouse.config.base import Section
 from pilothouse.config.checks import CheckConfig
-from pilothouse.config.deploy import DeployConfig
+from pilothouse.config.deploy import DeployConfig, check_deploy
 from pilothouse.config.jobs import JobsConfig
 from pilothouse.config.monitoring import MonitoringConfig
 from pilothouse.config.secret_ref import SecretRef
@@ -46,6 +46,7 @@ class Config(Section):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"check names must be unique; repeated: {', '.join(dupes)}")
+        check_deploy(self.service.name, self.ops.admin_token_env, self.deploy)
         return self
 
     @property

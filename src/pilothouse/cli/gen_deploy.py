@@ -1,0 +1,50 @@
+"""`pilothouse generate deploy`: write the deploy bundle (k8s/Kustomize, container, compose, systemd).
+
+With a `[stack]` file (`--stack stack.toml`) it writes one kustomization for several services.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from pilothouse.cli._common import add_config_option, command, load
+from pilothouse.errors import ConfigError
+from pilothouse.generators.bundle import write_bundle
+
+
+def add_target(actions: Any) -> None:
+    parser = command(
+        actions,
+        "deploy",
+        "write Kubernetes/Kustomize, Dockerfile, compose and systemd files from the config",
+        "pilothouse generate deploy --out deploy/ --env dev",
+    )
+    add_config_option(parser)
+    parser.add_argument("--out", default="deploy", help="output directory (default: deploy/)")
+    parser.add_argument("--env", default=None, help="only this [deploy.environments.*] overlay")
+    parser.add_argument(
+        "--stack",
+        default=None,
+        metavar="FILE",
+        help="a stack file listing several services (writes one kustomization)",
+    )
+    parser.add_argument("--force", action="store_true", help="overwrite files edited by hand")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pilothouse.generators.deploy import generate
+    from pilothouse.generators.deploy.stack import generate_stack, load_stack
+
+    if args.stack:
+        files = generate_stack(load_stack(Path(args.stack)), environment=args.env)
+    else:
+        config = load(args)
+        if config.source is None:
+            raise ConfigError("the deploy bundle needs a config file")
+        files = generate(config, config.source.read_text(encoding="utf-8"), environment=args.env)
+    written = write_bundle(files, Path(args.out), force=args.force)
+    print(f"wrote {len(written)} files to {args.out} (check them with: pilothouse validate {args.out})")
+    return 0

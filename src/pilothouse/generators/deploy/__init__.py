@@ -1,0 +1,24 @@
+"""The deploy bundle: Kubernetes/Kustomize, container, compose and systemd files from one config.
+
+`generate(config, config_text)` returns `{relative path: text}`; nothing here does I/O. The config
+file's text is passed in (the CLI reads it) because it is shipped as-is in the ConfigMap and image.
+"""
+
+from __future__ import annotations
+
+from pilothouse.config import Config
+from pilothouse.errors import ConfigError
+from pilothouse.generators.deploy import compose, container, kustomize, systemd
+
+
+def generate(config: Config, config_text: str, environment: str | None = None) -> dict[str, str]:
+    """Every deploy file for one service; `environment` keeps only that overlay."""
+    if environment is not None and environment not in config.deploy.environments:
+        known = ", ".join(sorted(config.deploy.environments)) or "none"
+        raise ConfigError(f"--env {environment}: no [deploy.environments.{environment}] (defined: {known})")
+    files: dict[str, str] = {}
+    files.update(kustomize.single_service(config, config_text, environment))
+    files.update(container.files(config))
+    files.update(compose.files(config))
+    files.update(systemd.files(config))
+    return dict(sorted(files.items()))

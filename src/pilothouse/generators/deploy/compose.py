@@ -1,0 +1,235 @@
+"""Docker Compose: `compose.yaml` for development, `compose.prod.yaml` hardened for a single host.
+
+Healthchecks are the Dockerfile's (same command, same ops path and port). Secret values never
+appear: runtime secrets are compose secrets read from files and mounted where the resolver looks,
+app variables that hold secrets are `${VAR:?}` interpolations from the operator's environment.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pilothouse.config import Config
+from pilothouse.generators.deploy import facts
+from pilothouse.generators.deploy.container import DOCKERFILE, healthcheck_command
+from pilothouse.generators.deploy.quantity import cpu_cores, memory_bytes
+from pilothouse.generators.deploy.yaml import dump
+from pilothouse.secrets import SecretResolver
+
+Obj = dict[str, Any]
+PROMETHEUS_CONFIG = "compose.prometheus.yml"
+REDIS_IMAGE = "redis:7.4-bookworm"
+PROMETHEUS_IMAGE = "prom/prometheus:v2.54.1"
+
+
+def _healthcheck(config: Config) -> Obj:
+    return {
+        "interval": "10s",
+        "retries": 3,
+        "start_period": f"{max(5, round(config.lifecycle.startup_timeout))}s",
+        "test": ["CMD", *healthcheck_command(config)],
+        "timeout": f"{max(2, round(config.probes.check_timeout + 2))}s",
+    }
+
+
+def _compose_secrets(config: Config) -> tuple[list[Obj], Obj]:
+    """(service `secrets:` entries, top-level `secrets:`) for runtime secrets read from files."""
+    if "kubernetes" not in config.secrets.sources:
+        return [], {}
+    resolver = SecretResolver(config)
+    uses: list[Obj] = []
+    top: Obj = {}
+    for ref in facts.runtime_refs(config):
+        key = ref.secret.replace(".", "-")
+        if key in top:
+            continue
+        top[key] = {"file": f"./secrets/{ref.secret}"}
+        uses.append(
+            {
+                "mode": 0o400,
+                "source": key,
+                "target": str(resolver.mount_path(ref)),
+                "uid": str(config.deploy.container.uid),
+            }
+        )
+    return uses, top
+
+
+def _db_host_url(config: Config) -> str | None:
+    db = config.deploy.database
+    if db is None or not db.enabled:
+        return None
+    return f"postgresql://{db.user}@postgres:{db.port}/{db.database}"
+
+
+def _environment(config: Config, dev: bool) -> Obj:
+    env: Obj = dict(facts.plain_env(config))
+    for item in facts.secret_envs(config):
+        env[item.env] = f"${{{item.env}:?set {item.env} in the environment or an .env file}}"
+    db = config.deploy.database
+    dev_url = _db_host_url(config) if dev else None
+    for var, ref in config.deploy.secret_env.items():
+        if dev_url and db is not None and ref.secret == f"{db.secret}.url":
+            env[var] = dev_url  # development database with trust auth: no password exists
+    return dict(sorted(env.items()))
+
+
+def _app(config: Config, dev: bool) -> Obj:
+    uid = config.deploy.container.uid
+    service: Obj = {
+        "build": {"context": "..", "dockerfile": f"deploy/{DOCKERFILE}"},
+        "environment": _environment(config, dev),
+        "healthcheck": _healthcheck(config),
+        "image": facts.image_ref(config),
+        "stop_grace_period": f"{facts.stop_timeout_seconds(config)}s",
+        "stop_signal": "SIGTERM",
+        "user": f"{uid}:{uid}",
+    }
+    uses, _ = _compose_secrets(config)
+    if uses:
+        service["secrets"] = uses
+    return service
+
+
+def _postgres(config: Config, dev: bool) -> Obj | None:
+    db = config.deploy.database
+    if db is None or not db.enabled:
+        return None
+    env: Obj = {"POSTGRES_DB": db.database, "POSTGRES_USER": db.user}
+    if dev:
+        env["POSTGRES_HOST_AUTH_METHOD"] = "trust"
+    else:
+        env["POSTGRES_PASSWORD_FILE"] = "/run/secrets/db-password"  # noqa: S105 - a path
+    service: Obj = {
+        "environment": env,
+        "healthcheck": {
+            "interval": "5s",
+            "retries": 10,
+            "timeout": "3s",
+            "test": ["CMD", "pg_isready", "-U", db.user, "-d", db.database],
+        },
+        "image": db.image,
+        "volumes": ["pgdata:/var/lib/postgresql/data"],
+    }
+    if not dev:
+        service["secrets"] = ["db-password"]
+    return service
+
+
+def prometheus_config(config: Config) -> str:
+    job = {
+        "job_name": config.service.name,
+        "metrics_path": config.probes.metrics_path,
+        "static_configs": [{"targets": [f"{config.service.name}:{config.ops.port}"]}],
+    }
+    return dump({"global": {"scrape_interval": "15s"}, "scrape_configs": [job]})
+
+
+def _host_port(config: Config, wanted: int) -> int:
+    taken = {config.service.port, config.ops.port}
+    while wanted in taken:
+        wanted += 1
+    return wanted
+
+
+def development(config: Config) -> str:
+    name = config.service.name
+    app = _app(config, dev=True)
+    app["ports"] = [
+        f"127.0.0.1:{config.service.port}:{config.service.port}",
+        f"127.0.0.1:{config.ops.port}:{config.ops.port}",
+    ]
+    depends: Obj = {"redis": {"condition": "service_healthy"}}
+    services: Obj = {
+        name: app,
+        "redis": {
+            "healthcheck": {
+                "interval": "5s",
+                "retries": 10,
+                "test": ["CMD", "redis-cli", "ping"],
+                "timeout": "3s",
+            },
+            "image": REDIS_IMAGE,
+        },
+        "prometheus": {
+            "depends_on": {name: {"condition": "service_healthy"}},
+            "healthcheck": {
+                "interval": "10s",
+                "retries": 5,
+                "timeout": "3s",
+                "test": ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:9090/-/healthy"],
+            },
+            "image": PROMETHEUS_IMAGE,
+            "ports": [f"127.0.0.1:{_host_port(config, 9090)}:9090"],
+            "volumes": [f"./{PROMETHEUS_CONFIG}:/etc/prometheus/prometheus.yml:ro"],
+        },
+    }
+    postgres = _postgres(config, dev=True)
+    if postgres is not None:
+        services["postgres"] = postgres
+        depends["postgres"] = {"condition": "service_healthy"}
+    app["depends_on"] = depends
+    document: Obj = {"name": name, "services": services}
+    if postgres is not None:
+        document["volumes"] = {"pgdata": {}}
+    _, top = _compose_secrets(config)
+    if top:
+        document["secrets"] = top
+    return dump(document)
+
+
+def _hardening(config: Config, memory: str, cpu: str, networks: list[str]) -> Obj:
+    return {
+        "cap_drop": ["ALL"],
+        "deploy": {
+            "resources": {"limits": {"cpus": str(cpu_cores(cpu)), "memory": str(memory_bytes(memory))}}
+        },
+        "logging": {"driver": "json-file", "options": {"max-file": "5", "max-size": "10m"}},
+        "networks": networks,
+        "read_only": True,
+        "restart": "unless-stopped",
+        "security_opt": ["no-new-privileges:true"],
+        "tmpfs": ["/tmp"],  # noqa: S108 - a private tmpfs
+    }
+
+
+def production(config: Config) -> str:
+    name = config.service.name
+    res = config.deploy.resources
+    app = {
+        **_app(config, dev=False),
+        **_hardening(config, res.memory, res.cpu_limit or res.cpu, ["front", "back"]),
+    }
+    app["ports"] = [f"{config.service.port}:{config.service.port}"]
+    services: Obj = {name: app}
+    _, top = _compose_secrets(config)
+    volumes: Obj = {}
+    postgres = _postgres(config, dev=False)
+    db = config.deploy.database
+    if postgres is not None and db is not None:
+        dres = db.resources
+        postgres.update(_hardening(config, dres.memory, dres.cpu_limit or dres.cpu, ["back"]))
+        postgres["cap_add"] = ["CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID"]
+        postgres["tmpfs"] = ["/tmp", "/var/run/postgresql"]  # noqa: S108 - private tmpfs
+        services["postgres"] = postgres
+        app["depends_on"] = {"postgres": {"condition": "service_healthy"}}
+        top["db-password"] = {"file": f"./secrets/{db.secret}.password"}
+        volumes["pgdata"] = {}
+    document: Obj = {
+        "name": name,
+        "networks": {"back": {"internal": True}, "front": {}},
+        "services": services,
+    }
+    if top:
+        document["secrets"] = top
+    if volumes:
+        document["volumes"] = volumes
+    return dump(document)
+
+
+def files(config: Config) -> dict[str, str]:
+    return {
+        "compose.yaml": development(config),
+        "compose.prod.yaml": production(config),
+        PROMETHEUS_CONFIG: prometheus_config(config),
+    }

@@ -1,0 +1,151 @@
+"""Derived deploy facts every artifact prints: names, labels, image, timings, secrets, environment.
+
+Computed once from the config model so the Deployment, the Dockerfile, compose and systemd cannot
+disagree about a port, a path, a grace period or where a secret is read from.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+from pilothouse.config import Config, SecretRef
+from pilothouse.secrets import SecretResolver, env_name
+
+CONFIG_DIR = "/etc/pilothouse"
+"""Where the config file is mounted (ConfigMap) or copied (image); PILOTHOUSE_CONFIG points here."""
+CONFIG_FILE = "pilothouse.toml"
+APP_DIR = "/app"
+ADMIN_SECRET_KEY = "token"  # noqa: S105 - a key name, not a value
+MARGIN_SECONDS = 5
+
+
+def config_path() -> str:
+    return f"{CONFIG_DIR}/{CONFIG_FILE}"
+
+
+def namespace(config: Config) -> str:
+    return config.deploy.namespace or config.service.name
+
+
+def labels(config: Config) -> dict[str, str]:
+    """Selector labels: stable for the life of the Deployment (never the version)."""
+    return {"app.kubernetes.io/name": config.service.name, "app.kubernetes.io/part-of": namespace(config)}
+
+
+def image_ref(config: Config) -> str:
+    deploy = config.deploy
+    return f"{deploy.image or config.service.name}:{deploy.tag or config.service.version}"
+
+
+def prestop_sleep_seconds(config: Config) -> int:
+    """The preStop hook sleeps for the pre-stop delay: endpoints are removed while we still serve."""
+    return math.ceil(config.lifecycle.pre_stop_delay)
+
+
+def stop_timeout_seconds(config: Config) -> int:
+    """SIGTERM to exit: the runtime's own pre-stop wait, drain and flush, plus a margin.
+
+    This is the budget where nothing sleeps before SIGTERM (compose, systemd).
+    """
+    return config.lifecycle.termination_grace_period_seconds
+
+
+def grace_period_seconds(config: Config) -> int:
+    """Kubernetes counts the preStop hook inside the grace period, so it is added on top."""
+    return math.ceil(prestop_sleep_seconds(config) + config.lifecycle.shutdown_budget + MARGIN_SECONDS)
+
+
+@dataclass(frozen=True, slots=True)
+class SecretMount:
+    """One Kubernetes Secret (a secret group) and where its keys appear as files."""
+
+    secret_name: str
+    volume: str
+    mount_dir: str
+    keys: tuple[str, ...]
+
+
+def secret_name(config: Config, group: str) -> str:
+    return f"{config.service.name}-{group.replace('.', '-')}"
+
+
+def _group_key(ref: SecretRef) -> tuple[str, str]:
+    group, _, key = ref.secret.rpartition(".")
+    return group or "default", key
+
+
+def runtime_refs(config: Config) -> list[SecretRef]:
+    """Secrets the runtime resolves itself (not the app's own `deploy.secret_env`)."""
+    app = {id(r) for r in config.deploy.secret_env.values()}
+    return [r for r in config.secret_refs() if id(r) not in app]
+
+
+def secret_mounts(config: Config) -> list[SecretMount]:
+    """Volumes for runtime secrets, when the resolver looks in mounted files (`kubernetes` source)."""
+    if "kubernetes" not in config.secrets.sources:
+        return []
+    resolver = SecretResolver(config)
+    groups: dict[str, tuple[str, set[str]]] = {}
+    for ref in runtime_refs(config):
+        group, key = _group_key(ref)
+        mount = str(PurePosixPath(resolver.mount_path(ref)).parent)
+        groups.setdefault(group, (mount, set()))[1].add(key)
+    return [
+        SecretMount(secret_name(config, g), f"secret-{g.replace('.', '-')}", mount, tuple(sorted(keys)))
+        for g, (mount, keys) in sorted(groups.items())
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class SecretEnv:
+    """An environment variable whose value comes from a key of a Kubernetes Secret."""
+
+    env: str
+    secret_name: str
+    key: str
+
+
+def secret_envs(config: Config) -> list[SecretEnv]:
+    """Every variable set from a Secret: admin token, app secrets, and runtime secrets read via env."""
+    name = config.service.name
+    out = [SecretEnv(config.ops.admin_token_env, f"{name}-admin", ADMIN_SECRET_KEY)]
+    for env, ref in sorted(config.deploy.secret_env.items()):
+        group, key = _group_key(ref)
+        out.append(SecretEnv(env, secret_name(config, group), key))
+    if "kubernetes" not in config.secrets.sources and "env" in config.secrets.sources:
+        for ref in runtime_refs(config):
+            group, key = _group_key(ref)
+            out.append(SecretEnv(env_name(name, ref), secret_name(config, group), key))
+    return sorted(set(out), key=lambda s: s.env)
+
+
+def plain_env(config: Config) -> dict[str, str]:
+    """Non-secret variables the runtime and app read; the config path first of all."""
+    env = {"PILOTHOUSE_CONFIG": config_path(), "PYTHONPATH": APP_DIR}
+    if config.telemetry.traces == "otlp":
+        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = config.deploy.otlp_endpoint
+    env.update(config.deploy.env)
+    return dict(sorted(env.items()))
+
+
+def secret_keys(config: Config) -> dict[str, set[str]]:
+    """Every Secret the bundle references and its keys (for the example Secret manifest)."""
+    out: dict[str, set[str]] = {}
+    for mount in secret_mounts(config):
+        out.setdefault(mount.secret_name, set()).update(mount.keys)
+    for item in secret_envs(config):
+        out.setdefault(item.secret_name, set()).add(item.key)
+    db = config.deploy.database
+    if db is not None and db.enabled:
+        out.setdefault(secret_name(config, db.secret), set()).update({"password"})
+    return out
+
+
+def app_paths(config: Config) -> list[str]:
+    """What of the project is copied into the image: the app's top-level package by default."""
+    if config.deploy.container.app_paths:
+        return list(config.deploy.container.app_paths)
+    app = config.service.app or ""
+    return [app.split(":", 1)[0].split(".", 1)[0]] if app else []
