@@ -14,7 +14,7 @@ from typing import Literal
 
 VerdictStatus = Literal["pass", "fail", "missing", "skipped"]
 
-PROVIDERS: tuple[str, ...] = ()
+PROVIDERS: tuple[str, ...] = ("pilothouse.validation.deploy",)
 
 
 @dataclass(frozen=True, slots=True)
