@@ -24,6 +24,13 @@ services:
 tools:
 	@scripts/ensure-tools.sh
 
+## checkov (deploy bundle validation) pins packages that conflict with ours: its own venv.
+CHECKOV := .venv-checkov/bin/checkov
+$(CHECKOV):
+	python3 -m venv .venv-checkov
+	.venv-checkov/bin/pip install -q -U pip
+	.venv-checkov/bin/pip install -q 'checkov>=3.2,<4'
+
 demo: venv
 	@echo "Shop demo (SQLite at examples/shop/shop.sqlite3; set DATABASE_URL for PostgreSQL)"
 	@echo "  app:        curl localhost:8080/items   curl -XPOST localhost:8080/orders -d '{\"sku\":\"mug\"}'"
@@ -40,7 +47,7 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy
 
-pytest: venv services tools
+pytest: venv services tools $(CHECKOV)
 	$(BIN)/pytest
 
 test: venv services tools lint typecheck pytest

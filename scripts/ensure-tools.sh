@@ -7,6 +7,7 @@ declare -A PACKAGE_FOR=(
   [amtool]=prometheus-alertmanager
   [alertmanager]=prometheus-alertmanager
   [wrk]=wrk
+  [systemd-analyze]=systemd
 )
 missing=()
 for tool in "${!PACKAGE_FOR[@]}"; do
