@@ -39,6 +39,11 @@ def run(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise ConfigError(f"--workers: {args.workers} is invalid: expected 1 or more")
     configure_logging(config)
+    if args.workers > 1:
+        from pilothouse.runtime.supervisor import run as supervise
+
+        runtime = Runtime(config)
+        return supervise(runtime, ref, args.workers)
     app = import_app(ref, config.source.parent if config.source else None)
     runtime = Runtime(config)
     install_all(runtime)

@@ -135,6 +135,7 @@ class OpsApp:
                     "inflight_requests": runtime.inflight,
                     "dropped_requests": runtime.dropped,
                     "pid": os.getpid(),
+                    **runtime.status_extras(),
                 }
             ),
         )

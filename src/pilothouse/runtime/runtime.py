@@ -33,7 +33,9 @@ Hook = Callable[[], Awaitable[None]]
 class Runtime:
     """Lifecycle, checks, metrics and shutdown hooks of one process."""
 
-    def __init__(self, config: Config, metrics: Metrics | None = None, *, process_metrics: bool = True) -> None:
+    def __init__(
+        self, config: Config, metrics: Metrics | None = None, *, process_metrics: bool = True
+    ) -> None:
         """`process_metrics=False` for `--workers` children: build info, lifecycle and readiness
         metrics belong to the supervisor that answers the probes."""
         self.config = config
@@ -48,6 +50,9 @@ class Runtime:
         self._extra_checks: list[Check] = []
         self.status_extras: Callable[[], dict[str, object]] = dict
         """More fields for `/status` (the supervisor adds its workers)."""
+        self.record_check_metrics = True
+        self.run_config_checks = True
+        """False in the `--workers` supervisor: workers run the configured checks."""
         self.inflight_source: Callable[[], tuple[int, int]] | None = None
         """(in flight, dropped) when requests are served elsewhere (the supervisor's workers)."""
         if process_metrics:
@@ -87,7 +92,7 @@ class Runtime:
         """Build the checks. Called after the app is imported, so decorated checks exist."""
         if self._runner is None:
             self._runner = CheckRunner(
-                [*build_checks(self.config), *self._extra_checks],
+                [*(build_checks(self.config) if self.run_config_checks else []), *self._extra_checks],
                 self.config.probes.cache_ttl,
                 self._record_check,
             )
@@ -97,6 +102,8 @@ class Runtime:
         return await self.start_checks().report()
 
     def _record_check(self, result: CheckResult) -> None:
+        if not self.record_check_metrics:
+            return
         self.metrics.get(lifecycle_metrics.READINESS_CHECK_STATUS).labels(
             result.name, str(result.critical).lower()
         ).set(1 if result.ok else 0)

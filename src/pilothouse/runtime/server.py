@@ -2,6 +2,9 @@
 
 Reads like uvicorn's server: `startup()` -> `main_loop()` -> `shutdown()`. Signal handlers only
 set state: the first SIGTERM/SIGINT starts the graceful shutdown, a second one exits at once.
+
+With `--workers N` each worker process runs this same server without the ops port and without
+the pre-stop wait (`serve_ops=False`): the supervisor (`supervisor.py`) owns those.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import logging
 import os
 import signal
 import socket
+from collections.abc import Callable
 
 import uvicorn
 
@@ -25,10 +29,24 @@ HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 class PilothouseServer:
-    """Serves `app` on the service port and the ops app on the ops port until signalled."""
+    """Serves `app` on the service port and (unless `serve_ops=False`) the ops app on the ops port
+    until signalled."""
 
-    def __init__(self, runtime: Runtime, app: ASGIApp, *, sockets: list[object] | None = None) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        app: ASGIApp,
+        *,
+        app_socket: socket.socket | None = None,
+        serve_ops: bool = True,
+        on_started: Callable[[], None] | None = None,
+        signals: tuple[signal.Signals, ...] = HANDLED_SIGNALS,
+    ) -> None:
         self.runtime = runtime
+        self.serve_ops = serve_ops
+        self._app_socket_given = app_socket
+        self._on_started = on_started
+        self._handled = signals
         config = runtime.config
         self.app_server = Server(
             uvicorn.Config(
@@ -58,16 +76,22 @@ class PilothouseServer:
 
     async def startup(self) -> None:
         config = self.runtime.config
-        self._ops_socket = bind(config.ops.host, config.ops.port, "ops")
-        self._app_socket = bind(config.service.host, config.service.port, "app")
-        # Ops first: liveness answers and readiness says "starting" while the app boots.
-        await _start(self.ops, self._ops_socket)
-        self._ops_loop = asyncio.create_task(self.ops.main_loop())
-        self.runtime.start_checks()
+        if self.serve_ops:
+            self._ops_socket = bind(config.ops.host, config.ops.port, "ops")
+        self._app_socket = self._app_socket_given or bind(config.service.host, config.service.port, "app")
+        if self.serve_ops:
+            # Ops first: liveness answers and readiness says "starting" while the app boots.
+            await _start(self.ops, self._ops_socket)
+            self._ops_loop = asyncio.create_task(self.ops.main_loop())
+            self.runtime.start_checks()
         await _start(self.app_server, self._app_socket)
         self._app_loop = asyncio.create_task(self.app_server.main_loop())
         await self.runtime.run_start_hooks()
         self.runtime.lifecycle.mark_ready()
+        if self._on_started is not None:
+            self._on_started()
+        if not self.serve_ops:
+            return
         log.info(
             "serving %s on %s:%d, ops on %s:%d",
             config.service.name,
@@ -91,7 +115,7 @@ class PilothouseServer:
         timings = self.runtime.config.lifecycle
         # 1. Readiness already answers 503 (the signal handler moved to DRAINING).
         # 2. Keep serving for pre_stop_delay so load balancers notice and stop sending.
-        if self._signals:
+        if self._signals and self.serve_ops:
             log.info("draining: readiness fails now; serving for %.1fs more", timings.pre_stop_delay)
             await asyncio.sleep(timings.pre_stop_delay)
         # 3. Stop accepting; let in-flight requests finish up to drain_timeout; cancel the
@@ -107,6 +131,8 @@ class PilothouseServer:
         await self.runtime.flush()
         # 5. Stopped: the ops port answers until here, then closes.
         lifecycle.mark_stopped()
+        if not self.serve_ops:
+            return
         self.ops.should_exit = True
         await self._ops_loop
         await self.ops.shutdown(sockets=[self._ops_socket])
@@ -129,7 +155,7 @@ class PilothouseServer:
 
     def _install_signal_handlers(self) -> None:
         loop = asyncio.get_running_loop()
-        for sig in HANDLED_SIGNALS:
+        for sig in self._handled:
             loop.add_signal_handler(sig, self.handle_signal, sig)
 
     def handle_signal(self, sig: int) -> None:

@@ -1,0 +1,336 @@
+"""`pilothouse serve --workers N`: one supervisor, N worker processes, one ops port.
+
+The supervisor binds the app socket and hands it to N spawned workers; each runs the
+single-process server (`PilothouseServer`, without ops port) on that shared socket and the
+kernel spreads connections over them. Only the supervisor serves the ops port, so the
+orchestrator sees one coherent answer: readiness is READY only while every worker is up and
+reports its own checks passing (each worker runs the configured checks against its own
+initialized app, cached per TTL; the supervisor asks each over a pipe and shows one
+`worker-<i>` check per worker, naming the failing checks), and `/metrics` adds up every
+worker's samples (prometheus_client multiprocess mode, see `pilothouse.telemetry.multiprocess`).
+
+Shutdown, on the first SIGTERM/SIGINT to the supervisor:
+  1. readiness fails at once;
+  2. the workers keep serving for pre_stop_delay, so load balancers notice;
+  3. each worker gets SIGTERM and drains like a single process (stop accepting, finish in-flight
+     requests within drain_timeout, cut the rest, lifespan shutdown, flush); a worker still
+     running after the whole budget is killed;
+  4. the supervisor flushes, marks itself STOPPED, closes the ops port and exits 0.
+A second signal kills the workers and exits at once. A worker that dies while serving is
+replaced. Workers ignore SIGINT: Ctrl-C reaches the whole process group, and only the
+supervisor decides.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+import sys
+import threading
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from multiprocessing.context import SpawnProcess
+from multiprocessing.sharedctypes import SynchronizedArray
+from multiprocessing.synchronize import Event
+from typing import Any
+
+from pilothouse.config.model import Config
+from pilothouse.errors import OperationError
+from pilothouse.runtime.checks import Check, CheckFailed
+from pilothouse.runtime.checks.result import Probe
+from pilothouse.runtime.runtime import Runtime
+from pilothouse.runtime.server import HANDLED_SIGNALS, _start, bind
+from pilothouse.runtime.uvicorn_server import ops_server
+
+log = logging.getLogger("pilothouse.supervisor")
+
+_spawn = multiprocessing.get_context("spawn")
+_PUBLISH_INTERVAL = 0.1
+
+
+@dataclass
+class _Worker:
+    index: int
+    process: SpawnProcess
+    started: Event
+    conn: Connection
+    restarts: int = field(default=0)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    asked: int = 0
+
+    def ask_readiness(self) -> list[str]:
+        """Ask the worker for its readiness; return the failing critical checks (blocking)."""
+        with self.lock:
+            self.asked += 1
+            self.conn.send(self.asked)
+            while True:
+                if not self.conn.poll(5):
+                    raise CheckFailed("no answer from the worker")
+                answer, failures = self.conn.recv()
+                if answer == self.asked:  # skip late replies to requests that timed out
+                    return list(failures)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "index": self.index,
+            "pid": self.process.pid,
+            "alive": self.process.is_alive(),
+            "started": self.started.is_set(),
+            "restarts": self.restarts,
+        }
+
+
+class Supervisor:
+    """Runs N workers on one app socket and the ops app for all of them."""
+
+    def __init__(self, runtime: Runtime, app_ref: str, workers: int) -> None:
+        self.runtime = runtime
+        self.app_ref = app_ref
+        self.count = workers
+        self.workers: list[_Worker] = []
+        # Per worker: [in flight, dropped], published by the worker every 100 ms.
+        self.counts: Any = _spawn.Array("q", 2 * workers, lock=False)
+        self._stop = asyncio.Event()
+        self._signals = 0
+        runtime.inflight_source = self._counts
+        runtime.status_extras = lambda: {"workers": [w.as_dict() for w in self.workers]}
+        runtime.record_check_metrics = False  # the workers run and record the configured checks
+        runtime.run_config_checks = False
+        timeout = runtime.config.probes.check_timeout * 2 + 0.5
+        for index in range(workers):
+            runtime.add_check(Check(f"worker-{index}", "worker", True, timeout, self._worker_probe(index)))
+
+    def _counts(self) -> tuple[int, int]:
+        values = list(self.counts)
+        return sum(values[0::2]), sum(values[1::2])
+
+    def _worker_probe(self, index: int) -> Probe:
+        async def probe() -> None:
+            worker = self.workers[index] if index < len(self.workers) else None
+            if worker is None or not worker.process.is_alive() or not worker.started.is_set():
+                raise CheckFailed("worker not serving")
+            failures = await asyncio.to_thread(worker.ask_readiness)
+            if failures:
+                raise CheckFailed("; ".join(failures))
+
+        return probe
+
+    async def serve(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in HANDLED_SIGNALS:
+            loop.add_signal_handler(sig, self.handle_signal, sig)
+        try:
+            await self.startup()
+            await self.main_loop()
+        finally:
+            await self.shutdown()
+        return 0
+
+    # -- startup -----------------------------------------------------------------------------
+
+    async def startup(self) -> None:
+        from pilothouse.telemetry.multiprocess import setup_dir
+
+        config = self.runtime.config
+        self._metrics_dir = setup_dir(None)
+        self._ops_socket = bind(config.ops.host, config.ops.port, "ops")
+        self._app_socket = bind(config.service.host, config.service.port, "app")
+        self._app_socket.listen(2048)
+        self.ops = ops_server(self.runtime.ops_app(), config.ops.host, config.ops.port)
+        await _start(self.ops, self._ops_socket)
+        self._ops_loop = asyncio.create_task(self.ops.main_loop())
+        self.runtime.start_checks()
+        self.workers = [self._spawn(i) for i in range(self.count)]
+        await self._wait_started(config.lifecycle.startup_timeout)
+        await self.runtime.run_start_hooks()
+        self.runtime.lifecycle.mark_ready()
+        log.info(
+            "serving %s on %s:%d with %d workers, ops on %s:%d",
+            config.service.name,
+            config.service.host,
+            config.service.port,
+            self.count,
+            config.ops.host,
+            config.ops.port,
+        )
+
+    def _spawn(self, index: int, restarts: int = 0) -> _Worker:
+        started = _spawn.Event()
+        ours, theirs = _spawn.Pipe()
+        process = _spawn.Process(
+            target=worker_main,
+            args=(self.runtime.config, self.app_ref, self._app_socket, index, started, self.counts, theirs),
+            name=f"pilothouse-worker-{index}",
+        )
+        process.start()
+        theirs.close()
+        return _Worker(index, process, started, ours, restarts)
+
+    async def _wait_started(self, limit: float) -> None:
+        deadline = asyncio.get_running_loop().time() + limit
+        while not all(w.started.is_set() for w in self.workers):
+            for worker in self.workers:
+                if worker.process.exitcode is not None:
+                    raise OperationError(
+                        f"worker {worker.index} exited during startup with code {worker.process.exitcode}"
+                    )
+            if asyncio.get_running_loop().time() > deadline or self._stop.is_set():
+                raise OperationError(f"workers did not start within {limit:g}s")
+            await asyncio.sleep(0.05)
+
+    # -- serving -----------------------------------------------------------------------------
+
+    async def main_loop(self) -> None:
+        from pilothouse.telemetry.multiprocess import worker_exited
+
+        while not self._stop.is_set():
+            for i, worker in enumerate(self.workers):
+                if worker.process.exitcode is not None and not self.runtime.lifecycle.shutting_down:
+                    log.warning(
+                        "worker %d (pid %s) exited with %s; restarting",
+                        worker.index,
+                        worker.process.pid,
+                        worker.process.exitcode,
+                    )
+                    if worker.process.pid is not None:
+                        worker_exited(worker.process.pid)
+                    self.workers[i] = self._spawn(worker.index, worker.restarts + 1)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), 0.2)
+
+    # -- shutdown ----------------------------------------------------------------------------
+
+    async def shutdown(self) -> None:
+        from pilothouse.telemetry.multiprocess import worker_exited
+
+        timings = self.runtime.config.lifecycle
+        self.runtime.lifecycle.begin_shutdown(self.runtime.lifecycle.drain_reason or "supervisor stopping")
+        # 2. Workers keep serving while load balancers notice the failing readiness.
+        if self._signals and self.workers:
+            log.info("draining: readiness fails now; serving for %.1fs more", timings.pre_stop_delay)
+            await asyncio.sleep(timings.pre_stop_delay)
+        # 3. Each worker stops accepting and drains; the supervisor's copy of the socket closes.
+        if hasattr(self, "_app_socket"):
+            self._app_socket.close()
+        for worker in self.workers:
+            if worker.process.is_alive() and worker.process.pid is not None:
+                os.kill(worker.process.pid, signal.SIGTERM)
+        budget = timings.drain_timeout + timings.flush_timeout + 2
+        deadline = asyncio.get_running_loop().time() + budget
+        for worker in self.workers:
+            remaining = max(0.0, deadline - asyncio.get_running_loop().time())
+            await asyncio.to_thread(worker.process.join, remaining)
+            if worker.process.is_alive():
+                log.warning("worker %d did not stop within %.0fs; killing it", worker.index, budget)
+                worker.process.kill()
+            worker.process.join(1)
+            if worker.process.pid is not None:
+                worker_exited(worker.process.pid)
+        _, dropped = self._counts()
+        if dropped:
+            log.warning("drain timeout: %d request(s) cut", dropped)
+        # 4. Flush, stopped, close the ops port.
+        await self.runtime.flush()
+        self.runtime.lifecycle.mark_stopped()
+        if hasattr(self, "_ops_loop"):
+            self.ops.should_exit = True
+            await self._ops_loop
+            await self.ops.shutdown(sockets=[self._ops_socket])
+        log.info("stopped")
+
+    def handle_signal(self, sig: int) -> None:
+        self._signals += 1
+        name = signal.Signals(sig).name
+        if self._signals > 1:
+            log.warning("second %s: killing workers and exiting now", name)
+            for worker in self.workers:
+                worker.process.kill()
+            logging.shutdown()
+            os._exit(128 + sig)
+        self.runtime.lifecycle.begin_shutdown(f"{name} received")
+        self._stop.set()
+
+
+def worker_main(
+    config: Config,
+    app_ref: str,
+    sock: socket.socket,
+    index: int,
+    started: Event,
+    counts: SynchronizedArray[int],
+    conn: Connection,
+) -> None:
+    """Entry point of a spawned worker process."""
+    from pilothouse.runtime.features import install_all
+    from pilothouse.runtime.loader import import_app
+    from pilothouse.runtime.server import PilothouseServer
+    from pilothouse.telemetry.logs import configure_logging
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_parent()
+    configure_logging(config)
+    runtime = Runtime(config, process_metrics=False)
+    install_all(runtime)
+    app = import_app(app_ref, config.source.parent if config.source else None)
+
+    async def publish_counts() -> None:
+        async def loop() -> None:
+            while True:
+                counts[2 * index], counts[2 * index + 1] = runtime.inflight, runtime.dropped
+                await asyncio.sleep(_PUBLISH_INTERVAL)
+
+        runtime._publisher = asyncio.create_task(loop())  # type: ignore[attr-defined]
+        answering = threading.Thread(
+            target=_answer_readiness, args=(conn, runtime, asyncio.get_running_loop()), daemon=True
+        )
+        answering.start()
+
+    runtime.on_start(publish_counts)
+    server = PilothouseServer(
+        runtime, app, app_socket=sock, serve_ops=False, on_started=started.set, signals=(signal.SIGTERM,)
+    )
+    code = asyncio.run(server.serve())
+    counts[2 * index], counts[2 * index + 1] = runtime.inflight, runtime.dropped
+    sys.exit(code)
+
+
+def _answer_readiness(conn: Connection, runtime: Runtime, loop: asyncio.AbstractEventLoop) -> None:
+    """In a worker: answer the supervisor's readiness questions with the failing critical checks."""
+    while True:
+        try:
+            request = conn.recv()
+        except (EOFError, OSError):
+            return
+        if not runtime.lifecycle.accepting_traffic:
+            failures = [f"worker {runtime.lifecycle.state}"]
+        else:
+            try:
+                report = asyncio.run_coroutine_threadsafe(runtime.readiness(), loop).result(timeout=30)
+                failures = [f"{r.name}: {r.error}" for r in report.results if not r.ok and r.critical]
+            except Exception as exc:  # the loop is closing: answer rather than leave the supervisor waiting
+                failures = [f"readiness unavailable: {type(exc).__name__}"]
+        try:
+            conn.send((request, failures))
+        except OSError:
+            return
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGTERM this worker if the supervisor dies (no orphans serving traffic)."""
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+
+
+def run(runtime: Runtime, app_ref: str, workers: int) -> int:
+    """Serve with `workers` processes until signalled; the process exit code."""
+    return asyncio.run(Supervisor(runtime, app_ref, workers).serve())
