@@ -40,7 +40,7 @@ class StepContext:
         job: str,
         step: str,
         attempt: int,
-        params: dict[str, object],
+        params: dict[str, Any],
         shared: dict[str, Any],
         max_rc: int,
     ) -> None:

@@ -163,13 +163,13 @@ class Job:
 
         return add
 
-    def bind(self, raw: Mapping[str, object]) -> dict[str, object]:
+    def bind(self, raw: Mapping[str, object]) -> dict[str, Any]:
         """Validated, typed parameters with defaults filled in; ParamError says what is wrong."""
         unknown = sorted(set(raw) - set(self.params))
         if unknown:
             allowed = ", ".join(sorted(self.params)) or "none"
             raise ParamError(f"job '{self.name}': unknown parameter '{unknown[0]}' (accepted: {allowed})")
-        bound: dict[str, object] = {}
+        bound: dict[str, Any] = {}
         for key, param in self.params.items():
             if key in raw:
                 bound[key] = param.convert(key, raw[key])

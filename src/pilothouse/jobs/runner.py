@@ -67,7 +67,7 @@ class Execution:
         self,
         job: Job,
         job_id: int,
-        params: dict[str, object],
+        params: dict[str, Any],
         observer: Observer,
         *,
         attempt: int = 1,

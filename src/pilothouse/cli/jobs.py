@@ -1,0 +1,321 @@
+"""`pilothouse jobs run|worker|submit|list|show|cancel`: batch jobs from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from pilothouse.cli._common import add_config_option, add_format_option, command, emit, load
+from pilothouse.config.model import Config
+from pilothouse.errors import ConfigError, OperationError
+
+if TYPE_CHECKING:
+    from pilothouse.jobs.registry import Registry
+    from pilothouse.jobs.store import JobRecord, JobStore
+
+POLL = 0.2
+
+
+def register(sub: Any) -> None:
+    jobs = command(sub, "jobs", "run, queue and inspect batch jobs", "pilothouse jobs list")
+    actions = jobs.add_subparsers(title="actions", metavar="ACTION", required=True)
+
+    run = command(
+        actions,
+        "run",
+        "run one job now, here, and print its steps",
+        "pilothouse jobs run restock-report --param threshold=3",
+    )
+    run.add_argument("name", help="job name (declared in [jobs].module)")
+    _add_params(run)
+    add_config_option(run)
+    add_format_option(run)
+    run.set_defaults(handler=run_now)
+
+    worker = command(
+        actions,
+        "worker",
+        "take queued jobs until SIGTERM (then drain)",
+        "pilothouse jobs worker --concurrency 8",
+    )
+    worker.add_argument("--concurrency", type=int, default=None, help="jobs at once (default [jobs])")
+    worker.add_argument("--no-ops", action="store_true", help="do not serve the ops port")
+    add_config_option(worker)
+    worker.set_defaults(handler=run_worker)
+
+    submit = command(
+        actions,
+        "submit",
+        "queue a job for the workers",
+        "pilothouse jobs submit restock-report --param threshold=3 --wait",
+    )
+    submit.add_argument("name", help="job name")
+    _add_params(submit)
+    submit.add_argument("--wait", action="store_true", help="wait until it finished (exit 1 if it failed)")
+    add_config_option(submit)
+    add_format_option(submit)
+    submit.set_defaults(handler=run_submit)
+
+    listing = command(actions, "list", "recent jobs, newest first", "pilothouse jobs list --state running")
+    listing.add_argument("--state", choices=("queued", "running", "finished"), default=None)
+    listing.add_argument("--limit", type=int, default=50)
+    add_config_option(listing)
+    add_format_option(listing)
+    listing.set_defaults(handler=run_list)
+
+    show = command(actions, "show", "one job and its steps", "pilothouse jobs show 42")
+    show.add_argument("id", type=int)
+    add_config_option(show)
+    add_format_option(show)
+    show.set_defaults(handler=run_show)
+
+    cancel = command(
+        actions, "cancel", "cancel a queued job, or ask a running one to stop", "pilothouse jobs cancel 42"
+    )
+    cancel.add_argument("id", type=int)
+    add_config_option(cancel)
+    add_format_option(cancel)
+    cancel.set_defaults(handler=run_cancel)
+
+
+def _add_params(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--param", "-p", action="append", default=[], metavar="KEY=VALUE", help="job parameter (repeatable)"
+    )
+
+
+def _config(args: argparse.Namespace) -> Config:
+    config = load(args)
+    if config.jobs is None:
+        raise ConfigError(f"{config.source}: [jobs] section is missing (add one to use jobs)")
+    return config
+
+
+def _submit(args: argparse.Namespace, config: Config) -> tuple[JobStore, Registry, int]:
+    from pilothouse.jobs.definition import ParamError
+    from pilothouse.jobs.registry import load_jobs
+    from pilothouse.jobs.store import open_store
+    from pilothouse.jobs.submit import parse_params, submit
+    from pilothouse.jobs.tracing import current_traceparent
+
+    registry = load_jobs(config)
+    registry.get(args.name)  # an unknown name fails before the store is touched
+    try:
+        params = parse_params(args.param)
+        registry.get(args.name).bind(params)
+    except ParamError as exc:
+        raise ConfigError(str(exc)) from None
+    store = open_store(config)
+    return store, registry, submit(store, registry, args.name, params, current_traceparent())
+
+
+# -- run ---------------------------------------------------------------------------------------
+
+
+def run_now(args: argparse.Namespace) -> int:
+    from pilothouse.telemetry.logs import configure_logging
+
+    config = _config(args)
+    configure_logging(config)  # the steps' log lines (job id, step) go to stderr
+    store, registry, job_id = _submit(args, config)
+    asyncio.run(_run_here(config, store, registry, job_id))
+    return _report(args, store, job_id)
+
+
+async def _run_here(config: Config, store: JobStore, registry: Registry, job_id: int) -> None:
+    """Claim the job just submitted and run it in this process (heartbeating like a worker)."""
+    from pilothouse.jobs.worker import Worker, new_worker_id
+
+    assert config.jobs is not None
+    worker = Worker(store, registry, config.jobs, worker_id=new_worker_id("cli-"))
+    await worker.start(claim=False)
+    try:
+        claimed = await asyncio.to_thread(store.claim, worker.id, 1, job_id)
+        if not claimed:  # a worker on the same store was faster: follow it instead
+            await asyncio.to_thread(_wait_finished, store, job_id)
+            return
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, worker.cancel, job_id, "interrupted")
+        await worker.launch(claimed[0])
+    finally:
+        await worker.stop()
+
+
+# -- worker ------------------------------------------------------------------------------------
+
+
+def run_worker(args: argparse.Namespace) -> int:
+    from pilothouse.jobs.standalone import run_worker as serve_worker
+    from pilothouse.runtime.features import install_all
+    from pilothouse.runtime.runtime import Runtime
+
+    config = _config(args)
+    assert config.jobs is not None
+    if args.concurrency is not None and args.concurrency < 1:
+        raise ConfigError(f"--concurrency: {args.concurrency} is invalid: expected 1 or more")
+    update: dict[str, Any] = {"worker": True}
+    if args.concurrency:
+        update["concurrency"] = args.concurrency
+    config = config.model_copy(update={"jobs": config.jobs.model_copy(update=update)})
+    runtime = Runtime(config)
+    install_all(runtime)
+    return asyncio.run(serve_worker(runtime, serve_ops=not args.no_ops))
+
+
+# -- submit, list, show, cancel ----------------------------------------------------------------
+
+
+def run_submit(args: argparse.Namespace) -> int:
+    config = _config(args)
+    store, _, job_id = _submit(args, config)
+    if not args.wait:
+        emit(
+            args,
+            {"id": job_id, "job": args.name, "state": "queued"},
+            f"submitted job #{job_id} ({args.name})",
+        )
+        return 0
+    print(f"submitted job #{job_id} ({args.name}); waiting", file=sys.stderr)
+    _wait_finished(store, job_id)
+    return _report(args, store, job_id)
+
+
+def _wait_finished(store: JobStore, job_id: int) -> None:
+    """Poll until the job finished, showing its state and current step on stderr."""
+    started, last = time.monotonic(), ""
+    while True:
+        record = store.get(job_id)
+        if record is None or record.state == "finished":
+            return
+        steps = [s for s in store.steps(job_id) if s.attempt == record.attempts]
+        current = next((s.name for s in steps if s.outcome == "running"), None)
+        line = f"job #{job_id}: {record.state}" + (f", step {current}" if current else "")
+        now = time.monotonic()
+        if line != last or int(now - started) % 5 == 0:
+            print(f"{line} ({now - started:.0f}s)", file=sys.stderr)
+            last = line
+        time.sleep(POLL if line != last else 1.0)
+
+
+def _report(args: argparse.Namespace, store: JobStore, job_id: int) -> int:
+    record = store.get(job_id)
+    if record is None:
+        raise OperationError(f"job #{job_id} disappeared from the store")
+    _show(args, store, record)
+    return 0 if record.outcome in ("ok", "warning") else 1
+
+
+def run_list(args: argparse.Namespace) -> int:
+    from pilothouse.jobs.store import open_store
+
+    store = open_store(_config(args))
+    records = store.list_jobs(args.state, args.limit)
+    rows = [
+        (
+            f"#{r.id}",
+            r.name,
+            r.state,
+            r.outcome or "-",
+            _rc(r.max_rc),
+            str(r.attempts),
+            r.worker_id or "-",
+            _ago(store.now(), r.submitted_at),
+        )
+        for r in records
+    ]
+    header = ("ID", "JOB", "STATE", "OUTCOME", "RC", "ATTEMPTS", "WORKER", "SUBMITTED")
+    emit(args, [r.as_dict() for r in records], _table(header, rows) if rows else "no jobs")
+    return 0
+
+
+def run_show(args: argparse.Namespace) -> int:
+    from pilothouse.jobs.store import open_store
+
+    store = open_store(_config(args))
+    record = store.get(args.id)
+    if record is None:
+        raise OperationError(f"no job #{args.id} in the store")
+    _show(args, store, record)
+    return 0
+
+
+def _show(args: argparse.Namespace, store: JobStore, record: JobRecord) -> None:
+    steps = store.steps(record.id)
+    data = {**record.as_dict(), "steps": [s.as_dict() for s in steps]}
+    lines = [
+        f"job #{record.id} {record.name}: {record.state}"
+        + (f", {record.outcome}, RC {_rc(record.max_rc)}" if record.outcome else ""),
+        f"  params: {record.params}   attempts: {record.attempts}/{record.max_attempts}"
+        f"   worker: {record.worker_id or '-'}",
+    ]
+    if record.error:
+        lines.append(f"  error: {record.error}")
+    if steps:
+        rows = [
+            (
+                str(s.attempt),
+                str(s.seq),
+                s.name,
+                s.outcome,
+                _rc(s.rc),
+                str(s.tries),
+                f"{s.finished_at - s.started_at:.3f}s" if s.started_at and s.finished_at else "-",
+                s.error or "",
+            )
+            for s in steps
+        ]
+        lines.append(_table(("ATTEMPT", "#", "STEP", "OUTCOME", "RC", "TRIES", "TIME", "ERROR"), rows, "  "))
+    emit(args, data, "\n".join(lines))
+
+
+def run_cancel(args: argparse.Namespace) -> int:
+    from pilothouse.jobs.store import open_store
+
+    config = _config(args)
+    assert config.jobs is not None
+    store = open_store(config)
+    before = store.get(args.id)
+    if before is None:
+        raise OperationError(f"no job #{args.id} in the store")
+    if before.state == "finished":
+        raise OperationError(f"job #{args.id} already finished ({before.outcome}); nothing to cancel")
+    record = store.request_cancel(args.id)
+    if record is None:
+        raise OperationError(f"no job #{args.id} in the store")
+    text = (
+        f"job #{args.id} cancelled before it started"
+        if record.state == "finished"
+        else f"job #{args.id}: cancel requested; worker {record.worker_id} stops it "
+        f"(killed after {config.jobs.cancel_grace:g}s if it does not stop by itself)"
+    )
+    emit(args, record.as_dict(), text)
+    return 0
+
+
+# -- formatting ----------------------------------------------------------------------------------
+
+
+def _rc(value: int | None) -> str:
+    return "-" if value is None else str(value)
+
+
+def _ago(now: float, then: float) -> str:
+    seconds = max(0.0, now - then)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f}{unit} ago"
+    return f"{seconds:.0f}s ago"
+
+
+def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]], indent: str = "") -> str:
+    widths = [max(len(str(row[i])) for row in (header, *rows)) for i in range(len(header))]
+    return "\n".join(
+        indent + "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in (header, *rows)
+    )
