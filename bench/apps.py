@@ -1,0 +1,115 @@
+"""The apps the HTTP overhead benchmark serves: one trivial route, instrumented eight ways.
+
+`BENCH_VARIANT` picks one; uvicorn imports `bench.apps:app`. Every traced variant exports to
+an exporter that drops spans (the cost measured is the SDK's, not a network's), 100% sampled.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+
+VARIANTS = (
+    "bare",
+    "pilothouse-metrics",
+    "pilothouse-full",
+    "starlette-exporter",
+    "otel-asgi",
+    "fastapi-bare",
+    "fastapi-instrumentator",
+)
+BASELINE = {"fastapi-instrumentator": "fastapi-bare"}
+"""Each variant's ratio is against "bare" unless named here (FastAPI peers against FastAPI)."""
+
+
+async def hello(request: Request) -> PlainTextResponse:
+    return PlainTextResponse("ok")
+
+
+def starlette_app() -> Starlette:
+    return Starlette(routes=[Route("/items/{id}", hello)])
+
+
+def fastapi_app() -> Any:
+    from fastapi import FastAPI
+    from fastapi.responses import PlainTextResponse as FastPlain
+
+    app = FastAPI()
+
+    @app.get("/items/{id}", response_class=FastPlain)
+    async def item(id: str) -> str:
+        return "ok"
+
+    return app
+
+
+def dropping_tracer_provider() -> None:
+    """A global SDK provider, always sampling, batching into an exporter that drops spans."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+    class Drop(SpanExporter):
+        def export(self, spans: Sequence[Any]) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(Drop()))
+    trace.set_tracer_provider(provider)
+
+
+def pilothouse_app(full: bool) -> Any:
+    from pilothouse.config.model import Config
+    from pilothouse.runtime.runtime import Runtime
+    from pilothouse.telemetry import feature
+
+    telemetry: dict[str, Any] = (
+        {"traces": "otlp", "log_format": "json", "access_log": True, "request_id": True}
+        if full
+        else {"traces": "none", "access_log": False, "request_id": False}
+    )
+    if full:
+        dropping_tracer_provider()  # setup_tracing keeps an installed provider
+    runtime = Runtime(Config.model_validate({"service": {"name": "bench"}, "telemetry": telemetry}))
+    feature.install(runtime)
+    return runtime.wrap(starlette_app())
+
+
+def build(variant: str) -> Any:
+    if variant == "bare":
+        return starlette_app()
+    if variant in ("pilothouse-metrics", "pilothouse-full"):
+        return pilothouse_app(full=variant == "pilothouse-full")
+    if variant == "starlette-exporter":
+        from starlette_exporter import PrometheusMiddleware
+
+        app = starlette_app()
+        app.add_middleware(PrometheusMiddleware)
+        return app
+    if variant == "otel-asgi":
+        from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+
+        dropping_tracer_provider()
+        return OpenTelemetryMiddleware(starlette_app())
+    if variant == "fastapi-bare":
+        return fastapi_app()
+    if variant == "fastapi-instrumentator":
+        from prometheus_fastapi_instrumentator import Instrumentator
+
+        app = fastapi_app()
+        Instrumentator().instrument(app)
+        return app
+    raise SystemExit(f"BENCH_VARIANT: unknown {variant!r}; one of {', '.join(VARIANTS)}")
+
+
+if __name__ != "__main__" and os.environ.get("BENCH_VARIANT"):
+    logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
+    app = build(os.environ["BENCH_VARIANT"])

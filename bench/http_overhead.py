@@ -1,0 +1,151 @@
+"""HTTP overhead benchmark: requests/s and p99 of one trivial route, per instrumentation.
+
+uvicorn (1 worker, access log off) is pinned to CPU 0 and wrk to CPU 1, on 127.0.0.1. In each
+round every variant runs once, in a rotated order (interleaved, so drift hits all alike); the
+ratio to the baseline is taken within a round, and the median over rounds is reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.apps import BASELINE, VARIANTS  # noqa: E402
+
+URL_PATH = "/items/42"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def pinned(cpu: int, argv: list[str]) -> list[str]:
+    return ["taskset", "-c", str(cpu), *argv] if (os.cpu_count() or 1) > 1 else argv
+
+
+def start_server(variant: str, port: int) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "BENCH_VARIANT": variant, "PYTHONPATH": str(ROOT)}
+    argv = [sys.executable, "-m", "uvicorn", "bench.apps:app", "--host", "127.0.0.1", "--port", str(port),
+            "--no-access-log", "--log-level", "warning", "--workers", "1"]
+    proc = subprocess.Popen(pinned(0, argv), env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return proc
+        except OSError:
+            if proc.poll() is not None:
+                raise SystemExit(f"{variant}: server exited with {proc.returncode}") from None
+            time.sleep(0.05)
+    proc.kill()
+    raise SystemExit(f"{variant}: server did not start")
+
+
+def wrk(port: int, seconds: float, connections: int) -> dict[str, float]:
+    out = subprocess.run(
+        pinned(1, ["wrk", "-t1", f"-c{connections}", f"-d{round(seconds)}s", "--latency",
+                   f"http://127.0.0.1:{port}{URL_PATH}"]),
+        capture_output=True, text=True, check=True,
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", out)
+    factor = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if errors:
+        raise SystemExit(f"wrk saw {errors.group(1)} error responses:\n{out}")
+    return {"rps": rps, "p99_ms": float(p99.group(1)) * factor[p99.group(2)] if p99 else float("nan")}
+
+
+def measure(variant: str, seconds: float, connections: int) -> dict[str, float]:
+    port = free_port()
+    proc = start_server(variant, port)
+    try:
+        wrk(port, 1, connections)  # warm-up: imports, caches, first label children
+        return wrk(port, seconds, connections)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def run(variants: tuple[str, ...], rounds: int, seconds: float, connections: int) -> dict[str, Any]:
+    samples: dict[str, list[dict[str, float]]] = {v: [] for v in variants}
+    for index in range(rounds):
+        order = variants[index % len(variants):] + variants[: index % len(variants)]
+        for variant in order:
+            result = measure(variant, seconds, connections)
+            samples[variant].append(result)
+            print(f"round {index + 1}/{rounds} {variant:24s} {result['rps']:8.0f} req/s "
+                  f"p99 {result['p99_ms']:6.2f} ms", flush=True)
+    summary: dict[str, Any] = {}
+    for variant in variants:
+        base = BASELINE.get(variant, "bare")
+        ratios = ([s["rps"] / b["rps"] for s, b in zip(samples[variant], samples[base], strict=True)]
+                  if base in samples else [])
+        summary[variant] = {
+            "baseline": base,
+            "rps_median": statistics.median(s["rps"] for s in samples[variant]),
+            "p99_ms_median": statistics.median(s["p99_ms"] for s in samples[variant]),
+            "ratio_median": statistics.median(ratios) if ratios else None,
+            "ratio_min": min(ratios) if ratios else None,
+            "ratio_max": max(ratios) if ratios else None,
+            "rounds": samples[variant],
+        }
+    return {"rounds": rounds, "seconds": seconds, "connections": connections, "path": URL_PATH,
+            "variants": summary}
+
+
+def table(result: dict[str, Any]) -> str:
+    lines = ["| variant | req/s (median) | p99 ms (median) | ratio to baseline (median, min-max) |",
+             "|---|---:|---:|---|"]
+    for variant, row in result["variants"].items():
+        ratio = "—"
+        if row["ratio_median"] is not None:
+            spread = f"{row['ratio_min']:.2f}-{row['ratio_max']:.2f}"
+            ratio = f"{row['ratio_median']:.2f} ({spread}) vs {row['baseline']}"
+        lines.append(f"| {variant} | {row['rps_median']:.0f} | {row['p99_ms_median']:.2f} | {ratio} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "http_overhead.json")
+    args = parser.parse_args(argv)
+    variants = tuple(v for v in args.variants.split(",") if v)
+    unknown = sorted(set(variants) - set(VARIANTS))
+    if unknown:
+        parser.error(f"unknown variants: {', '.join(unknown)}")
+    result = run(variants, args.rounds, args.seconds, args.connections)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(result, indent=2) + "\n")
+    print(table(result))
+    print(f"written: {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,60 @@
+"""Fixtures of the telemetry tests: the demo service config and scrape parsing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.helpers import ROOT, write_config
+
+DEMO_APP = "tests.telemetry.demo_app:app"
+
+
+def demo_config(directory: Path, telemetry: str = "", extra: str = "") -> Path:
+    """A pilothouse.toml for the demo app with `telemetry` lines under [telemetry]."""
+    return write_config(
+        directory,
+        f"""
+[service]
+name = "demo"
+app = "{DEMO_APP}"
+version = "1.2.3"
+
+[lifecycle]
+pre_stop_delay = "0s"
+drain_timeout = "5s"
+flush_timeout = "5s"
+
+[telemetry]
+{telemetry}
+{extra}
+""",
+    )
+
+
+def samples(body: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """Every sample of a Prometheus text scrape, keyed by (name, labels)."""
+    out: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
+    for family in text_string_to_metric_families(body):
+        for sample in family.samples:
+            out[(sample.name, frozenset(sample.labels.items()))] = sample.value
+    return out
+
+
+def value(body: str, name: str, **labels: str) -> float:
+    """One sample's value; 0 when absent (a series that was never touched)."""
+    return samples(body).get((name, frozenset(labels.items())), 0.0)
+
+
+@pytest.fixture
+def serve_env() -> dict[str, str]:
+    """The demo app is imported from the repository root."""
+    return {"PYTHONPATH": str(ROOT)}
+
+
+@pytest.fixture
+def config_factory(tmp_path: Path) -> Callable[..., Path]:
+    return lambda telemetry="", extra="": demo_config(tmp_path, telemetry, extra)

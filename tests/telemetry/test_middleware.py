@@ -1,0 +1,112 @@
+"""The request middleware in-process: bounded labels, route templates, request ids."""
+
+from __future__ import annotations
+
+import random
+import string
+from typing import Any
+
+import httpx
+from prometheus_client import generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Mount, Route
+
+from pilothouse.config.model import Config
+from pilothouse.runtime.runtime import Runtime
+from tests.telemetry.conftest import samples
+
+
+async def ok(request: Request) -> PlainTextResponse:
+    return PlainTextResponse("ok")
+
+
+def _app() -> Starlette:
+    api = Starlette(routes=[Route("/orders/{order_id}", ok)])
+    return Starlette(routes=[Route("/items/{id:int}", ok), Mount("/api/v1", app=api)])
+
+
+def _runtime(**telemetry: Any) -> Runtime:
+    return Runtime(Config.model_validate({"service": {"name": "t"}, "telemetry": telemetry}))
+
+
+async def _call(app: Any, method: str, path: str, headers: list[tuple[bytes, bytes]] | None = None
+                ) -> tuple[int, dict[bytes, bytes]]:
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
+             "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
+             "root_path": "", "headers": headers or [], "client": ("127.0.0.1", 1),
+             "server": ("127.0.0.1", 80)}
+    await app(scope, receive, send)
+    return sent[0]["status"], dict(sent[0]["headers"])
+
+
+def _series(runtime: Runtime) -> set[Any]:
+    body = generate_latest(runtime.metrics.registry).decode()
+    return {key for key in samples(body) if key[0].startswith("http_server_request_duration")}
+
+
+async def test_random_unknown_paths_add_no_series() -> None:
+    runtime = _runtime(access_log=False)
+    app = runtime.wrap(_app())
+    await _call(app, "GET", "/warm/up")
+    before = _series(runtime)
+    rng = random.Random(7)
+    for _ in range(10_000):
+        path = "/" + "/".join("".join(rng.choices(string.ascii_lowercase, k=6)) for _ in range(3))
+        method = rng.choice(["GET", "POST", "BREW", "PROPFIND"])
+        assert (await _call(app, method, path))[0] == 404
+    after = _series(runtime)
+    # GET was in `before`; POST and the non-standard methods (as _OTHER) add one series each.
+    added = {dict(labels)["http_request_method"] for _, labels in after - before}
+    assert added == {"POST", "_OTHER"}
+    assert {dict(labels)["http_route"] for _, labels in after} == {"_unmatched"}
+
+
+async def test_route_templates_include_mounts() -> None:
+    runtime = _runtime(access_log=False)
+    app = runtime.wrap(_app())
+    await _call(app, "GET", "/items/12")
+    await _call(app, "GET", "/api/v1/orders/77")
+    await _call(app, "GET", "/api/v1/nothing")
+    routes = {dict(labels)["http_route"] for _, labels in _series(runtime)}
+    assert routes == {"/items/{id}", "/api/v1/orders/{order_id}", "/api/v1/{path}"}
+
+
+async def test_request_id_is_honoured_or_generated() -> None:
+    app = _runtime(access_log=False).wrap(_app())
+    _, headers = await _call(app, "GET", "/items/1", [(b"x-request-id", b"abc-123")])
+    assert headers[b"x-request-id"] == b"abc-123"
+    _, headers = await _call(app, "GET", "/items/1")
+    generated = headers[b"x-request-id"]
+    assert len(generated) == 32 and int(generated, 16) >= 0
+    # Unsafe values (control characters, huge) are not echoed into logs or headers.
+    _, headers = await _call(app, "GET", "/items/1", [(b"x-request-id", b"a\r\nb")])
+    assert headers[b"x-request-id"] not in (b"a\r\nb", generated)
+    off = _runtime(access_log=False, request_id=False).wrap(_app())
+    _, headers = await _call(off, "GET", "/items/1")
+    assert b"x-request-id" not in headers
+
+
+async def test_metrics_switched_off_records_nothing() -> None:
+    runtime = _runtime(metrics=False, access_log=False)
+    app = runtime.wrap(_app())
+    assert (await _call(app, "GET", "/items/1"))[0] == 200
+    assert _series(runtime) == set()
+
+
+async def test_through_httpx_asgi_transport() -> None:
+    """The middleware under a real client stack: status, body and headers pass unchanged."""
+    app = _runtime(access_log=False).wrap(_app())
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+        r = await client.get("/items/5")
+    assert (r.status_code, r.text) == (200, "ok")
+    assert "x-request-id" in r.headers
