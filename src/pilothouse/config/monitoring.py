@@ -103,6 +103,10 @@ class RoutingConfig(Section):
     ticket: str = "chat"
     escalation: str | None = "pager-secondary"
     escalate_after: Duration = 1800.0
+    group_wait: Duration = 30.0
+    group_interval: Duration = 300.0
+    page_repeat_interval: Duration = 3600.0
+    ticket_repeat_interval: Duration = 43200.0
 
 
 class MonitoringConfig(Section):
@@ -117,12 +121,22 @@ class MonitoringConfig(Section):
     pool_utilization: Ratio = 0.9
     queue_growth_window: Duration = 900.0
     log_retention: Duration = 31 * 86400.0
+    log_error_rate: float = Field(default=0.1, gt=0, description="error log lines per second that alert")
+    loki_url: str = "http://loki.monitoring.svc:3100"
+    elasticsearch_url: str = "http://elasticsearch.logging.svc:9200"
     pending: dict[str, Duration] = Field(
         default_factory=dict, description="override an alert's `for:` duration, by alert name"
     )
     receivers: dict[str, ReceiverConfig] = Field(default_factory=_default_receivers)
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
     maintenance: list[MaintenanceWindow] = Field(default_factory=list)
+
+    @field_validator("loki_url", "elasticsearch_url")
+    @classmethod
+    def _service_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("expected an http:// or https:// URL")
+        return refuse_embedded_password(value).rstrip("/")  # type: ignore[union-attr]
 
     @field_validator("runbook_base_url")
     @classmethod

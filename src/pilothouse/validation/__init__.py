@@ -14,7 +14,7 @@ from typing import Literal
 
 VerdictStatus = Literal["pass", "fail", "missing", "skipped"]
 
-PROVIDERS: tuple[str, ...] = ("pilothouse.validation.deploy",)
+PROVIDERS: tuple[str, ...] = ("pilothouse.validation.deploy", "pilothouse.validation.monitoring")
 
 
 @dataclass(frozen=True, slots=True)

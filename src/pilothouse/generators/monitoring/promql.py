@@ -79,13 +79,15 @@ def window(seconds: float) -> str:
 
 
 def by(labels: Iterable[str]) -> str:
-    return f"by ({', '.join(labels)})"
+    """`by (a, b) ` for an aggregation; nothing for a total."""
+    names = tuple(labels)
+    return f"by ({', '.join(names)}) " if names else ""
 
 
 def rate_sum(spec: MetricSpec, matchers: tuple[Matcher, ...], seconds: float, group: Iterable[str],
              part: str | None = None, func: str = "rate") -> str:
     """`sum by (group) (rate(selector[w]))`: the shape of nearly every counter panel and rule."""
-    return f"sum {by(group)} ({func}({selector(spec, *matchers, part=part)}{window(seconds)}))"
+    return f"sum {by(group)}({func}({selector(spec, *matchers, part=part)}{window(seconds)}))"
 
 
 def quantile(q: float, spec: MetricSpec, matchers: tuple[Matcher, ...], seconds: float,

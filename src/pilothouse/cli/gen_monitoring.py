@@ -1,0 +1,32 @@
+"""`pilothouse generate monitoring`: dashboards, alert and SLO rules (with promtool tests),
+Alertmanager routing, runbooks and log shipping, from the config and the metric catalog."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from pilothouse.cli._common import add_config_option, command, load
+from pilothouse.generators.bundle import write_bundle
+
+
+def add_target(actions: Any) -> None:
+    parser = command(
+        actions,
+        "monitoring",
+        "write Grafana dashboards, Prometheus rules, Alertmanager routes, runbooks and log shipping",
+        "pilothouse generate monitoring --out monitoring/ && pilothouse validate monitoring/",
+    )
+    add_config_option(parser)
+    parser.add_argument("--out", default="monitoring", help="output directory (default: monitoring/)")
+    parser.add_argument("--force", action="store_true", help="overwrite files edited by hand")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pilothouse.generators.monitoring import generate
+
+    written = write_bundle(generate(load(args)), Path(args.out), force=args.force)
+    print(f"wrote {len(written)} files to {args.out} (check them with: pilothouse validate {args.out})")
+    return 0

@@ -1,0 +1,100 @@
+"""Proving a monitoring bundle with Prometheus' and Alertmanager's own tools: `promtool check
+rules` (plain file and the PrometheusRule's groups), `promtool test rules` (every alert fires and
+stays quiet as its generated cases say), `amtool check-config`, and `amtool config routes test`
+per severity against the receivers the route tree promises. Missing tools are `missing`."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pilothouse.validation import Verdict
+
+_TIMEOUT = 120
+SEVERITIES = ("critical", "warning")
+
+
+def _run(cmd: Sequence[str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(cmd), capture_output=True, text=True, timeout=_TIMEOUT, cwd=cwd)
+
+
+def _detail(proc: subprocess.CompletedProcess[str]) -> str:
+    text = (proc.stdout + proc.stderr).strip()
+    failing = [line.strip() for line in text.splitlines() if "FAIL" in line or "error" in line.lower()]
+    return " | ".join(failing or text.splitlines()[-1:])[:400]
+
+
+def _verdict(tool: str, target: str, proc: subprocess.CompletedProcess[str]) -> Verdict:
+    return Verdict(tool, target, "pass" if proc.returncode == 0 else "fail",
+                   "" if proc.returncode == 0 else _detail(proc))
+
+
+def expected_receivers(config: dict[str, Any], severity: str) -> list[str]:
+    """The receivers the route tree names for `severity` (first match, following `continue`)."""
+    found: list[str] = []
+    for route in config.get("route", {}).get("routes", []):
+        if f'severity="{severity}"' in route.get("matchers", []):
+            found.append(route["receiver"])
+            if not route.get("continue", False):
+                break
+    return found or [config["route"]["receiver"]]
+
+
+def _rules(root: Path, promtool: str) -> list[Verdict]:
+    verdicts = []
+    for rules in sorted((root / "prometheus" / "rules").glob("*.yaml")):
+        verdicts.append(_verdict("promtool check rules", str(rules.relative_to(root)),
+                                 _run([promtool, "check", "rules", str(rules)])))
+    for tests in sorted((root / "prometheus" / "tests").glob("*.yaml")):
+        verdicts.append(_verdict("promtool test rules", str(tests.relative_to(root)),
+                                 _run([promtool, "test", "rules", tests.name], cwd=tests.parent)))
+    crd = root / "kubernetes" / "prometheusrule.yaml"
+    if crd.is_file():
+        spec = yaml.safe_load(crd.read_text())["spec"]
+        with tempfile.TemporaryDirectory() as tmp:
+            plain = Path(tmp) / "prometheusrule-groups.yaml"
+            plain.write_text(yaml.safe_dump(spec))
+            verdicts.append(_verdict("promtool check rules", "kubernetes/prometheusrule.yaml (spec)",
+                                     _run([promtool, "check", "rules", str(plain)])))
+    return verdicts
+
+
+def _alertmanager(root: Path, amtool: str) -> list[Verdict]:
+    path = root / "alertmanager" / "alertmanager.yaml"
+    target = str(path.relative_to(root))
+    checked = _run([amtool, "check-config", str(path)])
+    verdicts = [_verdict("amtool check-config", target, checked)]
+    if checked.returncode != 0:
+        return verdicts
+    config = yaml.safe_load(path.read_text())
+    for severity in SEVERITIES:
+        receivers = expected_receivers(config, severity)
+        proc = _run([amtool, "config", "routes", "test", f"--config.file={path}",
+                     f"--verify.receivers={','.join(receivers)}", f"severity={severity}",
+                     "service=probe", "alertname=Probe"])
+        verdict = _verdict("amtool config routes test", f"{target} severity={severity}", proc)
+        if verdict.status == "pass":
+            verdict = Verdict(verdict.tool, verdict.target, "pass", f"-> {', '.join(receivers)}")
+        verdicts.append(verdict)
+    return verdicts
+
+
+def validate(root: Path) -> list[Verdict]:
+    verdicts: list[Verdict] = []
+    has_rules = (root / "prometheus" / "rules").is_dir()
+    has_am = (root / "alertmanager" / "alertmanager.yaml").is_file()
+    if has_rules:
+        promtool = shutil.which("promtool")
+        verdicts += _rules(root, promtool) if promtool else [
+            Verdict("promtool", "prometheus/", "missing", "install the Debian package 'prometheus'")]
+    if has_am:
+        amtool = shutil.which("amtool")
+        verdicts += _alertmanager(root, amtool) if amtool else [
+            Verdict("amtool", "alertmanager/", "missing", "install 'prometheus-alertmanager'")]
+    return verdicts
