@@ -1,0 +1,243 @@
+"""Vault/OpenBao through hvac against a real `bao server -dev` (OpenBao speaks Vault's HTTP API):
+KV v2 reads and rotation, AppRole login under the generated least-privilege policy, leased
+PostgreSQL credentials from the database engine (renewed, then rotated before the max TTL), and
+clear errors for revoked or expired tokens and an unreachable server."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from pilothouse.config import SecretRef, config_from_dict
+from pilothouse.config.model import Config
+from pilothouse.errors import SecretError
+from pilothouse.secrets import SecretResolver, SecretStore, vault_policy
+from pilothouse.secrets.providers.vault import VaultProvider
+from tests.helpers import free_port
+from tests.secrets.conftest import ROOT_TOKEN, Bao
+
+
+def vault_config(address: str, prefix: str, *, declare: list[str], **vault: Any) -> Config:
+    return config_from_dict(
+        {
+            "service": {"name": "shop"},
+            "secrets": {
+                "sources": ["vault"],
+                "declare": [{"secret": name} for name in declare],
+                "vault": {
+                    "address": address,
+                    "path": prefix,
+                    "refresh_interval": "1s",
+                    "timeout": "2s",
+                    **vault,
+                },
+            },
+        }
+    )
+
+
+@pytest.fixture
+def prefix(bao: Bao) -> str:
+    """A KV path prefix of its own per test: secret/<prefix>/<group>."""
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture(scope="module")
+def approle(bao: Bao) -> None:
+    if "approle/" not in bao.client().sys.list_auth_methods()["data"]:
+        bao.client().sys.enable_auth_method("approle")
+
+
+@pytest.fixture(scope="module")
+def database(bao: Bao, postgres_url: str) -> Iterator[str]:
+    """The database secrets engine issuing short-lived PostgreSQL roles (a real dynamic secret)."""
+    client = bao.client()
+    if "database/" not in client.sys.list_mounted_secrets_engines()["data"]:
+        client.sys.enable_secrets_engine("database", path="database")
+    client.write(
+        "database/config/pg",
+        plugin_name="postgresql-database-plugin",
+        connection_url="postgresql://{{username}}:{{password}}@127.0.0.1:5432/test",
+        username="postgres",
+        password="unused-trust-auth",
+        allowed_roles="shop",
+    )
+    client.write(
+        "database/roles/shop",
+        db_name="pg",
+        creation_statements=[
+            "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';"
+        ],
+        default_ttl="3s",
+        max_ttl="5s",
+    )
+    yield "database/creds/shop"
+    client.sys.revoke_prefix("database/creds")
+
+
+def login_with_approle(bao: Bao, config: Config, name: str) -> dict[str, str]:
+    """An AppRole whose only policy is the one pilothouse generated for `config`."""
+    client = bao.client()
+    client.sys.create_or_update_policy(name=name, policy=vault_policy(config))
+    client.auth.approle.create_or_update_approle(name, token_policies=[name], token_ttl="1h")
+    role_id = client.auth.approle.read_role_id(name)["data"]["role_id"]
+    secret_id = client.auth.approle.generate_secret_id(name)["data"]["secret_id"]
+    return {"role_id": role_id, "secret_id": secret_id}
+
+
+def test_kv_v2_read_and_rotation_to_a_new_version(bao: Bao, prefix: str) -> None:
+    kv = bao.client().secrets.kv.v2
+    kv.create_or_update_secret(
+        path=f"{prefix}/db", secret={"url": "postgresql://app@db/shop", "password": "v1-pass"}
+    )
+    config = vault_config(bao.address, prefix, declare=["db.url", "db.password"])
+    store = SecretStore(
+        SecretResolver(config, environ={"VAULT_TOKEN": ROOT_TOKEN}), config.secret_refs()
+    )
+    try:
+        store.load_all()
+        password = store.get("db.password")
+        assert password.reveal() == "v1-pass"
+        assert password.resolved is not None
+        assert (password.resolved.source, password.resolved.version) == ("vault", "1")
+        assert password.resolved.location == f"secret/{prefix}/db [password]"
+        assert (
+            password.resolved.updated_at is not None
+            and abs(password.resolved.updated_at - time.time()) < 60
+        )
+
+        kv.create_or_update_secret(
+            path=f"{prefix}/db", secret={"url": "postgresql://app@db/shop", "password": "v2-pass"}
+        )
+        assert store.refresh() == []  # cached for refresh_interval (1s): no request yet
+        time.sleep(1.1)
+        assert [s.name for s in store.refresh()] == ["db.password"]
+        assert password.reveal() == "v2-pass" and password.resolved.version == "2"
+    finally:
+        store.close()
+
+
+def test_approle_login_under_the_generated_policy(bao: Bao, prefix: str, approle: None) -> None:
+    bao.client().secrets.kv.v2.create_or_update_secret(
+        path=f"{prefix}/api", secret={"token": "api-tok-1"}
+    )
+    bao.client().secrets.kv.v2.create_or_update_secret(
+        path=f"{prefix}/other", secret={"key": "not-yours"}
+    )
+    allowed = vault_config(bao.address, prefix, declare=["api.token"])
+    ids = login_with_approle(bao, allowed, f"shop-{prefix}")
+    auth = {"method": "approle", "role_id": ids["role_id"], "secret_id_env": "SHOP_SECRET_ID"}
+    config = vault_config(bao.address, prefix, declare=["api.token", "other.key"], auth=auth)
+    resolver = SecretResolver(config, environ={"SHOP_SECRET_ID": ids["secret_id"]})
+    try:
+        assert resolver.get(SecretRef(secret="api.token")) == "api-tok-1"
+        with pytest.raises(SecretError) as err:  # least privilege: a group the config did not name
+            resolver.get(SecretRef(secret="other.key"))
+        assert str(err.value) == (
+            f"secret 'other.key': Vault at {bao.address} refused reading secret/{prefix}/other: "
+            "permission denied (token expired or revoked, or the policy does not allow it)"
+        )
+    finally:
+        resolver.close()
+
+
+def test_wrong_approle_secret_id_is_one_clear_line(bao: Bao, prefix: str, approle: None) -> None:
+    config = vault_config(bao.address, prefix, declare=["api.token"])
+    ids = login_with_approle(bao, config, f"shop-{prefix}")
+    auth = {"method": "approle", "role_id": ids["role_id"]}
+    config = vault_config(bao.address, prefix, declare=["api.token"], auth=auth)
+    resolver = SecretResolver(config, environ={"VAULT_SECRET_ID": "wrong-secret-id-123"})
+    with pytest.raises(SecretError) as err:
+        resolver.get(SecretRef(secret="api.token"))
+    message = str(err.value)
+    assert message.startswith(
+        f"secret 'api.token': Vault at {bao.address} refused logging in with approle auth: "
+    )
+    assert "wrong-secret-id-123" not in message and "\n" not in message
+
+
+def test_leased_database_credentials_are_renewed_then_rotated(
+    bao: Bao, prefix: str, approle: None, database: str
+) -> None:
+    declare = ["db.username", "db.password"]
+    plain = vault_config(bao.address, prefix, declare=declare, dynamic={"db": database})
+    ids = login_with_approle(bao, plain, f"shop-{prefix}")
+    auth = {"method": "approle", "role_id": ids["role_id"]}
+    config = vault_config(bao.address, prefix, declare=declare, dynamic={"db": database}, auth=auth)
+    resolver = SecretResolver(config, environ={"VAULT_SECRET_ID": ids["secret_id"]})
+    store = SecretStore(resolver, config.secret_refs())
+    provider = resolver.providers[0]
+    assert isinstance(provider, VaultProvider)
+    try:
+        store.load_all()
+        first_user = store.get("db.username").reveal()
+        assert store.get("db.password").resolved.location == f"{database} [password]"  # type: ignore[union-attr]
+
+        def connect() -> str:
+            url = "postgresql://127.0.0.1:5432/test"
+            user, password = store.get("db.username").reveal(), store.get("db.password").reveal()
+            with psycopg.connect(url, user=user, password=password, connect_timeout=3) as conn:
+                row = conn.execute("SELECT current_user").fetchone()
+            assert row is not None
+            return str(row[0])
+
+        assert connect() == first_user
+        rotated: list[str] = []
+        deadline = time.monotonic() + 15
+        while not rotated and time.monotonic() < deadline:
+            time.sleep(0.2)
+            rotated = [s.name for s in store.refresh()]
+            assert store.failures == {}
+        assert provider.renewals >= 1  # renewed while the max TTL allowed it
+        assert sorted(rotated) == ["db.password", "db.username"]  # then fresh credentials
+        assert store.get("db.username").reveal() != first_user
+        assert connect() == store.get("db.username").reveal()
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("how", ["revoked", "expired"])
+def test_revoked_or_expired_token(bao: Bao, prefix: str, how: str) -> None:
+    bao.client().secrets.kv.v2.create_or_update_secret(
+        path=f"{prefix}/db", secret={"password": "kept-pass-1"}
+    )
+    token = bao.client().auth.token.create(ttl="1h" if how == "revoked" else "2s", renewable=False)[
+        "auth"
+    ]["client_token"]
+    config = vault_config(bao.address, prefix, declare=["db.password"])
+    store = SecretStore(SecretResolver(config, environ={"VAULT_TOKEN": token}), config.secret_refs())
+    store.load_all()
+    if how == "revoked":
+        bao.client().auth.token.revoke(token)
+    time.sleep(2.2)  # past refresh_interval (and the short TTL)
+    store.refresh()
+    assert store.get("db.password").reveal() == "kept-pass-1"  # the old value stays in use
+    assert "permission denied" in store.failures["db.password"]
+
+    fresh = SecretResolver(config, environ={"VAULT_TOKEN": token})
+    with pytest.raises(SecretError) as err:
+        fresh.get(SecretRef(secret="db.password"))
+    assert str(err.value) == (
+        f"secret 'db.password': Vault at {bao.address} refused checking the Vault token: permission denied "
+        "(token expired or revoked, or the policy does not allow it)"
+    )
+    assert token not in str(err.value)
+
+
+def test_unreachable_vault_and_missing_token(bao: Bao) -> None:
+    address = f"http://127.0.0.1:{free_port()}"
+    config = vault_config(address, "shop", declare=["db.password"])
+    with pytest.raises(SecretError) as err:
+        SecretResolver(config, environ={"VAULT_TOKEN": "t-1234"}).get(SecretRef(secret="db.password"))
+    assert str(err.value) == (
+        f"secret 'db.password': Vault at {address} is unreachable (checking the Vault token): "
+        "connection failed"
+    )
+    config = vault_config(bao.address, "shop", declare=["db.password"])
+    with pytest.raises(SecretError, match=r"no Vault token: \$VAULT_TOKEN is empty or not set"):
+        SecretResolver(config, environ={}).get(SecretRef(secret="db.password"))
