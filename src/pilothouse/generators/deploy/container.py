@@ -30,7 +30,7 @@ def _json_list(items: list[str]) -> str:
     return "[" + ", ".join('"' + i.replace("\\", "\\\\").replace('"', '\\"') + '"' for i in items) + "]"
 
 
-def dockerfile(config: Config) -> str:
+def dockerfile(config: Config, location: str = "deploy") -> str:
     c = config.deploy.container
     base = f"python:{c.python}-slim-bookworm"
     uid = c.uid
@@ -50,7 +50,8 @@ def dockerfile(config: Config) -> str:
         for k, v in facts.plain_env(config).items()
         if k in {"PILOTHOUSE_CONFIG", "PYTHONPATH"}
     )
-    return f"""# Build from the project root: docker build -f deploy/Dockerfile -t {facts.image_ref(config)} .
+    return f"""# Build in the directory of pilothouse.toml:
+#   docker build -f {location}/Dockerfile -t {facts.image_ref(config)} .
 
 FROM {base} AS builder
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -91,5 +92,6 @@ def dockerignore(config: Config) -> str:
     return "\n".join(lines) + "\n"
 
 
-def files(config: Config) -> dict[str, str]:
-    return {DOCKERFILE: dockerfile(config), DOCKERIGNORE: dockerignore(config)}
+def files(config: Config, location: str = "deploy") -> dict[str, str]:
+    """`location`: where the bundle sits relative to the build context (for the build hint)."""
+    return {DOCKERFILE: dockerfile(config, location), DOCKERIGNORE: dockerignore(config)}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pilothouse.config.stack import Stack, load_stack
 from pilothouse.errors import ConfigError
-from pilothouse.generators.deploy import facts, kustomize
+from pilothouse.generators.deploy import container, facts, kustomize
 from pilothouse.generators.deploy import kubernetes as k8s
 from pilothouse.generators.deploy.yaml import dump, dump_all
 
@@ -36,6 +36,8 @@ def generate_stack(stack: Stack, environment: str | None = None) -> dict[str, st
         for file, objs in objects.items():
             files[f"k8s/base/{name}/{file}"] = dump_all(objs)
         files[f"k8s/base/{name}/{facts.CONFIG_FILE}"] = text
+        for rel, body in container.files(config, f"<deploy>/containers/{name}").items():
+            files[f"containers/{name}/{rel}"] = body
         files[f"k8s/base/{name}/kustomization.yaml"] = dump(
             {
                 "apiVersion": "kustomize.config.k8s.io/v1beta1",

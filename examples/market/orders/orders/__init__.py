@@ -1,0 +1,27 @@
+"""orders: places orders for products that exist; stored in PostgreSQL (DATABASE_URL)."""
+
+import os
+
+import httpx
+import psycopg
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+PRODUCTS_URL = os.environ.get("PRODUCTS_URL", "http://127.0.0.1:8080")
+
+
+async def create_order(request: Request) -> JSONResponse:
+    body = await request.json()
+    async with httpx.AsyncClient(timeout=2) as client:
+        skus = {p["sku"] for p in (await client.get(f"{PRODUCTS_URL}/products")).json()}
+    if body.get("sku") not in skus:
+        return JSONResponse({"error": "unknown product"}, status_code=422)
+    async with await psycopg.AsyncConnection.connect(os.environ["DATABASE_URL"]) as conn:
+        cur = await conn.execute("INSERT INTO orders (sku) VALUES (%s) RETURNING id", (body["sku"],))
+        row = await cur.fetchone()
+    return JSONResponse({"id": row[0] if row else None, "sku": body["sku"]}, status_code=201)
+
+
+app = Starlette(routes=[Route("/orders", create_order, methods=["POST"])])
