@@ -58,3 +58,27 @@ def serve_env() -> dict[str, str]:
 @pytest.fixture
 def config_factory(tmp_path: Path) -> Callable[..., Path]:
     return lambda telemetry="", extra="": demo_config(tmp_path, telemetry, extra)
+
+
+@pytest.fixture(scope="session")
+def _memory_exporter() -> object:
+    """One in-memory exporter on the process's global tracer provider (the API allows one
+    provider per process, so it is shared by every test here and cleared per test)."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, TracerProvider):
+        provider = TracerProvider()
+        trace.set_tracer_provider(provider)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return exporter
+
+
+@pytest.fixture
+def spans(_memory_exporter: object) -> object:
+    _memory_exporter.clear()  # type: ignore[attr-defined]
+    return _memory_exporter

@@ -59,10 +59,21 @@ async def work(request: Request) -> JSONResponse:
     return JSONResponse({"value": value})
 
 
+async def leak(request: Request) -> PlainTextResponse:
+    """Logs a registered secret, as careless code would; the log line must mask it."""
+    from pilothouse.redaction import register_secret
+
+    secret = os.environ["DEMO_LEAK"]
+    register_secret(secret)
+    log.warning("connecting with %s", secret)
+    return PlainTextResponse("ok")
+
+
 app = Starlette(
     routes=[
         Route("/items/{id}", item, methods=["GET", "POST", "DELETE"]),
         Route("/boom", boom),
         Route("/work", work),
+        Route("/leak", leak),
     ]
 )

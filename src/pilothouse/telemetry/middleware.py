@@ -128,14 +128,12 @@ class TelemetryMiddleware:
             if span.is_recording():
                 response_headers.append((b"traceparent", self._otel.traceparent(span)))
 
-        status = 500
-        started = False
+        status = 500  # until the app starts a response; an app that raises first sent none
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal status, started
+            nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                started = True
                 if response_headers:
                     message["headers"] = [*message.get("headers", ()), *response_headers]
             await send(message)
@@ -148,8 +146,6 @@ class TelemetryMiddleware:
             await self.app(scope, receive, send_wrapper)
         except BaseException as exc:
             error = exc
-            if started:  # the response went out; the status it carried stands
-                error = None
             raise
         finally:
             if active is not None:

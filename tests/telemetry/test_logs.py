@@ -1,0 +1,59 @@
+"""Logs of a real `pilothouse serve`: JSON lines sharing request and trace ids, redaction."""
+
+from __future__ import annotations
+
+import json
+import signal
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+from tests.helpers import ServeProcess
+
+
+def _run(config: Path, env: dict[str, str], *requests: tuple[str, dict[str, str]]) -> tuple[list[httpx.Response], str]:
+    serve = ServeProcess(config, env=env).start()
+    try:
+        responses = [httpx.get(serve.app_url + path, headers=headers) for path, headers in requests]
+        serve.signal(signal.SIGTERM)
+        assert serve.wait(30) == 0
+    finally:
+        serve.stop()
+    return responses, serve.output
+
+
+def test_every_line_is_json_and_a_request_shares_its_ids(
+    config_factory: Callable[..., Path], serve_env: dict[str, str]
+) -> None:
+    config = config_factory('traces = "otlp"\nlog_format = "json"')
+    env = {**serve_env, "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9", "OTEL_BSP_SCHEDULE_DELAY": "600000"}
+    (given, generated), output = _run(config, env, ("/work", {"X-Request-ID": "req-given-1"}), ("/work", {}))
+    lines = [json.loads(line) for line in output.splitlines() if line.strip()]
+    for line in lines:
+        assert {"timestamp", "level", "logger", "message", "service"} <= line.keys(), line
+        assert line["service"] == "demo"
+    assert given.headers["x-request-id"] == "req-given-1"
+    for response in (given, generated):
+        rid = response.headers["x-request-id"]
+        mine = [line for line in lines if line.get("request_id") == rid]
+        # The app's two lines and the access line, all in the request's trace.
+        assert [line["logger"] for line in mine] == ["demo", "demo", "pilothouse.access"]
+        trace_id = response.headers["traceparent"].split("-")[1]
+        assert {line["trace_id"] for line in mine} == {trace_id}
+        assert mine[1]["value"] == 0  # `extra=` fields become JSON fields
+        assert mine[2]["http_route"] == "/work" and mine[2]["status"] == 200
+
+
+def test_text_format_access_log_off_and_secrets_redacted(
+    config_factory: Callable[..., Path], serve_env: dict[str, str]
+) -> None:
+    config = config_factory('log_format = "text"\naccess_log = false')
+    env = {**serve_env, "DEMO_LEAK": "hunter2-secret-value"}
+    (r,), output = _run(config, env, ("/leak", {"X-Request-ID": "rid-7"}))
+    assert r.status_code == 200
+    assert "hunter2-secret-value" not in output
+    leak = next(line for line in output.splitlines() if "connecting with" in line)
+    assert "***" in leak and "request_id=rid-7" in leak
+    assert "pilothouse.access" not in output
+    assert not any(line.startswith("{") for line in output.splitlines())

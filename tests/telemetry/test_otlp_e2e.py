@@ -1,0 +1,82 @@
+"""End to end: `pilothouse serve` exports OTLP/HTTP to a receiver run by the test, which
+decodes the protobuf. Spans ended just before SIGTERM arrive through the shutdown flush."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from tests.helpers import ServeProcess
+
+TRACE_ID = "5bf92f3577b34da6a3ce929d0e0e4736"
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    spans: list[Any]
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        request = ExportTraceServiceRequest.FromString(body)
+        for resource in request.resource_spans:
+            for scope in resource.scope_spans:
+                self.server.spans.extend(scope.spans)  # type: ignore[attr-defined]
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def receiver() -> Iterator[ThreadingHTTPServer]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    server.spans = []  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+
+
+def test_spans_reach_an_otlp_receiver_after_sigterm(
+    receiver: ThreadingHTTPServer, config_factory: Callable[..., Path], serve_env: dict[str, str],
+    postgres_url: str,
+) -> None:
+    config = config_factory('traces = "otlp"\ncorrelation_header = "X-Transaction-ID"')
+    env = {
+        **serve_env,
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{receiver.server_port}",
+        "OTEL_BSP_SCHEDULE_DELAY": "600000",  # nothing is exported before the shutdown flush
+        "DEMO_DATABASE_URL": postgres_url,
+    }
+    serve = ServeProcess(config, env=env).start()
+    try:
+        r = httpx.get(f"{serve.app_url}/work", headers={
+            "traceparent": f"00-{TRACE_ID}-00f067aa0ba902b7-01", "X-Transaction-ID": "TX-1"})
+        assert r.status_code == 200
+        assert receiver.spans == []  # type: ignore[attr-defined]
+        serve.signal(signal.SIGTERM)
+        assert serve.wait(30) == 0, serve.output
+    finally:
+        serve.stop()
+    spans = {span.name: span for span in receiver.spans}  # type: ignore[attr-defined]
+    server, a, b, c, sql = (spans[n] for n in ("GET /work", "A", "B", "C", "SELECT"))
+    assert server.trace_id.hex() == TRACE_ID
+    assert server.parent_span_id.hex() == "00f067aa0ba902b7"
+    for child, parent in ((a, server), (b, a), (c, b), (sql, c)):
+        assert child.parent_span_id == parent.span_id, child.name
+        assert child.trace_id == server.trace_id
+    attributes = {kv.key: kv.value for kv in server.attributes}
+    assert attributes["correlation_id"].string_value == "TX-1"
+    assert attributes["http.route"].string_value == "/work"
+    sql_attributes = {kv.key: kv.value.string_value for kv in sql.attributes}
+    assert sql_attributes["db.query.text"] == "SELECT %s::int + 1"
