@@ -1,0 +1,115 @@
+"""End to end with real processes: the service, Prometheus evaluating the generated rules, and
+Alertmanager with the generated routes delivering to a webhook receiver started by the test.
+
+A critical readiness check points at a TCP port nobody listens on; the ReadinessFailing alert
+must reach the receiver with its labels and runbook link, then resolve once the test opens the
+port. `for:` is shortened through `[monitoring].pending` (config), never by editing output.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from pilothouse.config import load_config
+from pilothouse.generators.monitoring import generate
+from tests.generators.monitoring import engines
+from tests.helpers import ROOT, ServeProcess, free_port, write_config
+
+CONFIG = """
+[service]
+name = "e2e-alerts"
+app = "tests.apps.slow:app"
+[probes]
+cache_ttl = "500ms"
+check_timeout = "500ms"
+[[checks]]
+name = "upstream"
+kind = "tcp"
+host = "127.0.0.1"
+port = {upstream}
+critical = true
+[lifecycle]
+pre_stop_delay = "100ms"
+drain_timeout = "1s"
+flush_timeout = "500ms"
+[monitoring]
+runbook_base_url = "https://runbooks.example.test/e2e-alerts"
+pending = {{ ReadinessFailing = "2s" }}
+[monitoring.receivers.hook]
+kind = "webhook"
+url = "{hook}"
+[monitoring.routing]
+page = "hook"
+ticket = "hook"
+escalation = "hook"
+escalate_after = "1h"
+group_wait = "1s"
+group_interval = "1s"
+"""
+
+
+def _alerts(hook: engines.Webhook, status: str) -> list[dict[str, Any]]:
+    return [a for p in hook.payloads for a in p["alerts"]
+            if a["labels"].get("alertname") == "ReadinessFailing" and a["status"] == status]
+
+
+def _wait(predicate: Callable[[], bool], server: ServeProcess, timeout: float) -> None:
+    """Poll readiness like a kubelet would (checks run when asked) until predicate() holds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        httpx.get(f"{server.ops_url}/ready", timeout=2)
+        if predicate():
+            return
+        time.sleep(0.5)
+    raise AssertionError("condition not met in time")
+
+
+def test_readiness_alert_reaches_receiver_and_resolves(tmp_path: Path) -> None:
+    hook = engines.Webhook()
+    upstream_port = free_port()
+    cfg_path = write_config(tmp_path, CONFIG.format(upstream=upstream_port, hook=hook.url))
+    bundle = generate(load_config(cfg_path))
+    out = tmp_path / "bundle"
+    for rel, text in bundle.items():
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        (out / rel).write_text(text)
+    started: list[engines.Engine] = []
+    server = ServeProcess(cfg_path, cwd=ROOT).start()
+    listener: socket.socket | None = None
+    try:
+        am = engines.alertmanager(tmp_path, out / "alertmanager" / "alertmanager.yaml")
+        started.append(am)
+        prom = engines.prometheus(tmp_path, "e2e-alerts", f"127.0.0.1:{server.ops_port}",
+                                  [out / "prometheus" / "rules" / "e2e-alerts.rules.yaml"],
+                                  alertmanager=am.url.removeprefix("http://"))
+        started.append(prom)
+
+        _wait(lambda: bool(_alerts(hook, "firing")), server, timeout=40)
+        alert = _alerts(hook, "firing")[0]
+        assert alert["labels"] == {
+            "alertname": "ReadinessFailing", "severity": "critical", "service": "e2e-alerts",
+            "job": "e2e-alerts", "instance": f"127.0.0.1:{server.ops_port}",
+        }
+        assert alert["annotations"]["runbook_url"] == \
+            "https://runbooks.example.test/e2e-alerts/ReadinessFailing.md"
+        assert f"127.0.0.1:{server.ops_port}" in alert["annotations"]["summary"]
+
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", upstream_port))
+        listener.listen(16)
+        _wait(lambda: bool(_alerts(hook, "resolved")), server, timeout=40)
+        assert httpx.get(f"{server.ops_url}/ready", timeout=2).status_code == 200
+    finally:
+        if listener is not None:
+            listener.close()
+        for engine in reversed(started):
+            engine.stop()
+        server.stop()
+        hook.stop()
