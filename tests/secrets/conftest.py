@@ -41,9 +41,12 @@ class Bao:
 
         return hvac.Client(url=self.address, token=token, timeout=5)
 
-    def cli(self, *args: str) -> str:
+    def cli(self, *args: str, stdin: str | None = None) -> str:
+        """Run the `bao` CLI against this server as root."""
         env = {**os.environ, "BAO_ADDR": self.address, "BAO_TOKEN": ROOT_TOKEN}
-        out = subprocess.run([bao_binary(), *args], env=env, capture_output=True, text=True, timeout=30)
+        out = subprocess.run(
+            [bao_binary(), *args], env=env, input=stdin, capture_output=True, text=True, timeout=30
+        )
         assert out.returncode == 0, out.stderr
         return out.stdout
 
