@@ -1,0 +1,42 @@
+"""`pilothouse serve --workers 2`: the one /metrics adds up both workers' samples."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+from tests.helpers import ServeProcess
+from tests.telemetry.conftest import value
+
+
+def test_two_workers_total_equals_requests_sent(
+    config_factory: Callable[..., Path], serve_env: dict[str, str]
+) -> None:
+    serve = ServeProcess(config_factory('traces = "none"\naccess_log = false'), env=serve_env,
+                         args=("--workers", "2")).start(timeout=40)
+    try:
+        sent = 60
+        for _ in range(sent):
+            # A new connection per request, so the kernel spreads them over both workers.
+            with httpx.Client() as client:
+                r = client.get(f"{serve.app_url}/items/1")
+                assert r.status_code == 200
+        body = httpx.get(f"{serve.ops_url}/metrics").text
+        status = httpx.get(f"{serve.ops_url}/status").json()
+        pids = {str(w["pid"]) for w in status["workers"]}
+        labels = {"http_request_method": "GET", "http_route": "/items/{id}",
+                  "http_response_status_code": "200"}
+        assert value(body, "http_server_request_duration_seconds_count", **labels) == sent
+        assert value(body, "http_server_request_duration_seconds_bucket", le="+Inf", **labels) == sent
+        # One summed series, not one per worker; and the supervisor's own metrics stay single.
+        assert body.count('http_server_active_requests{http_request_method="GET"}') == 1
+        assert body.count("pilothouse_build_info{") == 1
+        assert len(pids) == 2 and str(os.getpid()) not in pids
+        serve.signal(signal.SIGTERM)
+        assert serve.wait(40) == 0
+    finally:
+        serve.stop()

@@ -1,0 +1,80 @@
+"""A real Prometheus scrapes the demo service; PromQL over its HTTP API sees the traffic."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+from tests.helpers import ServeProcess, free_port
+
+
+def _query(prometheus: str, promql: str) -> list[dict[str, object]]:
+    r = httpx.get(f"{prometheus}/api/v1/query", params={"query": promql}, timeout=5)
+    r.raise_for_status()
+    result: list[dict[str, object]] = r.json()["data"]["result"]
+    return result
+
+
+def _scalar(prometheus: str, promql: str) -> float | None:
+    result = _query(prometheus, promql)
+    return float(result[0]["value"][1]) if result else None  # type: ignore[index]
+
+
+def test_prometheus_scrapes_and_computes_the_request_rate(
+    config_factory: Callable[..., Path], serve_env: dict[str, str], tmp_path: Path
+) -> None:
+    with ServeProcess(config_factory('traces = "none"\naccess_log = false'), env=serve_env) as serve:
+        port = free_port()
+        (tmp_path / "prometheus.yml").write_text(
+            "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+            "scrape_configs:\n"
+            f"  - job_name: demo\n    static_configs: [{{targets: ['127.0.0.1:{serve.ops_port}']}}]\n"
+        )
+        prom = subprocess.Popen(
+            ["prometheus", f"--config.file={tmp_path / 'prometheus.yml'}",
+             f"--storage.tsdb.path={tmp_path / 'data'}", f"--web.listen-address=127.0.0.1:{port}"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        url = f"http://127.0.0.1:{port}"
+        sent = 0
+        stop = threading.Event()
+
+        def load() -> None:  # about 20 requests per second
+            nonlocal sent
+            with httpx.Client(base_url=serve.app_url) as client:
+                while not stop.is_set():
+                    client.get("/items/1").raise_for_status()
+                    sent += 1
+                    time.sleep(0.05)
+
+        try:
+            deadline = time.monotonic() + 30
+            while _up(url) is not True:
+                assert time.monotonic() < deadline, "prometheus never scraped the service"
+                time.sleep(0.5)
+            worker = threading.Thread(target=load)
+            worker.start()
+            time.sleep(8)
+            stop.set()
+            worker.join()
+            time.sleep(2.5)  # two more scrapes see the final count
+            selector = 'http_server_request_duration_seconds_count{job="demo",http_route="/items/{id}"}'
+            assert _scalar(url, f"sum({selector})") == sent
+            rate = _scalar(url, f"sum(rate({selector}[6s] offset 3s))")
+            assert rate is not None and 5 < rate < 40, rate  # ~20/s, generous for a loaded machine
+            assert _scalar(url, 'pilothouse_lifecycle_state{job="demo",state="ready"}') == 1
+        finally:
+            prom.terminate()
+            prom.wait(10)
+
+
+def _up(url: str) -> bool | None:
+    try:
+        return _scalar(url, 'up{job="demo"}') == 1
+    except httpx.HTTPError:
+        return None
