@@ -1,0 +1,58 @@
+"""Jobs the integration tests run in real worker processes (copied next to each test config).
+
+Every step writes a line to the ledger file ($JOBS_LEDGER): "<job id> <attempt> <pid> <event>",
+appended with O_APPEND so lines from concurrent processes never interleave.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+from pilothouse.jobs import Param, StepContext, job
+
+LEDGER = Path(os.environ.get("JOBS_LEDGER", "ledger.txt"))
+
+
+def mark(ctx: StepContext, event: str) -> None:
+    fd = os.open(LEDGER, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, f"{ctx.job_id} {ctx.attempt} {os.getpid()} {event}\n".encode())
+    finally:
+        os.close(fd)
+
+
+tick = job("tick")
+
+
+@tick.step()
+async def once(ctx: StepContext) -> None:
+    mark(ctx, "ran")
+    await asyncio.sleep(0.005)
+
+
+async def _cooperative_sleep(ctx: StepContext) -> None:
+    mark(ctx, "start")
+    deadline = asyncio.get_running_loop().time() + ctx.params["seconds"]
+    while asyncio.get_running_loop().time() < deadline and not ctx.cancelled:
+        await asyncio.sleep(0.02)
+    ctx.raise_if_cancelled()
+    mark(ctx, "done")
+
+
+slow = job("slow", params={"seconds": Param(float, default=1.0)}, on_lost="requeue")
+slow.step("wait")(_cooperative_sleep)
+
+fragile = job("fragile", params={"seconds": Param(float, default=1.0)}, on_lost="fail")
+fragile.step("wait")(_cooperative_sleep)
+
+stubborn = job("stubborn", params={"pidfile": Param(str)})
+
+
+@stubborn.step()
+async def hold(ctx: StepContext) -> None:
+    """Ignores cooperative cancellation: only the worker's kill stops its subprocess."""
+    mark(ctx, "start")
+    await ctx.run("sh", "-c", f"echo $$ > {ctx.params['pidfile']}; exec sleep 30")
+    mark(ctx, "done")
