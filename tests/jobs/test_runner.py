@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import time
 from pathlib import Path
@@ -152,7 +153,7 @@ async def test_idempotent_steps_are_retried_with_backoff() -> None:
     assert outcomes(result) == {"flaky": ("warning", 4)}
     assert result.steps[0].tries == 3
     assert seen.failed_tries == [("flaky", "abend"), ("flaky", "abend")]
-    gaps = [b - a for a, b in zip(tries, tries[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(tries)]
     assert gaps[0] >= 0.05 and gaps[1] >= 0.1  # exponential: 50ms, then 100ms
 
 
