@@ -1,0 +1,39 @@
+"""scripts/smoke.sh against the demo running locally: passes when healthy, names what fails."""
+
+from __future__ import annotations
+
+import subprocess
+
+import httpx
+
+from tests.helpers import ROOT, SHOP_DIR, ServeProcess, free_port
+
+SMOKE = ROOT / "scripts" / "smoke.sh"
+TOKEN = "smoke-test-token"
+
+
+def smoke(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["bash", str(SMOKE), *args], capture_output=True, text=True, timeout=60)
+
+
+def test_smoke_passes_then_fails_on_readiness_when_drained() -> None:
+    with ServeProcess(SHOP_DIR / "pilothouse.toml", env={"SHOP_ADMIN_TOKEN": TOKEN}) as shop:
+        ok = smoke(shop.app_url, shop.ops_url)
+        assert ok.returncode == 0, ok.stderr
+        assert "admin without token refused (401)" in ok.stdout
+        drained = httpx.post(f"{shop.ops_url}/admin/drain", headers={"Authorization": f"Bearer {TOKEN}"})
+        assert drained.status_code == 200
+        bad = smoke(shop.app_url, shop.ops_url)
+    assert bad.returncode == 1
+    assert bad.stderr.startswith(f"smoke: FAIL readiness: GET {shop.ops_url}/ready answered 503")
+
+
+def test_smoke_fails_clearly_when_nothing_listens() -> None:
+    port = free_port()
+    result = smoke(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{free_port()}")
+    assert result.returncode == 1
+    assert "smoke: FAIL health:" in result.stderr and "answered 000" in result.stderr
+
+
+def test_smoke_usage_error() -> None:
+    assert smoke().returncode == 2
