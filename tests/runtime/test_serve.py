@@ -205,3 +205,26 @@ def test_admin_drain_over_http(tmp_path: Path) -> None:
         assert httpx.get(f"{server.app_url}/hello").status_code == 200  # drained, still serving
         httpx.post(f"{server.ops_url}/admin/undrain", headers={"authorization": "Bearer tok-123456"})
         assert ready_status(server) == 200
+
+
+async def test_bound_sockets_keep_tcp_nodelay() -> None:
+    """Sockets bound by Pilothouse must keep asyncio's TCP_NODELAY on accepted connections:
+    without it every keep-alive response waits for a delayed ACK (~40 ms)."""
+    import asyncio
+
+    from pilothouse.runtime.server import bind
+
+    accepted: list[int] = []
+
+    async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        sock = writer.get_extra_info("socket")
+        accepted.append(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+        writer.close()
+
+    sock = bind("127.0.0.1", 0, "app")
+    server = await asyncio.start_server(on_connect, sock=sock)
+    reader, writer = await asyncio.open_connection(*sock.getsockname())
+    await reader.read()
+    writer.close()
+    server.close()
+    assert accepted and accepted[0] != 0

@@ -172,7 +172,9 @@ class PilothouseServer:
 def bind(host: str, port: int, role: str) -> socket.socket:
     """A listening socket, bound here so a busy port is one clear error (and can be shared)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto must be IPPROTO_TCP (not 0): asyncio only sets TCP_NODELAY on accepted sockets whose
+    # proto says TCP, and without it keep-alive responses stall ~40 ms on Nagle + delayed ACK.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
