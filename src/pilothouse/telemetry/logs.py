@@ -15,6 +15,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from pilothouse import redaction
 from pilothouse.config.model import Config
 from pilothouse.redaction import redact
 from pilothouse.telemetry.context import current_request
@@ -26,6 +27,16 @@ UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.asgi")
 _RECORD_FIELDS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 
 SpanIds = Callable[[], tuple[str, str] | None]
+
+_encode = json.JSONEncoder(default=str, ensure_ascii=False, separators=(", ", ": ")).encode
+
+
+def _redact(text: str) -> str:
+    """`redact`, skipped when the text cannot hold anything it masks (no registered secrets,
+    no `@` of URL credentials, no `=` of key=value pairs): most lines, e.g. every access line."""
+    if redaction._values or "@" in text or "=" in text:
+        return redact(text)
+    return text
 
 
 def _no_span() -> tuple[str, str] | None:
@@ -76,24 +87,35 @@ class JsonFormatter(logging.Formatter):
         super().__init__()
         self.service = service
         self.request_fields = _RequestFields(correlation_field)
+        self._second = -1
+        self._second_text = ""
+
+    def _timestamp(self, created: float) -> str:
+        """ISO 8601 UTC with milliseconds; the part up to the second is reused within it."""
+        second = int(created)
+        if second != self._second:
+            self._second = second
+            self._second_text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        return f"{self._second_text}.{int((created - second) * 1000):03d}Z"
 
     def format(self, record: logging.LogRecord) -> str:
         doc: dict[str, Any] = {
-            "timestamp": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "timestamp": self._timestamp(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": redact(record.getMessage()),
+            "message": _redact(record.getMessage()),
             "service": self.service,
         }
         self.request_fields(doc)
-        for key in record.__dict__.keys() - _RECORD_FIELDS:
-            value = record.__dict__[key]
-            doc[key] = redact(value) if isinstance(value, str) else value
+        fields = record.__dict__
+        for key in fields.keys() - _RECORD_FIELDS:
+            value = fields[key]
+            doc[key] = _redact(value) if isinstance(value, str) else value
         if record.exc_info:
             doc["exception"] = redact(self.formatException(record.exc_info))
         elif record.exc_text:
             doc["exception"] = redact(record.exc_text)
-        return json.dumps(doc, default=str, ensure_ascii=False)
+        return _encode(doc)
 
 
 class TextFormatter(logging.Formatter):

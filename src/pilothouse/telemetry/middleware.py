@@ -13,8 +13,8 @@ middleware, so the 503 a request cut at the drain deadline gets is recorded like
 from __future__ import annotations
 
 import logging
-import os
 import re
+from random import getrandbits
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
@@ -111,7 +111,7 @@ class TelemetryMiddleware:
         context: RequestContext | None = None
         if rid_key := self._request_id_key:
             if request_id is None or not _SAFE_REQUEST_ID.fullmatch(request_id):
-                request_id = os.urandom(16).hex().encode()
+                request_id = f"{getrandbits(128):032x}".encode()  # unique, not a secret
             response_headers.append((rid_key, request_id))
         if request_id is not None or correlation is not None:
             context = RequestContext(
@@ -153,20 +153,27 @@ class TelemetryMiddleware:
             duration = perf_counter() - start
             route = route_template(scope, entry_root_path)
             if self._access is not None:  # inside the span, so the line carries its trace id
-                self._access.info(
-                    "%s %s %d %.1fms",
-                    scope["method"],
-                    scope["path"],
-                    status,
-                    duration * 1000,
-                    extra={"http_route": route, "status": status, "duration_ms": round(duration * 1000, 3)},
-                )
+                self._access_line(scope, route, status, duration)
             if span is not None:
                 self._otel.end(span, otel_token, method, route, status, error)  # type: ignore[union-attr]
             if self._histogram is not None:
                 self._observe(method, route, status, duration, span)
             if log_token is not None:
                 current_request.reset(log_token)
+
+    def _access_line(self, scope: Scope, route: str, status: int, duration: float) -> None:
+        """One INFO record on `pilothouse.access`, built directly: `Logger.info` would also walk
+        the stack for the caller's file and line, which an access line does not need."""
+        access = self._access
+        if access is None or not access.isEnabledFor(logging.INFO):
+            return
+        ms = duration * 1000
+        message = f"{scope['method']} {scope['path']} {status} {ms:.1f}ms"
+        record = logging.LogRecord(ACCESS_LOGGER, logging.INFO, "", 0, message, None, None)
+        record.http_route = route
+        record.status = status
+        record.duration_ms = round(ms, 3)
+        access.handle(record)
 
     def _observe(self, method: str, route: str, status: int, duration: float, span: Any) -> None:
         key = (method, route, status)
@@ -218,10 +225,11 @@ class _Otel:
         self, span: Any, token: Any, method: str, route: str, status: int, error: BaseException | None
     ) -> None:
         if span.is_recording():
-            span.set_attribute("http.response.status_code", status)
             if route != http_metrics.UNMATCHED_ROUTE:
-                span.set_attribute("http.route", route)
+                span.set_attributes({"http.response.status_code": status, "http.route": route})
                 span.update_name(f"{method} {route}")
+            else:
+                span.set_attribute("http.response.status_code", status)
             if error is not None:
                 span.record_exception(error)
                 span.set_status(self.status_error(type(error).__name__))
