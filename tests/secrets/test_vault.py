@@ -5,9 +5,14 @@ clear errors for revoked or expired tokens and an unreachable server."""
 
 from __future__ import annotations
 
+import base64
+import json
+import threading
 import time
 import uuid
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -241,3 +246,92 @@ def test_unreachable_vault_and_missing_token(bao: Bao) -> None:
     config = vault_config(bao.address, "shop", declare=["db.password"])
     with pytest.raises(SecretError, match=r"no Vault token: \$VAULT_TOKEN is empty or not set"):
         SecretResolver(config, environ={}).get(SecretRef(secret="db.password"))
+
+
+class FakeTokenReview:
+    """Stands in for the Kubernetes API's TokenReview endpoint (there is no cluster here): it
+    vouches for one service account, so the real OpenBao Kubernetes auth method can run."""
+
+    def __init__(self) -> None:
+        self.reviewed: list[str] = []
+        reviewed = self.reviewed
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+                reviewed.append(body["spec"]["token"])
+                user = {"username": "system:serviceaccount:default:shop", "uid": "uid-1", "groups": []}
+                data = json.dumps(
+                    {"kind": "TokenReview", "status": {"authenticated": True, "user": user}}
+                )
+                self.send_response(201)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data.encode())
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = HTTPServer(("127.0.0.1", free_port()), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def service_account_jwt() -> str:
+    def part(data: dict[str, str]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+    claims = {
+        "iss": "kubernetes/serviceaccount",
+        "sub": "system:serviceaccount:default:shop",
+        "kubernetes.io/serviceaccount/namespace": "default",
+        "kubernetes.io/serviceaccount/service-account.name": "shop",
+        "kubernetes.io/serviceaccount/service-account.uid": "uid-1",
+    }
+    return f"{part({'alg': 'RS256'})}.{part(claims)}.c2lnbmF0dXJl"
+
+
+def test_kubernetes_auth_login(bao: Bao, prefix: str, tmp_path: Path) -> None:
+    client = bao.client()
+    client.secrets.kv.v2.create_or_update_secret(
+        path=f"{prefix}/db", secret={"password": "k8s-auth-pass"}
+    )
+    kube = FakeTokenReview()
+    try:
+        mount = f"k8s-{prefix}"
+        client.sys.enable_auth_method("kubernetes", path=mount)
+        client.sys.enable_secrets_engine("pki", path=f"pki-{prefix}")
+        ca = client.write(f"pki-{prefix}/root/generate/internal", common_name="fake-kube-ca")["data"]
+        client.write(
+            f"auth/{mount}/config",
+            kubernetes_host=kube.url,
+            kubernetes_ca_cert=ca["certificate"],
+            token_reviewer_jwt="reviewer",
+            disable_local_ca_jwt=True,
+        )
+        plain = vault_config(bao.address, prefix, declare=["db.password"])
+        client.sys.create_or_update_policy(name=mount, policy=vault_policy(plain))
+        client.write(
+            f"auth/{mount}/role/shop",
+            bound_service_account_names="shop",
+            bound_service_account_namespaces="default",
+            token_policies=mount,
+            ttl="1h",
+        )
+        jwt = tmp_path / "token"
+        jwt.write_text(service_account_jwt())
+        auth = {"method": "kubernetes", "role": "shop", "jwt_file": str(jwt), "mount": mount}
+        config = vault_config(bao.address, prefix, declare=["db.password"], auth=auth)
+        resolver = SecretResolver(config, environ={})
+        try:
+            assert resolver.get(SecretRef(secret="db.password")) == "k8s-auth-pass"
+        finally:
+            resolver.close()
+        assert kube.reviewed == [jwt.read_text()]
+    finally:
+        kube.close()
