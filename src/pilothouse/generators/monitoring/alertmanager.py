@@ -16,6 +16,8 @@ from pilothouse.durations import format_duration
 from pilothouse.generators.monitoring.rules import dump
 
 PATH = "alertmanager/alertmanager.yaml"
+ROUTING_TESTS = "alertmanager/routing-tests.yaml"
+"""Which receivers each severity must reach, from the config: `pilothouse validate` asks amtool."""
 MAINTENANCE = "maintenance"
 
 
@@ -85,4 +87,8 @@ def render(config: Config) -> dict[str, str]:
                 for w in mon.maintenance
             ],
         }]
-    return {PATH: dump(document)}
+    expected = {"critical": [routing.page, *([routing.escalation] if routing.escalation else [])],
+                "warning": [routing.ticket]}
+    tests = [{"labels": {"severity": severity, "service": config.service.name, "alertname": "RoutingTest"},
+              "receivers": receivers} for severity, receivers in expected.items()]
+    return {PATH: dump(document), ROUTING_TESTS: dump({"tests": tests})}
