@@ -5,6 +5,7 @@ from pilothouse.errors import ConfigError, OperationError, PilothouseError, Secr
 from pilothouse.runtime.attach import attach
 from pilothouse.runtime.checks import CheckFailed, check
 from pilothouse.runtime.freshness import touch
+from pilothouse.runtime.runtime import current_runtime
 
 __version__ = "0.1.0"
 
@@ -18,6 +19,7 @@ __all__ = [
     "__version__",
     "attach",
     "check",
+    "current_runtime",
     "load_config",
     "touch",
 ]

@@ -26,6 +26,8 @@ from pilothouse.runtime.ops_app import OpsApp, RouteHandler
 
 log = logging.getLogger("pilothouse")
 
+_current: Runtime | None = None
+
 FlushHook = Callable[[], Awaitable[None] | None]
 Hook = Callable[[], Awaitable[None]]
 
@@ -38,6 +40,8 @@ class Runtime:
     ) -> None:
         """`process_metrics=False` for `--workers` children: build info, lifecycle and readiness
         metrics belong to the supervisor that answers the probes."""
+        global _current
+        _current = self
         self.config = config
         self.lifecycle = Lifecycle()
         self.metrics = metrics or Metrics()
@@ -190,3 +194,12 @@ class Runtime:
             await asyncio.wait_for(run_all(), self.config.lifecycle.flush_timeout)
         except TimeoutError:
             log.warning("flush did not finish within %ss", self.config.lifecycle.flush_timeout)
+
+
+def current_runtime() -> Runtime:
+    """The Runtime of this process (built by `pilothouse serve` or `attach`), for app code:
+    `current_runtime().lifecycle.state`, `.lifecycle.subscribe(...)`, `.lifecycle.mark_broken(...)`.
+    """
+    if _current is None:
+        raise RuntimeError("no Pilothouse runtime in this process (run under `pilothouse serve` or attach())")
+    return _current
