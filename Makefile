@@ -42,7 +42,6 @@ demo: venv
 
 lint: venv
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check src || true
 
 typecheck: venv
 	$(BIN)/mypy
