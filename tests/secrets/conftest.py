@@ -15,6 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
+from pilothouse.config.model import Config
+from pilothouse.secrets import vault_policy
 from tests.helpers import free_port
 
 ROOT_TOKEN = "pilothouse-test-root"
@@ -93,3 +95,46 @@ def bao(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bao]:
         proc.terminate()
         proc.wait(timeout=10)
         log.close()
+
+
+@pytest.fixture(scope="session")
+def approle(bao: Bao) -> None:
+    if "approle/" not in bao.client().sys.list_auth_methods()["data"]:
+        bao.client().sys.enable_auth_method("approle")
+
+
+@pytest.fixture(scope="session")
+def database(bao: Bao, postgres_url: str) -> Iterator[str]:
+    """The database secrets engine issuing short-lived PostgreSQL roles (a real dynamic secret)."""
+    client = bao.client()
+    if "database/" not in client.sys.list_mounted_secrets_engines()["data"]:
+        client.sys.enable_secrets_engine("database", path="database")
+    client.write(
+        "database/config/pg",
+        plugin_name="postgresql-database-plugin",
+        connection_url="postgresql://{{username}}:{{password}}@127.0.0.1:5432/test",
+        username="postgres",
+        password="unused-trust-auth",
+        allowed_roles="shop",
+    )
+    client.write(
+        "database/roles/shop",
+        db_name="pg",
+        creation_statements=[
+            "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';"
+        ],
+        default_ttl="3s",
+        max_ttl="5s",
+    )
+    yield "database/creds/shop"
+    client.sys.revoke_prefix("database/creds")
+
+
+def login_with_approle(bao: Bao, config: Config, name: str) -> dict[str, str]:
+    """An AppRole whose only policy is the one pilothouse generated for `config`."""
+    client = bao.client()
+    client.sys.create_or_update_policy(name=name, policy=vault_policy(config))
+    client.auth.approle.create_or_update_approle(name, token_policies=[name], token_ttl="1h")
+    role_id = client.auth.approle.read_role_id(name)["data"]["role_id"]
+    secret_id = client.auth.approle.generate_secret_id(name)["data"]["secret_id"]
+    return {"role_id": role_id, "secret_id": secret_id}

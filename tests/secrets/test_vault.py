@@ -10,7 +10,6 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from pilothouse.errors import SecretError
 from pilothouse.secrets import SecretResolver, SecretStore, vault_policy
 from pilothouse.secrets.providers.vault import VaultProvider
 from tests.helpers import free_port
-from tests.secrets.conftest import ROOT_TOKEN, Bao
+from tests.secrets.conftest import ROOT_TOKEN, Bao, login_with_approle
 
 
 def vault_config(address: str, prefix: str, *, declare: list[str], **vault: Any) -> Config:
@@ -50,49 +49,6 @@ def vault_config(address: str, prefix: str, *, declare: list[str], **vault: Any)
 def prefix(bao: Bao) -> str:
     """A KV path prefix of its own per test: secret/<prefix>/<group>."""
     return f"t{uuid.uuid4().hex[:10]}"
-
-
-@pytest.fixture(scope="module")
-def approle(bao: Bao) -> None:
-    if "approle/" not in bao.client().sys.list_auth_methods()["data"]:
-        bao.client().sys.enable_auth_method("approle")
-
-
-@pytest.fixture(scope="module")
-def database(bao: Bao, postgres_url: str) -> Iterator[str]:
-    """The database secrets engine issuing short-lived PostgreSQL roles (a real dynamic secret)."""
-    client = bao.client()
-    if "database/" not in client.sys.list_mounted_secrets_engines()["data"]:
-        client.sys.enable_secrets_engine("database", path="database")
-    client.write(
-        "database/config/pg",
-        plugin_name="postgresql-database-plugin",
-        connection_url="postgresql://{{username}}:{{password}}@127.0.0.1:5432/test",
-        username="postgres",
-        password="unused-trust-auth",
-        allowed_roles="shop",
-    )
-    client.write(
-        "database/roles/shop",
-        db_name="pg",
-        creation_statements=[
-            "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';"
-        ],
-        default_ttl="3s",
-        max_ttl="5s",
-    )
-    yield "database/creds/shop"
-    client.sys.revoke_prefix("database/creds")
-
-
-def login_with_approle(bao: Bao, config: Config, name: str) -> dict[str, str]:
-    """An AppRole whose only policy is the one pilothouse generated for `config`."""
-    client = bao.client()
-    client.sys.create_or_update_policy(name=name, policy=vault_policy(config))
-    client.auth.approle.create_or_update_approle(name, token_policies=[name], token_ttl="1h")
-    role_id = client.auth.approle.read_role_id(name)["data"]["role_id"]
-    secret_id = client.auth.approle.generate_secret_id(name)["data"]["secret_id"]
-    return {"role_id": role_id, "secret_id": secret_id}
 
 
 def test_kv_v2_read_and_rotation_to_a_new_version(bao: Bao, prefix: str) -> None:
