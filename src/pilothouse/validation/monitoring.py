@@ -26,7 +26,8 @@ def _run(cmd: Sequence[str], cwd: Path | None = None) -> subprocess.CompletedPro
 
 def _detail(proc: subprocess.CompletedProcess[str]) -> str:
     text = (proc.stdout + proc.stderr).strip()
-    failing = [line.strip() for line in text.splitlines() if "FAIL" in line or "error" in line.lower()]
+    failing = [line.strip() for line in text.splitlines()
+               if "FAIL" in line or "error" in line.lower() or line.strip().startswith("name:")]
     return " | ".join(failing or text.splitlines()[-1:])[:400]
 
 
