@@ -125,9 +125,19 @@ class Worker:
             except Exception as exc:
                 log.warning("job store unavailable (poll): %s", exc)
             self._set_gauges()
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.settings.poll_interval)
+            await self._nap()
+
+    async def _nap(self) -> None:
+        """Sleep a poll interval, or less when a job finished (room for the next one).
+
+        Not `asyncio.wait_for`: on Python 3.11 it can lose a cancellation that races with the
+        event, and `stop()` would wait forever."""
+        self._wake.clear()
+        waiter = asyncio.ensure_future(self._wake.wait())
+        try:
+            await asyncio.wait({waiter}, timeout=self.settings.poll_interval)
+        finally:
+            waiter.cancel()
 
     async def _heartbeat_loop(self) -> None:
         while True:

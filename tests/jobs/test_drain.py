@@ -1,0 +1,132 @@
+"""`pilothouse drain` against real worker processes: submissions rejected, running jobs finish,
+exit 0; with a short --timeout and --force the job is cancelled (its subprocess killed) and
+recorded as such; without --force a timeout fails. Also `status` and `undrain`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from pilothouse.config import load_config
+from pilothouse.jobs.store import JobStore, open_store
+from tests.helpers import PILOTHOUSE, run_cli
+from tests.jobs.conftest import WorkerProcess, jobs_config, ledger, wait_until
+
+
+def start_job(path: Path, name: str, *params: str) -> int:
+    result = run_cli("jobs", "submit", name, *params, "-c", str(path), "--format", "json")
+    assert result.returncode == 0, result.stderr
+    job_id: int = json.loads(result.stdout)["id"]
+    return job_id
+
+
+def running(store: JobStore, job_id: int) -> bool:
+    record = store.get(job_id)
+    return record is not None and record.state == "running"
+
+
+@pytest.fixture
+def drained_setup(
+    tmp_path: Path, workers: Callable[..., WorkerProcess]
+) -> tuple[Path, JobStore, WorkerProcess]:
+    path = jobs_config(tmp_path)
+    store = open_store(load_config(path))
+    return path, store, workers(path)
+
+
+def test_drain_waits_for_the_running_job_and_rejects_new_ones(
+    drained_setup: tuple[Path, JobStore, WorkerProcess], tmp_path: Path
+) -> None:
+    path, store, worker = drained_setup
+    job_id = start_job(path, "slow", "--param", "seconds=4")
+    wait_until(lambda: running(store, job_id), what="the job to start")
+    drain = subprocess.Popen(
+        [*PILOTHOUSE, "drain", "--timeout", "30s", "-c", str(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    wait_until(lambda: store.draining_since() is not None, what="the drain flag")
+    status = run_cli("status", "-c", str(path), "--format", "json")
+    assert json.loads(status.stdout)["state"] == "draining"
+    rejected = run_cli("jobs", "submit", "tick", "-c", str(path))
+    assert rejected.returncode == 1
+    assert rejected.stderr.strip().splitlines() == [
+        f"pilothouse: error: job 'tick' rejected: the job store {tmp_path / 'jobs.sqlite3'} is draining "
+        "(run `pilothouse undrain` to accept jobs again)"
+    ]
+    out, err = drain.communicate(timeout=30)
+    assert drain.returncode == 0, err
+    record = store.get(job_id)
+    assert record is not None and (record.state, record.outcome) == ("finished", "ok")
+    assert "draining: 1 job(s) running" in err and out.startswith("drained in")
+    assert worker.proc.poll() is None  # a drained worker keeps running, idle
+    status = json.loads(run_cli("status", "-c", str(path), "--format", "json").stdout)
+    assert (status["state"], status["running"], status["workers"][0]["accepting"]) == ("drained", 0, False)
+    assert run_cli("undrain", "-c", str(path)).returncode == 0
+    after = start_job(path, "tick")
+    wait_until(lambda: store.get(after).state == "finished", what="work after undrain")  # type: ignore[union-attr]
+
+
+def test_drain_timeout_with_force_cancels_and_records(
+    drained_setup: tuple[Path, JobStore, WorkerProcess], tmp_path: Path
+) -> None:
+    path, store, _ = drained_setup
+    pidfile = tmp_path / "sleep.pid"
+    job_id = start_job(path, "stubborn", "--param", f"pidfile={pidfile}")
+    wait_until(lambda: pidfile.exists() and pidfile.read_text().strip(), what="the subprocess")
+    pid = int(pidfile.read_text())
+    result = run_cli("drain", "--timeout", "300ms", "--force", "-c", str(path), "--format", "json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert (report["state"], report["cancelled"]) == ("drained", 1)
+    record = store.get(job_id)
+    assert record is not None and record.outcome == "cancelled"
+    assert [(s.name, s.outcome) for s in store.steps(job_id)] == [("hold", "cancelled")]
+    assert [e for _, _, _, e in ledger(tmp_path)] == ["start"]  # never reached "done"
+    wait_until(lambda: not alive(pid), 5, "the step's subprocess to be killed")
+
+
+def test_drain_timeout_without_force_fails_and_leaves_the_job(
+    drained_setup: tuple[Path, JobStore, WorkerProcess],
+) -> None:
+    path, store, _ = drained_setup
+    job_id = start_job(path, "slow", "--param", "seconds=3")
+    wait_until(lambda: running(store, job_id), what="the job to start")
+    started = time.monotonic()
+    result = run_cli("drain", "--timeout", "300ms", "-c", str(path))
+    assert result.returncode == 1
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .startswith("pilothouse: error: drain timed out after 300ms: 1 job(s) still running")
+    )
+    assert time.monotonic() - started < 10
+    assert running(store, job_id)  # untouched: it finishes on its own
+    wait_until(lambda: store.get(job_id).outcome == "ok", what="the job to finish")  # type: ignore[union-attr]
+
+
+def test_sigterm_is_a_local_drain(drained_setup: tuple[Path, JobStore, WorkerProcess]) -> None:
+    path, store, worker = drained_setup
+    job_id = start_job(path, "slow", "--param", "seconds=1")
+    wait_until(lambda: running(store, job_id), what="the job to start")
+    worker.signal(15)
+    assert worker.wait(20) == 0
+    record = store.get(job_id)
+    assert record is not None and record.outcome == "ok"
+    assert store.workers() == []
+    assert store.draining_since() is None  # local: other workers keep taking jobs
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
