@@ -115,13 +115,19 @@ def test_runbooks_cover_every_alert_and_name_real_commands(tmp_path: Path) -> No
         assert run_cli(*command.split(), "--help").returncode == 0, command
 
 
-def test_runbook_base_url_and_pending_overrides_come_from_config(tmp_path: Path) -> None:
+def test_runbook_url_pending_and_maintenance_come_from_config(tmp_path: Path) -> None:
     config = write_config(tmp_path, MINIMAL.format(extra="""
 [monitoring]
 runbook_base_url = "https://ops.example.test/tiny/"
 pending = { ReadinessFailing = "5s" }
+maintenance = [{ weekdays = ["saturday", "sunday"], start = "02:00", end = "04:00" }]
 """))
-    rules = {r["alert"]: r for r in rules_of(generated(tmp_path, config)) if "alert" in r}
+    out = generated(tmp_path, config)
+    assert all(v.status == "pass" for v in validate(out)), validate(out)
+    alertmanager = yaml.safe_load((out / "alertmanager/alertmanager.yaml").read_text())
+    assert alertmanager["route"]["routes"][-1]["mute_time_intervals"] == ["maintenance"]
+    assert "saturday, sunday 02:00-04:00 UTC" in (out / "runbooks/index.md").read_text()
+    rules = {r["alert"]: r for r in rules_of(out) if "alert" in r}
     assert rules["ReadinessFailing"]["for"] == "5s"
     assert rules["TargetDown"]["for"] == "2m"
     annotations = rules["ReadinessFailing"]["annotations"]

@@ -334,7 +334,8 @@ class _Builder:
                 Step("Processing rate (jobs finished)" if is_jobs else "Processing rate (units of work)",
                      promql=rate_sum(job_metrics.JOB_RUNS, self.m, 300, ("outcome",)) if is_jobs
                      else rate_sum(app_metrics.UNIT_OF_WORK_EXECUTIONS, self.m, 300, ("unit", "outcome"))),
-                Step("Are consumers draining or not ready", command=f"curl -s {self.ops}"),
+                Step("Are workers draining, how many jobs run and wait", command="pilothouse status")
+                if is_jobs else Step("Are consumers draining or not ready", command=f"curl -s {self.ops}"),
             ),
             mitigation=("Scale out consumers.", "Find the slow or failing consumer step and fix it."),
             firing=Scenario((Series(sample, "0+5x{n}"),), self.labels() if is_jobs
@@ -357,11 +358,14 @@ class _Builder:
             meaning="A job run ended failed (a step abended or timed out) or was lost with its worker.",
             impact="Whatever the job produces (reports, syncs, cleanups) is missing or late.",
             steps=(
-                Step("Runs by outcome", promql=rate_sum(spec, self.m, 3600, (job_label, "outcome"),
-                                                        func="increase")),
+                Step("Runs by outcome, and the failed runs themselves",
+                     promql=rate_sum(spec, self.m, 3600, (job_label, "outcome"), func="increase"),
+                     command="pilothouse jobs list --state finished --limit 20"),
                 Step("Step errors", promql=rate_sum(job_metrics.JOB_ERRORS, self.m, 3600, (job_label,),
                                                     func="increase")),
-                Step("Last return code per job", promql=selector(job_metrics.JOB_RETURN_CODE, *self.m)),
+                Step("Last return code per job, then the steps of a failed run",
+                     promql=selector(job_metrics.JOB_RETURN_CODE, *self.m),
+                     command="pilothouse jobs show <id>"),
             ),
             mitigation=("Read the failed run's step log and rerun the job once the cause is fixed.",),
             firing=Scenario((Series(sample, "0+1x{n}"),), {"job": self.job, job_label: "nightly"}),

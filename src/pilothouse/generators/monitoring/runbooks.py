@@ -4,11 +4,19 @@ miss one that does)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from pilothouse.config.model import Config
 from pilothouse.durations import format_duration
 from pilothouse.generators.monitoring.alerts import Alert, Plan
+
+_TEMPLATE = re.compile(r"\{\{\s*\$labels\.(\w+)\s*\}\}")
+
+
+def _readable(template: str) -> str:
+    """An alert template for a human: `{{ $labels.instance }}` becomes `<instance>`."""
+    return _TEMPLATE.sub(lambda m: f"<{m.group(1)}>", template)
 
 
 def _escalation(config: Config, alert: Alert) -> list[str]:
@@ -34,13 +42,13 @@ def page(config: Config, plan: Plan, alert: Alert, query_language: str = "promql
         f"**Severity:** `{alert.severity}` · **Service:** `{plan.service}` · "
         f"**Fires after:** {format_duration(alert.pending)}",
         "",
-        f"> {alert.summary}",
+        f"> {_readable(alert.summary)}",
         "",
         "## What it means",
         "",
         alert.meaning,
         "",
-        alert.description,
+        _readable(alert.description),
         "",
         "## Impact",
         "",
