@@ -5,7 +5,7 @@ declare -A PACKAGE_FOR=(
   [promtool]=prometheus
   [prometheus]=prometheus
   [amtool]=prometheus-alertmanager
-  [alertmanager]=prometheus-alertmanager
+  [prometheus-alertmanager]=prometheus-alertmanager  # Debian names the binary so
   [wrk]=wrk
   [systemd-analyze]=systemd
 )
