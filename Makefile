@@ -52,6 +52,7 @@ pytest: venv services tools $(CHECKOV)
 test: venv services tools lint typecheck pytest
 
 bench: venv services tools
+	$(BIN)/pip install -q -e '.[dev,bench]'
 	$(BIN)/python bench/run.py
 
 clean:
