@@ -11,7 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-BENCHMARKS = ("bench.http_overhead",)
+BENCHMARKS = ("bench.middleware_cost", "bench.http_overhead")
 
 
 def main() -> int:
