@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from pilothouse.cli._common import add_config_option, command, load
-from pilothouse.errors import ConfigError
+from pilothouse.errors import ConfigError, OperationError
 from pilothouse.generators.bundle import write_bundle
 
 
@@ -35,8 +35,11 @@ def add_target(actions: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pilothouse.generators.deploy import generate
-    from pilothouse.generators.deploy.stack import generate_stack, load_stack
+    try:
+        from pilothouse.generators.deploy import generate
+        from pilothouse.generators.deploy.stack import generate_stack, load_stack
+    except ModuleNotFoundError as exc:
+        raise OperationError(f"generate deploy needs {exc.name}: pip install 'pilothouse[deploy]'") from None
 
     if args.stack:
         files = generate_stack(load_stack(Path(args.stack)), environment=args.env)

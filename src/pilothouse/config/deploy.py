@@ -14,6 +14,7 @@ from pydantic import Field, field_validator, model_validator
 
 from pilothouse.config.base import Section
 from pilothouse.config.secret_ref import SecretRef
+from pilothouse.durations import Duration
 
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -154,6 +155,16 @@ class SystemdConfig(Section):
         return value
 
 
+class BlueGreenConfig(Section):
+    """`[deploy.blue_green]`: an Argo Rollouts blue-green rollout gated by the service's error rate."""
+
+    auto_promote: bool = False
+    max_error_rate: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.01
+    prometheus_url: str = "http://prometheus.monitoring.svc:9090"
+    window: Duration = 300.0
+    checks: Annotated[int, Field(ge=1, le=100)] = 5
+
+
 class DeployConfig(Section):
     """`[deploy]`: one model every deploy artifact (k8s, container, compose, systemd) is printed from."""
 
@@ -183,6 +194,8 @@ class DeployConfig(Section):
     migrations: MigrationsConfig | None = None
     container: ContainerConfig = Field(default_factory=ContainerConfig)
     systemd: SystemdConfig = Field(default_factory=SystemdConfig)
+    strategy: Literal["rolling", "blue-green"] = "rolling"
+    blue_green: BlueGreenConfig = Field(default_factory=BlueGreenConfig)
 
     _check_env = field_validator("env", "secret_env")(_env_keys)
 

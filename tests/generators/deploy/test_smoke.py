@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import time
 
 import httpx
 
@@ -16,8 +17,17 @@ def smoke(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["bash", str(SMOKE), *args], capture_output=True, text=True, timeout=60)
 
 
+def wait_ready(ops_url: str, timeout: float = 15) -> None:
+    """Started is not ready: the first round of checks decides readiness, as a rollout waits for."""
+    deadline = time.monotonic() + timeout
+    while httpx.get(f"{ops_url}/ready", timeout=5).status_code != 200:
+        assert time.monotonic() < deadline, "the demo never became ready"
+        time.sleep(0.1)
+
+
 def test_smoke_passes_then_fails_on_readiness_when_drained() -> None:
     with ServeProcess(SHOP_DIR / "pilothouse.toml", env={"SHOP_ADMIN_TOKEN": TOKEN}) as shop:
+        wait_ready(shop.ops_url)
         ok = smoke(shop.app_url, shop.ops_url)
         assert ok.returncode == 0, ok.stderr
         assert "admin without token refused (401)" in ok.stdout

@@ -33,13 +33,14 @@ def _healthcheck(config: Config) -> Obj:
 
 
 def _compose_secrets(config: Config) -> tuple[list[Obj], Obj]:
-    """(service `secrets:` entries, top-level `secrets:`) for runtime secrets read from files."""
+    """(service `secrets:` entries, top-level `secrets:`): every referenced secret as a file where
+    the resolver's `kubernetes` source looks for it."""
     if "kubernetes" not in config.secrets.sources:
         return [], {}
     resolver = SecretResolver(config)
     uses: list[Obj] = []
     top: Obj = {}
-    for ref in facts.runtime_refs(config):
+    for ref in config.secret_refs():
         key = ref.secret.replace(".", "-")
         if key in top:
             continue

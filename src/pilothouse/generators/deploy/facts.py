@@ -39,6 +39,13 @@ def image_ref(config: Config) -> str:
     return f"{deploy.image or config.service.name}:{deploy.tag or config.service.version}"
 
 
+def workload_kind(config: Config) -> tuple[str, str]:
+    """(apiVersion, kind) of the object that runs the pods: an Argo `Rollout` for blue-green."""
+    if config.deploy.strategy == "blue-green":
+        return "argoproj.io/v1alpha1", "Rollout"
+    return "apps/v1", "Deployment"
+
+
 def prestop_sleep_seconds(config: Config) -> int:
     """The preStop hook sleeps for the pre-stop delay: endpoints are removed while we still serve."""
     return math.ceil(config.lifecycle.pre_stop_delay)
@@ -76,19 +83,14 @@ def _group_key(ref: SecretRef) -> tuple[str, str]:
     return group or "default", key
 
 
-def runtime_refs(config: Config) -> list[SecretRef]:
-    """Secrets the runtime resolves itself (not the app's own `deploy.secret_env`)."""
-    app = {id(r) for r in config.deploy.secret_env.values()}
-    return [r for r in config.secret_refs() if id(r) not in app]
-
-
 def secret_mounts(config: Config) -> list[SecretMount]:
-    """Volumes for runtime secrets, when the resolver looks in mounted files (`kubernetes` source)."""
+    """Volumes for every referenced secret group, when the resolver looks in mounted files (the
+    `kubernetes` source): the runtime loads every reference at startup, app ones included."""
     if "kubernetes" not in config.secrets.sources:
         return []
     resolver = SecretResolver(config)
     groups: dict[str, tuple[str, set[str]]] = {}
-    for ref in runtime_refs(config):
+    for ref in config.secret_refs():
         group, key = _group_key(ref)
         mount = str(PurePosixPath(resolver.mount_path(ref)).parent)
         groups.setdefault(group, (mount, set()))[1].add(key)
@@ -115,7 +117,7 @@ def secret_envs(config: Config) -> list[SecretEnv]:
         group, key = _group_key(ref)
         out.append(SecretEnv(env, secret_name(config, group), key))
     if "kubernetes" not in config.secrets.sources and "env" in config.secrets.sources:
-        for ref in runtime_refs(config):
+        for ref in config.secret_refs():
             group, key = _group_key(ref)
             out.append(SecretEnv(env_name(name, ref), secret_name(config, group), key))
     return sorted(set(out), key=lambda s: s.env)

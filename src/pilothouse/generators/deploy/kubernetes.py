@@ -263,6 +263,7 @@ def ingress(config: Config) -> Obj:
 def autoscaling(config: Config) -> list[Obj]:
     """HPA and PDB: only when more than one replica is asked for (or a PDB is forced)."""
     deploy, name = config.deploy, config.service.name
+    api, kind = facts.workload_kind(config)
     out: list[Obj] = []
     if deploy.replicas > 1:
         out.append(
@@ -285,7 +286,7 @@ def autoscaling(config: Config) -> list[Obj]:
                         }
                     ],
                     "minReplicas": deploy.replicas,
-                    "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+                    "scaleTargetRef": {"apiVersion": api, "kind": kind, "name": name},
                 },
             }
         )

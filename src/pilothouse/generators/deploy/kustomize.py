@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pilothouse.config import Config
-from pilothouse.generators.deploy import database, facts
+from pilothouse.generators.deploy import database, facts, rollout
 from pilothouse.generators.deploy import kubernetes as k8s
 from pilothouse.generators.deploy.yaml import dump, dump_all
 
@@ -27,10 +27,13 @@ def service_objects(
     config file, so a config change gets a new name and rolls the pods)."""
     files: dict[str, list[Obj]] = {
         "serviceaccount.yaml": [k8s.service_account(config)],
-        "deployment.yaml": [k8s.deployment(config)],
         "service.yaml": k8s.services(config, exposed),
         "networkpolicy.yaml": [k8s.network_policy(config, exposed, callers)],
     }
+    if config.deploy.strategy == "blue-green":
+        files.update(rollout.objects(config))
+    else:
+        files["deployment.yaml"] = [k8s.deployment(config)]
     if exposed and config.deploy.expose == "ingress":
         files["ingress.yaml"] = [k8s.ingress(config)]
     if config.deploy.service_monitor:
@@ -85,25 +88,33 @@ def _target(obj: Obj) -> Obj:
     return {"kind": obj["kind"], "name": obj["metadata"]["name"]}
 
 
-def overlay_patches(config: Config, environment: str) -> tuple[list[Obj], list[Obj], list[Obj]]:
-    """(patches, extra resources, replicas) turning the base into `environment`."""
-    env_config = with_environment(config, environment)
+def _container_ops(config: Config, environment: str) -> list[Obj]:
+    """JSON patch operations on the app container (JSON patches work on a Rollout too, where a
+    strategic merge would replace the whole container list)."""
     override = config.deploy.environments[environment]
-    name = config.service.name
-    patches: list[Obj] = []
-    container: Obj = {"name": name}
+    container = "/spec/template/spec/containers/0"
+    ops: list[Obj] = []
     if override.resources is not None:
-        container["resources"] = k8s.resources(override.resources)
-    if override.env:
-        container["env"] = [{"name": k, "value": v} for k, v in sorted(override.env.items())]
-    if len(container) > 1:
-        patch = {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": name},
-            "spec": {"template": {"spec": {"containers": [container]}}},
-        }
-        patches.append({"patch": dump(patch), "target": {"kind": "Deployment", "name": name}})
+        ops.append(
+            {"op": "replace", "path": f"{container}/resources", "value": k8s.resources(override.resources)}
+        )
+    names = [e["name"] for e in k8s.env_list(config)]
+    for key, value in sorted(override.env.items()):
+        if key in names:
+            ops.append({"op": "replace", "path": f"{container}/env/{names.index(key)}/value", "value": value})
+        else:
+            ops.append({"op": "add", "path": f"{container}/env/-", "value": {"name": key, "value": value}})
+    return ops
+
+
+def overlay_patches(config: Config, environment: str) -> tuple[list[Obj], list[Obj]]:
+    """(patches, extra resources) turning the base into `environment`."""
+    env_config = with_environment(config, environment)
+    name = config.service.name
+    workload = facts.workload_kind(config)[1]
+    ops = [{"op": "replace", "path": "/spec/replicas", "value": env_config.deploy.replicas}]
+    ops += _container_ops(config, environment)
+    patches: list[Obj] = [{"patch": dump(ops), "target": {"kind": workload, "name": name}}]
     base, wanted = _by_kind(k8s.autoscaling(config)), _by_kind(k8s.autoscaling(env_config))
     extra: list[Obj] = []
     for kind in sorted(set(base) | set(wanted)):
@@ -127,23 +138,20 @@ def overlay_patches(config: Config, environment: str) -> tuple[list[Obj], list[O
                 "spec": obj["spec"],
             }
             patches.append({"patch": dump(patch), "target": _target(obj)})
-    replicas = [{"count": env_config.deploy.replicas, "name": name}]
-    return patches, extra, replicas
+    return patches, extra
 
 
 def overlay(configs: Sequence[Config], environment: str, *, prefix: bool) -> dict[str, str]:
     """One overlay directory's files (relative to it) for the services that define `environment`."""
     patches: list[Obj] = []
     extra: list[Obj] = []
-    replicas: list[Obj] = []
     images: list[Obj] = []
     for config in configs:
         if environment not in config.deploy.environments:
             continue
-        p, e, r = overlay_patches(config, environment)
+        p, e = overlay_patches(config, environment)
         patches += p
         extra += e
-        replicas += r
         tag = config.deploy.environments[environment].tag
         if tag is not None:
             images.append({"name": facts.image_ref(config).rsplit(":", 1)[0], "newTag": tag})
@@ -158,8 +166,13 @@ def overlay(configs: Sequence[Config], environment: str, *, prefix: bool) -> dic
             }
         ],
         "resources": ["../base"] + (["autoscaling.yaml"] if extra else []),
-        "replicas": replicas,
     }
+    if any(c.deploy.strategy == "blue-green" for c in configs):
+        # Kustomize knows where a Deployment keeps its selector, not a Rollout: say so.
+        kustomization["labels"][0]["fields"] = [
+            {"create": True, "kind": "Rollout", "path": path}
+            for path in ("spec/selector/matchLabels", "spec/template/metadata/labels")
+        ]
     if prefix:
         kustomization["namePrefix"] = f"{environment}-"
     if patches:
@@ -192,7 +205,9 @@ def single_service(config: Config, config_text: str, environment: str | None = N
     )
     for env in sorted(config.deploy.environments):
         if environment in (None, env):
-            for rel, text in overlay([config], env, prefix=True).items():
+            # No namePrefix for a Rollout: Kustomize would not rename its Service and HPA references.
+            prefix = config.deploy.strategy != "blue-green"
+            for rel, text in overlay([config], env, prefix=prefix).items():
                 files[f"k8s/{env}/{rel}"] = text
     files[f"k8s/{SECRET_EXAMPLE}"] = secret_example([config])
     return files
