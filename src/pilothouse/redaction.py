@@ -12,29 +12,50 @@ MASK = "***"
 _URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][\w+.-]*://)[^/@\s]*@")
 _KEY_VALUE = re.compile(r"(?i)\b(password|passwd|pwd|token|secret)=\S+")
 
+_KEYS = ("password", "passwd", "pwd", "token", "secret")
+
 _lock = threading.Lock()
 _values: frozenset[str] = frozenset()
+_pattern: re.Pattern[str] | None = None  # every registered value in one alternation, longest first
+
+
+def _compile(values: frozenset[str]) -> re.Pattern[str] | None:
+    """One regex for all values: a single pass per line instead of one search per value."""
+    if not values:
+        return None
+    return re.compile("|".join(re.escape(v) for v in sorted(values, key=lambda v: (-len(v), v))))
 
 
 def register_secret(value: str) -> None:
     """Remember a secret value so it is masked wherever text is redacted."""
-    global _values
-    if len(value) >= 4:  # shorter strings would mask ordinary words
+    global _values, _pattern
+    if len(value) >= 4 and value not in _values:  # shorter strings would mask ordinary words
         with _lock:
             _values = _values | {value}
+            _pattern = _compile(_values)
 
 
 def unregister_secret(value: str) -> None:
-    """Forget a rotated-out value."""
-    global _values
+    """Forget a value (rotated-out values stay registered by default: they were secrets too)."""
+    global _values, _pattern
     with _lock:
         _values = _values - {value}
+        _pattern = _compile(_values)
 
 
 def redact(text: str) -> str:
-    """Mask registered secret values, URL credentials and `password=` style pairs."""
-    for value in sorted(_values, key=len, reverse=True):
-        if value in text:
-            text = text.replace(value, MASK)
-    text = _URL_CREDENTIALS.sub(lambda m: m.group("scheme") + MASK + "@", text)
-    return _KEY_VALUE.sub(lambda m: m.group(1) + "=" + MASK, text)
+    """Mask registered secret values, URL credentials and `password=` style pairs.
+
+    Called on every log line, so each step is skipped when the text cannot contain its match
+    (measured in docs/performance.md: the cheap guards make a typical line ~1µs).
+    """
+    pattern = _pattern
+    if pattern is not None:
+        text = pattern.sub(MASK, text)
+    if "://" in text:
+        text = _URL_CREDENTIALS.sub(lambda m: m.group("scheme") + MASK + "@", text)
+    if "=" in text:
+        lowered = text.lower()
+        if any(key in lowered for key in _KEYS):
+            text = _KEY_VALUE.sub(lambda m: m.group(1) + "=" + MASK, text)
+    return text
