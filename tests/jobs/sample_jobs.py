@@ -34,9 +34,7 @@ async def once(ctx: StepContext) -> None:
 
 async def _cooperative_sleep(ctx: StepContext) -> None:
     mark(ctx, "start")
-    deadline = asyncio.get_running_loop().time() + ctx.params["seconds"]
-    while asyncio.get_running_loop().time() < deadline and not ctx.cancelled:
-        await asyncio.sleep(0.02)
+    await ctx.sleep(ctx.params["seconds"])
     ctx.raise_if_cancelled()
     mark(ctx, "done")
 

@@ -4,6 +4,7 @@ and step, a cancellation flag, and `run()` for subprocesses the worker can kill.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -53,6 +54,7 @@ class StepContext:
         self.max_rc = max_rc
         self.log = StepLog(log, {"job_id": job_id, "job": job, "step": step, "attempt": attempt})
         self._stop = threading.Event()
+        self._stop_async = asyncio.Event()
         self._processes: set[_Killable] = set()
 
     # -- cooperative cancellation (also set when the step times out) ---------------------------
@@ -66,11 +68,20 @@ class StepContext:
             raise Cancelled(f"job {self.job_id} cancelled")
 
     def wait_cancelled(self, timeout: float) -> bool:
-        """Sleep up to `timeout` seconds in a sync step, waking early (True) on cancellation."""
+        """Sleep up to `timeout` seconds in a plain (thread) step, waking early (True) on cancellation."""
         return self._stop.wait(timeout)
 
+    async def sleep(self, seconds: float) -> bool:
+        """Sleep in a coroutine step, waking early (True) on cancellation."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._stop_async.wait()
+        return self.cancelled
+
     def request_stop(self) -> None:
+        """Called on the event loop's thread (cancel, timeout)."""
         self._stop.set()
+        self._stop_async.set()
 
     # -- subprocesses the worker may kill ------------------------------------------------------
 
