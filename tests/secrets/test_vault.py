@@ -119,6 +119,7 @@ def test_wrong_approle_secret_id_is_one_clear_line(bao: Bao, prefix: str, approl
     assert message.startswith(
         f"secret 'api.token': Vault at {bao.address} refused logging in with approle auth: "
     )
+    assert message.endswith("invalid role or secret ID"), message
     assert "wrong-secret-id-123" not in message and "\n" not in message
 
 

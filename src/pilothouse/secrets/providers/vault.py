@@ -31,6 +31,8 @@ from pilothouse.redaction import redact, register_secret
 from pilothouse.secrets import audit
 from pilothouse.secrets.providers.base import Found
 
+_HVAC_SUFFIX = re.compile(r", on (get|post|put|delete|list|patch|head) \S+$", re.IGNORECASE)
+
 RENEW_AT = 2 / 3
 """Renew a lease or token once this fraction of its TTL has passed."""
 
@@ -325,8 +327,10 @@ class VaultProvider:
 
 
 def _first(exc: BaseException) -> str:
+    """The server's first error line, without hvac's ", on post <url>" suffix."""
     lines = str(exc).strip().splitlines()
-    return redact(lines[0] if lines else type(exc).__name__)[:200]
+    text = _HVAC_SUFFIX.sub("", lines[0]) if lines else type(exc).__name__
+    return redact(text)[:200]
 
 
 def _hvac() -> Any:
