@@ -66,7 +66,7 @@ def analysis_template(config: Config) -> Obj:
             "metrics": [
                 {
                     "count": bg.checks,
-                    "failureLimit": 1,
+                    "failureLimit": 0,
                     "interval": "60s",
                     "name": "error-rate",
                     "provider": {
