@@ -73,3 +73,14 @@ def test_stack_with_an_unknown_callee_fails(tmp_path: Path) -> None:
     result = run_cli("generate", "deploy", "--stack", str(stack), "--out", str(tmp_path / "out"))
     assert result.returncode == 2
     assert "deploy.calls: b is not a service of the stack" in result.stderr
+
+
+def test_env_option_writes_only_that_overlay(tmp_path: Path) -> None:
+    body = BASE.format(name="shop") + "[deploy.environments.dev]\nreplicas = 1\n[deploy.environments.prod]\n"
+    path = write_config(tmp_path, body)
+    out = tmp_path / "deploy"
+    assert (
+        run_cli("generate", "deploy", "--config", str(path), "--out", str(out), "--env", "prod").returncode
+        == 0
+    )
+    assert sorted(p.name for p in (out / "k8s").iterdir() if p.is_dir()) == ["base", "prod"]
