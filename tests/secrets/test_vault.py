@@ -163,6 +163,35 @@ def test_leased_database_credentials_are_renewed_then_rotated(
         store.close()
 
 
+@pytest.mark.parametrize(("max_ttl", "logins"), [("30s", {1}), ("2s", {2, 3, 4})])
+def test_login_token_is_renewed_or_the_login_repeated(
+    bao: Bao, prefix: str, approle: None, max_ttl: str, logins: set[int]
+) -> None:
+    """A 2s AppRole token: renewed while its max TTL allows, else a fresh login; reads never fail."""
+    bao.client().secrets.kv.v2.create_or_update_secret(path=f"{prefix}/api", secret={"token": "tt-1"})
+    config = vault_config(bao.address, prefix, declare=["api.token"])
+    ids = login_with_approle(bao, config, f"shop-{prefix}")
+    bao.client().auth.approle.create_or_update_approle(
+        f"shop-{prefix}", token_policies=[f"shop-{prefix}"], token_ttl="2s", token_max_ttl=max_ttl
+    )
+    auth = {"method": "approle", "role_id": ids["role_id"]}
+    config = vault_config(bao.address, prefix, declare=["api.token"], auth=auth)
+    resolver = SecretResolver(config, environ={"VAULT_SECRET_ID": ids["secret_id"]})
+    store = SecretStore(resolver, config.secret_refs())
+    provider = resolver.providers[0]
+    assert isinstance(provider, VaultProvider)
+    try:
+        store.load_all()
+        deadline = time.monotonic() + 4.5  # more than twice the token TTL
+        while time.monotonic() < deadline:
+            time.sleep(0.25)
+            store.refresh()
+            assert store.failures == {}
+        assert provider.logins in logins
+    finally:
+        store.close()
+
+
 @pytest.mark.parametrize("how", ["revoked", "expired"])
 def test_revoked_or_expired_token(bao: Bao, prefix: str, how: str) -> None:
     bao.client().secrets.kv.v2.create_or_update_secret(

@@ -89,12 +89,13 @@ class VaultProvider:
             config.address or self.environ.get("VAULT_ADDR") or self.environ.get("BAO_ADDR")
         )
         self._client: Any = None
-        self._token_ttl = 0.0
-        self._token_expires_at = 0.0
+        self._token_period = 0.0  # TTL granted at login; 0 = never expires
+        self._token_expires_at = 0.0  # monotonic
         self._token_renewable = False
         self._kv: dict[str, _KvEntry] = {}
         self._leases: dict[str, _Lease] = {}
-        self.renewals = 0  # lease renewals done (tests and `secrets check` read this)
+        self.renewals = 0  # lease renewals done (tests read these)
+        self.logins = 0
 
     # -- Provider ---------------------------------------------------------------------------
 
@@ -105,6 +106,7 @@ class VaultProvider:
         return f"vault {self.config.kv_mount}/{self.prefix}/{group} [{key}]"
 
     def lookup(self, ref: SecretRef) -> Found | None:
+        self._session()  # every poll: keeps the token renewed even while reads come from cache
         group, key = _split(ref)
         if group in self.config.dynamic:
             lease = self._lease(group)
@@ -216,19 +218,15 @@ class VaultProvider:
     def _session(self) -> Any:
         """A client with a live token: logs in on first use, renews or logs in again when due."""
         now = time.monotonic()
-        if self._client is not None and (self._token_ttl == 0 or now < self._token_due()):
+        if self._client is not None and (self._token_period == 0 or now < self._token_due()):
             return self._client
         if self._client is not None and self._token_renewable:
             try:
                 with self._errors("renewing the Vault token"):
                     auth = self._client.auth.token.renew_self()["auth"]
-                self._set_token_ttl(
-                    float(auth.get("lease_duration") or 0), bool(auth.get("renewable"))
-                )
-                if (
-                    self._token_ttl == 0
-                    or self._token_ttl * (1 - RENEW_AT) < self._token_expires_at - now
-                ):
+                granted = float(auth.get("lease_duration") or 0)
+                if granted >= self._token_period * (1 - RENEW_AT):  # extended far enough
+                    self._token_expires_at = now + granted
                     return self._client
             except SecretError:
                 pass  # fall through to a fresh login
@@ -236,12 +234,7 @@ class VaultProvider:
         return self._client
 
     def _token_due(self) -> float:
-        return self._token_expires_at - self._token_ttl * (1 - RENEW_AT)
-
-    def _set_token_ttl(self, ttl: float, renewable: bool) -> None:
-        self._token_ttl = ttl
-        self._token_renewable = renewable
-        self._token_expires_at = time.monotonic() + ttl
+        return self._token_expires_at - self._token_period * (1 - RENEW_AT)
 
     def _login(self) -> None:
         hvac = _hvac()
@@ -265,8 +258,14 @@ class VaultProvider:
                 result = self._auth_login(client, auth)["auth"]
             ttl, renewable = float(result.get("lease_duration") or 0), bool(result.get("renewable"))
         register_secret(client.token)
+        if self._client is not None:
+            with contextlib.suppress(Exception):
+                self._client.adapter.close()
         self._client = client
-        self._set_token_ttl(ttl, renewable)
+        self.logins += 1
+        # ttl 0: a token that never expires (e.g. a root or periodic-less service token)
+        self._token_period, self._token_renewable = ttl, renewable
+        self._token_expires_at = time.monotonic() + ttl
 
     def _auth_login(self, client: Any, auth: AppRoleAuth | KubernetesAuth) -> Any:
         if isinstance(auth, AppRoleAuth):
