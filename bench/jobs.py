@@ -160,7 +160,7 @@ def main(argv: list[str]) -> int:
     rows = run_backend("sqlite", args.jobs, args.trials) + run_backend("postgres", args.jobs, args.trials)
     print(f"{args.jobs} trivial jobs (one no-op step), concurrency 8 per worker, poll_interval 100ms")
     print(
-        "| store | workers | jobs/s (submit -> done) | submit ms/job | store ms/job (worker side) |"
+        "| store | workers | jobs/s (submit -> done) | submit ms/job | store ms/job, all calls |"
         " drain p50 ms | drain max ms |"
     )
     print("|---|---|---|---|---|---|---|")

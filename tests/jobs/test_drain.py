@@ -124,6 +124,17 @@ def test_sigterm_is_a_local_drain(drained_setup: tuple[Path, JobStore, WorkerPro
     assert store.draining_since() is None  # local: other workers keep taking jobs
 
 
+def test_cancel_a_running_job(drained_setup: tuple[Path, JobStore, WorkerProcess]) -> None:
+    path, store, _ = drained_setup
+    job_id = start_job(path, "slow", "--param", "seconds=30")
+    wait_until(lambda: running(store, job_id), what="the job to start")
+    result = run_cli("jobs", "cancel", str(job_id), "-c", str(path))
+    assert result.returncode == 0 and "cancel requested" in result.stdout
+    wait_until(lambda: store.get(job_id).state == "finished", 10, "the cancel")  # type: ignore[union-attr]
+    record = store.get(job_id)
+    assert record is not None and (record.outcome, record.error) == ("cancelled", "cancel requested")
+
+
 def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -118,12 +118,12 @@ def test_heartbeats_keep_jobs_and_carry_cancel_requests(store: JobStore) -> None
     running, queued = submit(store), submit(store)
     store.register_worker("w1", "h", 1)
     store.claim("w1", 1)
-    assert store.heartbeat("w1", True) == set()
+    assert store.heartbeat("w1", True) == {running: False}
     cancelled = store.request_cancel(queued)
     assert cancelled is not None and (cancelled.state, cancelled.outcome) == ("finished", "cancelled")
     asked = store.request_cancel(running)
     assert asked is not None and asked.state == "running" and asked.cancel_requested
-    assert store.heartbeat("w1", False) == {running}
+    assert store.heartbeat("w1", False) == {running: True}
     [worker] = store.workers()
     assert (worker.id, worker.accepting, worker.running) == ("w1", False, 1)
     assert store.cancel_running() == 1

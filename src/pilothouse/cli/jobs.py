@@ -135,14 +135,14 @@ async def _run_here(config: Config, store: JobStore, registry: Registry, job_id:
     worker = Worker(store, registry, config.jobs, worker_id=new_worker_id("cli-"))
     await worker.start(claim=False)
     try:
-        claimed = await asyncio.to_thread(store.claim, worker.id, 1, job_id)
-        if not claimed:  # a worker on the same store was faster: follow it instead
-            await asyncio.to_thread(_wait_finished, store, job_id)
-            return
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, worker.cancel, job_id, "interrupted")
-        await worker.launch(claimed[0])
+        started = await worker.claim(1, job_id)
+        if not started:  # a worker on the same store was faster: follow it instead
+            await asyncio.to_thread(_wait_finished, store, job_id)
+            return
+        await started[0]
     finally:
         await worker.stop()
 

@@ -6,7 +6,7 @@ import asyncio
 
 from pilothouse.catalog import jobs as job_metrics
 from pilothouse.jobs.definition import Step
-from pilothouse.jobs.runner import RunResult, StepResult
+from pilothouse.jobs.runner import StepResult
 from pilothouse.jobs.store import JobRecord, JobStore
 from pilothouse.runtime.metrics import Metrics
 
@@ -45,9 +45,6 @@ class Recorder:
 
     def attempt_failed(self, step: Step, outcome: str) -> None:
         self.metrics.get(job_metrics.JOB_ERRORS).labels(self.record.name).inc()
-
-    def run_finished(self, result: RunResult) -> None:
-        count_run(self.metrics, self.record.name, result.outcome, result.max_rc)
 
 
 def count_run(metrics: Metrics, job: str, outcome: str, max_rc: int) -> None:

@@ -54,11 +54,12 @@ class Worker:
         self.metrics = metrics or Metrics()
         self.id = worker_id or new_worker_id()
         self.concurrency = concurrency or settings.concurrency
-        self.running: dict[int, tuple[Execution, asyncio.Task[Any]]] = {}
+        self.running: dict[int, tuple[Execution | None, asyncio.Task[Any]]] = {}
         self.local_drain = False
         self.store_draining = False
         self._wake = asyncio.Event()
         self._loops: list[asyncio.Task[None]] = []
+        self._claiming = 0
 
     @property
     def accepting(self) -> bool:
@@ -120,8 +121,7 @@ class Worker:
                     await self._report()
                 free = self.concurrency - len(self.running)
                 if self.accepting and free > 0:
-                    for record in await self._call(self.store.claim, self.id, free):
-                        self.launch(record)
+                    await self.claim(free)
             except Exception as exc:
                 log.warning("job store unavailable (poll): %s", exc)
             self._set_gauges()
@@ -154,9 +154,21 @@ class Worker:
             await asyncio.sleep(self.settings.heartbeat_interval)
 
     async def _report(self) -> None:
-        """Heartbeat now (also acknowledges a drain at once) and act on cancel requests."""
-        for job_id in await self._call(self.store.heartbeat, self.id, self.accepting):
-            self.cancel(job_id, "cancel requested")
+        """Heartbeat now (also acknowledges a drain at once); act on cancel requests; finish
+        jobs the store says run here but no task of this worker runs (never "running" forever)."""
+        for job_id, cancel in (await self._call(self.store.heartbeat, self.id, self.accepting)).items():
+            if job_id not in self.running and not self._claiming:
+                log.error("job %d is recorded as running here but is not; marking it failed", job_id)
+                await self._call(
+                    self.store.finish,
+                    job_id,
+                    self.id,
+                    "failed",
+                    ABEND_RC,
+                    f"worker {self.id} lost track of the job",
+                )
+            elif cancel:
+                self.cancel(job_id, "cancel requested")
 
     def _set_gauges(self) -> None:
         self.metrics.get(job_metrics.JOB_RUNNING).set(len(self.running))
@@ -164,38 +176,67 @@ class Worker:
 
     # -- jobs ----------------------------------------------------------------------------------
 
+    async def claim(self, limit: int, job_id: int | None = None) -> list[asyncio.Task[RunResult | None]]:
+        """Claim up to `limit` queued jobs (or just `job_id`) and start them."""
+        self._claiming += 1  # a heartbeat meanwhile must not take them for orphans
+        try:
+            return [
+                self.launch(record) for record in await self._call(self.store.claim, self.id, limit, job_id)
+            ]
+        finally:
+            self._claiming -= 1
+
     def launch(self, record: JobRecord) -> asyncio.Task[RunResult | None]:
         """Start running a claimed job; the task's result is None if it could not start."""
-        return asyncio.create_task(self._execute(record), name=f"job-{record.id}")
-
-    async def _execute(self, record: JobRecord) -> RunResult | None:
+        execution: Execution | None = None
         try:
             job = self.registry.get(record.name)
-            params = job.bind(record.params)
+            execution = Execution(
+                job,
+                record.id,
+                job.bind(record.params),
+                Recorder(self.store, self.metrics, record),
+                attempt=record.attempts,
+                traceparent=record.traceparent,
+            )
+            task = asyncio.create_task(self._execute(record, execution), name=f"job-{record.id}")
         except (OperationError, ParamError) as exc:
             log.error("job %d cannot run here: %s", record.id, exc)
-            await self._call(self.store.finish, record.id, self.id, "failed", ABEND_RC, str(exc))
-            count_run(self.metrics, record.name, "failed", ABEND_RC)
-            return None
-        recorder = Recorder(self.store, self.metrics, record)
-        execution = Execution(
-            job, record.id, params, recorder, attempt=record.attempts, traceparent=record.traceparent
-        )
-        current = asyncio.current_task()
-        assert current is not None
-        self.running[record.id] = (execution, current)
+            failed = RunResult("failed", ABEND_RC, (), str(exc))
+            task = asyncio.create_task(self._record(record, failed), name=f"job-{record.id}")
+        self.running[record.id] = (execution, task)
         self._set_gauges()
-        if record.cancel_requested:
+        if execution is not None and record.cancel_requested:
             execution.cancel("cancel requested")
+        return task
+
+    async def _execute(self, record: JobRecord, execution: Execution) -> RunResult | None:
         try:
             result = await execution.run()
-            if await self._call(
-                self.store.finish, record.id, self.id, result.outcome, result.max_rc, result.error
-            ):
-                recorder.run_finished(result)
+        except Exception as exc:  # e.g. the store failed while recording a step
+            log.exception("job %d: the worker failed while running it", record.id)
+            result = RunResult("failed", ABEND_RC, (), f"worker error: {type(exc).__name__}: {exc}")
+        return await self._record(record, result)
+
+    async def _record(self, record: JobRecord, result: RunResult) -> RunResult | None:
+        """Store the result, retrying while the store is unavailable; then free the slot."""
+        try:
+            delay = 0.1
+            while True:
+                try:
+                    owned = await self._call(
+                        self.store.finish, record.id, self.id, result.outcome, result.max_rc, result.error
+                    )
+                    break
+                except Exception as exc:
+                    log.warning("job %d: cannot record the result yet (%s); retrying", record.id, exc)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+            if owned:
+                count_run(self.metrics, record.name, result.outcome, result.max_rc)
             else:
                 log.warning("job %d was taken over after a stale heartbeat; result not recorded", record.id)
-            return result
+            return result if result.steps else None
         finally:
             self.running.pop(record.id, None)
             self._set_gauges()
@@ -207,7 +248,7 @@ class Worker:
         if entry is None:
             return False
         execution, _ = entry
-        if execution.cancel_reason is None:
+        if execution is not None and execution.cancel_reason is None:
             execution.cancel(reason)
             asyncio.get_running_loop().call_later(self.settings.cancel_grace, execution.kill)
         return True

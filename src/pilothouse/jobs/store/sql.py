@@ -154,8 +154,8 @@ class SqlStore:
             )
         return sorted((_job(row) for row in rows), key=lambda j: j.id)
 
-    def heartbeat(self, worker_id: str, accepting: bool) -> set[int]:
-        """Prove `worker_id` and its jobs alive; the ids of its jobs asked to cancel."""
+    def heartbeat(self, worker_id: str, accepting: bool) -> dict[int, bool]:
+        """Prove `worker_id` and its jobs alive; its running jobs, each with "cancel requested?"."""
         with self._tx() as run:
             run(
                 "UPDATE {workers} SET heartbeat_at = {now}, accepting = ? WHERE id = ?",
@@ -166,7 +166,7 @@ class SqlStore:
                 " RETURNING id, cancel_requested",
                 (worker_id,),
             )
-        return {int(job_id) for job_id, cancel in rows if cancel}
+        return {int(job_id): bool(cancel) for job_id, cancel in rows}
 
     def step_started(self, job_id: int, attempt: int, seq: int, name: str) -> None:
         with self._tx() as run:
