@@ -127,8 +127,9 @@ class VaultProvider:
         if self._client is None:
             return
         for lease in self._leases.values():
-            with contextlib.suppress(Exception):
-                self._client.sys.revoke_lease(lease.lease_id)
+            if lease.lease_id:
+                with contextlib.suppress(Exception):
+                    self._client.sys.revoke_lease(lease.lease_id)
         self._leases.clear()
         if not isinstance(self.config.auth, TokenAuth):
             with contextlib.suppress(Exception):
