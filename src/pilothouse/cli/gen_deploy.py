@@ -6,6 +6,7 @@ With a `[stack]` file (`--stack stack.toml`) it writes one kustomization for sev
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import Any
 
@@ -42,12 +43,17 @@ def run(args: argparse.Namespace) -> int:
         raise OperationError(f"generate deploy needs {exc.name}: pip install 'pilothouse[deploy]'") from None
 
     if args.stack:
-        files = generate_stack(load_stack(Path(args.stack)), environment=args.env)
+        stack_dir = Path(args.stack).resolve().parent
+        bundle_dir = Path(os.path.relpath(Path(args.out).resolve(), stack_dir)).as_posix()
+        files = generate_stack(load_stack(Path(args.stack)), args.env, bundle_dir)
     else:
         config = load(args)
         if config.source is None:
             raise ConfigError("the deploy bundle needs a config file")
-        files = generate(config, config.source.read_text(encoding="utf-8"), environment=args.env)
+        bundle_dir = Path(
+            os.path.relpath(Path(args.out).resolve(), config.source.resolve().parent)
+        ).as_posix()
+        files = generate(config, config.source.read_text(encoding="utf-8"), args.env, bundle_dir)
     written = write_bundle(files, Path(args.out), force=args.force)
     print(f"wrote {len(written)} files to {args.out} (check them with: pilothouse validate {args.out})")
     return 0

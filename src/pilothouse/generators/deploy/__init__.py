@@ -11,14 +11,17 @@ from pilothouse.errors import ConfigError
 from pilothouse.generators.deploy import compose, container, kustomize, systemd
 
 
-def generate(config: Config, config_text: str, environment: str | None = None) -> dict[str, str]:
-    """Every deploy file for one service; `environment` keeps only that overlay."""
+def generate(
+    config: Config, config_text: str, environment: str | None = None, bundle_dir: str = "deploy"
+) -> dict[str, str]:
+    """Every deploy file for one service; `environment` keeps only that overlay. `bundle_dir` is
+    where the bundle sits relative to the directory of pilothouse.toml (the image build context)."""
     if environment is not None and environment not in config.deploy.environments:
         known = ", ".join(sorted(config.deploy.environments)) or "none"
         raise ConfigError(f"--env {environment}: no [deploy.environments.{environment}] (defined: {known})")
     files: dict[str, str] = {}
     files.update(kustomize.single_service(config, config_text, environment))
-    files.update(container.files(config))
-    files.update(compose.files(config))
+    files.update(container.files(config, bundle_dir))
+    files.update(compose.files(config, bundle_dir))
     files.update(systemd.files(config))
     return dict(sorted(files.items()))

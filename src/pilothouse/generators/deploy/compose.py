@@ -7,6 +7,7 @@ app variables that hold secrets are `${VAR:?}` interpolations from the operator'
 
 from __future__ import annotations
 
+import posixpath
 from typing import Any
 
 from pilothouse.config import Config
@@ -75,10 +76,13 @@ def _environment(config: Config, dev: bool) -> Obj:
     return dict(sorted(env.items()))
 
 
-def _app(config: Config, dev: bool) -> Obj:
+def _app(config: Config, dev: bool, bundle_dir: str) -> Obj:
     uid = config.deploy.container.uid
     service: Obj = {
-        "build": {"context": "..", "dockerfile": f"deploy/{DOCKERFILE}"},
+        "build": {
+            "context": posixpath.relpath(".", bundle_dir),
+            "dockerfile": posixpath.join(bundle_dir, DOCKERFILE),
+        },
         "environment": _environment(config, dev),
         "healthcheck": _healthcheck(config),
         "image": facts.image_ref(config),
@@ -133,9 +137,9 @@ def _host_port(config: Config, wanted: int) -> int:
     return wanted
 
 
-def development(config: Config) -> str:
+def development(config: Config, bundle_dir: str) -> str:
     name = config.service.name
-    app = _app(config, dev=True)
+    app = _app(config, dev=True, bundle_dir=bundle_dir)
     app["ports"] = [
         f"127.0.0.1:{config.service.port}:{config.service.port}",
         f"127.0.0.1:{config.ops.port}:{config.ops.port}",
@@ -194,11 +198,11 @@ def _hardening(config: Config, memory: str, cpu: str, networks: list[str]) -> Ob
     }
 
 
-def production(config: Config) -> str:
+def production(config: Config, bundle_dir: str) -> str:
     name = config.service.name
     res = config.deploy.resources
     app = {
-        **_app(config, dev=False),
+        **_app(config, dev=False, bundle_dir=bundle_dir),
         **_hardening(config, res.memory, res.cpu_limit or res.cpu, ["front", "back"]),
     }
     app["ports"] = [f"{config.service.port}:{config.service.port}"]
@@ -228,9 +232,10 @@ def production(config: Config) -> str:
     return dump(document)
 
 
-def files(config: Config) -> dict[str, str]:
+def files(config: Config, bundle_dir: str = "deploy") -> dict[str, str]:
+    """`bundle_dir`: the bundle's path relative to the build context (the config's directory)."""
     return {
-        "compose.yaml": development(config),
-        "compose.prod.yaml": production(config),
+        "compose.yaml": development(config, bundle_dir),
+        "compose.prod.yaml": production(config, bundle_dir),
         PROMETHEUS_CONFIG: prometheus_config(config),
     }

@@ -7,6 +7,8 @@ they call it (`[deploy] calls`), and each service that declares a database gets 
 
 from __future__ import annotations
 
+import posixpath
+
 from pilothouse.config.stack import Stack, load_stack
 from pilothouse.errors import ConfigError
 from pilothouse.generators.deploy import container, facts, kustomize
@@ -20,7 +22,11 @@ def callers(stack: Stack, name: str) -> list[str]:
     return sorted(c.service.name for c, _ in stack.services if name in c.deploy.calls)
 
 
-def generate_stack(stack: Stack, environment: str | None = None) -> dict[str, str]:
+def generate_stack(
+    stack: Stack, environment: str | None = None, bundle_dir: str = "deploy"
+) -> dict[str, str]:
+    """The stack's files; `bundle_dir` is the bundle's path relative to the stack file's directory
+    (each service's directory, beside it, is that service's image build context)."""
     configs = [c for c, _ in stack.services]
     environments = sorted({e for c in configs for e in c.deploy.environments})
     if environment is not None and environment not in environments:
@@ -36,7 +42,8 @@ def generate_stack(stack: Stack, environment: str | None = None) -> dict[str, st
         for file, objs in objects.items():
             files[f"k8s/base/{name}/{file}"] = dump_all(objs)
         files[f"k8s/base/{name}/{facts.CONFIG_FILE}"] = text
-        for rel, body in container.files(config, f"<deploy>/containers/{name}").items():
+        location = posixpath.relpath(posixpath.join(bundle_dir, "containers", name), name)
+        for rel, body in container.files(config, location).items():
             files[f"containers/{name}/{rel}"] = body
         files[f"k8s/base/{name}/kustomization.yaml"] = dump(
             {
