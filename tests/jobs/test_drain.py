@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import time
 from collections.abc import Callable
@@ -133,6 +134,34 @@ def test_cancel_a_running_job(drained_setup: tuple[Path, JobStore, WorkerProcess
     wait_until(lambda: store.get(job_id).state == "finished", 10, "the cancel")  # type: ignore[union-attr]
     record = store.get(job_id)
     assert record is not None and (record.outcome, record.error) == ("cancelled", "cancel requested")
+
+
+def test_submit_wait_follows_the_job(drained_setup: tuple[Path, JobStore, WorkerProcess]) -> None:
+    path, _, _ = drained_setup
+    result = run_cli("jobs", "submit", "slow", "--param", "seconds=0.5", "--wait", "-c", str(path))
+    assert result.returncode == 0, result.stderr
+    assert "waiting" in result.stderr and ": running" in result.stderr  # progress while it runs
+    assert "slow: finished, ok, RC 0" in result.stdout
+
+
+def test_interrupting_jobs_run_cancels_the_job(tmp_path: Path) -> None:
+    path = jobs_config(tmp_path)
+    store = open_store(load_config(path))
+    run = subprocess.Popen(
+        [*PILOTHOUSE, "jobs", "run", "slow", "--param", "seconds=30", "-c", str(path)],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "JOBS_LEDGER": str(tmp_path / "ledger.txt")},
+    )
+    wait_until(lambda: ledger(tmp_path), what="the step to start")
+    run.send_signal(signal.SIGINT)
+    out, err = run.communicate(timeout=20)
+    assert run.returncode == 1, err
+    assert "slow: finished, cancelled" in out
+    [record] = store.list_jobs()
+    assert (record.outcome, record.error) == ("cancelled", "interrupted")
 
 
 def alive(pid: int) -> bool:

@@ -187,8 +187,10 @@ def run_submit(args: argparse.Namespace) -> int:
 
 
 def _wait_finished(store: JobStore, job_id: int) -> None:
-    """Poll until the job finished, showing its state and current step on stderr."""
-    started, last = time.monotonic(), ""
+    """Poll until the job finished; show its state and current step on stderr when they change
+    (and every few seconds, so a long step still shows signs of life)."""
+    started = time.monotonic()
+    last, shown_at = "", 0.0
     while True:
         record = store.get(job_id)
         if record is None or record.state == "finished":
@@ -197,10 +199,10 @@ def _wait_finished(store: JobStore, job_id: int) -> None:
         current = next((s.name for s in steps if s.outcome == "running"), None)
         line = f"job #{job_id}: {record.state}" + (f", step {current}" if current else "")
         now = time.monotonic()
-        if line != last or int(now - started) % 5 == 0:
+        if line != last or now - shown_at >= 5:
             print(f"{line} ({now - started:.0f}s)", file=sys.stderr)
-            last = line
-        time.sleep(POLL if line != last else 1.0)
+            last, shown_at = line, now
+        time.sleep(POLL)
 
 
 def _report(args: argparse.Namespace, store: JobStore, job_id: int) -> int:

@@ -45,6 +45,7 @@ async def run_worker(runtime: Runtime, *, serve_ops: bool = True) -> int:
         sock = bind(settings.host, settings.port, "ops")
         ops = ops_server(runtime.ops_app(), settings.host, settings.port)
         ops.config.load()
+        ops.lifespan = ops.config.lifespan_class(ops.config)
         await ops.startup(sockets=[sock])
         ops_loop = asyncio.create_task(ops.main_loop())
     runtime.start_checks()
