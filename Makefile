@@ -37,6 +37,8 @@ demo: venv
 	@echo "  health:     curl localhost:9090/health  curl localhost:9090/ready  curl localhost:9090/status"
 	@echo "  metrics:    curl localhost:9090/metrics"
 	@echo "  drain:      curl -XPOST -H 'Authorization: Bearer demo-admin-token' localhost:9090/admin/drain"
+	@echo "  jobs:       curl -XPOST -H 'Authorization: Bearer demo-admin-token' localhost:9090/admin/jobs -d '{\"job\":\"restock-report\"}'"
+	@echo "              (cd examples/shop; ../../$(BIN)/pilothouse jobs list; ../../$(BIN)/pilothouse status; ../../$(BIN)/pilothouse drain)"
 	@echo "  stop:       Ctrl-C (graceful: readiness fails, 2s pre-stop, drain, exit 0)"
 	cd examples/shop && $(DEMO_ENV) ../../$(BIN)/pilothouse serve
 
