@@ -7,7 +7,7 @@ import asyncio
 from pathlib import Path
 
 from pilothouse.config.loader import config_from_dict
-from pilothouse.jobs import Registry
+from pilothouse.jobs import Registry, StepContext
 from pilothouse.jobs.store import open_store
 from pilothouse.jobs.worker import Worker
 from tests.jobs.conftest import wait_until
@@ -37,3 +37,38 @@ async def test_unrunnable_and_orphaned_jobs_end_as_failed(tmp_path: Path) -> Non
     assert "unknown job 'ghost'" in (errors[ghost].error or "")  # type: ignore[union-attr]
     assert "unknown parameter 'gone'" in (errors[stale_params].error or "")  # type: ignore[union-attr]
     assert "lost track" in (errors[orphan].error or "")  # type: ignore[union-attr]
+
+
+async def test_local_drain_cancels_then_kills_after_the_grace(tmp_path: Path) -> None:
+    config = config_from_dict(
+        {
+            "service": {"name": "t"},
+            "jobs": {"poll_interval": "20ms", "heartbeat_interval": "50ms", "cancel_grace": "100ms"},
+        },
+        source=tmp_path / "pilothouse.toml",
+    )
+    assert config.jobs is not None
+    store = open_store(config)
+    jobs = Registry()
+    polite, deaf = jobs.job("polite"), jobs.job("deaf")
+
+    @polite.step()
+    async def wait(ctx: StepContext) -> None:
+        await ctx.sleep(30)
+        ctx.raise_if_cancelled()
+
+    @deaf.step()
+    async def ignore(ctx: StepContext) -> None:
+        await asyncio.sleep(30)  # never looks at ctx.cancelled: only the kill ends it
+
+    ids = [
+        store.submit(name, {}, on_lost="requeue", max_attempts=3, traceparent=None)
+        for name in ("polite", "deaf")
+    ]
+    worker = Worker(store, jobs, config.jobs)
+    await worker.start()
+    await asyncio.to_thread(wait_until, lambda: store.counts()["running"] == 2, 10, "both to start")
+    assert await worker.drain(0.2) is False
+    await worker.stop()
+    records = [store.get(job_id) for job_id in ids]
+    assert [(r.outcome, r.error) for r in records if r] == [("cancelled", "worker drain timed out")] * 2

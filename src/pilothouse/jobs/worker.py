@@ -92,22 +92,32 @@ class Worker:
             await self._call(self.store.unregister_worker, self.id)
 
     async def drain(self, grace: float) -> bool:
-        """Stop taking jobs, let running ones finish within `grace` seconds, then cancel and kill the
-        rest. True if every job finished on its own."""
+        """Stop taking jobs, let running ones (and any claimed meanwhile) finish within `grace`
+        seconds, then cancel and kill the rest. True if every job finished on its own."""
         self.local_drain = True
         self._set_gauges()
-        await self._report()
+        try:
+            await self._report()
+        except Exception as exc:
+            log.warning("job store unavailable (drain): %s", exc)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        if self.running:
+            log.info("draining: waiting up to %.1fs for %d job(s)", grace, len(self.running))
+        while (self.running or self._claiming) and loop.time() < deadline:
+            tasks = [task for _, task in self.running.values()]
+            if tasks:
+                await asyncio.wait(tasks, timeout=deadline - loop.time(), return_when=asyncio.FIRST_COMPLETED)
+            else:  # a claim is in flight: its jobs are ours to finish too
+                await asyncio.sleep(0.01)
+        if not self.running:
+            return True
+        log.warning("drain timeout: cancelling %d job(s)", len(self.running))
         tasks = [task for _, task in self.running.values()]
-        if tasks:
-            log.info("draining: waiting up to %.1fs for %d job(s)", grace, len(tasks))
-            _, pending = await asyncio.wait(tasks, timeout=grace)
-            if pending:
-                log.warning("drain timeout: cancelling %d job(s)", len(pending))
-                for job_id in list(self.running):
-                    self.cancel(job_id, "worker drain timed out")
-                await asyncio.wait(pending, timeout=self.settings.cancel_grace + 1.0)
-                return False
-        return True
+        for job_id in list(self.running):
+            self.cancel(job_id, "worker drain timed out")
+        await asyncio.wait(tasks, timeout=self.settings.cancel_grace + 1.0)
+        return False
 
     # -- loops ---------------------------------------------------------------------------------
 
