@@ -55,6 +55,14 @@ def config_map_generator(config: Config, file: str) -> Obj:
     }
 
 
+def _placeholder(config: Config, secret: str, key: str) -> str:
+    """CHANGE-ME, except the database URL, which shows where the StatefulSet answers."""
+    db = config.deploy.database
+    if db is not None and db.enabled and key == "url" and secret == facts.secret_name(config, db.secret):
+        return f"postgresql://{db.user}:{PLACEHOLDER}@{database.host(config)}:{db.port}/{db.database}"
+    return PLACEHOLDER
+
+
 def secret_example(configs: Sequence[Config]) -> str:
     """Secret manifests with placeholder values, kept out of every kustomization on purpose."""
     docs = []
@@ -65,7 +73,7 @@ def secret_example(configs: Sequence[Config]) -> str:
                     "apiVersion": "v1",
                     "kind": "Secret",
                     "metadata": {"name": name, "namespace": facts.namespace(config)},
-                    "stringData": {key: PLACEHOLDER for key in sorted(keys)},
+                    "stringData": {key: _placeholder(config, name, key) for key in sorted(keys)},
                     "type": "Opaque",
                 }
             )
