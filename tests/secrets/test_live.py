@@ -122,3 +122,21 @@ async def test_watcher_picks_up_the_swap_and_calls_subscribers_once(tmp_path: Pa
         assert seen == ["pool-pass-2"]
     finally:
         await watcher.stop()
+
+
+def test_local_file_edits_are_rotations_and_a_loosened_mode_is_a_failure(tmp_path: Path) -> None:
+    secrets = tmp_path / "secrets.toml"
+    secrets.write_text('[api]\ntoken = "file-tok-1"\n')
+    secrets.chmod(0o600)
+    config = config_from_dict(
+        {"service": {"name": "shop"}, "secrets": {"sources": ["file"], "file": str(secrets)}}
+    )
+    store = SecretStore(SecretResolver(config, environ={}), [SecretRef(secret="api.token")])
+    store.load_all()
+    secrets.write_text('[api]\ntoken = "file-tok-22"\n')  # size changes: seen even within one mtime tick
+    assert [s.name for s in store.refresh()] == ["api.token"]
+    assert store.get("api.token").reveal() == "file-tok-22"
+    secrets.chmod(0o644)
+    assert store.refresh() == []
+    assert "is readable by every user" in store.failures["api.token"]
+    assert store.get("api.token").reveal() == "file-tok-22"
