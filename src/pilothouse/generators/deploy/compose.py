@@ -11,6 +11,7 @@ import posixpath
 from typing import Any
 
 from pilothouse.config import Config
+from pilothouse.config.deploy import DatabaseConfig
 from pilothouse.generators.deploy import facts
 from pilothouse.generators.deploy.container import DOCKERFILE, healthcheck_command
 from pilothouse.generators.deploy.quantity import cpu_cores, memory_bytes
@@ -57,10 +58,7 @@ def _compose_secrets(config: Config) -> tuple[list[Obj], Obj]:
     return uses, top
 
 
-def _db_host_url(config: Config) -> str | None:
-    db = config.deploy.database
-    if db is None or not db.enabled:
-        return None
+def _dev_url(db: DatabaseConfig) -> str:
     return f"postgresql://{db.user}@postgres:{db.port}/{db.database}"
 
 
@@ -68,11 +66,10 @@ def _environment(config: Config, dev: bool) -> Obj:
     env: Obj = dict(facts.plain_env(config))
     for item in facts.secret_envs(config):
         env[item.env] = f"${{{item.env}:?set {item.env} in the environment or an .env file}}"
-    db = config.deploy.database
-    dev_url = _db_host_url(config) if dev else None
+    db = _database(config, dev)
     for var, ref in config.deploy.secret_env.items():
-        if dev_url and db is not None and ref.secret == f"{db.secret}.url":
-            env[var] = dev_url  # development database with trust auth: no password exists
+        if dev and db is not None and ref.secret == f"{db.secret}.url":
+            env[var] = _dev_url(db)  # development database with trust auth: no password exists
     return dict(sorted(env.items()))
 
 
@@ -96,9 +93,17 @@ def _app(config: Config, dev: bool, bundle_dir: str) -> Obj:
     return service
 
 
-def _postgres(config: Config, dev: bool) -> Obj | None:
+def _database(config: Config, dev: bool) -> DatabaseConfig | None:
+    """The declared database; development always gets one (defaults) so the app can try it."""
     db = config.deploy.database
-    if db is None or not db.enabled:
+    if db is not None and not db.enabled:
+        return None
+    return db if db is not None or not dev else DatabaseConfig()
+
+
+def _postgres(config: Config, dev: bool) -> Obj | None:
+    db = _database(config, dev)
+    if db is None:
         return None
     env: Obj = {"POSTGRES_DB": db.database, "POSTGRES_USER": db.user}
     if dev:
