@@ -241,10 +241,3 @@ async def test_kill_ends_a_step_that_ignores_cancellation(tmp_path: Path) -> Non
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
 
-
-def test_public_names_are_sorted_and_complete() -> None:
-    import pilothouse.jobs
-
-    assert list(pilothouse.jobs.__all__) == sorted(pilothouse.jobs.__all__)
-    for name in pilothouse.jobs.__all__:
-        assert hasattr(pilothouse.jobs, name), name

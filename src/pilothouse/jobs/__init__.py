@@ -22,16 +22,16 @@ from pilothouse.jobs.registry import REGISTRY, Registry, job
 
 __all__ = [
     "ABEND_RC",
+    "ERROR",
+    "OK",
+    "REGISTRY",
+    "WARNING",
     "Abend",
     "Cancelled",
-    "ERROR",
     "Job",
-    "OK",
     "Param",
-    "REGISTRY",
     "Registry",
     "Step",
     "StepContext",
-    "WARNING",
     "job",
 ]
