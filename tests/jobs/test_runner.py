@@ -240,4 +240,3 @@ async def test_kill_ends_a_step_that_ignores_cancellation(tmp_path: Path) -> Non
     await asyncio.sleep(0.1)
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
-
