@@ -104,10 +104,10 @@ def _submit(args: argparse.Namespace, config: Config) -> tuple[JobStore, Registr
     from pilothouse.jobs.tracing import current_traceparent
 
     registry = load_jobs(config)
-    registry.get(args.name)  # an unknown name fails before the store is touched
+    job = registry.get(args.name)  # unknown names and bad parameters fail before the store is touched
     try:
         params = parse_params(args.param)
-        registry.get(args.name).bind(params)
+        job.bind(params)
     except ParamError as exc:
         raise ConfigError(str(exc)) from None
     store = open_store(config)
