@@ -39,7 +39,7 @@ CASES = {
     "invalid TOML": ("[service\nname = 'x'\n", "invalid TOML"),
     "password in URL": (
         GOOD_SERVICE + '[[checks]]\nname = "db"\nkind = "postgres"\nurl = "postgresql://u:hunter2@db/shop"\n',
-        "checks[0].url: 'postgresql://u:hunter2@db/shop' is invalid: a literal URL must not",
+        "checks[0].url: 'postgresql://***@db/shop' is invalid: a literal URL must not",
     ),
     "unknown check kind": (
         GOOD_SERVICE + '[[checks]]\nname = "db"\nkind = "mysql"\n',
@@ -78,6 +78,7 @@ def test_bad_config_gives_one_clear_line(
     assert expected in err, err
     assert str(path) in err
     assert "Traceback" not in err
+    assert "hunter2" not in err  # even the offending literal is shown with its password masked
     assert len(err.strip().splitlines()) == 1, err
 
 

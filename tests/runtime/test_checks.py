@@ -196,6 +196,26 @@ async def test_errors_never_carry_credentials(redis_url: str) -> None:
     from pilothouse.runtime.checks.network import redis_probe
     from pilothouse.runtime.checks.result import Check
 
-    check = Check("r", "redis", True, 1.0, redis_probe(config.checks[0], url, 1.0))  # type: ignore[arg-type]
+    check = Check("r", "redis", True, 1.0, redis_probe(config.checks[0], lambda: url, 1.0))  # type: ignore[arg-type]
     report = await CheckRunner([check], 1.0).report()
     assert report.results[0].error and "s3cr3t" not in report.results[0].error
+
+
+async def test_a_rotated_secret_url_is_used_on_the_next_run(tmp_path: Path, postgres_url: str) -> None:
+    """The postgres check reads its secret URL on every run: after a Kubernetes-style rotation
+    of the mounted file the next run connects with the new value."""
+    mount = tmp_path / "secrets"
+    (mount / "db").mkdir(parents=True)
+    (mount / "db" / "url").write_text(f"postgresql://postgres@127.0.0.1:{free_port()}/test")
+    config = config_from_dict(
+        {
+            "service": {"name": "svc"},
+            "probes": {"cache_ttl": "0s"},
+            "secrets": {"sources": ["kubernetes"], "mount_dir": str(mount)},
+            "checks": [{"name": "db", "kind": "postgres", "url": {"secret": "db.url"}}],
+        },
+    )
+    runner = CheckRunner(build_checks(config), 0)
+    assert (await statuses(runner))["db"][0] == "fail"
+    (mount / "db" / "url").write_text(postgres_url)
+    assert (await statuses(runner))["db"] == ("pass", None)

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from pilothouse import __version__
 from pilothouse.errors import PilothouseError
+from pilothouse.redaction import redact
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.handler(args)
     except PilothouseError as exc:
-        for line in str(exc).splitlines():
+        for line in redact(str(exc)).splitlines():
             print(f"pilothouse: error: {line}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:

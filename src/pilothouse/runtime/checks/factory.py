@@ -15,7 +15,7 @@ from pilothouse.config.checks import (
 from pilothouse.config.model import Config
 from pilothouse.config.secret_ref import SecretRef
 from pilothouse.runtime.checks.local import disk_probe, freshness_probe
-from pilothouse.runtime.checks.network import http_probe, postgres_probe, redis_probe, tcp_probe
+from pilothouse.runtime.checks.network import UrlSource, http_probe, postgres_probe, redis_probe, tcp_probe
 from pilothouse.runtime.checks.python import python_probe
 from pilothouse.runtime.checks.result import Check, Probe
 from pilothouse.secrets import SecretResolver
@@ -49,5 +49,10 @@ def _probe(cfg: CheckConfig, timeout: float, resolver: SecretResolver) -> Probe:
             return python_probe(cfg)
 
 
-def _url(value: str | SecretRef, resolver: SecretResolver) -> str:
-    return resolver.get(value) if isinstance(value, SecretRef) else value
+def _url(value: str | SecretRef, resolver: SecretResolver) -> UrlSource:
+    """A getter for the check's URL. A secret is resolved now (a missing one fails startup) and
+    again on every run through the resolver, which returns the live value after a rotation."""
+    if isinstance(value, SecretRef):
+        resolver.get(value)
+        return lambda: resolver.get(value)
+    return lambda: value

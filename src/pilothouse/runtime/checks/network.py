@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 
 from pilothouse.config.checks import HttpCheck, PostgresCheck, RedisCheck, TcpCheck
+from pilothouse.errors import ConfigError
 from pilothouse.runtime.checks.blocking import in_thread
 from pilothouse.runtime.checks.result import CheckFailed, Probe
+
+UrlSource = Callable[[], str]
+"""Where a check reads its URL on each run: a literal, or a (live) secret."""
 
 
 def tcp_probe(cfg: TcpCheck, timeout: float) -> Probe:
@@ -40,17 +45,20 @@ def http_probe(cfg: HttpCheck, timeout: float) -> Probe:
     return probe
 
 
-def postgres_probe(cfg: PostgresCheck, url: str, timeout: float) -> Probe:
+def postgres_probe(cfg: PostgresCheck, url: UrlSource, timeout: float) -> Probe:
+    """`SELECT 1` on a new connection. `url()` is called on every run, so a rotated secret is
+    picked up by the next check."""
     try:
         import psycopg
     except ImportError:  # pragma: no cover - depends on installed extras
-        raise CheckFailed(
-            "the postgres check needs the 'postgres' extra: pip install pilothouse[postgres]"
+        raise ConfigError(
+            f"checks '{cfg.name}': the postgres check needs the 'postgres' extra: "
+            "pip install 'pilothouse[postgres]'"
         ) from None
 
     def select_one() -> None:
         try:
-            with psycopg.connect(url, connect_timeout=max(1, int(timeout)), autocommit=True) as conn:
+            with psycopg.connect(url(), connect_timeout=max(1, int(timeout)), autocommit=True) as conn:
                 conn.execute("SELECT 1").fetchone()
         except psycopg.Error as exc:
             raise CheckFailed(_first_line(exc)) from None
@@ -58,14 +66,17 @@ def postgres_probe(cfg: PostgresCheck, url: str, timeout: float) -> Probe:
     return in_thread(select_one)
 
 
-def redis_probe(cfg: RedisCheck, url: str, timeout: float) -> Probe:
+def redis_probe(cfg: RedisCheck, url: UrlSource, timeout: float) -> Probe:
+    """`PING`; `url()` is called on every run (rotated secrets are picked up)."""
     try:
         import redis
     except ImportError:  # pragma: no cover - depends on installed extras
-        raise CheckFailed("the redis check needs the 'redis' extra: pip install pilothouse[redis]") from None
+        raise ConfigError(
+            f"checks '{cfg.name}': the redis check needs the 'redis' extra: pip install 'pilothouse[redis]'"
+        ) from None
 
     def ping() -> None:
-        client: Any = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+        client: Any = redis.Redis.from_url(url(), socket_timeout=timeout, socket_connect_timeout=timeout)
         try:
             client.ping()
         except redis.RedisError as exc:
