@@ -17,7 +17,7 @@ import pytest
 from pilothouse.config import load_config
 from pilothouse.jobs.store import JobStore, open_store
 from tests.helpers import PILOTHOUSE, run_cli
-from tests.jobs.conftest import WorkerProcess, jobs_config, ledger, wait_until
+from tests.jobs.conftest import WorkerProcess, jobs_config, ledger, pg_store, wait_until
 
 
 def start_job(path: Path, name: str, *params: str) -> int:
@@ -34,15 +34,20 @@ def running(store: JobStore, job_id: int) -> bool:
 
 @pytest.fixture
 def drained_setup(
-    tmp_path: Path, workers: Callable[..., WorkerProcess]
+    request: pytest.FixtureRequest, tmp_path: Path, workers: Callable[..., WorkerProcess]
 ) -> tuple[Path, JobStore, WorkerProcess]:
-    path = jobs_config(tmp_path)
+    """A worker on a SQLite file, or on PostgreSQL when the test asks (indirect parameter)."""
+    store_keys = ""
+    if getattr(request, "param", "sqlite") == "postgres":
+        store_keys = pg_store(request.getfixturevalue("postgres_url"), request.getfixturevalue("pg_schema"))
+    path = jobs_config(tmp_path, store_keys)
     store = open_store(load_config(path))
     return path, store, workers(path)
 
 
+@pytest.mark.parametrize("drained_setup", ["sqlite", "postgres"], indirect=True)
 def test_drain_waits_for_the_running_job_and_rejects_new_ones(
-    drained_setup: tuple[Path, JobStore, WorkerProcess], tmp_path: Path
+    drained_setup: tuple[Path, JobStore, WorkerProcess],
 ) -> None:
     path, store, worker = drained_setup
     job_id = start_job(path, "slow", "--param", "seconds=4")
@@ -59,7 +64,7 @@ def test_drain_waits_for_the_running_job_and_rejects_new_ones(
     rejected = run_cli("jobs", "submit", "tick", "-c", str(path))
     assert rejected.returncode == 1
     assert rejected.stderr.strip().splitlines() == [
-        f"pilothouse: error: job 'tick' rejected: the job store {tmp_path / 'jobs.sqlite3'} is draining "
+        f"pilothouse: error: job 'tick' rejected: the job store {store.description} is draining "
         "(run `pilothouse undrain` to accept jobs again)"
     ]
     out, err = drain.communicate(timeout=30)
