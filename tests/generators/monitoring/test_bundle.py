@@ -206,3 +206,14 @@ def test_log_shipping_bundle(tmp_path: Path) -> None:
     assert log_rules == {"LogErrorRate", "FatalLogMessage"}
     filebeat = yaml.safe_load((out / "logs/filebeat.yml").read_text())
     assert filebeat["filebeat.inputs"][0]["parsers"][1]["ndjson"]["target"] == ""
+
+
+def test_regenerating_keeps_hand_edits_unless_forced(tmp_path: Path) -> None:
+    out = generated(tmp_path)
+    runbook = out / "runbooks/TargetDown.md"
+    runbook.write_text(runbook.read_text() + "\nLocal note.\n")
+    again = run_cli("generate", "monitoring", "-c", str(SHOP), "--out", str(out))
+    assert again.returncode == 1 and "runbooks/TargetDown.md" in again.stderr
+    assert "Local note." in runbook.read_text()
+    forced = run_cli("generate", "monitoring", "-c", str(SHOP), "--out", str(out), "--force")
+    assert forced.returncode == 0 and "Local note." not in runbook.read_text()

@@ -133,11 +133,13 @@ def _unscraped(api: str, plan: alerts.Plan, where: str, expr: str) -> list[str]:
 
 
 def _wait_for_samples(url: str, plan: alerts.Plan, timeout: float = 30) -> None:
-    """Until the recording rules have produced the request rate (two scrapes, one evaluation)."""
+    """Until the rules recorded the request rate and a scrape after the job run has its counter."""
+    wanted = (alerts.REQUESTS_RECORD, job_metrics.JOB_RUNS.sample_name)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        data = httpx.get(f"{url}/api/v1/query", params={"query": alerts.REQUESTS_RECORD}, timeout=5).json()
-        if data["data"]["result"]:
+        answers = [httpx.get(f"{url}/api/v1/query", params={"query": f'{name}{{job="{plan.job}"}}'},
+                             timeout=5).json()["data"]["result"] for name in wanted]
+        if all(answers):
             return
         time.sleep(0.5)
-    raise AssertionError("Prometheus recorded no request rate")
+    raise AssertionError(f"Prometheus has not got {wanted} yet")
