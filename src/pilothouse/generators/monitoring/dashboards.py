@@ -213,7 +213,8 @@ def _app(plan: Plan) -> _Board:
     b = _Board(plan, f"{plan.service} / application", f"{plan.service}-app")
     for spec in app_metrics.SPECS:
         expr, legend, unit = app_panel_query(spec, b.m)
-        b.series(spec.help.split(",")[0].rstrip("."), [(expr, legend)], unit, spec.help)
+        shown = {"counter": "per second", "histogram": "p99"}.get(spec.type, "max")
+        b.series(f"{spec.name} ({shown})", [(expr, legend)], unit, spec.help)
     return b
 
 
