@@ -17,14 +17,13 @@ from pilothouse.generators.monitoring import alerts, generate
 from pilothouse.generators.monitoring.promql import SCRAPE_UP, TARGET_LABELS, series_labels
 from tests.generators.monitoring import engines
 from tests.generators.monitoring.promql_refs import bundle_expressions, prometheus_query, references
-from tests.helpers import SHOP_DIR, ServeProcess, run_cli
+from tests.helpers import ROOT, SHOP_DIR, ServeProcess, run_cli, write_config
 
 SHOP = SHOP_DIR / "pilothouse.toml"
 
 NOT_IN_SHOP_SCRAPE = {
     # The shop uses none of the application helpers (units of work, protocol commands, queues,
-    # pool gauges): these series exist only in services that call them. Their names and labels
-    # are still checked against the catalog above.
+    # pool gauges): test_application_helpers_are_scraped checks them with a service that does.
     **{name: "application helper the shop does not call" for spec in app_metrics.SPECS
        for name in spec.series()},
     # Step errors count abended or timed-out attempts; the shop's jobs succeed.
@@ -114,11 +113,12 @@ def test_real_scrape_has_every_queried_series(tmp_path: Path) -> None:
             prom.stop()
 
 
-def _unscraped(api: str, plan: alerts.Plan, where: str, expr: str) -> list[str]:
+def _unscraped(api: str, plan: alerts.Plan, where: str, expr: str,
+               exempt: dict[str, str] = NOT_IN_SHOP_SCRAPE) -> list[str]:
     """What `expr` selects or groups by that the real scrape does not have."""
     refs, seen, problems = references(expr), set[str](), []
     for name, matchers in refs.selectors:
-        if name in NOT_IN_SHOP_SCRAPE:
+        if name in exempt:
             seen.update(known_series(plan)[name])
             continue
         match = f'{name}{{job="{plan.job}"}}'
@@ -143,3 +143,38 @@ def _wait_for_samples(url: str, plan: alerts.Plan, timeout: float = 30) -> None:
             return
         time.sleep(0.5)
     raise AssertionError(f"Prometheus has not got {wanted} yet")
+
+
+@pytest.mark.slow
+def test_application_helpers_are_scraped(tmp_path: Path, postgres_url: str) -> None:
+    """What the shop does not exercise: the application dashboard and the pool and queue alerts,
+    against a service calling every helper with a real psycopg pool."""
+    config_path = write_config(tmp_path, """
+        [service]
+        name = "helpers"
+        app = "tests.generators.monitoring.helper_app:app"
+        [telemetry]
+        access_log = false
+    """)
+    config = load_config(config_path)
+    plan = alerts.plan(config)
+    root = write(tmp_path / "bundle", generate(config))
+    app_series = {name for spec in app_metrics.SPECS for name in spec.series()}
+    expressions = {where: expr for where, expr in bundle_expressions(root).items()
+                   if any(name in app_series for name, _ in references(expr).selectors)}
+    assert len(expressions) >= len(app_metrics.SPECS) + 2  # every panel, PoolSaturated, QueueGrowing
+    with ServeProcess(config_path, cwd=ROOT, env={"DATABASE_URL": postgres_url}) as service:
+        prom = engines.prometheus(tmp_path, plan.job, f"127.0.0.1:{service.ops_port}", [])
+        try:
+            for _ in range(3):
+                assert httpx.get(f"{service.app_url}/work", timeout=10).status_code == 200
+            api = f"{prom.url}/api/v1"
+            deadline = time.monotonic() + 30
+            missing = ["not scraped yet"]
+            while missing and time.monotonic() < deadline:
+                time.sleep(0.5)
+                missing = [problem for where, expr in expressions.items()
+                           for problem in _unscraped(api, plan, where, expr, exempt={})]
+            assert not missing, "\n".join(missing)
+        finally:
+            prom.stop()
