@@ -106,6 +106,15 @@ def recorded_ratio(kind: str, seconds: float) -> str:
     return f"job:pilothouse_slo_{kind}:ratio_rate{format_duration(seconds)}"
 
 
+def latency_le(config: Config) -> str:
+    """The `le` bucket of the latency SLO threshold; ConfigError when it is not a bucket bound."""
+    assert config.slo.latency is not None
+    try:
+        return bucket_le(HTTP, config.slo.latency.threshold)
+    except ValueError as exc:
+        raise ConfigError(f"slo.latency.threshold: {exc}") from None
+
+
 P99_RECORD = "job:http_server_request_duration_seconds:p99_rate5m"
 REQUESTS_RECORD = "job:http_server_requests:rate5m"
 
@@ -157,11 +166,7 @@ class _Builder:
         return tuple(rules)
 
     def latency_le(self) -> str:
-        assert self.config.slo.latency is not None
-        try:
-            return bucket_le(HTTP, self.config.slo.latency.threshold)
-        except ValueError as exc:
-            raise ConfigError(f"slo.latency.threshold: {exc}") from None
+        return latency_le(self.config)
 
     # -- alerts -------------------------------------------------------------------------------
 

@@ -29,11 +29,11 @@ from pilothouse.generators.monitoring.alerts import (
     HTTP,
     NOT_SERVER_ERRORS,
     Plan,
+    latency_le,
     recorded_ratio,
 )
 from pilothouse.generators.monitoring.promql import (
     Matcher,
-    bucket_le,
     quantile,
     rate_sum,
     scraped_label,
@@ -159,7 +159,7 @@ def _overview(config: Config, plan: Plan) -> _Board:
             if kind == "errors":
                 good = rate_sum(HTTP, (*scope, NOT_SERVER_ERRORS), month, (), part="count")
             else:
-                good = rate_sum(HTTP, (*scope, Matcher("le", _le(config))), month, (), part="bucket")
+                good = rate_sum(HTTP, (*scope, Matcher("le", latency_le(config))), month, (), part="bucket")
             bad_30d = f"1 - ({good} / {total})"
             b.stat(f"Error budget remaining, {label} (30d)", f"1 - ({bad_30d}) / {budget}", "percentunit",
                    width=8, description=f"Target {target:.3%}: 100% is an untouched budget, 0% is spent.")
@@ -168,11 +168,6 @@ def _overview(config: Config, plan: Plan) -> _Board:
                 for w, name in ((3600.0, "1h"), (21600.0, "6h"), (86400.0, "1d"))
             ], "short", "1 spends the budget exactly over the SLO window; 14.4 over 1h pages.", width=16)
     return b
-
-
-def _le(config: Config) -> str:
-    assert config.slo.latency is not None
-    return bucket_le(HTTP, config.slo.latency.threshold)
 
 
 def _jobs(plan: Plan) -> _Board:
