@@ -84,7 +84,8 @@ def alertmanager(tmp: Path, config: Path) -> Engine:
 
 
 class Webhook:
-    """An HTTP server recording every Alertmanager webhook payload it receives."""
+    """An HTTP server recording every Alertmanager webhook payload it receives, with its path
+    (one server can stand in for several receivers: /page, /ticket...)."""
 
     def __init__(self) -> None:
         self.payloads: list[dict[str, Any]] = []
@@ -93,7 +94,7 @@ class Webhook:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
-                received.append(json.loads(body))
+                received.append({**json.loads(body), "path": self.path})
                 self.send_response(200)
                 self.end_headers()
 
@@ -101,7 +102,7 @@ class Webhook:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 

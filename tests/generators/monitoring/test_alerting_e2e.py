@@ -1,9 +1,12 @@
 """End to end with real processes: the service, Prometheus evaluating the generated rules, and
-Alertmanager with the generated routes delivering to a webhook receiver started by the test.
+Alertmanager with the generated routes delivering to webhook receivers started by the test
+(`/page` stands for the pager, `/ticket` for chat).
 
-A critical readiness check points at a TCP port nobody listens on; the ReadinessFailing alert
-must reach the receiver with its labels and runbook link, then resolve once the test opens the
-port. `for:` is shortened through `[monitoring].pending` (config), never by editing output.
+A critical readiness check points at a TCP port nobody listens on; ReadinessFailing must reach
+the pager with its labels and runbook link, then resolve once the test opens the port. Then slow
+requests push p99 over the threshold and HighLatencyP99 (a warning) must reach the ticket
+receiver, not the pager. `for:` is shortened through `[monitoring].pending` (config), never by
+editing the output.
 """
 
 from __future__ import annotations
@@ -40,23 +43,28 @@ drain_timeout = "1s"
 flush_timeout = "500ms"
 [monitoring]
 runbook_base_url = "https://runbooks.example.test/e2e-alerts"
-pending = {{ ReadinessFailing = "2s" }}
-[monitoring.receivers.hook]
+latency_p99 = "500ms"
+pending = {{ ReadinessFailing = "2s", HighLatencyP99 = "1s" }}
+[monitoring.receivers.pager]
 kind = "webhook"
-url = "{hook}"
+url = "{hook}/page"
+[monitoring.receivers.chat]
+kind = "webhook"
+url = "{hook}/ticket"
 [monitoring.routing]
-page = "hook"
-ticket = "hook"
-escalation = "hook"
+page = "pager"
+ticket = "chat"
+escalation = "pager"
 escalate_after = "1h"
 group_wait = "1s"
 group_interval = "1s"
 """
 
 
-def _alerts(hook: engines.Webhook, status: str) -> list[dict[str, Any]]:
-    return [a for p in hook.payloads for a in p["alerts"]
-            if a["labels"].get("alertname") == "ReadinessFailing" and a["status"] == status]
+def _alerts(hook: engines.Webhook, status: str, name: str = "ReadinessFailing",
+            path: str = "/page") -> list[dict[str, Any]]:
+    return [a for p in hook.payloads if p["path"] == path for a in p["alerts"]
+            if a["labels"].get("alertname") == name and a["status"] == status]
 
 
 def _wait(predicate: Callable[[], bool], server: ServeProcess, timeout: float) -> None:
@@ -106,6 +114,16 @@ def test_readiness_alert_reaches_receiver_and_resolves(tmp_path: Path) -> None:
         listener.listen(16)
         _wait(lambda: bool(_alerts(hook, "resolved")), server, timeout=40)
         assert httpx.get(f"{server.ops_url}/ready", timeout=2).status_code == 200
+
+        with httpx.Client(base_url=server.app_url, timeout=5) as client:
+            for _ in range(4):
+                client.get("/slow", params={"seconds": "0.8"})
+        _wait(lambda: bool(_alerts(hook, "firing", "HighLatencyP99", "/ticket")), server, timeout=40)
+        ticket = _alerts(hook, "firing", "HighLatencyP99", "/ticket")[0]
+        assert ticket["labels"]["severity"] == "warning"
+        assert ticket["annotations"]["runbook_url"].endswith("/HighLatencyP99.md")
+        assert not _alerts(hook, "firing", "HighLatencyP99", "/page")
+        assert not _alerts(hook, "firing", "ReadinessFailing", "/ticket")
     finally:
         if listener is not None:
             listener.close()
