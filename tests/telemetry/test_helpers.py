@@ -29,7 +29,10 @@ def _scrape(metrics: Metrics) -> str:
 def test_psycopg_pool_utilization(metrics: Metrics, postgres_url: str) -> None:
     from psycopg_pool import ConnectionPool
 
-    with ConnectionPool(postgres_url, min_size=1, max_size=4, open=True) as pool:
+    # min_size=2 and wait(): borrowing two connections must not make the pool grow, because
+    # psycopg_pool counts a connection being prepared in pool_size (it would read as in use).
+    with ConnectionPool(postgres_url, min_size=2, max_size=4, open=True) as pool:
+        pool.wait()
         watch_pool("db", pool)
         with pool.connection(), pool.connection():
             body = _scrape(metrics)

@@ -24,7 +24,10 @@ class PoolUsage:
 
 
 def psycopg_pool_usage(pool: Any) -> PoolUsage:
-    """psycopg_pool ConnectionPool / AsyncConnectionPool: size minus idle, over max_size."""
+    """psycopg_pool ConnectionPool / AsyncConnectionPool: size minus idle, over max_size.
+
+    While the pool grows, `pool_size` already counts the connection being prepared, so the
+    in-use value can read one high for the moment a connection takes to open."""
 
     def in_use() -> float:
         stats = pool.get_stats()
