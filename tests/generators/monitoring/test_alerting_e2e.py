@@ -4,9 +4,10 @@ Alertmanager with the generated routes delivering to webhook receivers started b
 
 A critical readiness check points at a TCP port nobody listens on; ReadinessFailing must reach
 the pager with its labels and runbook link, then resolve once the test opens the port. Then slow
-requests push p99 over the threshold and HighLatencyP99 (a warning) must reach the ticket
-receiver, not the pager. `for:` is shortened through `[monitoring].pending` (config), never by
-editing the output.
+requests push p99 over the threshold while readiness still fails: HighLatencyP99 (a warning of
+the same service) is inhibited by the critical alert, and reaches the ticket receiver, never the
+pager, once readiness recovers. `for:` is shortened through `[monitoring].pending` (config),
+never by editing the output.
 """
 
 from __future__ import annotations
@@ -78,7 +79,12 @@ def _wait(predicate: Callable[[], bool], server: ServeProcess, timeout: float) -
     raise AssertionError("condition not met in time")
 
 
-def test_readiness_alert_reaches_receiver_and_resolves(tmp_path: Path) -> None:
+def _am_alert(am: engines.Engine, name: str) -> dict[str, Any] | None:
+    found = httpx.get(f"{am.url}/api/v2/alerts", params={"filter": f'alertname="{name}"'}, timeout=5).json()
+    return found[0] if found else None
+
+
+def test_alerts_route_inhibit_and_resolve(tmp_path: Path) -> None:
     hook = engines.Webhook()
     upstream_port = free_port()
     cfg_path = write_config(tmp_path, CONFIG.format(upstream=upstream_port, hook=hook.url))
@@ -108,6 +114,17 @@ def test_readiness_alert_reaches_receiver_and_resolves(tmp_path: Path) -> None:
             "https://runbooks.example.test/e2e-alerts/ReadinessFailing.md"
         assert f"127.0.0.1:{server.ops_port}" in alert["annotations"]["summary"]
 
+        with httpx.Client(base_url=server.app_url, timeout=5) as client:
+            for _ in range(4):
+                client.get("/slow", params={"seconds": "0.8"})
+        # Alertmanager marks inhibition when it flushes the group (after group_wait); a broken
+        # inhibit rule would leave it "active" and deliver it, failing the wait or the asserts.
+        _wait(lambda: (_am_alert(am, "HighLatencyP99") or {}).get("status", {}).get("state") == "suppressed",
+              server, timeout=40)
+        latency = _am_alert(am, "HighLatencyP99")
+        assert latency is not None and latency["status"]["inhibitedBy"]
+        assert not _alerts(hook, "firing", "HighLatencyP99", "/ticket")
+
         listener = socket.socket()
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind(("127.0.0.1", upstream_port))
@@ -115,9 +132,6 @@ def test_readiness_alert_reaches_receiver_and_resolves(tmp_path: Path) -> None:
         _wait(lambda: bool(_alerts(hook, "resolved")), server, timeout=40)
         assert httpx.get(f"{server.ops_url}/ready", timeout=2).status_code == 200
 
-        with httpx.Client(base_url=server.app_url, timeout=5) as client:
-            for _ in range(4):
-                client.get("/slow", params={"seconds": "0.8"})
         _wait(lambda: bool(_alerts(hook, "firing", "HighLatencyP99", "/ticket")), server, timeout=40)
         ticket = _alerts(hook, "firing", "HighLatencyP99", "/ticket")[0]
         assert ticket["labels"]["severity"] == "warning"
