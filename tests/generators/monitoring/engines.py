@@ -94,7 +94,7 @@ class Webhook:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
-                received.append({**json.loads(body), "path": self.path})
+                received.append({**json.loads(body), "path": self.path, "received": time.monotonic()})
                 self.send_response(200)
                 self.end_headers()
 

@@ -1,9 +1,10 @@
 """End to end with real processes: the service, Prometheus evaluating the generated rules, and
 Alertmanager with the generated routes delivering to webhook receivers started by the test
-(`/page` stands for the pager, `/ticket` for chat).
+(`/page` stands for the pager, `/escalate` for the second line, `/ticket` for chat).
 
 A critical readiness check points at a TCP port nobody listens on; ReadinessFailing must reach
-the pager with its labels and runbook link, then resolve once the test opens the port. Then slow
+the pager with its labels and runbook link, reach the second line after `escalate_after` (nobody
+silenced it), then resolve once the test opens the port. Then slow
 requests push p99 over the threshold while readiness still fails: HighLatencyP99 (a warning of
 the same service) is inhibited by the critical alert, and reaches the ticket receiver, never the
 pager, once readiness recovers. `for:` is shortened through `[monitoring].pending` (config),
@@ -49,14 +50,17 @@ pending = {{ ReadinessFailing = "2s", HighLatencyP99 = "1s" }}
 [monitoring.receivers.pager]
 kind = "webhook"
 url = "{hook}/page"
+[monitoring.receivers.second-line]
+kind = "webhook"
+url = "{hook}/escalate"
 [monitoring.receivers.chat]
 kind = "webhook"
 url = "{hook}/ticket"
 [monitoring.routing]
 page = "pager"
 ticket = "chat"
-escalation = "pager"
-escalate_after = "1h"
+escalation = "second-line"
+escalate_after = "3s"
 group_wait = "1s"
 group_interval = "1s"
 """
@@ -113,6 +117,9 @@ def test_alerts_route_inhibit_and_resolve(tmp_path: Path) -> None:
         assert alert["annotations"]["runbook_url"] == \
             "https://runbooks.example.test/e2e-alerts/ReadinessFailing.md"
         assert f"127.0.0.1:{server.ops_port}" in alert["annotations"]["summary"]
+        _wait(lambda: bool(_alerts(hook, "firing", path="/escalate")), server, timeout=20)
+        first = {p["path"]: p["received"] for p in reversed(hook.payloads)}
+        assert first["/escalate"] - first["/page"] > 1, "escalation waits escalate_after (3s vs 1s)"
 
         with httpx.Client(base_url=server.app_url, timeout=5) as client:
             for _ in range(4):
