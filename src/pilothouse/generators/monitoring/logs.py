@@ -88,7 +88,9 @@ def render(config: Config, plan: Plan) -> dict[str, str]:
     mon = config.monitoring
     loki = urlsplit(mon.loki_url)
     fluent_bit = {
-        "service": {"flush": 1, "log_level": "info", "http_server": "on", "http_port": 2020},
+        # The `json` parser comes from the parsers file of the official image.
+        "service": {"flush": 1, "log_level": "info", "http_server": "on", "http_port": 2020,
+                    "parsers_file": "/fluent-bit/etc/parsers.conf"},
         "pipeline": {
             "inputs": [{
                 "name": "tail", "tag": f"app.{service}", "path": _container_logs(service),
