@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -75,7 +76,16 @@ class ServeProcess:
         self.cmd = [*PILOTHOUSE, "serve", "--config", str(config), *args]
         self.cwd = cwd or config.parent
         self.proc: subprocess.Popen[str] | None = None
-        self.output = ""
+        # Output goes to a file, not a pipe: a pipe nobody reads fills at 64 KiB and blocks the
+        # served process mid-test (a few hundred JSON access-log lines).
+        self._log = tempfile.TemporaryFile(mode="w+", encoding="utf-8")  # noqa: SIM115 - lives as long as the process
+
+    @property
+    def output(self) -> str:
+        """Everything the process printed so far (stdout and stderr)."""
+        self._log.flush()
+        self._log.seek(0)
+        return self._log.read()
 
     @property
     def app_url(self) -> str:
@@ -87,12 +97,11 @@ class ServeProcess:
 
     def start(self, wait_ready: bool = True, timeout: float = 20) -> ServeProcess:
         self.proc = subprocess.Popen(
-            self.cmd, cwd=self.cwd, env=self.env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+            self.cmd, cwd=self.cwd, env=self.env, text=True, stdout=self._log, stderr=subprocess.STDOUT
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                self.output += self.proc.stdout.read() if self.proc.stdout else ""
                 raise RuntimeError(f"serve exited with {self.proc.returncode}:\n{self.output}")
             try:
                 r = httpx.get(
@@ -112,9 +121,7 @@ class ServeProcess:
 
     def wait(self, timeout: float = 60) -> int:
         assert self.proc is not None
-        out, _ = self.proc.communicate(timeout=timeout)
-        self.output += out or ""
-        return self.proc.returncode
+        return self.proc.wait(timeout=timeout)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
