@@ -2,7 +2,7 @@
 Prometheus and queried with the generated overview dashboard's own panel queries.
 
 Grafana cannot run here, so this plots what four panels would show. Run from the repo root:
-    .venv/bin/pip install matplotlib && .venv/bin/python docs/observability/render_chart.py
+    .venv/bin/pip install -e '.[docs]' && .venv/bin/python docs/observability/render_chart.py
 """
 
 from __future__ import annotations
