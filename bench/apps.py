@@ -51,34 +51,45 @@ def fastapi_app() -> Any:
     return app
 
 
-def dropping_tracer_provider() -> None:
-    """A global SDK provider, always sampling, batching into an exporter that drops spans."""
-    from opentelemetry import trace
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+def dropping_exporter() -> Any:
+    """An SDK span exporter that drops what it is given (the cost measured is the
+    instrumentation's, not a network's)."""
+    from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
     class Drop(SpanExporter):
         def export(self, spans: Sequence[Any]) -> SpanExportResult:
             return SpanExportResult.SUCCESS
 
+    return Drop()
+
+
+def dropping_tracer_provider() -> None:
+    """A global SDK provider, always sampling, batching into an exporter that drops spans."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
     provider = TracerProvider()
-    provider.add_span_processor(BatchSpanProcessor(Drop()))
+    provider.add_span_processor(BatchSpanProcessor(dropping_exporter()))
     trace.set_tracer_provider(provider)
 
 
 def pilothouse_app(full: bool) -> Any:
+    """Pilothouse as `serve` sets it up; "full" = traces (100 %, batched into the dropping
+    exporter) + request id + JSON access log, "metrics" = metrics only."""
     from pilothouse.config.model import Config
     from pilothouse.runtime.runtime import Runtime
-    from pilothouse.telemetry import feature
+    from pilothouse.telemetry import feature, tracing
 
     telemetry: dict[str, Any] = (
-        {"traces": "otlp", "log_format": "json", "access_log": True, "request_id": True}
+        {"traces": "otlp", "sample_ratio": 1.0, "log_format": "json", "access_log": True, "request_id": True}
         if full
         else {"traces": "none", "access_log": False, "request_id": False}
     )
+    config = Config.model_validate({"service": {"name": "bench"}, "telemetry": telemetry})
     if full:
-        dropping_tracer_provider()  # setup_tracing keeps an installed provider
-    runtime = Runtime(Config.model_validate({"service": {"name": "bench"}, "telemetry": telemetry}))
+        tracing.setup_tracing(config, exporter=dropping_exporter())  # install keeps this provider
+    runtime = Runtime(config)
     feature.install(runtime)
     return runtime.wrap(starlette_app())
 

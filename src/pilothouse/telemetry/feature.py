@@ -14,10 +14,10 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
 from pilothouse.runtime.asgi import ASGIApp
-from pilothouse.telemetry.logs import configure_logging
+from pilothouse.telemetry.logs import configure_logging, flush_logs
 from pilothouse.telemetry.middleware import TelemetryMiddleware
 from pilothouse.telemetry.state import state
-from pilothouse.telemetry.tracing import flush_on_shutdown, server_tracer, setup_tracing
+from pilothouse.telemetry.tracing import flush_on_shutdown, server_spans, setup_tracing
 
 if TYPE_CHECKING:
     from pilothouse.runtime.runtime import Runtime
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 def install(runtime: Runtime) -> None:
     config = runtime.config
     configure_logging(config)
+    runtime.on_flush(flush_logs)
     provider = setup_tracing(config)
     if provider is not None:
         flush_on_shutdown(runtime, provider)
@@ -44,5 +45,5 @@ def build_middleware(runtime: Runtime, app: ASGIApp) -> TelemetryMiddleware:
         app,
         metrics=runtime.metrics if telemetry.metrics else None,
         telemetry=telemetry,
-        tracer=server_tracer(runtime.config),
+        spans=server_spans(runtime.config),
     )

@@ -10,18 +10,25 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
+import threading
+import weakref
+from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from time import time
+from typing import Any, TextIO
 
 from pilothouse import redaction
 from pilothouse.config.model import Config
 from pilothouse.redaction import redact
-from pilothouse.telemetry.context import current_request
+from pilothouse.telemetry.context import RequestContext, current_request
 
 ACCESS_LOGGER = "pilothouse.access"
 UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.asgi")
+FLUSH_INTERVAL = 0.2  # seconds a buffered line (access log) may wait before it is written
+BUFFER_LINES = 512  # or this many lines, whichever comes first
 
 # Attributes every LogRecord has; anything else on a record came from `extra=`.
 _RECORD_FIELDS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
@@ -37,6 +44,14 @@ def _redact(text: str) -> str:
     if redaction._values or "@" in text or "=" in text:
         return redact(text)
     return text
+
+
+def json_string(text: str) -> str:
+    """`text` as a JSON string literal, as the encoder writes it; without the encoder in the
+    common case (printable, no quote or backslash)."""
+    if text.isprintable() and '"' not in text and "\\" not in text:
+        return f'"{text}"'
+    return _encode(text)
 
 
 def _no_span() -> tuple[str, str] | None:
@@ -87,6 +102,8 @@ class JsonFormatter(logging.Formatter):
         super().__init__()
         self.service = service
         self.request_fields = _RequestFields(correlation_field)
+        self._service_json = f', "service": {_encode(service)}'
+        self._correlation_key = f", {_encode(correlation_field)}: "
         self._second = -1
         self._second_text = ""
 
@@ -97,6 +114,28 @@ class JsonFormatter(logging.Formatter):
             self._second = second
             self._second_text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
         return f"{self._second_text}.{int((created - second) * 1000):03d}Z"
+
+    def line(
+        self,
+        logger: str,
+        message: str,
+        request: RequestContext | None,
+        ids: tuple[str, str] | None,
+        extra: str,
+    ) -> str:
+        """An INFO line as `format` would write it, built as a string: no LogRecord, no dict,
+        no encoder for values that need no escaping. `extra` is `, "key": value...` (JSON)."""
+        head = f'{{"timestamp": "{self._timestamp(time())}", "level": "info", "logger": "{logger}", '
+        parts = [head, '"message": ', json_string(_redact(message)), self._service_json]
+        if request is not None:
+            if request.request_id is not None:
+                parts += ', "request_id": ', json_string(request.request_id)
+            if request.correlation is not None:
+                parts += self._correlation_key, json_string(request.correlation)
+        if ids is not None:
+            parts += ', "trace_id": "', ids[0], '", "span_id": "', ids[1], '"'
+        parts += extra, "}\n"
+        return "".join(parts)
 
     def format(self, record: logging.LogRecord) -> str:
         doc: dict[str, Any] = {
@@ -138,7 +177,92 @@ class TextFormatter(logging.Formatter):
 
 
 class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
-    """Marks the handler Pilothouse installed, so configuring twice replaces it."""
+    """The handler Pilothouse installs (configuring twice replaces it).
+
+    Besides records it takes ready-made lines (`write_line`: the access log, one per request)
+    into a buffer written in one call every FLUSH_INTERVAL seconds or BUFFER_LINES lines, so a
+    request pays a deque append instead of a write and flush. Pending lines are written before
+    any other record (the stream stays in order), on `flush()` (the lifecycle's flush step,
+    `logging.shutdown` at exit) and on `close()`: a graceful shutdown loses none; a killed
+    process loses at most the last FLUSH_INTERVAL.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__(stream)
+        self._pending: deque[str] = deque()
+        self._stop = threading.Event()
+        self._flusher: threading.Thread | None = None
+        _handlers.add(self)
+
+    def write_line(self, line: str) -> None:
+        """Queue one line (ending in a newline)."""
+        pending = self._pending
+        pending.append(line)
+        if len(pending) >= BUFFER_LINES:
+            self.write_pending()
+        elif self._flusher is None:
+            self._flusher = threading.Thread(target=self._flush_loop, name="pilothouse-logs", daemon=True)
+            self._flusher.start()
+
+    def write_pending(self) -> None:
+        """Write the queued lines in one call."""
+        pending = self._pending
+        if not pending:
+            return
+        with self.lock:  # type: ignore[union-attr]
+            lines = [pending.popleft() for _ in range(len(pending))]
+            if not lines:
+                return
+            try:
+                self.stream.write("".join(lines))
+                self.stream.flush()
+            except (OSError, ValueError):  # stream closed or broken: nowhere left to write
+                pass
+
+    def _flush_loop(self) -> None:
+        while not self._stop.wait(FLUSH_INTERVAL):
+            self.write_pending()
+
+    def _forked(self) -> None:
+        """In a forked child the flusher thread does not exist: start a new one when needed."""
+        self._flusher = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self._pending:
+            self.write_pending()
+        super().emit(record)
+
+    def flush(self) -> None:
+        self.write_pending()
+        super().flush()
+
+    def close(self) -> None:
+        self._stop.set()
+        self.write_pending()
+        super().close()
+
+
+_handlers: weakref.WeakSet[_Handler] = weakref.WeakSet()
+
+
+def _after_fork() -> None:
+    for handler in list(_handlers):
+        handler._forked()
+
+
+os.register_at_fork(after_in_child=_after_fork)
+_installed: _Handler | None = None
+
+
+def installed_handler() -> _Handler | None:
+    """The handler `configure_logging` installed last, if any."""
+    return _installed
+
+
+def flush_logs() -> None:
+    """Write every queued line now (the lifecycle's flush step)."""
+    if _installed is not None:
+        _installed.flush()
 
 
 def configure_logging(config: Config) -> None:
@@ -154,12 +278,16 @@ def configure_logging(config: Config) -> None:
         if telemetry.log_format == "json"
         else TextFormatter(telemetry.correlation_attribute)
     )
+    global _installed
     handler = _Handler(sys.stderr)
     handler.setFormatter(formatter)
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
+        if isinstance(old, _Handler):
+            old.close()
     root.addHandler(handler)
+    _installed = handler
     root.setLevel(telemetry.log_level.upper())
     for name in UVICORN_LOGGERS:
         logger = logging.getLogger(name)

@@ -1,18 +1,18 @@
 """One pure-ASGI middleware for everything Pilothouse does per HTTP request.
 
 In one pass, with no per-request allocation it can avoid: `http_server_active_requests`, the
-duration histogram
-(children cached per label tuple, exemplar = trace id when sampled), the request id (honoured
-from the header or generated, returned in the response), one server span named
-`METHOD /route` continuing an incoming W3C `traceparent`, the correlation value, and the
-access log line. Every part is skipped entirely when switched off, so "metrics only" costs
-one gauge inc/dec and one histogram observe. It sits outside the runtime's in-flight
-middleware, so the 503 a request cut at the drain deadline gets is recorded like any response.
+duration histogram (children cached per label tuple, exemplar = trace id when sampled), the
+request id (honoured from the header or generated, returned in the response), one server span
+named `METHOD /route` continuing an incoming W3C `traceparent` (a `ServerSpan`: the SDK
+pipeline's ids, sampler and processors without the SDK's per-span objects), the correlation
+value, and the access log line (queued, written in batches). Every part is skipped entirely
+when switched off, so "metrics only" costs one gauge inc/dec and one histogram observe. It sits
+outside the runtime's in-flight middleware, so the 503 a request cut at the drain deadline gets
+is recorded like any response.
 """
 
 from __future__ import annotations
 
-import logging
 import re
 from random import getrandbits
 from time import perf_counter
@@ -22,13 +22,14 @@ from pilothouse.catalog import http as http_metrics
 from pilothouse.config.telemetry import TelemetryConfig
 from pilothouse.runtime.asgi import ASGIApp, Message, Receive, Scope, Send
 from pilothouse.runtime.metrics import Metrics
+from pilothouse.telemetry.access import AccessLog
 from pilothouse.telemetry.context import RequestContext, current_request
-from pilothouse.telemetry.logs import ACCESS_LOGGER
 from pilothouse.telemetry.multiprocess import multiprocess_enabled
 from pilothouse.telemetry.routes import route_template
+from pilothouse.telemetry.traceparent import format_header
 
 if TYPE_CHECKING:
-    from opentelemetry.trace import Tracer
+    from pilothouse.telemetry.server_span import ServerSpans
 
 # What an incoming request id may look like; anything else is replaced by a generated one
 # (it is echoed into logs and response headers, so no control characters or huge values).
@@ -49,7 +50,7 @@ class TelemetryMiddleware:
         "_otel",
         "_request_id_key",
         "_scan_headers",
-        "_tracer",
+        "_spans",
         "app",
     )
 
@@ -59,7 +60,7 @@ class TelemetryMiddleware:
         *,
         metrics: Metrics | None,
         telemetry: TelemetryConfig,
-        tracer: Tracer | None = None,
+        spans: ServerSpans | None = None,
     ) -> None:
         self.app = app
         self._histogram = metrics.get(http_metrics.HTTP_SERVER_REQUEST_DURATION) if metrics else None
@@ -70,18 +71,17 @@ class TelemetryMiddleware:
             else None
         )
         self._durations: dict[tuple[str, str, int], Any] = {}
-        self._tracer = tracer
-        self._otel = _Otel() if tracer is not None else None
+        self._spans = spans
+        self._otel = _Otel() if spans is not None else None
         # Exemplars exist only in single-process storage (prometheus_client multiprocess mode
         # drops them), so skip building them there.
-        self._exemplars = tracer is not None and not multiprocess_enabled()
+        self._exemplars = spans is not None and not multiprocess_enabled()
         self._request_id_key = telemetry.request_id_header.lower().encode() if telemetry.request_id else None
         header = telemetry.correlation_header
         self._correlation_key = header.lower().encode() if header else None
         self._correlation_attr = telemetry.correlation_attribute
-        self._scan_headers = bool(self._request_id_key or self._correlation_key or tracer)
-        access = logging.getLogger(ACCESS_LOGGER)
-        self._access = access if telemetry.access_log else None
+        self._scan_headers = bool(self._request_id_key or self._correlation_key or spans)
+        self._access = AccessLog() if telemetry.access_log else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -95,7 +95,9 @@ class TelemetryMiddleware:
 
         request_id: bytes | None = None
         correlation: bytes | None = None
-        trace_headers: dict[str, str] | None = None
+        parent: bytes | None = None
+        trace_state: bytes | None = None
+        baggage: bytes | None = None
         if self._scan_headers:
             rid_key, corr_key = self._request_id_key, self._correlation_key
             for key, value in scope["headers"]:
@@ -103,10 +105,12 @@ class TelemetryMiddleware:
                     request_id = value
                 elif key == corr_key:
                     correlation = value
-                elif key == b"traceparent" or key == b"tracestate":
-                    if trace_headers is None:
-                        trace_headers = {}
-                    trace_headers[key.decode()] = value.decode("latin-1")
+                elif key == b"traceparent":
+                    parent = value
+                elif key == b"tracestate":
+                    trace_state = value if trace_state is None else trace_state + b"," + value
+                elif key == b"baggage":
+                    baggage = value
         response_headers: list[tuple[bytes, bytes]] = []
         context: RequestContext | None = None
         if rid_key := self._request_id_key:
@@ -120,13 +124,19 @@ class TelemetryMiddleware:
             )
         log_token = current_request.set(context) if context is not None else None
 
-        span = otel_token = None
-        if self._otel is not None and self._tracer is not None:
-            span, otel_token = self._otel.start(self._tracer, method, scope, trace_headers)
-            if context is not None and context.correlation is not None:
-                span.set_attribute(self._correlation_attr, context.correlation)
+        span: Any = None
+        otel_token = ids = exemplar = None
+        if (otel := self._otel) is not None:
+            span, otel_token, ids = otel.start(
+                self._spans, method, scope, parent, trace_state, baggage  # type: ignore[arg-type]
+            )
             if span.is_recording():
-                response_headers.append((b"traceparent", self._otel.traceparent(span)))
+                if context is not None and context.correlation is not None:
+                    span.values[self._correlation_attr] = context.correlation
+                flags = span.get_span_context().trace_flags
+                response_headers.append((b"traceparent", format_header(span.trace_hex, span.span_hex, flags)))
+                if span.sampled and self._exemplars:
+                    exemplar = {"trace_id": span.trace_hex}
 
         status = 500  # until the app starts a response; an app that raises first sent none
 
@@ -152,88 +162,85 @@ class TelemetryMiddleware:
                 active.dec()
             duration = perf_counter() - start
             route = route_template(scope, entry_root_path)
-            if self._access is not None:  # inside the span, so the line carries its trace id
-                self._access_line(scope, route, status, duration)
-            if span is not None:
-                self._otel.end(span, otel_token, method, route, status, error)  # type: ignore[union-attr]
+            if self._access is not None:
+                self._access(scope["method"], scope["path"], route, status, duration, context, ids)
+            if otel is not None:
+                otel.end(span, otel_token, method, route, status, error)
             if self._histogram is not None:
-                self._observe(method, route, status, duration, span)
+                self._observe(method, route, status, duration, exemplar)
             if log_token is not None:
                 current_request.reset(log_token)
 
-    def _access_line(self, scope: Scope, route: str, status: int, duration: float) -> None:
-        """One INFO record on `pilothouse.access`, built directly: `Logger.info` would also walk
-        the stack for the caller's file and line, which an access line does not need."""
-        access = self._access
-        if access is None or not access.isEnabledFor(logging.INFO):
-            return
-        ms = duration * 1000
-        message = f"{scope['method']} {scope['path']} {status} {ms:.1f}ms"
-        record = logging.LogRecord(ACCESS_LOGGER, logging.INFO, "", 0, message, None, None)
-        record.http_route = route
-        record.status = status
-        record.duration_ms = round(ms, 3)
-        access.handle(record)
-
-    def _observe(self, method: str, route: str, status: int, duration: float, span: Any) -> None:
+    def _observe(
+        self, method: str, route: str, status: int, duration: float, exemplar: dict[str, str] | None
+    ) -> None:
         key = (method, route, status)
         child = self._durations.get(key)
         if child is None:
             child = self._durations[key] = self._histogram.labels(method, route, str(status))  # type: ignore[union-attr]
-        if self._exemplars and span is not None:
-            span_context = span.get_span_context()
-            if span_context.trace_flags.sampled:
-                child.observe(duration, {"trace_id": format(span_context.trace_id, "032x")})
-                return
-        child.observe(duration)
+        child.observe(duration, exemplar)
 
 
 class _Otel:
     """The OpenTelemetry calls of the middleware, imported once (the SDK is optional)."""
 
-    __slots__ = ("attach", "detach", "extract", "kind", "set_span_in_context", "status_error")
+    __slots__ = ("attach", "detach", "extract", "server_span", "set_span_in_context", "status_error")
 
     def __init__(self) -> None:
         from opentelemetry import context, propagate, trace
         from opentelemetry.trace import Status, StatusCode
 
+        from pilothouse.telemetry.server_span import ServerSpan
+
         self.attach = context.attach
         self.detach = context.detach
         self.extract = propagate.extract
-        self.kind = trace.SpanKind.SERVER
+        self.server_span = ServerSpan
         self.set_span_in_context = trace.set_span_in_context
         self.status_error: Any = lambda description: Status(StatusCode.ERROR, description)
 
     def start(
-        self, tracer: Tracer, method: str, scope: Scope, trace_headers: dict[str, str] | None
-    ) -> tuple[Any, Any]:
-        parent = self.extract(trace_headers) if trace_headers is not None else None
-        span = tracer.start_span(
-            method,
-            parent,
-            self.kind,
-            {"http.request.method": method, "url.path": scope["path"], "url.scheme": scope["scheme"]},
-        )
-        return span, self.attach(self.set_span_in_context(span, parent))
-
-    @staticmethod
-    def traceparent(span: Any) -> bytes:
-        ctx = span.get_span_context()
-        return f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{ctx.trace_flags:02x}".encode()
+        self,
+        spans: ServerSpans,
+        method: str,
+        scope: Scope,
+        parent: bytes | None,
+        trace_state: bytes | None,
+        baggage: bytes | None,
+    ) -> tuple[Any, object, tuple[str, str] | None]:
+        """The request's span made current: (span, token to detach, (trace id, span id) hex)."""
+        header = parent.decode("latin-1") if parent is not None else None
+        state = trace_state.decode("latin-1") if trace_state is not None else None
+        base = None
+        if baggage is not None:  # the global propagator reads baggage (and the trace headers)
+            carrier = {"baggage": baggage.decode("latin-1")}
+            if header is not None:
+                carrier["traceparent"] = header
+            if state is not None:
+                carrier["tracestate"] = state
+            base = self.extract(carrier)
+        attributes = {"http.request.method": method, "url.path": scope["path"], "url.scheme": scope["scheme"]}
+        span = spans.start(method, attributes, header, state, base)
+        if type(span) is self.server_span:
+            ids = (span.trace_hex, span.span_hex)
+        else:
+            span_context = span.get_span_context()
+            ids = (format(span_context.trace_id, "032x"), format(span_context.span_id, "016x"))
+        return span, self.attach(self.set_span_in_context(span, base)), ids
 
     def end(
         self, span: Any, token: Any, method: str, route: str, status: int, error: BaseException | None
     ) -> None:
         if span.is_recording():
+            values = span.values
+            values["http.response.status_code"] = status
             if route != http_metrics.UNMATCHED_ROUTE:
-                span.set_attributes({"http.response.status_code": status, "http.route": route})
+                values["http.route"] = route
                 span.update_name(f"{method} {route}")
-            else:
-                span.set_attribute("http.response.status_code", status)
             if error is not None:
                 span.record_exception(error)
                 span.set_status(self.status_error(type(error).__name__))
             elif status >= 500:
                 span.set_status(self.status_error(str(status)))
-        span.end()
+            span.end()
         self.detach(token)

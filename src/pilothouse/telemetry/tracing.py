@@ -17,14 +17,18 @@ from pilothouse.errors import ConfigError
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SpanExporter
-    from opentelemetry.trace import Tracer
 
     from pilothouse.config.model import Config
     from pilothouse.runtime.runtime import Runtime
+    from pilothouse.telemetry.server_span import ServerSpans
 
 log = logging.getLogger("pilothouse.telemetry")
 
 TRACER_NAME = "pilothouse"
+
+# The provider setup_tracing built and its sample ratio: its sampler is known
+# (ParentBased(TraceIdRatioBased(ratio))), so server spans decide sampling without calling it.
+_own: tuple[TracerProvider, float] | None = None
 
 
 def _exporter(config: Config) -> SpanExporter:
@@ -46,12 +50,14 @@ def _exporter(config: Config) -> SpanExporter:
     return exporter
 
 
-def setup_tracing(config: Config) -> TracerProvider | None:
+def setup_tracing(config: Config, exporter: SpanExporter | None = None) -> TracerProvider | None:
     """Install the global tracer provider for `[telemetry].traces`; None when traces are off.
 
     When a provider is already installed (the app or a test set one up), it is kept and
     returned, so Pilothouse's spans join the app's own pipeline instead of a second one.
+    `exporter` replaces the configured one (benchmarks, tests).
     """
+    global _own
     telemetry = config.telemetry
     if telemetry.traces == "none":
         return None
@@ -59,13 +65,13 @@ def setup_tracing(config: Config) -> TracerProvider | None:
         from opentelemetry import trace
         from opentelemetry.sdk.resources import Resource
         from opentelemetry.sdk.trace import TracerProvider
-        from opentelemetry.sdk.trace.export import BatchSpanProcessor
         from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
     except ImportError:
         raise ConfigError(
             f"telemetry.traces: {telemetry.traces!r} needs the OpenTelemetry SDK: "
             "pip install 'pilothouse[traces]'"
         ) from None
+    from pilothouse.telemetry.batch import BatchExport
     existing = trace.get_tracer_provider()
     if isinstance(existing, TracerProvider):
         log.info("traces: using the tracer provider already installed in this process")
@@ -76,19 +82,29 @@ def setup_tracing(config: Config) -> TracerProvider | None:
         ),
         sampler=ParentBased(TraceIdRatioBased(telemetry.sample_ratio)),
     )
-    provider.add_span_processor(BatchSpanProcessor(_exporter(config)))
+    provider.add_span_processor(BatchExport(exporter or _exporter(config)))
     trace.set_tracer_provider(provider)
+    _own = (provider, telemetry.sample_ratio)
     return provider
 
 
-def server_tracer(config: Config) -> Tracer | None:
-    """The tracer for server spans, or None when traces are off (the middleware then skips all
+def server_spans(config: Config) -> ServerSpans | None:
+    """What starts the server spans, or None when traces are off (the middleware then skips all
     span work instead of paying for no-op spans)."""
     if config.telemetry.traces == "none":
         return None
     from opentelemetry import trace
+    from opentelemetry.sdk.trace import Tracer, TracerProvider
 
-    return trace.get_tracer(TRACER_NAME)
+    from pilothouse.telemetry.server_span import ServerSpans
+
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, TracerProvider):  # an API-only provider: nothing would record
+        return None
+    tracer = provider.get_tracer(TRACER_NAME)
+    if not isinstance(tracer, Tracer):  # OTEL_SDK_DISABLED: a no-op tracer
+        return None
+    return ServerSpans(tracer, _own[1] if _own is not None and _own[0] is provider else None)
 
 
 def flush_on_shutdown(runtime: Runtime, provider: TracerProvider) -> None:

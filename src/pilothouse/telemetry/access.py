@@ -1,0 +1,65 @@
+"""The access log: one `pilothouse.access` line per request (`http_route`, `status`,
+`duration_ms`), sharing the request's request id, correlation value and trace id.
+
+When the JSON handler `configure_logging` installed is the only place the line goes (the usual
+case), the line is built as a string and queued on that handler, which writes queued lines in
+batches (see `logs._Handler`). Otherwise (text format, extra handlers or filters, e.g. a test's
+log capture) it is an ordinary `LogRecord` through `logging`, so nothing is bypassed.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from pilothouse.telemetry.context import RequestContext
+from pilothouse.telemetry.logs import ACCESS_LOGGER, JsonFormatter, installed_handler, json_string
+
+_INFO = logging.INFO
+
+
+class AccessLog:
+    """Writes the access line of a finished request."""
+
+    __slots__ = ("_logger", "_root")
+
+    def __init__(self) -> None:
+        self._logger = logging.getLogger(ACCESS_LOGGER)
+        self._root = logging.getLogger()
+
+    def __call__(
+        self,
+        method: str,
+        path: str,
+        route: str,
+        status: int,
+        duration: float,
+        request: RequestContext | None,
+        ids: tuple[str, str] | None,
+    ) -> None:
+        logger = self._logger
+        if not logger.isEnabledFor(_INFO):
+            return
+        ms = duration * 1000
+        message = f"{method} {path} {status} {ms:.1f}ms"
+        handler = installed_handler()
+        handlers = self._root.handlers
+        if (
+            handler is not None
+            and len(handlers) == 1
+            and handlers[0] is handler
+            and not logger.handlers
+            and not logger.filters
+            and not handler.filters
+            and handler.level <= _INFO
+            and isinstance(formatter := handler.formatter, JsonFormatter)
+        ):
+            extra = f', "http_route": {json_string(route)}, "status": {status}, "duration_ms": {round(ms, 3)}'
+            handler.write_line(formatter.line(ACCESS_LOGGER, message, request, ids, extra))
+            return
+        # `Logger.info` would also walk the stack for the caller's file and line: not needed here.
+        record = logging.LogRecord(ACCESS_LOGGER, _INFO, "", 0, message, None, None)
+        record.http_route = route
+        record.status = status
+        record.duration_ms = round(ms, 3)
+        logger.handle(record)
+

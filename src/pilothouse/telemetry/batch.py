@@ -1,0 +1,128 @@
+"""Batch span export with less work per span than the SDK's `BatchSpanProcessor`.
+
+The SDK's processor pays per span for a shutdown check, an `os.getpid()` fork check, a deque
+bound and a threading `Event` test; measured on the request path that is several microseconds
+of a ~30 µs budget. Here a finished span is one length check and one deque append; forks are
+handled once by `os.register_at_fork` instead of per span, and the export thread starts with
+the first span (so a process forked before that needs nothing at all).
+
+Same settings as the SDK (`OTEL_BSP_SCHEDULE_DELAY`, `OTEL_BSP_MAX_QUEUE_SIZE`,
+`OTEL_BSP_MAX_EXPORT_BATCH_SIZE`): spans are exported in batches when a batch is full or the
+delay passed, and everything queued on `force_flush` (the lifecycle's flush step) and
+`shutdown`. When the queue is full new spans are dropped and counted in a warning.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import weakref
+from collections import deque
+from typing import Any
+
+from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, Context, attach, detach, set_value
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.sdk.trace.export import SpanExporter
+
+log = logging.getLogger("pilothouse.telemetry")
+
+
+def _setting(name: str, default: int) -> int:
+    raw = os.environ.get(name, "")
+    try:
+        value = int(raw)
+    except ValueError:
+        return default
+    return value if value > 0 else default
+
+
+class BatchExport(SpanProcessor):
+    """Queues sampled finished spans; a daemon thread exports them in batches."""
+
+    def __init__(self, exporter: SpanExporter) -> None:
+        self._exporter = exporter
+        self._delay = _setting("OTEL_BSP_SCHEDULE_DELAY", 5000) / 1000
+        self._max_queue = _setting("OTEL_BSP_MAX_QUEUE_SIZE", 2048)
+        self._batch = min(_setting("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 512), self._max_queue)
+        self._closed = False
+        self._reset()
+        _processors.add(self)
+
+    def _reset(self) -> None:
+        """Fresh queue, lock and thread state (at start, and in a forked child)."""
+        self._queue: deque[ReadableSpan] = deque()
+        self._dropped = 0
+        self._export_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        pass
+
+    def on_end(self, span: ReadableSpan) -> None:
+        if not span.context.trace_flags.sampled or self._closed:
+            return
+        queue = self._queue
+        if len(queue) >= self._max_queue:
+            self._dropped += 1
+            return
+        queue.append(span)
+        if self._thread is None:
+            self._start()
+        elif len(queue) == self._batch:
+            self._wake.set()
+
+    def _start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="pilothouse-spans", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._closed:
+            self._wake.wait(self._delay)
+            self._wake.clear()
+            self._export_queued()
+
+    def _export_queued(self) -> None:
+        with self._export_lock:
+            queue = self._queue
+            while queue:
+                batch = [queue.popleft() for _ in range(min(self._batch, len(queue)))]
+                token = attach(set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
+                try:
+                    self._exporter.export(batch)
+                except Exception:
+                    log.exception("span export failed; %d spans lost", len(batch))
+                finally:
+                    detach(token)
+            if self._dropped:
+                log.warning("span queue full: %d spans dropped", self._dropped)
+                self._dropped = 0
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        self._export_queued()
+        return True
+
+    def shutdown(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._wake.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(30)
+        self._export_queued()
+        self._exporter.shutdown()
+
+    def _forked(self) -> None:
+        self._reset()
+
+
+_processors: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def _after_fork() -> None:
+    for processor in list(_processors):
+        processor._forked()
+
+
+os.register_at_fork(after_in_child=_after_fork)

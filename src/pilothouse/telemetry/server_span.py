@@ -1,0 +1,235 @@
+"""The request's server span, without the SDK's per-span machinery on the request path.
+
+The SDK's `Tracer.start_span` builds a `Context` for the parent, runs the sampler, wraps
+attributes in a locked `BoundedAttributes`, and copies the span into a new `ReadableSpan` at
+its end: most of the tracing cost per request. `ServerSpan` is one object that is both an
+OpenTelemetry API `Span` (so it is the current span while the app runs: app code can set
+attributes on it, and children made with `opentelemetry.trace.get_tracer(...)` nest under it)
+and an SDK `ReadableSpan` (so the tracer provider's span processors and exporters take it as
+it is: batch export, OTLP, console, in-memory). Ids, sampling (parent-based), resource and
+processors are the provider's, so it lands in the same pipeline as every other span.
+
+A span is used by the one request task that owns it: unlike the SDK's spans it takes no lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Mapping, Sequence
+from time import time_ns
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry import trace as trace_api
+from opentelemetry.sdk.trace import Event, ReadableSpan
+from opentelemetry.sdk.trace.sampling import TraceIdRatioBased
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.trace.span import TraceState
+
+from pilothouse.telemetry import traceparent
+
+if TYPE_CHECKING:
+    from opentelemetry.context import Context
+    from opentelemetry.sdk.trace import Tracer
+
+log = logging.getLogger("pilothouse.telemetry")
+
+_SAMPLED = TraceFlags.SAMPLED
+_RANDOM = TraceFlags.RANDOM_TRACE_ID
+_FLAGS = {flags: TraceFlags(flags) for flags in range(256)}
+_UNSET = Status(StatusCode.UNSET)
+_SCALAR = (str, bool, int, float)
+_LOW_64 = TraceIdRatioBased.TRACE_ID_LIMIT  # the bits TraceIdRatioBased compares
+
+
+def _clean(value: Any) -> Any:
+    """An attribute value the OTLP encoder accepts (scalar or sequence of scalars), else None."""
+    if isinstance(value, _SCALAR):
+        return value
+    if isinstance(value, (list, tuple)) and all(isinstance(item, _SCALAR) for item in value):
+        return tuple(value)
+    return None
+
+
+class ServerSpan(trace_api.Span, ReadableSpan):
+    """A recording SERVER span; see the module docstring."""
+
+    _kind = SpanKind.SERVER
+    _links: Sequence[trace_api.Link] = ()
+    _instrumentation_info = None
+    _status = _UNSET
+
+    def __init__(
+        self,
+        name: str,
+        context: SpanContext,
+        parent: SpanContext | None,
+        attributes: dict[str, Any],
+        spans: ServerSpans,
+    ) -> None:
+        self._name = name
+        self._context = self._span_context = context
+        self._parent = parent
+        self._attributes = self.values = attributes  # the middleware writes its own keys directly
+        self._events: list[Event] = []
+        self._resource = spans.resource
+        self._instrumentation_scope = spans.scope
+        self._processor = spans.processor
+        self._start_time = time_ns()
+        self._end_time: int | None = None
+        self.sampled = context.trace_flags.sampled
+        self.trace_hex = format(context.trace_id, "032x")
+        self.span_hex = format(context.span_id, "016x")
+
+    # -- the API Span ------------------------------------------------------------------------
+
+    def get_span_context(self) -> SpanContext:
+        return self._span_context
+
+    def is_recording(self) -> bool:
+        return self._end_time is None
+
+    def set_attribute(self, key: str, value: Any) -> None:
+        if self._end_time is not None:
+            return
+        clean = _clean(value)
+        if not key or clean is None:
+            log.warning("span attribute %r: unsupported value type %s, dropped", key, type(value).__name__)
+            return
+        self.values[key] = clean
+
+    def set_attributes(self, attributes: Mapping[str, Any]) -> None:
+        for key, value in attributes.items():
+            self.set_attribute(key, value)
+
+    def add_event(
+        self, name: str, attributes: Mapping[str, Any] | None = None, timestamp: int | None = None
+    ) -> None:
+        if self._end_time is None:
+            self._events.append(Event(name, attributes, timestamp or time_ns()))
+
+    def update_name(self, name: str) -> None:
+        if self._end_time is None:
+            self._name = name
+
+    def set_status(self, status: Status | StatusCode, description: str | None = None) -> None:
+        """As the SDK: OK is final, UNSET is ignored."""
+        if self._end_time is not None or self._status.status_code is StatusCode.OK:
+            return
+        if isinstance(status, StatusCode):
+            status = Status(status, description)
+        if status.status_code is not StatusCode.UNSET:
+            self._status = status
+
+    def record_exception(
+        self,
+        exception: BaseException,
+        attributes: Mapping[str, Any] | None = None,
+        timestamp: int | None = None,
+        escaped: bool = False,
+    ) -> None:
+        """The SDK's `exception` event: type, message, stack trace."""
+        cls = type(exception)
+        module = cls.__module__
+        fields: dict[str, Any] = {
+            "exception.type": f"{module}.{cls.__qualname__}" if module != "builtins" else cls.__qualname__,
+            "exception.message": str(exception),
+            "exception.stacktrace": "".join(traceback.format_exception(exception)),
+            "exception.escaped": str(escaped),
+        }
+        fields.update(attributes or {})
+        self.add_event("exception", fields, timestamp)
+
+    def end(self, end_time: int | None = None) -> None:
+        if self._end_time is not None:
+            log.warning("span %r: end() called twice", self._name)
+            return
+        self._end_time = end_time or time_ns()
+        self._processor.on_end(self)
+
+    # -- ReadableSpan reads `_events` as a sequence; keep the SDK's tuple view ---------------
+
+    @property
+    def events(self) -> Sequence[Event]:
+        return tuple(self._events)
+
+    def __repr__(self) -> str:
+        return f"ServerSpan({self._name!r}, trace_id={self.trace_hex}, span_id={self.span_hex})"
+
+
+class ServerSpans:
+    """Starts server spans in one SDK tracer's pipeline: its ids, sampler, resource, processors.
+
+    `sample_ratio` is the ratio of the `ParentBased(TraceIdRatioBased)` sampler Pilothouse
+    installed; the decision is then made here in two comparisons. With a provider the app
+    installed (`sample_ratio=None`) its own sampler is asked, whatever it is.
+    """
+
+    __slots__ = ("_bound", "_ids", "_sampler", "processor", "resource", "scope")
+
+    def __init__(self, tracer: Tracer, sample_ratio: float | None) -> None:
+        self.processor: Any = tracer.span_processor
+        self.resource = tracer.resource
+        self.scope = InstrumentationScope(tracer.instrumentation_info.name)
+        self._ids = tracer.id_generator
+        self._sampler = tracer.sampler
+        self._bound = TraceIdRatioBased.get_bound_for_rate(sample_ratio) if sample_ratio is not None else None
+
+    def start(
+        self,
+        method: str,
+        attributes: dict[str, Any],
+        header: str | None,
+        state: str | None,
+        base: Context | None,
+    ) -> ServerSpan | NonRecordingSpan:
+        """The span of a request carrying `traceparent` `header` (and `tracestate` `state`), or a
+        non-recording span holding the ids when it is not sampled. `base` is an extracted
+        context (baggage) the parent is read from instead, or None."""
+        parent: SpanContext | None = None
+        if base is not None:
+            parent = trace_api.get_current_span(base).get_span_context()
+            if not parent.is_valid:
+                parent = None
+        elif header is not None:
+            parsed = traceparent.parse(header)
+            if parsed is not None:
+                trace_state = TraceState.from_header([state]) if state else None
+                parent = SpanContext(parsed[0], parsed[1], True, _FLAGS[parsed[2]], trace_state)
+        ids = self._ids
+        if parent is None:
+            trace_id = ids.generate_trace_id()
+            flags = _RANDOM if ids.is_trace_id_random() else 0
+            trace_state = None
+        else:
+            trace_id = parent.trace_id
+            flags = parent.trace_flags & _RANDOM
+            trace_state = parent.trace_state
+        bound = self._bound
+        if bound is not None:
+            if parent is not None:
+                recording = sampled = parent.trace_flags.sampled
+            else:
+                recording = sampled = trace_id & _LOW_64 < bound
+        else:
+            parent_context = base
+            if parent is not None and base is None:
+                parent_context = trace_api.set_span_in_context(NonRecordingSpan(parent))
+            result = self._sampler.should_sample(
+                parent_context, trace_id, method, SpanKind.SERVER, attributes
+            )
+            decision = result.decision
+            recording = decision.is_recording()  # type: ignore[no-untyped-call]
+            sampled = decision.is_sampled()  # type: ignore[no-untyped-call]
+            trace_state = result.trace_state
+            if result.attributes:
+                attributes.update(result.attributes)
+        if sampled:
+            flags |= _SAMPLED
+        context = SpanContext(trace_id, ids.generate_span_id(), False, _FLAGS[flags], trace_state)
+        if not recording:
+            return NonRecordingSpan(context)
+        span = ServerSpan(method, context, parent, attributes, self)
+        self.processor.on_start(span, parent_context=base)
+        return span

@@ -1,0 +1,167 @@
+"""What the request path queues instead of doing at once: span export batches and access lines."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import time
+from collections.abc import Iterator
+
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from pilothouse.config.model import Config
+from pilothouse.redaction import register_secret
+from pilothouse.telemetry import logs
+from pilothouse.telemetry.access import AccessLog
+from pilothouse.telemetry.batch import BatchExport
+from pilothouse.telemetry.context import RequestContext, current_request
+from pilothouse.telemetry.server_span import ServerSpans
+
+
+def _spans(
+    monkeypatch: pytest.MonkeyPatch, **env: str
+) -> tuple[ServerSpans, BatchExport, InMemorySpanExporter]:
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    exporter = InMemorySpanExporter()
+    processor = BatchExport(exporter)
+    provider = TracerProvider()
+    provider.add_span_processor(processor)
+    return ServerSpans(provider.get_tracer("pilothouse"), 1.0), processor, exporter  # type: ignore[arg-type]
+
+
+def test_spans_wait_for_the_delay_or_a_flush(monkeypatch: pytest.MonkeyPatch) -> None:
+    spans, processor, exporter = _spans(monkeypatch, OTEL_BSP_SCHEDULE_DELAY="600000")
+    for _ in range(3):
+        spans.start("GET", {}, None, None, None).end()
+    time.sleep(0.05)
+    assert exporter.get_finished_spans() == ()
+    assert processor.force_flush()
+    assert len(exporter.get_finished_spans()) == 3
+    processor.shutdown()
+
+
+def test_a_full_batch_is_exported_without_a_flush(monkeypatch: pytest.MonkeyPatch) -> None:
+    spans, processor, exporter = _spans(
+        monkeypatch, OTEL_BSP_SCHEDULE_DELAY="600000", OTEL_BSP_MAX_EXPORT_BATCH_SIZE="4")
+    for _ in range(4):
+        spans.start("GET", {}, None, None, None).end()
+    deadline = time.monotonic() + 5
+    while len(exporter.get_finished_spans()) < 4 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(exporter.get_finished_spans()) == 4
+    processor.shutdown()
+
+
+def test_a_full_queue_drops_and_says_so(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+                                        ) -> None:
+    spans, processor, exporter = _spans(
+        monkeypatch, OTEL_BSP_SCHEDULE_DELAY="600000", OTEL_BSP_MAX_QUEUE_SIZE="2")
+    for _ in range(5):
+        spans.start("GET", {}, None, None, None).end()
+    processor.shutdown()  # exports what was queued
+    assert len(exporter.get_finished_spans()) == 2
+    assert "3 spans dropped" in caplog.text
+    spans.start("GET", {}, None, None, None).end()  # after shutdown: ignored
+    assert len(exporter.get_finished_spans()) == 2
+
+
+def test_a_forked_child_exports_its_own_spans(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The export thread does not survive fork(); the child's first span starts a new one."""
+    spans, processor, exporter = _spans(
+        monkeypatch, OTEL_BSP_SCHEDULE_DELAY="10", OTEL_BSP_MAX_EXPORT_BATCH_SIZE="1")
+    spans.start("GET", {}, None, None, None).end()  # the parent's thread is running now
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through the pipe
+        exporter.clear()
+        spans.start("child", {}, None, None, None).end()
+        deadline = time.monotonic() + 5
+        while not exporter.get_finished_spans() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os.write(write, ",".join(s.name for s in exporter.get_finished_spans()).encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        assert pipe.read() == "child"
+    os.waitpid(pid, 0)
+    processor.shutdown()
+
+
+@pytest.fixture
+def handler() -> Iterator[io.StringIO]:
+    """The JSON handler `configure_logging` installs, writing to a buffer; restored after."""
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    stream = io.StringIO()
+    logs.configure_logging(Config.model_validate({"service": {"name": "svc"}}))
+    installed = logs.installed_handler()
+    assert installed is not None
+    installed.setStream(stream)
+    yield stream
+    installed.close()
+    root.handlers[:], root.level = saved
+
+
+def _only_ours() -> None:
+    """The fast path applies only when Pilothouse's handler is the only one: drop pytest's
+    capture handlers (added after fixtures ran) for this test."""
+    logging.getLogger().handlers[:] = [logs.installed_handler()]  # type: ignore[list-item]
+
+
+def test_access_line_is_queued_in_order_and_same_as_a_record(handler: io.StringIO) -> None:
+    _only_ours()
+    access = AccessLog()
+    token = current_request.set(RequestContext("rid-1", 'tx "1"'))
+    try:
+        access("GET", '/a"b\\c\u00e9', "/a/{x}", 200, 0.0123, current_request.get(), ("ab" * 16, "cd" * 8))
+        assert handler.getvalue() == ""  # queued, not written yet
+        logging.getLogger("app").warning("after")  # another record writes the queue first
+    finally:
+        current_request.reset(token)
+    first, second = (json.loads(line) for line in handler.getvalue().splitlines())
+    assert first == {
+        "timestamp": first["timestamp"], "level": "info", "logger": "pilothouse.access",
+        "message": 'GET /a"b\\c\u00e9 200 12.3ms', "service": "svc", "request_id": "rid-1",
+        "correlation_id": 'tx "1"', "trace_id": "ab" * 16, "span_id": "cd" * 8,
+        "http_route": "/a/{x}", "status": 200, "duration_ms": 12.3,
+    }
+    assert first["timestamp"].endswith("Z") and second["message"] == "after"
+
+
+def test_access_lines_are_flushed_by_the_timer_and_redacted(handler: io.StringIO) -> None:
+    _only_ours()
+    register_secret("s3cr3t-value-42")
+    AccessLog()("GET", "/reset/s3cr3t-value-42", "/reset/{token}", 200, 0.001, None, None)
+    deadline = time.monotonic() + 5
+    while not handler.getvalue() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    line = json.loads(handler.getvalue())
+    assert "s3cr3t-value-42" not in handler.getvalue() and "***" in line["message"]
+    assert "trace_id" not in line and "request_id" not in line
+
+
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_flush_writes_queued_lines_and_another_handler_gets_records(handler: io.StringIO) -> None:
+    _only_ours()
+    AccessLog()("POST", "/x", "/x", 201, 0.002, None, None)
+    logs.flush_logs()  # the lifecycle's flush step
+    assert json.loads(handler.getvalue())["status"] == 201
+    second = _Collect()
+    logging.getLogger().addHandler(second)  # e.g. an error tracker's handler: not bypassed
+    AccessLog()("GET", "/y", "/y", 404, 0.002, None, None)
+    (record,) = second.records
+    assert record.status == 404 and record.http_route == "/y"  # type: ignore[attr-defined]
+    assert json.loads(handler.getvalue().splitlines()[1])["status"] == 404

@@ -1,0 +1,211 @@
+"""The request path's own span and traceparent code, against the real OpenTelemetry SDK.
+
+Each test builds its own (non-global) SDK provider with an in-memory exporter and a middleware
+bound to it, so Pilothouse's own-sampler path (ratio known) is exercised as well as the path
+that asks a foreign provider's sampler.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
+from prometheus_client import generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+
+from pilothouse.config.telemetry import TelemetryConfig
+from pilothouse.runtime.metrics import Metrics
+from pilothouse.telemetry import traceparent
+from pilothouse.telemetry.middleware import TelemetryMiddleware
+from pilothouse.telemetry.server_span import ServerSpan, ServerSpans
+from pilothouse.telemetry.spans import current_span_set
+from tests.telemetry.test_middleware import _call
+
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+PARENT_ID = "00f067aa0ba902b7"
+
+
+@pytest.mark.parametrize(
+    ("header", "parsed"),
+    [
+        (f"00-{TRACE_ID}-{PARENT_ID}-01", (int(TRACE_ID, 16), int(PARENT_ID, 16), 1)),
+        (f" 00-{TRACE_ID}-{PARENT_ID}-00 ", (int(TRACE_ID, 16), int(PARENT_ID, 16), 0)),
+        (f"01-{TRACE_ID}-{PARENT_ID}-03-future", (int(TRACE_ID, 16), int(PARENT_ID, 16), 3)),
+        (f"00-{TRACE_ID}-{PARENT_ID}-01-extra", None),  # version 00 has exactly four fields
+        (f"ff-{TRACE_ID}-{PARENT_ID}-01", None),
+        (f"00-{'0' * 32}-{PARENT_ID}-01", None),
+        (f"00-{TRACE_ID}-{'0' * 16}-01", None),
+        (f"00-{TRACE_ID.upper()}-{PARENT_ID}-01", None),
+        (f"00-{TRACE_ID}-{PARENT_ID}", None),
+        ("garbage", None),
+    ],
+)
+def test_traceparent_parse(header: str, parsed: tuple[int, int, int] | None) -> None:
+    assert traceparent.parse(header) == parsed
+
+
+def test_traceparent_format_matches_the_otel_propagator() -> None:
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    carrier: dict[str, str] = {}
+    context = SpanContext(int(TRACE_ID, 16), int(PARENT_ID, 16), False, TraceFlags(3))
+    TraceContextTextMapPropagator().inject(carrier, trace.set_span_in_context(NonRecordingSpan(context)))
+    assert traceparent.format_header(TRACE_ID, PARENT_ID, 3).decode() == carrier["traceparent"]
+
+
+async def child(request: Request) -> PlainTextResponse:
+    """A child span from the app, through a tracer of the same provider, as app code does."""
+    tracer = request.app.state.provider.get_tracer("app")
+    with tracer.start_as_current_span("child") as span:
+        span.set_attribute("k", "v")
+        current_span_set("set_by_app", "yes")  # lands on the child: it is the current span
+    trace.get_current_span().set_attribute("on_server", 7)  # the server span, from app code
+    return PlainTextResponse("ok")
+
+
+async def boom(request: Request) -> PlainTextResponse:
+    raise ValueError("broken")
+
+
+def _setup(ratio: float | None, sampler: Any = None, metrics: Metrics | None = None
+           ) -> tuple[Any, InMemorySpanExporter]:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=sampler) if sampler is not None else TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    app = Starlette(routes=[Route("/child/{n}", child), Route("/boom", boom)])
+    app.state.provider = provider
+    middleware = TelemetryMiddleware(
+        app,
+        metrics=metrics,
+        telemetry=TelemetryConfig(access_log=False, correlation_header="X-Tx"),
+        spans=ServerSpans(provider.get_tracer("pilothouse"), ratio),  # type: ignore[arg-type]
+    )
+    return middleware, exporter
+
+
+def _named(exporter: InMemorySpanExporter) -> dict[str, ReadableSpan]:
+    return {span.name: span for span in exporter.get_finished_spans()}
+
+
+@pytest.mark.parametrize("ratio", [1.0, None])
+async def test_server_span_nests_children_and_continues_the_caller(ratio: float | None) -> None:
+    app, exporter = _setup(ratio)
+    status, headers = await _call(app, "GET", "/child/3", [
+        (b"traceparent", f"00-{TRACE_ID}-{PARENT_ID}-01".encode()), (b"tracestate", b"vendor=x"),
+        (b"x-tx", b"TX-5")])
+    assert status == 200
+    named = _named(exporter)
+    server, kid = named["GET /child/{n}"], named["child"]
+    assert isinstance(server, ServerSpan) and server.kind is trace.SpanKind.SERVER
+    assert format(server.context.trace_id, "032x") == TRACE_ID
+    assert server.parent is not None and format(server.parent.span_id, "016x") == PARENT_ID
+    assert server.context.trace_state.get("vendor") == "x"
+    assert kid.parent is not None and kid.parent.span_id == server.context.span_id
+    assert kid.context.trace_id == server.context.trace_id
+    assert dict(kid.attributes or {}) == {"k": "v", "set_by_app": "yes"}
+    assert dict(server.attributes or {}) == {
+        "http.request.method": "GET", "url.path": "/child/3", "url.scheme": "http",
+        "correlation_id": "TX-5", "on_server": 7,
+        "http.response.status_code": 200, "http.route": "/child/{n}",
+    }
+    assert server.start_time is not None and server.end_time is not None
+    assert server.start_time <= kid.start_time <= kid.end_time <= server.end_time  # type: ignore[operator]
+    assert headers[b"traceparent"] == traceparent.format_header(
+        TRACE_ID, format(server.context.span_id, "016x"), server.context.trace_flags)
+    assert server.resource.attributes["service.name"]  # the provider's resource
+    assert '"name": "GET /child/{n}"' in server.to_json()  # what the console exporter prints
+
+
+@pytest.mark.parametrize("ratio", [1.0, None])
+async def test_errors_become_an_exception_event_and_status(ratio: float | None) -> None:
+    app, exporter = _setup(ratio)
+    with pytest.raises(ValueError):
+        await _call(app, "GET", "/boom")
+    (span,) = exporter.get_finished_spans()
+    assert span.status.status_code is trace.StatusCode.ERROR
+    (event,) = span.events
+    assert event.name == "exception"
+    assert event.attributes is not None and event.attributes["exception.type"] == "ValueError"
+    assert "broken" in str(event.attributes["exception.stacktrace"])
+
+
+async def test_sampling_is_parent_based_with_a_ratio() -> None:
+    never, exporter = _setup(0.0)
+    # No parent: the ratio decides (0: nothing recorded, no traceparent returned, children
+    # follow the unsampled parent).
+    _, headers = await _call(never, "GET", "/child/1")
+    assert exporter.get_finished_spans() == () and b"traceparent" not in headers
+    # A sampled caller is followed whatever the ratio.
+    await _call(never, "GET", "/child/1", [(b"traceparent", f"00-{TRACE_ID}-{PARENT_ID}-01".encode())])
+    assert set(_named(exporter)) == {"GET /child/{n}", "child"}
+    exporter.clear()
+    always, exporter = _setup(1.0)
+    await _call(always, "GET", "/child/1", [(b"traceparent", f"00-{TRACE_ID}-{PARENT_ID}-00".encode())])
+    assert exporter.get_finished_spans() == ()
+
+
+async def test_a_foreign_sampler_is_asked() -> None:
+    app, exporter = _setup(None, sampler=ParentBased(ALWAYS_OFF))
+    await _call(app, "GET", "/child/1")
+    assert exporter.get_finished_spans() == ()
+    await _call(app, "GET", "/child/1", [(b"traceparent", f"00-{TRACE_ID}-{PARENT_ID}-01".encode())])
+    assert "GET /child/{n}" in _named(exporter)
+
+
+async def test_baggage_is_propagated_to_the_app() -> None:
+    seen: dict[str, object] = {}
+
+    async def read(request: Request) -> PlainTextResponse:
+        from opentelemetry import baggage
+
+        seen.update(baggage.get_all())
+        return PlainTextResponse("ok")
+
+    app, exporter = _setup(1.0)
+    app.app.router.routes.append(Route("/read", read))
+    await _call(app, "GET", "/read", [(b"baggage", b"tenant=acme"),
+                                      (b"traceparent", f"00-{TRACE_ID}-{PARENT_ID}-01".encode())])
+    assert seen == {"tenant": "acme"}
+    (span,) = exporter.get_finished_spans()
+    assert format(span.context.trace_id, "032x") == TRACE_ID
+
+
+async def test_exemplar_is_the_sampled_trace_id() -> None:
+    metrics = Metrics()
+    app, exporter = _setup(1.0, metrics=metrics)
+    await _call(app, "GET", "/child/1")
+    (server,) = [s for s in exporter.get_finished_spans() if s.kind is trace.SpanKind.SERVER]
+    from prometheus_client.openmetrics.exposition import generate_latest as openmetrics
+
+    body = openmetrics(metrics.registry).decode()  # type: ignore[no-untyped-call]
+    assert f'trace_id="{format(server.context.trace_id, "032x")}"' in body
+    assert "http_server_request_duration_seconds_count" in generate_latest(metrics.registry).decode()
+
+
+def test_span_api_after_end_and_invalid_values() -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    spans = ServerSpans(provider.get_tracer("pilothouse"), 1.0)  # type: ignore[arg-type]
+    span = spans.start("GET", {}, None, None, None)
+    assert isinstance(span, ServerSpan)
+    span.set_attribute("bad", {"a": 1})  # not an OTLP attribute value: dropped
+    span.set_attributes({"list": [1, 2]})
+    span.set_status(trace.StatusCode.OK)
+    span.set_status(trace.StatusCode.ERROR)  # OK is final, as in the SDK
+    span.end()
+    span.end()  # a second end is ignored
+    span.set_attribute("late", 1)
+    (done,) = exporter.get_finished_spans()
+    assert dict(done.attributes or {}) == {"list": (1, 2)}
+    assert done.status.status_code is trace.StatusCode.OK
+    assert not span.is_recording()
