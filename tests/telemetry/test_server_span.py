@@ -7,6 +7,7 @@ that asks a foreign provider's sampler.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -209,3 +210,29 @@ def test_span_api_after_end_and_invalid_values() -> None:
     assert dict(done.attributes or {}) == {"list": (1, 2)}
     assert done.status.status_code is trace.StatusCode.OK
     assert not span.is_recording()
+
+
+async def test_exemplars_are_refreshed_at_most_once_per_interval(monkeypatch: pytest.MonkeyPatch) -> None:
+    from prometheus_client.openmetrics.exposition import generate_latest as openmetrics
+
+    from pilothouse.telemetry import middleware
+
+    metrics = Metrics()
+    app, exporter = _setup(1.0, metrics=metrics)
+
+    def trace_ids() -> list[str]:
+        spans = [s for s in exporter.get_finished_spans() if s.kind is trace.SpanKind.SERVER]
+        return [format(s.context.trace_id, "032x") for s in spans]
+
+    def exemplars() -> str:
+        return openmetrics(metrics.registry).decode()  # type: ignore[no-untyped-call]
+
+    monkeypatch.setattr(middleware, "EXEMPLAR_INTERVAL", 0.5)
+    await _call(app, "GET", "/child/1")
+    await _call(app, "GET", "/child/2")  # same series and bucket, within the interval
+    first, second = trace_ids()
+    assert first in exemplars() and second not in exemplars()
+    await asyncio.sleep(0.6)
+    await _call(app, "GET", "/child/3")  # the interval passed: the bucket takes this one
+    third = trace_ids()[-1]
+    assert third in exemplars() and first not in exemplars()

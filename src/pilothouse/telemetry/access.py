@@ -20,11 +20,12 @@ _INFO = logging.INFO
 class AccessLog:
     """Writes the access line of a finished request."""
 
-    __slots__ = ("_logger", "_root")
+    __slots__ = ("_logger", "_root", "_routes")
 
     def __init__(self) -> None:
         self._logger = logging.getLogger(ACCESS_LOGGER)
         self._root = logging.getLogger()
+        self._routes: dict[str, str] = {}  # route template -> its JSON; bounded like the label
 
     def __call__(
         self,
@@ -39,8 +40,9 @@ class AccessLog:
         logger = self._logger
         if not logger.isEnabledFor(_INFO):
             return
-        ms = duration * 1000
-        message = f"{method} {path} {status} {ms:.1f}ms"
+        micros = int(duration * 1_000_000)  # integer formatting: no float-to-text per request
+        ms, frac = divmod(micros, 1000)
+        message = f"{method} {path} {status} {ms}.{frac // 100}ms"
         handler = installed_handler()
         handlers = self._root.handlers
         if (
@@ -53,13 +55,16 @@ class AccessLog:
             and handler.level <= _INFO
             and isinstance(formatter := handler.formatter, JsonFormatter)
         ):
-            extra = f', "http_route": {json_string(route)}, "status": {status}, "duration_ms": {round(ms, 3)}'
+            route_json = self._routes.get(route)
+            if route_json is None:
+                route_json = self._routes[route] = json_string(route)
+            extra = f', "http_route": {route_json}, "status": {status}, "duration_ms": {ms}.{frac:03d}'
             handler.write_line(formatter.line(ACCESS_LOGGER, message, request, ids, extra))
             return
         # `Logger.info` would also walk the stack for the caller's file and line: not needed here.
         record = logging.LogRecord(ACCESS_LOGGER, _INFO, "", 0, message, None, None)
         record.http_route = route
         record.status = status
-        record.duration_ms = round(ms, 3)
+        record.duration_ms = micros / 1000
         logger.handle(record)
 

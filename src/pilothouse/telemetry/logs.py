@@ -123,19 +123,20 @@ class JsonFormatter(logging.Formatter):
         ids: tuple[str, str] | None,
         extra: str,
     ) -> str:
-        """An INFO line as `format` would write it, built as a string: no LogRecord, no dict,
+        """An INFO line as `format` would write it, built as one string: no LogRecord, no dict,
         no encoder for values that need no escaping. `extra` is `, "key": value...` (JSON)."""
-        head = f'{{"timestamp": "{self._timestamp(time())}", "level": "info", "logger": "{logger}", '
-        parts = [head, '"message": ', json_string(_redact(message)), self._service_json]
+        fields = ""
         if request is not None:
             if request.request_id is not None:
-                parts += ', "request_id": ', json_string(request.request_id)
+                fields = f', "request_id": {json_string(request.request_id)}'
             if request.correlation is not None:
-                parts += self._correlation_key, json_string(request.correlation)
+                fields += f"{self._correlation_key}{json_string(request.correlation)}"
         if ids is not None:
-            parts += ', "trace_id": "', ids[0], '", "span_id": "', ids[1], '"'
-        parts += extra, "}\n"
-        return "".join(parts)
+            fields += f', "trace_id": "{ids[0]}", "span_id": "{ids[1]}"'
+        return (
+            f'{{"timestamp": "{self._timestamp(time())}", "level": "info", "logger": "{logger}", '
+            f'"message": {json_string(_redact(message))}{self._service_json}{fields}{extra}}}\n'
+        )
 
     def format(self, record: logging.LogRecord) -> str:
         doc: dict[str, Any] = {

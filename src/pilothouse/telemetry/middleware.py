@@ -14,6 +14,7 @@ is recorded like any response.
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from random import getrandbits
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
@@ -64,13 +65,8 @@ class TelemetryMiddleware:
     ) -> None:
         self.app = app
         self._histogram = metrics.get(http_metrics.HTTP_SERVER_REQUEST_DURATION) if metrics else None
-        gauge = metrics.get(http_metrics.HTTP_SERVER_ACTIVE_REQUESTS) if metrics else None
-        self._active: dict[str, Any] | None = (
-            {m: gauge.labels(m) for m in (*http_metrics.STANDARD_METHODS, http_metrics.OTHER_METHOD)}
-            if gauge is not None
-            else None
-        )
-        self._durations: dict[tuple[str, str, int], Any] = {}
+        self._active = _active_requests(metrics) if metrics else None
+        self._durations: dict[tuple[str, str, int], _Series] = {}
         self._spans = spans
         self._otel = _Otel() if spans is not None else None
         # Exemplars exist only in single-process storage (prometheus_client multiprocess mode
@@ -136,7 +132,7 @@ class TelemetryMiddleware:
                 flags = span.get_span_context().trace_flags
                 response_headers.append((b"traceparent", format_header(span.trace_hex, span.span_hex, flags)))
                 if span.sampled and self._exemplars:
-                    exemplar = {"trace_id": span.trace_hex}
+                    exemplar = span.trace_hex
 
         status = 500  # until the app starts a response; an app that raises first sent none
 
@@ -172,13 +168,77 @@ class TelemetryMiddleware:
                 current_request.reset(log_token)
 
     def _observe(
-        self, method: str, route: str, status: int, duration: float, exemplar: dict[str, str] | None
+        self, method: str, route: str, status: int, duration: float, trace_hex: str | None
     ) -> None:
         key = (method, route, status)
-        child = self._durations.get(key)
-        if child is None:
-            child = self._durations[key] = self._histogram.labels(method, route, str(status))  # type: ignore[union-attr]
-        child.observe(duration, exemplar)
+        series = self._durations.get(key)
+        if series is None:
+            child = self._histogram.labels(method, route, str(status))  # type: ignore[union-attr]
+            series = self._durations[key] = _Series(child)
+        if trace_hex is not None:
+            series.observe_traced(duration, trace_hex)
+        else:
+            series.child.observe(duration)
+
+
+_BOUNDS = (*http_metrics.HTTP_SERVER_REQUEST_DURATION.buckets, float("inf"))
+EXEMPLAR_INTERVAL = 0.1
+"""Seconds: each bucket of a series takes at most one new exemplar per interval. Prometheus keeps
+only a bucket's latest exemplar per scrape anyway, and attaching one (label validation, a tuple,
+a clock read, a lock) costs more than the observation itself."""
+
+
+class _Series:
+    """One duration series (a histogram child) and when each of its buckets may next take an
+    exemplar."""
+
+    __slots__ = ("child", "next_exemplar")
+
+    def __init__(self, child: Any) -> None:
+        self.child = child
+        self.next_exemplar = [0.0] * len(_BOUNDS)
+
+    def observe_traced(self, duration: float, trace_hex: str) -> None:
+        bucket = bisect_left(_BOUNDS, duration)  # the bucket prometheus_client counts it in
+        now = perf_counter()
+        if now >= self.next_exemplar[bucket]:
+            self.next_exemplar[bucket] = now + EXEMPLAR_INTERVAL
+            self.child.observe(duration, {"trace_id": trace_hex})
+        else:
+            self.child.observe(duration)
+
+
+class _InProgress:
+    """Requests in progress for one method as a plain int, read when scraped: a Gauge's
+    inc/dec each take a lock and two checks, twice per request."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0
+
+    def inc(self) -> None:
+        self.value += 1
+
+    def dec(self) -> None:
+        self.value -= 1
+
+    def get(self) -> float:
+        return self.value
+
+
+def _active_requests(metrics: Metrics) -> dict[str, Any]:
+    """`http_server_active_requests` per method: gauge children in multiprocess storage (each
+    worker writes its value for the supervisor's sum), ints read at scrape time otherwise."""
+    gauge = metrics.get(http_metrics.HTTP_SERVER_ACTIVE_REQUESTS)
+    methods = (*http_metrics.STANDARD_METHODS, http_metrics.OTHER_METHOD)
+    if multiprocess_enabled():
+        return {method: gauge.labels(method) for method in methods}
+    active: dict[str, Any] = {}
+    for method in methods:
+        counter = active[method] = _InProgress()
+        gauge.labels(method).set_function(counter.get)
+    return active
 
 
 class _Otel:
