@@ -110,3 +110,52 @@ async def test_through_httpx_asgi_transport() -> None:
         r = await client.get("/items/5")
     assert (r.status_code, r.text) == (200, "ok")
     assert "x-request-id" in r.headers
+
+
+async def _cancelled(app: Any, start_first: bool) -> tuple[list[dict[str, Any]], BaseException | None]:
+    """Run a request whose app hangs (after starting its response or before), then cancel it
+    as the server does at the drain deadline."""
+    import asyncio
+
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "GET", "scheme": "http", "path": "/hang", "root_path": "",
+             "headers": [], "start_first": start_first}
+    task = asyncio.create_task(app(scope, receive, send))
+    await asyncio.sleep(0.01)
+    task.cancel()
+    try:
+        await task
+    except BaseException as exc:  # the outcome is what is checked
+        return sent, exc
+    return sent, None
+
+
+async def test_requests_cut_at_the_drain_deadline_through_the_telemetry_middleware() -> None:
+    """The in-flight middleware inside relies on the telemetry middleware's response-start
+    mark: a request cut before its response starts gets 503, one cut after is cancelled."""
+    import asyncio
+
+    async def hang(scope: Any, receive: Any, send: Any) -> None:
+        if scope["start_first"]:
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+        await asyncio.Event().wait()
+
+    runtime = _runtime(access_log=False)
+    app = runtime.wrap(hang)
+    sent, error = await _cancelled(app, start_first=False)
+    assert error is None and [m.get("status") for m in sent] == [503, None]
+    assert dict(sent[0]["headers"])[b"retry-after"] == b"1"
+    sent, error = await _cancelled(app, start_first=True)
+    assert isinstance(error, asyncio.CancelledError) and [m.get("status") for m in sent] == [200]
+    assert (runtime.dropped, runtime.inflight) == (2, 0)
+    body = generate_latest(runtime.metrics.registry).decode()
+    assert samples(body)[("http_server_request_duration_seconds_count", frozenset(
+        {"http_request_method": "GET", "http_route": "_unmatched", "http_response_status_code": "503"}.items()
+    ))] == 1

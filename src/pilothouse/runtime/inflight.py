@@ -12,6 +12,10 @@ from collections.abc import Callable
 
 from pilothouse.runtime.asgi import ASGIApp, Message, Receive, Scope, Send
 
+RESPONSE_STARTED = "pilothouse.response_started"
+"""Scope key an outer middleware sets when it forwards `http.response.start`; see
+`InFlightMiddleware.outer_tracks_start`."""
+
 _CUT_BODY = b'{"error":"service shutting down, retry"}'
 _CUT_START = {
     "type": "http.response.start",
@@ -28,34 +32,41 @@ _CUT_START = {
 class InFlightMiddleware:
     """Counts HTTP requests in progress; a request cancelled at the drain deadline is a drop."""
 
-    __slots__ = ("app", "dropped", "inflight", "on_drop")
+    __slots__ = ("app", "dropped", "inflight", "on_drop", "outer_tracks_start")
 
     def __init__(self, app: ASGIApp, on_drop: Callable[[], None] | None = None) -> None:
         self.app = app
         self.inflight = 0
         self.dropped = 0
         self.on_drop = on_drop
+        # Set by an outer middleware that marks `scope[RESPONSE_STARTED]` itself (Pilothouse's
+        # telemetry middleware): `send` then needs no wrapper here, one call layer less per message.
+        self.outer_tracks_start = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         started = False
+        app_send = send
+        if not self.outer_tracks_start:
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
+            async def tracking_send(message: Message) -> None:
+                nonlocal started
+                if message["type"] == "http.response.start":
+                    started = True
+                await send(message)
+
+            app_send = tracking_send
 
         self.inflight += 1
         try:
-            await self.app(scope, receive, tracking_send)
+            await self.app(scope, receive, app_send)
         except asyncio.CancelledError:
             self.dropped += 1
             if self.on_drop is not None:
                 self.on_drop()
-            if started:
+            if started or scope.get(RESPONSE_STARTED):
                 raise
             await send(_CUT_START)
             await send({"type": "http.response.body", "body": _CUT_BODY})

@@ -14,6 +14,7 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
 from pilothouse.runtime.asgi import ASGIApp
+from pilothouse.runtime.inflight import InFlightMiddleware
 from pilothouse.telemetry.logs import configure_logging, flush_logs
 from pilothouse.telemetry.middleware import TelemetryMiddleware
 from pilothouse.telemetry.state import state
@@ -41,6 +42,8 @@ def install(runtime: Runtime) -> None:
 def build_middleware(runtime: Runtime, app: ASGIApp) -> TelemetryMiddleware:
     """The request middleware for `runtime`: its metrics, tracer and `[telemetry]` switches."""
     telemetry = runtime.config.telemetry
+    if isinstance(app, InFlightMiddleware):
+        app.outer_tracks_start = True  # TelemetryMiddleware marks the response start in the scope
     return TelemetryMiddleware(
         app,
         metrics=runtime.metrics if telemetry.metrics else None,

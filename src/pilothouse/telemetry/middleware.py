@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from pilothouse.catalog import http as http_metrics
 from pilothouse.config.telemetry import TelemetryConfig
 from pilothouse.runtime.asgi import ASGIApp, Message, Receive, Scope, Send
+from pilothouse.runtime.inflight import RESPONSE_STARTED
 from pilothouse.runtime.metrics import Metrics
 from pilothouse.telemetry.access import AccessLog
 from pilothouse.telemetry.context import RequestContext, current_request
@@ -140,6 +141,7 @@ class TelemetryMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                scope[RESPONSE_STARTED] = True  # read by the in-flight middleware inside
                 if response_headers:
                     message["headers"] = [*message.get("headers", ()), *response_headers]
             await send(message)
