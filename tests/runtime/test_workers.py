@@ -53,3 +53,31 @@ def test_a_killed_worker_fails_readiness_then_is_replaced(tmp_path: Path) -> Non
         workers = httpx.get(f"{server.ops_url}/status").json()["workers"]
         assert workers[1]["pid"] != victim and workers[1]["restarts"] == 1
         assert httpx.get(f"{server.app_url}/hello").status_code == 200
+
+
+def test_jobs_run_once_per_pod_in_the_supervisor(tmp_path: Path) -> None:
+    """With --workers, the job worker and POST /admin/jobs live in the supervisor (one per pod),
+    not in every HTTP worker."""
+    import shutil
+
+    shutil.copy(ROOT / "tests" / "jobs" / "sample_jobs.py", tmp_path / "sample_jobs.py")
+    ledger = tmp_path / "ledger.txt"
+    extra = '\n[jobs]\nmodule = "sample_jobs"\npath = "jobs.sqlite3"\npoll_interval = "100ms"\n'
+    server = ServeProcess(
+        config(tmp_path, pre_stop="0s", extra=extra),
+        cwd=ROOT,
+        args=("--workers", "2"),
+        env={"SVC_ADMIN_TOKEN": "tok-123456", "JOBS_LEDGER": str(ledger)},
+    ).start()
+    try:
+        wait_for(lambda: ready_status(server) == 200, timeout=15)
+        auth = {"authorization": "Bearer tok-123456"}
+        for _ in range(3):
+            answer = httpx.post(f"{server.ops_url}/admin/jobs", json={"job": "tick"}, headers=auth)
+            assert answer.status_code == 201, answer.text
+        wait_for(lambda: ledger.exists() and len(ledger.read_text().splitlines()) == 3, timeout=10)
+        supervisor = server.proc.pid if server.proc else None
+        assert {line.split()[2] for line in ledger.read_text().splitlines()} == {str(supervisor)}
+    finally:
+        server.signal(signal.SIGTERM)
+        assert server.wait(timeout=20) == 0, server.output

@@ -42,7 +42,8 @@ def run(args: argparse.Namespace) -> int:
     if args.workers > 1:
         from pilothouse.runtime.supervisor import run as supervise
 
-        runtime = Runtime(config)
+        runtime = Runtime(config, role="supervisor")
+        install_all(runtime)
         return supervise(runtime, ref, args.workers)
     app = import_app(ref, config.source.parent if config.source else None)
     runtime = Runtime(config)

@@ -33,8 +33,8 @@ MAX_BODY = 64 * 1024
 
 def install(runtime: Runtime) -> None:
     settings = runtime.config.jobs
-    if settings is None:
-        return
+    if settings is None or runtime.role == "worker":
+        return  # with --workers, the supervisor runs the job worker and serves /admin/jobs
     registry = load_jobs(runtime.config)
     store = open_store(runtime.config)
     worker = Worker(store, registry, settings, runtime.metrics)

@@ -11,6 +11,7 @@ import inspect
 import logging
 import platform
 from collections.abc import Awaitable, Callable
+from typing import Literal
 
 from prometheus_client import exposition
 
@@ -30,16 +31,17 @@ _current: Runtime | None = None
 
 FlushHook = Callable[[], Awaitable[None] | None]
 Hook = Callable[[], Awaitable[None]]
+Role = Literal["process", "supervisor", "worker"]
 
 
 class Runtime:
     """Lifecycle, checks, metrics and shutdown hooks of one process."""
 
-    def __init__(
-        self, config: Config, metrics: Metrics | None = None, *, process_metrics: bool = True
-    ) -> None:
-        """`process_metrics=False` for `--workers` children: build info, lifecycle and readiness
-        metrics belong to the supervisor that answers the probes."""
+    def __init__(self, config: Config, metrics: Metrics | None = None, *, role: Role = "process") -> None:
+        """`role` is "process" for a single-process serve or attach, "supervisor" and "worker"
+        for `--workers`: build info, lifecycle and readiness metrics belong to the process that
+        answers the probes (not workers), and background features such as the job worker run
+        once per pod, in the supervisor (not in HTTP workers)."""
         global _current
         _current = self
         self.config = config
@@ -59,7 +61,8 @@ class Runtime:
         """False in the `--workers` supervisor: workers run the configured checks."""
         self.inflight_source: Callable[[], tuple[int, int]] | None = None
         """(in flight, dropped) when requests are served elsewhere (the supervisor's workers)."""
-        if process_metrics:
+        self.role: Role = role
+        if role != "worker":
             self._register_process_metrics()
 
     # -- extension points (features such as jobs and telemetry plug in here) -----------------

@@ -207,8 +207,6 @@ class Supervisor:
     # -- shutdown ----------------------------------------------------------------------------
 
     async def shutdown(self) -> None:
-        from pilothouse.telemetry.multiprocess import worker_exited
-
         timings = self.runtime.config.lifecycle
         self.runtime.lifecycle.begin_shutdown(self.runtime.lifecycle.drain_reason or "supervisor stopping")
         # 2. Workers keep serving while load balancers notice the failing readiness.
@@ -216,22 +214,13 @@ class Supervisor:
             log.info("draining: readiness fails now; serving for %.1fs more", timings.pre_stop_delay)
             await asyncio.sleep(timings.pre_stop_delay)
         # 3. Each worker stops accepting and drains; the supervisor's copy of the socket closes.
+        #    The supervisor's own features (e.g. the job worker) drain beside them.
         if hasattr(self, "_app_socket"):
             self._app_socket.close()
         for worker in self.workers:
             if worker.process.is_alive() and worker.process.pid is not None:
                 os.kill(worker.process.pid, signal.SIGTERM)
-        budget = timings.drain_timeout + timings.flush_timeout + 2
-        deadline = asyncio.get_running_loop().time() + budget
-        for worker in self.workers:
-            remaining = max(0.0, deadline - asyncio.get_running_loop().time())
-            await asyncio.to_thread(worker.process.join, remaining)
-            if worker.process.is_alive():
-                log.warning("worker %d did not stop within %.0fs; killing it", worker.index, budget)
-                worker.process.kill()
-            worker.process.join(1)
-            if worker.process.pid is not None:
-                worker_exited(worker.process.pid)
+        await asyncio.gather(self._stop_workers(), self._drain_features())
         _, dropped = self._counts()
         if dropped:
             log.warning("drain timeout: %d request(s) cut", dropped)
@@ -243,6 +232,32 @@ class Supervisor:
             await self._ops_loop
             await self.ops.shutdown(sockets=[self._ops_socket])
         log.info("stopped")
+
+    async def _stop_workers(self) -> None:
+        """Wait for the signalled workers within the whole budget; kill what outlives it."""
+        from pilothouse.telemetry.multiprocess import worker_exited
+
+        timings = self.runtime.config.lifecycle
+        budget = timings.drain_timeout + timings.flush_timeout + 2
+        deadline = asyncio.get_running_loop().time() + budget
+        for worker in self.workers:
+            remaining = max(0.0, deadline - asyncio.get_running_loop().time())
+            await asyncio.to_thread(worker.process.join, remaining)
+            if worker.process.is_alive():
+                log.warning("worker %d did not stop within %.0fs; killing it", worker.index, budget)
+                worker.process.kill()
+            worker.process.join(1)
+            if worker.process.pid is not None:
+                worker_exited(worker.process.pid)
+
+    async def _drain_features(self) -> None:
+        """The supervisor's own features (e.g. the job worker) drain under the drain timeout."""
+        try:
+            await asyncio.wait_for(
+                self.runtime.run_drain_hooks(), self.runtime.config.lifecycle.drain_timeout
+            )
+        except TimeoutError:
+            log.warning("feature drain did not finish within the drain timeout")
 
     def handle_signal(self, sig: int) -> None:
         self._signals += 1
@@ -275,7 +290,7 @@ def worker_main(
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent()
     configure_logging(config)
-    runtime = Runtime(config, process_metrics=False)
+    runtime = Runtime(config, role="worker")
     install_all(runtime)
     app = import_app(app_ref, config.source.parent if config.source else None)
 
