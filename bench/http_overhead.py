@@ -58,6 +58,12 @@ def start_server(variant: str, port: int) -> subprocess.Popen[bytes]:
     raise SystemExit(f"{variant}: server did not start")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process used so far (its own, whatever else shares the core)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def wrk(port: int, seconds: float, connections: int) -> dict[str, float]:
     out = subprocess.run(
         pinned(1, ["wrk", "-t1", f"-c{connections}", f"-d{round(seconds)}s", "--latency",
@@ -70,7 +76,9 @@ def wrk(port: int, seconds: float, connections: int) -> dict[str, float]:
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if errors:
         raise SystemExit(f"wrk saw {errors.group(1)} error responses:\n{out}")
-    return {"rps": rps, "p99_ms": float(p99.group(1)) * factor[p99.group(2)] if p99 else float("nan")}
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    return {"rps": rps, "requests": requests,
+            "p99_ms": float(p99.group(1)) * factor[p99.group(2)] if p99 else float("nan")}
 
 
 def measure(variant: str, seconds: float, connections: int) -> dict[str, float]:
@@ -78,7 +86,10 @@ def measure(variant: str, seconds: float, connections: int) -> dict[str, float]:
     proc = start_server(variant, port)
     try:
         wrk(port, 1, connections)  # warm-up: imports, caches, first label children
-        return wrk(port, seconds, connections)
+        before = cpu_seconds(proc.pid)
+        result = wrk(port, seconds, connections)
+        result["cpu_us"] = (cpu_seconds(proc.pid) - before) / result["requests"] * 1e6
+        return result
     finally:
         proc.send_signal(signal.SIGINT)
         try:
@@ -96,12 +107,14 @@ def run(variants: tuple[str, ...], rounds: int, seconds: float, connections: int
             result = measure(variant, seconds, connections)
             samples[variant].append(result)
             print(f"round {index + 1}/{rounds} {variant:24s} {result['rps']:8.0f} req/s "
-                  f"p99 {result['p99_ms']:6.2f} ms", flush=True)
+                  f"p99 {result['p99_ms']:6.2f} ms, server CPU {result['cpu_us']:6.1f} µs/request",
+                  flush=True)
     summary: dict[str, Any] = {}
     for variant in variants:
         base = BASELINE.get(variant, "bare")
-        ratios = ([s["rps"] / b["rps"] for s, b in zip(samples[variant], samples[base], strict=True)]
-                  if base in samples else [])
+        pairs = list(zip(samples[variant], samples[base], strict=True)) if base in samples else []
+        ratios = [s["rps"] / b["rps"] for s, b in pairs]
+        cpu_ratios = [b["cpu_us"] / s["cpu_us"] for s, b in pairs]
         summary[variant] = {
             "baseline": base,
             "rps_median": statistics.median(s["rps"] for s in samples[variant]),
@@ -109,6 +122,8 @@ def run(variants: tuple[str, ...], rounds: int, seconds: float, connections: int
             "ratio_median": statistics.median(ratios) if ratios else None,
             "ratio_min": min(ratios) if ratios else None,
             "ratio_max": max(ratios) if ratios else None,
+            "cpu_us_median": statistics.median(s["cpu_us"] for s in samples[variant]),
+            "cpu_ratio_median": statistics.median(cpu_ratios) if cpu_ratios else None,
             "rounds": samples[variant],
         }
     return {"rounds": rounds, "seconds": seconds, "connections": connections, "path": URL_PATH,
@@ -116,14 +131,17 @@ def run(variants: tuple[str, ...], rounds: int, seconds: float, connections: int
 
 
 def table(result: dict[str, Any]) -> str:
-    lines = ["| variant | req/s (median) | p99 ms (median) | ratio to baseline (median, min-max) |",
-             "|---|---:|---:|---|"]
+    lines = ["| variant | req/s (median) | p99 ms (median) | ratio to baseline (median, min-max) "
+             "| server CPU µs/request (median) | CPU ratio baseline/variant (median) |",
+             "|---|---:|---:|---|---:|---:|"]
     for variant, row in result["variants"].items():
         ratio = "—"
         if row["ratio_median"] is not None:
             spread = f"{row['ratio_min']:.2f}-{row['ratio_max']:.2f}"
             ratio = f"{row['ratio_median']:.2f} ({spread}) vs {row['baseline']}"
-        lines.append(f"| {variant} | {row['rps_median']:.0f} | {row['p99_ms_median']:.2f} | {ratio} |")
+        cpu_ratio = f"{row['cpu_ratio_median']:.2f}" if row["cpu_ratio_median"] is not None else "—"
+        lines.append(f"| {variant} | {row['rps_median']:.0f} | {row['p99_ms_median']:.2f} | {ratio} "
+                     f"| {row['cpu_us_median']:.1f} | {cpu_ratio} |")
     return "\n".join(lines)
 
 

@@ -2,14 +2,16 @@
 `duration_ms`), sharing the request's request id, correlation value and trace id.
 
 When the JSON handler `configure_logging` installed is the only place the line goes (the usual
-case), the line is built as a string and queued on that handler, which writes queued lines in
-batches (see `logs._Handler`). Otherwise (text format, extra handlers or filters, e.g. a test's
-log capture) it is an ordinary `LogRecord` through `logging`, so nothing is bypassed.
+case), the request only queues its fields on that handler, which renders the JSON lines (one
+string each, no LogRecord) and writes them in batches (see `logs._Handler.defer`). Otherwise
+(text format, extra handlers or filters, e.g. a test's log capture) it is an ordinary
+`LogRecord` through `logging`, so nothing is bypassed.
 """
 
 from __future__ import annotations
 
 import logging
+from time import time
 
 from pilothouse.telemetry.context import RequestContext
 from pilothouse.telemetry.logs import ACCESS_LOGGER, JsonFormatter, installed_handler, json_string
@@ -41,8 +43,6 @@ class AccessLog:
         if not logger.isEnabledFor(_INFO):
             return
         micros = int(duration * 1_000_000)  # integer formatting: no float-to-text per request
-        ms, frac = divmod(micros, 1000)
-        message = f"{method} {path} {status} {ms}.{frac // 100}ms"
         handler = installed_handler()
         handlers = self._root.handlers
         if (
@@ -58,13 +58,42 @@ class AccessLog:
             route_json = self._routes.get(route)
             if route_json is None:
                 route_json = self._routes[route] = json_string(route)
-            extra = f', "http_route": {route_json}, "status": {status}, "duration_ms": {ms}.{frac:03d}'
-            handler.write_line(formatter.line(ACCESS_LOGGER, message, request, ids, extra))
+            request_id = correlation = None
+            if request is not None:
+                request_id, correlation = request.request_id, request.correlation
+            handler.defer(
+                _render,
+                (formatter, time(), method, path, status, micros, route_json, request_id, correlation, ids),
+            )
             return
         # `Logger.info` would also walk the stack for the caller's file and line: not needed here.
+        message = _message(method, path, status, micros)
         record = logging.LogRecord(ACCESS_LOGGER, _INFO, "", 0, message, None, None)
         record.http_route = route
         record.status = status
         record.duration_ms = micros / 1000
         logger.handle(record)
 
+
+def _message(method: str, path: str, status: int, micros: int) -> str:
+    ms, frac = divmod(micros, 1000)
+    return f"{method} {path} {status} {ms}.{frac // 100}ms"
+
+
+def _render(
+    formatter: JsonFormatter,
+    created: float,
+    method: str,
+    path: str,
+    status: int,
+    micros: int,
+    route_json: str,
+    request_id: str | None,
+    correlation: str | None,
+    ids: tuple[str, str] | None,
+) -> str:
+    """The JSON access line, rendered when the handler writes its queue."""
+    ms, frac = divmod(micros, 1000)
+    extra = f', "http_route": {route_json}, "status": {status}, "duration_ms": {ms}.{frac:03d}'
+    message = _message(method, path, status, micros)
+    return formatter.line(created, ACCESS_LOGGER, message, request_id, correlation, ids, extra)

@@ -17,13 +17,12 @@ import weakref
 from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
-from time import time
 from typing import Any, TextIO
 
 from pilothouse import redaction
 from pilothouse.config.model import Config
 from pilothouse.redaction import redact
-from pilothouse.telemetry.context import RequestContext, current_request
+from pilothouse.telemetry.context import current_request
 
 ACCESS_LOGGER = "pilothouse.access"
 UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.asgi")
@@ -117,24 +116,25 @@ class JsonFormatter(logging.Formatter):
 
     def line(
         self,
+        created: float,
         logger: str,
         message: str,
-        request: RequestContext | None,
+        request_id: str | None,
+        correlation: str | None,
         ids: tuple[str, str] | None,
         extra: str,
     ) -> str:
         """An INFO line as `format` would write it, built as one string: no LogRecord, no dict,
         no encoder for values that need no escaping. `extra` is `, "key": value...` (JSON)."""
         fields = ""
-        if request is not None:
-            if request.request_id is not None:
-                fields = f', "request_id": {json_string(request.request_id)}'
-            if request.correlation is not None:
-                fields += f"{self._correlation_key}{json_string(request.correlation)}"
+        if request_id is not None:
+            fields = f', "request_id": {json_string(request_id)}'
+        if correlation is not None:
+            fields += f"{self._correlation_key}{json_string(correlation)}"
         if ids is not None:
             fields += f', "trace_id": "{ids[0]}", "span_id": "{ids[1]}"'
         return (
-            f'{{"timestamp": "{self._timestamp(time())}", "level": "info", "logger": "{logger}", '
+            f'{{"timestamp": "{self._timestamp(created)}", "level": "info", "logger": "{logger}", '
             f'"message": {json_string(_redact(message))}{self._service_json}{fields}{extra}}}\n'
         )
 
@@ -180,25 +180,26 @@ class TextFormatter(logging.Formatter):
 class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
     """The handler Pilothouse installs (configuring twice replaces it).
 
-    Besides records it takes ready-made lines (`write_line`: the access log, one per request)
-    into a buffer written in one call every FLUSH_INTERVAL seconds or BUFFER_LINES lines, so a
-    request pays a deque append instead of a write and flush. Pending lines are written before
-    any other record (the stream stays in order), on `flush()` (the lifecycle's flush step,
+    Besides records it takes deferred lines (`defer`: the access log, one per request) into a
+    queue rendered and written in one call every FLUSH_INTERVAL seconds or BUFFER_LINES lines,
+    so a request pays a deque append instead of formatting, a write and a flush. Pending lines
+    are written before any other record (the stream stays in order), on `flush()` (the lifecycle's flush step,
     `logging.shutdown` at exit) and on `close()`: a graceful shutdown loses none; a killed
     process loses at most the last FLUSH_INTERVAL.
     """
 
     def __init__(self, stream: TextIO) -> None:
         super().__init__(stream)
-        self._pending: deque[str] = deque()
+        self._pending: deque[tuple[Callable[..., str], tuple[Any, ...]]] = deque()
         self._stop = threading.Event()
         self._flusher: threading.Thread | None = None
         _handlers.add(self)
 
-    def write_line(self, line: str) -> None:
-        """Queue one line (ending in a newline)."""
+    def defer(self, render: Callable[..., str], args: tuple[Any, ...]) -> None:
+        """Queue a line: `render(*args)` (ending in a newline) runs when the queue is written,
+        so the request that logged it pays only for this append."""
         pending = self._pending
-        pending.append(line)
+        pending.append((render, args))
         if len(pending) >= BUFFER_LINES:
             self.write_pending()
         elif self._flusher is None:
@@ -206,16 +207,16 @@ class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
             self._flusher.start()
 
     def write_pending(self) -> None:
-        """Write the queued lines in one call."""
+        """Render the queued lines and write them in one call."""
         pending = self._pending
         if not pending:
             return
         with self.lock:  # type: ignore[union-attr]
-            lines = [pending.popleft() for _ in range(len(pending))]
-            if not lines:
+            queued = [pending.popleft() for _ in range(len(pending))]
+            if not queued:
                 return
             try:
-                self.stream.write("".join(lines))
+                self.stream.write("".join([render(*args) for render, args in queued]))
                 self.stream.flush()
             except (OSError, ValueError):  # stream closed or broken: nowhere left to write
                 pass

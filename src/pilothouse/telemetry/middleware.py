@@ -127,12 +127,12 @@ class TelemetryMiddleware:
             span, otel_token, ids = otel.start(
                 self._spans, method, scope, parent, trace_state, baggage  # type: ignore[arg-type]
             )
-            if span.is_recording():
+            if type(span) is otel.server_span:  # recording (else a NonRecordingSpan)
                 if context is not None and context.correlation is not None:
                     span.values[self._correlation_attr] = context.correlation
                 flags = span.get_span_context().trace_flags
                 response_headers.append((b"traceparent", format_header(span.trace_hex, span.span_hex, flags)))
-                if span.sampled and self._exemplars:
+                if flags & 1 and self._exemplars:
                     exemplar = span.trace_hex
 
         status = 500  # until the app starts a response; an app that raises first sent none
@@ -293,7 +293,7 @@ class _Otel:
     def end(
         self, span: Any, token: Any, method: str, route: str, status: int, error: BaseException | None
     ) -> None:
-        if span.is_recording():
+        if type(span) is self.server_span and span.is_recording():
             values = span.values
             values["http.response.status_code"] = status
             if route != http_metrics.UNMATCHED_ROUTE:

@@ -21,6 +21,7 @@ from time import time_ns
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace as trace_api
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace.sampling import TraceIdRatioBased
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
@@ -53,12 +54,16 @@ def _clean(value: Any) -> Any:
 
 
 class ServerSpan(trace_api.Span, ReadableSpan):
-    """A recording SERVER span; see the module docstring."""
+    """A recording SERVER span; see the module docstring. What is the same for every server
+    span (kind, resource, scope, no links yet) lives on the class or the `ServerSpans`, so a
+    span sets six fields."""
 
     _kind = SpanKind.SERVER
     _links: Sequence[trace_api.Link] = ()
+    _events: Sequence[Event] = ()
     _instrumentation_info = None
     _status = _UNSET
+    _end_time: int | None = None
 
     def __init__(
         self,
@@ -67,25 +72,30 @@ class ServerSpan(trace_api.Span, ReadableSpan):
         parent: SpanContext | None,
         attributes: dict[str, Any],
         spans: ServerSpans,
+        trace_hex: str,
+        span_hex: str,
     ) -> None:
         self._name = name
-        self._context = self._span_context = context
+        self._context = context
         self._parent = parent
         self._attributes = self.values = attributes  # the middleware writes its own keys directly
-        self._events: list[Event] = []
-        self._resource = spans.resource
-        self._instrumentation_scope = spans.scope
-        self._processor = spans.processor
+        self._spans = spans
         self._start_time = time_ns()
-        self._end_time: int | None = None
-        self.sampled = context.trace_flags.sampled
-        self.trace_hex = format(context.trace_id, "032x")
-        self.span_hex = format(context.span_id, "016x")
+        self.trace_hex = trace_hex
+        self.span_hex = span_hex
+
+    @property
+    def resource(self) -> Resource:
+        return self._spans.resource
+
+    @property
+    def instrumentation_scope(self) -> InstrumentationScope:
+        return self._spans.scope
 
     # -- the API Span ------------------------------------------------------------------------
 
     def get_span_context(self) -> SpanContext:
-        return self._span_context
+        return self._context  # type: ignore[return-value]  # set in __init__, never None
 
     def is_recording(self) -> bool:
         return self._end_time is None
@@ -107,7 +117,7 @@ class ServerSpan(trace_api.Span, ReadableSpan):
         self, name: str, attributes: Mapping[str, Any] | None = None, timestamp: int | None = None
     ) -> None:
         if self._end_time is None:
-            self._events.append(Event(name, attributes, timestamp or time_ns()))
+            self._events = [*self._events, Event(name, attributes, timestamp or time_ns())]
 
     def update_name(self, name: str) -> None:
         if self._end_time is None:
@@ -146,13 +156,7 @@ class ServerSpan(trace_api.Span, ReadableSpan):
             log.warning("span %r: end() called twice", self._name)
             return
         self._end_time = end_time or time_ns()
-        self._processor.on_end(self)
-
-    # -- ReadableSpan reads `_events` as a sequence; keep the SDK's tuple view ---------------
-
-    @property
-    def events(self) -> Sequence[Event]:
-        return tuple(self._events)
+        self._spans.processor.on_end(self)
 
     def __repr__(self) -> str:
         return f"ServerSpan({self._name!r}, trace_id={self.trace_hex}, span_id={self.span_hex})"
@@ -227,9 +231,12 @@ class ServerSpans:
                 attributes.update(result.attributes)
         if sampled:
             flags |= _SAMPLED
-        context = SpanContext(trace_id, ids.generate_span_id(), False, _FLAGS[flags], trace_state)
+        span_id = ids.generate_span_id()
+        context = SpanContext(trace_id, span_id, False, _FLAGS[flags], trace_state)
         if not recording:
             return NonRecordingSpan(context)
-        span = ServerSpan(method, context, parent, attributes, self)
+        span = ServerSpan(
+            method, context, parent, attributes, self, format(trace_id, "032x"), format(span_id, "016x")
+        )
         self.processor.on_start(span, parent_context=base)
         return span
