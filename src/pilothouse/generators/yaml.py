@@ -1,4 +1,4 @@
-"""YAML output for generated manifests: sorted keys, block style, literal blocks for multi-line text.
+"""YAML output for every generated file: sorted keys, block style, literal blocks for multi-line text.
 
 One dump function, so every generated YAML file is byte-stable and looks the same.
 """

@@ -15,7 +15,7 @@ from pilothouse.config.deploy import DatabaseConfig
 from pilothouse.generators.deploy import facts
 from pilothouse.generators.deploy.container import DOCKERFILE, healthcheck_command
 from pilothouse.generators.deploy.quantity import cpu_cores, memory_bytes
-from pilothouse.generators.deploy.yaml import dump
+from pilothouse.generators.yaml import dump
 from pilothouse.secrets import SecretResolver
 
 Obj = dict[str, Any]

@@ -13,7 +13,7 @@ from typing import Any
 from pilothouse.config import Config
 from pilothouse.generators.deploy import database, facts, rollout
 from pilothouse.generators.deploy import kubernetes as k8s
-from pilothouse.generators.deploy.yaml import dump, dump_all
+from pilothouse.generators.yaml import dump, dump_all
 
 Obj = dict[str, Any]
 SECRET_EXAMPLE = "secrets.example.yaml"  # noqa: S105 - a file name

@@ -13,7 +13,7 @@ from pilothouse.config.stack import Stack, load_stack
 from pilothouse.errors import ConfigError
 from pilothouse.generators.deploy import container, facts, kustomize
 from pilothouse.generators.deploy import kubernetes as k8s
-from pilothouse.generators.deploy.yaml import dump, dump_all
+from pilothouse.generators.yaml import dump, dump_all
 
 __all__ = ["generate_stack", "load_stack"]
 

@@ -13,7 +13,7 @@ from typing import Any
 from pilothouse.config.model import Config
 from pilothouse.config.monitoring import PagerDutyReceiver, ReceiverConfig, SlackReceiver
 from pilothouse.durations import format_duration
-from pilothouse.generators.monitoring.rules import dump
+from pilothouse.generators.yaml import dump
 
 PATH = "alertmanager/alertmanager.yaml"
 ROUTING_TESTS = "alertmanager/routing-tests.yaml"

@@ -39,7 +39,7 @@ from pilothouse.generators.monitoring.promql import (
     scraped_label,
     selector,
 )
-from pilothouse.generators.monitoring.rules import dump
+from pilothouse.generators.yaml import dump
 
 DATASOURCE = DataSourceRef(type_val="prometheus", uid="${datasource}")
 RANGE = "$__rate_interval"

@@ -12,7 +12,8 @@ from urllib.parse import urlsplit
 from pilothouse.config.model import Config
 from pilothouse.durations import format_duration
 from pilothouse.generators.monitoring.alerts import Alert, Plan, Scenario, Step
-from pilothouse.generators.monitoring.rules import dump, rule_annotations, rule_labels
+from pilothouse.generators.monitoring.rules import rule_annotations, rule_labels
+from pilothouse.generators.yaml import dump
 
 FATAL_MESSAGES = ("Exception in ASGI application", "Application startup failed")
 """What uvicorn logs for an unhandled exception in the app and for a failed startup."""

@@ -13,7 +13,8 @@ from typing import Any
 
 from pilothouse.durations import format_duration
 from pilothouse.generators.monitoring.alerts import Alert, Plan, Scenario
-from pilothouse.generators.monitoring.rules import RULES_PATH, dump, rule_annotations, rule_labels
+from pilothouse.generators.monitoring.rules import RULES_PATH, rule_annotations, rule_labels
+from pilothouse.generators.yaml import dump
 
 TESTS_PATH = "prometheus/tests/{service}.rules.test.yaml"
 _LABEL_REF = re.compile(r"\{\{\s*\$labels\.(\w+)\s*\}\}")

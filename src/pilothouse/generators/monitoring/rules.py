@@ -5,27 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import yaml
-
 from pilothouse.durations import format_duration
 from pilothouse.generators.monitoring.alerts import Alert, Plan
-
-
-class _Dumper(yaml.SafeDumper):
-    """No anchors/aliases (shared lists are written out), multi-line strings as `|` blocks."""
-
-    def ignore_aliases(self, data: Any) -> bool:
-        return True
-
-
-_Dumper.add_representer(str, lambda d, v: d.represent_scalar("tag:yaml.org,2002:str", v,
-                                                             style="|" if "\n" in v else None))
-
-
-def dump(document: Any) -> str:
-    """Block-style YAML with sorted keys: byte-stable output for every YAML file of the bundle."""
-    return yaml.dump(document, Dumper=_Dumper, sort_keys=True, default_flow_style=False, width=4096,
-                     allow_unicode=True)
+from pilothouse.generators.yaml import dump
 
 
 def rule_labels(plan: Plan, alert: Alert) -> dict[str, str]:
