@@ -21,6 +21,7 @@ VARIANTS = (
     "bare",
     "pilothouse-metrics",
     "pilothouse-full",
+    "pilothouse-traces",
     "starlette-exporter",
     "otel-asgi",
     "fastapi-bare",
@@ -74,20 +75,24 @@ def dropping_tracer_provider() -> None:
     trace.set_tracer_provider(provider)
 
 
-def pilothouse_app(full: bool) -> Any:
-    """Pilothouse as `serve` sets it up; "full" = traces (100 %, batched into the dropping
-    exporter) + request id + JSON access log, "metrics" = metrics only."""
+PILOTHOUSE = {
+    "pilothouse-metrics": {"traces": "none", "access_log": False, "request_id": False},
+    "pilothouse-full": {"traces": "otlp", "sample_ratio": 1.0, "log_format": "json", "access_log": True},
+    "pilothouse-traces": {"traces": "otlp", "sample_ratio": 1.0, "log_format": "json", "access_log": False},
+}
+"""Pilothouse as `serve` sets it up. metrics: metrics only. full: metrics + one server span per
+request (100 %, batched into the dropping exporter) + request id + JSON logs with the JSON access
+line. traces: the same without the access line (the issue's "access log off")."""
+
+
+def pilothouse_app(variant: str) -> Any:
     from pilothouse.config.model import Config
     from pilothouse.runtime.runtime import Runtime
     from pilothouse.telemetry import feature, tracing
 
-    telemetry: dict[str, Any] = (
-        {"traces": "otlp", "sample_ratio": 1.0, "log_format": "json", "access_log": True, "request_id": True}
-        if full
-        else {"traces": "none", "access_log": False, "request_id": False}
-    )
+    telemetry = PILOTHOUSE[variant]
     config = Config.model_validate({"service": {"name": "bench"}, "telemetry": telemetry})
-    if full:
+    if telemetry["traces"] != "none":
         tracing.setup_tracing(config, exporter=dropping_exporter())  # install keeps this provider
     runtime = Runtime(config)
     feature.install(runtime)
@@ -97,8 +102,8 @@ def pilothouse_app(full: bool) -> Any:
 def build(variant: str) -> Any:
     if variant == "bare":
         return starlette_app()
-    if variant in ("pilothouse-metrics", "pilothouse-full"):
-        return pilothouse_app(full=variant == "pilothouse-full")
+    if variant in PILOTHOUSE:
+        return pilothouse_app(variant)
     if variant == "starlette-exporter":
         from starlette_exporter import PrometheusMiddleware
 

@@ -170,13 +170,14 @@ class ServerSpans:
     installed (`sample_ratio=None`) its own sampler is asked, whatever it is.
     """
 
-    __slots__ = ("_bound", "_ids", "_sampler", "processor", "resource", "scope")
+    __slots__ = ("_bound", "_ids", "_random", "_sampler", "processor", "resource", "scope")
 
     def __init__(self, tracer: Tracer, sample_ratio: float | None) -> None:
         self.processor: Any = tracer.span_processor
         self.resource = tracer.resource
         self.scope = InstrumentationScope(tracer.instrumentation_info.name)
         self._ids = tracer.id_generator
+        self._random = _RANDOM if self._ids.is_trace_id_random() else 0  # a property of the generator
         self._sampler = tracer.sampler
         self._bound = TraceIdRatioBased.get_bound_for_rate(sample_ratio) if sample_ratio is not None else None
 
@@ -204,7 +205,7 @@ class ServerSpans:
         ids = self._ids
         if parent is None:
             trace_id = ids.generate_trace_id()
-            flags = _RANDOM if ids.is_trace_id_random() else 0
+            flags = self._random
             trace_state = None
         else:
             trace_id = parent.trace_id
