@@ -27,7 +27,7 @@ from pilothouse.telemetry.context import current_request
 ACCESS_LOGGER = "pilothouse.access"
 UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.asgi")
 FLUSH_INTERVAL = 0.2  # seconds a buffered line (access log) may wait before it is written
-BUFFER_LINES = 512  # or this many lines, whichever comes first
+BUFFER_LINES = 8192  # or this many lines (the writer thread normally comes first)
 
 # Attributes every LogRecord has; anything else on a record came from `extra=`.
 _RECORD_FIELDS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
