@@ -1,5 +1,6 @@
-"""A tiny ASGI app for lifecycle tests: `/hello`, `/slow?seconds=N`; its lifespan shutdown writes
-the file named by $SHUTDOWN_MARKER so tests can prove the app's shutdown hooks ran."""
+"""A tiny ASGI app for lifecycle tests: `/hello`, `/slow?seconds=N`; its lifespan startup takes
+$STARTUP_DELAY seconds, and its shutdown writes the file named by $SHUTDOWN_MARKER so tests can
+prove the app's shutdown hooks ran."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ async def slow(request: Request) -> JSONResponse:
 
 @contextlib.asynccontextmanager
 async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    await asyncio.sleep(float(os.environ.get("STARTUP_DELAY", "0")))
     yield
     marker = os.environ.get("SHUTDOWN_MARKER")
     if marker:

@@ -115,3 +115,10 @@ def test_bad_workers_count(tmp_path: Path) -> None:
     result = run_cli("serve", "--config", str(path), "--workers", "0")
     assert result.returncode == 2
     assert "--workers: 0 is invalid" in result.stderr
+
+
+def test_toml_dates_are_a_type_error_not_a_crash(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_config(tmp_path, "[service]\nname = 1979-05-27T07:32:00Z\n")
+    assert main(["config", "check", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "service.name:" in err and "Traceback" not in err

@@ -228,3 +228,25 @@ async def test_bound_sockets_keep_tcp_nodelay() -> None:
     writer.close()
     server.close()
     assert accepted and accepted[0] != 0
+
+
+def test_a_hung_check_does_not_keep_the_process_alive(tmp_path: Path) -> None:
+    """A sync check stuck for 30 s (a hung driver) must not stop the process exiting after SIGTERM."""
+    extra = '\n[[checks]]\nname = "stuck"\nkind = "python"\ntarget = "tests.runtime.test_checks:hangs"\n'
+    server = ServeProcess(config(tmp_path, pre_stop="0s", extra=extra, timeout="200ms"), cwd=ROOT).start()
+    assert ready_status(server) == 503  # the stuck check fails within its timeout
+    server.signal(signal.SIGTERM)
+    assert server.wait(timeout=10) == 0, server.output
+
+
+def test_fractional_drain_timeout_is_honoured(tmp_path: Path) -> None:
+    """drain_timeout = "2500ms" lets a 1.8 s request finish (it used to be rounded to 2 s and
+    1.5 s to 2 s; now the value is passed to uvicorn exactly)."""
+    server = ServeProcess(config(tmp_path, pre_stop="0s", drain="2500ms"), cwd=ROOT).start()
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        request = pool.submit(httpx.get, f"{server.app_url}/slow?seconds=2.2", timeout=30)
+        wait_for(lambda: httpx.get(f"{server.ops_url}/status").json()["inflight_requests"] == 1)
+        server.signal(signal.SIGTERM)
+        assert request.result().status_code == 200
+    assert server.wait(timeout=10) == 0
+    assert "cut" not in server.output

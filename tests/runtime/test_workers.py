@@ -81,3 +81,26 @@ def test_jobs_run_once_per_pod_in_the_supervisor(tmp_path: Path) -> None:
     finally:
         server.signal(signal.SIGTERM)
         assert server.wait(timeout=20) == 0, server.output
+
+
+def test_sigterm_while_workers_start_exits_zero(tmp_path: Path) -> None:
+    server = ServeProcess(
+        config(tmp_path, pre_stop="0s"), cwd=ROOT, args=("--workers", "2"), env={"STARTUP_DELAY": "3"}
+    ).start(wait_ready=False)
+    assert ready_status(server) == 503  # still starting
+    server.signal(signal.SIGTERM)
+    assert server.wait(timeout=20) == 0, server.output
+    assert "did not start" not in server.output
+
+
+def test_a_bad_app_reference_is_one_line_with_workers(tmp_path: Path) -> None:
+    from tests.helpers import run_cli
+
+    path = config(tmp_path)
+    result = run_cli("serve", "--config", str(path), "--workers", "2", "nosuch.module:app", cwd=ROOT)
+    assert result.returncode == 2
+    assert (
+        result.stderr.strip().splitlines()[-1]
+        == "pilothouse: error: app 'nosuch.module:app': module 'nosuch.module' not found"
+    )
+    assert "Traceback" not in result.stderr

@@ -42,6 +42,8 @@ def run(args: argparse.Namespace) -> int:
     if args.workers > 1:
         from pilothouse.runtime.supervisor import run as supervise
 
+        # Import once here: a wrong app reference is one line and exit 2, not N worker tracebacks.
+        import_app(ref, config.source.parent if config.source else None)
         runtime = Runtime(config, role="supervisor")
         install_all(runtime)
         return supervise(runtime, ref, args.workers)

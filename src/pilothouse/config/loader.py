@@ -7,6 +7,7 @@ the file and an error names the variable it came from.
 from __future__ import annotations
 
 import contextlib
+import copy
 import difflib
 import json
 import os
@@ -77,7 +78,7 @@ def apply_env_overrides(
     Values that look like JSON arrays or objects are decoded; everything else stays a string and
     pydantic converts it ("8081" -> 8081, "true" -> True).
     """
-    data: dict[str, Any] = json.loads(json.dumps(raw))
+    data: dict[str, Any] = copy.deepcopy(raw)  # TOML dates and times survive; pydantic judges them
     origins: dict[Loc, str] = {}
     for key in sorted(environ):
         if not key.startswith(ENV_PREFIX) or "__" not in key:

@@ -16,7 +16,7 @@ from pilothouse.config.model import Config
 from pilothouse.runtime.asgi import ASGIApp, Message, Receive, Scope, Send
 from pilothouse.runtime.features import install_all
 from pilothouse.runtime.runtime import Runtime
-from pilothouse.runtime.server import _start, bind
+from pilothouse.runtime.server import bind, start_server
 from pilothouse.runtime.uvicorn_server import Server, ops_server
 
 log = logging.getLogger("pilothouse.attach")
@@ -74,7 +74,7 @@ class AttachedApp:
             ops = self.runtime.config.ops
             self._ops = ops_server(self.runtime.ops_app(), ops.host, ops.port)
             self._ops_socket = bind(ops.host, ops.port, "ops")
-            await _start(self._ops, self._ops_socket)
+            await start_server(self._ops, self._ops_socket)
             self._ops_task = asyncio.create_task(self._ops.main_loop())
             self.runtime.start_checks()
             await self.runtime.run_start_hooks()

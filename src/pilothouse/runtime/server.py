@@ -57,7 +57,8 @@ class PilothouseServer:
                 log_config=None,
                 access_log=False,
                 server_header=False,
-                timeout_graceful_shutdown=max(1, round(config.lifecycle.drain_timeout)),
+                # The exact drain timeout (uvicorn types it int, but waits with a float fine).
+                timeout_graceful_shutdown=config.lifecycle.drain_timeout,  # type: ignore[arg-type]
             )
         )
         self.ops = ops_server(runtime.ops_app(), config.ops.host, config.ops.port)
@@ -81,10 +82,10 @@ class PilothouseServer:
         self._app_socket = self._app_socket_given or bind(config.service.host, config.service.port, "app")
         if self.serve_ops:
             # Ops first: liveness answers and readiness says "starting" while the app boots.
-            await _start(self.ops, self._ops_socket)
+            await start_server(self.ops, self._ops_socket)
             self._ops_loop = asyncio.create_task(self.ops.main_loop())
             self.runtime.start_checks()
-        await _start(self.app_server, self._app_socket)
+        await start_server(self.app_server, self._app_socket)
         self._app_loop = asyncio.create_task(self.app_server.main_loop())
         await self.runtime.run_start_hooks()
         self.runtime.lifecycle.mark_ready()
@@ -123,7 +124,9 @@ class PilothouseServer:
         #    Features (e.g. job workers) drain beside it under the same timeout.
         self.app_server.should_exit = True
         await self._app_loop
-        await asyncio.gather(self.app_server.shutdown(sockets=[self._app_socket]), self._drain_features())
+        await asyncio.gather(
+            self.app_server.shutdown(sockets=[self._app_socket]), self.runtime.drain_features()
+        )
         await self._wait_cancelled_tasks()
         if self.runtime.dropped:
             log.warning("drain timeout: %d request(s) cut", self.runtime.dropped)
@@ -137,13 +140,6 @@ class PilothouseServer:
         await self._ops_loop
         await self.ops.shutdown(sockets=[self._ops_socket])
         log.info("stopped")
-
-    async def _drain_features(self) -> None:
-        try:
-            timeout = self.runtime.config.lifecycle.drain_timeout
-            await asyncio.wait_for(self.runtime.run_drain_hooks(), timeout)
-        except TimeoutError:
-            log.warning("feature drain did not finish within the drain timeout")
 
     async def _wait_cancelled_tasks(self, limit: float = 1.0) -> None:
         """Give cancelled request tasks a moment to unwind so drops are counted."""
@@ -184,7 +180,7 @@ def bind(host: str, port: int, role: str) -> socket.socket:
     return sock
 
 
-async def _start(server: Server, sock: socket.socket) -> None:
+async def start_server(server: Server, sock: socket.socket) -> None:
     """Start a uvicorn server on a bound socket; a failing app startup becomes one clear error."""
     if not server.config.loaded:
         server.config.load()

@@ -41,11 +41,12 @@ from multiprocessing.synchronize import Event
 from typing import Any
 
 from pilothouse.config.model import Config
-from pilothouse.errors import OperationError
+from pilothouse.errors import OperationError, PilothouseError
+from pilothouse.redaction import redact
 from pilothouse.runtime.checks import Check, CheckFailed
 from pilothouse.runtime.checks.result import Probe
 from pilothouse.runtime.runtime import Runtime
-from pilothouse.runtime.server import HANDLED_SIGNALS, _start, bind
+from pilothouse.runtime.server import HANDLED_SIGNALS, bind, start_server
 from pilothouse.runtime.uvicorn_server import ops_server
 
 log = logging.getLogger("pilothouse.supervisor")
@@ -64,13 +65,13 @@ class _Worker:
     lock: threading.Lock = field(default_factory=threading.Lock)
     asked: int = 0
 
-    def ask_readiness(self) -> list[str]:
+    def ask_readiness(self, timeout: float) -> list[str]:
         """Ask the worker for its readiness; return the failing critical checks (blocking)."""
         with self.lock:
             self.asked += 1
             self.conn.send(self.asked)
             while True:
-                if not self.conn.poll(5):
+                if not self.conn.poll(timeout):
                     raise CheckFailed("no answer from the worker")
                 answer, failures = self.conn.recv()
                 if answer == self.asked:  # skip late replies to requests that timed out
@@ -102,7 +103,12 @@ class Supervisor:
         runtime.status_extras = lambda: {"workers": [w.as_dict() for w in self.workers]}
         runtime.record_check_metrics = False  # the workers run and record the configured checks
         runtime.run_config_checks = False
-        timeout = runtime.config.probes.check_timeout * 2 + 0.5
+        config = runtime.config
+        # A worker answers within its slowest check's timeout; the pipe waits that plus a margin.
+        self.answer_timeout = (
+            max([config.probes.check_timeout, *map(config.check_timeout, config.checks)]) + 1
+        )
+        timeout = self.answer_timeout + 0.5
         for index in range(workers):
             runtime.add_check(Check(f"worker-{index}", "worker", True, timeout, self._worker_probe(index)))
 
@@ -115,7 +121,7 @@ class Supervisor:
             worker = self.workers[index] if index < len(self.workers) else None
             if worker is None or not worker.process.is_alive() or not worker.started.is_set():
                 raise CheckFailed("worker not serving")
-            failures = await asyncio.to_thread(worker.ask_readiness)
+            failures = await asyncio.to_thread(worker.ask_readiness, self.answer_timeout)
             if failures:
                 raise CheckFailed("; ".join(failures))
 
@@ -143,11 +149,12 @@ class Supervisor:
         self._app_socket = bind(config.service.host, config.service.port, "app")
         self._app_socket.listen(2048)
         self.ops = ops_server(self.runtime.ops_app(), config.ops.host, config.ops.port)
-        await _start(self.ops, self._ops_socket)
+        await start_server(self.ops, self._ops_socket)
         self._ops_loop = asyncio.create_task(self.ops.main_loop())
         self.runtime.start_checks()
         self.workers = [self._spawn(i) for i in range(self.count)]
-        await self._wait_started(config.lifecycle.startup_timeout)
+        if not await self._wait_started(config.lifecycle.startup_timeout):
+            return  # signalled while starting: shut down what started, exit 0
         await self.runtime.run_start_hooks()
         self.runtime.lifecycle.mark_ready()
         log.info(
@@ -172,17 +179,21 @@ class Supervisor:
         theirs.close()
         return _Worker(index, process, started, ours, restarts)
 
-    async def _wait_started(self, limit: float) -> None:
+    async def _wait_started(self, limit: float) -> bool:
+        """True once every worker has started; False if a signal asked to stop first."""
         deadline = asyncio.get_running_loop().time() + limit
         while not all(w.started.is_set() for w in self.workers):
+            if self._stop.is_set():
+                return False
             for worker in self.workers:
                 if worker.process.exitcode is not None:
                     raise OperationError(
                         f"worker {worker.index} exited during startup with code {worker.process.exitcode}"
                     )
-            if asyncio.get_running_loop().time() > deadline or self._stop.is_set():
+            if asyncio.get_running_loop().time() > deadline:
                 raise OperationError(f"workers did not start within {limit:g}s")
             await asyncio.sleep(0.05)
+        return True
 
     # -- serving -----------------------------------------------------------------------------
 
@@ -220,7 +231,7 @@ class Supervisor:
         for worker in self.workers:
             if worker.process.is_alive() and worker.process.pid is not None:
                 os.kill(worker.process.pid, signal.SIGTERM)
-        await asyncio.gather(self._stop_workers(), self._drain_features())
+        await asyncio.gather(self._stop_workers(), self.runtime.drain_features())
         _, dropped = self._counts()
         if dropped:
             log.warning("drain timeout: %d request(s) cut", dropped)
@@ -249,15 +260,6 @@ class Supervisor:
             worker.process.join(1)
             if worker.process.pid is not None:
                 worker_exited(worker.process.pid)
-
-    async def _drain_features(self) -> None:
-        """The supervisor's own features (e.g. the job worker) drain under the drain timeout."""
-        try:
-            await asyncio.wait_for(
-                self.runtime.run_drain_hooks(), self.runtime.config.lifecycle.drain_timeout
-            )
-        except TimeoutError:
-            log.warning("feature drain did not finish within the drain timeout")
 
     def handle_signal(self, sig: int) -> None:
         self._signals += 1
@@ -290,28 +292,34 @@ def worker_main(
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent()
     configure_logging(config)
-    runtime = Runtime(config, role="worker")
-    install_all(runtime)
-    app = import_app(app_ref, config.source.parent if config.source else None)
+    try:
+        runtime = Runtime(config, role="worker")
+        install_all(runtime)
+        app = import_app(app_ref, config.source.parent if config.source else None)
 
-    async def publish_counts() -> None:
-        async def loop() -> None:
-            while True:
-                counts[2 * index], counts[2 * index + 1] = runtime.inflight, runtime.dropped
-                await asyncio.sleep(_PUBLISH_INTERVAL)
+        background: list[asyncio.Task[None]] = []  # keeps the publisher task referenced
 
-        runtime._publisher = asyncio.create_task(loop())  # type: ignore[attr-defined]
-        answering = threading.Thread(
-            target=_answer_readiness, args=(conn, runtime, asyncio.get_running_loop()), daemon=True
+        async def publish_counts() -> None:
+            async def loop() -> None:
+                while True:
+                    counts[2 * index], counts[2 * index + 1] = runtime.inflight, runtime.dropped
+                    await asyncio.sleep(_PUBLISH_INTERVAL)
+
+            background.append(asyncio.create_task(loop()))
+            answering = threading.Thread(
+                target=_answer_readiness, args=(conn, runtime, asyncio.get_running_loop()), daemon=True
+            )
+            answering.start()
+
+        runtime.on_start(publish_counts)
+        server = PilothouseServer(
+            runtime, app, app_socket=sock, serve_ops=False, on_started=started.set, signals=(signal.SIGTERM,)
         )
-        answering.start()
-
-    runtime.on_start(publish_counts)
-    server = PilothouseServer(
-        runtime, app, app_socket=sock, serve_ops=False, on_started=started.set, signals=(signal.SIGTERM,)
-    )
-    code = asyncio.run(server.serve())
-    counts[2 * index], counts[2 * index + 1] = runtime.inflight, runtime.dropped
+        code = asyncio.run(server.serve())
+        counts[2 * index], counts[2 * index + 1] = runtime.inflight, runtime.dropped
+    except PilothouseError as exc:  # one line, like single-process serve, not a traceback
+        print(f"pilothouse: error: worker {index}: {redact(str(exc))}", file=sys.stderr)
+        code = exc.exit_code
     sys.exit(code)
 
 

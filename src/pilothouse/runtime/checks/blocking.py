@@ -1,33 +1,51 @@
-"""Run a blocking driver call without letting it hang the probe or pile up threads.
+"""Run a blocking driver call without letting it hang the probe, pile up threads, or keep the
+process alive.
 
-Each check owns one thread slot. While an earlier call is still stuck in its driver, a new run
-fails at once instead of starting another thread: a hung dependency costs one thread, not one
-per probe.
+Each call runs on its own daemon thread: a driver stuck forever (a blackholed database, a hung
+NFS mount under `statvfs`) can neither block the event loop nor stop the process from exiting
+after a graceful shutdown (a pool's worker threads are joined at exit; daemon threads are not).
+Each check owns one slot: while an earlier call is still stuck, a new run fails at once instead
+of starting another thread, so a hung dependency costs one thread, not one per probe.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import threading
 from collections.abc import Callable
-from typing import TypeVar
 
 from pilothouse.runtime.checks.result import CheckFailed, Probe
 
-T = TypeVar("T")
 
-_executor = concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="pilothouse-check")
+def _run(func: Callable[[], object], future: concurrent.futures.Future[object]) -> None:
+    if not future.set_running_or_notify_cancel():
+        return
+    try:
+        future.set_result(func())
+    except BaseException as exc:  # delivered to the awaiting probe
+        future.set_exception(exc)
+
+
+def _consume(future: asyncio.Future[object]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def in_thread(func: Callable[[], object]) -> Probe:
-    """Wrap a blocking callable into a probe that runs it in the check thread pool."""
+    """Wrap a blocking callable into a probe that runs it on a daemon thread."""
     pending: concurrent.futures.Future[object] | None = None
 
     async def probe() -> None:
         nonlocal pending
         if pending is not None and not pending.done():
             raise CheckFailed("previous run still in progress (dependency not answering)")
-        pending = _executor.submit(func)
-        await asyncio.wrap_future(pending)
+        pending = concurrent.futures.Future()
+        threading.Thread(target=_run, args=(func, pending), name="pilothouse-check", daemon=True).start()
+        # Shielded: the probe's timeout cancels the wait, not the future, so the slot stays taken
+        # until the thread really returns.
+        waiting = asyncio.wrap_future(pending)
+        waiting.add_done_callback(_consume)  # a late failure after a timeout is not an error to log
+        await asyncio.shield(waiting)
 
     return probe
