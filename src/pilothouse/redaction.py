@@ -10,9 +10,20 @@ import threading
 
 MASK = "***"
 _URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][\w+.-]*://)[^/@\s]*@")
-_KEY_VALUE = re.compile(r"(?i)\b(password|passwd|pwd|token|secret)=\S+")
+# A key that ends in a secret-ish word (password, db_password, PGPASSWORD, access_token, api_key),
+# then `=` or `:` (JSON and YAML style too), then a quoted or bare value.
+_KEY_VALUE = re.compile(
+    r"""(?i)(?P<key>[\w.-]*(?:password|passwd|pwd|token|secret|api[_-]?key)["']?\s*[:=]\s*)"""
+    r"""(?P<value>"[^"]*"|'[^']*'|[^\s,;&}"']+)"""
+)
 
-_KEYS = ("password", "passwd", "pwd", "token", "secret")
+_KEYS = ("password", "passwd", "pwd", "token", "secret", "api_key", "api-key", "apikey")
+
+
+def _mask_value(match: re.Match[str]) -> str:
+    value = match.group("value")
+    quote = value[0] if value[:1] in "\"'" else ""
+    return f"{match.group('key')}{quote}{MASK}{quote}"
 
 _lock = threading.Lock()
 _values: frozenset[str] = frozenset()
@@ -54,8 +65,8 @@ def redact(text: str) -> str:
         text = pattern.sub(MASK, text)
     if "://" in text:
         text = _URL_CREDENTIALS.sub(lambda m: m.group("scheme") + MASK + "@", text)
-    if "=" in text:
+    if "=" in text or ":" in text:
         lowered = text.lower()
         if any(key in lowered for key in _KEYS):
-            text = _KEY_VALUE.sub(lambda m: m.group(1) + "=" + MASK, text)
+            text = _KEY_VALUE.sub(_mask_value, text)
     return text
