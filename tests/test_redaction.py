@@ -32,3 +32,19 @@ def test_masks_secrets(text: str, expected: str) -> None:
 @pytest.mark.parametrize("text", UNTOUCHED)
 def test_leaves_ordinary_text_alone(text: str) -> None:
     assert redact(text) == text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "secret 'db.password': Vault at http://127.0.0.1:8200 is unreachable",
+        'checks[3].url = {"secret": "db.url"}',
+        "required secret 'db.url' not found; looked in: env SHOP_DB_URL",
+    ],
+)
+def test_names_of_secrets_are_not_values(text: str) -> None:
+    assert redact(text) == text
+
+
+def test_client_secret_is_masked() -> None:
+    assert redact("client_secret=abc123 scope=x") == "client_secret=*** scope=x"

@@ -10,20 +10,26 @@ import threading
 
 MASK = "***"
 _URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][\w+.-]*://)[^/@\s]*@")
-# A key that ends in a secret-ish word (password, db_password, PGPASSWORD, access_token, api_key),
-# then `=` or `:` (JSON and YAML style too), then a quoted or bare value.
+# A key naming a secret-ish thing (password, db_password, PGPASSWORD, access_token, api_key,
+# client_secret), then `=` or `:`, then the value. A quoted key (JSON) needs a quoted value, and
+# unquoted keys have no dots: `'db.password': not found` and `{"secret": "db.url"}` name a
+# secret, they do not hold one.
+_SECRET_KEY = (  # noqa: S105 - a pattern of key names, not a password
+    r"(?:[\w-]*(?:password|passwd|pwd|token|api[_-]?key)|[\w-]+[_-]secret|secret[_-]key)"
+)
 _KEY_VALUE = re.compile(
-    r"""(?i)(?P<key>[\w.-]*(?:password|passwd|pwd|token|secret|api[_-]?key)["']?\s*[:=]\s*)"""
-    r"""(?P<value>"[^"]*"|'[^']*'|[^\s,;&}"']+)"""
+    rf"""(?i)(?P<key>(?P<q>["']){_SECRET_KEY}(?P=q)\s*:\s*)(?P<value>"[^"]*"|'[^']*')"""
+    rf"""|(?P<bkey>(?<![\w.'"-]){_SECRET_KEY}\s*[:=]\s*)(?P<bvalue>"[^"]*"|'[^']*'|[^\s,;&}}"']+)"""
 )
 
 _KEYS = ("password", "passwd", "pwd", "token", "secret", "api_key", "api-key", "apikey")
 
 
 def _mask_value(match: re.Match[str]) -> str:
-    value = match.group("value")
+    key = match.group("key") or match.group("bkey")
+    value = match.group("value") or match.group("bvalue")
     quote = value[0] if value[:1] in "\"'" else ""
-    return f"{match.group('key')}{quote}{MASK}{quote}"
+    return f"{key}{quote}{MASK}{quote}"
 
 _lock = threading.Lock()
 _values: frozenset[str] = frozenset()
