@@ -14,12 +14,10 @@ _URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][\w+.-]*://)[^/@\s]*@")
 # client_secret), then `=` or `:`, then the value. A quoted key (JSON) needs a quoted value, and
 # unquoted keys have no dots: `'db.password': not found` and `{"secret": "db.url"}` name a
 # secret, they do not hold one.
-_SECRET_KEY = (  # noqa: S105 - a pattern of key names, not a password
-    r"(?:[\w-]*(?:password|passwd|pwd|token|api[_-]?key)|[\w-]+[_-]secret|secret[_-]key)"
-)
+_SENSITIVE_NAME = r"(?:[\w-]*(?:password|passwd|pwd|token|api[_-]?key)|[\w-]+[_-]secret|secret[_-]key)"
 _KEY_VALUE = re.compile(
-    rf"""(?i)(?P<key>(?P<q>["']){_SECRET_KEY}(?P=q)\s*:\s*)(?P<value>"[^"]*"|'[^']*')"""
-    rf"""|(?P<bkey>(?<![\w.'"-]){_SECRET_KEY}\s*[:=]\s*)(?P<bvalue>"[^"]*"|'[^']*'|[^\s,;&}}"']+)"""
+    rf"""(?i)(?P<key>(?P<q>["']){_SENSITIVE_NAME}(?P=q)\s*:\s*)(?P<value>"[^"]*"|'[^']*')"""
+    rf"""|(?P<bkey>(?<![\w.'"-]){_SENSITIVE_NAME}\s*[:=]\s*)(?P<bvalue>"[^"]*"|'[^']*'|[^\s,;&}}"']+)"""
 )
 
 _KEYS = ("password", "passwd", "pwd", "token", "secret", "api_key", "api-key", "apikey")
