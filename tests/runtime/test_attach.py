@@ -62,3 +62,38 @@ def test_attach_under_uvicorn(tmp_path: Path) -> None:
             pass
     finally:
         proc.kill()
+
+
+async def test_attach_answers_lifespan_for_an_app_that_ignores_it(tmp_path: Path) -> None:
+    """A raw ASGI app that returns on lifespan scopes (without answering) still gets its ops
+    server started and stopped with the host server's lifespan."""
+    import asyncio
+
+    import pilothouse
+    from pilothouse.config import config_from_dict
+
+    async def bare(scope: dict, receive: object, send: object) -> None:  # type: ignore[type-arg]
+        if scope["type"] != "http":
+            return
+
+    ops_port = free_port()
+    config = config_from_dict({"service": {"name": "svc"}, "ops": {"host": "127.0.0.1", "port": ops_port}})
+    app = pilothouse.attach(bare, config)
+    inbox: asyncio.Queue[dict[str, str]] = asyncio.Queue()
+    outbox: list[str] = []
+
+    async def send(message: dict[str, str]) -> None:
+        outbox.append(message["type"])
+
+    await inbox.put({"type": "lifespan.startup"})
+    task = asyncio.create_task(app({"type": "lifespan"}, inbox.get, send))  # type: ignore[arg-type]
+    for _ in range(100):
+        if outbox:
+            break
+        await asyncio.sleep(0.02)
+    assert outbox == ["lifespan.startup.complete"]
+    async with httpx.AsyncClient() as client:
+        assert (await client.get(f"http://127.0.0.1:{ops_port}/ready")).status_code == 200
+    await inbox.put({"type": "lifespan.shutdown"})
+    await asyncio.wait_for(task, 5)
+    assert outbox == ["lifespan.startup.complete", "lifespan.shutdown.complete"]

@@ -139,3 +139,20 @@ async def test_metrics_negotiation_and_gzip(monkeypatch: pytest.MonkeyPatch) -> 
         assert om.text.rstrip().endswith("# EOF")
         gz = await ops.get("/metrics", headers={"accept-encoding": "gzip"})
         assert gz.headers["content-encoding"] == "gzip" and "pilothouse_lifecycle_state" in gz.text
+
+
+async def test_admin_paths_do_not_exist_while_disabled(monkeypatch: pytest.MonkeyPatch) -> None:
+    async with client(make_runtime(monkeypatch, token=None)) as ops:
+        assert (await ops.get("/admin/drain")).status_code == 404  # not 405: nothing to discover
+
+
+def test_token_from_a_secret_file_with_a_newline() -> None:
+    assert AdminAuth("T", {"T": "secret-token\n"}).verify(b"Bearer secret-token") == "ok"
+
+
+async def test_terse_mode_is_exact(monkeypatch: pytest.MonkeyPatch) -> None:
+    runtime = make_runtime(monkeypatch)
+    runtime.lifecycle.mark_ready()
+    async with client(runtime) as ops:
+        assert (await ops.get("/ready?verbose=0")).json() == {"status": "pass"}
+        assert "checks" in (await ops.get("/ready?verbose=00")).json()

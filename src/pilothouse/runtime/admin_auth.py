@@ -18,7 +18,8 @@ class AdminAuth:
     __slots__ = ("_token",)
 
     def __init__(self, env_var: str, environ: Mapping[str, str] | None = None) -> None:
-        token = (os.environ if environ is None else environ).get(env_var, "")
+        # Stripped like the presented token: values read from secret files often end in "\n".
+        token = (os.environ if environ is None else environ).get(env_var, "").strip()
         self._token = token.encode() if token else None
 
     @property

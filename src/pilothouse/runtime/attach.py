@@ -39,6 +39,7 @@ class AttachedApp:
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         app_handles_lifespan = False
+        received: list[str] = []
 
         async def send_wrapper(message: Message) -> None:
             nonlocal app_handles_lifespan
@@ -51,6 +52,7 @@ class AttachedApp:
 
         async def receive_wrapper() -> Message:
             message = await receive()
+            received.append(message["type"])
             if message["type"] == "lifespan.shutdown":
                 self.runtime.lifecycle.begin_shutdown("lifespan shutdown")
             return message
@@ -60,13 +62,19 @@ class AttachedApp:
         except Exception:
             if app_handles_lifespan:
                 raise
-            # The app does not speak lifespan: answer it ourselves.
-            while (await receive())["type"] != "lifespan.shutdown":
-                await self.start()
-                await send({"type": "lifespan.startup.complete"})
-            self.runtime.lifecycle.begin_shutdown("lifespan shutdown")
-            await self.stop()
-            await send({"type": "lifespan.shutdown.complete"})
+        if app_handles_lifespan:
+            return
+        # The app does not speak lifespan (it raised, or returned without answering): answer
+        # for it, so the ops server still follows the host server's lifecycle.
+        if "lifespan.startup" not in received:
+            await receive()
+        await self.start()
+        await send({"type": "lifespan.startup.complete"})
+        if "lifespan.shutdown" not in received:
+            await receive()
+        self.runtime.lifecycle.begin_shutdown("lifespan shutdown")
+        await self.stop()
+        await send({"type": "lifespan.shutdown.complete"})
 
     async def start(self) -> None:
         """Start the ops server and mark ready (idempotent)."""

@@ -65,7 +65,9 @@ class OpsApp:
             return
         handler = self.routes.get((scope["method"], scope["path"]))
         if handler is None:
-            known = any(path == scope["path"] for _, path in self.routes)
+            # Admin paths do not exist at all while admin is disabled (no 405 that reveals them).
+            hidden = scope["path"].startswith("/admin/") and not self.auth.enabled
+            known = not hidden and any(path == scope["path"] for _, path in self.routes)
             status = 405 if known else 404
             await respond(send, status, _dump({"error": "method not allowed" if known else "not found"}))
             return
@@ -94,7 +96,7 @@ class OpsApp:
 
     async def ready(self, scope: Scope, receive: Receive, send: Send) -> None:
         lifecycle = self.runtime.lifecycle
-        terse = b"verbose=0" in scope.get("query_string", b"")
+        terse = b"verbose=0" in scope.get("query_string", b"").split(b"&")
         if not lifecycle.accepting_traffic:
             body: dict[str, object] = {"status": "fail", "state": str(lifecycle.state)}
             if lifecycle.drain_reason and not terse:
