@@ -122,3 +122,42 @@ def test_toml_dates_are_a_type_error_not_a_crash(tmp_path: Path, capsys: pytest.
     assert main(["config", "check", str(path)]) == 2
     err = capsys.readouterr().err
     assert "service.name:" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "variable,value,expected",
+    [
+        (
+            "PILOTHOUSE_SERVCE__PORT",
+            "5",
+            "servce (from PILOTHOUSE_SERVCE__PORT): unknown key; did you mean 'service'?",
+        ),
+        (
+            "PILOTHOUSE_SERVICE__PORT__X",
+            "1",
+            "service.port (from PILOTHOUSE_SERVICE__PORT__X): Input should be a valid integer",
+        ),
+        (
+            "PILOTHOUSE_CHECKS__0__TIMEOUT",
+            "5s",
+            "PILOTHOUSE_CHECKS__0__TIMEOUT: environment overrides cannot change list items",
+        ),
+    ],
+)
+def test_override_mistakes_name_the_variable(
+    tmp_path: Path, variable: str, value: str, expected: str
+) -> None:
+    path = write_config(tmp_path, GOOD_SERVICE + '[[checks]]\nname = "d"\nkind = "disk"\n')
+    result = run_cli("config", "check", str(path), env={variable: value})
+    assert result.returncode == 2
+    assert expected in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_a_wrong_type_in_a_union_field_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_config(tmp_path, GOOD_SERVICE + '[[checks]]\nname = "db"\nkind = "postgres"\nurl = 5\n')
+    assert main(["config", "check", str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "checks[0].url: 5 is invalid:" in err[0] and " or " in err[0], err

@@ -64,8 +64,9 @@ def config_from_dict(
     except ValidationError as exc:
         label = str(source) if source else "config"
         errors = _fold_typos(exc.errors(), data)
-        lines = [_describe(err, label, data, origins) for err in errors]
-        raise ConfigError("\n".join(dict.fromkeys(lines))) from None
+        raise ConfigError(
+            "\n".join(_merge([_describe(err, label, data, origins) for err in errors]))
+        ) from None
     config._source = source
     return config
 
@@ -93,6 +94,11 @@ def apply_env_overrides(
         node = data
         for part in parts[:-1]:
             child = node.get(part)
+            if isinstance(child, list) or part.isdigit():
+                raise ConfigError(
+                    f"{key}: environment overrides cannot change list items such as [[{part}]]; "
+                    "edit the config file instead"
+                )
             if not isinstance(child, dict):
                 child = {}
                 node[part] = child
@@ -119,21 +125,50 @@ def _fold_typos(errors: list[Any], data: dict[str, Any]) -> list[Any]:
     ]
 
 
-def _describe(err: Any, label: str, data: dict[str, Any], origins: dict[Loc, str]) -> str:
+def _origin(loc: Loc, origins: dict[Loc, str]) -> str | None:
+    """The override variable behind `loc`: one that set this key, a key below it, or above it."""
+    key = tuple(str(p) for p in loc)
+    for path, variable in origins.items():
+        n = min(len(path), len(key))
+        if n and path[:n] == key[:n]:
+            return variable
+    return None
+
+
+def _merge(lines: list[tuple[str, str]]) -> list[str]:
+    """One line per key: the alternatives of a union field ("a secret reference or a string")
+    become one message instead of one line per branch."""
+    by_key: dict[str, list[str]] = {}
+    for where, text in lines:
+        by_key.setdefault(where, [])
+        if text not in by_key[where]:
+            by_key[where].append(text)
+    merged = []
+    for where, texts in by_key.items():
+        value, sep, _ = texts[0].partition(" is invalid: ")
+        if len(texts) > 1 and sep and all(t.startswith(value + sep) for t in texts):
+            reasons = " or ".join(t.removeprefix(value + sep) for t in texts)
+            merged.append(f"{where}: {value} is invalid: {reasons}")
+        else:
+            merged.extend(f"{where}: {text}" for text in texts)
+    return merged
+
+
+def _describe(err: Any, label: str, data: dict[str, Any], origins: dict[Loc, str]) -> tuple[str, str]:
+    """(where, what): the file, key path and override variable; and what is wrong."""
     loc: Loc = _strip_tags(tuple(err["loc"]), data)
     path = _format_loc(loc) or "(top level)"
-    origin = origins.get(tuple(str(p) for p in loc))
+    origin = _origin(loc, origins)
     where = f"{label}: {path}" + (f" (from {origin})" if origin else "")
     kind = err["type"]
     if kind == "extra_forbidden":
-        hint = _did_you_mean(loc)
-        return f"{where}: unknown key{hint}"
+        return where, f"unknown key{_did_you_mean(loc)}"
     if kind == "missing":
-        return f"{where}: required key is missing"
+        return where, "required key is missing"
     message = str(err["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
     if "input" in err and not isinstance(err["input"], dict | list) and loc:
-        return f"{where}: {_short(err['input'])} is invalid: {message}"
-    return f"{where}: {message}"
+        return where, f"{_short(err['input'])} is invalid: {message}"
+    return where, message
 
 
 def _short(value: object) -> str:
