@@ -12,6 +12,7 @@ from typing import Annotated
 from pydantic import BeforeValidator, PlainSerializer
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_MAX = 365 * 86400.0  # anything longer is a typo, and would overflow a pod's grace period
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 
 
@@ -28,6 +29,8 @@ def parse_duration(value: object) -> float:
             break
         total += float(match.group(1)) * _UNITS[match.group(2)]
         pos = match.end()
+    if pos == len(text) and text and total > _MAX:
+        raise ValueError(f"expected a duration of at most 365d, got {value!r}")
     if pos != len(text) or not text:
         raise ValueError(f"expected a duration such as '500ms', '5s', '2m' or '1h30m', got {value!r}")
     return total

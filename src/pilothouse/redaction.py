@@ -29,6 +29,7 @@ def _mask_value(match: re.Match[str]) -> str:
     quote = value[0] if value[:1] in "\"'" else ""
     return f"{key}{quote}{MASK}{quote}"
 
+
 _lock = threading.Lock()
 _values: frozenset[str] = frozenset()
 _pattern: re.Pattern[str] | None = None  # every registered value in one alternation, longest first

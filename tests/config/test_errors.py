@@ -161,3 +161,9 @@ def test_a_wrong_type_in_a_union_field_is_one_line(
     assert main(["config", "check", str(path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "checks[0].url: 5 is invalid:" in err[0] and " or " in err[0], err
+
+
+def test_absurd_durations_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_config(tmp_path, GOOD_SERVICE + '[lifecycle]\npre_stop_delay = "99999999999h"\n')
+    assert main(["config", "check", str(path)]) == 2
+    assert "expected a duration of at most 365d" in capsys.readouterr().err

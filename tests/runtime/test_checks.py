@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 
 import pilothouse
-import pilothouse.redaction
 from pilothouse.config import config_from_dict
 from pilothouse.runtime.checks import CheckRunner, build_checks
 from tests.helpers import free_port
@@ -186,19 +185,18 @@ async def test_a_hung_driver_cannot_hang_the_probe(gate: TcpGate) -> None:
     assert result["sleepy"] == ("fail", "previous run still in progress (dependency not answering)")
 
 
-async def test_errors_never_carry_credentials(redis_url: str) -> None:
-    pilothouse.redaction.register_secret("s3cr3t-password")
-    url = f"redis://user:s3cr3t-password@127.0.0.1:{free_port()}/0"
-    config = config_from_dict(
-        {"service": {"name": "svc"}, "checks": [{"name": "r", "kind": "redis", "url": {"secret": "r.url"}}]},
-        environ={},
-    )
-    from pilothouse.runtime.checks.network import redis_probe
-    from pilothouse.runtime.checks.result import Check
+def leaks_a_dsn() -> None:
+    raise RuntimeError("cannot reach postgresql://shop:s3cr3t-password@db.internal:5432/shop")
 
-    check = Check("r", "redis", True, 1.0, redis_probe(config.checks[0], lambda: url, 1.0))  # type: ignore[arg-type]
-    report = await CheckRunner([check], 1.0).report()
-    assert report.results[0].error and "s3cr3t" not in report.results[0].error
+
+async def test_errors_never_carry_credentials() -> None:
+    """A check whose exception echoes a DSN with a password: the readiness error masks it
+    (nothing registered beforehand: the URL-credential rule alone must catch it)."""
+    runner = runner_for(
+        {"name": "leaky", "kind": "python", "target": "tests.runtime.test_checks:leaks_a_dsn"}
+    )
+    error = (await statuses(runner))["leaky"][1] or ""
+    assert "s3cr3t" not in error and "postgresql://***@db.internal:5432/shop" in error
 
 
 async def test_a_rotated_secret_url_is_used_on_the_next_run(tmp_path: Path, postgres_url: str) -> None:

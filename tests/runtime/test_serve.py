@@ -125,9 +125,9 @@ def test_sigterm_under_load_drains_gracefully(tmp_path: Path) -> None:
         wait_for(lambda: ready_status(server) == 503, timeout=0.5, interval=0.01)
         # Still serving during the pre-stop delay (load balancers have not noticed yet).
         assert httpx.get(f"{server.app_url}/hello", timeout=2).status_code == 200
-        # After the pre-stop delay new connections are refused.
-        time.sleep(max(0.0, 1.3 - (time.monotonic() - sent)))
-        assert connect_refused(server.app_port)
+        # After the pre-stop delay (and not before it) new connections are refused.
+        wait_for(lambda: connect_refused(server.app_port), timeout=5, interval=0.02)
+        assert time.monotonic() - sent >= 1.0
         # Every in-flight request completes with 200.
         assert [f.result().status_code for f in inflight] == [200] * n
         code = server.wait(timeout=15)
@@ -250,3 +250,12 @@ def test_fractional_drain_timeout_is_honoured(tmp_path: Path) -> None:
         assert request.result().status_code == 200
     assert server.wait(timeout=10) == 0
     assert "cut" not in server.output
+
+
+def test_a_startup_that_never_finishes_is_an_error(tmp_path: Path) -> None:
+    path = config(tmp_path, extra="")
+    path.write_text(path.read_text().replace("flush_timeout", 'startup_timeout = "1s"\nflush_timeout'))
+    server = ServeProcess(path, cwd=ROOT, env={"STARTUP_DELAY": "30"}).start(wait_ready=False)
+    assert ready_status(server) == 503  # liveness answers, readiness says starting
+    assert server.wait(timeout=10) == 1
+    assert "the app did not finish starting within 1s" in server.output

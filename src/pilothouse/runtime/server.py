@@ -85,7 +85,15 @@ class PilothouseServer:
             await start_server(self.ops, self._ops_socket)
             self._ops_loop = asyncio.create_task(self.ops.main_loop())
             self.runtime.start_checks()
-        await start_server(self.app_server, self._app_socket)
+        try:
+            await asyncio.wait_for(
+                start_server(self.app_server, self._app_socket), config.lifecycle.startup_timeout
+            )
+        except TimeoutError:
+            raise OperationError(
+                f"the app did not finish starting within {config.lifecycle.startup_timeout:g}s "
+                "([lifecycle].startup_timeout)"
+            ) from None
         self._app_loop = asyncio.create_task(self.app_server.main_loop())
         await self.runtime.run_start_hooks()
         self.runtime.lifecycle.mark_ready()
