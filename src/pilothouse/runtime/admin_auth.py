@@ -15,6 +15,8 @@ Verdict = Literal["ok", "disabled", "missing", "wrong"]
 
 
 class AdminAuth:
+    """Checks `Authorization: Bearer <token>` against the token in the configured variable."""
+
     __slots__ = ("_token",)
 
     def __init__(self, env_var: str, environ: Mapping[str, str] | None = None) -> None:

@@ -15,6 +15,8 @@ Listener = Callable[["State"], None]
 
 
 class State(enum.StrEnum):
+    """Where the process is; shown on /status and /ready and as `pilothouse_lifecycle_state`."""
+
     STARTING = "starting"
     READY = "ready"
     DRAINING = "draining"
@@ -67,6 +69,7 @@ class Lifecycle:
         return True
 
     def begin_shutdown(self, reason: str) -> None:
+        """A signal (or lifespan shutdown) arrived: DRAINING for good, readiness fails from now."""
         self.shutting_down = True
         self.drain_reason = reason
         if self.state in (State.STARTING, State.READY):

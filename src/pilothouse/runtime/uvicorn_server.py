@@ -14,6 +14,8 @@ import uvicorn
 
 
 class Server(uvicorn.Server):
+    """uvicorn's server without its signal capture (Pilothouse's lifecycle handles signals)."""
+
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
         yield

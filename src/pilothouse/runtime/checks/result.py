@@ -30,6 +30,8 @@ class Check:
 
 @dataclass(frozen=True, slots=True)
 class CheckResult:
+    """One run of one check, as readiness reports it (never a secret in `error`)."""
+
     name: str
     ok: bool
     critical: bool

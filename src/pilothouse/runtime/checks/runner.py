@@ -19,6 +19,8 @@ ResultListener = Callable[[CheckResult], None]
 
 @dataclass(frozen=True, slots=True)
 class ReadinessReport:
+    """Every check's latest result; `ok` decides 200 or 503, `status` is pass, warn or fail."""
+
     results: tuple[CheckResult, ...]
     checked_at: float
 
