@@ -110,30 +110,53 @@ class TelemetryMiddleware:
                     baggage = value
         response_headers: list[tuple[bytes, bytes]] = []
         context: RequestContext | None = None
+        rid_text: str | None = None
         if rid_key := self._request_id_key:
             if request_id is None or not _SAFE_REQUEST_ID.fullmatch(request_id):
-                request_id = f"{getrandbits(128):032x}".encode()  # unique, not a secret
+                rid_text = f"{getrandbits(128):032x}"  # unique, not a secret
+                request_id = rid_text.encode()
             response_headers.append((rid_key, request_id))
         if request_id is not None or correlation is not None:
             context = RequestContext(
-                request_id.decode() if request_id is not None else None,
+                rid_text or (request_id.decode() if request_id is not None else None),
                 correlation.decode("latin-1") if correlation is not None else None,
             )
         log_token = current_request.set(context) if context is not None else None
 
         span: Any = None
-        otel_token = ids = exemplar = None
+        otel_token: Any = None
+        ids: tuple[str, str] | None = None
+        exemplar: str | None = None
         if (otel := self._otel) is not None:
-            span, otel_token, ids = otel.start(
-                self._spans, method, scope, parent, trace_state, baggage  # type: ignore[arg-type]
-            )
+            if parent is None and baggage is None:  # the common case: a new trace
+                span = self._spans.start(  # type: ignore[union-attr]
+                    method,
+                    {"http.request.method": method, "url.path": scope["path"], "url.scheme": scope["scheme"]},
+                    None,
+                    None,
+                    None,
+                )
+                otel_token = otel.attach(otel.set_span_in_context(span))
+            else:
+                span, otel_token = otel.start_continued(
+                    self._spans,  # type: ignore[arg-type]
+                    method,
+                    scope,
+                    parent,
+                    trace_state,
+                    baggage,
+                )
             if type(span) is otel.server_span:  # recording (else a NonRecordingSpan)
+                ids = (span.trace_hex, span.span_hex)
                 if context is not None and context.correlation is not None:
                     span.values[self._correlation_attr] = context.correlation
                 flags = span.get_span_context().trace_flags
                 response_headers.append((b"traceparent", format_header(span.trace_hex, span.span_hex, flags)))
                 if flags & 1 and self._exemplars:
                     exemplar = span.trace_hex
+            else:
+                span_context = span.get_span_context()
+                ids = (format(span_context.trace_id, "032x"), format(span_context.span_id, "016x"))
 
         status = 500  # until the app starts a response; an app that raises first sent none
 
@@ -169,9 +192,7 @@ class TelemetryMiddleware:
             if log_token is not None:
                 current_request.reset(log_token)
 
-    def _observe(
-        self, method: str, route: str, status: int, duration: float, trace_hex: str | None
-    ) -> None:
+    def _observe(self, method: str, route: str, status: int, duration: float, trace_hex: str | None) -> None:
         key = (method, route, status)
         series = self._durations.get(key)
         if series is None:
@@ -261,7 +282,7 @@ class _Otel:
         self.set_span_in_context = trace.set_span_in_context
         self.status_error: Any = lambda description: Status(StatusCode.ERROR, description)
 
-    def start(
+    def start_continued(
         self,
         spans: ServerSpans,
         method: str,
@@ -269,8 +290,8 @@ class _Otel:
         parent: bytes | None,
         trace_state: bytes | None,
         baggage: bytes | None,
-    ) -> tuple[Any, object, tuple[str, str] | None]:
-        """The request's span made current: (span, token to detach, (trace id, span id) hex)."""
+    ) -> tuple[Any, object]:
+        """The span of a request carrying trace headers, made current: (span, token to detach)."""
         header = parent.decode("latin-1") if parent is not None else None
         state = trace_state.decode("latin-1") if trace_state is not None else None
         base = None
@@ -283,12 +304,7 @@ class _Otel:
             base = self.extract(carrier)
         attributes = {"http.request.method": method, "url.path": scope["path"], "url.scheme": scope["scheme"]}
         span = spans.start(method, attributes, header, state, base)
-        if type(span) is self.server_span:
-            ids = (span.trace_hex, span.span_hex)
-        else:
-            span_context = span.get_span_context()
-            ids = (format(span_context.trace_id, "032x"), format(span_context.span_id, "016x"))
-        return span, self.attach(self.set_span_in_context(span, base)), ids
+        return span, self.attach(self.set_span_in_context(span, base))
 
     def end(
         self, span: Any, token: Any, method: str, route: str, status: int, error: BaseException | None
