@@ -41,9 +41,7 @@ def start_span(
     """Start a span as a child of the current one and make it current."""
     if _trace is None:
         return None
-    span = _trace.get_tracer("pilothouse").start_span(
-        name, kind=_trace.SpanKind[kind], attributes=attributes
-    )
+    span = _trace.get_tracer("pilothouse").start_span(name, kind=_trace.SpanKind[kind], attributes=attributes)
     return ActiveSpan(span, _context.attach(_trace.set_span_in_context(span)))
 
 

@@ -72,6 +72,7 @@ def setup_tracing(config: Config, exporter: SpanExporter | None = None) -> Trace
             "pip install 'pilothouse[traces]'"
         ) from None
     from pilothouse.telemetry.batch import BatchExport
+
     existing = trace.get_tracer_provider()
     if isinstance(existing, TracerProvider):
         log.info("traces: using the tracer provider already installed in this process")
