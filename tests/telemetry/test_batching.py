@@ -165,3 +165,19 @@ def test_flush_writes_queued_lines_and_another_handler_gets_records(handler: io.
     (record,) = second.records
     assert record.status == 404 and record.http_route == "/y"  # type: ignore[attr-defined]
     assert json.loads(handler.getvalue().splitlines()[1])["status"] == 404
+
+
+def test_a_line_that_fails_to_render_does_not_stop_the_others(
+    handler: io.StringIO, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(logging, "raiseExceptions", False)  # handleError stays quiet
+    installed = logs.installed_handler()
+    assert installed is not None
+
+    def broken() -> str:
+        raise ValueError("cannot render")
+
+    installed.defer(broken, ())
+    installed.defer(str.upper, ("second\n",))
+    logs.flush_logs()
+    assert handler.getvalue() == "SECOND\n"

@@ -215,8 +215,14 @@ class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
             queued = [pending.popleft() for _ in range(len(pending))]
             if not queued:
                 return
+            lines = []
+            for render, args in queued:
+                try:
+                    lines.append(render(*args))
+                except Exception:  # one line that cannot be rendered must not stop the others
+                    self.handleError(logging.makeLogRecord({"msg": "unrenderable log line", "args": None}))
             try:
-                self.stream.write("".join([render(*args) for render, args in queued]))
+                self.stream.write("".join(lines))
                 self.stream.flush()
             except (OSError, ValueError):  # stream closed or broken: nowhere left to write
                 pass
