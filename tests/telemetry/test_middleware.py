@@ -15,6 +15,7 @@ from starlette.routing import Mount, Route
 
 from pilothouse.config.model import Config
 from pilothouse.runtime.runtime import Runtime
+from pilothouse.telemetry.feature import install_middleware
 from tests.telemetry.conftest import samples
 
 
@@ -28,7 +29,9 @@ def _app() -> Starlette:
 
 
 def _runtime(**telemetry: Any) -> Runtime:
-    return Runtime(Config.model_validate({"service": {"name": "t"}, "telemetry": telemetry}))
+    runtime = Runtime(Config.model_validate({"service": {"name": "t"}, "telemetry": telemetry}))
+    install_middleware(runtime)
+    return runtime
 
 
 async def _call(app: Any, method: str, path: str, headers: list[tuple[bytes, bytes]] | None = None

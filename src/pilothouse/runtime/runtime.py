@@ -13,7 +13,7 @@ import platform
 from collections.abc import Awaitable, Callable
 from typing import Literal
 
-from prometheus_client import exposition
+from prometheus_client import CollectorRegistry, exposition
 
 from pilothouse.catalog import http as http_metrics
 from pilothouse.catalog import lifecycle as lifecycle_metrics
@@ -54,6 +54,8 @@ class Runtime:
         self._drain_hooks: list[Hook] = []
         self.extra_routes: dict[tuple[str, str], tuple[RouteHandler, bool]] = {}
         self._extra_checks: list[Check] = []
+        self._middleware: list[Callable[[ASGIApp], ASGIApp]] = []
+        self._scrape: Callable[[CollectorRegistry], CollectorRegistry] = _own_registry
         self.status_extras: Callable[[], dict[str, object]] = dict
         """More fields for `/status` (the supervisor adds its workers)."""
         self.record_check_metrics = True
@@ -130,13 +132,25 @@ class Runtime:
 
     # -- the app -----------------------------------------------------------------------------
 
-    def wrap(self, app: ASGIApp) -> ASGIApp:
-        """The app with Pilothouse's request middleware around it."""
-        from pilothouse.telemetry.feature import build_middleware
+    def add_middleware(self, factory: Callable[[ASGIApp], ASGIApp]) -> None:
+        """Wrap the app in `factory(app)` when it is served (features add theirs at install;
+        the first added is closest to the app, inside the later ones)."""
+        self._middleware.append(factory)
 
+    def set_scrape(self, scrape: Callable[[CollectorRegistry], CollectorRegistry]) -> None:
+        """Choose what `/metrics` exposes from this process's registry (e.g. add every
+        worker's samples in multiprocess mode)."""
+        self._scrape = scrape
+
+    def wrap(self, app: ASGIApp) -> ASGIApp:
+        """The app with Pilothouse's request middleware around it: the in-flight tracking the
+        shutdown needs, inside whatever the installed features added."""
         dropped = self.metrics.get(http_metrics.HTTP_SERVER_REQUESTS_DROPPED)
         self._inflight = InFlightMiddleware(app, on_drop=dropped.inc)
-        return build_middleware(self, self._inflight)
+        wrapped: ASGIApp = self._inflight
+        for factory in self._middleware:
+            wrapped = factory(wrapped)
+        return wrapped
 
     @property
     def inflight(self) -> int:
@@ -174,10 +188,8 @@ class Runtime:
 
     def exposition(self, accept: str, accept_encoding: str) -> tuple[bytes, str, Headers]:
         """The scrape body for these request headers: (body, content type, extra headers)."""
-        from pilothouse.telemetry.multiprocess import scrape_registry
-
         encoder, content_type = exposition.choose_encoder(accept)
-        body = encoder(scrape_registry(self.metrics.registry))
+        body = encoder(self._scrape(self.metrics.registry))
         if "gzip" in accept_encoding:
             return gzip.compress(body, compresslevel=1), content_type, [(b"content-encoding", b"gzip")]
         return body, content_type, []
@@ -204,6 +216,10 @@ class Runtime:
             await asyncio.wait_for(run_all(), self.config.lifecycle.flush_timeout)
         except TimeoutError:
             log.warning("flush did not finish within %ss", self.config.lifecycle.flush_timeout)
+
+
+def _own_registry(registry: CollectorRegistry) -> CollectorRegistry:
+    return registry
 
 
 def current_runtime() -> Runtime:

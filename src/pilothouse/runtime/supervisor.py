@@ -7,7 +7,7 @@ orchestrator sees one coherent answer: readiness is READY only while every worke
 reports its own checks passing (each worker runs the configured checks against its own
 initialized app, cached per TTL; the supervisor asks each over a pipe and shows one
 `worker-<i>` check per worker, naming the failing checks), and `/metrics` adds up every
-worker's samples (prometheus_client multiprocess mode, see `pilothouse.telemetry.multiprocess`).
+worker's samples (prometheus_client multiprocess mode, see `pilothouse.runtime.multiprocess`).
 
 Shutdown, on the first SIGTERM/SIGINT to the supervisor:
   1. readiness fails at once;
@@ -141,7 +141,7 @@ class Supervisor:
     # -- startup -----------------------------------------------------------------------------
 
     async def startup(self) -> None:
-        from pilothouse.telemetry.multiprocess import setup_dir
+        from pilothouse.runtime.multiprocess import setup_dir
 
         config = self.runtime.config
         self._metrics_dir = setup_dir(None)
@@ -198,7 +198,7 @@ class Supervisor:
     # -- serving -----------------------------------------------------------------------------
 
     async def main_loop(self) -> None:
-        from pilothouse.telemetry.multiprocess import worker_exited
+        from pilothouse.runtime.multiprocess import worker_exited
 
         while not self._stop.is_set():
             for i, worker in enumerate(self.workers):
@@ -246,7 +246,7 @@ class Supervisor:
 
     async def _stop_workers(self) -> None:
         """Wait for the signalled workers within the whole budget; kill what outlives it."""
-        from pilothouse.telemetry.multiprocess import worker_exited
+        from pilothouse.runtime.multiprocess import worker_exited
 
         timings = self.runtime.config.lifecycle
         budget = timings.drain_timeout + timings.flush_timeout + 2
@@ -287,11 +287,9 @@ def worker_main(
     from pilothouse.runtime.features import install_all
     from pilothouse.runtime.loader import import_app
     from pilothouse.runtime.server import PilothouseServer
-    from pilothouse.telemetry.logs import configure_logging
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent()
-    configure_logging(config)
     try:
         runtime = Runtime(config, role="worker")
         install_all(runtime)

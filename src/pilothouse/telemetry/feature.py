@@ -2,7 +2,8 @@
 
 Logs are routed first (so everything after is formatted), then the tracer provider is set up
 and flushed at shutdown, process metrics are registered, and the helpers are bound to the
-runtime's registry. The per-request middleware is built by `Runtime.wrap` (`build_middleware`).
+runtime's registry. The per-request middleware and the scrape are registered with the runtime
+(`install_middleware`), which applies them in `Runtime.wrap` and `Runtime.exposition`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from prometheus_client.process_collector import ProcessCollector
 
 from pilothouse.runtime.asgi import ASGIApp
 from pilothouse.runtime.inflight import InFlightMiddleware
+from pilothouse.runtime.multiprocess import scrape_registry
 from pilothouse.telemetry.logs import configure_logging, flush_logs
 from pilothouse.telemetry.middleware import TelemetryMiddleware
 from pilothouse.telemetry.state import state
@@ -37,6 +39,14 @@ def install(runtime: Runtime) -> None:
         PlatformCollector(registry=registry)
         GCCollector(registry=registry)
     state.bind(runtime.metrics, config.telemetry.correlation_attribute)
+    install_middleware(runtime)
+
+
+def install_middleware(runtime: Runtime) -> None:
+    """Register the request middleware and the (multiprocess-aware) scrape with `runtime`:
+    the runtime never imports telemetry; telemetry plugs into the runtime."""
+    runtime.add_middleware(lambda app: build_middleware(runtime, app))
+    runtime.set_scrape(scrape_registry)
 
 
 def build_middleware(runtime: Runtime, app: ASGIApp) -> TelemetryMiddleware:

@@ -24,9 +24,9 @@ from pilothouse.config.telemetry import TelemetryConfig
 from pilothouse.runtime.asgi import ASGIApp, Message, Receive, Scope, Send
 from pilothouse.runtime.inflight import RESPONSE_STARTED
 from pilothouse.runtime.metrics import Metrics
+from pilothouse.runtime.multiprocess import multiprocess_enabled
 from pilothouse.telemetry.access import AccessLog
 from pilothouse.telemetry.context import RequestContext, current_request
-from pilothouse.telemetry.multiprocess import multiprocess_enabled
 from pilothouse.telemetry.routes import route_template
 from pilothouse.telemetry.traceparent import format_header
 
