@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import tempfile
 from pathlib import Path
 
 from pilothouse.jobs import Param, StepContext, job
 
-LEDGER = Path(os.environ.get("JOBS_LEDGER", "ledger.txt"))
+# Never the working directory: an in-process test without $JOBS_LEDGER must not litter the repo.
+LEDGER = Path(os.environ.get("JOBS_LEDGER") or Path(tempfile.gettempdir()) / "pilothouse-jobs-ledger.txt")
 
 
 def mark(ctx: StepContext, event: str) -> None:
