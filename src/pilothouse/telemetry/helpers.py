@@ -15,6 +15,7 @@ nested spans under the request's server span. Names are metric label values: use
 
 from __future__ import annotations
 
+import abc
 import functools
 import inspect
 from collections.abc import Callable
@@ -31,7 +32,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-class _Timed:
+class _Timed(abc.ABC):
     """A timed, traced block; usable as a (async) context manager or as a decorator."""
 
     __slots__ = ("_span", "_start", "name")
@@ -41,8 +42,9 @@ class _Timed:
         self._span: Any = None
         self._start = 0.0
 
+    @abc.abstractmethod
     def _record(self, duration: float, error: BaseException | None) -> None:
-        raise NotImplementedError
+        """Record one finished execution (the subclass's metrics)."""
 
     def _fresh(self) -> _Timed:
         return type(self)(self.name)

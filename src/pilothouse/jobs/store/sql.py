@@ -9,6 +9,7 @@ skewed clocks still agree on whose heartbeat is stale.
 # every value is a bound parameter.
 from __future__ import annotations
 
+import abc
 import contextlib
 import json
 from collections.abc import Callable, Iterator, Sequence
@@ -60,7 +61,7 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
 LATEST = MIGRATIONS[-1][0]
 
 
-class SqlStore:
+class SqlStore(abc.ABC):
     """A `JobStore` over a DB-API connection; subclasses provide `_transaction` and dialect tokens."""
 
     description = "sql"
@@ -69,14 +70,16 @@ class SqlStore:
 
     # -- provided by the dialect ---------------------------------------------------------------
 
+    @abc.abstractmethod
     def _transaction(self, write: bool = True) -> contextlib.AbstractContextManager[Run]:
-        raise NotImplementedError
+        """A transaction yielding a `Run` (execute with the dialect's placeholders)."""
 
-    def _prepare(self, run: Run) -> None:
+    def _prepare(self, run: Run) -> None:  # noqa: B027 - optional hook, empty by default
         """Dialect setup inside the migration transaction (schema, locks)."""
 
+    @abc.abstractmethod
     def close(self) -> None:
-        raise NotImplementedError
+        """Release the connection(s)."""
 
     # -- helpers -------------------------------------------------------------------------------
 
