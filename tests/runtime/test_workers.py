@@ -6,6 +6,7 @@ from __future__ import annotations
 import concurrent.futures
 import os
 import signal
+import tempfile
 import time
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from tests.runtime.test_serve import config, ready_status, wait_for
 
 
 def test_two_workers_serve_drain_and_exit_zero(tmp_path: Path) -> None:
+    started = time.time()
     marker = tmp_path / "shutdown.marker"
     server = ServeProcess(
         config(tmp_path, pre_stop="500ms", drain="5s"),
@@ -40,6 +42,10 @@ def test_two_workers_serve_drain_and_exit_zero(tmp_path: Path) -> None:
         code = server.wait(timeout=20)
     assert code == 0, server.output
     assert time.monotonic() - sent < 0.5 + 5 + 1 + 3
+    leftover = [
+        d for d in Path(tempfile.gettempdir()).glob("pilothouse-metrics-*") if d.stat().st_mtime > started
+    ]
+    assert leftover == [], leftover  # the temporary metrics directory is removed at exit
     assert marker.exists()  # the app's lifespan shutdown ran in the workers
 
 

@@ -29,6 +29,7 @@ import ctypes
 import logging
 import multiprocessing
 import os
+import shutil
 import signal
 import socket
 import sys
@@ -45,6 +46,7 @@ from pilothouse.errors import OperationError, PilothouseError
 from pilothouse.redaction import redact
 from pilothouse.runtime.checks import Check, CheckFailed
 from pilothouse.runtime.checks.result import Probe
+from pilothouse.runtime.multiprocess import setup_dir, worker_exited
 from pilothouse.runtime.runtime import Runtime
 from pilothouse.runtime.server import HANDLED_SIGNALS, bind, start_server
 from pilothouse.runtime.uvicorn_server import ops_server
@@ -141,10 +143,10 @@ class Supervisor:
     # -- startup -----------------------------------------------------------------------------
 
     async def startup(self) -> None:
-        from pilothouse.runtime.multiprocess import setup_dir
-
         config = self.runtime.config
-        self._metrics_dir = setup_dir(None)
+        # [telemetry].multiprocess_dir if set (kept), else a temporary one (removed at exit).
+        self._own_metrics_dir = config.telemetry.multiprocess_dir is None
+        self._metrics_dir = setup_dir(config.telemetry.multiprocess_dir)
         self._ops_socket = bind(config.ops.host, config.ops.port, "ops")
         self._app_socket = bind(config.service.host, config.service.port, "app")
         self._app_socket.listen(2048)
@@ -198,8 +200,6 @@ class Supervisor:
     # -- serving -----------------------------------------------------------------------------
 
     async def main_loop(self) -> None:
-        from pilothouse.runtime.multiprocess import worker_exited
-
         while not self._stop.is_set():
             for i, worker in enumerate(self.workers):
                 if worker.process.exitcode is not None and not self.runtime.lifecycle.shutting_down:
@@ -242,12 +242,12 @@ class Supervisor:
             self.ops.should_exit = True
             await self._ops_loop
             await self.ops.shutdown(sockets=[self._ops_socket])
+        if getattr(self, "_own_metrics_dir", False):
+            shutil.rmtree(self._metrics_dir, ignore_errors=True)
         log.info("stopped")
 
     async def _stop_workers(self) -> None:
         """Wait for the signalled workers within the whole budget; kill what outlives it."""
-        from pilothouse.runtime.multiprocess import worker_exited
-
         timings = self.runtime.config.lifecycle
         budget = timings.drain_timeout + timings.flush_timeout + 2
         deadline = asyncio.get_running_loop().time() + budget
