@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 
 from pilothouse.config.base import Section
-from pilothouse.config.secret_ref import SecretRef, refuse_embedded_password
+from pilothouse.config.secret_ref import SecretRef, http_url, refuse_embedded_password
 from pilothouse.durations import Duration
 
 _CHECK_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
@@ -64,12 +64,7 @@ class HttpCheck(_Check):
     url: str
     expect_status: list[Annotated[int, Field(ge=100, le=599)]] = Field(default_factory=list)
 
-    @field_validator("url")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("expected an http:// or https:// URL")
-        return refuse_embedded_password(value)  # type: ignore[return-value]
+    _http_url = field_validator("url")(http_url)
 
 
 class TcpCheck(_Check):

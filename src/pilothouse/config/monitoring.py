@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 
 from pilothouse.config.base import Section
-from pilothouse.config.secret_ref import refuse_embedded_password
+from pilothouse.config.secret_ref import http_url, refuse_embedded_password
 from pilothouse.durations import Duration
 
 Ratio = Annotated[float, Field(gt=0.0, lt=1.0)]
@@ -52,12 +52,7 @@ class WebhookReceiver(Section):
     kind: Literal["webhook"]
     url: str
 
-    @field_validator("url")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("expected an http:// or https:// URL")
-        return refuse_embedded_password(value)  # type: ignore[return-value]
+    _http_url = field_validator("url")(http_url)
 
 
 ReceiverConfig = Annotated[PagerDutyReceiver | SlackReceiver | WebhookReceiver, Field(discriminator="kind")]

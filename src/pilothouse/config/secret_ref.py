@@ -41,3 +41,11 @@ def refuse_embedded_password(value: str | SecretRef) -> str | SecretRef:
         if parts.password:
             raise ValueError('a literal URL must not contain a password; use { secret = "<name>" } instead')
     return value
+
+
+def http_url(value: str) -> str:
+    """An http:// or https:// URL without a password in it (a field validator)."""
+    if not value.startswith(("http://", "https://")):
+        raise ValueError("expected an http:// or https:// URL")
+    refuse_embedded_password(value)
+    return value
