@@ -39,7 +39,10 @@ expect_2xx health "$ops${SMOKE_HEALTH_PATH:-/health}"
 expect_2xx readiness "$ops${SMOKE_READY_PATH:-/ready}"
 metrics_url="$ops${SMOKE_METRICS_PATH:-/metrics}"
 expect_2xx metrics "$metrics_url"
-curl -s --max-time 5 "$metrics_url" | grep -q '^# TYPE ' || fail "metrics: $metrics_url has no Prometheus exposition"
+# Read the whole body first: `curl | grep -q` fails under pipefail when grep exits at the first
+# match and curl dies of SIGPIPE while still writing.
+metrics_body=$(curl -s --max-time 5 "$metrics_url" || true)
+grep -q '^# TYPE ' <<<"$metrics_body" || fail "metrics: $metrics_url has no Prometheus exposition"
 expect_2xx api "$base${SMOKE_API_PATH:-/}"
 code=$(status -X POST "$ops/admin/drain")
 [[ "$code" == 401 || "$code" == 403 || "$code" == 404 ]] \
