@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,6 +20,7 @@ from starlette.routing import Route
 
 VARIANTS = (
     "bare",
+    "reference-minimal",
     "pilothouse-metrics",
     "pilothouse-full",
     "pilothouse-traces",
@@ -50,6 +52,39 @@ def fastapi_app() -> Any:
         return "ok"
 
     return app
+
+
+class MinimalMetrics:
+    """The issue's calibration point: a minimal pure-ASGI middleware doing one Histogram observe
+    and one Counter inc per request (status from a `send` wrapper, no route, no method
+    normalisation), so the harness shows what "almost free" measures as here."""
+
+    def __init__(self, app: Any) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Histogram
+
+        registry = CollectorRegistry()
+        self.app = app
+        self.requests = Counter("minimal_requests", "Requests.", ["method"], registry=registry)
+        self.duration = Histogram("minimal_duration_seconds", "Duration.", ["status"], registry=registry)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Any) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            self.requests.labels(scope["method"]).inc()
+            self.duration.labels(str(status)).observe(time.perf_counter() - start)
 
 
 def dropping_exporter() -> Any:
@@ -102,6 +137,8 @@ def pilothouse_app(variant: str) -> Any:
 def build(variant: str) -> Any:
     if variant == "bare":
         return starlette_app()
+    if variant == "reference-minimal":
+        return MinimalMetrics(starlette_app())
     if variant in PILOTHOUSE:
         return pilothouse_app(variant)
     if variant == "starlette-exporter":

@@ -215,7 +215,7 @@ def test_span_api_after_end_and_invalid_values() -> None:
 async def test_exemplars_are_refreshed_at_most_once_per_interval(monkeypatch: pytest.MonkeyPatch) -> None:
     from prometheus_client.openmetrics.exposition import generate_latest as openmetrics
 
-    from pilothouse.telemetry import middleware
+    from pilothouse.telemetry import request_histogram
 
     metrics = Metrics()
     app, exporter = _setup(1.0, metrics=metrics)
@@ -227,7 +227,7 @@ async def test_exemplars_are_refreshed_at_most_once_per_interval(monkeypatch: py
     def exemplars() -> str:
         return openmetrics(metrics.registry).decode()  # type: ignore[no-untyped-call]
 
-    monkeypatch.setattr(middleware, "EXEMPLAR_INTERVAL", 0.5)
+    monkeypatch.setattr(request_histogram, "EXEMPLAR_INTERVAL", 0.5)
     await _call(app, "GET", "/child/1")
     await _call(app, "GET", "/child/2")  # same series and bucket, within the interval
     first, second = trace_ids()
@@ -236,3 +236,78 @@ async def test_exemplars_are_refreshed_at_most_once_per_interval(monkeypatch: py
     await _call(app, "GET", "/child/3")  # the interval passed: the bucket takes this one
     third = trace_ids()[-1]
     assert third in exemplars() and first not in exemplars()
+
+
+async def test_generated_request_id_is_the_new_trace_id_else_random() -> None:
+    app, exporter = _setup(1.0)
+    _, headers = await _call(app, "GET", "/child/1")  # starts a trace: its id is the request id
+    server = _named(exporter)["GET /child/{n}"]
+    assert headers[b"x-request-id"].decode() == format(server.context.trace_id, "032x")
+
+    incoming = [(b"traceparent", f"00-{TRACE_ID}-{PARENT_ID}-01".encode())]
+    _, headers = await _call(app, "GET", "/child/2", incoming)
+    generated = headers[b"x-request-id"].decode()  # continues a caller's trace: a fresh random id
+    assert len(generated) == 32 and int(generated, 16) and generated != TRACE_ID
+
+    _, headers = await _call(app, "GET", "/child/3", [(b"x-request-id", b"from-the-caller")])
+    assert headers[b"x-request-id"] == b"from-the-caller"
+
+
+class _Recorder:
+    """A span processor overriding every hook (the SDK's base class makes them no-ops)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+
+    def on_start(self, span: Any, parent_context: Any = None) -> None:
+        self.calls.append(("start", span.name))
+
+    def _on_ending(self, span: Any) -> None:
+        self.calls.append(("ending", span.name))
+
+    def on_end(self, span: Any) -> None:
+        self.calls.append(("end", span.name))
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+async def test_processors_added_later_get_every_hook() -> None:
+    from opentelemetry.sdk.trace import SpanProcessor
+
+    app, exporter = _setup(1.0)
+    await _call(app, "GET", "/child/1")
+    recorder = type("Recorder", (_Recorder, SpanProcessor), {})()
+    app._spans.processor.add_span_processor(recorder)  # the provider's multi-processor
+    await _call(app, "GET", "/child/2")
+    server = [call for call in recorder.calls if call[1] != "child"]
+    assert server == [("start", "GET"), ("ending", "GET /child/{n}"), ("end", "GET /child/{n}")]
+    assert len([s for s in exporter.get_finished_spans() if s.kind is trace.SpanKind.SERVER]) == 2
+
+
+def test_request_path_shortcuts_are_active_and_match_the_api() -> None:
+    """The shortcuts (direct SpanContext tuple, contextvar attach) are taken with this SDK; a
+    release that changed what they rely on would switch them off, and this test says so."""
+    from opentelemetry import context
+    from opentelemetry.trace import SpanContext, TraceFlags
+
+    from pilothouse.telemetry import server_span
+    from pilothouse.telemetry.middleware import _Otel
+
+    assert server_span._span_context is server_span._direct_span_context
+    built = server_span._span_context(5, 6, TraceFlags(1), None)
+    assert built == SpanContext(5, 6, False, TraceFlags(1)) and built.is_valid
+
+    otel = _Otel()
+    assert otel._context_var is not None
+    span = trace.NonRecordingSpan(built)
+    token = otel.attach_span(span)
+    try:
+        assert trace.get_current_span() is span
+        assert context.get_current() == trace.set_span_in_context(span, context.Context())
+    finally:
+        otel.detach_span(token)
+    assert trace.get_current_span() is not span

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
@@ -29,12 +30,17 @@ class Metrics:
         self.registry = registry if registry is not None else CollectorRegistry()
         self._collectors: dict[str, Any] = {}
 
-    def get(self, spec: MetricSpec) -> Any:
-        """The collector for `spec`, created on first use."""
+    def get(self, spec: MetricSpec, storage: Callable[[MetricSpec], Any] | None = None) -> Any:
+        """The collector for `spec`, created on first use: a prometheus_client metric, or
+        `storage(spec)` (a custom collector, registered here) when given."""
         collector = self._collectors.get(spec.name)
         if collector is None:
             if spec not in all_specs():
                 raise KeyError(f"metric {spec.name} is not declared in pilothouse.catalog")
-            collector = make_collector(spec, self.registry)
+            if storage is None:
+                collector = make_collector(spec, self.registry)
+            else:
+                collector = storage(spec)
+                self.registry.register(collector)
             self._collectors[spec.name] = collector
         return collector

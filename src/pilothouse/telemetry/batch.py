@@ -21,11 +21,12 @@ import weakref
 from collections import deque
 from typing import Any
 
-from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, Context, attach, detach, set_value
-from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, detach, set_value
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter
 
 log = logging.getLogger("pilothouse.telemetry")
+_SAMPLED = 1  # the sampled bit of the trace flags
 
 
 def _setting(name: str, default: int) -> int:
@@ -57,11 +58,8 @@ class BatchExport(SpanProcessor):
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        pass
-
     def on_end(self, span: ReadableSpan) -> None:
-        if not span.context.trace_flags.sampled or self._closed:
+        if not span.context.trace_flags & _SAMPLED or self._closed:
             return
         queue = self._queue
         if len(queue) >= self._max_queue:

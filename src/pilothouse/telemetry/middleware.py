@@ -13,8 +13,8 @@ is recorded like any response.
 
 from __future__ import annotations
 
+import logging
 import re
-from bisect import bisect_left
 from random import getrandbits
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
@@ -27,11 +27,14 @@ from pilothouse.runtime.metrics import Metrics
 from pilothouse.runtime.multiprocess import multiprocess_enabled
 from pilothouse.telemetry.access import AccessLog
 from pilothouse.telemetry.context import RequestContext, current_request
+from pilothouse.telemetry.request_histogram import ChildSeries, RequestHistogram, Series
 from pilothouse.telemetry.routes import route_template
 from pilothouse.telemetry.traceparent import format_header
 
 if TYPE_CHECKING:
     from pilothouse.telemetry.server_span import ServerSpans
+
+log = logging.getLogger("pilothouse.telemetry")
 
 # What an incoming request id may look like; anything else is replaced by a generated one
 # (it is echoed into logs and response headers, so no control characters or huge values).
@@ -65,9 +68,9 @@ class TelemetryMiddleware:
         spans: ServerSpans | None = None,
     ) -> None:
         self.app = app
-        self._histogram = metrics.get(http_metrics.HTTP_SERVER_REQUEST_DURATION) if metrics else None
+        self._histogram = _durations(metrics) if metrics else None
         self._active = _active_requests(metrics) if metrics else None
-        self._durations: dict[tuple[str, str, int], _Series] = {}
+        self._durations: dict[tuple[str, str, int], Series | ChildSeries] = {}
         self._spans = spans
         self._otel = _Otel() if spans is not None else None
         # Exemplars exist only in single-process storage (prometheus_client multiprocess mode
@@ -108,25 +111,12 @@ class TelemetryMiddleware:
                     trace_state = value if trace_state is None else trace_state + b"," + value
                 elif key == b"baggage":
                     baggage = value
-        response_headers: list[tuple[bytes, bytes]] = []
-        context: RequestContext | None = None
-        rid_text: str | None = None
-        if rid_key := self._request_id_key:
-            if request_id is None or not _SAFE_REQUEST_ID.fullmatch(request_id):
-                rid_text = f"{getrandbits(128):032x}"  # unique, not a secret
-                request_id = rid_text.encode()
-            response_headers.append((rid_key, request_id))
-        if request_id is not None or correlation is not None:
-            context = RequestContext(
-                rid_text or (request_id.decode() if request_id is not None else None),
-                correlation.decode("latin-1") if correlation is not None else None,
-            )
-        log_token = current_request.set(context) if context is not None else None
-
         span: Any = None
         otel_token: Any = None
         ids: tuple[str, str] | None = None
         exemplar: str | None = None
+        traceparent: bytes | None = None
+        new_trace: str | None = None  # the id of a trace this request starts
         if (otel := self._otel) is not None:
             if parent is None and baggage is None:  # the common case: a new trace
                 span = self._spans.start(  # type: ignore[union-attr]
@@ -136,7 +126,7 @@ class TelemetryMiddleware:
                     None,
                     None,
                 )
-                otel_token = otel.attach(otel.set_span_in_context(span))
+                otel_token = otel.attach_span(span)
             else:
                 span, otel_token = otel.start_continued(
                     self._spans,  # type: ignore[arg-type]
@@ -147,16 +137,41 @@ class TelemetryMiddleware:
                     baggage,
                 )
             if type(span) is otel.server_span:  # recording (else a NonRecordingSpan)
-                ids = (span.trace_hex, span.span_hex)
-                if context is not None and context.correlation is not None:
-                    span.values[self._correlation_attr] = context.correlation
+                trace_hex = span.trace_hex
+                ids = (trace_hex, span.span_hex)
                 flags = span.get_span_context().trace_flags
-                response_headers.append((b"traceparent", format_header(span.trace_hex, span.span_hex, flags)))
+                traceparent = format_header(trace_hex, span.span_hex, flags)
                 if flags & 1 and self._exemplars:
-                    exemplar = span.trace_hex
+                    exemplar = trace_hex
+                if span.parent is None:
+                    new_trace = trace_hex
             else:
                 span_context = span.get_span_context()
-                ids = (format(span_context.trace_id, "032x"), format(span_context.span_id, "016x"))
+                ids = (
+                    span_context.trace_id.to_bytes(16, "big").hex(),
+                    span_context.span_id.to_bytes(8, "big").hex(),
+                )
+
+        response_headers: list[tuple[bytes, bytes]] = []
+        context: RequestContext | None = None
+        rid_text: str | None = None
+        if rid_key := self._request_id_key:
+            if request_id is None or not _SAFE_REQUEST_ID.fullmatch(request_id):
+                # A request that starts a trace takes its id (unique, and it leads from a log
+                # line straight to the trace); otherwise a random one. Not a secret either way.
+                rid_text = new_trace or f"{getrandbits(128):032x}"
+                request_id = rid_text.encode()
+            response_headers.append((rid_key, request_id))
+        if traceparent is not None:
+            response_headers.append((b"traceparent", traceparent))
+        if request_id is not None or correlation is not None:
+            context = RequestContext(
+                rid_text or (request_id.decode() if request_id is not None else None),
+                correlation.decode("latin-1") if correlation is not None else None,
+            )
+            if context.correlation is not None and otel is not None and type(span) is otel.server_span:
+                span.values[self._correlation_attr] = context.correlation
+        log_token = current_request.set(context) if context is not None else None
 
         status = 500  # until the app starts a response; an app that raises first sent none
 
@@ -188,47 +203,21 @@ class TelemetryMiddleware:
             if otel is not None:
                 otel.end(span, otel_token, method, route, status, error)
             if self._histogram is not None:
-                self._observe(method, route, status, duration, exemplar)
+                self._observe(method, route, status, duration, exemplar, start + duration)
             if log_token is not None:
                 current_request.reset(log_token)
 
-    def _observe(self, method: str, route: str, status: int, duration: float, trace_hex: str | None) -> None:
+    def _observe(
+        self, method: str, route: str, status: int, duration: float, trace_hex: str | None, now: float
+    ) -> None:
         key = (method, route, status)
         series = self._durations.get(key)
         if series is None:
-            child = self._histogram.labels(method, route, str(status))  # type: ignore[union-attr]
-            series = self._durations[key] = _Series(child)
+            series = self._durations[key] = self._histogram.labels(method, route, str(status))  # type: ignore[union-attr]
         if trace_hex is not None:
-            series.observe_traced(duration, trace_hex)
+            series.observe_traced(duration, trace_hex, now)
         else:
-            series.child.observe(duration)
-
-
-_BOUNDS = (*http_metrics.HTTP_SERVER_REQUEST_DURATION.buckets, float("inf"))
-EXEMPLAR_INTERVAL = 0.1
-"""Seconds: each bucket of a series takes at most one new exemplar per interval. Prometheus keeps
-only a bucket's latest exemplar per scrape anyway, and attaching one (label validation, a tuple,
-a clock read, a lock) costs more than the observation itself."""
-
-
-class _Series:
-    """One duration series (a histogram child) and when each of its buckets may next take an
-    exemplar."""
-
-    __slots__ = ("child", "next_exemplar")
-
-    def __init__(self, child: Any) -> None:
-        self.child = child
-        self.next_exemplar = [0.0] * len(_BOUNDS)
-
-    def observe_traced(self, duration: float, trace_hex: str) -> None:
-        bucket = bisect_left(_BOUNDS, duration)  # the bucket prometheus_client counts it in
-        now = perf_counter()
-        if now >= self.next_exemplar[bucket]:
-            self.next_exemplar[bucket] = now + EXEMPLAR_INTERVAL
-            self.child.observe(duration, {"trace_id": trace_hex})
-        else:
-            self.child.observe(duration)
+            series.observe(duration)
 
 
 class _InProgress:
@@ -250,6 +239,29 @@ class _InProgress:
         return self.value
 
 
+class _MultiprocessDurations:
+    """The duration histogram in prometheus_client's multiprocess storage, giving the same
+    series interface as `RequestHistogram`."""
+
+    __slots__ = ("histogram",)
+
+    def __init__(self, histogram: Any) -> None:
+        self.histogram = histogram
+
+    def labels(self, *values: str) -> ChildSeries:
+        return ChildSeries(self.histogram.labels(*values))
+
+
+def _durations(metrics: Metrics) -> RequestHistogram | _MultiprocessDurations:
+    """`http_server_request_duration_seconds`: in `RequestHistogram` storage, or (several
+    workers) as a prometheus_client `Histogram` writing the shared files."""
+    spec = http_metrics.HTTP_SERVER_REQUEST_DURATION
+    if multiprocess_enabled():
+        return _MultiprocessDurations(metrics.get(spec))
+    histogram: RequestHistogram = metrics.get(spec, storage=RequestHistogram)
+    return histogram
+
+
 def _active_requests(metrics: Metrics) -> dict[str, Any]:
     """`http_server_active_requests` per method: gauge children in multiprocess storage (each
     worker writes its value for the supervisor's sum), ints read at scrape time otherwise."""
@@ -267,10 +279,21 @@ def _active_requests(metrics: Metrics) -> dict[str, Any]:
 class _Otel:
     """The OpenTelemetry calls of the middleware, imported once (the SDK is optional)."""
 
-    __slots__ = ("attach", "detach", "extract", "server_span", "set_span_in_context", "status_error")
+    __slots__ = (
+        "_context_var",
+        "_span_key",
+        "attach",
+        "context_class",
+        "detach",
+        "extract",
+        "server_span",
+        "set_span_in_context",
+        "status_error",
+    )
 
     def __init__(self) -> None:
         from opentelemetry import context, propagate, trace
+        from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
         from opentelemetry.trace import Status, StatusCode
 
         from pilothouse.telemetry.server_span import ServerSpan
@@ -281,6 +304,32 @@ class _Otel:
         self.server_span = ServerSpan
         self.set_span_in_context = trace.set_span_in_context
         self.status_error: Any = lambda description: Status(StatusCode.ERROR, description)
+        self.context_class = context.Context
+        # `attach(set_span_in_context(span))` is four calls deep; with the SDK's default
+        # (contextvars) runtime context the same is one copy and one ContextVar.set. The span
+        # key is the one `set_span_in_context` uses; any other runtime context takes the API.
+        (self._span_key,) = trace.set_span_in_context(trace.INVALID_SPAN, context.Context()).keys()
+        runtime = getattr(context, "_RUNTIME_CONTEXT", None)
+        self._context_var = runtime._current_context if type(runtime) is ContextVarsRuntimeContext else None
+
+    def attach_span(self, span: Any) -> object:
+        """Make `span` the current span (as `attach(set_span_in_context(span))`); a token to
+        `detach_span`."""
+        var = self._context_var
+        if var is None:
+            return self.attach(self.set_span_in_context(span))
+        values = var.get().copy()
+        values[self._span_key] = span
+        return var.set(self.context_class(values))
+
+    def detach_span(self, token: Any) -> None:
+        if self._context_var is None:
+            self.detach(token)
+            return
+        try:
+            self._context_var.reset(token)
+        except ValueError:  # as `detach`: a token from another context is logged, not raised
+            log.exception("Failed to detach context")
 
     def start_continued(
         self,
@@ -304,21 +353,24 @@ class _Otel:
             base = self.extract(carrier)
         attributes = {"http.request.method": method, "url.path": scope["path"], "url.scheme": scope["scheme"]}
         span = spans.start(method, attributes, header, state, base)
+        if base is None:
+            return span, self.attach_span(span)
         return span, self.attach(self.set_span_in_context(span, base))
 
     def end(
         self, span: Any, token: Any, method: str, route: str, status: int, error: BaseException | None
     ) -> None:
-        if type(span) is self.server_span and span.is_recording():
+        # A ServerSpan is recording until it ends; app code may have ended it already.
+        if type(span) is self.server_span and span._end_time is None:
             values = span.values
             values["http.response.status_code"] = status
             if route != http_metrics.UNMATCHED_ROUTE:
                 values["http.route"] = route
-                span.update_name(f"{method} {route}")
+                span._name = f"{method} {route}"  # what `update_name` does on a recording span
             if error is not None:
                 span.record_exception(error)
                 span.set_status(self.status_error(type(error).__name__))
             elif status >= 500:
                 span.set_status(self.status_error(str(status)))
             span.end()
-        self.detach(token)
+        self.detach_span(token)

@@ -17,16 +17,18 @@ from __future__ import annotations
 import logging
 import traceback
 from collections.abc import Mapping, Sequence
+from random import getrandbits
 from time import time_ns
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace as trace_api
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import Event, ReadableSpan
+from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor, SynchronousMultiSpanProcessor
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import TraceIdRatioBased
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
-from opentelemetry.trace.span import TraceState
+from opentelemetry.trace.span import DEFAULT_TRACE_STATE, TraceState
 
 from pilothouse.telemetry import traceparent
 
@@ -42,6 +44,35 @@ _FLAGS = {flags: TraceFlags(flags) for flags in range(256)}
 _UNSET = Status(StatusCode.UNSET)
 _SCALAR = (str, bool, int, float)
 _LOW_64 = TraceIdRatioBased.TRACE_ID_LIMIT  # the bits TraceIdRatioBased compares
+
+
+def _checked_span_context(
+    trace_id: int, span_id: int, flags: TraceFlags, state: TraceState | None
+) -> SpanContext:
+    return SpanContext(trace_id, span_id, False, flags, state)
+
+
+def _direct_span_context(
+    trace_id: int, span_id: int, flags: TraceFlags, state: TraceState | None
+) -> SpanContext:
+    """`SpanContext(...)` for ids known to be valid (non-zero, in range): the tuple its
+    `__new__` builds after checking them, built directly."""
+    return _new_tuple(SpanContext, (trace_id, span_id, False, flags, state or DEFAULT_TRACE_STATE, True))
+
+
+_new_tuple = tuple.__new__
+
+
+def _same_as_constructor() -> bool:
+    """Whether `_direct_span_context` builds what the constructor builds (the tuple layout is
+    the API's, so a release may change it: then the constructor is used)."""
+    direct = _direct_span_context(1, 2, _FLAGS[1], None)
+    checked = SpanContext(1, 2, False, _FLAGS[1])
+    fields = ("trace_id", "span_id", "is_remote", "trace_flags", "trace_state", "is_valid")
+    return direct == checked and all(getattr(direct, f) == getattr(checked, f) for f in fields)
+
+
+_span_context = _direct_span_context if _same_as_constructor() else _checked_span_context
 
 
 def _clean(value: Any) -> Any:
@@ -156,10 +187,38 @@ class ServerSpan(trace_api.Span, ReadableSpan):
             log.warning("span %r: end() called twice", self._name)
             return
         self._end_time = end_time or time_ns()
-        self._spans.processor.on_end(self)
+        hooks = self._spans.hooks()
+        for on_ending in hooks.on_ending:
+            on_ending(self)
+        for on_end in hooks.on_end:
+            on_end(self)
 
     def __repr__(self) -> str:
         return f"ServerSpan({self._name!r}, trace_id={self.trace_hex}, span_id={self.span_hex})"
+
+
+class _Hooks:
+    """The calls a span makes into the provider's processors: the SDK's
+    `SynchronousMultiSpanProcessor` loops over every processor for every hook; here the
+    loop is over the processors that override a hook (most batch exporters need only
+    `on_end`). Rebuilt whenever the provider's processor tuple changes."""
+
+    __slots__ = ("on_end", "on_ending", "on_start", "source")
+
+    def __init__(self, multi: SpanProcessor, processors: tuple[SpanProcessor, ...] | None) -> None:
+        self.source = processors
+        if processors is None:  # another multi-processor (e.g. the concurrent one): call it
+            processors = (multi,)
+        # Any: the SDK types these for its own `Span`; a `ServerSpan` is what they receive.
+        self.on_start: tuple[Any, ...] = tuple(p.on_start for p in processors if _overrides(p, "on_start"))
+        self.on_ending: tuple[Any, ...] = tuple(
+            p._on_ending for p in processors if _overrides(p, "_on_ending")
+        )
+        self.on_end: tuple[Any, ...] = tuple(p.on_end for p in processors)
+
+
+def _overrides(processor: SpanProcessor, hook: str) -> bool:
+    return getattr(type(processor), hook, None) is not getattr(SpanProcessor, hook)
 
 
 class ServerSpans:
@@ -170,16 +229,44 @@ class ServerSpans:
     installed (`sample_ratio=None`) its own sampler is asked, whatever it is.
     """
 
-    __slots__ = ("_bound", "_ids", "_random", "_sampler", "processor", "resource", "scope")
+    __slots__ = (
+        "_bound",
+        "_hooks",
+        "_ids",
+        "_multi",
+        "_random",
+        "_random_ids",
+        "_sampler",
+        "processor",
+        "resource",
+        "scope",
+    )
 
     def __init__(self, tracer: Tracer, sample_ratio: float | None) -> None:
         self.processor: Any = tracer.span_processor
+        # The provider's usual processor, whose processors the hooks call directly; None for
+        # any other kind (then called as it is).
+        self._multi = self.processor if type(self.processor) is SynchronousMultiSpanProcessor else None
+        self._hooks = _Hooks(
+            self.processor, self._multi._span_processors if self._multi is not None else None
+        )
         self.resource = tracer.resource
         self.scope = InstrumentationScope(tracer.instrumentation_info.name)
         self._ids = tracer.id_generator
+        # The SDK's default generator is `getrandbits` in a method: called directly here.
+        self._random_ids = type(self._ids) is RandomIdGenerator
         self._random = _RANDOM if self._ids.is_trace_id_random() else 0  # a property of the generator
         self._sampler = tracer.sampler
         self._bound = TraceIdRatioBased.get_bound_for_rate(sample_ratio) if sample_ratio is not None else None
+
+    def hooks(self) -> _Hooks:
+        """The current processor hooks (a processor may be added to the provider any time:
+        `SynchronousMultiSpanProcessor` then replaces its tuple)."""
+        hooks = self._hooks
+        multi = self._multi
+        if multi is not None and multi._span_processors is not hooks.source:
+            hooks = self._hooks = _Hooks(multi, multi._span_processors)
+        return hooks
 
     def start(
         self,
@@ -203,8 +290,14 @@ class ServerSpans:
                 trace_state = TraceState.from_header([state]) if state else None
                 parent = SpanContext(parsed[0], parsed[1], True, _FLAGS[parsed[2]], trace_state)
         ids = self._ids
+        random_ids = self._random_ids
         if parent is None:
-            trace_id = ids.generate_trace_id()
+            if random_ids:
+                trace_id = getrandbits(128)
+                while not trace_id:  # zero is the invalid id
+                    trace_id = getrandbits(128)
+            else:
+                trace_id = ids.generate_trace_id()
             flags = self._random
             trace_state = None
         else:
@@ -232,12 +325,24 @@ class ServerSpans:
                 attributes.update(result.attributes)
         if sampled:
             flags |= _SAMPLED
-        span_id = ids.generate_span_id()
-        context = SpanContext(trace_id, span_id, False, _FLAGS[flags], trace_state)
+        if random_ids:
+            span_id = getrandbits(64)
+            while not span_id:
+                span_id = getrandbits(64)
+        else:
+            span_id = ids.generate_span_id()
+        context = _span_context(trace_id, span_id, _FLAGS[flags], trace_state)
         if not recording:
             return NonRecordingSpan(context)
         span = ServerSpan(
-            method, context, parent, attributes, self, format(trace_id, "032x"), format(span_id, "016x")
+            method,
+            context,
+            parent,
+            attributes,
+            self,
+            trace_id.to_bytes(16, "big").hex(),  # as format(trace_id, "032x"), in half the time
+            span_id.to_bytes(8, "big").hex(),
         )
-        self.processor.on_start(span, parent_context=base)
+        for on_start in self.hooks().on_start:
+            on_start(span, parent_context=base)
         return span

@@ -29,6 +29,9 @@ def parse(header: str) -> tuple[int, int, int] | None:
     return trace_id, span_id, int(flags_hex, 16)
 
 
+_FLAGS_HEX = tuple(f"{flags:02x}" for flags in range(256))
+
+
 def format_header(trace_hex: str, span_hex: str, flags: int) -> bytes:
     """The `traceparent` value for a span, from its ids already formatted as hex."""
-    return f"00-{trace_hex}-{span_hex}-{flags:02x}".encode()
+    return f"00-{trace_hex}-{span_hex}-{_FLAGS_HEX[flags]}".encode()
