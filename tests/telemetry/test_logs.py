@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import math
 import signal
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import pytest
 
+from pilothouse.telemetry.logs import JsonFormatter
 from tests.helpers import ServeProcess
 
 Request = tuple[str, dict[str, str]]
@@ -60,3 +63,15 @@ def test_text_format_access_log_off_and_secrets_redacted(
     assert "***" in leak and "request_id=rid-7" in leak
     assert "pilothouse.access" not in output
     assert not any(line.startswith("{") for line in output.splitlines())
+
+
+@pytest.mark.parametrize(
+    ("created", "expected"),
+    [
+        (1764115200.0, "2025-11-26T00:00:00.000Z"),
+        (1764115200.5, "2025-11-26T00:00:00.500Z"),
+        (math.nextafter(1764115201.0, 0), "2025-11-26T00:00:00.999Z"),  # never ".1000Z"
+    ],
+)
+def test_timestamps_are_utc_milliseconds(created: float, expected: str) -> None:
+    assert JsonFormatter("svc")._timestamp(created) == expected

@@ -17,6 +17,7 @@ from pilothouse.telemetry.context import RequestContext
 from pilothouse.telemetry.logs import ACCESS_LOGGER, JsonFormatter, installed_handler, json_string
 
 _INFO = logging.INFO
+_THREE_DIGITS = tuple(f"{n:03d}" for n in range(1000))
 
 
 class AccessLog:
@@ -94,6 +95,6 @@ def _render(
 ) -> str:
     """The JSON access line, rendered when the handler writes its queue."""
     ms, frac = divmod(micros, 1000)
-    extra = f', "http_route": {route_json}, "status": {status}, "duration_ms": {ms}.{frac:03d}'
+    extra = f', "http_route": {route_json}, "status": {status}, "duration_ms": {ms}.{_THREE_DIGITS[frac]}'
     message = _message(method, path, status, micros)
     return formatter.line(created, ACCESS_LOGGER, message, request_id, correlation, ids, extra)

@@ -32,6 +32,7 @@ BUFFER_LINES = 8192  # or this many lines (the writer thread normally comes firs
 # Attributes every LogRecord has; anything else on a record came from `extra=`.
 _RECORD_FIELDS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 
+_MILLIS_Z = tuple(f".{ms:03d}Z" for ms in range(1000))  # the end of a timestamp, by millisecond
 SpanIds = Callable[[], tuple[str, str] | None]
 
 _encode = json.JSONEncoder(default=str, ensure_ascii=False, separators=(", ", ": ")).encode
@@ -112,7 +113,7 @@ class JsonFormatter(logging.Formatter):
         if second != self._second:
             self._second = second
             self._second_text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-        return f"{self._second_text}.{int((created - second) * 1000):03d}Z"
+        return self._second_text + _MILLIS_Z[min(int((created - second) * 1000), 999)]
 
     def line(
         self,
