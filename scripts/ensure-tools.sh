@@ -7,6 +7,7 @@ declare -A PACKAGE_FOR=(
   [amtool]=prometheus-alertmanager
   [prometheus-alertmanager]=prometheus-alertmanager  # Debian names the binary so
   [wrk]=wrk
+  [valgrind]=valgrind  # bench/server_instructions.py
   [systemd-analyze]=systemd
 )
 missing=()

@@ -1,5 +1,5 @@
-"""End to end: `pilothouse serve` exports OTLP/HTTP to a receiver run by the test, which
-decodes the protobuf. Spans ended just before SIGTERM arrive through the shutdown flush."""
+"""End to end: `pilothouse serve` exports OTLP (HTTP and gRPC) to a receiver run by the test,
+which decodes the protobuf. Spans ended just before SIGTERM arrive through the shutdown flush."""
 
 from __future__ import annotations
 
@@ -37,24 +37,64 @@ class _Receiver(BaseHTTPRequestHandler):
         pass
 
 
+class Receiver:
+    """What an OTLP receiver got, and where it listens."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.spans: list[Any] = []
+
+    def take(self, request: ExportTraceServiceRequest) -> None:
+        for resource in request.resource_spans:
+            for scope in resource.scope_spans:
+                self.spans.extend(scope.spans)
+
+
 @pytest.fixture
-def receiver() -> Iterator[ThreadingHTTPServer]:
+def http_receiver() -> Iterator[Receiver]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
     server.spans = []  # type: ignore[attr-defined]
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield server
+    receiver = Receiver(server.server_port)
+    receiver.spans = server.spans  # type: ignore[attr-defined]
+    yield receiver
     server.shutdown()
 
 
+@pytest.fixture
+def grpc_receiver() -> Iterator[Receiver]:
+    """A real gRPC server (grpcio) implementing the OTLP TraceService."""
+    from concurrent import futures
+
+    import grpc
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+
+    class TraceService(trace_service_pb2_grpc.TraceServiceServicer):
+        def Export(self, request: ExportTraceServiceRequest, context: Any) -> Any:
+            receiver.take(request)
+            return trace_service_pb2.ExportTraceServiceResponse()
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(TraceService(), server)  # type: ignore[no-untyped-call]
+    receiver = Receiver(server.add_insecure_port("127.0.0.1:0"))
+    server.start()
+    yield receiver
+    server.stop(grace=None)
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
 def test_spans_reach_an_otlp_receiver_after_sigterm(
-    receiver: ThreadingHTTPServer, config_factory: Callable[..., Path], serve_env: dict[str, str],
-    postgres_url: str,
+    protocol: str, request: pytest.FixtureRequest, config_factory: Callable[..., Path],
+    serve_env: dict[str, str], postgres_url: str,
 ) -> None:
-    config = config_factory('traces = "otlp"\ncorrelation_header = "X-Transaction-ID"')
+    receiver: Receiver = request.getfixturevalue(f"{protocol}_receiver")
+    config = config_factory(
+        f'traces = "otlp"\notlp_protocol = "{protocol}"\ncorrelation_header = "X-Transaction-ID"'
+    )
     env = {
         **serve_env,
-        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{receiver.server_port}",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{receiver.port}",
         "OTEL_BSP_SCHEDULE_DELAY": "600000",  # nothing is exported before the shutdown flush
         "DEMO_DATABASE_URL": postgres_url,
     }
@@ -63,12 +103,12 @@ def test_spans_reach_an_otlp_receiver_after_sigterm(
         r = httpx.get(f"{serve.app_url}/work", headers={
             "traceparent": f"00-{TRACE_ID}-00f067aa0ba902b7-01", "X-Transaction-ID": "TX-1"})
         assert r.status_code == 200
-        assert receiver.spans == []  # type: ignore[attr-defined]
+        assert receiver.spans == []
         serve.signal(signal.SIGTERM)
         assert serve.wait(30) == 0, serve.output
     finally:
         serve.stop()
-    spans = {span.name: span for span in receiver.spans}  # type: ignore[attr-defined]
+    spans = {span.name: span for span in receiver.spans}
     server, a, b, c, sql = (spans[n] for n in ("GET /work", "A", "B", "C", "SELECT"))
     assert server.trace_id.hex() == TRACE_ID
     assert server.parent_span_id.hex() == "00f067aa0ba902b7"

@@ -1,0 +1,126 @@
+"""Server instructions per request: the HTTP overhead benchmark without the noise.
+
+req/s under wrk moves by several percent run to run on a shared 2-core machine, more than the
+differences the targets are about. Instructions do not: uvicorn serving each variant runs
+under `valgrind --tool=callgrind`, a client sends N requests on one keep-alive connection, and
+the instructions the server executed (every thread: the span export and log writer threads
+count) are read at exit. Two runs with N1 and N2 requests cancel start-up and shutdown:
+(I(N2) - I(N1)) / (N2 - N1) is the cost of one request, repeatable to about 0.3 %. The ratio
+bare/variant is the throughput the variant would reach if every instruction cost the same;
+cache effects are not modelled, which is why http_overhead.py still measures the real thing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.apps import BASELINE, VARIANTS  # noqa: E402
+from bench.http_overhead import URL_PATH, free_port  # noqa: E402
+
+_COLLECTED = re.compile(r"Collected\s*:\s*(\d+)")
+REQUEST = f"GET {URL_PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: bench\r\n\r\n".encode()
+
+
+def drive(port: int, requests: int, timeout: float = 300) -> None:
+    """Send `requests` GETs one after the other on one connection, each answered in full."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+    with sock:
+        for _ in range(requests):
+            sock.sendall(REQUEST)
+            received = b""
+            while True:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    raise ConnectionError("server closed the connection")
+                received += chunk
+                head, sep, body = received.partition(b"\r\n\r\n")
+                length = re.search(rb"content-length: (\d+)", head, re.I) if sep else None
+                if length and len(body) >= int(length.group(1)):
+                    break
+
+
+def instructions(variant: str, requests: int) -> int:
+    """Instructions the uvicorn process serving `variant` executed, start to exit, for `requests`."""
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="pilothouse-callgrind-") as tmp:
+        log = Path(tmp) / "valgrind.log"
+        argv = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={tmp}/out", f"--log-file={log}",
+                sys.executable, "-m", "uvicorn", "bench.apps:app", "--host", "127.0.0.1", "--port", str(port),
+                "--no-access-log", "--log-level", "warning", "--workers", "1"]
+        env = {**os.environ, "BENCH_VARIANT": variant, "PYTHONPATH": str(ROOT)}
+        quiet = subprocess.DEVNULL
+        server = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=quiet, stderr=quiet)
+        try:
+            drive(port, requests)
+        finally:
+            server.send_signal(signal.SIGINT)
+            server.wait(120)
+        match = _COLLECTED.search(log.read_text())
+        if match is None:
+            raise SystemExit(f"{variant}: no instruction count in the valgrind log")
+        return int(match.group(1))
+
+
+def per_request(variant: str, small: int, large: int) -> float:
+    return (instructions(variant, large) - instructions(variant, small)) / (large - small)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--small", type=int, default=300)
+    parser.add_argument("--large", type=int, default=1300)
+    default_output = ROOT / "bench" / "results" / "server_instructions.json"
+    parser.add_argument("--output", type=Path, default=default_output)
+    args = parser.parse_args(argv)
+    if shutil.which("valgrind") is None:
+        print("server_instructions: valgrind is not installed (Debian package valgrind); skipped")
+        return 0
+    variants = tuple(args.variants.split(","))
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        parser.error(f"unknown variants: {', '.join(unknown)}")
+    with ThreadPoolExecutor(max_workers=max(1, min(2, os.cpu_count() or 1))) as pool:
+        measured = pool.map(lambda v: per_request(v, args.small, args.large), variants)
+        costs = dict(zip(variants, measured, strict=True))
+    result: dict[str, Any] = {"requests": [args.small, args.large], "variants": {}}
+    print("| variant | server instructions/request | ratio baseline/variant |")
+    print("|---|---:|---:|")
+    for variant, cost in costs.items():
+        baseline = BASELINE.get(variant, "bare")
+        ratio = costs[baseline] / cost if baseline in costs else None
+        result["variants"][variant] = {"instructions": round(cost), "baseline": baseline, "ratio": ratio}
+        shown = f"{ratio:.3f}" + (f" vs {baseline}" if baseline != "bare" else "") if ratio else "-"
+        print(f"| {variant} | {cost:,.0f} | {shown} |")
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(result, indent=2))
+    print(f"written: {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
