@@ -22,6 +22,7 @@ VARIANTS = (
     "bare",
     "reference-minimal",
     "pilothouse-metrics",
+    "pilothouse-metrics-sizes",
     "pilothouse-full",
     "pilothouse-traces",
     "starlette-exporter",
@@ -112,10 +113,17 @@ def dropping_tracer_provider() -> None:
 
 PILOTHOUSE = {
     "pilothouse-metrics": {"traces": "none", "access_log": False, "request_id": False},
+    "pilothouse-metrics-sizes": {
+        "traces": "none",
+        "access_log": False,
+        "request_id": False,
+        "body_size_metrics": True,
+    },
     "pilothouse-full": {"traces": "otlp", "sample_ratio": 1.0, "log_format": "json", "access_log": True},
     "pilothouse-traces": {"traces": "otlp", "sample_ratio": 1.0, "log_format": "json", "access_log": False},
 }
-"""Pilothouse as `serve` sets it up. metrics: metrics only. full: metrics + one server span per
+"""Pilothouse as `serve` sets it up. metrics: metrics only (metrics-sizes: with the body size
+histograms). full: metrics + one server span per
 request (100 %, batched into the dropping exporter) + request id + JSON logs with the JSON access
 line. traces: the same without the access line (the issue's "access log off")."""
 

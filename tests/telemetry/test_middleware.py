@@ -162,3 +162,43 @@ async def test_requests_cut_at_the_drain_deadline_through_the_telemetry_middlewa
     assert samples(body)[("http_server_request_duration_seconds_count", frozenset(
         {"http_request_method": "GET", "http_route": "_unmatched", "http_response_status_code": "503"}.items()
     ))] == 1
+
+
+async def echo_twice(request: Request) -> PlainTextResponse:
+    body = await request.body()
+    return PlainTextResponse(body.decode() * 2)
+
+
+async def test_body_size_histograms_count_what_the_app_read_and_sent() -> None:
+    from tests.telemetry.conftest import value
+
+    runtime = _runtime(access_log=False, body_size_metrics=True)
+    app = runtime.wrap(Starlette(routes=[Route("/echo", echo_twice, methods=["POST"]), Route("/ok", ok)]))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+        for size in (0, 10, 3000):
+            assert (await client.post("/echo", content=b"x" * size)).status_code == 200
+        await client.get("/ok")
+
+        async def chunks() -> Any:  # no Content-Length: counted from what was read
+            for _ in range(4):
+                yield b"y" * 500
+
+        assert (await client.post("/echo", content=chunks())).status_code == 200
+    body = generate_latest(runtime.metrics.registry).decode()
+    post = {"http_request_method": "POST", "http_route": "/echo", "http_response_status_code": "200"}
+    assert value(body, "http_server_request_body_size_bytes_count", **post) == 4
+    assert value(body, "http_server_request_body_size_bytes_sum", **post) == 0 + 10 + 3000 + 2000
+    assert value(body, "http_server_response_body_size_bytes_sum", **post) == 2 * (0 + 10 + 3000 + 2000)
+    assert value(body, "http_server_request_body_size_bytes_bucket", le="0.0", **post) == 1
+    assert value(body, "http_server_request_body_size_bytes_bucket", le="4096.0", **post) == 4
+    get = {"http_request_method": "GET", "http_route": "/ok", "http_response_status_code": "200"}
+    assert value(body, "http_server_response_body_size_bytes_sum", **get) == 2  # "ok"
+
+
+async def test_body_size_histograms_are_off_by_default() -> None:
+    runtime = _runtime(access_log=False)
+    app = runtime.wrap(_app())
+    await _call(app, "GET", "/items/1")
+    body = generate_latest(runtime.metrics.registry).decode()
+    assert "http_server_request_body_size_bytes" not in body
+    assert "http_server_request_duration_seconds_count" in body

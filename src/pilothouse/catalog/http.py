@@ -21,6 +21,24 @@ HTTP_SERVER_REQUEST_DURATION = MetricSpec(
     unit="seconds",
     buckets=DEFAULT_LATENCY_BUCKETS,
 )
+BODY_SIZE_BUCKETS: tuple[float, ...] = (0, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216)
+"""Bytes: empty, then powers of four from 256 B to 16 MiB."""
+HTTP_SERVER_REQUEST_BODY_SIZE = MetricSpec(
+    name="http_server_request_body_size_bytes",
+    type="histogram",
+    help="Size of HTTP server request bodies as the app read them (`[telemetry].body_size_metrics`).",
+    labels=("http_request_method", "http_route", "http_response_status_code"),
+    unit="bytes",
+    buckets=BODY_SIZE_BUCKETS,
+)
+HTTP_SERVER_RESPONSE_BODY_SIZE = MetricSpec(
+    name="http_server_response_body_size_bytes",
+    type="histogram",
+    help="Size of HTTP server response bodies as the app sent them (`[telemetry].body_size_metrics`).",
+    labels=("http_request_method", "http_route", "http_response_status_code"),
+    unit="bytes",
+    buckets=BODY_SIZE_BUCKETS,
+)
 HTTP_SERVER_ACTIVE_REQUESTS = MetricSpec(
     name="http_server_active_requests",
     type="gauge",
@@ -36,4 +54,10 @@ HTTP_SERVER_REQUESTS_DROPPED = MetricSpec(
     unit="requests",
 )
 
-SPECS = (HTTP_SERVER_REQUEST_DURATION, HTTP_SERVER_ACTIVE_REQUESTS, HTTP_SERVER_REQUESTS_DROPPED)
+SPECS = (
+    HTTP_SERVER_REQUEST_DURATION,
+    HTTP_SERVER_REQUEST_BODY_SIZE,
+    HTTP_SERVER_RESPONSE_BODY_SIZE,
+    HTTP_SERVER_ACTIVE_REQUESTS,
+    HTTP_SERVER_REQUESTS_DROPPED,
+)

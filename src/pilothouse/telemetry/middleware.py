@@ -19,6 +19,7 @@ from random import getrandbits
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
+from pilothouse.catalog import MetricSpec
 from pilothouse.catalog import http as http_metrics
 from pilothouse.config.telemetry import TelemetryConfig
 from pilothouse.runtime.asgi import ASGIApp, Message, Receive, Scope, Send
@@ -47,6 +48,7 @@ class TelemetryMiddleware:
     __slots__ = (
         "_access",
         "_active",
+        "_body_sizes",
         "_correlation_attr",
         "_correlation_key",
         "_durations",
@@ -55,6 +57,7 @@ class TelemetryMiddleware:
         "_otel",
         "_request_id_key",
         "_scan_headers",
+        "_size_series",
         "_spans",
         "app",
     )
@@ -68,7 +71,16 @@ class TelemetryMiddleware:
         spans: ServerSpans | None = None,
     ) -> None:
         self.app = app
-        self._histogram = _durations(metrics) if metrics else None
+        self._histogram = _histogram(metrics, http_metrics.HTTP_SERVER_REQUEST_DURATION) if metrics else None
+        self._body_sizes = (
+            (
+                _histogram(metrics, http_metrics.HTTP_SERVER_REQUEST_BODY_SIZE),
+                _histogram(metrics, http_metrics.HTTP_SERVER_RESPONSE_BODY_SIZE),
+            )
+            if metrics and telemetry.body_size_metrics
+            else None
+        )
+        self._size_series: dict[tuple[str, str, int], tuple[Series | ChildSeries, Series | ChildSeries]] = {}
         self._active = _active_requests(metrics) if metrics else None
         self._durations: dict[tuple[str, str, int], Series | ChildSeries] = {}
         self._spans = spans
@@ -174,22 +186,38 @@ class TelemetryMiddleware:
         log_token = current_request.set(context) if context is not None else None
 
         status = 500  # until the app starts a response; an app that raises first sent none
+        count_bodies = self._body_sizes is not None
+        sent = received = 0  # body bytes, counted when body_size_metrics is on
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal status
+            nonlocal status, sent
             if message["type"] == "http.response.start":
                 status = message["status"]
                 scope[RESPONSE_STARTED] = True  # read by the in-flight middleware inside
                 if response_headers:
                     message["headers"] = [*message.get("headers", ()), *response_headers]
+            elif count_bodies:
+                sent += len(message.get("body", b""))
             await send(message)
+
+        app_receive = receive
+        if count_bodies:
+
+            async def counting_receive() -> Message:
+                nonlocal received
+                message = await receive()
+                if message["type"] == "http.request":
+                    received += len(message.get("body", b""))
+                return message
+
+            app_receive = counting_receive
 
         active = self._active[method] if self._active is not None else None
         if active is not None:
             active.inc()
         error: BaseException | None = None
         try:
-            await self.app(scope, receive, send_wrapper)
+            await self.app(scope, app_receive, send_wrapper)
         except BaseException as exc:
             error = exc
             raise
@@ -204,6 +232,8 @@ class TelemetryMiddleware:
                 otel.end(span, otel_token, method, route, status, error)
             if self._histogram is not None:
                 self._observe(method, route, status, duration, exemplar, start + duration)
+                if count_bodies:
+                    self._observe_sizes(method, route, status, received, sent)
             if log_token is not None:
                 current_request.reset(log_token)
 
@@ -218,6 +248,16 @@ class TelemetryMiddleware:
             series.observe_traced(duration, trace_hex, now)
         else:
             series.observe(duration)
+
+    def _observe_sizes(self, method: str, route: str, status: int, received: int, sent: int) -> None:
+        key = (method, route, status)
+        pair = self._size_series.get(key)
+        if pair is None:
+            labels = (method, route, str(status))
+            requests, responses = self._body_sizes  # type: ignore[misc]
+            pair = self._size_series[key] = (requests.labels(*labels), responses.labels(*labels))
+        pair[0].observe(received)
+        pair[1].observe(sent)
 
 
 class _InProgress:
@@ -239,8 +279,8 @@ class _InProgress:
         return self.value
 
 
-class _MultiprocessDurations:
-    """The duration histogram in prometheus_client's multiprocess storage, giving the same
+class _MultiprocessHistogram:
+    """A request histogram in prometheus_client's multiprocess storage, giving the same
     series interface as `RequestHistogram`."""
 
     __slots__ = ("histogram",)
@@ -252,12 +292,11 @@ class _MultiprocessDurations:
         return ChildSeries(self.histogram.labels(*values))
 
 
-def _durations(metrics: Metrics) -> RequestHistogram | _MultiprocessDurations:
-    """`http_server_request_duration_seconds`: in `RequestHistogram` storage, or (several
-    workers) as a prometheus_client `Histogram` writing the shared files."""
-    spec = http_metrics.HTTP_SERVER_REQUEST_DURATION
+def _histogram(metrics: Metrics, spec: MetricSpec) -> RequestHistogram | _MultiprocessHistogram:
+    """A per-request histogram (duration, body sizes): in `RequestHistogram` storage, or
+    (several workers) as a prometheus_client `Histogram` writing the shared files."""
     if multiprocess_enabled():
-        return _MultiprocessDurations(metrics.get(spec))
+        return _MultiprocessHistogram(metrics.get(spec))
     histogram: RequestHistogram = metrics.get(spec, storage=RequestHistogram)
     return histogram
 
