@@ -123,9 +123,9 @@ PILOTHOUSE = {
     "pilothouse-traces": {"traces": "otlp", "sample_ratio": 1.0, "log_format": "json", "access_log": False},
 }
 """Pilothouse as `serve` sets it up. metrics: metrics only (metrics-sizes: with the body size
-histograms). full: metrics + one server span per
-request (100 %, batched into the dropping exporter) + request id + JSON logs with the JSON access
-line. traces: the same without the access line (the issue's "access log off")."""
+histograms). full: metrics + one server span per request (100 %, batched into the dropping
+exporter) + request id + JSON logs with the JSON access line. traces: the same without the
+access line (the issue's "access log off")."""
 
 
 def pilothouse_app(variant: str) -> Any:
