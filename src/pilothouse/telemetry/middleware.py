@@ -186,38 +186,29 @@ class TelemetryMiddleware:
         log_token = current_request.set(context) if context is not None else None
 
         status = 500  # until the app starts a response; an app that raises first sent none
-        count_bodies = self._body_sizes is not None
-        sent = received = 0  # body bytes, counted when body_size_metrics is on
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal status, sent
+            nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
                 scope[RESPONSE_STARTED] = True  # read by the in-flight middleware inside
                 if response_headers:
                     message["headers"] = [*message.get("headers", ()), *response_headers]
-            elif count_bodies:
-                sent += len(message.get("body", b""))
             await send(message)
 
-        app_receive = receive
-        if count_bodies:
-
-            async def counting_receive() -> Message:
-                nonlocal received
-                message = await receive()
-                if message["type"] == "http.request":
-                    received += len(message.get("body", b""))
-                return message
-
-            app_receive = counting_receive
+        app_receive: Receive = receive
+        app_send: Send = send_wrapper
+        bodies: _BodyBytes | None = None
+        if self._body_sizes is not None:
+            bodies = _BodyBytes(receive, send_wrapper)
+            app_receive, app_send = bodies.receive, bodies.send
 
         active = self._active[method] if self._active is not None else None
         if active is not None:
             active.inc()
         error: BaseException | None = None
         try:
-            await self.app(scope, app_receive, send_wrapper)
+            await self.app(scope, app_receive, app_send)
         except BaseException as exc:
             error = exc
             raise
@@ -232,8 +223,8 @@ class TelemetryMiddleware:
                 otel.end(span, otel_token, method, route, status, error)
             if self._histogram is not None:
                 self._observe(method, route, status, duration, exemplar, start + duration)
-                if count_bodies:
-                    self._observe_sizes(method, route, status, received, sent)
+                if bodies is not None:
+                    self._observe_sizes(method, route, status, bodies.received, bodies.sent)
             if log_token is not None:
                 current_request.reset(log_token)
 
@@ -258,6 +249,30 @@ class TelemetryMiddleware:
             pair = self._size_series[key] = (requests.labels(*labels), responses.labels(*labels))
         pair[0].observe(received)
         pair[1].observe(sent)
+
+
+class _BodyBytes:
+    """Counts the body bytes the app reads and sends (`body_size_metrics`), wrapping `receive`
+    and `send` only when that is on."""
+
+    __slots__ = ("_receive", "_send", "received", "sent")
+
+    def __init__(self, receive: Receive, send: Send) -> None:
+        self._receive = receive
+        self._send = send
+        self.received = 0
+        self.sent = 0
+
+    async def receive(self) -> Message:
+        message = await self._receive()
+        if message["type"] == "http.request":
+            self.received += len(message.get("body", b""))
+        return message
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.body":
+            self.sent += len(message.get("body", b""))
+        await self._send(message)
 
 
 class _InProgress:
