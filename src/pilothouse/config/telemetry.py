@@ -25,7 +25,7 @@ class TelemetryConfig(Section):
     log_format: Literal["json", "text"] = "json"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     access_log: bool = True
-    body_size_metrics: bool = False  # request/response body size histograms (~+0.5 µs a request)
+    body_size_metrics: bool = False  # request/response body size histograms (~+1.4 µs a request)
     request_id: bool = True
     request_id_header: str = "X-Request-ID"
     correlation_header: str | None = None
