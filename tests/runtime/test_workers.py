@@ -110,3 +110,27 @@ def test_a_bad_app_reference_is_one_line_with_workers(tmp_path: Path) -> None:
         == "pilothouse: error: app 'nosuch.module:app': module 'nosuch.module' not found"
     )
     assert "Traceback" not in result.stderr
+
+
+def test_second_signal_exits_at_once_and_leaves_no_worker(tmp_path: Path) -> None:
+    settings = config(tmp_path, pre_stop="10s", drain="10s")
+    server = ServeProcess(settings, cwd=ROOT, args=("--workers", "2")).start()
+    wait_for(lambda: ready_status(server) == 200, timeout=15)
+    pids = [w["pid"] for w in httpx.get(f"{server.ops_url}/status").json()["workers"]]
+    server.signal(signal.SIGTERM)
+    wait_for(lambda: ready_status(server) == 503)
+    start = time.monotonic()
+    server.signal(signal.SIGINT)
+    code = server.wait(timeout=5)
+    assert time.monotonic() - start < 1.5
+    assert code == 128 + signal.SIGINT
+
+    def gone(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        status = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        return status == "Z"  # killed, not yet reaped by its (exited) parent's reaper
+
+    wait_for(lambda: all(gone(pid) for pid in pids), timeout=2)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
 import socket
 from collections.abc import Callable
@@ -21,6 +20,7 @@ import uvicorn
 from pilothouse.errors import OperationError
 from pilothouse.runtime.asgi import ASGIApp
 from pilothouse.runtime.runtime import Runtime
+from pilothouse.runtime.signals import ShutdownSignals
 from pilothouse.runtime.uvicorn_server import Server, ops_server
 
 log = logging.getLogger("pilothouse.server")
@@ -63,11 +63,11 @@ class PilothouseServer:
         )
         self.ops = ops_server(runtime.ops_app(), config.ops.host, config.ops.port)
         self._stop = asyncio.Event()
-        self._signals = 0
+        self._signals = ShutdownSignals(runtime.lifecycle, self._stop)
 
     async def serve(self) -> int:
         """Run until a signal and a graceful shutdown; return the exit code."""
-        self._install_signal_handlers()
+        self._signals.install(self._handled)
         await self.startup()
         await self.main_loop()
         await self.shutdown()
@@ -124,7 +124,7 @@ class PilothouseServer:
         timings = self.runtime.config.lifecycle
         # 1. Readiness already answers 503 (the signal handler moved to DRAINING).
         # 2. Keep serving for pre_stop_delay so load balancers notice and stop sending.
-        if self._signals and self.serve_ops:
+        if self._signals.count and self.serve_ops:
             log.info("draining: readiness fails now; serving for %.1fs more", timings.pre_stop_delay)
             await asyncio.sleep(timings.pre_stop_delay)
         # 3. Stop accepting; let in-flight requests finish up to drain_timeout; cancel the
@@ -154,23 +154,6 @@ class PilothouseServer:
         deadline = asyncio.get_running_loop().time() + limit
         while self.app_server.server_state.tasks and asyncio.get_running_loop().time() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.01)
-
-    # -- signals -----------------------------------------------------------------------------
-
-    def _install_signal_handlers(self) -> None:
-        loop = asyncio.get_running_loop()
-        for sig in self._handled:
-            loop.add_signal_handler(sig, self.handle_signal, sig)
-
-    def handle_signal(self, sig: int) -> None:
-        self._signals += 1
-        name = signal.Signals(sig).name
-        if self._signals > 1:
-            log.warning("second %s: exiting now without draining", name)
-            logging.shutdown()
-            os._exit(128 + sig)
-        self.runtime.lifecycle.begin_shutdown(f"{name} received")
-        self._stop.set()
 
 
 def bind(host: str, port: int, role: str) -> socket.socket:

@@ -49,6 +49,7 @@ from pilothouse.runtime.checks.result import Probe
 from pilothouse.runtime.multiprocess import setup_dir, worker_exited
 from pilothouse.runtime.runtime import Runtime
 from pilothouse.runtime.server import HANDLED_SIGNALS, bind, start_server
+from pilothouse.runtime.signals import ShutdownSignals
 from pilothouse.runtime.uvicorn_server import ops_server
 
 log = logging.getLogger("pilothouse.supervisor")
@@ -100,7 +101,7 @@ class Supervisor:
         # Per worker: [in flight, dropped], published by the worker every 100 ms.
         self.counts: Any = _spawn.Array("q", 2 * workers, lock=False)
         self._stop = asyncio.Event()
-        self._signals = 0
+        self._signals = ShutdownSignals(runtime.lifecycle, self._stop, exit_now=self._kill_workers)
         runtime.inflight_source = self._counts
         runtime.status_extras = lambda: {"workers": [w.as_dict() for w in self.workers]}
         runtime.record_check_metrics = False  # the workers run and record the configured checks
@@ -130,9 +131,7 @@ class Supervisor:
         return probe
 
     async def serve(self) -> int:
-        loop = asyncio.get_running_loop()
-        for sig in HANDLED_SIGNALS:
-            loop.add_signal_handler(sig, self.handle_signal, sig)
+        self._signals.install(HANDLED_SIGNALS)
         try:
             await self.startup()
             await self.main_loop()
@@ -221,7 +220,7 @@ class Supervisor:
         timings = self.runtime.config.lifecycle
         self.runtime.lifecycle.begin_shutdown(self.runtime.lifecycle.drain_reason or "supervisor stopping")
         # 2. Workers keep serving while load balancers notice the failing readiness.
-        if self._signals and self.workers:
+        if self._signals.count and self.workers:
             log.info("draining: readiness fails now; serving for %.1fs more", timings.pre_stop_delay)
             await asyncio.sleep(timings.pre_stop_delay)
         # 3. Each worker stops accepting and drains; the supervisor's copy of the socket closes.
@@ -261,17 +260,9 @@ class Supervisor:
             if worker.process.pid is not None:
                 worker_exited(worker.process.pid)
 
-    def handle_signal(self, sig: int) -> None:
-        self._signals += 1
-        name = signal.Signals(sig).name
-        if self._signals > 1:
-            log.warning("second %s: killing workers and exiting now", name)
-            for worker in self.workers:
-                worker.process.kill()
-            logging.shutdown()
-            os._exit(128 + sig)
-        self.runtime.lifecycle.begin_shutdown(f"{name} received")
-        self._stop.set()
+    def _kill_workers(self) -> None:
+        for worker in self.workers:
+            worker.process.kill()
 
 
 def worker_main(
