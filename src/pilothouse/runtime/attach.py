@@ -17,7 +17,7 @@ from pilothouse.runtime.asgi import ASGIApp, Message, Receive, Scope, Send
 from pilothouse.runtime.features import install_all
 from pilothouse.runtime.runtime import Runtime
 from pilothouse.runtime.server import bind, start_server
-from pilothouse.runtime.uvicorn_server import Server, ops_server
+from pilothouse.runtime.uvicorn_server import Server, ops_server, stop_server
 
 log = logging.getLogger("pilothouse.attach")
 
@@ -93,9 +93,7 @@ class AttachedApp:
         await self.runtime.flush()
         self.runtime.lifecycle.mark_stopped()
         if self._ops is not None and self._ops_task is not None:
-            self._ops.should_exit = True
-            await self._ops_task
-            await self._ops.shutdown(sockets=[self._ops_socket])
+            await stop_server(self._ops, self._ops_task, self._ops_socket)
             self._ops = None
 
 

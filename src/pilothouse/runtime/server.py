@@ -21,7 +21,7 @@ from pilothouse.errors import OperationError
 from pilothouse.runtime.asgi import ASGIApp
 from pilothouse.runtime.runtime import Runtime
 from pilothouse.runtime.signals import ShutdownSignals
-from pilothouse.runtime.uvicorn_server import Server, ops_server
+from pilothouse.runtime.uvicorn_server import Server, ops_server, stop_server
 
 log = logging.getLogger("pilothouse.server")
 
@@ -144,9 +144,7 @@ class PilothouseServer:
         lifecycle.mark_stopped()
         if not self.serve_ops:
             return
-        self.ops.should_exit = True
-        await self._ops_loop
-        await self.ops.shutdown(sockets=[self._ops_socket])
+        await stop_server(self.ops, self._ops_loop, self._ops_socket)
         log.info("stopped")
 
     async def _wait_cancelled_tasks(self, limit: float = 1.0) -> None:

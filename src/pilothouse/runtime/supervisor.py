@@ -50,7 +50,7 @@ from pilothouse.runtime.multiprocess import setup_dir, worker_exited
 from pilothouse.runtime.runtime import Runtime
 from pilothouse.runtime.server import HANDLED_SIGNALS, bind, start_server
 from pilothouse.runtime.signals import ShutdownSignals
-from pilothouse.runtime.uvicorn_server import ops_server
+from pilothouse.runtime.uvicorn_server import ops_server, stop_server
 
 log = logging.getLogger("pilothouse.supervisor")
 
@@ -238,9 +238,7 @@ class Supervisor:
         await self.runtime.flush()
         self.runtime.lifecycle.mark_stopped()
         if hasattr(self, "_ops_loop"):
-            self.ops.should_exit = True
-            await self._ops_loop
-            await self.ops.shutdown(sockets=[self._ops_socket])
+            await stop_server(self.ops, self._ops_loop, self._ops_socket)
         if getattr(self, "_own_metrics_dir", False):
             shutil.rmtree(self._metrics_dir, ignore_errors=True)
         log.info("stopped")

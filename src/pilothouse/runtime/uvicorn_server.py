@@ -6,7 +6,9 @@ needs the signal to start its own phased shutdown and to exit 0, so the capture 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import socket
 from collections.abc import Generator
 from typing import Any
 
@@ -34,3 +36,11 @@ def ops_server(app: Any, host: str, port: int) -> Server:
         timeout_graceful_shutdown=1,
     )
     return Server(config)
+
+
+async def stop_server(server: Server, main_loop: asyncio.Task[None], sock: socket.socket) -> None:
+    """Stop a server whose `main_loop()` runs in `main_loop`: end the loop, then close its
+    connections and `sock` (the ops port's last step in serve, the supervisor and attach)."""
+    server.should_exit = True
+    await main_loop
+    await server.shutdown(sockets=[sock])
