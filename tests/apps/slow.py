@@ -1,6 +1,6 @@
 """A tiny ASGI app for lifecycle tests: `/hello`, `/slow?seconds=N`; its lifespan startup takes
-$STARTUP_DELAY seconds, and its shutdown writes the file named by $SHUTDOWN_MARKER so tests can
-prove the app's shutdown hooks ran."""
+$STARTUP_DELAY seconds, and its shutdown appends a line with its process id to the file named by
+$SHUTDOWN_MARKER so tests can prove the app's shutdown hooks ran (in every worker process)."""
 
 from __future__ import annotations
 
@@ -32,7 +32,8 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     yield
     marker = os.environ.get("SHUTDOWN_MARKER")
     if marker:
-        Path(marker).write_text("lifespan shutdown ran\n")
+        with Path(marker).open("a") as file:  # one line per process; lines this short are atomic
+            file.write(f"lifespan shutdown ran in {os.getpid()}\n")
 
 
 app = Starlette(routes=[Route("/hello", hello), Route("/slow", slow)], lifespan=lifespan)

@@ -134,7 +134,8 @@ def test_sigterm_under_load_drains_gracefully(tmp_path: Path) -> None:
         elapsed = time.monotonic() - sent
     assert code == 0, server.output
     assert elapsed < 1 + 5 + 1 + 1  # pre_stop + drain + flush + margin
-    assert marker.read_text() == "lifespan shutdown ran\n"
+    assert server.proc is not None
+    assert marker.read_text() == f"lifespan shutdown ran in {server.proc.pid}\n"
     assert "cut" not in server.output
 
 

@@ -46,7 +46,8 @@ def test_two_workers_serve_drain_and_exit_zero(tmp_path: Path) -> None:
         d for d in Path(tempfile.gettempdir()).glob("pilothouse-metrics-*") if d.stat().st_mtime > started
     ]
     assert leftover == [], leftover  # the temporary metrics directory is removed at exit
-    assert marker.exists()  # the app's lifespan shutdown ran in the workers
+    ran_in = sorted(int(line.rsplit(" ", 1)[1]) for line in marker.read_text().splitlines())
+    assert ran_in == sorted(w["pid"] for w in workers)  # the app's lifespan shutdown ran in each worker
 
 
 def test_a_killed_worker_fails_readiness_then_is_replaced(tmp_path: Path) -> None:
