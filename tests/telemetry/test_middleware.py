@@ -202,3 +202,32 @@ async def test_body_size_histograms_are_off_by_default() -> None:
     body = generate_latest(runtime.metrics.registry).decode()
     assert "http_server_request_body_size_bytes" not in body
     assert "http_server_request_duration_seconds_count" in body
+
+
+async def test_body_sizes_of_streamed_responses_and_unread_requests() -> None:
+    from starlette.responses import StreamingResponse
+
+    from tests.telemetry.conftest import value
+
+    async def stream(request: Request) -> StreamingResponse:
+        async def chunks() -> Any:
+            for size in (100, 2000, 30000):
+                yield b"z" * size
+
+        return StreamingResponse(chunks())
+
+    async def ignore_body(request: Request) -> PlainTextResponse:  # never reads what was sent
+        return PlainTextResponse("no")
+
+    runtime = _runtime(access_log=False, body_size_metrics=True)
+    routes = [Route("/stream", stream), Route("/ignore", ignore_body, methods=["POST"])]
+    app = runtime.wrap(Starlette(routes=routes))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+        assert len((await client.get("/stream")).content) == 32100
+        assert (await client.post("/ignore", content=b"q" * 5000)).status_code == 200
+    body = generate_latest(runtime.metrics.registry).decode()
+    streamed = {"http_request_method": "GET", "http_route": "/stream", "http_response_status_code": "200"}
+    assert value(body, "http_server_response_body_size_bytes_sum", **streamed) == 32100
+    ignored = {"http_request_method": "POST", "http_route": "/ignore", "http_response_status_code": "200"}
+    assert value(body, "http_server_request_body_size_bytes_sum", **ignored) == 0  # what the app read
+    assert value(body, "http_server_request_body_size_bytes_count", **ignored) == 1

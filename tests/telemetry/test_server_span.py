@@ -311,3 +311,102 @@ def test_request_path_shortcuts_are_active_and_match_the_api() -> None:
     finally:
         otel.detach_span(token)
     assert trace.get_current_span() is not span
+
+
+async def test_request_ids_stay_unique_without_a_sampled_random_trace() -> None:
+    from opentelemetry.sdk.trace.id_generator import IdGenerator
+
+    class Constant(IdGenerator):  # a test's deterministic generator: every trace id the same
+        def generate_span_id(self) -> int:
+            return 7
+
+        def generate_trace_id(self) -> int:
+            return 7
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(id_generator=Constant())
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    app = TelemetryMiddleware(
+        Starlette(routes=[Route("/child/{n}", child)], lifespan=None),
+        metrics=None,
+        telemetry=TelemetryConfig(access_log=False),
+        spans=ServerSpans(provider.get_tracer("pilothouse"), 1.0),  # type: ignore[arg-type]
+    )
+    app.app.state.provider = provider  # type: ignore[attr-defined]
+    ids = {(await _call(app, "GET", "/child/1"))[1][b"x-request-id"] for _ in range(3)}
+    assert len(ids) == 3  # random, not the (repeated) trace id
+
+    unsampled, _ = _setup(0.0)
+    ids = {(await _call(unsampled, "GET", "/child/1"))[1][b"x-request-id"] for _ in range(3)}
+    assert len(ids) == 3 and all(len(i) == 32 for i in ids)
+
+
+async def test_an_unsafe_incoming_request_id_is_replaced_by_the_trace_id() -> None:
+    app, exporter = _setup(1.0)
+    _, headers = await _call(app, "GET", "/child/1", [(b"x-request-id", b"bad\r\nvalue")])
+    server = _named(exporter)["GET /child/{n}"]
+    assert headers[b"x-request-id"].decode() == format(server.context.trace_id, "032x")
+
+
+async def test_hooks_only_where_overridden_and_other_multi_processors() -> None:
+    from unittest import mock
+
+    from opentelemetry.sdk.trace import ConcurrentMultiSpanProcessor, SpanProcessor
+
+    class EndOnly(SpanProcessor):
+        def __init__(self) -> None:
+            self.ended: list[str] = []
+
+        def on_end(self, span: Any) -> None:
+            self.ended.append(span.name)
+
+    app, _ = _setup(1.0)
+    end_only = EndOnly()
+    app._spans.processor.add_span_processor(end_only)
+    await _call(app, "GET", "/child/0")  # the hooks are rebuilt for the new processor
+    with mock.patch.object(SpanProcessor, "on_start") as base_on_start:
+        await _call(app, "GET", "/child/1")
+    # the no-op hook is skipped for the server span (the SDK still calls it for the app's child)
+    assert not [c for c in base_on_start.call_args_list if isinstance(c.args[0], ServerSpan)]
+    assert base_on_start.call_count == 1
+    assert end_only.ended[-1] == "GET /child/{n}"
+    # a hook patched on the instance after the hooks were built still runs
+    with mock.patch.object(end_only, "on_end") as patched:
+        await _call(app, "GET", "/child/2")
+    assert patched.call_args.args[0].name == "GET /child/{n}"
+
+    concurrent = ConcurrentMultiSpanProcessor()
+    exporter = InMemorySpanExporter()
+    concurrent.add_span_processor(SimpleSpanProcessor(exporter))
+    provider = TracerProvider(active_span_processor=concurrent, shutdown_on_exit=False)
+    spans = ServerSpans(provider.get_tracer("pilothouse"), 1.0)  # type: ignore[arg-type]
+    assert spans.hooks().on_end == (concurrent,)  # called as it is
+    app = TelemetryMiddleware(
+        Starlette(routes=[Route("/child/{n}", child)]),
+        metrics=None,
+        telemetry=TelemetryConfig(access_log=False),
+        spans=spans,
+    )
+    app.app.state.provider = provider  # type: ignore[attr-defined]
+    await _call(app, "GET", "/child/3")
+    assert "GET /child/{n}" in {span.name for span in exporter.get_finished_spans()}
+    concurrent.shutdown()
+
+
+def test_attaching_the_span_keeps_what_the_context_held() -> None:
+    from opentelemetry import baggage, context
+
+    from pilothouse.telemetry.middleware import _Otel
+
+    otel = _Otel()
+    outer = context.attach(baggage.set_baggage("tenant", "t-1"))
+    try:
+        span = trace.NonRecordingSpan(trace.INVALID_SPAN_CONTEXT)
+        token = otel.attach_span(span)
+        assert trace.get_current_span() is span
+        assert baggage.get_baggage("tenant") == "t-1"
+        otel.detach_span(token)
+        otel.detach_span(token)  # a second reset is logged, as the API's detach does, not raised
+        assert baggage.get_baggage("tenant") == "t-1" and trace.get_current_span() is not span
+    finally:
+        context.detach(outer)

@@ -29,6 +29,7 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
         self._collectors: dict[str, Any] = {}
+        self._storage: dict[str, Callable[[MetricSpec], Any] | None] = {}
 
     def get(self, spec: MetricSpec, storage: Callable[[MetricSpec], Any] | None = None) -> Any:
         """The collector for `spec`, created on first use: a prometheus_client metric, or
@@ -43,4 +44,8 @@ class Metrics:
                 collector = storage(spec)
                 self.registry.register(collector)
             self._collectors[spec.name] = collector
+            self._storage[spec.name] = storage
+        elif self._storage[spec.name] is not storage:
+            # Callers of one family must agree on its storage: the objects differ in interface.
+            raise ValueError(f"metric {spec.name} is already registered with another storage")
         return collector

@@ -59,6 +59,7 @@ class TelemetryMiddleware:
         "_scan_headers",
         "_size_series",
         "_spans",
+        "_trace_ids_unique",
         "app",
     )
 
@@ -85,6 +86,9 @@ class TelemetryMiddleware:
         self._durations: dict[tuple[str, str, int], Series | ChildSeries] = {}
         self._spans = spans
         self._otel = _Otel() if spans is not None else None
+        # A new trace's id doubles as the request id only when it is random (a custom id
+        # generator, e.g. a test's, may repeat ids).
+        self._trace_ids_unique = spans is not None and spans.random_ids
         # Exemplars exist only in single-process storage (prometheus_client multiprocess mode
         # drops them), so skip building them there.
         self._exemplars = spans is not None and not multiprocess_enabled()
@@ -155,7 +159,7 @@ class TelemetryMiddleware:
                 traceparent = format_header(trace_hex, span.span_hex, flags)
                 if flags & 1 and self._exemplars:
                     exemplar = trace_hex
-                if span.parent is None:
+                if span.parent is None and self._trace_ids_unique:
                     new_trace = trace_hex
             else:
                 span_context = span.get_span_context()
@@ -270,9 +274,9 @@ class _BodyBytes:
         return message
 
     async def send(self, message: Message) -> None:
+        await self._send(message)  # counted once sent: a chunk whose send failed is not
         if message["type"] == "http.response.body":
             self.sent += len(message.get("body", b""))
-        await self._send(message)
 
 
 class _InProgress:
@@ -382,7 +386,7 @@ class _Otel:
             return
         try:
             self._context_var.reset(token)
-        except ValueError:  # as `detach`: a token from another context is logged, not raised
+        except Exception:  # as `detach`: a token from another context is logged, not raised
             log.exception("Failed to detach context")
 
     def start_continued(

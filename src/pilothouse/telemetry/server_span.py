@@ -188,10 +188,10 @@ class ServerSpan(trace_api.Span, ReadableSpan):
             return
         self._end_time = end_time or time_ns()
         hooks = self._spans.hooks()
-        for on_ending in hooks.on_ending:
-            on_ending(self)
-        for on_end in hooks.on_end:
-            on_end(self)
+        for processor in hooks.on_ending:
+            processor._on_ending(self)
+        for processor in hooks.on_end:
+            processor.on_end(self)
 
     def __repr__(self) -> str:
         return f"ServerSpan({self._name!r}, trace_id={self.trace_hex}, span_id={self.span_hex})"
@@ -209,16 +209,17 @@ class _Hooks:
         self.source = processors
         if processors is None:  # another multi-processor (e.g. the concurrent one): call it
             processors = (multi,)
-        # Any: the SDK types these for its own `Span`; a `ServerSpan` is what they receive.
-        self.on_start: tuple[Any, ...] = tuple(p.on_start for p in processors if _overrides(p, "on_start"))
-        self.on_ending: tuple[Any, ...] = tuple(
-            p._on_ending for p in processors if _overrides(p, "_on_ending")
-        )
-        self.on_end: tuple[Any, ...] = tuple(p.on_end for p in processors)
+        # The processors, not bound methods: a hook patched on an instance later still runs.
+        # Any: the SDK types their hooks for its own `Span`; a `ServerSpan` is what they get.
+        self.on_start: tuple[Any, ...] = tuple(p for p in processors if _overrides(p, "on_start"))
+        self.on_ending: tuple[Any, ...] = tuple(p for p in processors if _overrides(p, "_on_ending"))
+        self.on_end: tuple[Any, ...] = processors
 
 
 def _overrides(processor: SpanProcessor, hook: str) -> bool:
-    return getattr(type(processor), hook, None) is not getattr(SpanProcessor, hook)
+    """Whether `processor`'s `hook` does something: not the SDK base class's no-op."""
+    method = getattr(processor, hook, None)
+    return getattr(method, "__func__", method) is not getattr(SpanProcessor, hook, None)
 
 
 class ServerSpans:
@@ -258,6 +259,11 @@ class ServerSpans:
         self._random = _RANDOM if self._ids.is_trace_id_random() else 0  # a property of the generator
         self._sampler = tracer.sampler
         self._bound = TraceIdRatioBased.get_bound_for_rate(sample_ratio) if sample_ratio is not None else None
+
+    @property
+    def random_ids(self) -> bool:
+        """Whether ids come from the SDK's random generator (so a new trace id is unique)."""
+        return self._random_ids
 
     def hooks(self) -> _Hooks:
         """The current processor hooks (a processor may be added to the provider any time:
@@ -331,18 +337,17 @@ class ServerSpans:
                 span_id = getrandbits(64)
         else:
             span_id = ids.generate_span_id()
-        context = _span_context(trace_id, span_id, _FLAGS[flags], trace_state)
+        if random_ids:  # valid ids of the right size (the parent's were checked when parsed)
+            context = _span_context(trace_id, span_id, _FLAGS[flags], trace_state)
+        else:  # a custom generator's ids: checked by the constructor
+            context = SpanContext(trace_id, span_id, False, _FLAGS[flags], trace_state)
         if not recording:
             return NonRecordingSpan(context)
-        span = ServerSpan(
-            method,
-            context,
-            parent,
-            attributes,
-            self,
-            trace_id.to_bytes(16, "big").hex(),  # as format(trace_id, "032x"), in half the time
-            span_id.to_bytes(8, "big").hex(),
-        )
-        for on_start in self.hooks().on_start:
-            on_start(span, parent_context=base)
+        if random_ids:  # as format(trace_id, "032x"), in half the time
+            trace_hex, span_hex = trace_id.to_bytes(16, "big").hex(), span_id.to_bytes(8, "big").hex()
+        else:
+            trace_hex, span_hex = format(trace_id, "032x"), format(span_id, "016x")
+        span = ServerSpan(method, context, parent, attributes, self, trace_hex, span_hex)
+        for processor in self.hooks().on_start:
+            processor.on_start(span, parent_context=base)
         return span
