@@ -13,11 +13,14 @@ OTHER_METHOD = "_OTHER"
 UNMATCHED_ROUTE = "_unmatched"
 """The one `http_route` value shared by every request no route template matched (404s, scans)."""
 
+REQUEST_LABELS = ("http_request_method", "http_route", "http_response_status_code")
+"""The labels of every per-request histogram (duration, body sizes), in this order."""
+
 HTTP_SERVER_REQUEST_DURATION = MetricSpec(
     name="http_server_request_duration_seconds",
     type="histogram",
     help="Duration of HTTP server requests, from the first ASGI call to the end of the response.",
-    labels=("http_request_method", "http_route", "http_response_status_code"),
+    labels=REQUEST_LABELS,
     unit="seconds",
     buckets=DEFAULT_LATENCY_BUCKETS,
 )
@@ -27,7 +30,7 @@ HTTP_SERVER_REQUEST_BODY_SIZE = MetricSpec(
     name="http_server_request_body_size_bytes",
     type="histogram",
     help="Size of HTTP server request bodies as the app read them (`[telemetry].body_size_metrics`).",
-    labels=("http_request_method", "http_route", "http_response_status_code"),
+    labels=REQUEST_LABELS,
     unit="bytes",
     buckets=BODY_SIZE_BUCKETS,
 )
@@ -35,7 +38,7 @@ HTTP_SERVER_RESPONSE_BODY_SIZE = MetricSpec(
     name="http_server_response_body_size_bytes",
     type="histogram",
     help="Size of HTTP server response bodies as the app sent them (`[telemetry].body_size_metrics`).",
-    labels=("http_request_method", "http_route", "http_response_status_code"),
+    labels=REQUEST_LABELS,
     unit="bytes",
     buckets=BODY_SIZE_BUCKETS,
 )

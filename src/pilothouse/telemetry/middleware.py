@@ -163,10 +163,7 @@ class TelemetryMiddleware:
                     new_trace = trace_hex
             else:
                 span_context = span.get_span_context()
-                ids = (
-                    span_context.trace_id.to_bytes(16, "big").hex(),
-                    span_context.span_id.to_bytes(8, "big").hex(),
-                )
+                ids = self._spans.hex_ids(span_context.trace_id, span_context.span_id)  # type: ignore[union-attr]
 
         response_headers: list[tuple[bytes, bytes]] = []
         context: RequestContext | None = None

@@ -265,6 +265,14 @@ class ServerSpans:
         """Whether ids come from the SDK's random generator (so a new trace id is unique)."""
         return self._random_ids
 
+    def hex_ids(self, trace_id: int, span_id: int) -> tuple[str, str]:
+        """The ids as lowercase hex, as `format(id, "032x")` / `"016x"`: for the SDK's random
+        ids (which fit their width) in half the time, otherwise (a custom generator may return
+        any int) with `format`."""
+        if self._random_ids:
+            return trace_id.to_bytes(16, "big").hex(), span_id.to_bytes(8, "big").hex()
+        return format(trace_id, "032x"), format(span_id, "016x")
+
     def hooks(self) -> _Hooks:
         """The current processor hooks (a processor may be added to the provider any time:
         `SynchronousMultiSpanProcessor` then replaces its tuple)."""
@@ -331,23 +339,17 @@ class ServerSpans:
                 attributes.update(result.attributes)
         if sampled:
             flags |= _SAMPLED
-        if random_ids:
+        if random_ids:  # valid ids of the right size (the parent's were checked when parsed)
             span_id = getrandbits(64)
             while not span_id:
                 span_id = getrandbits(64)
-        else:
-            span_id = ids.generate_span_id()
-        if random_ids:  # valid ids of the right size (the parent's were checked when parsed)
             context = _span_context(trace_id, span_id, _FLAGS[flags], trace_state)
         else:  # a custom generator's ids: checked by the constructor
+            span_id = ids.generate_span_id()
             context = SpanContext(trace_id, span_id, False, _FLAGS[flags], trace_state)
         if not recording:
             return NonRecordingSpan(context)
-        if random_ids:  # as format(trace_id, "032x"), in half the time
-            trace_hex, span_hex = trace_id.to_bytes(16, "big").hex(), span_id.to_bytes(8, "big").hex()
-        else:
-            trace_hex, span_hex = format(trace_id, "032x"), format(span_id, "016x")
-        span = ServerSpan(method, context, parent, attributes, self, trace_hex, span_hex)
+        span = ServerSpan(method, context, parent, attributes, self, *self.hex_ids(trace_id, span_id))
         for processor in self.hooks().on_start:
             processor.on_start(span, parent_context=base)
         return span
