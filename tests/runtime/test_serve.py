@@ -162,8 +162,8 @@ def test_requests_beyond_the_drain_timeout_are_cut_and_counted(tmp_path: Path) -
     assert "drain timeout: 3 request(s) cut" in server.output
 
 
-def test_second_signal_exits_at_once(tmp_path: Path) -> None:
-    server = ServeProcess(config(tmp_path, pre_stop="10s", drain="10s"), cwd=ROOT).start()
+def assert_second_signal_exits_at_once(server: ServeProcess) -> None:
+    """SIGTERM starts the drain (readiness 503); SIGINT then exits within 1.5 s with 128 + 2."""
     server.signal(signal.SIGTERM)
     wait_for(lambda: ready_status(server) == 503)
     start = time.monotonic()
@@ -171,6 +171,11 @@ def test_second_signal_exits_at_once(tmp_path: Path) -> None:
     code = server.wait(timeout=5)
     assert time.monotonic() - start < 1.5
     assert code == 128 + signal.SIGINT
+
+
+def test_second_signal_exits_at_once(tmp_path: Path) -> None:
+    server = ServeProcess(config(tmp_path, pre_stop="10s", drain="10s"), cwd=ROOT).start()
+    assert_second_signal_exits_at_once(server)
 
 
 def test_idle_sigterm_exit_time_is_pre_stop_bound(tmp_path: Path) -> None:
