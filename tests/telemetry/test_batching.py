@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import gc
 import io
 import json
 import logging
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
@@ -17,9 +21,10 @@ from pilothouse.config.model import Config
 from pilothouse.redaction import register_secret
 from pilothouse.telemetry import logs
 from pilothouse.telemetry.access import AccessLog
-from pilothouse.telemetry.batch import BatchExport
+from pilothouse.telemetry.batch import BatchExport, make_room_for_batch
 from pilothouse.telemetry.context import RequestContext, current_request
 from pilothouse.telemetry.server_span import ServerSpans
+from tests.helpers import write_config
 
 
 def _spans(
@@ -91,6 +96,95 @@ def test_a_forked_child_exports_its_own_spans(monkeypatch: pytest.MonkeyPatch) -
     os.waitpid(pid, 0)
     processor.shutdown()
 
+
+
+@pytest.fixture
+def young_collections() -> Iterator[list[int]]:
+    """Young-generation collections from here on (one entry each); the collector's thresholds
+    and state are restored afterwards."""
+    saved, enabled = gc.get_threshold(), gc.isenabled()
+    seen: list[int] = []
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        if phase == "start" and info["generation"] == 0:
+            seen.append(1)
+
+    gc.enable()
+    gc.collect()  # the counts start at zero
+    gc.callbacks.append(count)
+    try:
+        yield seen
+    finally:
+        gc.callbacks.remove(count)
+        gc.set_threshold(*saved)
+        if not enabled:
+            gc.disable()
+
+
+def _queue_one_batch(monkeypatch: pytest.MonkeyPatch, young_collections: list[int]) -> BatchExport:
+    spans, processor, _ = _spans(monkeypatch, OTEL_BSP_SCHEDULE_DELAY="600000")
+    spans.start("GET", {}, None, None, None).end()  # the export thread is started
+    gc.collect()
+    young_collections.clear()
+    for _ in range(processor.batch_size - 2):  # the queue stays one short of a full batch
+        spans.start("GET", {}, None, None, None).end()
+    return processor
+
+
+def test_queued_spans_trigger_collections_at_the_default_threshold(
+    monkeypatch: pytest.MonkeyPatch, young_collections: list[int]
+) -> None:
+    """What `make_room_for_batch` is for: CPython <= 3.12's 700 new objects between young
+    collections is less than one batch of queued server spans."""
+    gc.set_threshold(700, 10, 10)
+    processor = _queue_one_batch(monkeypatch, young_collections)
+    assert len(young_collections) >= 1
+    processor.shutdown()
+
+
+def test_room_for_one_batch_means_no_collections(
+    monkeypatch: pytest.MonkeyPatch, young_collections: list[int]
+) -> None:
+    gc.set_threshold(700, 10, 10)
+    assert make_room_for_batch(512) == (700, 3024)
+    assert gc.get_threshold() == (3024, 10, 10)
+    processor = _queue_one_batch(monkeypatch, young_collections)
+    assert young_collections == []
+    processor.shutdown()
+
+
+def test_the_threshold_is_only_raised_and_a_disabled_collector_is_left_alone(
+    young_collections: list[int],
+) -> None:
+    gc.set_threshold(5000, 10, 10)
+    assert make_room_for_batch(512) is None
+    assert gc.get_threshold() == (5000, 10, 10)
+    gc.set_threshold(0, 10, 10)  # threshold 0 turns automatic collection off
+    assert make_room_for_batch(512) is None
+    assert gc.get_threshold() == (0, 10, 10)
+    gc.set_threshold(700, 10, 10)
+    gc.disable()
+    assert make_room_for_batch(512) is None
+    assert gc.get_threshold() == (700, 10, 10)
+
+
+@pytest.mark.parametrize(
+    ("setting", "expected"), [("", "(3024, 10, 10)"), ("gc_room_for_spans = false", "(700, 10, 10)")]
+)
+def test_tracing_setup_makes_room_unless_told_not_to(tmp_path: Path, setting: str, expected: str) -> None:
+    """In a fresh process, as `serve` sets tracing up (the tracer provider is global)."""
+    config = write_config(tmp_path, f'[service]\nname = "gc"\n[telemetry]\ntraces = "console"\n{setting}\n')
+    code = (
+        "import gc, logging, sys; gc.set_threshold(700, 10, 10);"
+        "logging.basicConfig(stream=sys.stdout, level=logging.INFO, format='%(message)s');"
+        "from pilothouse.config.loader import load_config; from pilothouse.telemetry import tracing;"
+        f"tracing.setup_tracing(load_config({str(config)!r})); print(gc.get_threshold())"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.splitlines()[-1] == expected
+    assert ("gc: young-generation threshold 700 -> 3024, room for one span export batch of 512" in out) is (
+        not setting
+    )
 
 @pytest.fixture
 def handler() -> Iterator[io.StringIO]:

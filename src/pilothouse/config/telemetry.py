@@ -22,6 +22,9 @@ class TelemetryConfig(Section):
     traces: Literal["otlp", "console", "none"] = "none"
     otlp_protocol: Literal["http", "grpc"] = "http"
     sample_ratio: Annotated[float, Field(ge=0.0, le=1.0)] = 1.0
+    # Raise the interpreter's young-generation GC threshold by one span export batch
+    # (telemetry/batch.py `make_room_for_batch`); false leaves the collector's settings alone.
+    gc_room_for_spans: bool = True
     log_format: Literal["json", "text"] = "json"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     access_log: bool = True

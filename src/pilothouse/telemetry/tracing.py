@@ -71,7 +71,7 @@ def setup_tracing(config: Config, exporter: SpanExporter | None = None) -> Trace
             f"telemetry.traces: {telemetry.traces!r} needs the OpenTelemetry SDK: "
             "pip install 'pilothouse[traces]'"
         ) from None
-    from pilothouse.telemetry.batch import BatchExport
+    from pilothouse.telemetry.batch import BatchExport, make_room_for_batch
 
     existing = trace.get_tracer_provider()
     if isinstance(existing, TracerProvider):
@@ -83,8 +83,15 @@ def setup_tracing(config: Config, exporter: SpanExporter | None = None) -> Trace
         ),
         sampler=ParentBased(TraceIdRatioBased(telemetry.sample_ratio)),
     )
-    provider.add_span_processor(BatchExport(exporter or _exporter(config)))
+    batches = BatchExport(exporter or _exporter(config))
+    provider.add_span_processor(batches)
     trace.set_tracer_provider(provider)
+    if telemetry.gc_room_for_spans and (raised := make_room_for_batch(batches.batch_size)):
+        log.info(
+            "gc: young-generation threshold %d -> %d, room for one span export batch of %d",
+            *raised,
+            batches.batch_size,
+        )
     _own = (provider, telemetry.sample_ratio)
     return provider
 
