@@ -39,10 +39,10 @@ def pinned(cpu: int, argv: list[str]) -> list[str]:
     return ["taskset", "-c", str(cpu), *argv] if (os.cpu_count() or 1) > 1 else argv
 
 
-def start_server(variant: str, port: int) -> subprocess.Popen[bytes]:
+def start_server(variant: str, port: int, http: str = "h11") -> subprocess.Popen[bytes]:
     env = {**os.environ, "BENCH_VARIANT": variant, "PYTHONPATH": str(ROOT)}
     argv = [sys.executable, "-m", "uvicorn", "bench.apps:app", "--host", "127.0.0.1", "--port", str(port),
-            "--no-access-log", "--log-level", "warning", "--workers", "1"]
+            "--no-access-log", "--log-level", "warning", "--workers", "1", "--http", http]
     proc = subprocess.Popen(pinned(0, argv), env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 20
@@ -81,9 +81,9 @@ def wrk(port: int, seconds: float, connections: int) -> dict[str, float]:
             "p99_ms": float(p99.group(1)) * factor[p99.group(2)] if p99 else float("nan")}
 
 
-def measure(variant: str, seconds: float, connections: int) -> dict[str, float]:
+def measure(variant: str, seconds: float, connections: int, http: str) -> dict[str, float]:
     port = free_port()
-    proc = start_server(variant, port)
+    proc = start_server(variant, port, http)
     try:
         wrk(port, 1, connections)  # warm-up: imports, caches, first label children
         before = cpu_seconds(proc.pid)
@@ -99,12 +99,13 @@ def measure(variant: str, seconds: float, connections: int) -> dict[str, float]:
             proc.wait()
 
 
-def run(variants: tuple[str, ...], rounds: int, seconds: float, connections: int) -> dict[str, Any]:
+def run(variants: tuple[str, ...], rounds: int, seconds: float, connections: int, http: str = "h11"
+        ) -> dict[str, Any]:
     samples: dict[str, list[dict[str, float]]] = {v: [] for v in variants}
     for index in range(rounds):
         order = variants[index % len(variants):] + variants[: index % len(variants)]
         for variant in order:
-            result = measure(variant, seconds, connections)
+            result = measure(variant, seconds, connections, http)
             samples[variant].append(result)
             print(f"round {index + 1}/{rounds} {variant:24s} {result['rps']:8.0f} req/s "
                   f"p99 {result['p99_ms']:6.2f} ms, server CPU {result['cpu_us']:6.1f} µs/request",
@@ -127,7 +128,7 @@ def run(variants: tuple[str, ...], rounds: int, seconds: float, connections: int
             "rounds": samples[variant],
         }
     return {"rounds": rounds, "seconds": seconds, "connections": connections, "path": URL_PATH,
-            "variants": summary}
+            "http": http, "variants": summary}
 
 
 def table(result: dict[str, Any]) -> str:
@@ -151,17 +152,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--variants", default=",".join(VARIANTS))
-    parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "http_overhead.json")
+    parser.add_argument("--http", choices=("h11", "httptools"), default="h11",
+                        help="uvicorn's HTTP parser: h11 (plain `pip install uvicorn`) or httptools "
+                             "(`uvicorn[standard]`)")
+    parser.add_argument("--output", type=Path, default=None,
+                        help="default: bench/results/http_overhead.json (h11), http_overhead-httptools.json")
     args = parser.parse_args(argv)
     variants = tuple(v for v in args.variants.split(",") if v)
     unknown = sorted(set(variants) - set(VARIANTS))
     if unknown:
         parser.error(f"unknown variants: {', '.join(unknown)}")
-    result = run(variants, args.rounds, args.seconds, args.connections)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=2) + "\n")
+    result = run(variants, args.rounds, args.seconds, args.connections, args.http)
+    suffix = "" if args.http == "h11" else f"-{args.http}"
+    output: Path = args.output or ROOT / "bench" / "results" / f"http_overhead{suffix}.json"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(result, indent=2) + "\n")
     print(table(result))
-    print(f"written: {args.output}")
+    print(f"written: {output}")
     return 0
 
 

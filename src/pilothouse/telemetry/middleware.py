@@ -55,8 +55,8 @@ class TelemetryMiddleware:
         "_exemplars",
         "_histogram",
         "_otel",
+        "_read_headers",
         "_request_id_key",
-        "_scan_headers",
         "_size_series",
         "_spans",
         "_trace_ids_unique",
@@ -96,7 +96,11 @@ class TelemetryMiddleware:
         header = telemetry.correlation_header
         self._correlation_key = header.lower().encode() if header else None
         self._correlation_attr = telemetry.correlation_attribute
-        self._scan_headers = bool(self._request_id_key or self._correlation_key or spans)
+        # The request headers the middleware reads: a set test skips every other header.
+        trace_headers = (b"traceparent", b"tracestate", b"baggage") if spans is not None else ()
+        self._read_headers = frozenset(
+            key for key in (self._request_id_key, self._correlation_key, *trace_headers) if key
+        )
         self._access = AccessLog() if telemetry.access_log else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -114,9 +118,11 @@ class TelemetryMiddleware:
         parent: bytes | None = None
         trace_state: bytes | None = None
         baggage: bytes | None = None
-        if self._scan_headers:
+        if read := self._read_headers:
             rid_key, corr_key = self._request_id_key, self._correlation_key
             for key, value in scope["headers"]:
+                if key not in read:
+                    continue
                 if key == rid_key:
                     request_id = value
                 elif key == corr_key:

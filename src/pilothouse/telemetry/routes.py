@@ -21,6 +21,8 @@ def route_template(scope: Scope, entry_root_path: str) -> str:
     if not isinstance(template, str):
         return UNMATCHED_ROUTE
     root_path: str = scope.get("root_path", "")
+    if root_path == entry_root_path:  # not under a mount: the template is the whole route
+        return template
     prefix = root_path[len(entry_root_path) :] if root_path.startswith(entry_root_path) else ""
     if prefix and hasattr(route, "routes"):
         # A Mount itself (e.g. static files): root_path already includes its own prefix.
