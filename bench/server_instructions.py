@@ -63,14 +63,14 @@ def drive(port: int, requests: int, timeout: float = 300) -> None:
                     break
 
 
-def instructions(variant: str, requests: int) -> int:
+def instructions(variant: str, requests: int, http: str = "h11") -> int:
     """Instructions the uvicorn process serving `variant` executed, start to exit, for `requests`."""
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="pilothouse-callgrind-") as tmp:
         log = Path(tmp) / "valgrind.log"
         argv = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={tmp}/out", f"--log-file={log}",
                 sys.executable, "-m", "uvicorn", "bench.apps:app", "--host", "127.0.0.1", "--port", str(port),
-                "--no-access-log", "--log-level", "warning", "--workers", "1"]
+                "--no-access-log", "--log-level", "warning", "--workers", "1", "--http", http]
         env = {**os.environ, "BENCH_VARIANT": variant, "PYTHONPATH": str(ROOT)}
         quiet = subprocess.DEVNULL
         server = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=quiet, stderr=quiet)
@@ -85,8 +85,8 @@ def instructions(variant: str, requests: int) -> int:
         return int(match.group(1))
 
 
-def per_request(variant: str, small: int, large: int) -> float:
-    return (instructions(variant, large) - instructions(variant, small)) / (large - small)
+def per_request(variant: str, small: int, large: int, http: str = "h11") -> float:
+    return (instructions(variant, large, http) - instructions(variant, small, http)) / (large - small)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,8 +94,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--small", type=int, default=300)
     parser.add_argument("--large", type=int, default=1300)
-    default_output = ROOT / "bench" / "results" / "server_instructions.json"
-    parser.add_argument("--output", type=Path, default=default_output)
+    parser.add_argument("--http", choices=("h11", "httptools"), default="h11",
+                        help="uvicorn's HTTP parser (httptools: `uvicorn[standard]`)")
+    parser.add_argument("--output", type=Path, default=None,
+                        help="default: bench/results/server_instructions.json (h11), "
+                             "server_instructions-httptools.json")
     args = parser.parse_args(argv)
     if shutil.which("valgrind") is None:
         print("server_instructions: valgrind is not installed (Debian package valgrind); skipped")
@@ -105,9 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown variants: {', '.join(unknown)}")
     with ThreadPoolExecutor(max_workers=max(1, min(2, os.cpu_count() or 1))) as pool:
-        measured = pool.map(lambda v: per_request(v, args.small, args.large), variants)
+        measured = pool.map(lambda v: per_request(v, args.small, args.large, args.http), variants)
         costs = dict(zip(variants, measured, strict=True))
-    result: dict[str, Any] = {"requests": [args.small, args.large], "variants": {}}
+    result: dict[str, Any] = {"requests": [args.small, args.large], "http": args.http, "variants": {}}
     print("| variant | server instructions/request | ratio baseline/variant |")
     print("|---|---:|---:|")
     for variant, cost in costs.items():
@@ -116,9 +119,11 @@ def main(argv: list[str] | None = None) -> int:
         result["variants"][variant] = {"instructions": round(cost), "baseline": baseline, "ratio": ratio}
         shown = f"{ratio:.3f}" + (f" vs {baseline}" if baseline != "bare" else "") if ratio else "-"
         print(f"| {variant} | {cost:,.0f} | {shown} |")
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=2))
-    print(f"written: {args.output}")
+    suffix = "" if args.http == "h11" else f"-{args.http}"
+    output: Path = args.output or ROOT / "bench" / "results" / f"server_instructions{suffix}.json"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(result, indent=2))
+    print(f"written: {output}")
     return 0
 
 
