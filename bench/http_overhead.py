@@ -8,6 +8,7 @@ ratio to the baseline is taken within a round, and the median over rounds is rep
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import re
@@ -99,8 +100,9 @@ def measure(variant: str, seconds: float, connections: int, http: str) -> dict[s
             proc.wait()
 
 
-def run(variants: tuple[str, ...], rounds: int, seconds: float, connections: int, http: str = "h11"
-        ) -> dict[str, Any]:
+def run(
+    variants: tuple[str, ...], rounds: int, seconds: float, connections: int, http: str = "h11"
+) -> dict[str, Any]:
     samples: dict[str, list[dict[str, float]]] = {v: [] for v in variants}
     for index in range(rounds):
         order = variants[index % len(variants):] + variants[: index % len(variants)]
@@ -158,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=None,
                         help="default: bench/results/http_overhead.json (h11), http_overhead-httptools.json")
     args = parser.parse_args(argv)
+    if args.http == "httptools" and importlib.util.find_spec("httptools") is None:
+        parser.error("--http httptools: httptools is not installed (pip install httptools)")
     variants = tuple(v for v in args.variants.split(",") if v)
     unknown = sorted(set(variants) - set(VARIANTS))
     if unknown:

@@ -13,6 +13,7 @@ cache effects are not modelled, which is why http_overhead.py still measures the
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import re
@@ -100,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="default: bench/results/server_instructions.json (h11), "
                              "server_instructions-httptools.json")
     args = parser.parse_args(argv)
+    if args.http == "httptools" and importlib.util.find_spec("httptools") is None:
+        parser.error("--http httptools: httptools is not installed (pip install httptools)")
     if shutil.which("valgrind") is None:
         print("server_instructions: valgrind is not installed (Debian package valgrind); skipped")
         return 0

@@ -36,6 +36,9 @@ _SAMPLED = 1  # the sampled bit of the trace flags
 _APP_YOUNG_OBJECTS = 2000
 # Objects the collector tracks per queued server span: the `ServerSpan` and its `SpanContext`.
 _TRACKED_PER_SPAN = 2
+# The most it is raised to: a huge OTEL_BSP_MAX_EXPORT_BATCH_SIZE must not all but turn off the
+# collection of the app's cyclic garbage.
+_MAX_YOUNG_THRESHOLD = 10_000
 
 
 def _setting(name: str, default: int) -> int:
@@ -130,18 +133,18 @@ class BatchExport(SpanProcessor):
 
 
 def make_room_for_batch(batch_size: int) -> tuple[int, int] | None:
-    """Raise the collector's young-generation threshold so one batch of queued spans does not
-    trigger collections: (old, new) threshold, or None when it is left as it is.
+    """Raise the collector's young-generation threshold so one batch of queued spans does not by
+    itself trigger collections: (old, new) threshold, or None when it is left as it is.
 
-    Up to CPython 3.12 the young generation is collected every 700 new tracked objects. Queued
-    spans are such objects that stay alive until exported (a batch of 512, ~0.1 s at 5,000
-    requests/s), so every collection the queue triggers finds them alive and promotes them, and
-    the promoted ones end in full collections: measured ~3 µs a request at 100 % sampling, about
-    an eighth of what tracing costs (docs/performance.md). The threshold is only ever raised, and
-    left alone when the collector is off (threshold 0 or `gc.disable()`).
+    Queued spans stay alive until exported, so the collections they trigger (CPython up to 3.12
+    collects the young generation every 700 new tracked objects) free nothing and promote them
+    towards full collections (measured in docs/performance.md). On 3.14's incremental collector
+    the same threshold also paces the old-generation increments, which then run less often too.
+    Only ever raised, at most to `_MAX_YOUNG_THRESHOLD`, and left alone when the collector is
+    off (threshold 0 or `gc.disable()`).
     """
     young, *older = gc.get_threshold()
-    wanted = _APP_YOUNG_OBJECTS + _TRACKED_PER_SPAN * batch_size
+    wanted = min(_APP_YOUNG_OBJECTS + _TRACKED_PER_SPAN * batch_size, _MAX_YOUNG_THRESHOLD)
     if not gc.isenabled() or young == 0 or young >= wanted:
         return None
     gc.set_threshold(wanted, *older)
