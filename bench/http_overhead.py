@@ -40,12 +40,39 @@ def pinned(cpu: int, argv: list[str]) -> list[str]:
     return ["taskset", "-c", str(cpu), *argv] if (os.cpu_count() or 1) > 1 else argv
 
 
-def start_server(variant: str, port: int, http: str = "h11") -> subprocess.Popen[bytes]:
-    env = {**os.environ, "BENCH_VARIANT": variant, "PYTHONPATH": str(ROOT)}
-    argv = [sys.executable, "-m", "uvicorn", "bench.apps:app", "--host", "127.0.0.1", "--port", str(port),
+def uvicorn_argv(port: int, http: str) -> list[str]:
+    """The served benchmark app: uvicorn, 1 worker, access log off, the given HTTP parser."""
+    return [sys.executable, "-m", "uvicorn", "bench.apps:app", "--host", "127.0.0.1", "--port", str(port),
             "--no-access-log", "--log-level", "warning", "--workers", "1", "--http", http]
-    proc = subprocess.Popen(pinned(0, argv), env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+
+
+def server_env(variant: str) -> dict[str, str]:
+    return {**os.environ, "BENCH_VARIANT": variant, "PYTHONPATH": str(ROOT)}
+
+
+def add_http_argument(parser: argparse.ArgumentParser, name: str) -> None:
+    """`--http` (uvicorn's HTTP parser) and `--output` (default: bench/results/`name`.json, with
+    `-httptools` for httptools)."""
+    parser.add_argument("--http", choices=("h11", "httptools"), default="h11",
+                        help="uvicorn's HTTP parser: h11 (plain `pip install uvicorn`) or httptools "
+                             "(`uvicorn[standard]`)")
+    parser.add_argument("--output", type=Path, default=None,
+                        help=f"default: bench/results/{name}.json (h11), {name}-httptools.json")
+
+
+def output_path(parser: argparse.ArgumentParser, args: argparse.Namespace, name: str) -> Path:
+    """Where results go; refuses `--http httptools` when httptools is missing (uvicorn would fail
+    to start and the benchmark wait for it)."""
+    if args.http == "httptools" and importlib.util.find_spec("httptools") is None:
+        parser.error("--http httptools: httptools is not installed (pip install httptools)")
+    suffix = "" if args.http == "h11" else f"-{args.http}"
+    output: Path = args.output or ROOT / "bench" / "results" / f"{name}{suffix}.json"
+    return output
+
+
+def start_server(variant: str, port: int, http: str = "h11") -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(pinned(0, uvicorn_argv(port, http)), env=server_env(variant), cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         try:
@@ -154,21 +181,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--variants", default=",".join(VARIANTS))
-    parser.add_argument("--http", choices=("h11", "httptools"), default="h11",
-                        help="uvicorn's HTTP parser: h11 (plain `pip install uvicorn`) or httptools "
-                             "(`uvicorn[standard]`)")
-    parser.add_argument("--output", type=Path, default=None,
-                        help="default: bench/results/http_overhead.json (h11), http_overhead-httptools.json")
+    add_http_argument(parser, "http_overhead")
     args = parser.parse_args(argv)
-    if args.http == "httptools" and importlib.util.find_spec("httptools") is None:
-        parser.error("--http httptools: httptools is not installed (pip install httptools)")
+    output = output_path(parser, args, "http_overhead")
     variants = tuple(v for v in args.variants.split(",") if v)
     unknown = sorted(set(variants) - set(VARIANTS))
     if unknown:
         parser.error(f"unknown variants: {', '.join(unknown)}")
     result = run(variants, args.rounds, args.seconds, args.connections, args.http)
-    suffix = "" if args.http == "h11" else f"-{args.http}"
-    output: Path = args.output or ROOT / "bench" / "results" / f"http_overhead{suffix}.json"
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(result, indent=2) + "\n")
     print(table(result))

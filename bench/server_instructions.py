@@ -13,7 +13,6 @@ cache effects are not modelled, which is why http_overhead.py still measures the
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import re
@@ -32,7 +31,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.apps import BASELINE, VARIANTS  # noqa: E402
-from bench.http_overhead import URL_PATH, free_port  # noqa: E402
+from bench.http_overhead import (  # noqa: E402
+    URL_PATH,
+    add_http_argument,
+    free_port,
+    output_path,
+    server_env,
+    uvicorn_argv,
+)
 
 _COLLECTED = re.compile(r"Collected\s*:\s*(\d+)")
 REQUEST = f"GET {URL_PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: bench\r\n\r\n".encode()
@@ -70,11 +76,9 @@ def instructions(variant: str, requests: int, http: str = "h11") -> int:
     with tempfile.TemporaryDirectory(prefix="pilothouse-callgrind-") as tmp:
         log = Path(tmp) / "valgrind.log"
         argv = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={tmp}/out", f"--log-file={log}",
-                sys.executable, "-m", "uvicorn", "bench.apps:app", "--host", "127.0.0.1", "--port", str(port),
-                "--no-access-log", "--log-level", "warning", "--workers", "1", "--http", http]
-        env = {**os.environ, "BENCH_VARIANT": variant, "PYTHONPATH": str(ROOT)}
+                *uvicorn_argv(port, http)]
         quiet = subprocess.DEVNULL
-        server = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=quiet, stderr=quiet)
+        server = subprocess.Popen(argv, env=server_env(variant), cwd=ROOT, stdout=quiet, stderr=quiet)
         try:
             drive(port, requests)
         finally:
@@ -95,14 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--small", type=int, default=300)
     parser.add_argument("--large", type=int, default=1300)
-    parser.add_argument("--http", choices=("h11", "httptools"), default="h11",
-                        help="uvicorn's HTTP parser (httptools: `uvicorn[standard]`)")
-    parser.add_argument("--output", type=Path, default=None,
-                        help="default: bench/results/server_instructions.json (h11), "
-                             "server_instructions-httptools.json")
+    add_http_argument(parser, "server_instructions")
     args = parser.parse_args(argv)
-    if args.http == "httptools" and importlib.util.find_spec("httptools") is None:
-        parser.error("--http httptools: httptools is not installed (pip install httptools)")
+    output = output_path(parser, args, "server_instructions")
     if shutil.which("valgrind") is None:
         print("server_instructions: valgrind is not installed (Debian package valgrind); skipped")
         return 0
@@ -122,8 +121,6 @@ def main(argv: list[str] | None = None) -> int:
         result["variants"][variant] = {"instructions": round(cost), "baseline": baseline, "ratio": ratio}
         shown = f"{ratio:.3f}" + (f" vs {baseline}" if baseline != "bare" else "") if ratio else "-"
         print(f"| {variant} | {cost:,.0f} | {shown} |")
-    suffix = "" if args.http == "h11" else f"-{args.http}"
-    output: Path = args.output or ROOT / "bench" / "results" / f"server_instructions{suffix}.json"
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(result, indent=2))
     print(f"written: {output}")
