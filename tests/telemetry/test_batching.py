@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -120,21 +121,20 @@ def collections() -> Iterator[list[int]]:
             gc.disable()
 
 
-def _queue_almost_one_batch(
-    monkeypatch: pytest.MonkeyPatch, collections: list[int]
-) -> tuple[BatchExport, ServerSpans]:
-    """A processor with one span queued and its export thread running; collections seen so far
-    forgotten."""
+@contextmanager
+def _one_short_of_a_batch(monkeypatch: pytest.MonkeyPatch, collections: list[int]) -> Iterator[None]:
+    """A processor's queue filled to one span short of a full batch (so nothing is exported),
+    with `collections` counting from its first span on; the processor is shut down after."""
     spans, processor, _ = _spans(monkeypatch, OTEL_BSP_SCHEDULE_DELAY="600000")
-    spans.start("GET", {}, None, None, None).end()  # starts the export thread
-    gc.collect()
-    collections.clear()
-    return processor, spans
-
-
-def _fill_to_one_short(processor: BatchExport, spans: ServerSpans) -> None:
-    for _ in range(processor.batch_size - 2):  # one short of a full batch: nothing is exported
-        spans.start("GET", {}, None, None, None).end()
+    try:
+        spans.start("GET", {}, None, None, None).end()  # starts the export thread
+        gc.collect()
+        collections.clear()
+        for _ in range(processor.batch_size - 2):
+            spans.start("GET", {}, None, None, None).end()
+        yield
+    finally:
+        processor.shutdown()
 
 
 def test_queued_spans_trigger_collections_at_700(
@@ -143,12 +143,8 @@ def test_queued_spans_trigger_collections_at_700(
     """What `make_room_for_batch` is for: CPython <= 3.12's 700 new objects between young
     collections is less than one batch of queued server spans."""
     gc.set_threshold(700, 10, 10)
-    processor, spans = _queue_almost_one_batch(monkeypatch, collections)
-    try:
-        _fill_to_one_short(processor, spans)
+    with _one_short_of_a_batch(monkeypatch, collections):
         assert len(collections) >= 1
-    finally:
-        processor.shutdown()
 
 
 def test_room_for_one_batch_means_no_collections(
@@ -157,12 +153,8 @@ def test_room_for_one_batch_means_no_collections(
     gc.set_threshold(700, 10, 10)
     assert make_room_for_batch(512) == (700, 3024)
     assert gc.get_threshold()[0] == 3024
-    processor, spans = _queue_almost_one_batch(monkeypatch, collections)
-    try:
-        _fill_to_one_short(processor, spans)
+    with _one_short_of_a_batch(monkeypatch, collections):
         assert collections == []
-    finally:
-        processor.shutdown()
 
 
 def test_the_threshold_is_only_raised_capped_and_a_disabled_collector_left_alone(
@@ -198,7 +190,7 @@ def test_tracing_setup_makes_room_unless_told_not_to(tmp_path: Path, setting: st
     out = run.stdout
     assert int(out.splitlines()[-1]) == expected
     logged = "gc: young-generation threshold 700 -> 3024, room for one span export batch of 512" in out
-    assert logged is not setting
+    assert logged == (setting == "")
 
 
 @pytest.fixture
