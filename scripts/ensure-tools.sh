@@ -18,11 +18,20 @@ if ((${#missing[@]})); then
   mapfile -t packages < <(printf '%s\n' "${missing[@]}" | sort -u)
   echo "tools: installing ${packages[*]}"
   apt-get update -qq
+  # The Debian packages would start their daemons on the default ports (and a later `pkill`
+  # could end a developer's own Prometheus). A policy-rc.d that refuses every start keeps
+  # invoke-rc.d from starting anything during this install; it is removed afterwards, and an
+  # existing policy of the machine's own is left alone.
+  policy=/usr/sbin/policy-rc.d
+  own_policy=false
+  if [[ ! -e $policy ]]; then
+    own_policy=true
+    printf '#!/bin/sh\n# written by pilothouse scripts/ensure-tools.sh for one install\nexit 101\n' >"$policy"
+    chmod 755 "$policy"
+    trap 'rm -f "$policy"' EXIT
+  fi
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
-  # The Debian packages start their daemons on the default ports; tests start their own.
-  for svc in prometheus prometheus-alertmanager prometheus-node-exporter; do
-    pkill -x "${svc#prometheus-}" 2>/dev/null || true
-  done
+  if $own_policy; then rm -f "$policy"; trap - EXIT; fi
 fi
 command -v kubectl >/dev/null || echo "tools: kubectl not found (kustomize rendering tests will fail)" >&2
 echo "tools: present"
