@@ -63,16 +63,11 @@ class ServeProcess:
         cwd: Path | None = None,
         args: tuple[str, ...] = (),
     ) -> None:
-        self.app_port = app_port or free_port()
-        self.ops_port = ops_port or free_port()
-        self.env = {
-            **os.environ,
-            "PILOTHOUSE_SERVICE__HOST": "127.0.0.1",
-            "PILOTHOUSE_SERVICE__PORT": str(self.app_port),
-            "PILOTHOUSE_OPS__HOST": "127.0.0.1",
-            "PILOTHOUSE_OPS__PORT": str(self.ops_port),
-            **(env or {}),
-        }
+        # Ports the caller did not fix are picked here and picked again when another process
+        # takes one between the pick and serve's bind (see `start`).
+        self._fixed_app_port, self._fixed_ops_port = app_port, ops_port
+        self._extra_env = env or {}
+        self._pick_ports()
         self.cmd = [*PILOTHOUSE, "serve", "--config", str(config), *args]
         self.cwd = cwd or config.parent
         self.proc: subprocess.Popen[str] | None = None
@@ -95,25 +90,68 @@ class ServeProcess:
     def ops_url(self) -> str:
         return f"http://127.0.0.1:{self.ops_port}"
 
+    def _pick_ports(self) -> None:
+        self.app_port = self._fixed_app_port or free_port()
+        self.ops_port = self._fixed_ops_port or free_port()
+        self.env = {
+            **os.environ,
+            "PILOTHOUSE_SERVICE__HOST": "127.0.0.1",
+            "PILOTHOUSE_SERVICE__PORT": str(self.app_port),
+            "PILOTHOUSE_OPS__HOST": "127.0.0.1",
+            "PILOTHOUSE_OPS__PORT": str(self.ops_port),
+            **self._extra_env,
+        }
+
     def start(self, wait_ready: bool = True, timeout: float = 20) -> ServeProcess:
+        """Start serve and wait for /startup (or /health); on a port collision, new ports.
+
+        A port picked by `free_port` is free only when picked: on a busy machine another process
+        can bind it first. Serve then exits with "Address already in use" — or, worse, the other
+        process answers our probe. Both are collisions: new ports, another try.
+        """
+        tries = 1 if self._fixed_app_port and self._fixed_ops_port else 5
+        for _ in range(tries):
+            if self._start_once(wait_ready, timeout):
+                return self
+            self._pick_ports()
+        raise RuntimeError(f"serve could not bind its ports ({tries} tries):\n{self.output}")
+
+    def _start_once(self, wait_ready: bool, timeout: float) -> bool:
+        """True when this process serves its ports; False on a port collision; raises otherwise."""
+        self._log.seek(0)
+        self._log.truncate()
         self.proc = subprocess.Popen(
             self.cmd, cwd=self.cwd, env=self.env, text=True, stdout=self._log, stderr=subprocess.STDOUT
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                if "Address already in use" in self.output:
+                    return False
                 raise RuntimeError(f"serve exited with {self.proc.returncode}:\n{self.output}")
             try:
                 r = httpx.get(
                     f"{self.ops_url}/startup" if wait_ready else f"{self.ops_url}/health", timeout=1
                 )
                 if r.status_code == 200:
-                    return self
+                    if self._serves_itself():
+                        return True
+                    self.stop()
+                    return False
             except httpx.HTTPError:
                 pass
             time.sleep(0.05)
         self.stop()
         raise RuntimeError(f"serve did not start within {timeout}s:\n{self.output}")
+
+    def _serves_itself(self) -> bool:
+        """Whether the ops port that answered is this process's own (its /status names its pid)."""
+        assert self.proc is not None
+        try:
+            pid = httpx.get(f"{self.ops_url}/status", timeout=5).json().get("pid")
+        except (httpx.HTTPError, ValueError):
+            return self.proc.poll() is None
+        return bool(pid == self.proc.pid)
 
     def signal(self, sig: int = signal.SIGTERM) -> None:
         assert self.proc is not None
