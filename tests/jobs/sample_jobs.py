@@ -47,6 +47,19 @@ slow.step("wait")(_cooperative_sleep)
 fragile = job("fragile", params={"seconds": Param(float, default=1.0)}, on_lost="fail")
 fragile.step("wait")(_cooperative_sleep)
 
+gated = job("gated", params={"gate": Param(str)})
+
+
+@gated.step("wait")
+async def wait_for_gate(ctx: StepContext) -> None:
+    """Runs until the test creates the gate file: "still running" holds however busy the machine."""
+    mark(ctx, "start")
+    while not Path(ctx.params["gate"]).exists():
+        await ctx.sleep(0.02)
+        ctx.raise_if_cancelled()
+    mark(ctx, "done")
+
+
 stubborn = job("stubborn", params={"pidfile": Param(str)})
 
 
