@@ -36,14 +36,18 @@ def client(runtime: Runtime) -> httpx.AsyncClient:
 async def test_probes_follow_the_lifecycle(monkeypatch: pytest.MonkeyPatch) -> None:
     runtime = make_runtime(monkeypatch)
     healthy = True
+    calls = 0
 
     async def flaky() -> None:
+        nonlocal calls
+        calls += 1
         if not healthy:
             raise CheckFailed("db gone")
 
     runtime.add_check(Check("db", "python", True, 1.0, flaky))
     async with client(runtime) as ops:
         assert (await ops.get("/health")).status_code == 200
+        assert calls == 0  # liveness never calls a check
         starting = await ops.get("/ready")
         assert starting.status_code == 503 and starting.json()["state"] == "starting"
         assert (await ops.get("/startup")).status_code == 503
@@ -64,7 +68,9 @@ async def test_probes_follow_the_lifecycle(monkeypatch: pytest.MonkeyPatch) -> N
             "duration_ms": failing.json()["checks"]["db"]["duration_ms"],
             "error": "db gone",
         }
+        called = calls
         assert (await ops.get("/health")).status_code == 200  # liveness never calls dependencies
+        assert calls == called
 
         runtime.lifecycle.begin_shutdown("SIGTERM received")
         draining = await ops.get("/ready")

@@ -30,7 +30,7 @@ drain_timeout = "2s"
 """
 
 
-def eventually(condition: Callable[[], bool], timeout: float = 10) -> None:
+def eventually(condition: Callable[[], bool], timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
