@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -171,3 +172,21 @@ class ServeProcess:
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
+
+
+def generate_with_hash_seeds(
+    tmp: Path, *args: str, seeds: tuple[int, int] = (1, 2)
+) -> list[dict[str, bytes]]:
+    """`pilothouse generate ARGS --out DIR` in two processes with different PYTHONHASHSEED.
+
+    Set and dict order of str keys differ between seeds, so generation that leans on either
+    gives different files here, where one process generating twice never would.
+    """
+    trees = []
+    out = tmp / "generated"  # one place: paths written into the files are the same both times
+    for seed in seeds:
+        shutil.rmtree(out, ignore_errors=True)
+        result = run_cli("generate", *args, "--out", str(out), env={"PYTHONHASHSEED": str(seed)})
+        assert result.returncode == 0, result.stderr
+        trees.append({str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()})
+    return trees

@@ -104,13 +104,13 @@ async def test_a_user_abend_carries_its_code() -> None:
     assert result.max_rc == 222 and result.error == "ledger does not balance"
 
 
-async def test_a_step_returning_nonsense_abends() -> None:
+@pytest.mark.parametrize("value", ["yes", -1, 4096, True, 2.0])
+async def test_a_step_returning_nonsense_abends(value: object) -> None:
     job = new_job()
-    job.step("weird")(lambda ctx: "yes")
-    job.step("negative")(lambda ctx: -1)
+    job.step("weird")(lambda ctx: value)
     result, _ = await run(job)
     assert outcomes(result)["weird"] == ("abend", ABEND_RC)
-    assert "expected a return code" in (result.error or "")
+    assert result.error == f"step returned {value!r}; expected a return code 0-4095 or None"
 
 
 async def test_timeouts_for_coroutines_and_threads() -> None:

@@ -16,6 +16,7 @@ from pilothouse.config import load_config
 from pilothouse.generators.deploy import generate
 from pilothouse.generators.deploy.stack import generate_stack, load_stack
 from tests.generators.deploy.conftest import MARKET, SHOP
+from tests.helpers import generate_with_hash_seeds
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 
@@ -43,6 +44,7 @@ def test_output_matches_snapshot(name: str, render: object) -> None:
     assert not changed, f"generated output changed: {changed} (PILOTHOUSE_UPDATE_SNAPSHOTS=1 to accept)"
 
 
-@pytest.mark.parametrize("render", [_shop, _market])
-def test_generation_is_deterministic(render: object) -> None:
-    assert render() == render()  # type: ignore[operator]
+@pytest.mark.parametrize("source", [("-c", str(SHOP)), ("--stack", str(MARKET))], ids=["shop", "market"])
+def test_generation_is_deterministic(source: tuple[str, str], tmp_path: Path) -> None:
+    first, second = generate_with_hash_seeds(tmp_path, "deploy", *source)
+    assert first and first == second

@@ -13,10 +13,8 @@ import yaml
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models.dashboard import Dashboard
 
-from pilothouse.config import load_config
-from pilothouse.generators.monitoring import generate
 from pilothouse.validation.monitoring import validate
-from tests.helpers import SHOP_DIR, run_cli, write_config
+from tests.helpers import SHOP_DIR, generate_with_hash_seeds, run_cli, write_config
 
 SHOP = SHOP_DIR / "pilothouse.toml"
 MINIMAL = """
@@ -189,9 +187,9 @@ def test_overview_has_the_promised_panels(tmp_path: Path) -> None:
     assert [v["name"] for v in data["templating"]["list"]] == ["datasource", "namespace", "instance"]
 
 
-def test_generation_is_deterministic() -> None:
-    config = load_config(SHOP)
-    assert generate(config) == generate(config)
+def test_generation_is_deterministic(tmp_path: Path) -> None:
+    first, second = generate_with_hash_seeds(tmp_path, "monitoring", "-c", str(SHOP))
+    assert first and first == second
 
 
 def test_log_shipping_bundle(tmp_path: Path) -> None:
