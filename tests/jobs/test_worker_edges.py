@@ -51,15 +51,25 @@ async def test_local_drain_cancels_then_kills_after_the_grace(tmp_path: Path) ->
     store = open_store(config)
     jobs = Registry()
     polite, deaf = jobs.job("polite"), jobs.job("deaf")
+    ended: dict[str, str] = {}  # how each step ended: by the cooperative cancel or by the kill
 
     @polite.step()
     async def wait(ctx: StepContext) -> None:
-        await ctx.sleep(30)
+        try:
+            await ctx.sleep(30)
+        except asyncio.CancelledError:
+            ended["polite"] = "killed"
+            raise
+        ended["polite"] = "cooperative" if ctx.cancelled else "slept"
         ctx.raise_if_cancelled()
 
     @deaf.step()
     async def ignore(ctx: StepContext) -> None:
-        await asyncio.sleep(30)  # never looks at ctx.cancelled: only the kill ends it
+        try:
+            await asyncio.sleep(30)  # never looks at ctx.cancelled: only the kill ends it
+        except asyncio.CancelledError:
+            ended["deaf"] = "killed"
+            raise
 
     ids = [
         store.submit(name, {}, on_lost="requeue", max_attempts=3, traceparent=None)
@@ -72,3 +82,4 @@ async def test_local_drain_cancels_then_kills_after_the_grace(tmp_path: Path) ->
     await worker.stop()
     records = [store.get(job_id) for job_id in ids]
     assert [(r.outcome, r.error) for r in records if r] == [("cancelled", "worker drain timed out")] * 2
+    assert ended == {"polite": "cooperative", "deaf": "killed"}
