@@ -6,7 +6,6 @@ from __future__ import annotations
 import concurrent.futures
 import os
 import signal
-import tempfile
 import time
 from pathlib import Path
 
@@ -17,12 +16,13 @@ from tests.runtime.test_serve import assert_second_signal_exits_at_once, config,
 
 
 def test_two_workers_serve_drain_and_exit_zero(tmp_path: Path) -> None:
-    started = time.time()
     marker = tmp_path / "shutdown.marker"
+    scratch = tmp_path / "scratch"  # the server's own TMPDIR: what it leaves there is its own
+    scratch.mkdir()
     server = ServeProcess(
         config(tmp_path, pre_stop="500ms", drain="5s"),
         cwd=ROOT,
-        env={"SHUTDOWN_MARKER": str(marker)},
+        env={"SHUTDOWN_MARKER": str(marker), "TMPDIR": str(scratch)},
         args=("--workers", "2"),
     ).start()
     wait_for(lambda: ready_status(server) == 200, timeout=15)
@@ -30,6 +30,7 @@ def test_two_workers_serve_drain_and_exit_zero(tmp_path: Path) -> None:
     assert set(body["checks"]) == {"worker-0", "worker-1"}
     workers = httpx.get(f"{server.ops_url}/status").json()["workers"]
     assert len({w["pid"] for w in workers}) == 2 and all(w["started"] for w in workers)
+    assert [d.name for d in scratch.glob("pilothouse-metrics-*")]  # created here, for the run
 
     n = 6
     with concurrent.futures.ThreadPoolExecutor(n) as pool:
@@ -42,10 +43,7 @@ def test_two_workers_serve_drain_and_exit_zero(tmp_path: Path) -> None:
         code = server.wait(timeout=20)
     assert code == 0, server.output
     assert time.monotonic() - sent < 0.5 + 5 + 1 + 3
-    leftover = [
-        d for d in Path(tempfile.gettempdir()).glob("pilothouse-metrics-*") if d.stat().st_mtime > started
-    ]
-    assert leftover == [], leftover  # the temporary metrics directory is removed at exit
+    assert list(scratch.iterdir()) == []  # the temporary metrics directory is removed at exit
     ran_in = sorted(int(line.rsplit(" ", 1)[1]) for line in marker.read_text().splitlines())
     assert ran_in == sorted(w["pid"] for w in workers)  # the app's lifespan shutdown ran in each worker
 
