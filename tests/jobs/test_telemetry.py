@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -69,15 +69,19 @@ def spans() -> Iterator[InMemorySpanExporter]:
 
 
 async def run_all(
-    store: JobStore, worker: Worker, names: list[str], traceparent: str | None = None
+    store: JobStore,
+    worker: Worker,
+    names: list[str],
+    traceparent: str | None = None,
+    settled: Callable[[], bool] = lambda: True,
 ) -> list[int]:
+    """Submit, run until every job finished and `settled` holds (e.g. a gauge caught up), stop."""
     ids = [submit(store, worker.registry, name, {}, traceparent) for name in names]
     await worker.start()
     try:
         await asyncio.to_thread(
-            wait_until, lambda: store.counts()["finished"] == len(ids), 15, "jobs to finish"
+            wait_until, lambda: store.counts()["finished"] == len(ids) and settled(), 15, "jobs to finish"
         )
-        await asyncio.sleep(0.1)  # one more poll so the gauges settle
     finally:
         await worker.stop()
     return ids
@@ -85,8 +89,9 @@ async def run_all(
 
 async def test_metrics_equal_what_happened(setup: tuple[JobStore, Registry, Worker, Metrics]) -> None:
     store, _, worker, metrics = setup
-    await run_all(store, worker, ["good", "bad", "good"])
     value = metrics.registry.get_sample_value
+    queue_empty = lambda: value("pilothouse_job_queue_depth") == 0  # noqa: E731 - a predicate
+    await run_all(store, worker, ["good", "bad", "good"], settled=queue_empty)
     assert value("pilothouse_job_runs_total", {"job": "good", "outcome": "warning"}) == 2
     assert value("pilothouse_job_runs_total", {"job": "bad", "outcome": "failed"}) == 1
     assert value("pilothouse_job_runs_total", {"job": "good", "outcome": "ok"}) is None
@@ -128,9 +133,15 @@ async def test_draining_gauge_follows_the_store_flag(
     store.set_draining(True)
     await worker.start()
     try:
-        await asyncio.sleep(0.2)
-        assert metrics.registry.get_sample_value("pilothouse_job_draining") == 1
-        assert [w.accepting for w in store.workers()] == [False]
+        await asyncio.to_thread(
+            wait_until,
+            lambda: metrics.registry.get_sample_value("pilothouse_job_draining") == 1,
+            15,
+            "the draining gauge",
+        )
+        await asyncio.to_thread(
+            wait_until, lambda: [w.accepting for w in store.workers()] == [False], 15, "the worker record"
+        )
     finally:
         await worker.stop()
     assert store.workers() == []  # a clean stop unregisters

@@ -13,15 +13,16 @@ import httpx
 from tests.helpers import ServeProcess, free_port
 
 
-def _query(prometheus: str, promql: str) -> list[dict[str, object]]:
-    r = httpx.get(f"{prometheus}/api/v1/query", params={"query": promql}, timeout=5)
+def _query(prometheus: str, promql: str, at: float | None = None) -> list[dict[str, object]]:
+    params = {"query": promql} if at is None else {"query": promql, "time": f"{at:.3f}"}
+    r = httpx.get(f"{prometheus}/api/v1/query", params=params, timeout=5)
     r.raise_for_status()
     result: list[dict[str, object]] = r.json()["data"]["result"]
     return result
 
 
-def _scalar(prometheus: str, promql: str) -> float | None:
-    result = _query(prometheus, promql)
+def _scalar(prometheus: str, promql: str, at: float | None = None) -> float | None:
+    result = _query(prometheus, promql, at)
     return float(result[0]["value"][1]) if result else None  # type: ignore[index]
 
 
@@ -59,13 +60,18 @@ def test_prometheus_scrapes_and_computes_the_request_rate(
                 time.sleep(0.5)
             worker = threading.Thread(target=load)
             worker.start()
-            time.sleep(8)
+            time.sleep(8)  # the load's length: what the rate below is taken over
             stop.set()
             worker.join()
-            time.sleep(2.5)  # two more scrapes see the final count
+            stopped = time.time()
             selector = 'http_server_request_duration_seconds_count{job="demo",http_route="/items/{id}"}'
-            assert _scalar(url, f"sum({selector})") == sent
-            rate = _scalar(url, f"sum(rate({selector}[6s] offset 3s))")
+            deadline = time.monotonic() + 30
+            while _scalar(url, f"sum({selector})") != sent:  # a scrape after the last request
+                assert time.monotonic() < deadline, (sent, _scalar(url, f"sum({selector})"))
+                time.sleep(0.2)
+            # Evaluated at a fixed time inside the load, not at "now", so a slow wait above
+            # cannot slide the window into the idle time after it.
+            rate = _scalar(url, f"sum(rate({selector}[5s]))", at=stopped - 1)
             assert rate is not None and 5 < rate < 40, rate  # ~20/s, generous for a loaded machine
             assert _scalar(url, 'pilothouse_lifecycle_state{job="demo",state="ready"}') == 1
         finally:
