@@ -15,7 +15,7 @@ import pytest
 
 from pilothouse.config import load_config
 from pilothouse.jobs.store import JobStore, open_store
-from tests.helpers import PILOTHOUSE, run_cli
+from tests.helpers import PILOTHOUSE, alive, run_cli
 from tests.jobs.conftest import WorkerProcess, jobs_config, ledger, pg_store, wait_until
 
 
@@ -170,11 +170,3 @@ def test_interrupting_jobs_run_cancels_the_job(tmp_path: Path) -> None:
     assert "slow: finished, cancelled" in out
     [record] = store.list_jobs()
     assert (record.outcome, record.error) == ("cancelled", "interrupted")
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
