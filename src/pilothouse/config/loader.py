@@ -11,22 +11,30 @@ import copy
 import difflib
 import json
 import os
-import tomllib
 import types
 import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    PlainValidator,
+    TypeAdapter,
+    ValidationError,
+    WrapValidator,
+)
 
 from pilothouse.config.model import Config
+from pilothouse.config.toml_file import check_depth, read_toml
 from pilothouse.errors import ConfigError
 
 ENV_PREFIX = "PILOTHOUSE_"
 DEFAULT_FILE = "pilothouse.toml"
 
 Loc = tuple[int | str, ...]
+_CONVERTERS = (BeforeValidator, PlainValidator, WrapValidator)
 
 
 def load_config(
@@ -39,18 +47,7 @@ def load_config(
     Raises ConfigError with one line per problem: file, key path, bad value, expectation.
     """
     file = Path(path) if path is not None else Path(os.environ.get("PILOTHOUSE_CONFIG", DEFAULT_FILE))
-    try:
-        raw = tomllib.loads(file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{file}: file not found (pass a path or create {DEFAULT_FILE})") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{file}: is a directory, expected a TOML file") from None
-    except PermissionError:
-        raise ConfigError(f"{file}: permission denied") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{file}: not UTF-8 text") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{file}: invalid TOML: {exc}") from None
+    raw, _ = read_toml(file)
     return config_from_dict(raw, source=file, environ=os.environ if environ is None else environ)
 
 
@@ -59,11 +56,13 @@ def config_from_dict(
 ) -> Config:
     """Validate an already-parsed document (tests, generators fed from memory)."""
     data, origins = apply_env_overrides(raw, environ or {})
+    label = str(source) if source else "config"
+    check_depth(data, label)
     try:
-        config = Config.model_validate(data)
+        # Strict: TOML has types, so `port = "21100"` or `port = true` is a mistake, not a number.
+        config = Config.model_validate(data, strict=True)
     except ValidationError as exc:
-        label = str(source) if source else "config"
-        errors = _fold_typos(exc.errors(), data)
+        errors = _fold_union_branches(_fold_typos(exc.errors(), data), data)
         raise ConfigError(
             "\n".join(_merge([_describe(err, label, data, origins) for err in errors]))
         ) from None
@@ -76,8 +75,9 @@ def apply_env_overrides(
 ) -> tuple[dict[str, Any], dict[Loc, str]]:
     """Merge `PILOTHOUSE_A__B__C=value` into a copy of `raw`; return it and where values came from.
 
-    Values that look like JSON arrays or objects are decoded; everything else stays a string and
-    pydantic converts it ("8081" -> 8081, "true" -> True).
+    Values that look like JSON arrays or objects are decoded; a value for a number or boolean
+    field is converted the way pydantic's lax mode does ("8081" -> 8081, "true" -> True), since an
+    environment variable cannot carry a type; everything else stays a string.
     """
     data: dict[str, Any] = copy.deepcopy(raw)  # TOML dates and times survive; pydantic judges them
     origins: dict[Loc, str] = {}
@@ -89,8 +89,10 @@ def apply_env_overrides(
             continue
         value: Any = environ[key]
         if value[:1] in "[{":
-            with contextlib.suppress(ValueError):
+            with contextlib.suppress(ValueError, RecursionError):
                 value = json.loads(value)
+        else:
+            value = _typed(value, parts)
         node = data
         for part in parts[:-1]:
             child = node.get(part)
@@ -106,6 +108,71 @@ def apply_env_overrides(
         node[parts[-1]] = value
         origins[tuple(parts)] = key
     return data, origins
+
+
+def _typed(value: str, parts: list[str]) -> Any:
+    """`value` as the int, float or bool the field at `parts` expects, when it converts."""
+    scalar = _scalar_type(_annotation_at(parts))
+    if scalar is None:
+        return value
+    try:
+        return TypeAdapter(scalar).validate_python(value)
+    except ValidationError:
+        return value  # strict validation reports it, naming the variable
+
+
+def _annotation_at(parts: list[str]) -> Any:
+    """The type annotation of the field at `parts` (None when there is no such field)."""
+    annotation: Any = Config
+    for part in parts:
+        model = _model_in(annotation)
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            field = model.model_fields.get(part)
+            if field is None:
+                return None
+            annotation = field.annotation
+            if field.metadata:  # pydantic moves a top-level Annotated's metadata here
+                annotation = typing.Annotated[(annotation, *field.metadata)]
+        elif typing.get_origin(_unwrap(annotation)) is dict:
+            annotation = typing.get_args(_unwrap(annotation))[-1]
+        else:
+            return None
+    return annotation
+
+
+def _unwrap(annotation: Any) -> Any:
+    """`X | None` -> X (keeping Annotated metadata)."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return annotation
+
+
+def _scalar_type(annotation: Any) -> type | None:
+    """int, float or bool when that is all the field takes (Duration and str fields: None)."""
+    annotation = _unwrap(annotation)
+    if typing.get_origin(annotation) is typing.Annotated:
+        base, *metadata = typing.get_args(annotation)
+        if any(isinstance(m, _CONVERTERS) for m in metadata):
+            return None  # a custom validator (Duration) converts the string itself
+        annotation = base
+    return annotation if annotation in (int, float, bool) else None
+
+
+def _fold_union_branches(errors: list[Any], data: dict[str, Any]) -> list[Any]:
+    """`url = { secret = "DB URL" }` is one mistake in the SecretRef: drop the "Input should be a
+    valid string" of the `str` branch of the same union, which a table was never meant to be."""
+    locs = [_strip_tags(tuple(err["loc"]), data) for err in errors]
+    return [
+        err
+        for err, loc in zip(errors, locs, strict=True)
+        if not (
+            err["type"].endswith("_type")
+            and isinstance(err.get("input"), dict)
+            and any(other[: len(loc)] == loc and len(other) > len(loc) for other in locs)
+        )
+    ]
 
 
 def _fold_typos(errors: list[Any], data: dict[str, Any]) -> list[Any]:

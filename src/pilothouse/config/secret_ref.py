@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
@@ -44,8 +45,33 @@ def refuse_embedded_password(value: str | SecretRef) -> str | SecretRef:
 
 
 def http_url(value: str) -> str:
-    """An http:// or https:// URL without a password in it (a field validator)."""
+    """An http:// or https:// URL with a host and without a password in it (a field validator)."""
     if not value.startswith(("http://", "https://")):
         raise ValueError("expected an http:// or https:// URL")
+    return url_with_host(value)
+
+
+def url_with_host(value: str) -> str:
+    """A URL naming a host ("http://" alone names nothing) and carrying no password."""
+    try:
+        host = urlsplit(value).hostname
+    except ValueError:
+        host = None
+    if not host:
+        raise ValueError("expected a URL with a host, e.g. 'http://api.internal:8080/health'")
     refuse_embedded_password(value)
     return value
+
+
+def url_of(*schemes: str) -> Callable[[str | SecretRef], str | SecretRef]:
+    """A field validator: a literal URL must use one of `schemes` and carry no password."""
+    expected = " or ".join(f"{s}://" for s in schemes)
+
+    def check(value: str | SecretRef) -> str | SecretRef:
+        if isinstance(value, str):
+            if urlsplit(value).scheme not in schemes:
+                raise ValueError(f"expected a {expected} URL")
+            refuse_embedded_password(value)
+        return value
+
+    return check
