@@ -302,7 +302,7 @@ class SqlStore(abc.ABC):
         rows = self._one(
             f"SELECT {_STEP_COLUMNS} FROM {{steps}} WHERE job_id = ? ORDER BY attempt, seq", (job_id,)
         )
-        return [StepRecord(*row[:-1], _masked(row[-1])) for row in rows]
+        return [_step(row) for row in rows]
 
     def list_jobs(self, state: str | None = None, limit: int = 50) -> list[JobRecord]:
         where, params = (" WHERE state = ?", (state, limit)) if state else ("", (limit,))
@@ -322,6 +322,12 @@ def _job(row: tuple[Any, ...]) -> JobRecord:
     values[14] = bool(values[14])
     values[16] = _masked(values[16])
     return JobRecord(*values)
+
+
+def _step(row: tuple[Any, ...]) -> StepRecord:
+    values = list(row)
+    values[-1] = _masked(values[-1])
+    return StepRecord(*values)
 
 
 def _masked(error: str | None) -> str | None:
