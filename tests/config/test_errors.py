@@ -42,7 +42,7 @@ CASES = {
     "invalid TOML": ("[service\nname = 'x'\n", "invalid TOML"),
     "password in URL": (
         GOOD_SERVICE + '[[checks]]\nname = "db"\nkind = "postgres"\nurl = "postgresql://u:hunter2@db/shop"\n',
-        "checks[0].url: 'postgresql://***@db/shop' is invalid: a literal URL must not",
+        "checks[0].url: 'postgresql://***@db/shop' is invalid: a literal value must not contain a password",
     ),
     "unknown check kind": (
         GOOD_SERVICE + '[[checks]]\nname = "db"\nkind = "mysql"\n',

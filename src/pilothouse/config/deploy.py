@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 
 from pilothouse.config.base import Section
+from pilothouse.config.credentials import sensitive_env_name
 from pilothouse.config.secret_ref import SecretRef
 from pilothouse.durations import Duration
 
@@ -54,6 +55,18 @@ def _env_keys(value: dict[str, object]) -> dict[str, object]:
     return value
 
 
+def _no_credentials(value: dict[str, str]) -> dict[str, str]:
+    """Plain env is printed into manifests, unit files and compose: a secret-named variable with a
+    literal value would be published there."""
+    named = sorted(k for k, v in value.items() if v and sensitive_env_name(k))
+    if named:
+        raise ValueError(
+            f"{', '.join(named)} looks like a credential; move it to [deploy] secret_env as a "
+            f'secret reference, e.g. {{ secret = "{named[0].lower().replace("_", "-")}" }}'
+        )
+    return value
+
+
 MemoryQuantity = Annotated[str, Field(description="a Kubernetes memory quantity, e.g. '512Mi'")]
 CpuQuantity = Annotated[str, Field(description="a Kubernetes CPU quantity, e.g. '500m'")]
 
@@ -84,6 +97,7 @@ class EnvironmentOverride(Section):
     env: dict[str, str] = Field(default_factory=dict)
 
     _check_env = field_validator("env")(_env_keys)
+    _plain_env = field_validator("env")(_no_credentials)
 
 
 class DatabaseConfig(Section):
@@ -198,6 +212,7 @@ class DeployConfig(Section):
     blue_green: BlueGreenConfig = Field(default_factory=BlueGreenConfig)
 
     _check_env = field_validator("env", "secret_env")(_env_keys)
+    _plain_env = field_validator("env")(_no_credentials)
 
     @field_validator("namespace", "ingress_namespace", "monitoring_namespace")
     @classmethod

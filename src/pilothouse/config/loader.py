@@ -26,9 +26,11 @@ from pydantic import (
     WrapValidator,
 )
 
+from pilothouse.config.credentials import advice, literal_credentials
 from pilothouse.config.model import Config
 from pilothouse.config.toml_file import check_depth, read_toml
 from pilothouse.errors import ConfigError
+from pilothouse.redaction import MASK, redact
 
 ENV_PREFIX = "PILOTHOUSE_"
 DEFAULT_FILE = "pilothouse.toml"
@@ -58,6 +60,7 @@ def config_from_dict(
     data, origins = apply_env_overrides(raw, environ or {})
     label = str(source) if source else "config"
     check_depth(data, label)
+    _refuse_literal_credentials(data, label, origins)
     try:
         # Strict: TOML has types, so `port = "21100"` or `port = true` is a mistake, not a number.
         config = Config.model_validate(data, strict=True)
@@ -108,6 +111,18 @@ def apply_env_overrides(
         node[parts[-1]] = value
         origins[tuple(parts)] = key
     return data, origins
+
+
+def _refuse_literal_credentials(data: dict[str, Any], label: str, origins: dict[Loc, str]) -> None:
+    """Every value of the file is published (ConfigMap, env, unit files): none may be a credential."""
+    lines = []
+    for loc, value, what in literal_credentials(data):
+        origin = _origin(loc, origins)
+        where = f"{label}: {_format_loc(loc)}" + (f" (from {origin})" if origin else "")
+        shown = redact(value)  # the URL or pair with its password masked; a bare token not at all
+        lines.append(f"{where}: {_short(shown if shown != value else MASK)} is invalid: {advice(what)}")
+    if lines:
+        raise ConfigError("\n".join(lines))
 
 
 def _typed(value: str, parts: list[str]) -> Any:

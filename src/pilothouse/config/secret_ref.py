@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator
 
 from pilothouse.config.base import Section
+from pilothouse.config.credentials import advice, credential_in
 
 _NAME = re.compile(r"^[a-z0-9]([a-z0-9_-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9_-]*[a-z0-9])?)*$")
 
@@ -36,11 +37,12 @@ class SecretRef(Section):
 
 
 def refuse_embedded_password(value: str | SecretRef) -> str | SecretRef:
-    """Reject a literal URL that carries a password: it belongs in a secret reference."""
+    """Reject a literal that carries a credential (URL password, `?password=`, `password=`):
+    it belongs in a secret reference."""
     if isinstance(value, str):
-        parts = urlsplit(value)
-        if parts.password:
-            raise ValueError('a literal URL must not contain a password; use { secret = "<name>" } instead')
+        what = credential_in(value)
+        if what is not None:
+            raise ValueError(advice(what))
     return value
 
 
@@ -68,10 +70,9 @@ def url_of(*schemes: str) -> Callable[[str | SecretRef], str | SecretRef]:
     expected = " or ".join(f"{s}://" for s in schemes)
 
     def check(value: str | SecretRef) -> str | SecretRef:
-        if isinstance(value, str):
-            if urlsplit(value).scheme not in schemes:
-                raise ValueError(f"expected a {expected} URL")
-            refuse_embedded_password(value)
+        refuse_embedded_password(value)  # first: a libpq DSN with a password is that, not a bad scheme
+        if isinstance(value, str) and urlsplit(value).scheme not in schemes:
+            raise ValueError(f"expected a {expected} URL")
         return value
 
     return check
