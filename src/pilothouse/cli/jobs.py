@@ -161,11 +161,14 @@ async def _run_here(config: Config, store: JobStore, registry: Registry, job_id:
 
 def run_worker(args: argparse.Namespace) -> int:
     from pilothouse.jobs.standalone import run_worker as serve_worker
+    from pilothouse.runtime.admin_auth import admin_token
     from pilothouse.runtime.features import install_all
     from pilothouse.runtime.runtime import Runtime
 
     config = _config(args)
     assert config.jobs is not None
+    if not args.no_ops:
+        admin_token(config.ops.admin_token_env)  # a weak token: one line before anything starts
     if args.concurrency is not None and not 1 <= args.concurrency <= MAX_CONCURRENCY:
         raise ConfigError(f"--concurrency: {args.concurrency} is invalid: expected 1 to {MAX_CONCURRENCY}")
     update: dict[str, Any] = {"worker": True}
