@@ -79,7 +79,8 @@ def probes(config: Config) -> Obj:
     startup_period = 2
     return {
         "livenessProbe": _probe(p.liveness_path, 10, 3, timeout),
-        "readinessProbe": _probe(p.readiness_path, 5, 2, timeout),
+        # /ready waits for the slowest check: a shorter probe timeout fails a healthy pod.
+        "readinessProbe": _probe(p.readiness_path, 5, 2, math.ceil(config.readiness_timeout) + 1),
         "startupProbe": _probe(
             p.startup_path,
             startup_period,
