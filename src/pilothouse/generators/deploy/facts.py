@@ -74,6 +74,20 @@ class SecretMount:
     keys: tuple[str, ...]
 
 
+def database_name(config: Config) -> str:
+    """The StatefulSet (and headless Service) of `[deploy.database]`."""
+    return f"{config.service.name}-db"
+
+
+def database_labels(config: Config) -> dict[str, str]:
+    return {"app.kubernetes.io/name": database_name(config), "app.kubernetes.io/part-of": namespace(config)}
+
+
+def database_host(config: Config) -> str:
+    """The in-cluster DNS name the app's database URL points at."""
+    return f"{database_name(config)}-0.{database_name(config)}.{namespace(config)}.svc"
+
+
 def secret_name(config: Config, group: str) -> str:
     return f"{config.service.name}-{group.replace('.', '-')}"
 

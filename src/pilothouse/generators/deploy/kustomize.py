@@ -64,7 +64,7 @@ def _placeholder(config: Config, secret: str, key: str) -> str:
         return f"<replace with the output of: {GENERATE}>"
     db = config.deploy.database
     if db is not None and db.enabled and key == "url" and secret == facts.secret_name(config, db.secret):
-        return f"postgresql://{db.user}:{PLACEHOLDER}@{database.host(config)}:{db.port}/{db.database}"
+        return f"postgresql://{db.user}:{PLACEHOLDER}@{facts.database_host(config)}:{db.port}/{db.database}"
     return PLACEHOLDER
 
 
