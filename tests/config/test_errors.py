@@ -251,6 +251,8 @@ def test_a_fifo_is_refused_not_waited_on(tmp_path: Path) -> None:
     # Before the fix this blocked in open() until the 10 s subprocess timeout raised.
     result = run_cli("config", "check", str(fifo), timeout=10)
     _assert_one_line(result, f"{fifo}: not a regular file")
+    stack = run_cli("generate", "deploy", "--stack", str(fifo), "--out", str(tmp_path / "out"), timeout=10)
+    _assert_one_line(stack, f"{fifo}: not a regular file")  # the stack file is read the same way
 
 
 def test_a_huge_file_is_refused_before_parsing(tmp_path: Path) -> None:
