@@ -7,7 +7,10 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
+import subprocess
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -19,70 +22,73 @@ HERE = Path(__file__).parent
 SECRET = "sk_live_51HtLeakyKeyForTheJobStore"
 
 
-def _config(directory: Path, store: str) -> Path:
-    shutil.copy(HERE / "leaky_jobs.py", directory / "leaky_jobs.py")
-    return write_config(
-        directory,
+@dataclass
+class LeakyRun:
+    """`jobs run leaky` done once on one store, and raw SQL on that store's tables."""
+
+    directory: Path
+    config: Path
+    postgres_url: str
+    schema: str | None
+    ran: subprocess.CompletedProcess[str]
+
+    def sql(self, statement: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """Run `statement` ({s} is the schema prefix, %s a parameter) without Pilothouse."""
+        if self.schema is None:
+            with sqlite3.connect(self.directory / "jobs.sqlite3") as conn:
+                return conn.execute(statement.format(s="").replace("%s", "?"), params).fetchall()
+        with psycopg.connect(self.postgres_url) as conn:
+            cursor = conn.execute(statement.format(s=f'"{self.schema}".'), params)
+            return cursor.fetchall() if cursor.description else []
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return run_cli("jobs", *args, "-c", str(self.config), cwd=self.directory)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def leaky(request: pytest.FixtureRequest, tmp_path: Path, postgres_url: str, pg_schema: str) -> LeakyRun:
+    schema = pg_schema if request.param == "postgres" else None
+    shutil.copy(HERE / "leaky_jobs.py", tmp_path / "leaky_jobs.py")
+    store = pg_store(postgres_url, pg_schema) if schema else ""
+    config = write_config(
+        tmp_path,
         f'[service]\nname = "leaktest"\n[telemetry]\nlog_format = "text"\n'
         f'[jobs]\nmodule = "leaky_jobs"\npath = "jobs.sqlite3"\n{store}\n',
     )
-
-
-def _raw_errors(directory: Path, postgres_url: str, schema: str | None) -> list[str]:
-    """Every error column as stored, read without going through Pilothouse."""
-    queries = ("SELECT error FROM {s}jobs", "SELECT error FROM {s}job_steps")
-    if schema is None:
-        with sqlite3.connect(directory / "jobs.sqlite3") as conn:
-            rows = [r for q in queries for r in conn.execute(q.format(s="")).fetchall()]
-    else:
-        with psycopg.connect(postgres_url) as conn:
-            rows = [r for q in queries for r in conn.execute(q.format(s=f'"{schema}".')).fetchall()]
-    return [str(r[0]) for r in rows if r[0] is not None]
-
-
-@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
-def test_a_secret_in_a_step_error_is_masked_everywhere(
-    tmp_path: Path, backend: str, postgres_url: str, pg_schema: str
-) -> None:
-    schema = pg_schema if backend == "postgres" else None
-    config = _config(tmp_path, pg_store(postgres_url, pg_schema) if schema else "")
-    env = {"LEAKY_API_KEY": SECRET}
-    ran = run_cli("jobs", "run", "leaky", "-c", str(config), "--format", "json", env=env, cwd=tmp_path)
+    ran = run_cli(
+        "jobs", "run", "leaky", "-c", str(config), "--format", "json",
+        env={"LEAKY_API_KEY": SECRET}, cwd=tmp_path,
+    )
     assert ran.returncode == 1, ran.stderr
-    job = json.loads(ran.stdout)
-    shown = run_cli("jobs", "show", str(job["id"]), "-c", str(config), cwd=tmp_path)
-    listed = run_cli("jobs", "list", "-c", str(config), "--format", "json", cwd=tmp_path)
-    stored = _raw_errors(tmp_path, postgres_url, schema)
+    return LeakyRun(tmp_path, config, postgres_url, schema, ran)
+
+
+def test_a_secret_in_a_step_error_is_masked_everywhere(leaky: LeakyRun) -> None:
+    job = json.loads(leaky.ran.stdout)
+    shown = leaky.cli("show", str(job["id"]))
+    listed = leaky.cli("list", "--format", "json")
+    stored = [
+        str(row[0])
+        for table in ("jobs", "job_steps")
+        for row in leaky.sql(f"SELECT error FROM {{s}}{table}")
+        if row[0] is not None
+    ]
     assert len(stored) == 2  # the job's error and its step's error
-    for text in (ran.stdout, ran.stderr, shown.stdout, listed.stdout, *stored):
+    for text in (leaky.ran.stdout, leaky.ran.stderr, shown.stdout, listed.stdout, *stored):
         assert SECRET not in text
     assert "payment provider refused ***" in job["error"]
     assert "postgresql://***@db/x" in job["steps"][0]["error"]
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
-def test_an_error_stored_unmasked_is_masked_when_printed(
-    tmp_path: Path, backend: str, postgres_url: str, pg_schema: str
-) -> None:
+def test_an_error_stored_unmasked_is_masked_when_printed(leaky: LeakyRun) -> None:
     """A row written before masking (or by any other writer) still prints no credential."""
-    schema = pg_schema if backend == "postgres" else None
-    config = _config(tmp_path, pg_store(postgres_url, pg_schema) if schema else "")
-    ran = run_cli("jobs", "run", "leaky", "-c", str(config), "--format", "json",
-                  env={"LEAKY_API_KEY": SECRET}, cwd=tmp_path)
-    job_id = json.loads(ran.stdout)["id"]
+    job_id = str(json.loads(leaky.ran.stdout)["id"])
     planted = "connect failed: postgresql://shop:hunter2-planted@db/x password=hunter2-planted"
-    update = "UPDATE {s}jobs SET error = %s", "UPDATE {s}job_steps SET error = %s"
-    if schema is None:
-        with sqlite3.connect(tmp_path / "jobs.sqlite3") as conn:
-            for sql in update:
-                conn.execute(sql.format(s="").replace("%s", "?"), (planted,))
-    else:
-        with psycopg.connect(postgres_url) as conn:
-            for sql in update:
-                conn.execute(sql.format(s=f'"{schema}".'), (planted,))
-    shown = run_cli("jobs", "show", str(job_id), "-c", str(config), cwd=tmp_path)
-    shown_json = run_cli("jobs", "show", str(job_id), "-c", str(config), "--format", "json", cwd=tmp_path)
-    listed = run_cli("jobs", "list", "-c", str(config), "--format", "json", cwd=tmp_path)
+    for table in ("jobs", "job_steps"):
+        leaky.sql(f"UPDATE {{s}}{table} SET error = %s", (planted,))
+    shown = leaky.cli("show", job_id)
+    shown_json = leaky.cli("show", job_id, "--format", "json")
+    listed = leaky.cli("list", "--format", "json")
     for text in (shown.stdout, shown_json.stdout, listed.stdout):
         assert "hunter2-planted" not in text
     assert "postgresql://***@db/x" in shown.stdout
