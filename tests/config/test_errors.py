@@ -280,14 +280,18 @@ def test_secrets_file_that_is_a_directory(tmp_path: Path) -> None:
         ("PILOTHOUSE_TELEMETRY__SAMPLE_RATIO", "0.5", 0.5),
         ("PILOTHOUSE_SERVICE__VERSION", "1.0", "1.0"),
         ("PILOTHOUSE_LIFECYCLE__DRAIN_TIMEOUT", "5s", 5.0),
+        ("PILOTHOUSE_DEPLOY__ENVIRONMENTS__PROD__REPLICAS", "4", 4),
+        ("PILOTHOUSE_DEPLOY__ENV__RETRIES", "3", "3"),
+        ("PILOTHOUSE_DEPLOY__RESOURCES__MEMORY", "1Gi", "1Gi"),
     ],
 )
 def test_overrides_are_still_converted(tmp_path: Path, variable: str, value: str, shown: object) -> None:
     """An environment variable has no type: strict types apply to the file, not to overrides."""
-    path = write_config(tmp_path, GOOD_SERVICE + "[deploy]\nreplicas = 2\n")
-    config = load_config(path, environ={variable: value})
-    section, field = variable.removeprefix("PILOTHOUSE_").lower().split("__")
-    assert getattr(getattr(config, section), field) == shown
+    path = write_config(tmp_path, GOOD_SERVICE + "[deploy]\nreplicas = 2\n[deploy.environments.prod]\n")
+    node: object = load_config(path, environ={variable: value})
+    for part in variable.removeprefix("PILOTHOUSE_").lower().split("__"):
+        node = node[part] if isinstance(node, dict) else getattr(node, part)
+    assert node == shown
 
 
 # -- issue 14 item 9: command-line values ---------------------------------------------------------

@@ -140,18 +140,21 @@ def _annotation_at(parts: list[str]) -> Any:
     """The type annotation of the field at `parts` (None when there is no such field)."""
     annotation: Any = Config
     for part in parts:
+        container = _unwrap(annotation)
+        if typing.get_origin(container) is typing.Annotated:
+            container = typing.get_args(container)[0]
+        if typing.get_origin(container) is dict:  # [deploy.environments.NAME], [deploy.env]
+            annotation = typing.get_args(container)[-1]
+            continue
         model = _model_in(annotation)
-        if isinstance(model, type) and issubclass(model, BaseModel):
-            field = model.model_fields.get(part)
-            if field is None:
-                return None
-            annotation = field.annotation
-            if field.metadata:  # pydantic moves a top-level Annotated's metadata here
-                annotation = typing.Annotated[(annotation, *field.metadata)]
-        elif typing.get_origin(_unwrap(annotation)) is dict:
-            annotation = typing.get_args(_unwrap(annotation))[-1]
-        else:
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
             return None
+        field = model.model_fields.get(part)
+        if field is None:
+            return None
+        annotation = field.annotation
+        if field.metadata:  # pydantic moves a top-level Annotated's metadata here
+            annotation = typing.Annotated[(annotation, *field.metadata)]
     return annotation
 
 
