@@ -1,4 +1,6 @@
-"""Reading `pilothouse.toml`: the only place that touches the file.
+"""Loading `pilothouse.toml`: read it (config/toml_file.py), merge the environment overrides
+(config/overrides.py), refuse literal credentials, validate strictly, and turn every problem
+into one line naming file, key and value.
 
 Environment overrides are applied before validation, so an override is validated exactly like
 the file and an error names the variable it came from.
@@ -6,37 +8,23 @@ the file and an error names the variable it came from.
 
 from __future__ import annotations
 
-import contextlib
-import copy
 import difflib
-import json
 import os
-import types
-import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    PlainValidator,
-    TypeAdapter,
-    ValidationError,
-    WrapValidator,
-)
+from pydantic import BaseModel, ValidationError
 
 from pilothouse.config.credentials import advice, literal_credentials
 from pilothouse.config.model import Config
+from pilothouse.config.overrides import Loc, apply_env_overrides
+from pilothouse.config.schema import model_in
 from pilothouse.config.toml_file import check_depth, read_toml
 from pilothouse.errors import ConfigError
 from pilothouse.redaction import MASK, redact
 
-ENV_PREFIX = "PILOTHOUSE_"
 DEFAULT_FILE = "pilothouse.toml"
-
-Loc = tuple[int | str, ...]
-_CONVERTERS = (BeforeValidator, PlainValidator, WrapValidator)
 
 
 def load_config(
@@ -73,44 +61,6 @@ def config_from_dict(
     return config
 
 
-def apply_env_overrides(
-    raw: dict[str, Any], environ: Mapping[str, str]
-) -> tuple[dict[str, Any], dict[Loc, str]]:
-    """Merge `PILOTHOUSE_A__B__C=value` into a copy of `raw`; return it and where values came from.
-
-    Values that look like JSON arrays or objects are decoded; a value for a number or boolean
-    field is converted the way pydantic's lax mode does ("8081" -> 8081, "true" -> True), since an
-    environment variable cannot carry a type; everything else stays a string.
-    """
-    data: dict[str, Any] = copy.deepcopy(raw)  # TOML dates and times survive; pydantic judges them
-    origins: dict[Loc, str] = {}
-    for key in sorted(environ):
-        if not key.startswith(ENV_PREFIX) or "__" not in key:
-            continue
-        parts = [p.lower() for p in key[len(ENV_PREFIX) :].split("__")]
-        if not all(parts):
-            continue
-        value: Any = environ[key]
-        if value[:1] in "[{":
-            with contextlib.suppress(ValueError, RecursionError):
-                value = json.loads(value)
-        else:
-            value = _typed(value, parts)
-        node = data
-        for part in parts[:-1]:
-            child = node.get(part)
-            if isinstance(child, list) or part.isdigit():
-                raise ConfigError(
-                    f"{key}: environment overrides cannot change list items such as [[{part}]]; "
-                    "edit the config file instead"
-                )
-            if not isinstance(child, dict):
-                child = {}
-                node[part] = child
-            node = child
-        node[parts[-1]] = value
-        origins[tuple(parts)] = key
-    return data, origins
 
 
 def _refuse_literal_credentials(data: dict[str, Any], label: str, origins: dict[Loc, str]) -> None:
@@ -125,57 +75,12 @@ def _refuse_literal_credentials(data: dict[str, Any], label: str, origins: dict[
         raise ConfigError("\n".join(lines))
 
 
-def _typed(value: str, parts: list[str]) -> Any:
-    """`value` as the int, float or bool the field at `parts` expects, when it converts."""
-    scalar = _scalar_type(_annotation_at(parts))
-    if scalar is None:
-        return value
-    try:
-        return TypeAdapter(scalar).validate_python(value)
-    except ValidationError:
-        return value  # strict validation reports it, naming the variable
 
 
-def _annotation_at(parts: list[str]) -> Any:
-    """The type annotation of the field at `parts` (None when there is no such field)."""
-    annotation: Any = Config
-    for part in parts:
-        container = _unwrap(annotation)
-        if typing.get_origin(container) is typing.Annotated:
-            container = typing.get_args(container)[0]
-        if typing.get_origin(container) is dict:  # [deploy.environments.NAME], [deploy.env]
-            annotation = typing.get_args(container)[-1]
-            continue
-        model = _model_in(annotation)
-        if not (isinstance(model, type) and issubclass(model, BaseModel)):
-            return None
-        field = model.model_fields.get(part)
-        if field is None:
-            return None
-        annotation = field.annotation
-        if field.metadata:  # pydantic moves a top-level Annotated's metadata here
-            annotation = typing.Annotated[(annotation, *field.metadata)]
-    return annotation
 
 
-def _unwrap(annotation: Any) -> Any:
-    """`X | None` -> X (keeping Annotated metadata)."""
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(annotation) if a is not type(None)]
-        if len(args) == 1:
-            return args[0]
-    return annotation
 
 
-def _scalar_type(annotation: Any) -> type | None:
-    """int, float or bool when that is all the field takes (Duration and str fields: None)."""
-    annotation = _unwrap(annotation)
-    if typing.get_origin(annotation) is typing.Annotated:
-        base, *metadata = typing.get_args(annotation)
-        if any(isinstance(m, _CONVERTERS) for m in metadata):
-            return None  # a custom validator (Duration) converts the string itself
-        annotation = base
-    return annotation if annotation in (int, float, bool) else None
 
 
 def _fold_union_branches(errors: list[Any], data: dict[str, Any]) -> list[Any]:
@@ -311,25 +216,9 @@ def _allowed_keys(parent: Loc) -> list[str]:
         field = model.model_fields.get(part)
         if field is None:
             return []
-        model = _model_in(field.annotation)
+        model = model_in(field.annotation)
     if isinstance(model, list):
         return sorted({k for m in model for k in m.model_fields})
     if isinstance(model, type) and issubclass(model, BaseModel):
         return list(model.model_fields)
     return []
-
-
-def _model_in(annotation: Any) -> Any:
-    """The BaseModel (or list of models, for unions) inside Optional/list/dict/Annotated."""
-    origin = typing.get_origin(annotation)
-    if origin is typing.Annotated:
-        return _model_in(typing.get_args(annotation)[0])
-    if origin in (list, dict, tuple):
-        return _model_in(typing.get_args(annotation)[-1])
-    if origin in (typing.Union, types.UnionType):
-        models = [m for a in typing.get_args(annotation) if (m := _model_in(a)) is not None]
-        flat = [x for m in models for x in (m if isinstance(m, list) else [m])]
-        return flat[0] if len(flat) == 1 else (flat or None)
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    return None
