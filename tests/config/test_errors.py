@@ -283,6 +283,7 @@ def test_secrets_file_that_is_a_directory(tmp_path: Path) -> None:
         ("PILOTHOUSE_DEPLOY__ENVIRONMENTS__PROD__REPLICAS", "4", 4),
         ("PILOTHOUSE_DEPLOY__ENV__RETRIES", "3", "3"),
         ("PILOTHOUSE_DEPLOY__RESOURCES__MEMORY", "1Gi", "1Gi"),
+        ("PILOTHOUSE_TELEMETRY__MULTIPROCESS_DIR", "/tmp/metrics", Path("/tmp/metrics")),
     ],
 )
 def test_overrides_are_still_converted(tmp_path: Path, variable: str, value: str, shown: object) -> None:
@@ -324,3 +325,9 @@ def test_generate_out_that_cannot_be_a_directory(tmp_path: Path, out: str) -> No
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing half-written beside it
     if not out.startswith("/"):
         assert target.read_text() == "mine\n"
+
+
+def test_a_path_is_a_toml_string_under_strict_types(tmp_path: Path) -> None:
+    """Strict validation must not refuse a well-typed file: a path is a TOML string."""
+    path = write_config(tmp_path, GOOD_SERVICE + '[telemetry]\nmultiprocess_dir = "/tmp/metrics"\n')
+    assert load_config(path, environ={}).telemetry.multiprocess_dir == Path("/tmp/metrics")
