@@ -3,7 +3,10 @@ SHELL := /bin/bash
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
-DEMO_ENV := PILOTHOUSE_SERVICE__HOST=127.0.0.1 PILOTHOUSE_OPS__HOST=127.0.0.1 SHOP_ADMIN_TOKEN=$${SHOP_ADMIN_TOKEN:-demo-admin-token}
+# The demo's admin token: random, made once, kept in a git-ignored file (a fixed token in the repo
+# would be everyone's token, and the runtime refuses short or placeholder tokens).
+DEMO_TOKEN_FILE := examples/shop/.demo-admin-token
+DEMO_ENV := PILOTHOUSE_SERVICE__HOST=127.0.0.1 PILOTHOUSE_OPS__HOST=127.0.0.1 SHOP_ADMIN_TOKEN=$${SHOP_ADMIN_TOKEN:-$$(cat $(DEMO_TOKEN_FILE))}
 
 .PHONY: demo test venv services tools lint typecheck pytest bench clean
 
@@ -42,7 +45,8 @@ $(DEMO_STAMP): pyproject.toml
 	@rm -f $(VENV)/.demo-$(subst $(comma),-,$(DEMO_EXTRAS))-* && touch $@
 
 demo: $(DEMO_STAMP)
-	@$(DEMO_ENV) scripts/demo.sh $(BIN)
+	@test -s $(DEMO_TOKEN_FILE) || (umask 077; $(BIN)/python -c 'import secrets; print(secrets.token_hex(32))' > $(DEMO_TOKEN_FILE))
+	@$(DEMO_ENV) DEMO_TOKEN_FILE=$(DEMO_TOKEN_FILE) scripts/demo.sh $(BIN)
 
 lint: venv
 	$(BIN)/ruff check .

@@ -33,7 +33,7 @@ from pilothouse.generators.monitoring import generate  # noqa: E402
 STATE_PANELS = ("Readiness checks (1 pass, 0 fail)", "Lifecycle state")
 PANELS = ("Request rate by route", "Latency p50 / p90 / p99", "Readiness checks (1 pass, 0 fail)",
           "Lifecycle state")
-TOKEN = "chart-admin-token"  # noqa: S105 - a throwaway token for the local demo
+TOKEN = "chart-admin-token-0f1e2d3c4b5a"  # noqa: S105 - a throwaway token for the local demo
 
 
 def traffic(shop: ServeProcess, stop: threading.Event) -> None:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from pilothouse.cli import main
+from pilothouse.config import load_config
 from tests.helpers import run_cli, write_config
 
 GOOD_SERVICE = '[service]\nname = "shop"\napp = "shop.app:app"\n'
@@ -39,7 +42,7 @@ CASES = {
     "invalid TOML": ("[service\nname = 'x'\n", "invalid TOML"),
     "password in URL": (
         GOOD_SERVICE + '[[checks]]\nname = "db"\nkind = "postgres"\nurl = "postgresql://u:hunter2@db/shop"\n',
-        "checks[0].url: 'postgresql://***@db/shop' is invalid: a literal URL must not",
+        "checks[0].url: 'postgresql://***@db/shop' is invalid: a literal value must not contain a password",
     ),
     "unknown check kind": (
         GOOD_SERVICE + '[[checks]]\nname = "db"\nkind = "mysql"\n',
@@ -64,6 +67,39 @@ CASES = {
     "bad disk threshold": (
         GOOD_SERVICE + '[[checks]]\nname = "d"\nkind = "disk"\nmin_free = "lots"\n',
         "checks[0].min_free: 'lots' is invalid: expected a percentage",
+    ),
+    # Issue 14 item 7: values the model used to coerce or accept.
+    "boolean port": (
+        GOOD_SERVICE + "port = true\n",
+        "service.port: True is invalid: Input should be a valid integer",
+    ),
+    "quoted port": (
+        GOOD_SERVICE + 'port = "21100"\n',
+        "service.port: '21100' is invalid: Input should be a valid integer",
+    ),
+    "quoted replicas": (
+        GOOD_SERVICE + '[deploy]\nreplicas = "3"\n',
+        "deploy.replicas: '3' is invalid: Input should be a valid integer",
+    ),
+    "zero check timeout": (
+        GOOD_SERVICE + '[[checks]]\nname = "t"\nkind = "tcp"\nhost = "db"\nport = 5432\ntimeout = "0s"\n',
+        "checks[0].timeout: '0s' is invalid: expected a timeout greater than 0s",
+    ),
+    "URL without a host": (
+        GOOD_SERVICE + '[[checks]]\nname = "h"\nkind = "http"\nurl = "http://"\n',
+        "checks[0].url: 'http://' is invalid: expected a URL with a host",
+    ),
+    "postgres check with a mysql URL": (
+        GOOD_SERVICE + '[[checks]]\nname = "db"\nkind = "postgres"\nurl = "mysql://db/shop"\n',
+        "checks[0].url: 'mysql://db/shop' is invalid: expected a postgresql:// or postgres:// URL",
+    ),
+    "redis check with an http URL": (
+        GOOD_SERVICE + '[[checks]]\nname = "c"\nkind = "redis"\nurl = "http://cache:6379"\n',
+        "checks[0].url: 'http://cache:6379' is invalid: expected a redis:// or rediss:// or unix:// URL",
+    ),
+    "secret name with a space": (
+        GOOD_SERVICE + '[[checks]]\nname = "db"\nkind = "postgres"\nurl = { secret = "DB URL" }\n',
+        "checks[0].url.secret: 'DB URL' is invalid: expected a dotted lowercase secret name",
     ),
 }
 
@@ -167,3 +203,131 @@ def test_absurd_durations_are_refused(tmp_path: Path, capsys: pytest.CaptureFixt
     path = write_config(tmp_path, GOOD_SERVICE + '[lifecycle]\npre_stop_delay = "99999999999h"\n')
     assert main(["config", "check", str(path)]) == 2
     assert "expected a duration of at most 365d" in capsys.readouterr().err
+
+
+# -- issue 14 item 7: files that are not a small, plain TOML document ----------------------------
+
+
+def _assert_one_line(result: subprocess.CompletedProcess[str], expected: str) -> None:
+    assert result.returncode == 2, result
+    assert expected in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["[" * 5000 + "]" * 5000, "{ a = " * 5000 + "1" + " }" * 5000],
+    ids=["arrays", "inline tables"],
+)
+def test_deep_nesting_is_one_line(tmp_path: Path, value: str) -> None:
+    path = write_config(tmp_path, GOOD_SERVICE + f"x = {value}\n")
+    _assert_one_line(run_cli("config", "check", str(path)), f"{path}: invalid TOML: nested deeper than")
+
+
+def test_deep_json_override_is_one_line(tmp_path: Path) -> None:
+    path = write_config(tmp_path, GOOD_SERVICE)
+    deep = "[" * 5000 + "]" * 5000
+    result = run_cli("config", "check", str(path), env={"PILOTHOUSE_DEPLOY__ENV": deep})
+    _assert_one_line(result, "deploy.env (from PILOTHOUSE_DEPLOY__ENV):")
+
+
+def test_symlink_loop_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "a.toml").symlink_to(tmp_path / "b.toml")
+    (tmp_path / "b.toml").symlink_to(tmp_path / "a.toml")
+    result = run_cli("config", "check", str(tmp_path / "a.toml"))
+    _assert_one_line(result, "a.toml: cannot open: Too many levels of symbolic links")
+
+
+def test_too_long_a_name_is_one_line(tmp_path: Path) -> None:
+    result = run_cli("config", "check", str(tmp_path / ("a" * 300 + ".toml")))
+    _assert_one_line(result, "(3")  # the path is shortened, its length named
+    assert "cannot open: File name too long" in result.stderr
+
+
+def test_a_fifo_is_refused_not_waited_on(tmp_path: Path) -> None:
+    fifo = tmp_path / "pilothouse.toml"
+    os.mkfifo(fifo)
+    # Before the fix this blocked in open() until the 10 s subprocess timeout raised.
+    result = run_cli("config", "check", str(fifo), timeout=10)
+    _assert_one_line(result, f"{fifo}: not a regular file")
+    stack = run_cli("generate", "deploy", "--stack", str(fifo), "--out", str(tmp_path / "out"), timeout=10)
+    _assert_one_line(stack, f"{fifo}: not a regular file")  # the stack file is read the same way
+
+
+def test_a_huge_file_is_refused_before_parsing(tmp_path: Path) -> None:
+    path = write_config(tmp_path, GOOD_SERVICE + 'version = "' + "x" * (50 * 1024 * 1024) + '"\n')
+    _assert_one_line(run_cli("config", "check", str(path)), f"{path}: {path.stat().st_size} bytes;")
+
+
+def test_secrets_file_that_is_a_directory(tmp_path: Path) -> None:
+    path = write_config(
+        tmp_path,
+        GOOD_SERVICE
+        + f'[secrets]\nsources = ["file"]\nfile = "{tmp_path}"\ndeclare = [{{ secret = "api.key" }}]\n',
+    )
+    result = run_cli("secrets", "check", "--config", str(path))
+    assert result.returncode != 0
+    assert f"secrets file {tmp_path} is a directory" in result.stdout + result.stderr
+    assert "chmod" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    "variable,value,shown",
+    [
+        ("PILOTHOUSE_SERVICE__PORT", "8081", 8081),
+        ("PILOTHOUSE_DEPLOY__PDB", "true", True),
+        ("PILOTHOUSE_TELEMETRY__SAMPLE_RATIO", "0.5", 0.5),
+        ("PILOTHOUSE_SERVICE__VERSION", "1.0", "1.0"),
+        ("PILOTHOUSE_LIFECYCLE__DRAIN_TIMEOUT", "5s", 5.0),
+        ("PILOTHOUSE_DEPLOY__ENVIRONMENTS__PROD__REPLICAS", "4", 4),
+        ("PILOTHOUSE_DEPLOY__ENV__RETRIES", "3", "3"),
+        ("PILOTHOUSE_DEPLOY__RESOURCES__MEMORY", "1Gi", "1Gi"),
+        ("PILOTHOUSE_TELEMETRY__MULTIPROCESS_DIR", "/tmp/metrics", Path("/tmp/metrics")),
+    ],
+)
+def test_overrides_are_still_converted(tmp_path: Path, variable: str, value: str, shown: object) -> None:
+    """An environment variable has no type: strict types apply to the file, not to overrides."""
+    path = write_config(tmp_path, GOOD_SERVICE + "[deploy]\nreplicas = 2\n[deploy.environments.prod]\n")
+    node: object = load_config(path, environ={variable: value})
+    for part in variable.removeprefix("PILOTHOUSE_").lower().split("__"):
+        node = node[part] if isinstance(node, dict) else getattr(node, part)
+    assert node == shown
+
+
+# -- issue 14 item 9: command-line values ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "argv,expected",
+    [
+        (["list", "--limit", "1" + "0" * 19], "--limit: 10000000000000000000 is invalid: expected 1 to"),
+        (["list", "--limit", "-5"], "--limit: -5 is invalid: expected 1 to"),
+        (["show", "99999999999999999999"], "job id: 99999999999999999999 is invalid"),
+        (["cancel", "-1"], "job id: -1 is invalid"),
+    ],
+)
+def test_jobs_numbers_out_of_range(tmp_path: Path, argv: list[str], expected: str) -> None:
+    path = write_config(tmp_path, GOOD_SERVICE + '[jobs]\npath = "jobs.sqlite3"\n')
+    _assert_one_line(run_cli("jobs", *argv, "--config", str(path)), expected)
+
+
+@pytest.mark.parametrize("out", ["/proc/nope", "a-file"])
+def test_generate_out_that_cannot_be_a_directory(tmp_path: Path, out: str) -> None:
+    path = write_config(tmp_path, GOOD_SERVICE)
+    target = Path(out) if out.startswith("/") else tmp_path / out
+    if not out.startswith("/"):
+        target.write_text("mine\n")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    for what in ("deploy", "monitoring"):
+        result = run_cli("generate", what, "--config", str(path), "--out", str(target), cwd=tmp_path)
+        _assert_one_line(result, f"--out {target}:")
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing half-written beside it
+    if not out.startswith("/"):
+        assert target.read_text() == "mine\n"
+
+
+def test_a_path_is_a_toml_string_under_strict_types(tmp_path: Path) -> None:
+    """Strict validation must not refuse a well-typed file: a path is a TOML string."""
+    path = write_config(tmp_path, GOOD_SERVICE + '[telemetry]\nmultiprocess_dir = "/tmp/metrics"\n')
+    assert load_config(path, environ={}).telemetry.multiprocess_dir == Path("/tmp/metrics")

@@ -15,7 +15,7 @@ from pilothouse.jobs.store import open_store
 from tests.helpers import PILOTHOUSE, ServeProcess, free_port, run_cli
 from tests.jobs.conftest import jobs_config, wait_until
 
-TOKEN = "jobs-test-token"
+TOKEN = "jobs-test-token-7c9e6679f7425"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 SUBMITTER = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 

@@ -12,6 +12,7 @@ from pilothouse.runtime.lifecycle import State
 from pilothouse.runtime.runtime import Runtime
 
 TOKEN = "correct-horse-battery-staple"
+STRONG = "secret-token-9b1f3e7a5c2d8046"
 
 
 def make_runtime(monkeypatch: pytest.MonkeyPatch, token: str | None = TOKEN) -> Runtime:
@@ -129,10 +130,10 @@ def test_token_comparison_is_constant_time(monkeypatch: pytest.MonkeyPatch) -> N
         return real(a, b)
 
     monkeypatch.setattr(hmac, "compare_digest", spy)
-    auth = AdminAuth("T", {"T": "secret-token"})
-    assert auth.verify(b"Bearer secret-token") == "ok"
-    assert auth.verify(b"Bearer secret-tokem") == "wrong"
-    assert seen == [(b"secret-token", b"secret-token"), (b"secret-tokem", b"secret-token")]
+    auth = AdminAuth("T", {"T": STRONG})
+    assert auth.verify(b"Bearer " + STRONG.encode()) == "ok"
+    assert auth.verify(b"Bearer " + STRONG[:-1].encode() + b"x") == "wrong"
+    assert seen == [(STRONG.encode(), STRONG.encode()), (STRONG[:-1].encode() + b"x", STRONG.encode())]
 
 
 async def test_metrics_negotiation_and_gzip(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -153,7 +154,7 @@ async def test_admin_paths_do_not_exist_while_disabled(monkeypatch: pytest.Monke
 
 
 def test_token_from_a_secret_file_with_a_newline() -> None:
-    assert AdminAuth("T", {"T": "secret-token\n"}).verify(b"Bearer secret-token") == "ok"
+    assert AdminAuth("T", {"T": STRONG + "\n"}).verify(b"Bearer " + STRONG.encode()) == "ok"
 
 
 async def test_terse_mode_is_exact(monkeypatch: pytest.MonkeyPatch) -> None:

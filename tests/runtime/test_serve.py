@@ -198,18 +198,21 @@ def test_ports_in_use_give_one_clear_error(tmp_path: Path) -> None:
     assert "Traceback" not in server.output
 
 
+TOKEN = "tok-5d41402abc4b2a76b9719d911017c592"  # strong enough for the startup check
+
+
 def test_admin_drain_over_http(tmp_path: Path) -> None:
-    with ServeProcess(config(tmp_path), cwd=ROOT, env={"SVC_ADMIN_TOKEN": "tok-123456"}) as server:
+    with ServeProcess(config(tmp_path), cwd=ROOT, env={"SVC_ADMIN_TOKEN": TOKEN}) as server:
         wait_for(lambda: ready_status(server) == 200)
         assert httpx.post(f"{server.ops_url}/admin/drain").status_code == 401
         assert (
             httpx.post(f"{server.ops_url}/admin/drain", headers={"authorization": "Bearer bad"}).status_code
             == 403
         )
-        ok = httpx.post(f"{server.ops_url}/admin/drain", headers={"authorization": "Bearer tok-123456"})
+        ok = httpx.post(f"{server.ops_url}/admin/drain", headers={"authorization": f"Bearer {TOKEN}"})
         assert ok.status_code == 200 and ready_status(server) == 503
         assert httpx.get(f"{server.app_url}/hello").status_code == 200  # drained, still serving
-        httpx.post(f"{server.ops_url}/admin/undrain", headers={"authorization": "Bearer tok-123456"})
+        httpx.post(f"{server.ops_url}/admin/undrain", headers={"authorization": f"Bearer {TOKEN}"})
         assert ready_status(server) == 200
 
 

@@ -72,11 +72,11 @@ def test_jobs_run_once_per_pod_in_the_supervisor(tmp_path: Path) -> None:
         config(tmp_path, pre_stop="0s", extra=extra),
         cwd=ROOT,
         args=("--workers", "2"),
-        env={"SVC_ADMIN_TOKEN": "tok-123456", "JOBS_LEDGER": str(ledger)},
+        env={"SVC_ADMIN_TOKEN": "tok-5d41402abc4b2a76b9719d911017c592", "JOBS_LEDGER": str(ledger)},
     ).start()
     try:
         wait_for(lambda: ready_status(server) == 200, timeout=15)
-        auth = {"authorization": "Bearer tok-123456"}
+        auth = {"authorization": "Bearer tok-5d41402abc4b2a76b9719d911017c592"}
         for _ in range(3):
             answer = httpx.post(f"{server.ops_url}/admin/jobs", json={"job": "tick"}, headers=auth)
             assert answer.status_code == 201, answer.text

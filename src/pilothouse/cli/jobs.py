@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from pilothouse.cli._common import add_config_option, add_format_option, command, emit, load
+from pilothouse.config.jobs import MAX_CONCURRENCY
 from pilothouse.config.model import Config
 from pilothouse.errors import ConfigError, OperationError
 
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from pilothouse.jobs.store import JobRecord, JobStore
 
 POLL = 0.2
+MAX_LIMIT = 10_000  # SQLite integers stop at 2**63; a listing longer than this is not read anyway
 
 
 def register(sub: Any) -> None:
@@ -63,7 +65,7 @@ def register(sub: Any) -> None:
 
     listing = command(actions, "list", "recent jobs, newest first", "pilothouse jobs list --state running")
     listing.add_argument("--state", choices=("queued", "running", "finished"), default=None)
-    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--limit", type=int, default=50, help=f"at most this many (1-{MAX_LIMIT})")
     add_config_option(listing)
     add_format_option(listing)
     listing.set_defaults(handler=run_list)
@@ -87,6 +89,13 @@ def _add_params(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--param", "-p", action="append", default=[], metavar="KEY=VALUE", help="job parameter (repeatable)"
     )
+
+
+def _job_id(args: argparse.Namespace) -> int:
+    """A job id the stores can hold (SQLite and PostgreSQL integers stop at 2**63 - 1)."""
+    if not 1 <= args.id < 2**63:
+        raise ConfigError(f"job id: {args.id} is invalid: expected a job number such as 42")
+    return int(args.id)
 
 
 def _config(args: argparse.Namespace) -> Config:
@@ -152,13 +161,16 @@ async def _run_here(config: Config, store: JobStore, registry: Registry, job_id:
 
 def run_worker(args: argparse.Namespace) -> int:
     from pilothouse.jobs.standalone import run_worker as serve_worker
+    from pilothouse.runtime.admin_auth import admin_token
     from pilothouse.runtime.features import install_all
     from pilothouse.runtime.runtime import Runtime
 
     config = _config(args)
     assert config.jobs is not None
-    if args.concurrency is not None and args.concurrency < 1:
-        raise ConfigError(f"--concurrency: {args.concurrency} is invalid: expected 1 or more")
+    if not args.no_ops:
+        admin_token(config.ops.admin_token_env)  # a weak token: one line before anything starts
+    if args.concurrency is not None and not 1 <= args.concurrency <= MAX_CONCURRENCY:
+        raise ConfigError(f"--concurrency: {args.concurrency} is invalid: expected 1 to {MAX_CONCURRENCY}")
     update: dict[str, Any] = {"worker": True}
     if args.concurrency:
         update["concurrency"] = args.concurrency
@@ -216,6 +228,8 @@ def _report(args: argparse.Namespace, store: JobStore, job_id: int) -> int:
 def run_list(args: argparse.Namespace) -> int:
     from pilothouse.jobs.store import open_store
 
+    if not 1 <= args.limit <= MAX_LIMIT:
+        raise ConfigError(f"--limit: {args.limit} is invalid: expected 1 to {MAX_LIMIT}")
     store = open_store(_config(args))
     records = store.list_jobs(args.state, args.limit)
     rows = [
@@ -240,7 +254,7 @@ def run_show(args: argparse.Namespace) -> int:
     from pilothouse.jobs.store import open_store
 
     store = open_store(_config(args))
-    record = store.get(args.id)
+    record = store.get(_job_id(args))
     if record is None:
         raise OperationError(f"no job #{args.id} in the store")
     _show(args, store, record)
@@ -282,7 +296,7 @@ def run_cancel(args: argparse.Namespace) -> int:
     config = _config(args)
     assert config.jobs is not None
     store = open_store(config)
-    before = store.get(args.id)
+    before = store.get(_job_id(args))
     if before is None:
         raise OperationError(f"no job #{args.id} in the store")
     if before.state == "finished":

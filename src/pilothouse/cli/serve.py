@@ -23,6 +23,7 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pilothouse.runtime.admin_auth import admin_token
     from pilothouse.runtime.features import install_all
     from pilothouse.runtime.loader import import_app
     from pilothouse.runtime.runtime import Runtime
@@ -38,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.workers < 1:
         raise ConfigError(f"--workers: {args.workers} is invalid: expected 1 or more")
+    admin_token(config.ops.admin_token_env)  # a weak token: one line before anything starts
     configure_logging(config)
     if args.workers > 1:
         from pilothouse.runtime.supervisor import run as supervise

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 
 from pilothouse.config.base import Section
-from pilothouse.config.secret_ref import SecretRef, http_url, refuse_embedded_password
+from pilothouse.config.secret_ref import SecretRef, http_url, url_of
 from pilothouse.durations import Duration
 
 _CHECK_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
@@ -38,6 +38,13 @@ class _Check(Section):
             raise ValueError("expected a lowercase name of letters, digits, '-' or '_' (max 63)")
         return value
 
+    @field_validator("timeout")
+    @classmethod
+    def _positive(cls, value: float | None) -> float | None:
+        if value is not None and value <= 0:
+            raise ValueError("expected a timeout greater than 0s (like [probes].check_timeout)")
+        return value
+
 
 class PostgresCheck(_Check):
     """`SELECT 1` over a fresh psycopg 3 connection."""
@@ -45,7 +52,7 @@ class PostgresCheck(_Check):
     kind: Literal["postgres"]
     url: SecretRef | str
 
-    _no_password = field_validator("url")(refuse_embedded_password)
+    _postgres_url = field_validator("url")(url_of("postgresql", "postgres"))
 
 
 class RedisCheck(_Check):
@@ -54,7 +61,7 @@ class RedisCheck(_Check):
     kind: Literal["redis"]
     url: SecretRef | str
 
-    _no_password = field_validator("url")(refuse_embedded_password)
+    _redis_url = field_validator("url")(url_of("redis", "rediss", "unix"))
 
 
 class HttpCheck(_Check):

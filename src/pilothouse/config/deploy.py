@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 
 from pilothouse.config.base import Section
+from pilothouse.config.credentials import sensitive_env_name
 from pilothouse.config.secret_ref import SecretRef
 from pilothouse.durations import Duration
 
@@ -54,6 +55,18 @@ def _env_keys(value: dict[str, object]) -> dict[str, object]:
     return value
 
 
+def _no_credentials(value: dict[str, str]) -> dict[str, str]:
+    """Plain env is printed into manifests, unit files and compose: a secret-named variable with a
+    literal value would be published there."""
+    named = sorted(k for k, v in value.items() if v and sensitive_env_name(k))
+    if named:
+        raise ValueError(
+            f"{', '.join(named)} looks like a credential; move it to [deploy] secret_env as a "
+            f'secret reference, e.g. {{ secret = "{named[0].lower().replace("_", "-")}" }}'
+        )
+    return value
+
+
 MemoryQuantity = Annotated[str, Field(description="a Kubernetes memory quantity, e.g. '512Mi'")]
 CpuQuantity = Annotated[str, Field(description="a Kubernetes CPU quantity, e.g. '500m'")]
 
@@ -84,6 +97,7 @@ class EnvironmentOverride(Section):
     env: dict[str, str] = Field(default_factory=dict)
 
     _check_env = field_validator("env")(_env_keys)
+    _plain_env = field_validator("env")(_no_credentials)
 
 
 class DatabaseConfig(Section):
@@ -165,6 +179,35 @@ class BlueGreenConfig(Section):
     checks: Annotated[int, Field(ge=1, le=100)] = 5
 
 
+_DESTINATION = re.compile(r"^(?P<host>[A-Za-z0-9.*/-]+):(?P<port>\d{1,5})$")
+
+
+class EgressConfig(Section):
+    """`[deploy.egress]`: opt-in egress rules in the service's NetworkPolicy.
+
+    With `enabled = true` the pod may reach only DNS and the destinations the config names (its
+    checks, job store, Vault, OTLP endpoint, database, the services it calls) plus `allow`.
+    """
+
+    enabled: bool = False
+    allow: list[str] = Field(
+        default_factory=list,
+        description="more destinations, 'host:port' or 'CIDR:port' (e.g. 'api.stripe.com:443')",
+    )
+    dns_namespace: str = "kube-system"
+
+    @field_validator("allow")
+    @classmethod
+    def _destinations(cls, value: list[str]) -> list[str]:
+        for item in value:
+            match = _DESTINATION.match(item)
+            if not match or not 1 <= int(match.group("port")) <= 65535:
+                raise ValueError(f"{item!r} is not 'host:port' or 'CIDR:port' such as '10.0.0.0/8:5432'")
+        return value
+
+    _dns_namespace = field_validator("dns_namespace")(dns_label)
+
+
 class DeployConfig(Section):
     """`[deploy]`: one model every deploy artifact (k8s, container, compose, systemd) is printed from."""
 
@@ -196,8 +239,10 @@ class DeployConfig(Section):
     systemd: SystemdConfig = Field(default_factory=SystemdConfig)
     strategy: Literal["rolling", "blue-green"] = "rolling"
     blue_green: BlueGreenConfig = Field(default_factory=BlueGreenConfig)
+    egress: EgressConfig = Field(default_factory=EgressConfig)
 
     _check_env = field_validator("env", "secret_env")(_env_keys)
+    _plain_env = field_validator("env")(_no_credentials)
 
     @field_validator("namespace", "ingress_namespace", "monitoring_namespace")
     @classmethod

@@ -17,6 +17,7 @@ from pilothouse.durations import Duration
 
 _MODULE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 _SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+MAX_CONCURRENCY = 1000
 
 
 class JobsConfig(Section):
@@ -27,7 +28,7 @@ class JobsConfig(Section):
     url: str | SecretRef | None = Field(default=None, description="postgresql:// URL; replaces SQLite")
     pg_schema: str = Field(default="pilothouse", description="PostgreSQL schema holding the tables")
     worker: bool = Field(default=True, description="run a worker inside `pilothouse serve`")
-    concurrency: Annotated[int, Field(ge=1, le=1000)] = 4
+    concurrency: Annotated[int, Field(ge=1, le=MAX_CONCURRENCY)] = 4
     poll_interval: Duration = 1.0
     heartbeat_interval: Duration = 2.0
     heartbeat_timeout: Duration = 30.0

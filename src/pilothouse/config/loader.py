@@ -1,4 +1,6 @@
-"""Reading `pilothouse.toml`: the only place that touches the file.
+"""Loading `pilothouse.toml`: read it (config/toml_file.py), merge the environment overrides
+(config/overrides.py), refuse literal credentials, validate strictly, and turn every problem
+into one line naming file, key and value.
 
 Environment overrides are applied before validation, so an override is validated exactly like
 the file and an error names the variable it came from.
@@ -6,27 +8,23 @@ the file and an error names the variable it came from.
 
 from __future__ import annotations
 
-import contextlib
-import copy
 import difflib
-import json
 import os
-import tomllib
-import types
-import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from pilothouse.config.credentials import advice, literal_credentials
 from pilothouse.config.model import Config
+from pilothouse.config.overrides import Loc, apply_env_overrides
+from pilothouse.config.schema import model_in
+from pilothouse.config.toml_file import check_depth, read_toml
 from pilothouse.errors import ConfigError
+from pilothouse.redaction import MASK, redact
 
-ENV_PREFIX = "PILOTHOUSE_"
 DEFAULT_FILE = "pilothouse.toml"
-
-Loc = tuple[int | str, ...]
 
 
 def load_config(
@@ -39,18 +37,7 @@ def load_config(
     Raises ConfigError with one line per problem: file, key path, bad value, expectation.
     """
     file = Path(path) if path is not None else Path(os.environ.get("PILOTHOUSE_CONFIG", DEFAULT_FILE))
-    try:
-        raw = tomllib.loads(file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{file}: file not found (pass a path or create {DEFAULT_FILE})") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{file}: is a directory, expected a TOML file") from None
-    except PermissionError:
-        raise ConfigError(f"{file}: permission denied") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{file}: not UTF-8 text") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{file}: invalid TOML: {exc}") from None
+    raw, _ = read_toml(file)
     return config_from_dict(raw, source=file, environ=os.environ if environ is None else environ)
 
 
@@ -59,11 +46,14 @@ def config_from_dict(
 ) -> Config:
     """Validate an already-parsed document (tests, generators fed from memory)."""
     data, origins = apply_env_overrides(raw, environ or {})
+    label = str(source) if source else "config"
+    check_depth(data, label)
+    _refuse_literal_credentials(data, label, origins)
     try:
-        config = Config.model_validate(data)
+        # Strict: TOML has types, so `port = "21100"` or `port = true` is a mistake, not a number.
+        config = Config.model_validate(data, strict=True)
     except ValidationError as exc:
-        label = str(source) if source else "config"
-        errors = _fold_typos(exc.errors(), data)
+        errors = _fold_union_branches(_fold_typos(exc.errors(), data), data)
         raise ConfigError(
             "\n".join(_merge([_describe(err, label, data, origins) for err in errors]))
         ) from None
@@ -71,41 +61,41 @@ def config_from_dict(
     return config
 
 
-def apply_env_overrides(
-    raw: dict[str, Any], environ: Mapping[str, str]
-) -> tuple[dict[str, Any], dict[Loc, str]]:
-    """Merge `PILOTHOUSE_A__B__C=value` into a copy of `raw`; return it and where values came from.
 
-    Values that look like JSON arrays or objects are decoded; everything else stays a string and
-    pydantic converts it ("8081" -> 8081, "true" -> True).
-    """
-    data: dict[str, Any] = copy.deepcopy(raw)  # TOML dates and times survive; pydantic judges them
-    origins: dict[Loc, str] = {}
-    for key in sorted(environ):
-        if not key.startswith(ENV_PREFIX) or "__" not in key:
-            continue
-        parts = [p.lower() for p in key[len(ENV_PREFIX) :].split("__")]
-        if not all(parts):
-            continue
-        value: Any = environ[key]
-        if value[:1] in "[{":
-            with contextlib.suppress(ValueError):
-                value = json.loads(value)
-        node = data
-        for part in parts[:-1]:
-            child = node.get(part)
-            if isinstance(child, list) or part.isdigit():
-                raise ConfigError(
-                    f"{key}: environment overrides cannot change list items such as [[{part}]]; "
-                    "edit the config file instead"
-                )
-            if not isinstance(child, dict):
-                child = {}
-                node[part] = child
-            node = child
-        node[parts[-1]] = value
-        origins[tuple(parts)] = key
-    return data, origins
+
+def _refuse_literal_credentials(data: dict[str, Any], label: str, origins: dict[Loc, str]) -> None:
+    """Every value of the file is published (ConfigMap, env, unit files): none may be a credential."""
+    lines = []
+    for loc, value, what in literal_credentials(data):
+        origin = _origin(loc, origins)
+        where = f"{label}: {_format_loc(loc)}" + (f" (from {origin})" if origin else "")
+        shown = redact(value)  # the URL or pair with its password masked; a bare token not at all
+        lines.append(f"{where}: {_short(shown if shown != value else MASK)} is invalid: {advice(what)}")
+    if lines:
+        raise ConfigError("\n".join(lines))
+
+
+
+
+
+
+
+
+
+
+def _fold_union_branches(errors: list[Any], data: dict[str, Any]) -> list[Any]:
+    """`url = { secret = "DB URL" }` is one mistake in the SecretRef: drop the "Input should be a
+    valid string" of the `str` branch of the same union, which a table was never meant to be."""
+    locs = [_strip_tags(tuple(err["loc"]), data) for err in errors]
+    return [
+        err
+        for err, loc in zip(errors, locs, strict=True)
+        if not (
+            err["type"].endswith("_type")
+            and isinstance(err.get("input"), dict)
+            and any(other[: len(loc)] == loc and len(other) > len(loc) for other in locs)
+        )
+    ]
 
 
 def _fold_typos(errors: list[Any], data: dict[str, Any]) -> list[Any]:
@@ -226,25 +216,9 @@ def _allowed_keys(parent: Loc) -> list[str]:
         field = model.model_fields.get(part)
         if field is None:
             return []
-        model = _model_in(field.annotation)
+        model = model_in(field.annotation)
     if isinstance(model, list):
         return sorted({k for m in model for k in m.model_fields})
     if isinstance(model, type) and issubclass(model, BaseModel):
         return list(model.model_fields)
     return []
-
-
-def _model_in(annotation: Any) -> Any:
-    """The BaseModel (or list of models, for unions) inside Optional/list/dict/Annotated."""
-    origin = typing.get_origin(annotation)
-    if origin is typing.Annotated:
-        return _model_in(typing.get_args(annotation)[0])
-    if origin in (list, dict, tuple):
-        return _model_in(typing.get_args(annotation)[-1])
-    if origin in (typing.Union, types.UnionType):
-        models = [m for a in typing.get_args(annotation) if (m := _model_in(a)) is not None]
-        flat = [x for m in models for x in (m if isinstance(m, list) else [m])]
-        return flat[0] if len(flat) == 1 else (flat or None)
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    return None

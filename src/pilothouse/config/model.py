@@ -58,6 +58,12 @@ class Config(Section):
         """A check's own timeout, else the probes default."""
         return check.timeout if check.timeout is not None else self.probes.check_timeout
 
+    @property
+    def readiness_timeout(self) -> float:
+        """The longest a readiness answer can take: checks run concurrently, each under its own
+        timeout, so the slowest check bounds it (the readiness probe's timeout must exceed it)."""
+        return max((self.check_timeout(c) for c in self.checks), default=self.probes.check_timeout)
+
     def secret_refs(self) -> list[SecretRef]:
         """Every secret reference in the config, in file order (deploy and secrets read this)."""
         refs: list[SecretRef] = []

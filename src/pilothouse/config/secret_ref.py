@@ -7,11 +7,13 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 
 from pilothouse.config.base import Section
+from pilothouse.config.credentials import advice, credential_in
 
 _NAME = re.compile(r"^[a-z0-9]([a-z0-9_-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9_-]*[a-z0-9])?)*$")
 
@@ -35,17 +37,42 @@ class SecretRef(Section):
 
 
 def refuse_embedded_password(value: str | SecretRef) -> str | SecretRef:
-    """Reject a literal URL that carries a password: it belongs in a secret reference."""
+    """Reject a literal that carries a credential (URL password, `?password=`, `password=`):
+    it belongs in a secret reference."""
     if isinstance(value, str):
-        parts = urlsplit(value)
-        if parts.password:
-            raise ValueError('a literal URL must not contain a password; use { secret = "<name>" } instead')
+        what = credential_in(value)
+        if what is not None:
+            raise ValueError(advice(what))
     return value
 
 
 def http_url(value: str) -> str:
-    """An http:// or https:// URL without a password in it (a field validator)."""
+    """An http:// or https:// URL with a host and without a password in it (a field validator)."""
     if not value.startswith(("http://", "https://")):
         raise ValueError("expected an http:// or https:// URL")
+    return url_with_host(value)
+
+
+def url_with_host(value: str) -> str:
+    """A URL naming a host ("http://" alone names nothing) and carrying no password."""
+    try:
+        host = urlsplit(value).hostname
+    except ValueError:
+        host = None
+    if not host:
+        raise ValueError("expected a URL with a host, e.g. 'http://api.internal:8080/health'")
     refuse_embedded_password(value)
     return value
+
+
+def url_of(*schemes: str) -> Callable[[str | SecretRef], str | SecretRef]:
+    """A field validator: a literal URL must use one of `schemes` and carry no password."""
+    expected = " or ".join(f"{s}://" for s in schemes)
+
+    def check(value: str | SecretRef) -> str | SecretRef:
+        refuse_embedded_password(value)  # first: a libpq DSN with a password is that, not a bad scheme
+        if isinstance(value, str) and urlsplit(value).scheme not in schemes:
+            raise ValueError(f"expected a {expected} URL")
+        return value
+
+    return check

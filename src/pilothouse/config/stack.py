@@ -12,7 +12,6 @@ Which service may call which is declared by each service (`[deploy] calls = [...
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -23,6 +22,7 @@ from pilothouse.config.base import Section
 from pilothouse.config.deploy import dns_label
 from pilothouse.config.loader import load_config
 from pilothouse.config.model import Config
+from pilothouse.config.toml_file import read_toml
 from pilothouse.errors import ConfigError
 
 
@@ -61,12 +61,7 @@ class Stack:
 
 def load_stack(path: Path) -> Stack:
     """Read a stack file and every service config it lists; one ConfigError naming the key on error."""
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: file not found") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    raw, _ = read_toml(path)
     try:
         section = StackSection.model_validate(raw.get("stack", {}))
     except ValidationError as exc:

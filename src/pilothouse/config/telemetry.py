@@ -6,12 +6,17 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import BeforeValidator, Field, field_validator
 
 from pilothouse.config.base import Section
 
 _HEADER = re.compile(r"^[A-Za-z0-9-]+$")
 _ATTRIBUTE = re.compile(r"^[a-z][a-z0-9_.]*$")
+
+
+def _path(value: object) -> object:
+    """A TOML string is a path: strict validation alone would insist on a Path object."""
+    return Path(value) if isinstance(value, str) else value
 
 
 class TelemetryConfig(Section):
@@ -33,7 +38,7 @@ class TelemetryConfig(Section):
     request_id_header: str = "X-Request-ID"
     correlation_header: str | None = None
     correlation_attribute: str = "correlation_id"
-    multiprocess_dir: Path | None = None
+    multiprocess_dir: Annotated[Path | None, BeforeValidator(_path)] = None
 
     @field_validator("request_id_header", "correlation_header")
     @classmethod

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from pilothouse.jobs.context import Cancelled, StepContext, StepLog, log
 from pilothouse.jobs.definition import ABEND_RC, ERROR, Abend, Job, Step, rc_outcome
 from pilothouse.jobs.tracing import finish_span, job_span, step_span
+from pilothouse.redaction import redact
 
 FAILED_TRY = ("abend", "timeout")
 
@@ -170,10 +171,11 @@ class Execution:
         exc = task.exception()
         if isinstance(exc, Cancelled):
             return "cancelled", None, self.cancel_reason
+        # An exception's text may quote a secret (a URL, a key): masked before span, log and store.
         if isinstance(exc, Abend):
-            return "abend", exc.code, str(exc)
+            return "abend", exc.code, redact(str(exc))
         if exc is not None:
-            return "abend", ABEND_RC, f"{type(exc).__name__}: {exc}"
+            return "abend", ABEND_RC, redact(f"{type(exc).__name__}: {exc}")
         return _rc_of(task.result())
 
     async def _interruptible(self, call: Awaitable[Any], limit: float | None = None) -> asyncio.Future[Any]:
@@ -192,7 +194,7 @@ def _rc_of(value: object) -> tuple[str, int | None, str | None]:
         return "ok", 0, None
     if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 4095:
         return rc_outcome(value), value, None
-    return "abend", ABEND_RC, f"step returned {value!r}; expected a return code 0-4095 or None"
+    return "abend", ABEND_RC, redact(f"step returned {value!r}; expected a return code 0-4095 or None")
 
 
 def in_daemon_thread(func: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:

@@ -16,7 +16,7 @@ import httpx
 from tests.generators.deploy.test_consistency import one, rendered
 from tests.helpers import SHOP_DIR, ServeProcess
 
-TOKEN = "as-deployed-token"
+TOKEN = "as-deployed-token-3b2a1f9e8d7c"
 
 
 def test_pod_spec_runs_and_stops_within_its_grace_period(shop_bundle: Path, tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ import yaml
 
 from pilothouse.config import load_config
 from tests.generators.deploy.conftest import generate
-from tests.helpers import ROOT
+from tests.helpers import ROOT, run_cli
 
 ORDERS = ROOT / "examples/market/orders/pilothouse.toml"
 
@@ -69,3 +69,29 @@ def test_systemd_unit_timings_and_limits_come_from_the_model(orders_bundle: Path
     assert value("ExecStart") == "/opt/orders/venv/bin/pilothouse serve --config /etc/orders/pilothouse.toml"
     assert value("DynamicUser") == "yes"
     assert value("CapabilityBoundingSet") == ""
+
+
+def test_build_context_depends_on_the_config_location_only(tmp_path: Path) -> None:
+    """Issue 14 item 10: with the bundle outside the config's directory, `build.context` came out
+    as `../../../tmp` (names of the directory `generate` ran in). The compose spec resolves a
+    relative context from the project directory (the compose file's folder) and `dockerfile` from
+    the context: both must land on the config's directory and the generated Dockerfile, from any
+    working directory."""
+    project = tmp_path / "projects" / "shop"
+    project.mkdir(parents=True)
+    config = project / "pilothouse.toml"
+    config.write_text((ROOT / "examples/shop/pilothouse.toml").read_text())
+    out = tmp_path / "bundles" / "shop"
+    deep = tmp_path / "a" / "b" / "c" / "d"
+    deep.mkdir(parents=True)
+    seen = set()
+    for cwd in (deep, tmp_path, project):
+        result = run_cli("generate", "deploy", "--config", str(config), "--out", str(out), cwd=cwd)
+        assert result.returncode == 0, result.stderr
+        for name in ("compose.yaml", "compose.prod.yaml"):
+            build = yaml.safe_load((out / name).read_text())["services"]["shop"]["build"]
+            seen.add(build["context"])
+            context = (out / build["context"]).resolve()
+            assert context == project.resolve()
+            assert (context / build["dockerfile"]).resolve() == (out / "Dockerfile").resolve()
+    assert seen == {"../../projects/shop"}

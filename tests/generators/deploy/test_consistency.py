@@ -17,8 +17,9 @@ import pytest
 import yaml
 
 from pilothouse.config import load_config
+from pilothouse.runtime.checks.factory import build_checks
 from tests.generators.deploy.conftest import SHOP
-from tests.helpers import ROOT, SHOP_DIR, ServeProcess
+from tests.helpers import ROOT, SHOP_DIR, ServeProcess, run_cli
 
 
 def rendered(bundle: Path, overlay: str) -> list[dict[str, Any]]:
@@ -147,3 +148,41 @@ def test_no_secret_value_reaches_any_file_or_output(tmp_path: Path) -> None:
     assert "CHANGE-ME" in secrets_file
     base = (out / "k8s" / "base" / "kustomization.yaml").read_text()
     assert "secrets.example.yaml" not in base
+
+
+HANGING_CHECK = '''
+import asyncio
+
+
+async def forever() -> None:
+    await asyncio.sleep(3600)
+'''
+
+
+def test_readiness_probe_timeout_covers_the_slowest_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 14 item 11: a check with `timeout = "3s"` got a readiness probe `timeoutSeconds: 2`,
+    so the kubelet gave up on /ready before the runtime had its answer. Here the check hangs until
+    its own timeout; a client with the generated probe's timeout (what the kubelet enforces) must
+    receive the answer, and the runtime's check timeouts come from the same model."""
+    (tmp_path / "hang_checks.py").write_text(HANGING_CHECK)
+    config_path = tmp_path / "pilothouse.toml"
+    config_path.write_text(
+        '[service]\nname = "slowdeps"\napp = "tests.apps.slow:app"\n'
+        '[[checks]]\nname = "quick"\nkind = "disk"\n'
+        '[[checks]]\nname = "upstream"\nkind = "python"\ntarget = "hang_checks:forever"\ntimeout = "3s"\n'
+        "critical = false\n"
+    )
+    out = tmp_path / "deploy"
+    generated = run_cli("generate", "deploy", "--config", str(config_path), "--out", str(out))
+    assert generated.returncode == 0, generated.stderr
+    container = one(rendered(out, "base"), "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    probe = container["readinessProbe"]
+    config = load_config(config_path, environ={})
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert max(c.timeout for c in build_checks(config)) < probe["timeoutSeconds"]  # the runtime's own
+    with ServeProcess(config_path, cwd=ROOT, env={"PYTHONPATH": str(tmp_path)}) as server:
+        answer = httpx.get(f"{server.ops_url}{probe['httpGet']['path']}", timeout=probe["timeoutSeconds"])
+    upstream = answer.json()["checks"]["upstream"]
+    assert upstream["status"] == "warn" and "timed out after 3s" in upstream["error"], upstream

@@ -10,7 +10,7 @@ import httpx
 from tests.helpers import ROOT, SHOP_DIR, ServeProcess, free_port
 
 SMOKE = ROOT / "scripts" / "smoke.sh"
-TOKEN = "smoke-test-token"
+TOKEN = "smoke-test-token-a1b2c3d4e5f6"
 
 
 def smoke(*args: str) -> subprocess.CompletedProcess[str]:

@@ -73,11 +73,19 @@ def _environment(config: Config, dev: bool) -> Obj:
     return dict(sorted(env.items()))
 
 
+def _build_context(config: Config, bundle_dir: str) -> str:
+    """The config's directory as seen from the bundle. Computed from the config's own location:
+    `relpath(".", bundle_dir)` walks back from a `../..` bundle using the names of the directory
+    `generate` ran in, which is how a context of `../../../tmp` appeared."""
+    base = config.source.resolve().parent.as_posix() if config.source else "/config"
+    return posixpath.relpath(base, posixpath.normpath(posixpath.join(base, bundle_dir)))
+
+
 def _app(config: Config, dev: bool, bundle_dir: str) -> Obj:
     uid = config.deploy.container.uid
     service: Obj = {
         "build": {
-            "context": posixpath.relpath(".", bundle_dir),
+            "context": _build_context(config, bundle_dir),
             "dockerfile": posixpath.join(bundle_dir, DOCKERFILE),
         },
         "environment": _environment(config, dev),

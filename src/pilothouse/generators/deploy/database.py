@@ -17,25 +17,12 @@ PG_UID = 10999
 PGDATA_DIR = "/var/lib/postgresql/data"
 
 
-def db_name(config: Config) -> str:
-    return f"{config.service.name}-db"
-
-
-def db_labels(config: Config) -> dict[str, str]:
-    return {"app.kubernetes.io/name": db_name(config), "app.kubernetes.io/part-of": facts.namespace(config)}
-
-
-def host(config: Config) -> str:
-    """The in-cluster DNS name the app's database URL points at."""
-    return f"{db_name(config)}-0.{db_name(config)}.{facts.namespace(config)}.svc"
-
-
 def objects(config: Config) -> list[Obj]:
     db = config.deploy.database
     if db is None or not db.enabled:
         return []
-    name = db_name(config)
-    labels = db_labels(config)
+    name = facts.database_name(config)
+    labels = facts.database_labels(config)
     ready = {
         "exec": {
             "command": ["pg_isready", "-h", "127.0.0.1", "-p", str(db.port), "-U", db.user, "-d", db.database]

@@ -74,8 +74,27 @@ class SecretMount:
     keys: tuple[str, ...]
 
 
+def database_name(config: Config) -> str:
+    """The StatefulSet (and headless Service) of `[deploy.database]`."""
+    return f"{config.service.name}-db"
+
+
+def database_labels(config: Config) -> dict[str, str]:
+    return {"app.kubernetes.io/name": database_name(config), "app.kubernetes.io/part-of": namespace(config)}
+
+
+def database_host(config: Config) -> str:
+    """The in-cluster DNS name the app's database URL points at."""
+    return f"{database_name(config)}-0.{database_name(config)}.{namespace(config)}.svc"
+
+
 def secret_name(config: Config, group: str) -> str:
     return f"{config.service.name}-{group.replace('.', '-')}"
+
+
+def admin_secret_name(config: Config) -> str:
+    """The Secret holding the admin token (key ADMIN_SECRET_KEY)."""
+    return secret_name(config, "admin")
 
 
 def _group_key(ref: SecretRef) -> tuple[str, str]:
@@ -111,15 +130,14 @@ class SecretEnv:
 
 def secret_envs(config: Config) -> list[SecretEnv]:
     """Every variable set from a Secret: admin token, app secrets, and runtime secrets read via env."""
-    name = config.service.name
-    out = [SecretEnv(config.ops.admin_token_env, f"{name}-admin", ADMIN_SECRET_KEY)]
+    out = [SecretEnv(config.ops.admin_token_env, admin_secret_name(config), ADMIN_SECRET_KEY)]
     for env, ref in sorted(config.deploy.secret_env.items()):
         group, key = _group_key(ref)
         out.append(SecretEnv(env, secret_name(config, group), key))
     if "kubernetes" not in config.secrets.sources and "env" in config.secrets.sources:
         for ref in config.secret_refs():
             group, key = _group_key(ref)
-            out.append(SecretEnv(env_name(name, ref), secret_name(config, group), key))
+            out.append(SecretEnv(env_name(config.service.name, ref), secret_name(config, group), key))
     return sorted(set(out), key=lambda s: s.env)
 
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pilothouse.config import Config
-from pilothouse.generators.deploy import facts
+from pilothouse.generators.deploy import egress, facts
 
 Obj = dict[str, Any]
 
@@ -79,7 +79,8 @@ def probes(config: Config) -> Obj:
     startup_period = 2
     return {
         "livenessProbe": _probe(p.liveness_path, 10, 3, timeout),
-        "readinessProbe": _probe(p.readiness_path, 5, 2, timeout),
+        # /ready waits for the slowest check: a shorter probe timeout fails a healthy pod.
+        "readinessProbe": _probe(p.readiness_path, 5, 2, math.ceil(config.readiness_timeout) + 1),
         "startupProbe": _probe(
             p.startup_path,
             startup_period,
@@ -312,7 +313,8 @@ def _from_service(name: str) -> Obj:
 
 def network_policy(config: Config, exposed: bool, callers: Sequence[str]) -> Obj:
     """Who may reach this service: the ingress controller (if exposed) and its declared callers on
-    the app port, the monitoring namespace on the ops port. Everything else hits the default deny."""
+    the app port, the monitoring namespace on the ops port. Everything else hits the default deny.
+    With `[deploy.egress] enabled`, outbound traffic is limited too (see egress.py)."""
     deploy = config.deploy
     app_from: list[Obj] = [_from_service(c) for c in sorted(callers)]
     if exposed and deploy.expose == "ingress":
@@ -329,15 +331,19 @@ def network_policy(config: Config, exposed: bool, callers: Sequence[str]) -> Obj
             "ports": [{"port": "ops", "protocol": "TCP"}],
         }
     )
+    spec: Obj = {
+        "ingress": rules,
+        "podSelector": {"matchLabels": facts.labels(config)},
+        "policyTypes": ["Ingress"],
+    }
+    if deploy.egress.enabled:  # opt-in: only DNS and the destinations the config names
+        spec["egress"] = egress.rules(config)
+        spec["policyTypes"] = ["Ingress", "Egress"]
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
         "metadata": meta(config, config.service.name),
-        "spec": {
-            "ingress": rules,
-            "podSelector": {"matchLabels": facts.labels(config)},
-            "policyTypes": ["Ingress"],
-        },
+        "spec": spec,
     }
 
 

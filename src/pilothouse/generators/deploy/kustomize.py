@@ -14,6 +14,7 @@ from pilothouse.config import Config
 from pilothouse.generators.deploy import database, facts, rollout
 from pilothouse.generators.deploy import kubernetes as k8s
 from pilothouse.generators.yaml import dump, dump_all
+from pilothouse.runtime.admin_auth import GENERATE
 
 Obj = dict[str, Any]
 SECRET_EXAMPLE = "secrets.example.yaml"  # noqa: S105 - a file name
@@ -56,10 +57,14 @@ def config_map_generator(config: Config, file: str) -> Obj:
 
 
 def _placeholder(config: Config, secret: str, key: str) -> str:
-    """CHANGE-ME, except the database URL, which shows where the StatefulSet answers."""
+    """CHANGE-ME, except the database URL, which shows where the StatefulSet answers, and the admin
+    token, which says how to make one (a usable placeholder would become everyone's token; the
+    runtime refuses this one)."""
+    if secret == facts.admin_secret_name(config) and key == facts.ADMIN_SECRET_KEY:
+        return f"<replace with the output of: {GENERATE}>"
     db = config.deploy.database
     if db is not None and db.enabled and key == "url" and secret == facts.secret_name(config, db.secret):
-        return f"postgresql://{db.user}:{PLACEHOLDER}@{database.host(config)}:{db.port}/{db.database}"
+        return f"postgresql://{db.user}:{PLACEHOLDER}@{facts.database_host(config)}:{db.port}/{db.database}"
     return PLACEHOLDER
 
 

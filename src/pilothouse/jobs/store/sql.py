@@ -27,6 +27,7 @@ from pilothouse.jobs.store.base import (
     StepRecord,
     WorkerRecord,
 )
+from pilothouse.redaction import redact
 
 Run = Callable[..., list[tuple[Any, ...]]]
 """`run(sql, params=())` inside a transaction: the rows, or [] for statements without rows."""
@@ -196,7 +197,7 @@ class SqlStore(abc.ABC):
                 " ON CONFLICT (job_id, attempt, seq) DO UPDATE SET outcome = excluded.outcome,"
                 " rc = excluded.rc, tries = excluded.tries, finished_at = excluded.finished_at,"
                 " error = excluded.error",
-                (job_id, attempt, seq, name, outcome, rc, tries, error),
+                (job_id, attempt, seq, name, outcome, rc, tries, _masked(error)),
             )
 
     def finish(self, job_id: int, worker_id: str, outcome: str, max_rc: int, error: str | None) -> bool:
@@ -205,7 +206,7 @@ class SqlStore(abc.ABC):
             rows = run(
                 "UPDATE {jobs} SET state = 'finished', outcome = ?, max_rc = ?, error = ?,"
                 " finished_at = {now} WHERE id = ? AND worker_id = ? AND state = 'running' RETURNING id",
-                (outcome, max_rc, error, job_id, worker_id),
+                (outcome, max_rc, _masked(error), job_id, worker_id),
             )
         return bool(rows)
 
@@ -301,7 +302,7 @@ class SqlStore(abc.ABC):
         rows = self._one(
             f"SELECT {_STEP_COLUMNS} FROM {{steps}} WHERE job_id = ? ORDER BY attempt, seq", (job_id,)
         )
-        return [StepRecord(*row) for row in rows]
+        return [_step(row) for row in rows]
 
     def list_jobs(self, state: str | None = None, limit: int = 50) -> list[JobRecord]:
         where, params = (" WHERE state = ?", (state, limit)) if state else ("", (limit,))
@@ -319,4 +320,17 @@ def _job(row: tuple[Any, ...]) -> JobRecord:
     values = list(row)
     values[2] = json.loads(values[2])
     values[14] = bool(values[14])
+    values[16] = _masked(values[16])
     return JobRecord(*values)
+
+
+def _step(row: tuple[Any, ...]) -> StepRecord:
+    values = list(row)
+    values[-1] = _masked(values[-1])
+    return StepRecord(*values)
+
+
+def _masked(error: str | None) -> str | None:
+    """Errors are shown to everyone who can list jobs: masked when written, and again when read
+    (a row written before masking, or by another process, prints no secret either)."""
+    return None if error is None else redact(error)

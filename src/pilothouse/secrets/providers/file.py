@@ -91,6 +91,9 @@ class FileProvider:
             raise SecretError(f"secrets file {self.path} does not exist ([secrets].file)") from None
         except OSError as exc:
             raise SecretError(f"cannot read secrets file {self.path}: {exc.strerror}") from None
+        if not stat.S_ISREG(info.st_mode):  # chmod advice would be wrong, and a FIFO would block
+            kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
+            raise SecretError(f"secrets file {self.path} is {kind}; [secrets].file must name a file")
         if info.st_mode & stat.S_IROTH:
             raise SecretError(
                 f"secrets file {self.path} is readable by every user "
