@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -62,7 +63,10 @@ class ServeProcess:
         env: dict[str, str] | None = None,
         cwd: Path | None = None,
         args: tuple[str, ...] = (),
+        nofile: int | None = None,
     ) -> None:
+        """`nofile` lowers the process's open-file limit (soft and hard), to exhaust it cheaply."""
+        self.nofile = nofile
         self.app_port = app_port or free_port()
         self.ops_port = ops_port or free_port()
         self.env = {
@@ -97,7 +101,13 @@ class ServeProcess:
 
     def start(self, wait_ready: bool = True, timeout: float = 20) -> ServeProcess:
         self.proc = subprocess.Popen(
-            self.cmd, cwd=self.cwd, env=self.env, text=True, stdout=self._log, stderr=subprocess.STDOUT
+            self.cmd,
+            cwd=self.cwd,
+            env=self.env,
+            text=True,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=self._limit_files if self.nofile else None,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -114,6 +124,10 @@ class ServeProcess:
             time.sleep(0.05)
         self.stop()
         raise RuntimeError(f"serve did not start within {timeout}s:\n{self.output}")
+
+    def _limit_files(self) -> None:
+        assert self.nofile is not None
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.nofile, self.nofile))
 
     def signal(self, sig: int = signal.SIGTERM) -> None:
         assert self.proc is not None

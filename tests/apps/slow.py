@@ -1,6 +1,8 @@
 """A tiny ASGI app for lifecycle tests: `/hello`, `/slow?seconds=N`; its lifespan startup takes
 $STARTUP_DELAY seconds, and its shutdown appends a line with its process id to the file named by
-$SHUTDOWN_MARKER so tests can prove the app's shutdown hooks ran (in every worker process)."""
+$SHUTDOWN_MARKER so tests can prove the app's shutdown hooks ran (in every worker process).
+`/hog` opens files until the process has no descriptor left (held until `/release`), so tests
+can exhaust descriptors without opening thousands of sockets."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import contextlib
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import IO
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -26,6 +29,23 @@ async def slow(request: Request) -> JSONResponse:
     return JSONResponse({"slept": seconds})
 
 
+_held: list[IO[bytes]] = []
+
+
+async def hog(request: Request) -> JSONResponse:
+    with contextlib.suppress(OSError):
+        while True:
+            _held.append(Path(os.devnull).open("rb"))  # noqa: SIM115 - held on purpose until /release
+    return JSONResponse({"held": len(_held)})
+
+
+async def release(request: Request) -> JSONResponse:
+    count = len(_held)
+    while _held:
+        _held.pop().close()
+    return JSONResponse({"released": count})
+
+
 @contextlib.asynccontextmanager
 async def lifespan(app: Starlette) -> AsyncIterator[None]:
     await asyncio.sleep(float(os.environ.get("STARTUP_DELAY", "0")))
@@ -36,4 +56,7 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
             file.write(f"lifespan shutdown ran in {os.getpid()}\n")
 
 
-app = Starlette(routes=[Route("/hello", hello), Route("/slow", slow)], lifespan=lifespan)
+app = Starlette(
+    routes=[Route("/hello", hello), Route("/slow", slow), Route("/hog", hog), Route("/release", release)],
+    lifespan=lifespan,
+)

@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 
+from pilothouse.runtime.connection_guard import quiet_accept_errors
 from pilothouse.runtime.runtime import Runtime
 from pilothouse.runtime.server import bind
 from pilothouse.runtime.uvicorn_server import Server, ops_server
@@ -36,6 +37,7 @@ async def run_worker(runtime: Runtime, *, serve_ops: bool = True) -> int:
         stop.set()
 
     loop = asyncio.get_running_loop()
+    quiet_accept_errors(loop)
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig)
 
@@ -43,7 +45,7 @@ async def run_worker(runtime: Runtime, *, serve_ops: bool = True) -> int:
     if serve_ops:
         settings = runtime.config.ops
         sock = bind(settings.host, settings.port, "ops")
-        ops = ops_server(runtime.ops_app(), settings.host, settings.port)
+        ops = ops_server(runtime.ops_app(), settings)
         ops.config.load()
         ops.lifespan = ops.config.lifespan_class(ops.config)
         await ops.startup(sockets=[sock])

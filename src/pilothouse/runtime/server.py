@@ -17,11 +17,13 @@ from collections.abc import Callable
 
 import uvicorn
 
+from pilothouse.config.model import Config
 from pilothouse.errors import OperationError
 from pilothouse.runtime.asgi import ASGIApp
+from pilothouse.runtime.connection_guard import OTHER_DESCRIPTORS, fd_cap, quiet_accept_errors
 from pilothouse.runtime.runtime import Runtime
 from pilothouse.runtime.signals import ShutdownSignals
-from pilothouse.runtime.uvicorn_server import Server, ops_server, stop_server
+from pilothouse.runtime.uvicorn_server import Server, ops_server, port_limits, stop_server
 
 log = logging.getLogger("pilothouse.server")
 
@@ -59,15 +61,17 @@ class PilothouseServer:
                 server_header=False,
                 # The exact drain timeout (uvicorn types it int, but waits with a float fine).
                 timeout_graceful_shutdown=config.lifecycle.drain_timeout,  # type: ignore[arg-type]
+                **port_limits(config.service, "app", app_connection_cap(config)),
             )
         )
-        self.ops = ops_server(runtime.ops_app(), config.ops.host, config.ops.port)
+        self.ops = ops_server(runtime.ops_app(), config.ops)
         self._stop = asyncio.Event()
         self._signals = ShutdownSignals(runtime.lifecycle, self._stop)
 
     async def serve(self) -> int:
         """Run until a signal and a graceful shutdown; return the exit code."""
         self._signals.install(self._handled)
+        quiet_accept_errors(asyncio.get_running_loop())
         await self.startup()
         await self.main_loop()
         await self.shutdown()
@@ -152,6 +156,11 @@ class PilothouseServer:
         deadline = asyncio.get_running_loop().time() + limit
         while self.app_server.server_state.tasks and asyncio.get_running_loop().time() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.01)
+
+
+def app_connection_cap(config: Config) -> int:
+    """`[service].max_connections`, fitted under the open-file limit with room for the ops port."""
+    return fd_cap(config.service.max_connections, config.ops.max_connections + OTHER_DESCRIPTORS)
 
 
 def bind(host: str, port: int, role: str) -> socket.socket:
