@@ -28,8 +28,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("pilothouse.jobs")
 
-MAX_BODY = 64 * 1024
-
 
 def install(runtime: Runtime) -> None:
     settings = runtime.config.jobs
@@ -83,14 +81,12 @@ class JobService:
 
     async def submit_route(self, scope: Scope, receive: Receive, send: Send) -> None:
         """POST /admin/jobs {"job": NAME, "params": {...}} -> 201 {"id": ...}."""
-        try:
-            body = json.loads(await _read_body(receive) or b"{}")
-            name, params = body["job"], body.get("params", {})
-            if not isinstance(name, str) or not isinstance(params, dict):
-                raise TypeError
-        except (ValueError, KeyError, TypeError):
-            await _json(send, 400, {"error": 'expected JSON {"job": "<name>", "params": {"key": "value"}}'})
+        request = _parse((await receive()).get("body", b""))
+        if isinstance(request, str):
+            log.warning("POST /admin/jobs answered 400: %s", request)
+            await _json(send, 400, {"error": request})
             return
+        name, params = request
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         try:
             job_id = await asyncio.to_thread(
@@ -115,16 +111,24 @@ class JobService:
         await _json(send, 201, {"id": job_id, "job": name, "state": "queued"})
 
 
-async def _read_body(receive: Receive) -> bytes:
-    body = b""
-    while True:
-        message = await receive()
-        chunk: bytes = message.get("body", b"")
-        body += chunk
-        if len(body) > MAX_BODY:
-            raise ValueError("body too large")
-        if not message.get("more_body"):
-            return body
+_EXPECTED = 'expected JSON {"job": "<name>", "params": {"key": "value"}}'
+
+
+def _parse(body: bytes) -> tuple[str, dict[str, object]] | str:
+    """(job name, params) from a submission body, or what is wrong with it. The ops app read the
+    whole body (bounded) before this route runs."""
+    try:
+        request = json.loads(body or b"{}")
+    except RecursionError:
+        return f"{_EXPECTED}; the body is nested too deeply"
+    except ValueError:
+        return f"{_EXPECTED}; the body is not valid JSON"
+    if not isinstance(request, dict):
+        return _EXPECTED
+    name, params = request.get("job"), request.get("params", {})
+    if not isinstance(name, str) or not isinstance(params, dict):
+        return _EXPECTED
+    return name, params
 
 
 async def _json(
