@@ -134,6 +134,12 @@ class LifecycleConfig(Section):
         return self.pre_stop_delay + self.drain_timeout + self.flush_timeout
 
     @property
+    def hard_exit_after(self) -> float:
+        """Seconds from SIGTERM to the runtime's forced exit if shutdown is stuck: the budget plus
+        3 s, inside the 5 s margin the grace period and stop timeouts add."""
+        return self.shutdown_budget + 3
+
+    @property
     def termination_grace_period_seconds(self) -> int:
         """Kubernetes grace period (includes preStop): the budget plus a 5 s margin."""
         return math.ceil(self.shutdown_budget + 5)

@@ -7,7 +7,6 @@ wrong URL or module stops `serve` before it listens, with one clear line.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
@@ -20,6 +19,7 @@ from pilothouse.jobs.store import Draining, open_store
 from pilothouse.jobs.submit import submit
 from pilothouse.jobs.tracing import current_traceparent
 from pilothouse.jobs.worker import Worker
+from pilothouse.runtime import threads
 from pilothouse.runtime.asgi import Receive, Scope, Send, respond
 from pilothouse.runtime.checks import Check, CheckFailed
 
@@ -38,11 +38,13 @@ def install(runtime: Runtime) -> None:
     worker = Worker(store, registry, settings, runtime.metrics)
     service = JobService(runtime, worker)
     runtime.add_route("POST", "/admin/jobs", service.submit_route, admin=True)
+    # A `jobs worker` process exists for its jobs: without its store it is not ready. Inside
+    # `serve` the app still serves, so a store outage is a warning there.
     runtime.add_check(
         Check(
             name="jobs",
             kind="jobs",
-            critical=False,
+            critical=runtime.role == "jobs",
             timeout=runtime.config.probes.check_timeout,
             probe=service.probe,
         )
@@ -62,8 +64,11 @@ class JobService:
         self.store = worker.store
 
     async def probe(self) -> None:
-        """Readiness: warn (never fail: the app still serves) while no jobs are being taken."""
-        draining = await asyncio.to_thread(self.store.draining_since)
+        """Readiness: fails while no jobs are being taken (a warning inside `serve`)."""
+        try:
+            draining = await threads.call(self.store.draining_since)
+        except OperationError as exc:
+            raise CheckFailed(str(exc)) from None
         if draining is not None:
             raise CheckFailed("draining: the job store's drain flag is set; no new jobs are taken")
         if self.worker.local_drain:
@@ -77,7 +82,7 @@ class JobService:
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):
-            await asyncio.to_thread(self.store.close)
+            await threads.call(self.store.close)
 
     async def submit_route(self, scope: Scope, receive: Receive, send: Send) -> None:
         """POST /admin/jobs {"job": NAME, "params": {...}} -> 201 {"id": ...}."""
@@ -89,7 +94,7 @@ class JobService:
         name, params = request
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         try:
-            job_id = await asyncio.to_thread(
+            job_id = await threads.call(
                 submit, self.store, self.worker.registry, name, params, current_traceparent(headers)
             )
         except Draining as exc:

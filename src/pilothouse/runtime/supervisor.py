@@ -102,7 +102,8 @@ class Supervisor:
         # Per worker: [in flight, dropped], published by the worker every 100 ms.
         self.counts: Any = _spawn.Array("q", 2 * workers, lock=False)
         self._stop = asyncio.Event()
-        self._signals = ShutdownSignals(runtime.lifecycle, self._stop, exit_now=self._kill_workers)
+        deadline = runtime.config.lifecycle.hard_exit_after
+        self._signals = ShutdownSignals(runtime.lifecycle, self._stop, deadline, exit_now=self._kill_workers)
         runtime.inflight_source = self._counts
         runtime.status_extras = lambda: {"workers": [w.as_dict() for w in self.workers]}
         runtime.record_check_metrics = False  # the workers run and record the configured checks
