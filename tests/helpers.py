@@ -64,8 +64,10 @@ class ServeProcess:
         cwd: Path | None = None,
         args: tuple[str, ...] = (),
         nofile: int | None = None,
+        command: tuple[str, ...] = ("serve",),
     ) -> None:
-        """`nofile` lowers the process's open-file limit (soft and hard), to exhaust it cheaply."""
+        """`nofile` lowers the process's open-file limit (soft and hard), to exhaust it cheaply;
+        `command` runs another process kind with an ops port (`("jobs", "worker")`)."""
         self.nofile = nofile
         self.app_port = app_port or free_port()
         self.ops_port = ops_port or free_port()
@@ -77,7 +79,7 @@ class ServeProcess:
             "PILOTHOUSE_OPS__PORT": str(self.ops_port),
             **(env or {}),
         }
-        self.cmd = [*PILOTHOUSE, "serve", "--config", str(config), *args]
+        self.cmd = [*PILOTHOUSE, *command, "--config", str(config), *args]
         self.cwd = cwd or config.parent
         self.proc: subprocess.Popen[str] | None = None
         # Output goes to a file, not a pipe: a pipe nobody reads fills at 64 KiB and blocks the

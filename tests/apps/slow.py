@@ -1,6 +1,7 @@
 """A tiny ASGI app for lifecycle tests: `/hello`, `/slow?seconds=N`; its lifespan startup takes
 $STARTUP_DELAY seconds, and its shutdown appends a line with its process id to the file named by
-$SHUTDOWN_MARKER so tests can prove the app's shutdown hooks ran (in every worker process).
+$SHUTDOWN_MARKER so tests can prove the app's shutdown hooks ran (in every worker process);
+$SHUTDOWN_BLOCK seconds of a blocking sleep in its shutdown freeze the event loop (a hung app).
 `/hog` opens files until the process has no descriptor left (held until `/release`), so tests
 can exhaust descriptors without opening thousands of sockets."""
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import IO
@@ -50,6 +52,7 @@ async def release(request: Request) -> JSONResponse:
 async def lifespan(app: Starlette) -> AsyncIterator[None]:
     await asyncio.sleep(float(os.environ.get("STARTUP_DELAY", "0")))
     yield
+    time.sleep(float(os.environ.get("SHUTDOWN_BLOCK", "0")))  # blocks the loop on purpose
     marker = os.environ.get("SHUTDOWN_MARKER")
     if marker:
         with Path(marker).open("a") as file:  # one line per process; lines this short are atomic

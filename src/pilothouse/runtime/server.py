@@ -230,10 +230,16 @@ async def start_unless_stopped(start: Coroutine[Any, Any, None], stop: asyncio.E
 
 def cancelled_lifespan(lifespan: Any) -> None:
     """uvicorn's lifespan task still runs the app's startup after `start_unless_stopped` gave up;
-    the loop cancels it when it closes. Marked failed, uvicorn does not log it as "lifespan
-    unsupported"."""
+    the loop cancels it when it closes. That cancellation is ours, not the app's failure: marked
+    failed, uvicorn does not call the lifespan "unsupported", and what the framework reports
+    about it (Starlette sends the CancelledError traceback) is not logged."""
     if lifespan is not None:
         lifespan.startup_failed = True
+        lifespan.logger = _SILENCED
+
+
+_SILENCED = logging.getLogger("pilothouse.server.cancelled-startup")
+_SILENCED.disabled = True
 
 
 def run(runtime: Runtime, app: ASGIApp) -> int:

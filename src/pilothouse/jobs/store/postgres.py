@@ -85,21 +85,26 @@ class PostgresStore(SqlStore):
             with socket.socket(fileno=os.dup(fd)) as sock:
                 sock.shutdown(socket.SHUT_RDWR)
 
+    def _expire(self, conn: Any, fired: threading.Event) -> None:
+        fired.set()
+        self._cut(conn)
+
     @contextlib.contextmanager
     def _deadline(self) -> Iterator[None]:
         """Hold the connection for one call, for at most `timeout` seconds."""
         if not self._lock.acquire(timeout=self.timeout):
             raise OperationError(f"job store {self.description}: busy for {self.timeout:g}s (no answer)")
         timer: threading.Timer | None = None
+        fired = threading.Event()
         try:
             if self._conn.broken or self._conn.closed:
                 self._conn = self._connect()
-            timer = threading.Timer(self.timeout, self._cut, (self._conn,))
+            timer = threading.Timer(self.timeout, self._expire, (self._conn, fired))
             timer.daemon = True
             timer.start()
             yield
         except self._psycopg.OperationalError as exc:
-            if timer is not None and timer.finished.is_set():
+            if fired.is_set():
                 raise OperationError(
                     f"job store {self.description}: no answer within {self.timeout:g}s ([jobs].store_timeout)"
                 ) from None
