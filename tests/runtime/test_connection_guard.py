@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -154,3 +156,16 @@ def test_failed_accepts_are_logged_at_a_bounded_rate(tmp_path: Path) -> None:
     failures = [line for line in output.splitlines() if "cannot accept connections" in line]
     assert len(failures) == 1, failures
     assert "Too many open files" in failures[0]
+
+
+def test_the_soft_open_file_limit_is_raised_before_the_cap_is_lowered() -> None:
+    """Containers and systemd often start processes with a soft limit of 1024 and a far higher
+    hard one: the runtime raises the soft limit to what the caps need instead of lowering them."""
+    code = (
+        "import resource\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (256, 4096))\n"
+        "from pilothouse.runtime.connection_guard import fd_cap\n"
+        "print(fd_cap(1000, 192), resource.getrlimit(resource.RLIMIT_NOFILE)[0], fd_cap(5000, 192))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["1000", "1192", "3904"]  # 4096 - 192: only the hard limit lowers it

@@ -27,6 +27,7 @@ traceback on every attempt once descriptors run out (`quiet_accept_errors`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import resource
 from dataclasses import dataclass
@@ -52,9 +53,19 @@ class Limits:
 
 
 def fd_cap(requested: int, reserve: int) -> int:
-    """`requested`, lowered so that `reserve` descriptors stay free under RLIMIT_NOFILE."""
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY or requested + reserve <= soft:
+    """`requested`, fitted so that `reserve` descriptors stay free under RLIMIT_NOFILE.
+
+    The soft limit is raised first, up to the hard limit (containers and systemd often start
+    processes with a soft limit of 1024 and a far higher hard one); only a hard limit too low
+    for `requested + reserve` lowers the cap."""
+    needed = requested + reserve
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        raised = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+            soft = raised
+    if soft == resource.RLIM_INFINITY or needed <= soft:
         return requested
     fitted = max(1, soft - reserve)
     log.warning(
