@@ -141,7 +141,9 @@ def test_idle_and_slow_connections_are_closed_on_both_ports(tmp_path: Path) -> N
 def test_failed_accepts_are_logged_at_a_bounded_rate(tmp_path: Path) -> None:
     """With every descriptor taken (the app holds them), asyncio cannot accept on either port and
     retries each second; that is one log line without a traceback, not a traceback per retry."""
-    with ServeProcess(config(tmp_path), cwd=ROOT, nofile=NOFILE) as server, httpx.Client() as app:
+    # The client keeps its connection (the only one the app can use while it holds every descriptor).
+    keep = httpx.Limits(keepalive_expiry=60)
+    with ServeProcess(config(tmp_path), cwd=ROOT, nofile=NOFILE) as server, httpx.Client(limits=keep) as app:
         held = app.get(f"{server.app_url}/hog", timeout=5).json()["held"]
         assert held > 0
         with sockets(server.ops_port, 1) as (probe,), sockets(server.app_port, 1):

@@ -77,7 +77,10 @@ class JobService:
     async def drain(self) -> None:
         """SIGTERM: a local drain under the lifecycle's drain timeout (the server's limit)."""
         grace = self.runtime.config.lifecycle.drain_timeout
-        await self.worker.drain(max(0.0, grace - self.worker.settings.cancel_grace - 1.0))
+        try:
+            await self.worker.drain(max(0.0, grace - self.worker.settings.cancel_grace - 1.0))
+        finally:
+            self.worker.halt()  # even when the drain timeout cancels this (a store not answering)
         await self.worker.stop()
 
     async def close(self) -> None:

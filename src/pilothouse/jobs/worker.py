@@ -85,9 +85,13 @@ class Worker:
             self.store.description,
         )
 
-    async def stop(self) -> None:
+    def halt(self) -> None:
+        """Stop polling and heartbeating now (no await: also when a drain ran out of time)."""
         for loop in self._loops:
             loop.cancel()
+
+    async def stop(self) -> None:
+        self.halt()
         await asyncio.gather(*self._loops, return_exceptions=True)
         self._loops.clear()
         with contextlib.suppress(Exception):
