@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -27,9 +28,9 @@ path = "jobs.sqlite3"
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> ServeProcess:
+def server(tmp_path: Path) -> Iterator[ServeProcess]:
     with ServeProcess(write_config(tmp_path, CONFIG), cwd=ROOT, env={"SVC_ADMIN_TOKEN": TOKEN}) as serving:
-        yield serving  # type: ignore[misc]
+        yield serving
 
 
 def exchange(port: int, request: bytes) -> bytes:
