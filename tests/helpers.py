@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import resource
 import signal
 import socket
 import subprocess
@@ -63,13 +64,18 @@ class ServeProcess:
         env: dict[str, str] | None = None,
         cwd: Path | None = None,
         args: tuple[str, ...] = (),
+        nofile: int | None = None,
+        command: tuple[str, ...] = ("serve",),
     ) -> None:
+        """`nofile` lowers the process's open-file limit (soft and hard), to exhaust it cheaply;
+        `command` runs another process kind with an ops port (`("jobs", "worker")`)."""
+        self.nofile = nofile
         # Ports the caller did not fix are picked here and picked again when another process
         # takes one between the pick and serve's bind (see `start`).
         self._fixed_app_port, self._fixed_ops_port = app_port, ops_port
         self._extra_env = env or {}
         self._pick_ports()
-        self.cmd = [*PILOTHOUSE, "serve", "--config", str(config), *args]
+        self.cmd = [*PILOTHOUSE, *command, "--config", str(config), *args]
         self.cwd = cwd or config.parent
         self.proc: subprocess.Popen[str] | None = None
         # Output goes to a file, not a pipe: a pipe nobody reads fills at 64 KiB and blocks the
@@ -122,7 +128,13 @@ class ServeProcess:
         self._log.seek(0)
         self._log.truncate()
         self.proc = subprocess.Popen(
-            self.cmd, cwd=self.cwd, env=self.env, text=True, stdout=self._log, stderr=subprocess.STDOUT
+            self.cmd,
+            cwd=self.cwd,
+            env=self.env,
+            text=True,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=self._limit_files if self.nofile else None,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -153,6 +165,10 @@ class ServeProcess:
         except (httpx.HTTPError, ValueError):
             return self.proc.poll() is None
         return bool(pid == self.proc.pid)
+
+    def _limit_files(self) -> None:
+        assert self.nofile is not None
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.nofile, self.nofile))
 
     def signal(self, sig: int = signal.SIGTERM) -> None:
         assert self.proc is not None

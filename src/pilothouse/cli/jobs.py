@@ -127,10 +127,12 @@ def _submit(args: argparse.Namespace, config: Config) -> tuple[JobStore, Registr
 
 
 def run_now(args: argparse.Namespace) -> int:
+    from pilothouse.runtime.loader import load_app
     from pilothouse.telemetry.logs import configure_logging
 
     config = _config(args)
     configure_logging(config)  # the steps' log lines (job id, step) go to stderr
+    load_app(config)  # what the app module registers exists here too, as in serve and worker
     store, registry, job_id = _submit(args, config)
     asyncio.run(_run_here(config, store, registry, job_id))
     return _report(args, store, job_id)
@@ -163,6 +165,7 @@ def run_worker(args: argparse.Namespace) -> int:
     from pilothouse.jobs.standalone import run_worker as serve_worker
     from pilothouse.runtime.admin_auth import admin_token
     from pilothouse.runtime.features import install_all
+    from pilothouse.runtime.loader import load_app
     from pilothouse.runtime.runtime import Runtime
 
     config = _config(args)
@@ -175,9 +178,10 @@ def run_worker(args: argparse.Namespace) -> int:
     if args.concurrency:
         update["concurrency"] = args.concurrency
     config = config.model_copy(update={"jobs": config.jobs.model_copy(update=update)})
-    runtime = Runtime(config)
+    app = load_app(config)  # its @pilothouse.check functions register on import
+    runtime = Runtime(config, role="jobs")
     install_all(runtime)
-    return asyncio.run(serve_worker(runtime, serve_ops=not args.no_ops))
+    return asyncio.run(serve_worker(runtime, app, serve_ops=not args.no_ops))
 
 
 # -- submit, list, show, cancel ----------------------------------------------------------------

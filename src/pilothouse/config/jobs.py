@@ -34,6 +34,9 @@ class JobsConfig(Section):
     heartbeat_timeout: Duration = 30.0
     cancel_grace: Duration = 5.0
     retry_after: Duration = 30.0
+    store_timeout: Duration = Field(
+        default=5.0, description="longest wait for one PostgreSQL store call (connect, statement, answer)"
+    )
 
     @field_validator("module")
     @classmethod
@@ -60,6 +63,8 @@ class JobsConfig(Section):
 
     @model_validator(mode="after")
     def _timings(self) -> JobsConfig:
+        if self.store_timeout < 1:
+            raise ValueError("store_timeout must be at least 1s")
         if min(self.poll_interval, self.heartbeat_interval) < 0.01:
             raise ValueError("poll_interval and heartbeat_interval must be at least 10ms")
         if self.heartbeat_timeout < 2 * self.heartbeat_interval:

@@ -18,6 +18,12 @@ _APP_REF = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 
 
+def _positive(value: float) -> float:
+    if value <= 0:
+        raise ValueError("expected a duration greater than 0s")
+    return value
+
+
 class ServiceConfig(Section):
     """The service itself: its name is the Kubernetes name, metric job and log field."""
 
@@ -26,6 +32,11 @@ class ServiceConfig(Section):
     version: str = "0.0.0"
     host: str = "0.0.0.0"
     port: Port = 8080
+    header_timeout: Duration = Field(default=10.0, description="time to send a request's headers")
+    idle_timeout: Duration = Field(default=5.0, description="idle connection (before and between requests)")
+    max_connections: Annotated[int, Field(ge=1, description="open connections on the app port")] = 1000
+
+    _timeouts = field_validator("header_timeout", "idle_timeout")(_positive)
 
     @field_validator("name")
     @classmethod
@@ -50,6 +61,11 @@ class OpsConfig(Section):
 
     host: str = "0.0.0.0"
     port: Port = 9090
+    header_timeout: Duration = Field(default=5.0, description="time to send a request's headers")
+    idle_timeout: Duration = Field(default=5.0, description="idle connection (before and between requests)")
+    max_connections: Annotated[int, Field(ge=1, description="open connections on the ops port")] = 64
+
+    _timeouts = field_validator("header_timeout", "idle_timeout")(_positive)
     admin_token_env: str = "PILOTHOUSE_ADMIN_TOKEN"  # noqa: S105 - a variable name, not a token
 
     @field_validator("admin_token_env")
@@ -116,6 +132,12 @@ class LifecycleConfig(Section):
     def shutdown_budget(self) -> float:
         """Seconds from SIGTERM to exit in the worst case."""
         return self.pre_stop_delay + self.drain_timeout + self.flush_timeout
+
+    @property
+    def hard_exit_after(self) -> float:
+        """Seconds from SIGTERM to the runtime's forced exit if shutdown is stuck: the budget plus
+        3 s, inside the 5 s margin the grace period and stop timeouts add."""
+        return self.shutdown_budget + 3
 
     @property
     def termination_grace_period_seconds(self) -> int:

@@ -80,7 +80,7 @@ class AttachedApp:
         """Start the ops server and mark ready (idempotent)."""
         if self._ops is None:
             ops = self.runtime.config.ops
-            self._ops = ops_server(self.runtime.ops_app(), ops.host, ops.port)
+            self._ops = ops_server(self.runtime.ops_app(), ops)
             self._ops_socket = bind(ops.host, ops.port, "ops")
             await start_server(self._ops, self._ops_socket)
             self._ops_task = asyncio.create_task(self._ops.main_loop())

@@ -18,6 +18,7 @@ import yaml
 
 from pilothouse.config import load_config
 from pilothouse.runtime.checks.factory import build_checks
+from pilothouse.generators.deploy import facts, generate
 from tests.generators.deploy.conftest import SHOP
 from tests.helpers import ROOT, SHOP_DIR, ServeProcess, run_cli
 
@@ -186,3 +187,25 @@ def test_readiness_probe_timeout_covers_the_slowest_check(
         answer = httpx.get(f"{server.ops_url}{probe['httpGet']['path']}", timeout=probe["timeoutSeconds"])
     upstream = answer.json()["checks"]["upstream"]
     assert upstream["status"] == "warn" and "timed out after 3s" in upstream["error"], upstream
+
+
+@pytest.mark.parametrize("startup", ["500ms", "7.5s", "60s", "5m"])
+def test_every_artifact_allows_the_same_startup_window(startup: str) -> None:
+    """The runtime's startup_timeout, the startup probe's window (failureThreshold x period), the
+    Dockerfile and compose start periods and systemd's TimeoutStartSec come from one number
+    (with "500ms" the probe allowed 2 s while the others allowed 5 s). A SIGTERM during that
+    window cancels the startup, so the grace period need not cover it: the forced exit comes
+    before the kubelet's and systemd's kills."""
+    config = load_config(SHOP, environ={"PILOTHOUSE_LIFECYCLE__STARTUP_TIMEOUT": startup})
+    files = generate(config, SHOP.read_text())
+    window = facts.startup_window_seconds(config)
+    assert window >= config.lifecycle.startup_timeout
+    deployment = yaml.safe_load(files["k8s/base/deployment.yaml"])
+    probe = deployment["spec"]["template"]["spec"]["containers"][0]["startupProbe"]
+    assert window <= probe["failureThreshold"] * probe["periodSeconds"] < window + probe["periodSeconds"]
+    compose = yaml.safe_load(files["compose.yaml"])
+    assert compose["services"]["shop"]["healthcheck"]["start_period"] == f"{window}s"
+    assert f"--start-period={window}s" in files["Dockerfile"]
+    assert f"TimeoutStartSec={window}s" in files["systemd/shop.service"]
+    hard_exit = config.lifecycle.hard_exit_after
+    assert hard_exit < facts.stop_timeout_seconds(config) <= facts.grace_period_seconds(config)

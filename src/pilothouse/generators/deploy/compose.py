@@ -28,7 +28,7 @@ def _healthcheck(config: Config) -> Obj:
     return {
         "interval": "10s",
         "retries": 3,
-        "start_period": f"{max(5, round(config.lifecycle.startup_timeout))}s",
+        "start_period": f"{facts.startup_window_seconds(config)}s",
         "test": ["CMD", *healthcheck_command(config)],
         "timeout": f"{max(2, round(config.probes.check_timeout + 2))}s",
     }

@@ -44,7 +44,7 @@ def dockerfile(config: Config, location: str = "deploy") -> str:
     packages = " ".join(f'"{p}"' for p in c.packages)
     copies = "".join(f"COPY --chown=root:root {p} {facts.APP_DIR}/{p}\n" for p in facts.app_paths(config))
     interval = 10
-    start = max(5, round(config.lifecycle.startup_timeout))
+    start = facts.startup_window_seconds(config)
     env_lines = "".join(
         f"ENV {k}={v}\n"
         for k, v in facts.plain_env(config).items()

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from pilothouse.config import Config, SecretRef
+from pilothouse.durations import format_duration
 from pilothouse.secrets import SecretResolver, env_name
 
 CONFIG_DIR = "/etc/pilothouse"
@@ -57,6 +58,22 @@ def stop_timeout_seconds(config: Config) -> int:
     This is the budget where nothing sleeps before SIGTERM (compose, systemd).
     """
     return config.lifecycle.termination_grace_period_seconds
+
+
+def startup_window_seconds(config: Config) -> int:
+    """How long a start may take before the orchestrator gives up: `[lifecycle].startup_timeout`
+    (the runtime's own limit) rounded up, at least 5 s. The startup probe, the Dockerfile and
+    compose start periods and systemd's TimeoutStartSec all print this one number."""
+    return max(5, math.ceil(config.lifecycle.startup_timeout))
+
+
+def connection_limits(config: Config) -> dict[str, str]:
+    """Each port's connection limits as the runtime enforces them, for the artifacts to show."""
+    return {
+        port: f"max_connections={section.max_connections} header_timeout="
+        f"{format_duration(section.header_timeout)} idle_timeout={format_duration(section.idle_timeout)}"
+        for port, section in (("app", config.service), ("ops", config.ops))
+    }
 
 
 def grace_period_seconds(config: Config) -> int:

@@ -56,6 +56,12 @@ def restricted_pod_security(uid: int) -> Obj:
     }
 
 
+def limit_annotations(config: Config) -> dict[str, str]:
+    """The connection limits each port enforces (docs/core.md), shown on the workload."""
+    limits = facts.connection_limits(config)
+    return {f"pilothouse.dev/{port}-port-limits": text for port, text in limits.items()}
+
+
 def resources(res: Any) -> Obj:
     return {
         "limits": {"cpu": res.cpu_limit or res.cpu, "memory": res.memory},
@@ -84,7 +90,7 @@ def probes(config: Config) -> Obj:
         "startupProbe": _probe(
             p.startup_path,
             startup_period,
-            max(1, math.ceil(config.lifecycle.startup_timeout / startup_period)),
+            math.ceil(facts.startup_window_seconds(config) / startup_period),
             timeout,
         ),
     }
@@ -195,7 +201,11 @@ def deployment(config: Config) -> Obj:
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": meta(config, name, annotations=skip_annotations("CKV_K8S_43", "CKV_K8S_35")),
+        "metadata": meta(
+            config,
+            name,
+            annotations={**skip_annotations("CKV_K8S_43", "CKV_K8S_35"), **limit_annotations(config)},
+        ),
         "spec": {
             "replicas": config.deploy.replicas,
             "revisionHistoryLimit": 5,

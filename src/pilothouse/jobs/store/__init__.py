@@ -34,7 +34,7 @@ def open_store(config: Config, *, migrate: bool = True) -> JobStore:
             from pilothouse.secrets import SecretResolver
 
             url = SecretResolver(config).get(section.url)
-        store = PostgresStore(url, section.pg_schema)
+        store = PostgresStore(url, section.pg_schema, section.store_timeout)
     else:
         from pilothouse.jobs.store.sqlite import SqliteStore
 
