@@ -17,8 +17,8 @@ import pytest
 import yaml
 
 from pilothouse.config import load_config
-from pilothouse.runtime.checks.factory import build_checks
 from pilothouse.generators.deploy import facts, generate
+from pilothouse.runtime.checks.factory import build_checks
 from tests.generators.deploy.conftest import SHOP
 from tests.helpers import ROOT, SHOP_DIR, ServeProcess, run_cli
 
