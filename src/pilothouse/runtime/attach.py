@@ -1,25 +1,37 @@
 """`attach(app)`: Pilothouse inside a server you run yourself (uvicorn, gunicorn+uvicorn workers).
 
 The returned ASGI app starts the ops server when the host server runs the ASGI lifespan startup,
-marks the process ready once the app's own startup completed, and on lifespan shutdown fails
-readiness, flushes telemetry and stops the ops server. The host server owns signals and the
-drain of connections; pair it with a preStop delay (the generated Deployment has one).
+marks the process ready once the app's own startup completed, fails readiness as soon as the host
+server is told to stop (before it drains), and on lifespan shutdown flushes telemetry and stops
+the ops server. The host server owns signals and the drain of connections; pair it with a preStop
+delay (the generated Deployment has one). One ops port per process: several host-server workers
+(`uvicorn --workers N`, `gunicorn -w N`) would each open it, so every worker after the first
+fails its startup with one line saying so (use `pilothouse serve --workers N` instead).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import signal
+import threading
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
 
 from pilothouse.config.loader import load_config
 from pilothouse.config.model import Config
+from pilothouse.errors import PilothouseError
 from pilothouse.runtime.asgi import ASGIApp, Message, Receive, Scope, Send
 from pilothouse.runtime.features import install_all
+from pilothouse.runtime.lifecycle import Lifecycle
 from pilothouse.runtime.runtime import Runtime
 from pilothouse.runtime.server import bind, start_server
 from pilothouse.runtime.uvicorn_server import Server, ops_server, stop_server
 
 log = logging.getLogger("pilothouse.attach")
+
+Handler = Callable[[int, FrameType | None], Any]
 
 
 class AttachedApp:
@@ -30,6 +42,7 @@ class AttachedApp:
         self.app = runtime.wrap(app)
         self._ops: Server | None = None
         self._ops_task: asyncio.Task[None] | None = None
+        self._host_signals: HostSignals | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "lifespan":
@@ -39,18 +52,27 @@ class AttachedApp:
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         app_handles_lifespan = False
+        failed = False  # Pilothouse's startup failed: the host server was told, the app is unwound
         received: list[str] = []
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal app_handles_lifespan
+            nonlocal app_handles_lifespan, failed
             app_handles_lifespan = True
             if message["type"] == "lifespan.startup.complete":
-                await self.start()
+                message = await self._started()
+                failed = message["type"] == "lifespan.startup.failed"
+            elif failed:  # the app's answer to the shutdown below: the host server is done
+                return
             elif message["type"] == "lifespan.shutdown.complete":
                 await self.stop()
             await send(message)
 
         async def receive_wrapper() -> Message:
+            if failed:
+                # Let the app run its own shutdown (close what its startup opened) instead of
+                # waiting for a host server that is exiting, whose cancellation would end in a
+                # traceback in the log.
+                return {"type": "lifespan.shutdown"}
             message = await receive()
             received.append(message["type"])
             if message["type"] == "lifespan.shutdown":
@@ -68,33 +90,99 @@ class AttachedApp:
         # for it, so the ops server still follows the host server's lifecycle.
         if "lifespan.startup" not in received:
             await receive()
-        await self.start()
-        await send({"type": "lifespan.startup.complete"})
+        started = await self._started()
+        await send(started)
+        if started["type"] == "lifespan.startup.failed":
+            return
         if "lifespan.shutdown" not in received:
             await receive()
         self.runtime.lifecycle.begin_shutdown("lifespan shutdown")
         await self.stop()
         await send({"type": "lifespan.shutdown.complete"})
 
+    async def _started(self) -> Message:
+        """The lifespan message answering the host server's startup: complete, or failed with
+        one line (no traceback) when Pilothouse cannot start, e.g. the ops port is taken."""
+        try:
+            await self.start()
+        except PilothouseError as exc:  # the host server logs the message (uvicorn: at error)
+            return {"type": "lifespan.startup.failed", "message": f"pilothouse: {exc}"}
+        return {"type": "lifespan.startup.complete"}
+
     async def start(self) -> None:
         """Start the ops server and mark ready (idempotent)."""
         if self._ops is None:
             ops = self.runtime.config.ops
+            try:
+                self._ops_socket = bind(ops.host, ops.port, "ops")
+            except PilothouseError as exc:
+                raise type(exc)(
+                    f"{exc}. Under attach every host-server process opens the ops port itself: with "
+                    "several workers (uvicorn --workers, gunicorn -w) only the first can, so run one "
+                    "worker per process and scale with replicas, or use `pilothouse serve --workers "
+                    "N`, whose supervisor owns the ops port"
+                ) from None
             self._ops = ops_server(self.runtime.ops_app(), ops.host, ops.port)
-            self._ops_socket = bind(ops.host, ops.port, "ops")
             await start_server(self._ops, self._ops_socket)
+            self._host_signals = HostSignals.follow(self.runtime.lifecycle)
             self._ops_task = asyncio.create_task(self._ops.main_loop())
             self.runtime.start_checks()
             await self.runtime.run_start_hooks()
         self.runtime.lifecycle.mark_ready()
 
     async def stop(self) -> None:
+        if self._host_signals is not None:
+            self._host_signals.restore()
+            self._host_signals = None
         await self.runtime.run_drain_hooks()
         await self.runtime.flush()
         self.runtime.lifecycle.mark_stopped()
         if self._ops is not None and self._ops_task is not None:
             await stop_server(self._ops, self._ops_task, self._ops_socket)
             self._ops = None
+
+
+class HostSignals:
+    """Readiness fails when the host server is told to stop, not when it is done draining.
+
+    uvicorn stops accepting and waits for open connections before it runs the lifespan shutdown,
+    so readiness that waited for the lifespan would stay 200 while the app port already refuses.
+    Host servers install their SIGTERM/SIGINT handlers with `signal.signal` before the lifespan
+    starts (uvicorn's `capture_signals`; asyncio's `add_signal_handler` leaves a Python handler
+    too): each is wrapped so the lifecycle moves to DRAINING on the event loop, then the host's
+    handler runs unchanged. A signal the host does not handle (default or ignored) is left alone.
+    """
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self, wrapped: dict[signal.Signals, tuple[Handler, Handler]]) -> None:
+        self._wrapped = wrapped
+
+    @classmethod
+    def follow(cls, lifecycle: Lifecycle) -> HostSignals | None:
+        if threading.current_thread() is not threading.main_thread():
+            return None  # signal handlers can only be set from the main thread
+        loop = asyncio.get_running_loop()
+        wrapped: dict[signal.Signals, tuple[Handler, Handler]] = {}
+        for sig in cls.SIGNALS:
+            host = signal.getsignal(sig)
+            if not callable(host):
+                continue
+
+            def handler(signum: int, frame: FrameType | None, host: Handler = host) -> None:
+                reason = f"{signal.Signals(signum).name} received"
+                loop.call_soon_threadsafe(lifecycle.begin_shutdown, reason)
+                host(signum, frame)
+
+            signal.signal(sig, handler)
+            wrapped[sig] = (host, handler)
+        return cls(wrapped)
+
+    def restore(self) -> None:
+        """Put the host's handlers back (unless something replaced ours meanwhile)."""
+        for sig, (host, ours) in self._wrapped.items():
+            if signal.getsignal(sig) is ours:
+                signal.signal(sig, host)
 
 
 def attach(app: ASGIApp, config: Config | str | None = None) -> AttachedApp:
