@@ -1,5 +1,6 @@
-"""`pilothouse jobs worker`: the jobs feature's worker as its own process, with the ops port
-(health, readiness, metrics) unless turned off, shut down like `serve`.
+"""Jobs in processes of their own: `pilothouse jobs worker` (the jobs feature's worker, with the
+ops port (health, readiness, metrics) unless turned off, shut down like `serve`) and the runtime
+of `pilothouse jobs run` (one job, here and now).
 
 The first SIGTERM/SIGINT is a local drain: readiness fails, no new job is taken, running jobs
 get `[lifecycle].drain_timeout` to finish and are then cancelled (and killed). A second signal
@@ -14,11 +15,22 @@ import logging
 import os
 import signal
 
+from pilothouse.config.model import Config
+from pilothouse.runtime.features import install_process_features
 from pilothouse.runtime.runtime import Runtime
 from pilothouse.runtime.server import bind
 from pilothouse.runtime.uvicorn_server import Server, ops_server
 
 log = logging.getLogger("pilothouse.jobs.worker")
+
+
+def one_job_runtime(config: Config) -> Runtime:
+    """The runtime of `pilothouse jobs run`: the features every process gets (live secrets,
+    logs, traces) as in `jobs worker` and `serve`, so `live("db.url")` and the job's spans work
+    the same however the job is started; no ops port and no worker of the jobs feature."""
+    runtime = Runtime(config)
+    install_process_features(runtime)
+    return runtime
 
 
 async def run_worker(runtime: Runtime, *, serve_ops: bool = True) -> int:
