@@ -95,10 +95,16 @@ class ServeProcess:
     def ops_url(self) -> str:
         return f"http://127.0.0.1:{self.ops_port}"
 
-    def start(self, wait_ready: bool = True, timeout: float = 20) -> ServeProcess:
+    def launch(self) -> subprocess.Popen[str]:
+        """Start the process without waiting for it."""
         self.proc = subprocess.Popen(
             self.cmd, cwd=self.cwd, env=self.env, text=True, stdout=self._log, stderr=subprocess.STDOUT
         )
+        return self.proc
+
+    def start(self, wait_ready: bool = True, timeout: float = 20) -> ServeProcess:
+        self.launch()
+        assert self.proc is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -4,34 +4,31 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
-import os
 import signal
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from tests.helpers import ROOT, free_port
+from tests.helpers import ROOT, ServeProcess, free_port
 from tests.runtime.test_serve import config, connect_refused, wait_for
 
 
 def test_attach_under_uvicorn(tmp_path: Path) -> None:
     marker = tmp_path / "shutdown.marker"
-    server = Uvicorn(tmp_path, env={"SHUTDOWN_MARKER": str(marker)}).start()
+    server = start_uvicorn(tmp_path, env={"SHUTDOWN_MARKER": str(marker)})
     try:
-        ops = server.ops
+        ops = server.ops_url
         assert httpx.get(f"http://127.0.0.1:{server.app_port}/hello").text == "hello"
         status = httpx.get(f"{ops}/status").json()
         assert status["state"] == "ready" and status["service"] == "svc"
         assert "http_server_request_duration_seconds_count" in httpx.get(f"{ops}/metrics").text
         assert server.proc is not None
-        server.proc.send_signal(signal.SIGTERM)
+        server.signal(signal.SIGTERM)
         start = time.monotonic()
-        server.proc.wait(timeout=15)
+        server.wait(timeout=15)
         # uvicorn (the host server here) re-raises SIGTERM after its graceful shutdown.
         assert server.proc.returncode in (0, -signal.SIGTERM), server.output
         assert "Application shutdown complete." in server.output
@@ -44,6 +41,7 @@ def test_attach_under_uvicorn(tmp_path: Path) -> None:
             pass
     finally:
         server.stop()
+
 
 async def test_attach_answers_lifespan_for_an_app_that_ignores_it(tmp_path: Path) -> None:
     """A raw ASGI app that returns on lifespan scopes (without answering) still gets its ops
@@ -80,84 +78,48 @@ async def test_attach_answers_lifespan_for_an_app_that_ignores_it(tmp_path: Path
     assert outbox == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
 
 
-class Uvicorn:
-    """`python -m uvicorn tests.apps.attached:app ARGS` as a user runs it, output in a file.
-    uvicorn binds the app port and Pilothouse the ops port, each to a port that was free a
-    moment ago: when another process took one meanwhile, the launch is retried on new ports."""
-
-    APP_PORT_TAKEN = "error while attempting to bind on address"  # uvicorn's line
-    OPS_PORT_TAKEN = "for the ops port: Address already in use"  # Pilothouse's line
-
-    def __init__(self, tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> None:
-        self.tmp_path = tmp_path
-        self.args = args
-        self.extra_env = env or {}
-        self.app_port = self.ops_port = 0
-        self.proc: subprocess.Popen[str] | None = None
-        self._log = tempfile.TemporaryFile(mode="w+", encoding="utf-8")  # noqa: SIM115 - closed in stop()
-
-    @property
-    def output(self) -> str:
-        self._log.flush()
-        self._log.seek(0)
-        return self._log.read()
-
-    @property
-    def ops(self) -> str:
-        return f"http://127.0.0.1:{self.ops_port}"
-
-    def launch(self) -> subprocess.Popen[str]:
-        self._log.seek(0)
-        self._log.truncate()
-        self.app_port, self.ops_port = free_port(), free_port()
-        env = {
-            **os.environ,
-            "PILOTHOUSE_CONFIG": str(config(self.tmp_path)),
-            "PILOTHOUSE_OPS__HOST": "127.0.0.1",
-            "PILOTHOUSE_OPS__PORT": str(self.ops_port),
-            **self.extra_env,
-        }
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "tests.apps.attached:app", "--port", str(self.app_port),
-             *self.args],
-            cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, text=True,
-        )
-        return self.proc
-
-    def run(self, timeout: float = 60) -> str:
-        """Launch and wait for the exit (retried when the app port was taken); the output."""
-        for _ in range(3):
-            self.launch().wait(timeout=timeout)
-            if self.APP_PORT_TAKEN not in self.output:
-                break
-        return self.output
-
-    def start(self) -> Uvicorn:
-        """Launch and wait until /ready answers 200 (retried when a port was taken)."""
-        for _ in range(3):
-            proc = self.launch()
-            wait_for(lambda: proc.poll() is not None or ready(self.ops), timeout=20)  # noqa: B023
-            if proc.poll() is None:
-                return self
-            if self.APP_PORT_TAKEN not in self.output and self.OPS_PORT_TAKEN not in self.output:
-                break
-        raise AssertionError(f"uvicorn did not start:\n{self.output}")
-
-    def json_lines(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.output.splitlines() if line.startswith("{")]
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        self._log.close()
+APP_PORT_TAKEN = "error while attempting to bind on address"  # uvicorn's line
+OPS_PORT_TAKEN = "for the ops port: Address already in use"  # Pilothouse's line
 
 
-def ready(ops: str) -> bool:
-    try:
-        return httpx.get(f"{ops}/ready", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
+def uvicorn(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> ServeProcess:
+    """`python -m uvicorn tests.apps.attached:app --port P ARGS` as a user runs it (not started).
+    uvicorn binds the app port and Pilothouse the ops port, each a port that was free a moment
+    ago: the callers retry on new ports when another process took one meanwhile."""
+    path = config(tmp_path)
+    process = ServeProcess(path, env={"PILOTHOUSE_CONFIG": str(path), **(env or {})})
+    process.cmd = [
+        sys.executable, "-m", "uvicorn", "tests.apps.attached:app", "--port", str(process.app_port), *args
+    ]
+    process.cwd = ROOT
+    return process
+
+
+def start_uvicorn(tmp_path: Path, env: dict[str, str] | None = None) -> ServeProcess:
+    """uvicorn with the attached app, ready (retried on new ports when one was taken)."""
+    for _ in range(3):
+        process = uvicorn(tmp_path, env=env)
+        try:
+            return process.start()
+        except RuntimeError:
+            if APP_PORT_TAKEN not in process.output and OPS_PORT_TAKEN not in process.output:
+                raise
+    raise AssertionError("the ports kept being taken")
+
+
+def run_uvicorn(tmp_path: Path, *args: str) -> ServeProcess:
+    """uvicorn with the attached app, run until it exits by itself (retried on new ports when
+    the app port was taken)."""
+    for _ in range(3):
+        process = uvicorn(tmp_path, *args)
+        process.launch().wait(timeout=60)
+        if APP_PORT_TAKEN not in process.output:
+            break
+    return process
+
+
+def json_lines(output: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in output.splitlines() if line.startswith("{")]
 
 
 def test_readiness_fails_when_uvicorn_starts_draining(tmp_path: Path) -> None:
@@ -165,21 +127,20 @@ def test_readiness_fails_when_uvicorn_starts_draining(tmp_path: Path) -> None:
     readiness must fail at the signal, while the app port already refuses and a request is still
     being served, not after (and uvicorn's `color_message`, with ANSI codes, stays out of the
     JSON lines)."""
-    server = Uvicorn(tmp_path).start()
+    server = start_uvicorn(tmp_path)
     try:
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
             slow = pool.submit(httpx.get, f"http://127.0.0.1:{server.app_port}/slow?seconds=4", timeout=20)
-            wait_for(lambda: httpx.get(f"{server.ops}/status").json()["inflight_requests"] == 1)
-            assert server.proc is not None
-            server.proc.send_signal(signal.SIGTERM)
+            wait_for(lambda: httpx.get(f"{server.ops_url}/status").json()["inflight_requests"] == 1)
+            server.signal(signal.SIGTERM)
             wait_for(lambda: connect_refused(server.app_port))
             assert not slow.done()  # uvicorn is draining
-            ready_now = httpx.get(f"{server.ops}/ready")
+            ready_now = httpx.get(f"{server.ops_url}/ready")
             assert ready_now.status_code == 503, ready_now.text
-            assert httpx.get(f"{server.ops}/status").json()["state"] == "draining"
+            assert httpx.get(f"{server.ops_url}/status").json()["state"] == "draining"
             assert slow.result().status_code == 200  # the request in flight was served
-        server.proc.wait(timeout=15)
-        lines = server.json_lines()
+        server.wait(timeout=15)
+        lines = json_lines(server.output)
         assert any(line["message"].startswith("Started server process") for line in lines)
         assert "\x1b" not in server.output and "\\u001b" not in server.output
         assert not any("color_message" in line for line in lines)
@@ -190,11 +151,11 @@ def test_readiness_fails_when_uvicorn_starts_draining(tmp_path: Path) -> None:
 def test_several_uvicorn_workers_get_one_clear_error(tmp_path: Path) -> None:
     """`uvicorn --workers 2`: the first worker owns the ops port, the second fails its startup
     with one line naming the port and the alternatives (no traceback), and uvicorn stops."""
-    server = Uvicorn(tmp_path, "--workers", "2")
+    server = run_uvicorn(tmp_path, "--workers", "2")
     try:
-        out = server.run()
+        out = server.output
         assert "Traceback" not in out, out
-        errors = [line for line in server.json_lines() if line["level"] == "error"]
+        errors = [line for line in json_lines(out) if line["level"] == "error"]
         (error,) = [line for line in errors if "ops port" in line["message"]]
         message = error["message"]
         assert f"127.0.0.1:{server.ops_port} for the ops port" in message
