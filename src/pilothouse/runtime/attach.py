@@ -12,6 +12,7 @@ fails its startup with one line saying so (use `pilothouse serve --workers N` in
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import threading
@@ -171,7 +172,8 @@ class HostSignals:
 
             def handler(signum: int, frame: FrameType | None, host: Handler = host) -> None:
                 reason = f"{signal.Signals(signum).name} received"
-                loop.call_soon_threadsafe(lifecycle.begin_shutdown, reason)
+                with contextlib.suppress(RuntimeError):  # the loop is closed: nothing to mark
+                    loop.call_soon_threadsafe(lifecycle.begin_shutdown, reason)
                 host(signum, frame)
 
             signal.signal(sig, handler)
