@@ -12,27 +12,19 @@ fails its startup with one line saying so (use `pilothouse serve --workers N` in
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import signal
-import threading
-from collections.abc import Callable
-from types import FrameType
-from typing import Any
 
 from pilothouse.config.loader import load_config
 from pilothouse.config.model import Config
 from pilothouse.errors import PilothouseError
 from pilothouse.runtime.asgi import ASGIApp, Message, Receive, Scope, Send
 from pilothouse.runtime.features import install_all
-from pilothouse.runtime.lifecycle import Lifecycle
 from pilothouse.runtime.runtime import Runtime
 from pilothouse.runtime.server import bind, start_server
+from pilothouse.runtime.signals import HostSignals
 from pilothouse.runtime.uvicorn_server import Server, ops_server, stop_server
 
 log = logging.getLogger("pilothouse.attach")
-
-Handler = Callable[[int, FrameType | None], Any]
 
 
 class AttachedApp:
@@ -141,50 +133,6 @@ class AttachedApp:
         if self._ops is not None and self._ops_task is not None:
             await stop_server(self._ops, self._ops_task, self._ops_socket)
             self._ops = None
-
-
-class HostSignals:
-    """Readiness fails when the host server is told to stop, not when it is done draining.
-
-    uvicorn stops accepting and waits for open connections before it runs the lifespan shutdown,
-    so readiness that waited for the lifespan would stay 200 while the app port already refuses.
-    Host servers install their SIGTERM/SIGINT handlers with `signal.signal` before the lifespan
-    starts (uvicorn's `capture_signals`; asyncio's `add_signal_handler` leaves a Python handler
-    too): each is wrapped so the lifecycle moves to DRAINING on the event loop, then the host's
-    handler runs unchanged. A signal the host does not handle (default or ignored) is left alone.
-    """
-
-    SIGNALS = (signal.SIGTERM, signal.SIGINT)
-
-    def __init__(self, wrapped: dict[signal.Signals, tuple[Handler, Handler]]) -> None:
-        self._wrapped = wrapped
-
-    @classmethod
-    def follow(cls, lifecycle: Lifecycle) -> HostSignals | None:
-        if threading.current_thread() is not threading.main_thread():
-            return None  # signal handlers can only be set from the main thread
-        loop = asyncio.get_running_loop()
-        wrapped: dict[signal.Signals, tuple[Handler, Handler]] = {}
-        for sig in cls.SIGNALS:
-            host = signal.getsignal(sig)
-            if not callable(host):
-                continue
-
-            def handler(signum: int, frame: FrameType | None, host: Handler = host) -> None:
-                reason = f"{signal.Signals(signum).name} received"
-                with contextlib.suppress(RuntimeError):  # the loop is closed: nothing to mark
-                    loop.call_soon_threadsafe(lifecycle.begin_shutdown, reason)
-                host(signum, frame)
-
-            signal.signal(sig, handler)
-            wrapped[sig] = (host, handler)
-        return cls(wrapped)
-
-    def restore(self) -> None:
-        """Put the host's handlers back (unless something replaced ours meanwhile)."""
-        for sig, (host, ours) in self._wrapped.items():
-            if signal.getsignal(sig) is ours:
-                signal.signal(sig, host)
 
 
 def attach(app: ASGIApp, config: Config | str | None = None) -> AttachedApp:
