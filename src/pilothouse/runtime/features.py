@@ -22,11 +22,10 @@ so a job sees the same secrets and telemetry however it is started."""
 FEATURES: tuple[str, ...] = (*PROCESS_FEATURES, "pilothouse.jobs.feature")
 
 
-def install_all(runtime: Runtime) -> None:
-    for name in FEATURES:
+def install_all(runtime: Runtime, features: tuple[str, ...] = FEATURES) -> None:
+    for name in features:
         importlib.import_module(name).install(runtime)
 
 
 def install_process_features(runtime: Runtime) -> None:
-    for name in PROCESS_FEATURES:
-        importlib.import_module(name).install(runtime)
+    install_all(runtime, PROCESS_FEATURES)
