@@ -97,6 +97,19 @@ class ServeProcess:
     def ops_url(self) -> str:
         return f"http://127.0.0.1:{self.ops_port}"
 
+    def launch(self) -> subprocess.Popen[str]:
+        """Start the process without waiting for it."""
+        self.proc = subprocess.Popen(
+            self.cmd,
+            cwd=self.cwd,
+            env=self.env,
+            text=True,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=self._limit_files if self.nofile else None,
+        )
+        return self.proc
+
     def _pick_ports(self) -> None:
         self.app_port = self._fixed_app_port or free_port()
         self.ops_port = self._fixed_ops_port or free_port()
@@ -127,15 +140,8 @@ class ServeProcess:
         """True when this process serves its ports; False on a port collision; raises otherwise."""
         self._log.seek(0)
         self._log.truncate()
-        self.proc = subprocess.Popen(
-            self.cmd,
-            cwd=self.cwd,
-            env=self.env,
-            text=True,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            preexec_fn=self._limit_files if self.nofile else None,
-        )
+        self.launch()
+        assert self.proc is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

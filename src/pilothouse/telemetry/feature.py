@@ -20,7 +20,12 @@ from pilothouse.runtime.multiprocess import scrape_registry
 from pilothouse.telemetry.logs import configure_logging, flush_logs
 from pilothouse.telemetry.middleware import TelemetryMiddleware
 from pilothouse.telemetry.state import state
-from pilothouse.telemetry.tracing import flush_on_shutdown, server_spans, setup_tracing
+from pilothouse.telemetry.tracing import (
+    flush_on_shutdown,
+    server_spans,
+    setup_tracing,
+    warn_of_a_second_exporter,
+)
 
 if TYPE_CHECKING:
     from pilothouse.runtime.runtime import Runtime
@@ -33,6 +38,7 @@ def install(runtime: Runtime) -> None:
     provider = setup_tracing(config)
     if provider is not None:
         flush_on_shutdown(runtime, provider)
+        warn_of_a_second_exporter()
     if config.telemetry.metrics:
         registry = runtime.metrics.registry
         ProcessCollector(registry=registry)
