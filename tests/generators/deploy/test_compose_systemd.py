@@ -61,7 +61,7 @@ def test_systemd_unit_timings_and_limits_come_from_the_model(orders_bundle: Path
         assert match, key
         return match.group(1)
 
-    assert value("TimeoutStopSec") == f"{config.lifecycle.termination_grace_period_seconds}s"
+    assert value("TimeoutStopSec") == f"{config.lifecycle.stop_timeout_seconds}s"
     assert value("KillSignal") == "SIGTERM"
     assert value("MemoryMax") == str(256 * 2**20)
     assert value("CPUQuota") == "25%"

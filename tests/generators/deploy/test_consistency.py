@@ -7,6 +7,7 @@ Deployment, the Dockerfile HEALTHCHECK and the compose healthcheck are requested
 from __future__ import annotations
 
 import ast
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -18,7 +19,7 @@ import yaml
 
 from pilothouse.config import load_config
 from tests.generators.deploy.conftest import SHOP
-from tests.helpers import ROOT, SHOP_DIR, ServeProcess
+from tests.helpers import ROOT, SHOP_DIR, ServeProcess, run_cli
 
 
 def rendered(bundle: Path, overlay: str) -> list[dict[str, Any]]:
@@ -127,8 +128,6 @@ def test_no_secret_value_reaches_any_file_or_output(tmp_path: Path) -> None:
         "DATABASE_URL": "postgresql://orders:pw-1a2b3c4d@db/orders",
         "ORDERS_DB_URL": "postgresql://orders:pw-5e6f7a8b@db/orders",
     }
-    from tests.helpers import run_cli
-
     out = tmp_path / "deploy"
     result = run_cli(
         "generate",
@@ -147,3 +146,17 @@ def test_no_secret_value_reaches_any_file_or_output(tmp_path: Path) -> None:
     assert "CHANGE-ME" in secrets_file
     base = (out / "k8s" / "base" / "kustomization.yaml").read_text()
     assert "secrets.example.yaml" not in base
+
+
+def test_config_check_prints_the_numbers_the_artifacts_use(shop_bundle: Path) -> None:
+    """`config check` names each number: its pod grace period is the Deployment's, its stop
+    timeout is compose's `stop_grace_period` (it once printed the stop timeout as "grace period")."""
+    out = run_cli("config", "check", str(SHOP), "--format", "json", env={})
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)
+    pod = one(rendered(shop_bundle, "base"), "Deployment")["spec"]["template"]["spec"]
+    assert summary["pod_grace_period_seconds"] == pod["terminationGracePeriodSeconds"]
+    compose = yaml.safe_load((shop_bundle / "compose.yaml").read_text())["services"]["shop"]
+    assert f"{summary['stop_timeout_seconds']}s" == compose["stop_grace_period"]
+    text = run_cli("config", "check", str(SHOP), env={}).stdout
+    assert f"pod grace period {pod['terminationGracePeriodSeconds']}s" in text

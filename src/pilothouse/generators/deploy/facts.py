@@ -6,7 +6,6 @@ disagree about a port, a path, a grace period or where a secret is read from.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
@@ -18,7 +17,6 @@ CONFIG_DIR = "/etc/pilothouse"
 CONFIG_FILE = "pilothouse.toml"
 APP_DIR = "/app"
 ADMIN_SECRET_KEY = "token"  # noqa: S105 - a key name, not a value
-MARGIN_SECONDS = 5
 
 
 def config_path() -> str:
@@ -48,20 +46,17 @@ def workload_kind(config: Config) -> tuple[str, str]:
 
 def prestop_sleep_seconds(config: Config) -> int:
     """The preStop hook sleeps for the pre-stop delay: endpoints are removed while we still serve."""
-    return math.ceil(config.lifecycle.pre_stop_delay)
+    return config.lifecycle.pre_stop_hook_seconds
 
 
 def stop_timeout_seconds(config: Config) -> int:
-    """SIGTERM to exit: the runtime's own pre-stop wait, drain and flush, plus a margin.
-
-    This is the budget where nothing sleeps before SIGTERM (compose, systemd).
-    """
-    return config.lifecycle.termination_grace_period_seconds
+    """SIGTERM to kill where nothing sleeps before SIGTERM (compose, systemd)."""
+    return config.lifecycle.stop_timeout_seconds
 
 
 def grace_period_seconds(config: Config) -> int:
     """Kubernetes counts the preStop hook inside the grace period, so it is added on top."""
-    return math.ceil(prestop_sleep_seconds(config) + config.lifecycle.shutdown_budget + MARGIN_SECONDS)
+    return config.lifecycle.pod_grace_period_seconds
 
 
 @dataclass(frozen=True, slots=True)
