@@ -74,16 +74,44 @@ class Resources(Section):
         return value if value is None else _cpu(value)
 
 
+class ResourcesOverride(Section):
+    """An environment's resources: each key set here replaces the base's, the others are kept."""
+
+    memory: MemoryQuantity | None = None
+    cpu: CpuQuantity | None = None
+    cpu_limit: CpuQuantity | None = None
+
+    @field_validator("memory")
+    @classmethod
+    def _check_memory(cls, value: str | None) -> str | None:
+        return value if value is None else _memory(value)
+
+    @field_validator("cpu", "cpu_limit")
+    @classmethod
+    def _check_cpu(cls, value: str | None) -> str | None:
+        return value if value is None else _cpu(value)
+
+    def over(self, base: Resources) -> Resources:
+        return base.model_copy(update=self.model_dump(exclude_none=True))
+
+
 class EnvironmentOverride(Section):
     """`[deploy.environments.NAME]`: what one Kustomize overlay changes."""
 
     replicas: Annotated[int, Field(ge=0)] | None = None
     max_replicas: Annotated[int, Field(ge=1)] | None = None
-    resources: Resources | None = None
+    resources: ResourcesOverride | None = Field(default=None, description="merged over [deploy].resources")
+    namespace: str | None = Field(default=None, description="default: <deploy namespace>-<environment>")
+    host: str | None = Field(default=None, description="Ingress host; default: <environment>.<deploy host>")
     tag: str | None = None
     env: dict[str, str] = Field(default_factory=dict)
 
     _check_env = field_validator("env")(_env_keys)
+
+    @field_validator("namespace")
+    @classmethod
+    def _namespace(cls, value: str | None) -> str | None:
+        return value if value is None else dns_label(value)
 
 
 class DatabaseConfig(Section):
@@ -256,18 +284,34 @@ class DeployConfig(Section):
                 raise ValueError(f"{where}.max_replicas ({max_replicas}) is below replicas ({replicas})")
         return self
 
-    def effective(self, environment: str | None) -> DeployConfig:
+    def environment_namespace(self, service_name: str, environment: str) -> str:
+        """Where an environment's objects go: its own namespace unless it names one."""
+        override = self.environments[environment].namespace
+        return override or f"{self.namespace or service_name}-{environment}"
+
+    def environment_host(self, service_name: str, environment: str) -> str:
+        """An environment's Ingress host: its own unless it names one."""
+        return self.environments[environment].host or f"{environment}.{self.ingress_host(service_name)}"
+
+    def ingress_host(self, service_name: str) -> str:
+        return self.host or f"{service_name}.example.com"
+
+    def effective(self, service_name: str, environment: str | None) -> DeployConfig:
         """This config with one environment's overrides applied (None: the base)."""
         if environment is None:
             return self
         env = self.environments[environment]
-        changes: dict[str, object] = {"environments": {}}
+        changes: dict[str, object] = {
+            "environments": {},
+            "namespace": self.environment_namespace(service_name, environment),
+            "host": self.environment_host(service_name, environment),
+        }
         if env.replicas is not None:
             changes["replicas"] = env.replicas
         if env.max_replicas is not None:
             changes["max_replicas"] = env.max_replicas
         if env.resources is not None:
-            changes["resources"] = env.resources
+            changes["resources"] = env.resources.over(self.resources)
         if env.tag is not None:
             changes["tag"] = env.tag
         changes["env"] = {**self.env, **env.env}
@@ -291,3 +335,21 @@ def check_deploy(service_name: str, admin_token_env: str, deploy: DeployConfig) 
     clash = sorted(set(deploy.env) & set(deploy.secret_env))
     if clash:
         raise ValueError(f"deploy.env and deploy.secret_env both set {', '.join(clash)}")
+    _environments_apart(service_name, deploy)
+
+
+def _environments_apart(service_name: str, deploy: DeployConfig) -> None:
+    """Two environments in one namespace, or behind one Ingress host, would share Secrets,
+    objects or traffic (staging reading prod's database credentials): refuse it."""
+    seen: dict[tuple[str, str], str] = {}
+    for name in sorted(deploy.environments):
+        places = [("namespace", deploy.environment_namespace(service_name, name))]
+        if deploy.expose == "ingress":
+            places.append(("host", deploy.environment_host(service_name, name)))
+        for place in places:
+            if place in seen:
+                raise ValueError(
+                    f"deploy.environments.{seen[place]} and deploy.environments.{name} both use "
+                    f"{place[0]} '{place[1]}'; give each environment its own {place[0]}"
+                )
+            seen[place] = name

@@ -107,7 +107,11 @@ class RoutingConfig(Section):
 class MonitoringConfig(Section):
     """Thresholds and routing for the generated monitoring bundle (`pilothouse generate monitoring`)."""
 
-    job: str | None = Field(default=None, description="Prometheus job label; defaults to service.name")
+    job: str | None = Field(
+        default=None,
+        description="the Prometheus `job` label of the service's series (default: service.name); "
+        "the ServiceMonitor and the compose Prometheus config set it, rules and panels select it",
+    )
     runbook_base_url: str | None = Field(
         default=None, description="where the generated runbooks are published; alerts link there"
     )

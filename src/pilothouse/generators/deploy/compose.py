@@ -128,7 +128,7 @@ def _postgres(config: Config, dev: bool) -> Obj | None:
 
 def prometheus_config(config: Config) -> str:
     job = {
-        "job_name": config.service.name,
+        "job_name": config.prometheus_job,
         "metrics_path": config.probes.metrics_path,
         "static_configs": [{"targets": [f"{config.service.name}:{config.ops.port}"]}],
     }

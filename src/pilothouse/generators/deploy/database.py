@@ -25,9 +25,11 @@ def db_labels(config: Config) -> dict[str, str]:
     return {"app.kubernetes.io/name": db_name(config), "app.kubernetes.io/part-of": facts.namespace(config)}
 
 
-def host(config: Config) -> str:
-    """The in-cluster DNS name the app's database URL points at."""
-    return f"{db_name(config)}-0.{db_name(config)}.{facts.namespace(config)}.svc"
+def host(config: Config, prefix: str = "") -> str:
+    """The in-cluster DNS name the app's database URL points at (`prefix`: an overlay's namePrefix,
+    which kustomize puts before the StatefulSet's and its Service's names)."""
+    name = prefix + db_name(config)
+    return f"{name}-0.{name}.{facts.namespace(config)}.svc"
 
 
 def objects(config: Config) -> list[Obj]:

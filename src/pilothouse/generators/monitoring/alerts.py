@@ -126,7 +126,7 @@ class _Builder:
         self.config = config
         self.mon = config.monitoring
         self.service = config.service.name
-        self.job = self.mon.job or self.service
+        self.job = config.prometheus_job
         self.m = (Matcher("job", self.job),)
         self.instance = "app-0:9090"
         self.ops = f"http://<instance>{config.probes.readiness_path}"
@@ -190,6 +190,35 @@ class _Builder:
             mitigation=("Restart the instance if liveness fails.",
                         "Check network policies between Prometheus and the ops port."),
             firing=Scenario((Series(self.sel(SCRAPE_UP), "0x{n}"),), self.labels()),
+            quiet=Scenario((Series(self.sel(SCRAPE_UP), "1x{n}"),), None),
+        )
+
+    def target_missing(self) -> Alert:
+        """TargetDown needs an `up` series to compare; when discovery finds no target of the job
+        (a wrong job label, a ServiceMonitor that selects nothing) only `absent` notices."""
+        up = selector(SCRAPE_UP, *self.m)
+        other = selector(SCRAPE_UP, Matcher("job", f"not-{self.job}"), Matcher("instance", self.instance))
+        return Alert(
+            name="TargetMissing", severity="critical", expr=f"absent({up})",
+            pending=self.pending("TargetMissing", 300),
+            summary=f"Prometheus has no target of job {self.job} ({self.service})",
+            description=f"No target with job=\"{self.job}\" exists: service discovery finds no "
+            "instance, or they are scraped under another job label, so no other alert of "
+            f"{self.service} can fire.",
+            meaning="Prometheus does not scrape the service at all.",
+            impact="The service is unmonitored: outages, errors and slowness go unnoticed.",
+            steps=(
+                Step("Which jobs Prometheus has (is the service there under another name)",
+                     promql="count by (job) (up)"),
+                Step("Is the ServiceMonitor selecting the metrics Service",
+                     command="kubectl get servicemonitor,service -l app.kubernetes.io/component=metrics -A"),
+                Step("Are pods running and ready", command="kubectl get pods -l "
+                     f"app.kubernetes.io/name={self.service} -A"),
+            ),
+            mitigation=("Fix the scrape configuration so the target appears with job "
+                        f"\"{self.job}\" ([monitoring].job).",
+                        "If the service is gone on purpose, remove its rules."),
+            firing=Scenario((Series(other, "1x{n}"),), {"job": self.job}),
             quiet=Scenario((Series(self.sel(SCRAPE_UP), "1x{n}"),), None),
         )
 
@@ -456,6 +485,7 @@ class _Builder:
     def alerts(self) -> tuple[Alert, ...]:
         alerts = [
             self.target_down(),
+            self.target_missing(),
             self.readiness_failing(critical=True),
             self.readiness_failing(critical=False),
             self.high_latency(),
