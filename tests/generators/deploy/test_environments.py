@@ -142,7 +142,8 @@ def test_kustomize_leaves_outside_secret_names_alone(tmp_path: Path) -> None:
         ('namespace = "envshop-staging"',
          "deploy.environments.prod and deploy.environments.staging both use namespace 'envshop-staging'"),
         ('host = "staging.envshop.example.com"',
-         "deploy.environments.prod and deploy.environments.staging both use host 'staging.envshop.example.com'"),
+         "deploy.environments.prod and deploy.environments.staging both use host "
+         "'staging.envshop.example.com'"),
     ],
 )
 def test_two_environments_in_one_place_are_a_config_error(tmp_path: Path, extra: str, expected: str) -> None:
