@@ -39,7 +39,7 @@ def test_every_reference_is_declared(tmp_path: Path) -> None:
             if step.promql:
                 expressions[f"runbook {alert.name}#{number}"] = step.promql
     assert any("overview" in where for where in expressions) and any("jobs" in w for w in expressions)
-    known = known_series(plan)
+    known = known_series(plan, config)
     for where, expr in expressions.items():
         refs = references(expr)
         assert refs.selectors, f"{where}: selects nothing"
