@@ -165,6 +165,24 @@ class ContainerConfig(Section):
         return value
 
 
+def _otlp_url(value: str | None) -> str | None:
+    if value is not None and not value.startswith(("http://", "https://")):
+        raise ValueError("expected an http:// or https:// URL of an OTLP collector")
+    return value
+
+
+class ComposeConfig(Section):
+    """`[deploy.compose]`: what the compose files need that Kubernetes does not."""
+
+    otlp_endpoint: str | None = Field(
+        default=None,
+        description="the collector as a compose service sees it, e.g. 'http://otel-collector:4318'; "
+        "default: none set (the Kubernetes [deploy].otlp_endpoint does not resolve in compose)",
+    )
+
+    _url = field_validator("otlp_endpoint")(_otlp_url)
+
+
 class SystemdConfig(Section):
     """`[deploy.systemd]`: running without containers."""
 
@@ -174,6 +192,11 @@ class SystemdConfig(Section):
     environment_file: str = "/etc/{name}/{name}.env"
     user: str | None = Field(default=None, description="a fixed user; default DynamicUser=yes")
     database_unit: str | None = "postgresql.service"
+    otlp_endpoint: str | None = Field(
+        default=None, description="default: none set, the exporter's own http://localhost:4318 (a host agent)"
+    )
+
+    _url = field_validator("otlp_endpoint")(_otlp_url)
 
     @field_validator("venv", "working_directory", "config_path", "environment_file")
     @classmethod
@@ -216,11 +239,15 @@ class DeployConfig(Section):
     ingress_namespace: str = "ingress-nginx"
     monitoring_namespace: str = "monitoring"
     service_monitor: bool = False
-    otlp_endpoint: str = "http://otel-collector.monitoring.svc:4318"
+    otlp_endpoint: str = Field(
+        default="http://otel-collector.monitoring.svc:4318",
+        description="the collector as a pod sees it (Kubernetes DNS); compose and systemd have their own",
+    )
     calls: list[str] = Field(default_factory=list, description="services of the stack this one calls")
     database: DatabaseConfig | None = None
     migrations: MigrationsConfig | None = None
     container: ContainerConfig = Field(default_factory=ContainerConfig)
+    compose: ComposeConfig = Field(default_factory=ComposeConfig)
     systemd: SystemdConfig = Field(default_factory=SystemdConfig)
     strategy: Literal["rolling", "blue-green"] = "rolling"
     blue_green: BlueGreenConfig = Field(default_factory=BlueGreenConfig)

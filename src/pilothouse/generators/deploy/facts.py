@@ -118,11 +118,14 @@ def secret_envs(config: Config) -> list[SecretEnv]:
     return sorted(set(out), key=lambda s: s.env)
 
 
-def plain_env(config: Config) -> dict[str, str]:
-    """Non-secret variables the runtime and app read; the config path first of all."""
+def plain_env(config: Config, otlp_endpoint: str | None = None) -> dict[str, str]:
+    """Non-secret variables the runtime and app read; the config path first of all.
+
+    `otlp_endpoint` is the collector as the target sees it (each target has its own: a pod
+    resolves `*.svc` names, a compose service or a host does not); None sets no variable."""
     env = {"PILOTHOUSE_CONFIG": config_path(), "PYTHONPATH": APP_DIR}
-    if config.telemetry.traces == "otlp":
-        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = config.deploy.otlp_endpoint
+    if config.telemetry.traces == "otlp" and otlp_endpoint is not None:
+        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = otlp_endpoint
     env.update(config.deploy.env)
     return dict(sorted(env.items()))
 

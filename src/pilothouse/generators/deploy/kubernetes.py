@@ -91,7 +91,7 @@ def probes(config: Config) -> Obj:
 
 
 def env_list(config: Config) -> list[Obj]:
-    plain = [{"name": k, "value": v} for k, v in facts.plain_env(config).items()]
+    plain = [{"name": k, "value": v} for k, v in facts.plain_env(config, config.deploy.otlp_endpoint).items()]
     secret = [
         {"name": s.env, "valueFrom": {"secretKeyRef": {"key": s.key, "name": s.secret_name}}}
         for s in facts.secret_envs(config)
