@@ -311,6 +311,14 @@ class DeployConfig(Section):
                 raise ValueError(f"{where}.max_replicas ({max_replicas}) is below replicas ({replicas})")
         return self
 
+    def placed(self, service_name: str, environment: str) -> DeployConfig:
+        """`effective(environment)` in the environment's namespace, behind its host: what the
+        objects kustomize renders say (example Secrets, database URLs, analysis queries)."""
+        return self.effective(environment).model_copy(update={
+            "namespace": self.environment_namespace(service_name, environment),
+            "host": self.environment_host(service_name, environment),
+        })
+
     def environment_namespace(self, service_name: str, environment: str) -> str:
         """Where an environment's objects go: its own namespace unless it names one."""
         override = self.environments[environment].namespace
@@ -323,16 +331,14 @@ class DeployConfig(Section):
     def ingress_host(self, service_name: str) -> str:
         return self.host or f"{service_name}.example.com"
 
-    def effective(self, service_name: str, environment: str | None) -> DeployConfig:
-        """This config with one environment's overrides applied (None: the base)."""
+    def effective(self, environment: str | None) -> DeployConfig:
+        """This config with one environment's overrides applied (None: the base). The namespace
+        and host stay the base's: selector labels derive from them and must not change (kustomize
+        moves the objects); `placed` gives the environment's own."""
         if environment is None:
             return self
         env = self.environments[environment]
-        changes: dict[str, object] = {
-            "environments": {},
-            "namespace": self.environment_namespace(service_name, environment),
-            "host": self.environment_host(service_name, environment),
-        }
+        changes: dict[str, object] = {"environments": {}}
         if env.replicas is not None:
             changes["replicas"] = env.replicas
         if env.max_replicas is not None:

@@ -119,7 +119,7 @@ def test_compose_and_systemd_provide_the_runtime_variables(shop_bundle: Path) ->
     unit = (shop_bundle / "systemd" / "shop.service").read_text()
     assert "Environment=PILOTHOUSE_CONFIG=/etc/shop/pilothouse.toml\n" in unit
     assert "EnvironmentFile=-/etc/shop/shop.env\n" in unit
-    assert "SHOP_ADMIN_TOKEN=\n" in (shop_bundle / "systemd" / "shop.env.example").read_text()
+    assert "SHOP_ADMIN_TOKEN=CHANGE-ME\n" in (shop_bundle / "systemd" / "shop.env.example").read_text()
 
 
 def test_no_secret_value_reaches_any_file_or_output(tmp_path: Path) -> None:

@@ -88,7 +88,12 @@ def secret_example(configs: Sequence[Config], prefix: str = "") -> str:
 
 
 def with_environment(config: Config, environment: str) -> Config:
-    return config.model_copy(update={"deploy": config.deploy.effective(config.service.name, environment)})
+    return config.model_copy(update={"deploy": config.deploy.effective(environment)})
+
+
+def placed_in(config: Config, environment: str) -> Config:
+    """The environment's config in its own namespace and host (see `DeployConfig.placed`)."""
+    return config.model_copy(update={"deploy": config.deploy.placed(config.service.name, environment)})
 
 
 def _secret_refs(node: Any, path: str = "") -> Iterator[tuple[str, str]]:
@@ -164,13 +169,14 @@ def overlay_patches(
     ops += _container_ops(config, environment)
     patches: list[Obj] = [{"patch": dump(ops), "target": {"kind": workload, "name": name}}]
     if exposed and config.deploy.expose == "ingress":
-        host = [{"op": "replace", "path": "/spec/rules/0/host", "value": env_config.deploy.host}]
+        host = [{"op": "replace", "path": "/spec/rules/0/host",
+                 "value": config.deploy.environment_host(name, environment)}]
         patches.append({"patch": dump(host), "target": {"kind": "Ingress", "name": name}})
     if prefix:
         patches += _prefixed_secret_patches(config, prefix)
     if config.deploy.strategy == "blue-green":
         # The analysis query names the namespace, which the environment changes.
-        template = rollout.analysis_template(env_config)
+        template = rollout.analysis_template(placed_in(config, environment))
         patches.append({"patch": dump([{"op": "replace", "path": "/spec", "value": template["spec"]}]),
                         "target": _target(template)})
     base, wanted = _by_kind(k8s.autoscaling(config)), _by_kind(k8s.autoscaling(env_config))
@@ -259,7 +265,7 @@ def overlay(
     files = {"kustomization.yaml": dump(kustomization)}
     if extra:
         files["autoscaling.yaml"] = dump_all(extra)
-    env_configs = [with_environment(c, environment) for c in configs if environment in c.deploy.environments]
+    env_configs = [placed_in(c, environment) for c in configs if environment in c.deploy.environments]
     files[SECRET_EXAMPLE] = secret_example(env_configs, name_prefix)
     return files
 
