@@ -10,7 +10,6 @@ it must fire once the target is gone.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from tests.generators.monitoring import engines, operator
 from tests.generators.monitoring.promql_refs import bundle_expressions
 from tests.generators.monitoring.shop_scrape import SHOP, exercise, unscraped, wait_for_samples, write
 from tests.helpers import SHOP_DIR, ServeProcess, run_cli
+from tests.jobs.conftest import wait_until
 
 OVERRIDES = {
     "PILOTHOUSE_DEPLOY__SERVICE_MONITOR": "true",
@@ -36,15 +36,6 @@ def _api(prom: engines.Engine, path: str, **params: str) -> Any:
     answer = httpx.get(f"{prom.url}/api/v1/{path}", params=params, timeout=10).json()
     assert answer["status"] == "success", answer
     return answer["data"]
-
-
-def _until(predicate: Any, what: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"{what}: not within {timeout}s")
 
 
 def _firing(prom: engines.Engine, name: str) -> bool:
@@ -70,7 +61,7 @@ def test_rules_find_their_series_under_operator_labels(tmp_path: Path) -> None:
         assert len(scrape["static_configs"]) == 2, "both Services of the pod are discovered"
         prom = engines.prometheus_with(tmp_path, [scrape], [rules])
         try:
-            _until(lambda: _api(prom, "targets")["activeTargets"], "a target")
+            wait_until(lambda: _api(prom, "targets")["activeTargets"], 30, "a target")
             targets = _api(prom, "targets")["activeTargets"]
             assert len(targets) == 1, "the ServiceMonitor keeps the metrics Service only"
             labels = targets[0]["labels"]
@@ -90,13 +81,13 @@ def test_rules_find_their_series_under_operator_labels(tmp_path: Path) -> None:
             def recorded() -> list[str]:
                 return [r.record for r in plan.recordings
                         if not _api(prom, "query", query=f'{r.record}{{job="{plan.job}"}}')["result"]]
-            _until(lambda: not recorded(), "every recording rule has a series")
+            wait_until(lambda: not recorded(), 30, "every recording rule to have a series")
             assert not _firing(prom, "TargetMissing") and not _firing(prom, "TargetDown")
 
             # The target disappears from discovery (a Service renamed, a selector that no longer
             # matches): `up` goes stale, only TargetMissing can tell.
             scrape["static_configs"] = []
             prom.reload(engines.prometheus_config([scrape], [rules]), tmp_path / "prometheus.yml")
-            _until(lambda: _firing(prom, "TargetMissing"), "TargetMissing fires")
+            wait_until(lambda: _firing(prom, "TargetMissing"), 30, "TargetMissing to fire")
         finally:
             prom.stop()
