@@ -40,7 +40,7 @@ def install(runtime: Runtime) -> None:
         ProcessCollector(registry=registry)
         PlatformCollector(registry=registry)
         GCCollector(registry=registry)
-    state.bind(runtime.metrics, config.telemetry.correlation_attribute)
+    state.bind(runtime.metrics, config.telemetry.correlation_attribute, frozenset(config.monitoring.helpers))
     install_middleware(runtime)
 
 
