@@ -192,7 +192,8 @@ def dev_secret_files(config: Config) -> dict[str, str]:
     redis); the rest CHANGE-ME. Development only: compose.prod.yaml reads `secrets/`."""
     files = {f"{DEV_SECRETS}/{ref.secret}": secret_examples.example_value(config, ref, "compose-dev") + "\n"
              for ref in config.secret_refs()} if "kubernetes" in config.secrets.sources else {}
-    wanted = {item.env for item in facts.secret_envs(config)}
+    interpolated = _environment(config, dev=True)
+    wanted = {item.env for item in facts.secret_envs(config) if str(interpolated[item.env]).startswith("${")}
     examples = secret_examples.env_examples(config, "compose-dev", runtime_refs=True)
     lines = ["# docker compose --env-file compose.dev.env up  (development values only)"]
     lines += [f"{var}={value}" for var, (value, _) in examples.items() if var in wanted]
