@@ -290,8 +290,8 @@ def test_a_shutdown_stuck_in_the_app_is_cut_at_the_hard_exit(tmp_path: Path) -> 
     status 1 and one line, 3 s past its budget (inside the grace period's 5 s margin)."""
     path = config(tmp_path, pre_stop="0s", drain="1s")
     lifecycle = load_config(path).lifecycle
-    assert lifecycle.hard_exit_after < lifecycle.termination_grace_period_seconds
+    assert lifecycle.hard_exit_after < lifecycle.stop_timeout_seconds
     server = ServeProcess(path, cwd=ROOT, env={"SHUTDOWN_BLOCK": "60"}).start()
     server.signal(signal.SIGTERM)
-    assert server.wait(timeout=lifecycle.termination_grace_period_seconds) == 1
+    assert server.wait(timeout=lifecycle.stop_timeout_seconds) == 1
     assert f"shutdown did not finish within {lifecycle.hard_exit_after:g}s of the signal" in server.output

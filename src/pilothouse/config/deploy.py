@@ -87,17 +87,45 @@ class Resources(Section):
         return value if value is None else _cpu(value)
 
 
+class ResourcesOverride(Section):
+    """An environment's resources: each key set here replaces the base's, the others are kept."""
+
+    memory: MemoryQuantity | None = None
+    cpu: CpuQuantity | None = None
+    cpu_limit: CpuQuantity | None = None
+
+    @field_validator("memory")
+    @classmethod
+    def _check_memory(cls, value: str | None) -> str | None:
+        return value if value is None else _memory(value)
+
+    @field_validator("cpu", "cpu_limit")
+    @classmethod
+    def _check_cpu(cls, value: str | None) -> str | None:
+        return value if value is None else _cpu(value)
+
+    def over(self, base: Resources) -> Resources:
+        return base.model_copy(update=self.model_dump(exclude_none=True))
+
+
 class EnvironmentOverride(Section):
     """`[deploy.environments.NAME]`: what one Kustomize overlay changes."""
 
     replicas: Annotated[int, Field(ge=0)] | None = None
     max_replicas: Annotated[int, Field(ge=1)] | None = None
-    resources: Resources | None = None
+    resources: ResourcesOverride | None = Field(default=None, description="merged over [deploy].resources")
+    namespace: str | None = Field(default=None, description="default: <deploy namespace>-<environment>")
+    host: str | None = Field(default=None, description="Ingress host; default: <environment>.<deploy host>")
     tag: str | None = None
     env: dict[str, str] = Field(default_factory=dict)
 
     _check_env = field_validator("env")(_env_keys)
     _plain_env = field_validator("env")(_no_credentials)
+
+    @field_validator("namespace")
+    @classmethod
+    def _namespace(cls, value: str | None) -> str | None:
+        return value if value is None else dns_label(value)
 
 
 class DatabaseConfig(Section):
@@ -151,6 +179,24 @@ class ContainerConfig(Section):
         return value
 
 
+def _otlp_url(value: str | None) -> str | None:
+    if value is not None and not value.startswith(("http://", "https://")):
+        raise ValueError("expected an http:// or https:// URL of an OTLP collector")
+    return value
+
+
+class ComposeConfig(Section):
+    """`[deploy.compose]`: what the compose files need that Kubernetes does not."""
+
+    otlp_endpoint: str | None = Field(
+        default=None,
+        description="the collector as a compose service sees it, e.g. 'http://otel-collector:4318'; "
+        "default: none set (the Kubernetes [deploy].otlp_endpoint does not resolve in compose)",
+    )
+
+    _url = field_validator("otlp_endpoint")(_otlp_url)
+
+
 class SystemdConfig(Section):
     """`[deploy.systemd]`: running without containers."""
 
@@ -160,6 +206,11 @@ class SystemdConfig(Section):
     environment_file: str = "/etc/{name}/{name}.env"
     user: str | None = Field(default=None, description="a fixed user; default DynamicUser=yes")
     database_unit: str | None = "postgresql.service"
+    otlp_endpoint: str | None = Field(
+        default=None, description="default: none set, the exporter's own http://localhost:4318 (a host agent)"
+    )
+
+    _url = field_validator("otlp_endpoint")(_otlp_url)
 
     @field_validator("venv", "working_directory", "config_path", "environment_file")
     @classmethod
@@ -231,11 +282,15 @@ class DeployConfig(Section):
     ingress_namespace: str = "ingress-nginx"
     monitoring_namespace: str = "monitoring"
     service_monitor: bool = False
-    otlp_endpoint: str = "http://otel-collector.monitoring.svc:4318"
+    otlp_endpoint: str = Field(
+        default="http://otel-collector.monitoring.svc:4318",
+        description="the collector as a pod sees it (Kubernetes DNS); compose and systemd have their own",
+    )
     calls: list[str] = Field(default_factory=list, description="services of the stack this one calls")
     database: DatabaseConfig | None = None
     migrations: MigrationsConfig | None = None
     container: ContainerConfig = Field(default_factory=ContainerConfig)
+    compose: ComposeConfig = Field(default_factory=ComposeConfig)
     systemd: SystemdConfig = Field(default_factory=SystemdConfig)
     strategy: Literal["rolling", "blue-green"] = "rolling"
     blue_green: BlueGreenConfig = Field(default_factory=BlueGreenConfig)
@@ -301,8 +356,30 @@ class DeployConfig(Section):
                 raise ValueError(f"{where}.max_replicas ({max_replicas}) is below replicas ({replicas})")
         return self
 
+    def placed(self, service_name: str, environment: str) -> DeployConfig:
+        """`effective(environment)` in the environment's namespace, behind its host: what the
+        objects kustomize renders say (example Secrets, database URLs, analysis queries)."""
+        return self.effective(environment).model_copy(update={
+            "namespace": self.environment_namespace(service_name, environment),
+            "host": self.environment_host(service_name, environment),
+        })
+
+    def environment_namespace(self, service_name: str, environment: str) -> str:
+        """Where an environment's objects go: its own namespace unless it names one."""
+        override = self.environments[environment].namespace
+        return override or f"{self.namespace or service_name}-{environment}"
+
+    def environment_host(self, service_name: str, environment: str) -> str:
+        """An environment's Ingress host: its own unless it names one."""
+        return self.environments[environment].host or f"{environment}.{self.ingress_host(service_name)}"
+
+    def ingress_host(self, service_name: str) -> str:
+        return self.host or f"{service_name}.example.com"
+
     def effective(self, environment: str | None) -> DeployConfig:
-        """This config with one environment's overrides applied (None: the base)."""
+        """This config with one environment's overrides applied (None: the base). The namespace
+        and host stay the base's: selector labels derive from them and must not change (kustomize
+        moves the objects); `placed` gives the environment's own."""
         if environment is None:
             return self
         env = self.environments[environment]
@@ -312,7 +389,7 @@ class DeployConfig(Section):
         if env.max_replicas is not None:
             changes["max_replicas"] = env.max_replicas
         if env.resources is not None:
-            changes["resources"] = env.resources
+            changes["resources"] = env.resources.over(self.resources)
         if env.tag is not None:
             changes["tag"] = env.tag
         changes["env"] = {**self.env, **env.env}
@@ -336,3 +413,21 @@ def check_deploy(service_name: str, admin_token_env: str, deploy: DeployConfig) 
     clash = sorted(set(deploy.env) & set(deploy.secret_env))
     if clash:
         raise ValueError(f"deploy.env and deploy.secret_env both set {', '.join(clash)}")
+    _environments_apart(service_name, deploy)
+
+
+def _environments_apart(service_name: str, deploy: DeployConfig) -> None:
+    """Two environments in one namespace, or behind one Ingress host, would share Secrets,
+    objects or traffic (staging reading prod's database credentials): refuse it."""
+    seen: dict[tuple[str, str], str] = {}
+    for name in sorted(deploy.environments):
+        places = [("namespace", deploy.environment_namespace(service_name, name))]
+        if deploy.expose == "ingress":
+            places.append(("host", deploy.environment_host(service_name, name)))
+        for place in places:
+            if place in seen:
+                raise ValueError(
+                    f"deploy.environments.{seen[place]} and deploy.environments.{name} both use "
+                    f"{place[0]} '{place[1]}'; give each environment its own {place[0]}"
+                )
+            seen[place] = name

@@ -54,6 +54,12 @@ class Config(Section):
         """The file this config was loaded from, if any."""
         return self._source
 
+    @property
+    def prometheus_job(self) -> str:
+        """The `job` label of this service's series: every rule, panel and generated scrape config
+        uses it, and the ServiceMonitor relabels to it (`[monitoring].job`, default the name)."""
+        return self.monitoring.job or self.service.name
+
     def check_timeout(self, check: CheckConfig) -> float:
         """A check's own timeout, else the probes default."""
         return check.timeout if check.timeout is not None else self.probes.check_timeout

@@ -116,6 +116,10 @@ class ProbesConfig(Section):
         return self
 
 
+STOP_MARGIN_SECONDS = 5
+"""Slack between the worst-case shutdown and the kill, for every target (the one place it lives)."""
+
+
 class LifecycleConfig(Section):
     """Graceful shutdown: fail readiness, wait for load balancers, drain, flush, exit.
 
@@ -130,16 +134,28 @@ class LifecycleConfig(Section):
 
     @property
     def shutdown_budget(self) -> float:
-        """Seconds from SIGTERM to exit in the worst case."""
+        """Seconds from SIGTERM to exit in the worst case (pre-stop wait, drain, flush)."""
         return self.pre_stop_delay + self.drain_timeout + self.flush_timeout
 
     @property
     def hard_exit_after(self) -> float:
         """Seconds from SIGTERM to the runtime's forced exit if shutdown is stuck: the budget plus
-        3 s, inside the 5 s margin the grace period and stop timeouts add."""
+        3 s, inside the margin the stop timeouts add (STOP_MARGIN_SECONDS)."""
         return self.shutdown_budget + 3
 
     @property
-    def termination_grace_period_seconds(self) -> int:
-        """Kubernetes grace period (includes preStop): the budget plus a 5 s margin."""
-        return math.ceil(self.shutdown_budget + 5)
+    def stop_timeout_seconds(self) -> int:
+        """SIGTERM to SIGKILL where nothing runs before SIGTERM (compose `stop_grace_period`,
+        systemd `TimeoutStopSec`): the shutdown budget plus the margin."""
+        return math.ceil(self.shutdown_budget + STOP_MARGIN_SECONDS)
+
+    @property
+    def pre_stop_hook_seconds(self) -> int:
+        """The Kubernetes preStop hook sleeps the pre-stop delay so endpoints go before SIGTERM."""
+        return math.ceil(self.pre_stop_delay)
+
+    @property
+    def pod_grace_period_seconds(self) -> int:
+        """The pod's `terminationGracePeriodSeconds`: the kubelet counts the preStop hook inside
+        it, so it is the hook's sleep plus the stop timeout."""
+        return self.pre_stop_hook_seconds + self.stop_timeout_seconds

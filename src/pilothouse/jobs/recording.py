@@ -50,3 +50,4 @@ def count_run(metrics: Metrics, job: str, outcome: str, max_rc: int) -> None:
     """One finished run (also runs recorded as lost by stale-heartbeat recovery)."""
     metrics.get(job_metrics.JOB_RUNS).labels(job, outcome).inc()
     metrics.get(job_metrics.JOB_RETURN_CODE).labels(job).set(max_rc)
+    metrics.get(job_metrics.JOB_ERRORS).labels(job)  # a job that never failed shows 0, not nothing

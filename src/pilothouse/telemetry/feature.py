@@ -8,8 +8,10 @@ runtime's registry. The per-request middleware and the scrape are registered wit
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING
 
+from prometheus_client import REGISTRY
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
@@ -44,7 +46,7 @@ def install(runtime: Runtime) -> None:
         ProcessCollector(registry=registry)
         PlatformCollector(registry=registry)
         GCCollector(registry=registry)
-    state.bind(runtime.metrics, config.telemetry.correlation_attribute)
+    state.bind(runtime.metrics, config.telemetry.correlation_attribute, frozenset(config.monitoring.helpers))
     install_middleware(runtime)
 
 
@@ -52,7 +54,8 @@ def install_middleware(runtime: Runtime) -> None:
     """Register the request middleware and the (multiprocess-aware) scrape with `runtime`:
     the runtime never imports telemetry; telemetry plugs into the runtime."""
     runtime.add_middleware(lambda app: build_middleware(runtime, app))
-    runtime.set_scrape(scrape_registry)
+    app = REGISTRY if runtime.config.telemetry.app_metrics else None
+    runtime.set_scrape(functools.partial(scrape_registry, app=app))
 
 
 def build_middleware(runtime: Runtime, app: ASGIApp) -> TelemetryMiddleware:

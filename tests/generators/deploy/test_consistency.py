@@ -7,6 +7,7 @@ Deployment, the Dockerfile HEALTHCHECK and the compose healthcheck are requested
 from __future__ import annotations
 
 import ast
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -120,7 +121,7 @@ def test_compose_and_systemd_provide_the_runtime_variables(shop_bundle: Path) ->
     unit = (shop_bundle / "systemd" / "shop.service").read_text()
     assert "Environment=PILOTHOUSE_CONFIG=/etc/shop/pilothouse.toml\n" in unit
     assert "EnvironmentFile=-/etc/shop/shop.env\n" in unit
-    assert "SHOP_ADMIN_TOKEN=\n" in (shop_bundle / "systemd" / "shop.env.example").read_text()
+    assert "SHOP_ADMIN_TOKEN=CHANGE-ME\n" in (shop_bundle / "systemd" / "shop.env.example").read_text()
 
 
 def test_no_secret_value_reaches_any_file_or_output(tmp_path: Path) -> None:
@@ -129,8 +130,6 @@ def test_no_secret_value_reaches_any_file_or_output(tmp_path: Path) -> None:
         "DATABASE_URL": "postgresql://orders:pw-1a2b3c4d@db/orders",
         "ORDERS_DB_URL": "postgresql://orders:pw-5e6f7a8b@db/orders",
     }
-    from tests.helpers import run_cli
-
     out = tmp_path / "deploy"
     result = run_cli(
         "generate",
@@ -209,3 +208,17 @@ def test_every_artifact_allows_the_same_startup_window(startup: str) -> None:
     assert f"TimeoutStartSec={window}s" in files["systemd/shop.service"]
     hard_exit = config.lifecycle.hard_exit_after
     assert hard_exit < facts.stop_timeout_seconds(config) <= facts.grace_period_seconds(config)
+
+
+def test_config_check_prints_the_numbers_the_artifacts_use(shop_bundle: Path) -> None:
+    """`config check` names each number: its pod grace period is the Deployment's, its stop
+    timeout is compose's `stop_grace_period` (it once printed the stop timeout as "grace period")."""
+    out = run_cli("config", "check", str(SHOP), "--format", "json", env={})
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)
+    pod = one(rendered(shop_bundle, "base"), "Deployment")["spec"]["template"]["spec"]
+    assert summary["pod_grace_period_seconds"] == pod["terminationGracePeriodSeconds"]
+    compose = yaml.safe_load((shop_bundle / "compose.yaml").read_text())["services"]["shop"]
+    assert f"{summary['stop_timeout_seconds']}s" == compose["stop_grace_period"]
+    text = run_cli("config", "check", str(SHOP), env={}).stdout
+    assert f"pod grace period {pod['terminationGracePeriodSeconds']}s" in text

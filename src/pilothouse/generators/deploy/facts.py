@@ -19,7 +19,6 @@ CONFIG_DIR = "/etc/pilothouse"
 CONFIG_FILE = "pilothouse.toml"
 APP_DIR = "/app"
 ADMIN_SECRET_KEY = "token"  # noqa: S105 - a key name, not a value
-MARGIN_SECONDS = 5
 
 
 def config_path() -> str:
@@ -49,15 +48,12 @@ def workload_kind(config: Config) -> tuple[str, str]:
 
 def prestop_sleep_seconds(config: Config) -> int:
     """The preStop hook sleeps for the pre-stop delay: endpoints are removed while we still serve."""
-    return math.ceil(config.lifecycle.pre_stop_delay)
+    return config.lifecycle.pre_stop_hook_seconds
 
 
 def stop_timeout_seconds(config: Config) -> int:
-    """SIGTERM to exit: the runtime's own pre-stop wait, drain and flush, plus a margin.
-
-    This is the budget where nothing sleeps before SIGTERM (compose, systemd).
-    """
-    return config.lifecycle.termination_grace_period_seconds
+    """SIGTERM to kill where nothing sleeps before SIGTERM (compose, systemd)."""
+    return config.lifecycle.stop_timeout_seconds
 
 
 def startup_window_seconds(config: Config) -> int:
@@ -78,7 +74,7 @@ def connection_limits(config: Config) -> dict[str, str]:
 
 def grace_period_seconds(config: Config) -> int:
     """Kubernetes counts the preStop hook inside the grace period, so it is added on top."""
-    return math.ceil(prestop_sleep_seconds(config) + config.lifecycle.shutdown_budget + MARGIN_SECONDS)
+    return config.lifecycle.pod_grace_period_seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,9 +96,11 @@ def database_labels(config: Config) -> dict[str, str]:
     return {"app.kubernetes.io/name": database_name(config), "app.kubernetes.io/part-of": namespace(config)}
 
 
-def database_host(config: Config) -> str:
-    """The in-cluster DNS name the app's database URL points at."""
-    return f"{database_name(config)}-0.{database_name(config)}.{namespace(config)}.svc"
+def database_host(config: Config, prefix: str = "") -> str:
+    """The in-cluster DNS name the app's database URL points at (`prefix`: an overlay's namePrefix,
+    which kustomize puts before the StatefulSet's and its Service's names)."""
+    name = prefix + database_name(config)
+    return f"{name}-0.{name}.{namespace(config)}.svc"
 
 
 def secret_name(config: Config, group: str) -> str:
@@ -158,11 +156,14 @@ def secret_envs(config: Config) -> list[SecretEnv]:
     return sorted(set(out), key=lambda s: s.env)
 
 
-def plain_env(config: Config) -> dict[str, str]:
-    """Non-secret variables the runtime and app read; the config path first of all."""
+def plain_env(config: Config, otlp_endpoint: str | None = None) -> dict[str, str]:
+    """Non-secret variables the runtime and app read; the config path first of all.
+
+    `otlp_endpoint` is the collector as the target sees it (each target has its own: a pod
+    resolves `*.svc` names, a compose service or a host does not); None sets no variable."""
     env = {"PILOTHOUSE_CONFIG": config_path(), "PYTHONPATH": APP_DIR}
-    if config.telemetry.traces == "otlp":
-        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = config.deploy.otlp_endpoint
+    if config.telemetry.traces == "otlp" and otlp_endpoint is not None:
+        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = otlp_endpoint
     env.update(config.deploy.env)
     return dict(sorted(env.items()))
 

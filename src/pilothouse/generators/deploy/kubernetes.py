@@ -23,6 +23,7 @@ CHECKOV_SKIPS = {
 """Checkov checks skipped on purpose, with the reason written into the generated manifest."""
 
 TMP_VOLUME = "tmp"
+METRICS_COMPONENT = "metrics"
 
 
 def meta(config: Config, name: str, **extra: Any) -> Obj:
@@ -97,7 +98,7 @@ def probes(config: Config) -> Obj:
 
 
 def env_list(config: Config) -> list[Obj]:
-    plain = [{"name": k, "value": v} for k, v in facts.plain_env(config).items()]
+    plain = [{"name": k, "value": v} for k, v in facts.plain_env(config, config.deploy.otlp_endpoint).items()]
     secret = [
         {"name": s.env, "valueFrom": {"secretKeyRef": {"key": s.key, "name": s.secret_name}}}
         for s in facts.secret_envs(config)
@@ -232,7 +233,7 @@ def services(config: Config, exposed: bool) -> list[Obj]:
     metrics = {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": meta(config, f"{name}-metrics"),
+        "metadata": {**meta(config, f"{name}-metrics"), "labels": metrics_service_labels(config)},
         "spec": {
             "ports": [{"name": "ops", "port": config.ops.port, "protocol": "TCP", "targetPort": "ops"}],
             "selector": facts.labels(config),
@@ -242,21 +243,32 @@ def services(config: Config, exposed: bool) -> list[Obj]:
     return [app, metrics]
 
 
+def metrics_service_labels(config: Config) -> dict[str, str]:
+    """The metrics Service's labels: the selector labels plus a component, so a ServiceMonitor
+    selects it and not the app Service (both carry the selector labels)."""
+    return {**facts.labels(config), "app.kubernetes.io/component": METRICS_COMPONENT}
+
+
 def service_monitor(config: Config) -> Obj:
+    """A Prometheus Operator ServiceMonitor for the metrics Service.
+
+    The operator names the job after the Service (`shop-metrics`, `prod-shop-metrics` under a
+    name prefix) unless told otherwise; the relabeling sets `job` to `config.prometheus_job`, the
+    value every generated rule and panel selects, whatever kustomize renames the Service to.
+    """
+    job = {"action": "replace", "replacement": config.prometheus_job, "targetLabel": "job"}
+    endpoint = {"interval": "30s", "path": config.probes.metrics_path, "port": "ops", "relabelings": [job]}
     return {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "ServiceMonitor",
         "metadata": meta(config, config.service.name),
-        "spec": {
-            "endpoints": [{"interval": "30s", "path": config.probes.metrics_path, "port": "ops"}],
-            "selector": {"matchLabels": facts.labels(config)},
-        },
+        "spec": {"endpoints": [endpoint], "selector": {"matchLabels": metrics_service_labels(config)}},
     }
 
 
 def ingress(config: Config) -> Obj:
     name = config.service.name
-    host = config.deploy.host or f"{name}.example.com"
+    host = config.deploy.ingress_host(name)
     backend = {"service": {"name": name, "port": {"name": "http"}}}
     return {
         "apiVersion": "networking.k8s.io/v1",
