@@ -130,7 +130,7 @@ class ServeProcess:
         process answers our probe. Both are collisions: new ports, another try.
         """
         tries = 1 if self._fixed_app_port and self._fixed_ops_port else 5
-        for _ in range(tries):
+        for _ in range(tries):  # a port the caller fixed that is taken fails at once (see below)
             if self._start_once(wait_ready, timeout):
                 return self
             self._pick_ports()
@@ -145,7 +145,7 @@ class ServeProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                if "Address already in use" in self.output:
+                if "Address already in use" in self.output and not self._fixed_port_taken():
                     return False
                 raise RuntimeError(f"serve exited with {self.proc.returncode}:\n{self.output}")
             try:
@@ -162,6 +162,11 @@ class ServeProcess:
             time.sleep(0.05)
         self.stop()
         raise RuntimeError(f"serve did not start within {timeout}s:\n{self.output}")
+
+    def _fixed_port_taken(self) -> bool:
+        """Whether the port serve could not bind is one the caller chose (theirs to see fail)."""
+        fixed = (p for p in (self._fixed_app_port, self._fixed_ops_port) if p)
+        return any(f"127.0.0.1:{port} " in self.output for port in fixed)
 
     def _serves_itself(self) -> bool:
         """Whether the ops port that answered is this process's own (its /status names its pid)."""
