@@ -8,6 +8,7 @@ naming its key, not later in `kubectl apply`.
 from __future__ import annotations
 
 import re
+from importlib.metadata import version
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -161,21 +162,89 @@ class MigrationsConfig(Section):
     command: Annotated[list[str], Field(min_length=1)]
 
 
+_PILOTHOUSE_SOURCE = re.compile(r"^(==\d[\w.+!-]*|[\w./-]+\.whl|git\+https://[^\s@]+@[\w./-]+)$")
+
+
 class ContainerConfig(Section):
-    """`[deploy.container]`: what goes into the image."""
+    """`[deploy.container]`: what goes into the image.
+
+    The app's own dependencies come from where the project declares them (`project`, a directory
+    with a pyproject.toml, and/or `requirements` files; hashes in them are enforced by pip); the
+    Pilothouse extras are derived from the config; Pilothouse itself comes from `pilothouse`.
+    """
 
     python: str = "3.11"
-    packages: list[str] = Field(default_factory=lambda: ["pilothouse"])
-    requirements: str | None = Field(default=None, description="a requirements file in the build context")
+    base_image: str | None = Field(
+        default=None, description="the image both stages start from; default python:<python>-slim-bookworm"
+    )
+    builder_image: str | None = Field(
+        default=None, description="the builder stage's image when it must differ (default: base_image)"
+    )
+    pilothouse: str = Field(
+        default_factory=lambda: f"=={version('pilothouse')}",
+        description="where Pilothouse comes from: '==VERSION' (index or wheelhouse), a wheel in the "
+        "build context ('wheels/pilothouse-0.1.0-py3-none-any.whl') or 'git+https://...@REF'",
+    )
+    project: str | None = Field(
+        default=None, description="a directory in the build context with the app's pyproject.toml"
+    )
+    requirements: list[str] = Field(
+        default_factory=list, description="requirements files in the build context (hashes are enforced)"
+    )
+    wheelhouse: str | None = Field(
+        default=None, description="a directory of wheels in the build context: install with --no-index"
+    )
+    extras: list[str] = Field(
+        default_factory=list, description="Pilothouse extras beyond those the config implies"
+    )
     app_paths: list[str] = Field(default_factory=list, description="default: the package of service.app")
     uid: Annotated[int, Field(ge=10000, le=65535)] = 10001
     source_url: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved(cls, data: object) -> object:
+        if isinstance(data, dict) and "packages" in data:
+            raise ValueError(
+                "packages was removed: declare the app's dependencies in its pyproject.toml (`project`) "
+                "or `requirements` files; the Pilothouse extras are derived from the config"
+            )
+        if isinstance(data, dict) and isinstance(data.get("requirements"), str):
+            return {**data, "requirements": [data["requirements"]]}
+        return data
 
     @field_validator("python")
     @classmethod
     def _python(cls, value: str) -> str:
         if not re.match(r"^3\.\d{1,2}$", value):
             raise ValueError("expected a Python minor version such as '3.11'")
+        return value
+
+    @field_validator("pilothouse")
+    @classmethod
+    def _source(cls, value: str) -> str:
+        if not _PILOTHOUSE_SOURCE.match(value):
+            raise ValueError(
+                "expected a pinned version ('==0.1.0'), a wheel path in the build context "
+                "('wheels/pilothouse-0.1.0-py3-none-any.whl') or 'git+https://HOST/REPO@REF'; "
+                "a bare name would install whatever the index serves under it"
+            )
+        return value
+
+    @field_validator("project", "wheelhouse", "requirements", "app_paths")
+    @classmethod
+    def _in_context(cls, value: str | list[str] | None) -> str | list[str] | None:
+        for item in [value] if isinstance(value, str) else value or []:
+            if item.startswith("/") or ".." in item.split("/") or not item.strip():
+                raise ValueError(f"{item!r}: expected a relative path inside the build context")
+        return value
+
+    @field_validator("extras")
+    @classmethod
+    def _extras(cls, value: list[str]) -> list[str]:
+        for item in value:
+            if not re.match(r"^[a-z0-9][a-z0-9-]*$", item):
+                raise ValueError(f"{item!r}: expected an extra name such as 'otlp-grpc'")
         return value
 
 

@@ -24,7 +24,9 @@ class JobsConfig(Section):
     """Job store, worker and liveness settings."""
 
     module: str | None = Field(default=None, description="Python module whose decorators declare jobs")
-    path: str = Field(default="pilothouse-jobs.sqlite3", description="SQLite file (relative to the config)")
+    path: str = Field(
+        default="pilothouse-jobs.sqlite3", description="SQLite file (relative to service.state_dir)"
+    )
     url: str | SecretRef | None = Field(default=None, description="postgresql:// URL; replaces SQLite")
     pg_schema: str = Field(default="pilothouse", description="PostgreSQL schema holding the tables")
     worker: bool = Field(default=True, description="run a worker inside `pilothouse serve`")

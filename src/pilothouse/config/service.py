@@ -38,6 +38,12 @@ class ServiceConfig(Section):
 
     _timeouts = field_validator("header_timeout", "idle_timeout")(_positive)
 
+    state_dir: str | None = Field(
+        default=None,
+        description="where the service writes state (a SQLite job store, caches), relative to the "
+        "config file; default: the config file's directory. Deploy bundles set it to a writable volume",
+    )
+
     @field_validator("name")
     @classmethod
     def _dns_label(cls, value: str) -> str:

@@ -148,7 +148,8 @@ class Supervisor:
         config = self.runtime.config
         # [telemetry].multiprocess_dir if set (kept), else a temporary one (removed at exit).
         self._own_metrics_dir = config.telemetry.multiprocess_dir is None
-        self._metrics_dir = setup_dir(config.telemetry.multiprocess_dir)
+        metrics_dir = config.telemetry.multiprocess_dir
+        self._metrics_dir = setup_dir(None if metrics_dir is None else config.state_path(metrics_dir))
         self._ops_socket = bind(config.ops.host, config.ops.port, "ops")
         self._app_socket = bind(config.service.host, config.service.port, "app")
         self._app_socket.listen(2048)

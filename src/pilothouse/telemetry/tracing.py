@@ -13,6 +13,7 @@ import logging
 import os
 from typing import TYPE_CHECKING, Any
 
+from pilothouse.config.extras import otlp_extra
 from pilothouse.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ def _exporter(config: Config) -> SpanExporter:
 
         return ConsoleSpanExporter(service_name=config.service.name)
     module = f"opentelemetry.exporter.otlp.proto.{telemetry.otlp_protocol}.trace_exporter"
-    extra = "otlp" if telemetry.otlp_protocol == "http" else "otlp-grpc"
+    extra = otlp_extra(telemetry.otlp_protocol)
     try:
         exporter_module: Any = __import__(module, fromlist=["OTLPSpanExporter"])
     except ImportError:

@@ -80,7 +80,7 @@ def test_probe_paths_and_ports_are_what_the_service_serves(shop_bundle: Path, sh
 def test_grace_period_covers_prestop_drain_and_flush(shop_bundle: Path) -> None:
     config = load_config(SHOP, environ={})
     pod = one(rendered(shop_bundle, "base"), "Deployment")["spec"]["template"]["spec"]
-    sleep = int(pod["containers"][0]["lifecycle"]["preStop"]["exec"]["command"][1])
+    sleep = int(pod["containers"][0]["lifecycle"]["preStop"]["sleep"]["seconds"])
     assert sleep >= config.lifecycle.pre_stop_delay
     # preStop runs first, then SIGTERM starts the runtime's own pre-stop wait, drain and flush.
     assert pod["terminationGracePeriodSeconds"] > sleep + config.lifecycle.shutdown_budget

@@ -24,6 +24,9 @@ DEV_SECRETS = "secrets.dev"
 DEV_ENV = "compose.dev.env"
 REDIS_IMAGE = "redis:7.4-bookworm"
 PROMETHEUS_IMAGE = "prom/prometheus:v2.54.1"
+STATE_VOLUME = "state"
+"""The named volume behind `facts.state_dir`; the image creates that directory owned by the app's
+uid, so a new volume starts with that owner."""
 
 
 def _healthcheck(config: Config) -> Obj:
@@ -92,6 +95,7 @@ def _app(config: Config, dev: bool, bundle_dir: str) -> Obj:
         "stop_grace_period": f"{facts.stop_timeout_seconds(config)}s",
         "stop_signal": "SIGTERM",
         "user": f"{uid}:{uid}",
+        "volumes": [f"{STATE_VOLUME}:{facts.state_dir(config)}"],
     }
     uses, _ = _compose_secrets(config, DEV_SECRETS if dev else "secrets")
     if uses:
@@ -185,9 +189,9 @@ def development(config: Config, bundle_dir: str) -> str:
         services["postgres"] = postgres
         depends["postgres"] = {"condition": "service_healthy"}
     app["depends_on"] = depends
-    document: Obj = {"name": name, "services": services}
+    document: Obj = {"name": name, "services": services, "volumes": {STATE_VOLUME: {}}}
     if postgres is not None:
-        document["volumes"] = {"pgdata": {}}
+        document["volumes"]["pgdata"] = {}
     _, top = _compose_secrets(config, DEV_SECRETS)
     if top:
         document["secrets"] = top
@@ -234,7 +238,7 @@ def production(config: Config, bundle_dir: str) -> str:
     app["ports"] = [f"{config.service.port}:{config.service.port}"]
     services: Obj = {name: app}
     _, top = _compose_secrets(config)
-    volumes: Obj = {}
+    volumes: Obj = {STATE_VOLUME: {}}
     postgres = _postgres(config, dev=False)
     db = config.deploy.database
     if postgres is not None and db is not None:
@@ -253,8 +257,7 @@ def production(config: Config, bundle_dir: str) -> str:
     }
     if top:
         document["secrets"] = top
-    if volumes:
-        document["volumes"] = volumes
+    document["volumes"] = volumes
     return dump(document)
 
 

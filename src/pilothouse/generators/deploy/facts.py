@@ -21,6 +21,16 @@ APP_DIR = "/app"
 ADMIN_SECRET_KEY = "token"  # noqa: S105 - a key name, not a value
 
 
+STATE_ENV = "PILOTHOUSE_SERVICE__STATE_DIR"
+"""The runtime's own override of `[service] state_dir`: every target points it at its writable place."""
+
+
+def state_dir(config: Config) -> str:
+    """The one writable place for state (job store, caches) in every target: an emptyDir in the
+    pod, a named volume in compose, `StateDirectory=` (under /var/lib) in systemd."""
+    return f"/var/lib/{config.service.name}"
+
+
 def config_path() -> str:
     return f"{CONFIG_DIR}/{CONFIG_FILE}"
 
@@ -161,7 +171,7 @@ def plain_env(config: Config, otlp_endpoint: str | None = None) -> dict[str, str
 
     `otlp_endpoint` is the collector as the target sees it (each target has its own: a pod
     resolves `*.svc` names, a compose service or a host does not); None sets no variable."""
-    env = {"PILOTHOUSE_CONFIG": config_path(), "PYTHONPATH": APP_DIR}
+    env = {"PILOTHOUSE_CONFIG": config_path(), "PYTHONPATH": APP_DIR, STATE_ENV: state_dir(config)}
     if config.telemetry.traces == "otlp" and otlp_endpoint is not None:
         env["OTEL_EXPORTER_OTLP_ENDPOINT"] = otlp_endpoint
     env.update(config.deploy.env)

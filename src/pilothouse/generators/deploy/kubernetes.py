@@ -24,6 +24,7 @@ CHECKOV_SKIPS = {
 
 TMP_VOLUME = "tmp"
 METRICS_COMPONENT = "metrics"
+STATE_VOLUME = "state"
 
 
 def meta(config: Config, name: str, **extra: Any) -> Obj:
@@ -109,16 +110,31 @@ def env_list(config: Config) -> list[Obj]:
 def _mounts_and_volumes(config: Config) -> tuple[list[Obj], list[Obj]]:
     mounts: list[Obj] = [
         {"mountPath": facts.CONFIG_DIR, "name": "config", "readOnly": True},
-        {"mountPath": "/tmp", "name": TMP_VOLUME},  # noqa: S108 - an emptyDir, the only writable path
+        {"mountPath": facts.state_dir(config), "name": STATE_VOLUME},
+        {"mountPath": "/tmp", "name": TMP_VOLUME},  # noqa: S108 - an emptyDir, writable like the state
     ]
     volumes: list[Obj] = [
         {"configMap": {"name": f"{config.service.name}-config"}, "name": "config"},
+        {"emptyDir": {"sizeLimit": "256Mi"}, "name": STATE_VOLUME},
         {"emptyDir": {"sizeLimit": "64Mi"}, "name": TMP_VOLUME},
     ]
     for m in facts.secret_mounts(config):
         mounts.append({"mountPath": m.mount_dir, "name": m.volume, "readOnly": True})
         volumes.append({"name": m.volume, "secret": {"defaultMode": 0o400, "secretName": m.secret_name}})
     return mounts, volumes
+
+
+SLEEP_ACTION_SINCE = (1, 30)
+"""Kubernetes runs a `sleep` preStop action itself from 1.30 (beta, on by default): the image needs
+no `sleep` binary, which a minimal or distroless base does not have."""
+
+
+def pre_stop(config: Config) -> Obj:
+    seconds = facts.prestop_sleep_seconds(config)
+    major, minor, _ = (int(p) for p in config.deploy.kubernetes_version.split("."))
+    if (major, minor) >= SLEEP_ACTION_SINCE:
+        return {"sleep": {"seconds": seconds}}
+    return {"exec": {"command": ["sleep", str(seconds)]}}
 
 
 def app_container(config: Config) -> Obj:
@@ -128,7 +144,7 @@ def app_container(config: Config) -> Obj:
         "env": env_list(config),
         "image": facts.image_ref(config),
         "imagePullPolicy": "Always",
-        "lifecycle": {"preStop": {"exec": {"command": ["sleep", str(facts.prestop_sleep_seconds(config))]}}},
+        "lifecycle": {"preStop": pre_stop(config)},
         "name": config.service.name,
         "ports": [
             {"containerPort": config.service.port, "name": "http", "protocol": "TCP"},

@@ -47,6 +47,8 @@ Environment=PILOTHOUSE_CONFIG={_path(s.config_path, config)}
 Environment=PYTHONPATH={_path(s.working_directory, config)}
 {env}EnvironmentFile=-{_path(s.environment_file, config)}
 {user}
+StateDirectory={facts.state_dir(config).removeprefix("/var/lib/")}
+StateDirectoryMode=0700
 Restart=on-failure
 RestartSec=2s
 KillSignal=SIGTERM
