@@ -140,12 +140,13 @@ def test_a_hashed_lock_is_installed_and_enforced(
 # -- as the Deployment says ----------------------------------------------------------------------
 
 
-SHOP_SECRETS = {"shop-admin": {"token": b"image-smoke-token"}}
+TOKEN = "smoke-5d41402abc4b2a76b9719d911017c592"  # strong enough for the runtime's startup check
+SHOP_SECRETS = {"shop-admin": {"token": TOKEN.encode()}}
 
 
 def orders_secrets(url: str) -> dict[str, dict[str, bytes]]:
     return {
-        "orders-admin": {"token": b"image-smoke-token"},
+        "orders-admin": {"token": TOKEN.encode()},
         "orders-db": {"url": url.encode(), "user": b"postgres", "password": b"unused"},
     }
 
@@ -163,7 +164,7 @@ def test_shop_runs_as_its_deployment_says(shop_image: Built) -> None:
 def test_smoke_command_reads_the_bundle_and_a_secrets_file(shop_image: Built, tmp_path: Path) -> None:
     secrets = tmp_path / "secrets.yaml"
     example = (shop_image.bundle / "k8s" / "secrets.example.yaml").read_text()
-    secrets.write_text(example.replace("CHANGE-ME", "cli-smoke-token"))
+    secrets.write_text(example.replace("<replace with the output of: openssl rand -hex 32>", TOKEN))
     args = ["smoke", "--image", shop_image.ref, "--bundle", str(shop_image.bundle), "--route", "/items"]
     args += [f"--run-arg={a}" for a in RUN_ARGS]
     passed = run_cli(*args, "--secrets", str(secrets), timeout=300)
@@ -193,7 +194,7 @@ def test_orders_migrates_and_checks_postgres_as_deployed(orders_image: Built, pg
 
 
 def test_fastapi_project_installs_from_its_pyproject_and_answers(quotes_image: Built, pg_schema: str) -> None:
-    secrets = {"quotes-admin": {"token": b"t"}, "quotes-db": {"url": pg_schema.encode()}}
+    secrets = {"quotes-admin": {"token": TOKEN.encode()}, "quotes-db": {"url": pg_schema.encode()}}
     smoke(from_workload(rendered(quotes_image.bundle, "base"), secrets), quotes_image.ref, "/quotes")
     version = in_image(quotes_image.ref, "import fastapi, quotes; print(fastapi.__version__ > '0.110')")
     assert version == "True"
@@ -201,7 +202,7 @@ def test_fastapi_project_installs_from_its_pyproject_and_answers(quotes_image: B
 
 def test_shop_runs_as_compose_prod_says(shop_image: Built) -> None:
     spec = compose_for(
-        load_config(shop_image.config), shop_image.bundle, {"SHOP_ADMIN_TOKEN": "compose-token"}
+        load_config(shop_image.config), shop_image.bundle, {"SHOP_ADMIN_TOKEN": TOKEN}
     )
     assert spec.volumes == [("state", "/var/lib/shop")]
     smoke(spec, shop_image.ref, "/items")
@@ -213,7 +214,7 @@ def test_orders_runs_as_compose_prod_says(orders_image: Built, pg_schema: str) -
     (bundle / "secrets" / "db.url").write_text(pg_schema)
     with psycopg.connect(pg_schema) as conn:  # compose has no init containers: migrate as its docs say
         conn.execute("CREATE TABLE orders (id serial PRIMARY KEY, sku text NOT NULL)")
-    variables = {"ORDERS_ADMIN_TOKEN": "t", "DATABASE_URL": pg_schema}
+    variables = {"ORDERS_ADMIN_TOKEN": TOKEN, "DATABASE_URL": pg_schema}
     smoke(compose_for(load_config(orders_image.config), bundle, variables), orders_image.ref, "/orders")
 
 
@@ -268,7 +269,7 @@ def test_an_image_without_the_postgres_extra_fails_the_smoke(
         lambda _line: None,
     )
     assert in_image(ref, "import importlib.util as u; print(u.find_spec('psycopg'))") == "None"
-    secrets = {"quotes-admin": {"token": b"t"}, "quotes-db": {"url": pg_schema.encode()}}
+    secrets = {"quotes-admin": {"token": TOKEN.encode()}, "quotes-db": {"url": pg_schema.encode()}}
     with pytest.raises(SmokeError, match=r"the postgres check needs the 'postgres' extra"):
         smoke(from_workload(rendered(quotes_image.bundle, "base"), secrets), ref, "/quotes")
 
