@@ -9,6 +9,7 @@ declare -A PACKAGE_FOR=(
   [wrk]=wrk
   [valgrind]=valgrind  # bench/server_instructions.py
   [systemd-analyze]=systemd
+  [mmdebstrap]=mmdebstrap  # root filesystems for the host installer tests
 )
 missing=()
 for tool in "${!PACKAGE_FOR[@]}"; do
