@@ -11,12 +11,12 @@ import os
 import subprocess
 import sys
 import tarfile
-import textwrap
 from pathlib import Path
 
 import pytest
 
 from tests.helpers import ROOT, run_cli
+from tests.wheels import build_wheel, hatch_project
 
 CACHE = Path(os.environ.get("PILOTHOUSE_TEST_CACHE", Path.home() / ".cache" / "pilothouse-tests"))
 ROOTFS_TAR = CACHE / "rootfs-bookworm-python-systemd.tar"
@@ -45,42 +45,6 @@ def _rootfs_tar() -> Path:
     return ROOTFS_TAR
 
 
-def _app_wheel(tmp: Path, version: str, out: Path) -> None:
-    project = tmp / f"shopapp-{version}"
-    (project / "shopapp").mkdir(parents=True)
-    (project / "pyproject.toml").write_text(
-        textwrap.dedent(
-            f"""\
-            [build-system]
-            requires = ["hatchling"]
-            build-backend = "hatchling.build"
-            [project]
-            name = "shopapp"
-            version = "{version}"
-            """
-        )
-    )
-    (project / "shopapp" / "__init__.py").write_text(
-        f'async def app(scope, receive, send):\n    """shopapp {version}"""\n'
-    )
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "-q",
-            "--no-deps",
-            "--no-build-isolation",
-            "-w",
-            str(out),
-            str(project),
-        ],
-        check=True,
-        timeout=300,
-    )
-
-
 @pytest.fixture(scope="module")
 def rootfs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("rootfs")
@@ -98,7 +62,8 @@ def wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
         timeout=600,
     )
     for version in ("1.0", "1.1"):
-        _app_wheel(tmp_path_factory.mktemp("app"), version, out)
+        app = f'async def app(scope, receive, send):\n    """shopapp {version}"""\n'
+        build_wheel(hatch_project(tmp_path_factory.mktemp("app"), "shopapp", version, app), out)
     return out
 
 

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import subprocess
-import sys
-import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from tests.helpers import run_cli
+from tests.wheels import build_wheel, hatch_project
 
 REMOTE = "https://git.example/shop.git"
 
@@ -39,25 +38,7 @@ def git(root: Path, *args: str) -> str:
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
-    root = tmp_path_factory.mktemp("shop")
-    (root / "pyproject.toml").write_text(
-        textwrap.dedent(
-            """\
-            [build-system]
-            requires = ["hatchling"]
-            build-backend = "hatchling.build"
-
-            [project]
-            name = "shop"
-            version = "1.0"
-
-            [tool.hatch.build.targets.wheel]
-            packages = ["shop"]
-            """
-        )
-    )
-    (root / "shop").mkdir()
-    (root / "shop" / "__init__.py").write_text('"""The shop."""\n')
+    root = hatch_project(tmp_path_factory.mktemp("shop"), "shop", "1.0", '"""The shop."""\n')
     lock = root / "requirements.lock"
     lock.write_text("starlette==0.37.2 --hash=sha256:" + "0" * 64 + "\n")
     (root / ".gitignore").write_text("dist/\n*.key\n*.pub\n")
@@ -65,15 +46,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
     git(root, "remote", "add", "origin", REMOTE)
     git(root, "add", ".")
     git(root, "commit", "-q", "-m", "shop 1.0")
-    built = subprocess.run(
-        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", "dist", str(root)],
-        capture_output=True,
-        text=True,
-        cwd=root,
-        timeout=120,
-    )
-    assert built.returncode == 0, built.stderr
-    (wheel,) = (root / "dist").glob("*.whl")
+    wheel = build_wheel(root, root / "dist")
     key = root / "signing.key"
     made = run_cli("provenance", "keygen", "--key", str(key))
     assert made.returncode == 0, made.stderr

@@ -4,13 +4,13 @@ the committed files no longer match the config (a CI step)."""
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from pilothouse.cli._common import add_config_option, command, load
 from pilothouse.errors import ConfigError, OperationError
+from pilothouse.files import replace
 
 if TYPE_CHECKING:
     from pilothouse.config.model import Config
@@ -116,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
             "pilothouse (use --force)"
         )
     for rel in stale:
-        _replace(out / rel, files[rel])
+        replace(out / rel, files[rel])
     print(f"wrote {', '.join(stale) or 'nothing (up to date)'} in {out}", file=sys.stdout)
     return 0
 
@@ -127,9 +127,3 @@ def _generated(rel: str, text: str) -> bool:
 
     _, _, body = text.partition("\n")
     return stamp(rel, body) == text
-
-
-def _replace(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)

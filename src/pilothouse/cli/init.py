@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tomllib
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Any
 
 from pilothouse.cli._common import add_format_option, command
 from pilothouse.errors import ConfigError
+from pilothouse.files import create
 
 
 def register(sub: Any) -> None:
@@ -39,12 +39,7 @@ def run_init(args: argparse.Namespace) -> int:
     found = detect(args.directory)
     text = render(found)
     config_from_dict(tomllib.loads(text), source=target)  # never write a file the loader refuses
-    try:
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    except OSError as exc:
-        raise ConfigError(f"{target}: cannot create: {exc.strerror}") from None
-    with os.fdopen(fd, "w") as out:
-        out.write(text)
+    create(target, text.encode(), 0o644)
     if args.format == "json":
         json.dump({**found.as_dict(), "written": str(target)}, sys.stdout, indent=2, sort_keys=True)
         sys.stdout.write("\n")

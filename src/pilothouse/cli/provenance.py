@@ -10,7 +10,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from pilothouse.cli._common import add_config_option, add_format_option, command, emit, load
 from pilothouse.errors import ConfigError
+from pilothouse.files import replace
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -149,19 +149,6 @@ def run_keygen(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    """No half-written envelope: write a temporary file beside `path`, then rename."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as out:
-            out.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _targets(args: argparse.Namespace) -> list[tuple[str, list[dict[str, Any]], Path, list[Path]]]:
     """(name, subjects, envelope path, files whose times bound the build) per artifact."""
     from pilothouse.provenance.subjects import envelope_path, file_subjects, image_subject
@@ -219,7 +206,7 @@ def run_attest(args: argparse.Namespace) -> int:
         )
         envelopes.append((path, dsse.sign(build.payload(), key)))
     for path, envelope in envelopes:
-        _write_atomically(path, json.dumps(envelope, sort_keys=True) + "\n")
+        replace(path, json.dumps(envelope, sort_keys=True) + "\n")
     emit(
         args,
         {"written": [str(p) for p, _ in envelopes], "source": source.dependency()},

@@ -18,6 +18,7 @@ from pathlib import Path, PurePosixPath
 
 from pilothouse.config.model import Config
 from pilothouse.errors import ConfigError, OperationError
+from pilothouse.files import replace
 from pilothouse.generators.deploy.systemd import environment_file_example, unit
 from pilothouse.hostinstall.layout import Layout
 from pilothouse.hostinstall.state import State
@@ -83,10 +84,7 @@ class Installer:
             raise OperationError(f"{path}: exists and was not installed by pilothouse; move it away first")
 
         def write() -> None:
-            tmp = target.with_name(f".{target.name}.tmp")
-            tmp.write_text(text)
-            os.chmod(tmp, mode)
-            os.replace(tmp, target)
+            replace(target, text, mode)
             state.remember(str(path))
 
         self.step(f"write {path} ({mode:o})", write)

@@ -4,9 +4,10 @@ uninstall know exactly what is theirs (uninstall removes these and nothing else)
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from pilothouse.files import replace
 
 
 @dataclass
@@ -24,9 +25,7 @@ class State:
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=2, sort_keys=True) + "\n")
-        os.replace(tmp, path)
+        replace(path, json.dumps(asdict(self), indent=2, sort_keys=True) + "\n")
 
     def remember(self, path: str) -> None:
         if path not in self.created:

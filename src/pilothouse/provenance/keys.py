@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pilothouse.errors import ConfigError
+from pilothouse.files import create
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -56,12 +56,7 @@ def generate(path: Path) -> Ed25519PrivateKey:
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot create the key file: {exc.strerror}") from None
-    with os.fdopen(fd, "wb") as out:
-        out.write(pem)
+    create(path, pem, 0o600)
     public_path.write_text(public_pem(key.public_key()))
     return key
 
