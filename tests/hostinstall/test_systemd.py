@@ -176,6 +176,13 @@ def test_install_upgrade_rollback_uninstall(rootfs: Path, wheels: Path, tmp_path
     assert os.readlink(rootfs / "opt/shop/venv") == "releases/1.0"
     assert installed_app_version(rootfs) == "1.0"
 
+    kept = snapshot(rootfs)
+    planned = install(config, rootfs, wheels, "--uninstall", "--dry-run")
+    assert planned.returncode == 0, planned.stderr
+    assert "would remove /etc/systemd/system/shop.service" in planned.stdout
+    assert planned.stdout.splitlines()[-1].startswith("dry run: ")
+    assert snapshot(rootfs) == kept
+
     gone = install(config, rootfs, wheels, "--uninstall")
     assert gone.returncode == 0, gone.stdout + gone.stderr
     assert set(snapshot(rootfs)) == set(before)

@@ -264,7 +264,11 @@ class Installer:
             on_disk = lay.on_disk(directory)
             if on_disk.is_dir() and not any(on_disk.iterdir()):
                 self.step(f"remove directory {directory}", on_disk.rmdir)
-        self.say(f"uninstalled {lay.name}")
+        self.say(
+            f"dry run: {self.changed} change(s) not made"
+            if self.options.dry_run
+            else f"uninstalled {lay.name}"
+        )
         return 0
 
     def _installed(self) -> State:
