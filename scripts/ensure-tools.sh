@@ -12,7 +12,7 @@ declare -A PACKAGE_FOR=(
   [buildah]=buildah  # container image tests: build with --isolation chroot
   [podman]=podman    # ... and run the image as deployed
   [runc]=runc        # podman --runtime runc (crun is not used here)
-  [mmdebstrap]=mmdebstrap  # the test base image, assembled from Debian packages
+  [mmdebstrap]=mmdebstrap  # the test base image and the installer tests' root filesystems
 )
 missing=()
 for tool in "${!PACKAGE_FOR[@]}"; do
