@@ -101,6 +101,27 @@ CASES = {
         GOOD_SERVICE + '[[checks]]\nname = "db"\nkind = "postgres"\nurl = { secret = "DB URL" }\n',
         "checks[0].url.secret: 'DB URL' is invalid: expected a dotted lowercase secret name",
     ),
+    # Issue 17: [protection].
+    "malformed proxy network": (
+        GOOD_SERVICE + '[protection]\ntrusted_proxies = ["10.0.0.300/8"]\n',
+        "protection.trusted_proxies: '10.0.0.300/8' is not an IP network such as '10.0.0.0/8'",
+    ),
+    "negative body limit": (
+        GOOD_SERVICE + '[protection.limits]\nmax_body_size = "-1MiB"\n',
+        "protection.limits.max_body_size: '-1MiB' is invalid: expected a size greater than 0",
+    ),
+    "negative header count": (
+        GOOD_SERVICE + "[protection.limits]\nmax_header_count = -5\n",
+        "protection.limits.max_header_count: -5 is invalid: Input should be greater than or equal to 1",
+    ),
+    "zero time limit on a route": (
+        GOOD_SERVICE + '[protection.limits]\nroutes = [{ path = "/slow", time_limit = "0s" }]\n',
+        "protection.limits.routes[0].time_limit: '0s' is invalid: expected a time limit greater than 0s",
+    ),
+    "size without a unit": (
+        GOOD_SERVICE + "[protection.limits]\nmax_body_size = 1000\n",
+        "protection.limits.max_body_size: 1000 is invalid: expected a size with a unit",
+    ),
 }
 
 

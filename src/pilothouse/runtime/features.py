@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 FEATURES: tuple[str, ...] = (
     "pilothouse.secrets.feature",
     "pilothouse.telemetry.feature",
+    "pilothouse.protection.feature",
     "pilothouse.jobs.feature",
 )
 

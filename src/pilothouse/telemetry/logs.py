@@ -58,7 +58,7 @@ def _no_span() -> tuple[str, str] | None:
     return None
 
 
-def _otel_span_ids() -> SpanIds:
+def otel_span_ids() -> SpanIds:
     """A function giving (trace_id, span_id) of the active span, if OpenTelemetry is installed."""
     try:
         from opentelemetry.trace import get_current_span
@@ -81,7 +81,7 @@ class _RequestFields:
 
     def __init__(self, correlation_field: str) -> None:
         self.correlation_field = correlation_field
-        self.span_ids = _otel_span_ids()
+        self.span_ids = otel_span_ids()
 
     def __call__(self, doc: dict[str, Any]) -> None:
         request = current_request.get()

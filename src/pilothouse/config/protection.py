@@ -1,0 +1,135 @@
+"""`[protection]`: what guards the app port — safe error bodies, security headers, trusted
+proxies, request limits and time limits (on by default where safe)."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+
+from pilothouse.config.base import Section
+from pilothouse.durations import Duration
+from pilothouse.sizes import Size
+
+_HEADER_VALUE = re.compile(r"^[\x20-\x7e]*$")
+_PATH_PATTERN = re.compile(r"^/[\x21-\x7e]*$")
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class ErrorsConfig(Section):
+    """An unhandled exception becomes an RFC 9457 problem+json 500 (no traceback, no message)."""
+
+    enabled: bool = True
+
+
+class HeadersConfig(Section):
+    """Security response headers; an empty string turns one off. A header the app set itself is
+    never replaced. HSTS is sent only for requests that arrived over TLS."""
+
+    enabled: bool = True
+    x_content_type_options: str = "nosniff"
+    referrer_policy: str = "strict-origin-when-cross-origin"
+    content_security_policy: str = "frame-ancestors 'none'"
+    x_frame_options: str = ""
+    strict_transport_security: str = "max-age=31536000; includeSubDomains"
+    error_cache_control: str = "no-store"
+    """Cache-Control for responses with status 400 and above."""
+
+    @field_validator(
+        "x_content_type_options",
+        "referrer_policy",
+        "content_security_policy",
+        "x_frame_options",
+        "strict_transport_security",
+        "error_cache_control",
+    )
+    @classmethod
+    def _value(cls, value: str) -> str:
+        if not _HEADER_VALUE.match(value):
+            raise ValueError("expected a printable ASCII header value")
+        return value
+
+
+class RouteLimits(Section):
+    """Limits for requests whose path matches `path` ('*' matches any characters, '/api/*')."""
+
+    path: str
+    max_body_size: Size | None = None
+    time_limit: Duration | None = None
+
+    @field_validator("path")
+    @classmethod
+    def _path_pattern(cls, value: str) -> str:
+        if not _PATH_PATTERN.match(value):
+            raise ValueError("expected a path pattern starting with '/', e.g. '/upload/*'")
+        return value
+
+    @field_validator("max_body_size")
+    @classmethod
+    def _positive_size(cls, value: int | None) -> int | None:
+        if value is not None and value <= 0:
+            raise ValueError("expected a size greater than 0")
+        return value
+
+    @field_validator("time_limit")
+    @classmethod
+    def _positive_time(cls, value: float | None) -> float | None:
+        if value is not None and value <= 0:
+            raise ValueError("expected a time limit greater than 0s")
+        return value
+
+
+class LimitsConfig(Section):
+    """Request size and time limits. Generous by default: they stop abuse, not uploads."""
+
+    enabled: bool = True
+    max_body_size: Size = 10 * 2**20
+    max_header_size: Size = 64 * 2**10
+    max_header_count: Annotated[int, Field(ge=1, le=10_000)] = 100
+    time_limit: Duration = 60.0
+    timeout_status: Literal[503, 504] = 504
+    routes: list[RouteLimits] = Field(default_factory=list)
+    """Per-route overrides, first match wins."""
+
+    @field_validator("max_body_size", "max_header_size")
+    @classmethod
+    def _positive_size(cls, value: int) -> int:
+        if value <= 0:
+            raise ValueError("expected a size greater than 0")
+        return value
+
+    @field_validator("time_limit")
+    @classmethod
+    def _positive_time(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError("expected a time limit greater than 0s")
+        return value
+
+
+class ProtectionConfig(Section):
+    """Everything that guards the app port (docs/protection.md)."""
+
+    trusted_proxies: list[str] = Field(default_factory=list)
+    """Networks ('10.0.0.0/8', '127.0.0.1') whose `Forwarded` / `X-Forwarded-*` headers are
+    believed; from any other peer they are ignored."""
+    errors: ErrorsConfig = Field(default_factory=ErrorsConfig)
+    headers: HeadersConfig = Field(default_factory=HeadersConfig)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=True)
+            except ValueError:
+                raise ValueError(
+                    f"{item!r} is not an IP network such as '10.0.0.0/8' or '127.0.0.1'"
+                ) from None
+        return value
+
+    def proxy_networks(self) -> tuple[Network, ...]:
+        return tuple(ipaddress.ip_network(item) for item in self.trusted_proxies)
