@@ -54,7 +54,9 @@ def test_problem_body_carries_the_trace_id(serve: Serve) -> None:
     body's trace id is the one in the `traceparent` the request continued."""
     service = serve('[telemetry]\ntraces = "otlp"\n')
     trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
-    response = httpx.get(f"{service.app_url}/boom", headers={"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"})
+    response = httpx.get(
+        f"{service.app_url}/boom", headers={"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"}
+    )
     assert response.status_code == 500
     assert response.json()["trace_id"] == trace_id
     assert SECRET not in response.text
@@ -81,7 +83,10 @@ def test_app_own_error_page_passes_untouched(serve: Serve) -> None:
 
 def test_failure_after_the_response_started_is_logged_and_counted(serve: Serve) -> None:
     service = serve("")
-    with pytest.raises(httpx.HTTPError), httpx.stream("GET", f"{service.app_url}/stream-then-raise") as response:
+    with (
+        pytest.raises(httpx.HTTPError),
+        httpx.stream("GET", f"{service.app_url}/stream-then-raise") as response,
+    ):
         assert response.status_code == 200
         response.read()  # the body breaks off: the server closes the unfinished response
     metrics = httpx.get(f"{service.ops_url}/metrics").text

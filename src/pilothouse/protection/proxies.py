@@ -47,14 +47,15 @@ class TrustedProxies:
                 xff.append(value)
             elif name == b"x-forwarded-proto":
                 proto = value
+        last_proto = proto.decode("latin-1").split(",")[-1].strip().lower() if proto else None
         if forwarded:
             hops = _forwarded_hops(b",".join(forwarded).decode("latin-1"))
         elif xff:
-            last_proto = proto.decode("latin-1").split(",")[-1].strip().lower() if proto else None
             hops = [(item.strip(), None) for item in b",".join(xff).decode("latin-1").split(",")]
-            if hops and last_proto:
-                hops[-1] = (hops[-1][0], last_proto)
-        else:
+            hops[-1] = (hops[-1][0], last_proto)
+        else:  # only the scheme (a TLS-terminating proxy that sets no address list)
+            if last_proto in _SCHEMES:
+                scope["scheme"] = last_proto
             return
         chosen: tuple[str, str | None] | None = None
         scheme: str | None = None
