@@ -3,7 +3,14 @@ unhandled exceptions turned into safe error bodies. Labels are bounded enums."""
 
 from pilothouse.catalog.spec import MetricSpec
 
-REFUSAL_REASONS = ("body_too_large", "headers_too_large", "too_many_headers", "time_limit")
+REFUSAL_REASONS = (
+    "body_too_large",
+    "headers_too_large",
+    "too_many_headers",
+    "time_limit",
+    "rate_limited",
+    "rate_limit_unavailable",
+)
 """Every value of the `reason` label, declared so dashboards and tests share one list."""
 
 HTTP_REQUESTS_REFUSED = MetricSpec(
@@ -24,4 +31,12 @@ HTTP_UNHANDLED_ERRORS = MetricSpec(
     unit="errors",
 )
 
-SPECS = (HTTP_REQUESTS_REFUSED, HTTP_UNHANDLED_ERRORS)
+RATE_LIMIT_BACKEND_UP = MetricSpec(
+    name="pilothouse_rate_limit_backend_up",
+    type="gauge",
+    help="1 while the rate limit's shared store (Redis) answered its last call, 0 while it fails.",
+    labels=("limit",),
+    multiprocess_mode="min",
+)
+
+SPECS = (HTTP_REQUESTS_REFUSED, HTTP_UNHANDLED_ERRORS, RATE_LIMIT_BACKEND_UP)

@@ -7,9 +7,10 @@ import ipaddress
 import re
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from pilothouse.config.base import Section
+from pilothouse.config.secret_ref import SecretRef, url_of
 from pilothouse.durations import Duration
 from pilothouse.sizes import Size
 
@@ -109,6 +110,64 @@ class LimitsConfig(Section):
         return value
 
 
+_LIMIT_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+_KEY = re.compile(r"^(client|subject|header:[A-Za-z0-9-]+)$")
+
+
+class RateLimitConfig(Section):
+    """`limit` requests per `window` for each key (client address, a header such as an API key,
+    or the authenticated subject) on the paths matching `paths`. Opt-in."""
+
+    name: str
+    paths: list[str] = Field(default_factory=lambda: ["/*"])
+    key: str = "client"
+    limit: Annotated[int, Field(ge=1)]
+    window: Duration
+    algorithm: Literal["fixed-window", "sliding-window", "token-bucket"] = "fixed-window"
+    storage: Literal["memory", "redis"] = "memory"
+    redis_url: str | SecretRef | None = None
+    on_backend_error: Literal["open", "closed"] = "closed"
+    """When Redis cannot be reached: let requests through ("open") or answer 503 ("closed")."""
+    key_prefix: str = "pilothouse:ratelimit"
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _LIMIT_NAME.match(value):
+            raise ValueError("expected a lowercase name of letters, digits, '-' or '_' (max 63)")
+        return value
+
+    @field_validator("paths")
+    @classmethod
+    def _paths(cls, value: list[str]) -> list[str]:
+        for path in value:
+            if not _PATH_PATTERN.match(path):
+                raise ValueError(f"{path!r}: expected a path pattern starting with '/', e.g. '/api/*'")
+        return value
+
+    @field_validator("key")
+    @classmethod
+    def _key(cls, value: str) -> str:
+        if not _KEY.match(value):
+            raise ValueError("expected 'client', 'subject' or 'header:NAME' (e.g. 'header:X-API-Key')")
+        return value
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, value: float) -> float:
+        if value < 0.001:
+            raise ValueError("expected a window of at least 1ms")
+        return value
+
+    _redis_url = field_validator("redis_url")(url_of("redis", "rediss", "unix"))
+
+    @model_validator(mode="after")
+    def _redis_needs_url(self) -> RateLimitConfig:
+        if self.storage == "redis" and self.redis_url is None:
+            raise ValueError("storage = 'redis' needs redis_url (a URL or { secret = ... })")
+        return self
+
+
 class ProtectionConfig(Section):
     """Everything that guards the app port (docs/protection.md)."""
 
@@ -118,6 +177,7 @@ class ProtectionConfig(Section):
     errors: ErrorsConfig = Field(default_factory=ErrorsConfig)
     headers: HeadersConfig = Field(default_factory=HeadersConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    rate_limits: list[RateLimitConfig] = Field(default_factory=list)
 
     @field_validator("trusted_proxies")
     @classmethod

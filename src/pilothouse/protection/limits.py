@@ -8,11 +8,11 @@ A declared `Content-Length` over the limit is refused before the app runs; a bod
 
 from __future__ import annotations
 
-import fnmatch
-import re
+from collections.abc import Callable
 from typing import NamedTuple
 
 from pilothouse.config.protection import LimitsConfig
+from pilothouse.protection.paths import path_matcher
 from pilothouse.runtime.asgi import Message, Receive
 
 
@@ -35,9 +35,9 @@ class LimitTable:
         self.default = RouteLimit(config.max_body_size, config.time_limit)
         self.max_header_size = config.max_header_size
         self.max_header_count = config.max_header_count
-        self.routes: tuple[tuple[re.Pattern[str], RouteLimit], ...] = tuple(
+        self.routes: tuple[tuple[Callable[[str], bool], RouteLimit], ...] = tuple(
             (
-                re.compile(fnmatch.translate(route.path)),
+                path_matcher([route.path]),
                 RouteLimit(
                     route.max_body_size if route.max_body_size is not None else config.max_body_size,
                     route.time_limit if route.time_limit is not None else config.time_limit,
@@ -47,8 +47,8 @@ class LimitTable:
         )
 
     def for_path(self, path: str) -> RouteLimit:
-        for pattern, limit in self.routes:
-            if pattern.match(path):
+        for matches, limit in self.routes:
+            if matches(path):
                 return limit
         return self.default
 

@@ -15,16 +15,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
-from pilothouse.catalog import protection as protection_metrics
 from pilothouse.config.protection import ProtectionConfig
 from pilothouse.protection.errors import HeldErrorPage, UnhandledErrors
 from pilothouse.protection.headers import SecurityHeaders
 from pilothouse.protection.limits import BodyLimit, BodyTooLarge, LimitTable
 from pilothouse.protection.problem import PROBLEM_JSON, problem_body
 from pilothouse.protection.proxies import TrustedProxies
-from pilothouse.runtime.asgi import ASGIApp, Headers, Message, Receive, Scope, Send, respond
+from pilothouse.protection.refusals import Refusals
+from pilothouse.runtime.asgi import ASGIApp, Message, Receive, Scope, Send, respond
 from pilothouse.runtime.metrics import Metrics
 
 log = logging.getLogger("pilothouse.protection")
@@ -37,7 +36,7 @@ _CLOSE = [(b"connection", b"close")]
 class ProtectionMiddleware:
     """Wraps the app; see the module docstring."""
 
-    __slots__ = ("_errors", "_headers", "_limits", "_proxies", "_refused", "_timeout_status", "app")
+    __slots__ = ("_errors", "_headers", "_limits", "_proxies", "_refusals", "_timeout_status", "app")
 
     def __init__(self, app: ASGIApp, config: ProtectionConfig, metrics: Metrics | None) -> None:
         self.app = app
@@ -47,12 +46,7 @@ class ProtectionMiddleware:
         self._limits = LimitTable(config.limits) if config.limits.enabled else None
         self._timeout_status = config.limits.timeout_status
         self._errors = UnhandledErrors(metrics) if config.errors.enabled else None
-        counter: Any = metrics.get(protection_metrics.HTTP_REQUESTS_REFUSED) if metrics else None
-        self._refused: dict[str, Any] = (
-            {reason: counter.labels(reason) for reason in protection_metrics.REFUSAL_REASONS}
-            if counter
-            else {}
-        )
+        self._refusals = Refusals(metrics)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -87,7 +81,7 @@ class ProtectionMiddleware:
         if (limits := self._limits) is not None:
             request_headers = scope["headers"]
             if len(request_headers) > limits.max_header_count:
-                await self._refuse(send_wrapper, scope, 431, "too_many_headers")
+                await self._refusals.refuse(send_wrapper, scope, 431, "too_many_headers")
                 return
             size = 0
             length: bytes | None = None
@@ -99,12 +93,12 @@ class ProtectionMiddleware:
                 elif name == b"transfer-encoding":
                     chunked = True
             if size > limits.max_header_size:
-                await self._refuse(send_wrapper, scope, 431, "headers_too_large")
+                await self._refusals.refuse(send_wrapper, scope, 431, "headers_too_large")
                 return
             route = limits.for_path(scope["path"]) if limits.routes else limits.default
             if length is not None:
                 if length.isdigit() and int(length) > route.max_body_size:
-                    await self._refuse(send_wrapper, scope, 413, "body_too_large", _CLOSE)
+                    await self._refusals.refuse(send_wrapper, scope, 413, "body_too_large", _CLOSE)
                     return
             elif chunked or scope["method"] not in _BODYLESS:
                 receive = BodyLimit(receive, route.max_body_size).receive
@@ -121,7 +115,7 @@ class ProtectionMiddleware:
             if started:
                 raise
             held = None
-            await self._refuse(send_wrapper, scope, 413, "body_too_large", _CLOSE)
+            await self._refusals.refuse(send_wrapper, scope, 413, "body_too_large", _CLOSE)
             return
         except TimeoutError as exc:
             if timeout is None or not timeout.expired():
@@ -131,12 +125,12 @@ class ProtectionMiddleware:
                 return
             held = None
             if started:
-                self._count("time_limit")
+                self._refusals.count("time_limit")
                 log.warning(
                     "%s %s passed its time limit after its response started", scope["method"], scope["path"]
                 )
                 return
-            await self._refuse(send_wrapper, scope, self._timeout_status, "time_limit")
+            await self._refusals.refuse(send_wrapper, scope, self._timeout_status, "time_limit")
             return
         except Exception as exc:
             if errors is None:
@@ -154,27 +148,3 @@ class ProtectionMiddleware:
             return
         headers = list(self._headers.fixed(tls)) if self._headers is not None else None
         await respond(send, 500, problem_body(500), PROBLEM_JSON, headers)
-
-    async def _refuse(
-        self,
-        send: Send,
-        scope: Scope,
-        status: int,
-        reason: str,
-        headers: Headers | None = None,
-    ) -> None:
-        self._count(reason)
-        client = scope.get("client")
-        log.info(
-            "refused %s %s: %s",
-            scope["method"],
-            scope["path"],
-            reason,
-            extra={"reason": reason, "client_address": client[0] if client else None},
-        )
-        await respond(send, status, problem_body(status), PROBLEM_JSON, headers)
-
-    def _count(self, reason: str) -> None:
-        counter = self._refused.get(reason)
-        if counter is not None:
-            counter.inc()
