@@ -7,6 +7,7 @@ case the protection layer must replace."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
@@ -65,6 +66,14 @@ async def client(request: Request) -> Response:
     return JSONResponse({"client": host, "scheme": request.url.scheme})
 
 
+async def whoami(request: Request) -> Response:
+    principal = getattr(request.state, "principal", None)
+    if principal is None:
+        return JSONResponse({"subject": None})
+    logging.getLogger("shop").info("serving %s", principal.subject)
+    return JSONResponse({"subject": principal.subject, "scopes": sorted(principal.scopes), "via": principal.method})
+
+
 async def stats(request: Request) -> Response:
     return JSONResponse(state)
 
@@ -80,5 +89,7 @@ app = Starlette(
         Route("/own-headers", own_headers),
         Route("/client", client),
         Route("/stats", stats),
+        Route("/whoami", whoami),
+        Route("/admin/whoami", whoami),
     ],
 )

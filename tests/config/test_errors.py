@@ -122,6 +122,26 @@ CASES = {
         GOOD_SERVICE + "[protection.limits]\nmax_body_size = 1000\n",
         "protection.limits.max_body_size: 1000 is invalid: expected a size with a unit",
     ),
+    "unknown JWT algorithm": (
+        GOOD_SERVICE + '[protection.auth]\njwks_url = "https://idp.example/jwks"\nalgorithms = ["RS257"]\n',
+        "protection.auth.algorithms: unknown algorithm 'RS257'; expected one of",
+    ),
+    "JWT alg none": (
+        GOOD_SERVICE + '[protection.auth]\njwks_url = "https://idp.example/jwks"\nalgorithms = ["none"]\n',
+        "protection.auth.algorithms: 'none' is never accepted",
+    ),
+    "HMAC mixed with RSA": (
+        GOOD_SERVICE + '[protection.auth]\nkey_file = "/k.pem"\nalgorithms = ["RS256", "HS256"]\n',
+        "protection.auth.algorithms: HMAC (HS*) and public-key algorithms must not be mixed",
+    ),
+    "negative rate limit": (
+        GOOD_SERVICE + '[[protection.rate_limits]]\nname = "api"\nlimit = -1\nwindow = "1m"\n',
+        "protection.rate_limits[0].limit: -1 is invalid: Input should be greater than or equal to 1",
+    ),
+    "redis rate limit without a URL": (
+        GOOD_SERVICE + '[[protection.rate_limits]]\nname = "api"\nlimit = 5\nwindow = "1m"\nstorage = "redis"\n',
+        "protection.rate_limits[0]: storage = 'redis' needs redis_url",
+    ),
 }
 
 

@@ -10,6 +10,9 @@ REFUSAL_REASONS = (
     "time_limit",
     "rate_limited",
     "rate_limit_unavailable",
+    "unauthenticated",
+    "invalid_credentials",
+    "insufficient_scope",
 )
 """Every value of the `reason` label, declared so dashboards and tests share one list."""
 

@@ -168,6 +168,91 @@ class RateLimitConfig(Section):
         return self
 
 
+ASYMMETRIC_ALGORITHMS = frozenset(
+    ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
+)
+SYMMETRIC_ALGORITHMS = frozenset(("HS256", "HS384", "HS512"))
+
+
+class AuthConfig(Section):
+    """Bearer JWT verification (keys from a JWKS URL, a file or a secret) and/or API keys from a
+    secret, required on the paths matching `paths`. Opt-in."""
+
+    paths: list[str] = Field(default_factory=lambda: ["/*"])
+    public_paths: list[str] = Field(default_factory=list)
+    """Exceptions inside `paths` that need no credentials (e.g. '/api/health')."""
+    jwks_url: str | None = None
+    key_file: str | None = None
+    key: SecretRef | None = None
+    """An HMAC secret or a PEM public key, from the secrets layer."""
+    issuer: str | None = None
+    audience: str | None = None
+    algorithms: list[str] = Field(default_factory=lambda: ["RS256"])
+    leeway: Duration = 30.0
+    jwks_refresh: Duration = 300.0
+    """How old the cached key set may get before it is fetched again (kept if the fetch fails)."""
+    jwks_min_interval: Duration = 10.0
+    """At most one fetch per interval for unknown `kid`s (a flood of made-up kids stays one fetch)."""
+    scopes: dict[str, list[str]] = Field(default_factory=dict)
+    """Path pattern -> scopes the token must carry (all of them), e.g. {"/admin/*" = ["admin"]}."""
+    api_keys: SecretRef | None = None
+    """A secret holding one API key per line, optionally 'subject:key'."""
+    api_key_header: str = "X-API-Key"
+    realm: str = "api"
+
+    @field_validator("paths", "public_paths")
+    @classmethod
+    def _paths(cls, value: list[str]) -> list[str]:
+        for path in value:
+            if not _PATH_PATTERN.match(path):
+                raise ValueError(f"{path!r}: expected a path pattern starting with '/', e.g. '/api/*'")
+        return value
+
+    @field_validator("scopes")
+    @classmethod
+    def _scope_paths(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        cls._paths(list(value))
+        return value
+
+    @field_validator("algorithms")
+    @classmethod
+    def _algorithms(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("expected at least one algorithm, e.g. ['RS256']")
+        for name in value:
+            if name.lower() == "none":
+                raise ValueError("'none' is never accepted: an unsigned token proves nothing")
+            if name not in ASYMMETRIC_ALGORITHMS | SYMMETRIC_ALGORITHMS:
+                known = ", ".join(sorted(ASYMMETRIC_ALGORITHMS | SYMMETRIC_ALGORITHMS))
+                raise ValueError(f"unknown algorithm {name!r}; expected one of {known}")
+        if set(value) & SYMMETRIC_ALGORITHMS and set(value) & ASYMMETRIC_ALGORITHMS:
+            raise ValueError(
+                "HMAC (HS*) and public-key algorithms must not be mixed: a public key would "
+                "verify as an HMAC secret (algorithm confusion)"
+            )
+        return value
+
+    _jwks_url = field_validator("jwks_url")(url_of("https", "http"))
+
+    @field_validator("api_key_header")
+    @classmethod
+    def _header(cls, value: str) -> str:
+        if not re.match(r"^[A-Za-z0-9-]+$", value):
+            raise ValueError("expected an HTTP header name such as 'X-API-Key'")
+        return value
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> AuthConfig:
+        sources = [name for name in ("jwks_url", "key_file", "key") if getattr(self, name) is not None]
+        if len(sources) > 1:
+            raise ValueError(f"give one JWT key source, not {' and '.join(sources)}")
+        if not sources and self.api_keys is None:
+            raise ValueError("expected jwks_url, key_file or key (JWT) and/or api_keys")
+        if self.jwks_url is not None and set(self.algorithms) & SYMMETRIC_ALGORITHMS:
+            raise ValueError("a JWKS URL publishes public keys: use RS*/PS*/ES*/EdDSA algorithms")
+        return self
+
+
 class ProtectionConfig(Section):
     """Everything that guards the app port (docs/protection.md)."""
 
@@ -178,6 +263,7 @@ class ProtectionConfig(Section):
     headers: HeadersConfig = Field(default_factory=HeadersConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     rate_limits: list[RateLimitConfig] = Field(default_factory=list)
+    auth: AuthConfig | None = None
 
     @field_validator("trusted_proxies")
     @classmethod

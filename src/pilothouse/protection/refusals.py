@@ -33,15 +33,23 @@ class Refusals:
             counter.inc()
 
     async def refuse(
-        self, send: Send, scope: Scope, status: int, reason: str, headers: Headers | None = None
+        self,
+        send: Send,
+        scope: Scope,
+        status: int,
+        reason: str,
+        headers: Headers | None = None,
+        detail: str = "",
     ) -> None:
+        """`detail` goes to the log line only (e.g. why a token was refused)."""
         self.count(reason)
         client = scope.get("client")
         log.info(
-            "refused %s %s: %s",
+            "refused %s %s: %s%s",
             scope["method"],
             scope["path"],
             reason,
+            f" ({detail})" if detail else "",
             extra={"reason": reason, "client_address": client[0] if client else None},
         )
         await respond(send, status, problem_body(status), PROBLEM_JSON, headers)

@@ -90,6 +90,8 @@ class _RequestFields:
                 doc["request_id"] = request.request_id
             if request.correlation is not None:
                 doc[self.correlation_field] = request.correlation
+            if request.subject is not None:
+                doc["subject"] = request.subject
         ids = self.span_ids()
         if ids is not None:
             doc["trace_id"], doc["span_id"] = ids
