@@ -142,6 +142,10 @@ CASES = {
         GOOD_SERVICE + '[[protection.rate_limits]]\nname = "api"\nlimit = 5\nwindow = "1m"\nstorage = "redis"\n',
         "protection.rate_limits[0]: storage = 'redis' needs redis_url",
     ),
+    "CORS wildcard with credentials": (
+        GOOD_SERVICE + '[protection.cors]\nallow_origins = ["*"]\nallow_credentials = true\n',
+        "protection.cors: allow_origins = ['*'] with allow_credentials = true would let every site",
+    ),
 }
 
 

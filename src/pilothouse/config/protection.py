@@ -253,6 +253,41 @@ class AuthConfig(Section):
         return self
 
 
+_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:\d{1,5})?$")
+
+
+class CorsConfig(Section):
+    """Cross-origin requests from browsers: an allow-list of origins. Opt-in."""
+
+    allow_origins: list[str]
+    allow_methods: list[str] = Field(default_factory=lambda: ["GET", "HEAD", "POST"])
+    allow_headers: list[str] = Field(default_factory=list)
+    expose_headers: list[str] = Field(default_factory=list)
+    allow_credentials: bool = False
+    max_age: Duration = 600.0
+
+    @field_validator("allow_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("expected at least one origin such as 'https://app.example.com'")
+        for origin in value:
+            if origin != "*" and not _ORIGIN.match(origin):
+                raise ValueError(
+                    f"{origin!r}: expected an origin such as 'https://app.example.com' (no path)"
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _no_wildcard_with_credentials(self) -> CorsConfig:
+        if self.allow_credentials and "*" in self.allow_origins:
+            raise ValueError(
+                "allow_origins = ['*'] with allow_credentials = true would let every site make "
+                "credentialed requests; list the origins"
+            )
+        return self
+
+
 class ProtectionConfig(Section):
     """Everything that guards the app port (docs/protection.md)."""
 
@@ -264,6 +299,7 @@ class ProtectionConfig(Section):
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     rate_limits: list[RateLimitConfig] = Field(default_factory=list)
     auth: AuthConfig | None = None
+    cors: CorsConfig | None = None
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -3,7 +3,8 @@
 Its middleware goes inside the in-flight layer, so it runs inside telemetry (its answers carry
 the request id and trace id and are counted and logged like any response). From the outside
 in: `ProtectionMiddleware` (proxies, limits, headers, errors: it sees every answer the others
-give), authentication (so a rate limit can key on the subject), the rate limits, the app.
+give), CORS (preflights answered before authentication: they carry no credentials),
+authentication (so a rate limit can key on the subject), the rate limits, the app.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING
 from pilothouse.config.checks import RedisCheck
 from pilothouse.config.protection import AuthConfig, RateLimitConfig
 from pilothouse.errors import ConfigError
+from pilothouse.protection.cors import cors_middleware
 from pilothouse.protection.middleware import ProtectionMiddleware
 from pilothouse.protection.ratelimit import Limit, RateLimitMiddleware
 from pilothouse.protection.ratelimit_store import Counters, MemoryCounters, RedisCounters
@@ -42,6 +44,9 @@ def install(runtime: Runtime) -> None:
         from pilothouse.protection.auth import AuthMiddleware  # PyJWT: imported only when used
 
         runtime.add_middleware(lambda app: AuthMiddleware(app, auth, keys, api_keys, metrics), inner=True)
+    if protection.cors is not None:
+        cors = protection.cors
+        runtime.add_middleware(lambda app: cors_middleware(app, cors), inner=True)
     parts = (protection.errors.enabled, protection.headers.enabled, protection.limits.enabled)
     if any(parts) or protection.trusted_proxies:
         runtime.add_middleware(lambda app: ProtectionMiddleware(app, protection, metrics), inner=True)
