@@ -30,6 +30,9 @@ VARIANTS = (
     "fastapi-bare",
     "fastapi-instrumentator",
     "protection-defaults",
+    "protection-errors",
+    "protection-headers",
+    "protection-limits",
     "pilothouse-metrics-protection",
 )
 BASELINE = {"fastapi-instrumentator": "fastapi-bare", "pilothouse-metrics-protection": "pilothouse-metrics"}
@@ -149,14 +152,24 @@ def pilothouse_app(variant: str, protection: bool = False) -> Any:
     return runtime.wrap(starlette_app())
 
 
-def protection_app() -> Any:
+PROTECTION_PARTS = {
+    "protection-errors": "errors",
+    "protection-headers": "headers",
+    "protection-limits": "limits",
+}
+"""Ablation: one default part of `[protection]` on, the other two off."""
+
+
+def protection_app(only: str | None = None) -> Any:
     """The `[protection]` defaults (safe errors, security headers, limits and the 60 s time
-    limit) alone around the bare app: their cost, without telemetry or the in-flight layer."""
+    limit) alone around the bare app: their cost, without telemetry or the in-flight layer;
+    `only`: just that part."""
     from pilothouse.config.model import Config
     from pilothouse.protection.middleware import ProtectionMiddleware
     from pilothouse.runtime.metrics import Metrics
 
-    config = Config.model_validate({"service": {"name": "bench"}})
+    parts = {} if only is None else {p: {"enabled": p == only} for p in PROTECTION_PARTS.values()}
+    config = Config.model_validate({"service": {"name": "bench"}, "protection": parts})
     return ProtectionMiddleware(starlette_app(), config.protection, Metrics())
 
 
@@ -169,6 +182,8 @@ def build(variant: str) -> Any:
         return pilothouse_app(variant)
     if variant == "protection-defaults":
         return protection_app()
+    if variant in PROTECTION_PARTS:
+        return protection_app(PROTECTION_PARTS[variant])
     if variant == "pilothouse-metrics-protection":
         return pilothouse_app("pilothouse-metrics", protection=True)
     if variant == "starlette-exporter":

@@ -55,7 +55,9 @@ def service(tmp_path, jwks: JwksServer) -> Iterator[ServeProcess]:  # type: igno
         yield process
 
 
-def get(service: ServeProcess, token: str | None = None, path: str = "/whoami", **headers: str) -> httpx.Response:
+def get(
+    service: ServeProcess, token: str | None = None, path: str = "/whoami", **headers: str
+) -> httpx.Response:
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"
     return httpx.get(f"{service.app_url}{path}", headers=headers)
@@ -117,7 +119,9 @@ def test_bad_tokens_are_refused(service: ServeProcess, jwks: JwksServer) -> None
         assert response.json()["status"] == 401
     assert get(service, key.token()).status_code == 200  # the good one still passes
     metrics = httpx.get(f"{service.ops_url}/metrics").text
-    assert f'pilothouse_http_requests_refused_total{{reason="invalid_credentials"}} {float(len(bad))}' in metrics
+    assert (
+        f'pilothouse_http_requests_refused_total{{reason="invalid_credentials"}} {float(len(bad))}' in metrics
+    )
 
 
 def test_missing_scope_is_403(service: ServeProcess, jwks: JwksServer) -> None:

@@ -35,7 +35,9 @@ def test_preflight_is_answered_without_reaching_the_app(serve: Serve) -> None:
     assert allowed.headers["access-control-allow-origin"] == "https://app.example.com"
     assert allowed.headers["access-control-allow-credentials"] == "true"
     assert "POST" in allowed.headers["access-control-allow-methods"]
-    refused = httpx.options(f"{service.app_url}/whoami", headers={**preflight, "Origin": "https://evil.example"})
+    refused = httpx.options(
+        f"{service.app_url}/whoami", headers={**preflight, "Origin": "https://evil.example"}
+    )
     assert refused.status_code == 400
     assert "access-control-allow-origin" not in refused.headers
 

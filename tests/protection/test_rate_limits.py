@@ -95,7 +95,9 @@ def test_redis_outage_fails_as_configured_and_recovers(serve: Serve, prefix: str
     gate.set("forward")
     try:
         service = serve(
-            limit_config(f"redis://127.0.0.1:{gate.port}/0", prefix, f'on_backend_error = "{mode}"\n', limit=100)
+            limit_config(
+                f"redis://127.0.0.1:{gate.port}/0", prefix, f'on_backend_error = "{mode}"\n', limit=100
+            )
             + '[probes]\ncache_ttl = "0s"\n'
         )
         url = f"{service.app_url}/client"
@@ -118,7 +120,10 @@ def test_redis_outage_fails_as_configured_and_recovers(serve: Serve, prefix: str
         gate.set("forward")
         eventually(lambda: httpx.get(url).status_code == 200 and "ratelimit" in httpx.get(url).headers)
         assert httpx.get(f"{service.ops_url}/ready").status_code == 200
-        assert 'pilothouse_rate_limit_backend_up{limit="api"} 1.0' in httpx.get(f"{service.ops_url}/metrics").text
+        assert (
+            'pilothouse_rate_limit_backend_up{limit="api"} 1.0'
+            in httpx.get(f"{service.ops_url}/metrics").text
+        )
     finally:
         gate.close()
 
@@ -131,7 +136,9 @@ def test_refused_line_names_the_proxy_resolved_client(serve: Serve, prefix: str)
     assert httpx.get(url, headers=headers).status_code == 429
     assert httpx.get(url, headers={"X-Forwarded-For": "198.51.100.24"}).status_code == 200  # its own budget
     service.stop()
-    assert re.search(r'"message": "refused GET /client: rate_limited".*"client_address": "198.51.100.23"', service.output)
+    assert re.search(
+        r'"message": "refused GET /client: rate_limited".*"client_address": "198.51.100.23"', service.output
+    )
 
 
 ALGORITHMS = ["fixed-window", "sliding-window", "token-bucket"]

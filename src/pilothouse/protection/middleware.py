@@ -7,8 +7,8 @@ problem+json (`problem`). One layer instead of one per part: each ASGI layer is 
 closure and a frame per request, and the defaults must stay within a few percent of bare.
 
 It sits inside the runtime's in-flight layer (`Runtime.add_middleware(..., inner=True)`): a
-handler cut at its time limit is answered here and never looks like a drain drop, while a
-cancellation from the drain passes through untouched.
+handler cut at its time limit (`deadlines`) is answered here and never looks like a drain
+drop, while a cancellation from the drain passes through untouched.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import asyncio
 import logging
 
 from pilothouse.config.protection import ProtectionConfig
+from pilothouse.protection.deadlines import Deadlines
 from pilothouse.protection.errors import HeldErrorPage, UnhandledErrors
 from pilothouse.protection.headers import SecurityHeaders
 from pilothouse.protection.limits import BodyLimit, BodyTooLarge, LimitTable
@@ -36,7 +37,16 @@ _CLOSE = [(b"connection", b"close")]
 class ProtectionMiddleware:
     """Wraps the app; see the module docstring."""
 
-    __slots__ = ("_errors", "_headers", "_limits", "_proxies", "_refusals", "_timeout_status", "app")
+    __slots__ = (
+        "_deadlines",
+        "_errors",
+        "_headers",
+        "_limits",
+        "_proxies",
+        "_refusals",
+        "_timeout_status",
+        "app",
+    )
 
     def __init__(self, app: ASGIApp, config: ProtectionConfig, metrics: Metrics | None) -> None:
         self.app = app
@@ -44,6 +54,7 @@ class ProtectionMiddleware:
         self._proxies = TrustedProxies(networks) if networks else None
         self._headers = SecurityHeaders(config.headers) if config.headers.enabled else None
         self._limits = LimitTable(config.limits) if config.limits.enabled else None
+        self._deadlines = Deadlines(self._limits.shortest_time_limit) if self._limits else None
         self._timeout_status = config.limits.timeout_status
         self._errors = UnhandledErrors(metrics) if config.errors.enabled else None
         self._refusals = Refusals(metrics)
@@ -104,25 +115,18 @@ class ProtectionMiddleware:
                 receive = BodyLimit(receive, route.max_body_size).receive
             time_limit = route.time_limit
 
-        timeout = None
+        task = self._deadlines.start(time_limit) if time_limit is not None and self._deadlines else None
         try:
-            if time_limit is None:
-                await self.app(scope, receive, send_wrapper)
-            else:
-                async with (timeout := asyncio.timeout(time_limit)):
-                    await self.app(scope, receive, send_wrapper)
+            await self.app(scope, receive, send_wrapper)
         except BodyTooLarge:
             if started:
                 raise
             held = None
             await self._refusals.refuse(send_wrapper, scope, 413, "body_too_large", _CLOSE)
             return
-        except TimeoutError as exc:
-            if timeout is None or not timeout.expired():
-                if errors is None:
-                    raise
-                await self._unhandled(exc, scope, send, started, tls)
-                return
+        except asyncio.CancelledError:
+            if not self._deadlines or not self._deadlines.expired(task):
+                raise  # not ours: e.g. the drain deadline (the in-flight layer answers it)
             held = None
             if started:
                 self._refusals.count("time_limit")
@@ -138,6 +142,9 @@ class ProtectionMiddleware:
             held = None
             await self._unhandled(exc, scope, send, started, tls)
             return
+        finally:
+            if task is not None:
+                self._deadlines.finish(task)  # type: ignore[union-attr]
         if held is not None:  # the app's own 500, returned normally: its page passes untouched
             await held.flush(send)
 
