@@ -71,7 +71,8 @@ async def whoami(request: Request) -> Response:
     if principal is None:
         return JSONResponse({"subject": None})
     logging.getLogger("shop").info("serving %s", principal.subject)
-    return JSONResponse({"subject": principal.subject, "scopes": sorted(principal.scopes), "via": principal.method})
+    scopes = sorted(principal.scopes)
+    return JSONResponse({"subject": principal.subject, "scopes": scopes, "via": principal.method})
 
 
 async def stats(request: Request) -> Response:

@@ -139,7 +139,8 @@ CASES = {
         "protection.rate_limits[0].limit: -1 is invalid: Input should be greater than or equal to 1",
     ),
     "redis rate limit without a URL": (
-        GOOD_SERVICE + '[[protection.rate_limits]]\nname = "api"\nlimit = 5\nwindow = "1m"\nstorage = "redis"\n',
+        GOOD_SERVICE + '[[protection.rate_limits]]\nname = "api"\nlimit = 5\nwindow = "1m"\n'
+        'storage = "redis"\n',
         "protection.rate_limits[0]: storage = 'redis' needs redis_url",
     ),
     "CORS wildcard with credentials": (

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from tests.helpers import ROOT, ServeProcess, write_config
+from tests.helpers import ROOT, ServeProcess, eventually, write_config
 from tests.protection.conftest import BASE
 from tests.protection.jwks_server import (
     JwksServer,
@@ -61,15 +61,6 @@ def get(
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"
     return httpx.get(f"{service.app_url}{path}", headers=headers)
-
-
-def eventually(condition: Callable[[], bool], timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def test_valid_token_reaches_the_app_with_subject_and_scopes(service: ServeProcess, jwks: JwksServer) -> None:

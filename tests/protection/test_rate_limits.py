@@ -9,13 +9,14 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from pilothouse.config.protection import RateLimitConfig
 from pilothouse.protection.ratelimit_store import Counters, MemoryCounters, RedisCounters, Verdict
+from tests.helpers import eventually
 from tests.protection.conftest import Serve
 from tests.runtime.tcp_gate import TcpGate
 
@@ -28,15 +29,6 @@ def limit_config(redis_url: str | None, prefix: str, extra: str = "", limit: int
         f'[[protection.rate_limits]]\nname = "api"\npaths = ["/client"]\nlimit = {limit}\nwindow = "1m"\n'
         f'key_prefix = "{prefix}"\n{storage}{extra}'
     )
-
-
-def eventually(condition: Callable[[], bool], timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import ipaddress
 import re
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from pilothouse.config.base import Section
 from pilothouse.config.secret_ref import SecretRef, url_of
@@ -18,6 +18,30 @@ _HEADER_VALUE = re.compile(r"^[\x20-\x7e]*$")
 _PATH_PATTERN = re.compile(r"^/[\x21-\x7e]*$")
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _path_pattern(value: str) -> str:
+    if not _PATH_PATTERN.match(value):
+        raise ValueError(f"{value!r}: expected a path pattern starting with '/', e.g. '/api/*'")
+    return value
+
+
+def _positive_size(value: int) -> int:
+    if value <= 0:
+        raise ValueError("expected a size greater than 0")
+    return value
+
+
+def _positive_time(value: float) -> float:
+    if value <= 0:
+        raise ValueError("expected a time limit greater than 0s")
+    return value
+
+
+PathPattern = Annotated[str, AfterValidator(_path_pattern)]
+"""'/api/*': `*` matches any characters."""
+PositiveSize = Annotated[Size, AfterValidator(_positive_size)]
+TimeLimit = Annotated[Duration, AfterValidator(_positive_time)]
 
 
 class ErrorsConfig(Section):
@@ -57,57 +81,22 @@ class HeadersConfig(Section):
 class RouteLimits(Section):
     """Limits for requests whose path matches `path` ('*' matches any characters, '/api/*')."""
 
-    path: str
-    max_body_size: Size | None = None
-    time_limit: Duration | None = None
-
-    @field_validator("path")
-    @classmethod
-    def _path_pattern(cls, value: str) -> str:
-        if not _PATH_PATTERN.match(value):
-            raise ValueError("expected a path pattern starting with '/', e.g. '/upload/*'")
-        return value
-
-    @field_validator("max_body_size")
-    @classmethod
-    def _positive_size(cls, value: int | None) -> int | None:
-        if value is not None and value <= 0:
-            raise ValueError("expected a size greater than 0")
-        return value
-
-    @field_validator("time_limit")
-    @classmethod
-    def _positive_time(cls, value: float | None) -> float | None:
-        if value is not None and value <= 0:
-            raise ValueError("expected a time limit greater than 0s")
-        return value
+    path: PathPattern
+    max_body_size: PositiveSize | None = None
+    time_limit: TimeLimit | None = None
 
 
 class LimitsConfig(Section):
     """Request size and time limits. Generous by default: they stop abuse, not uploads."""
 
     enabled: bool = True
-    max_body_size: Size = 10 * 2**20
-    max_header_size: Size = 64 * 2**10
+    max_body_size: PositiveSize = 10 * 2**20
+    max_header_size: PositiveSize = 64 * 2**10
     max_header_count: Annotated[int, Field(ge=1, le=10_000)] = 100
-    time_limit: Duration = 60.0
+    time_limit: TimeLimit = 60.0
     timeout_status: Literal[503, 504] = 504
     routes: list[RouteLimits] = Field(default_factory=list)
     """Per-route overrides, first match wins."""
-
-    @field_validator("max_body_size", "max_header_size")
-    @classmethod
-    def _positive_size(cls, value: int) -> int:
-        if value <= 0:
-            raise ValueError("expected a size greater than 0")
-        return value
-
-    @field_validator("time_limit")
-    @classmethod
-    def _positive_time(cls, value: float) -> float:
-        if value <= 0:
-            raise ValueError("expected a time limit greater than 0s")
-        return value
 
 
 _LIMIT_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
@@ -119,7 +108,7 @@ class RateLimitConfig(Section):
     or the authenticated subject) on the paths matching `paths`. Opt-in."""
 
     name: str
-    paths: list[str] = Field(default_factory=lambda: ["/*"])
+    paths: list[PathPattern] = Field(default_factory=lambda: ["/*"])
     key: str = "client"
     limit: Annotated[int, Field(ge=1)]
     window: Duration
@@ -135,14 +124,6 @@ class RateLimitConfig(Section):
     def _name(cls, value: str) -> str:
         if not _LIMIT_NAME.match(value):
             raise ValueError("expected a lowercase name of letters, digits, '-' or '_' (max 63)")
-        return value
-
-    @field_validator("paths")
-    @classmethod
-    def _paths(cls, value: list[str]) -> list[str]:
-        for path in value:
-            if not _PATH_PATTERN.match(path):
-                raise ValueError(f"{path!r}: expected a path pattern starting with '/', e.g. '/api/*'")
         return value
 
     @field_validator("key")
@@ -178,8 +159,8 @@ class AuthConfig(Section):
     """Bearer JWT verification (keys from a JWKS URL, a file or a secret) and/or API keys from a
     secret, required on the paths matching `paths`. Opt-in."""
 
-    paths: list[str] = Field(default_factory=lambda: ["/*"])
-    public_paths: list[str] = Field(default_factory=list)
+    paths: list[PathPattern] = Field(default_factory=lambda: ["/*"])
+    public_paths: list[PathPattern] = Field(default_factory=list)
     """Exceptions inside `paths` that need no credentials (e.g. '/api/health')."""
     jwks_url: str | None = None
     key_file: str | None = None
@@ -193,26 +174,12 @@ class AuthConfig(Section):
     """How old the cached key set may get before it is fetched again (kept if the fetch fails)."""
     jwks_min_interval: Duration = 10.0
     """At most one fetch per interval for unknown `kid`s (a flood of made-up kids stays one fetch)."""
-    scopes: dict[str, list[str]] = Field(default_factory=dict)
+    scopes: dict[PathPattern, list[str]] = Field(default_factory=dict)
     """Path pattern -> scopes the token must carry (all of them), e.g. {"/admin/*" = ["admin"]}."""
     api_keys: SecretRef | None = None
     """A secret holding one API key per line, optionally 'subject:key'."""
     api_key_header: str = "X-API-Key"
     realm: str = "api"
-
-    @field_validator("paths", "public_paths")
-    @classmethod
-    def _paths(cls, value: list[str]) -> list[str]:
-        for path in value:
-            if not _PATH_PATTERN.match(path):
-                raise ValueError(f"{path!r}: expected a path pattern starting with '/', e.g. '/api/*'")
-        return value
-
-    @field_validator("scopes")
-    @classmethod
-    def _scope_paths(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
-        cls._paths(list(value))
-        return value
 
     @field_validator("algorithms")
     @classmethod
