@@ -11,6 +11,7 @@ from pilothouse.config.checks import CheckConfig
 from pilothouse.config.deploy import DeployConfig, check_deploy
 from pilothouse.config.jobs import JobsConfig
 from pilothouse.config.monitoring import MonitoringConfig
+from pilothouse.config.protection import ProtectionConfig
 from pilothouse.config.secret_ref import SecretRef
 from pilothouse.config.secrets import SecretsConfig
 from pilothouse.config.service import LifecycleConfig, OpsConfig, ProbesConfig, ServiceConfig
@@ -32,6 +33,7 @@ class Config(Section):
     slo: SloConfig = Field(default_factory=SloConfig)
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
     jobs: JobsConfig | None = None
+    protection: ProtectionConfig = Field(default_factory=ProtectionConfig)
 
     _source: Path | None = PrivateAttr(default=None)
 
