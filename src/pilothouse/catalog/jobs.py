@@ -50,7 +50,7 @@ JOB_DRAINING = MetricSpec(
     help="1 while this worker takes no new jobs (store drain flag or local shutdown), else 0.",
 )
 
-SPECS = (
+SPECS: tuple[MetricSpec, ...] = (
     JOB_RUNS,
     JOB_STEPS,
     JOB_STEP_DURATION,
@@ -60,3 +60,52 @@ SPECS = (
     JOB_RUNNING,
     JOB_DRAINING,
 )
+
+SCHEDULE_LAST_FIRE = MetricSpec(
+    name="pilothouse_job_schedule_last_fire_timestamp_seconds",
+    type="gauge",
+    help="The last slot (cron time) of a schedule that was handled (fired, forbidden or missed).",
+    labels=("schedule",),
+    unit="seconds",
+    multiprocess_mode="max",
+)
+SCHEDULE_NEXT_FIRE = MetricSpec(
+    name="pilothouse_job_schedule_next_fire_timestamp_seconds",
+    type="gauge",
+    help="When a schedule fires next.",
+    labels=("schedule",),
+    unit="seconds",
+    multiprocess_mode="max",
+)
+SCHEDULE_LAST_SUCCESS = MetricSpec(
+    name="pilothouse_job_schedule_last_success_timestamp_seconds",
+    type="gauge",
+    help="When a run of a schedule last finished ok or with a warning (its creation time before).",
+    labels=("schedule",),
+    unit="seconds",
+    multiprocess_mode="max",
+)
+SCHEDULE_SUCCESS_WINDOW = MetricSpec(
+    name="pilothouse_job_schedule_success_window_seconds",
+    type="gauge",
+    help="How old a schedule's last success may get: its longest period plus misfire_grace.",
+    labels=("schedule",),
+    unit="seconds",
+    multiprocess_mode="max",
+)
+SCHEDULE_MISSED = MetricSpec(
+    name="pilothouse_job_schedule_missed_runs",
+    type="gauge",
+    help="Slots of a schedule that did not run (too late, coalesced, or the previous run still "
+    "active), since the schedule was created (kept in the job store).",
+    labels=("schedule",),
+    multiprocess_mode="max",
+)
+SCHEDULE_SPECS = (
+    SCHEDULE_LAST_FIRE,
+    SCHEDULE_NEXT_FIRE,
+    SCHEDULE_LAST_SUCCESS,
+    SCHEDULE_SUCCESS_WINDOW,
+    SCHEDULE_MISSED,
+)
+SPECS += SCHEDULE_SPECS

@@ -84,6 +84,17 @@ def register(sub: Any) -> None:
     add_format_option(cancel)
     cancel.set_defaults(handler=run_cancel)
 
+    schedules = command(
+        actions,
+        "schedules",
+        "the [[jobs.schedules]]: next fire times, last fire, last success, missed runs",
+        "pilothouse jobs schedules --count 3",
+    )
+    schedules.add_argument("--count", type=int, default=1, help="next fire times per schedule (1-100)")
+    add_config_option(schedules)
+    add_format_option(schedules)
+    schedules.set_defaults(handler=run_schedules)
+
 
 def _add_params(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -314,11 +325,57 @@ def run_cancel(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_schedules(args: argparse.Namespace) -> int:
+    from pilothouse.jobs import cron
+    from pilothouse.jobs.registry import load_jobs
+    from pilothouse.jobs.scheduler import check_schedules
+    from pilothouse.jobs.store import open_store
+
+    if not 1 <= args.count <= 100:
+        raise ConfigError(f"--count: {args.count} is invalid: expected 1 to 100")
+    config = _config(args)
+    assert config.jobs is not None
+    check_schedules(config.jobs, load_jobs(config), config.source)
+    store = open_store(config)
+    states = {state.name: state for state in store.schedule_states()}
+    now = store.now()
+    data, rows = [], []
+    for schedule in config.jobs.schedules:
+        state = states.get(schedule.key)
+        upcoming = cron.next_fires(schedule.cron, schedule.timezone, now, args.count)
+        data.append({
+            "name": schedule.key, "job": schedule.job, "cron": schedule.cron, "timezone": schedule.timezone,
+            "scheduler": config.jobs.scheduler, "next": upcoming,
+            "state": state.as_dict() if state is not None else None,
+        })
+        rows.append((
+            schedule.key, schedule.job, schedule.cron, schedule.timezone,
+            ", ".join(_when(t, schedule.timezone) for t in upcoming),
+            _when(state.last_fire, schedule.timezone) if state else "-",
+            _when(state.last_success, schedule.timezone) if state and state.last_success else "-",
+            str(state.missed) if state else "-",
+        ))
+    header = ("SCHEDULE", "JOB", "CRON", "TIMEZONE", "NEXT", "LAST FIRE", "LAST SUCCESS", "MISSED")
+    text = _table(header, rows) if rows else "no [[jobs.schedules]] in the config"
+    if rows and config.jobs.scheduler != "worker":
+        text += f"\nfired by {config.jobs.scheduler} (generated artifacts), not by the job worker"
+    emit(args, data, text)
+    return 0
+
+
 # -- formatting ----------------------------------------------------------------------------------
 
 
 def _rc(value: int | None) -> str:
     return "-" if value is None else str(value)
+
+
+def _when(epoch: float, timezone: str) -> str:
+    import datetime
+    import zoneinfo
+
+    moment = datetime.datetime.fromtimestamp(epoch, zoneinfo.ZoneInfo(timezone))
+    return moment.isoformat(timespec="seconds")
 
 
 def _ago(now: float, then: float) -> str:

@@ -13,7 +13,8 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from pilothouse.errors import OperationError
-from pilothouse.jobs.store.sql import Run, SqlStore
+from pilothouse.jobs.store.schedules import SchedulingSql
+from pilothouse.jobs.store.sql import Run
 from pilothouse.redaction import redact
 
 
@@ -28,7 +29,7 @@ def describe_url(url: str) -> str:
     return f"postgresql://{info.get('host', 'localhost')}:{info.get('port', 5432)}/{info.get('dbname', '')}"
 
 
-class PostgresStore(SqlStore):
+class PostgresStore(SchedulingSql):
     placeholder = "%s"
 
     def __init__(self, url: str, schema: str) -> None:
@@ -49,6 +50,9 @@ class PostgresStore(SqlStore):
             "workers": f"{quoted}.job_workers",
             "control": f"{quoted}.job_control",
             "versions": f"{quoted}.job_schema_versions",
+            "leases": f"{quoted}.job_leases",
+            "schedules": f"{quoted}.job_schedules",
+            "schedule_runs": f"{quoted}.job_schedule_runs",
             "now": "extract(epoch from clock_timestamp())::double precision",
             "pk": "BIGSERIAL PRIMARY KEY",
             "real": "DOUBLE PRECISION",
