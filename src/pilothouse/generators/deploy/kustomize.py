@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pilothouse.config import Config
-from pilothouse.generators.deploy import database, facts, rollout
+from pilothouse.generators.deploy import cronjobs, database, facts, rollout
 from pilothouse.generators.deploy import kubernetes as k8s
 from pilothouse.generators.yaml import dump, dump_all
 from pilothouse.runtime.admin_auth import GENERATE
@@ -45,6 +45,9 @@ def service_objects(
     db = database.objects(config)
     if db:
         files["database.yaml"] = db
+    scheduled = cronjobs.objects(config)
+    if scheduled:
+        files["cronjobs.yaml"] = scheduled
     return files
 
 

@@ -377,6 +377,40 @@ class _Builder:
             quiet=Scenario((Series(sample, "0x{n}"),), None),
         )
 
+    def schedule_not_succeeding(self) -> Alert:
+        last = job_metrics.SCHEDULE_LAST_SUCCESS
+        window = job_metrics.SCHEDULE_SUCCESS_WINDOW
+        by = "max by (job, schedule)"
+        age = f"(time() - {by} ({selector(last, *self.m)}))"
+        expr = f"{age} > {by} ({selector(window, *self.m)})"
+        return Alert(
+            name="ScheduleNotSucceeding", severity="warning", expr=expr,
+            pending=self.pending("ScheduleNotSucceeding", 0),
+            summary=f"Schedule {{{{ $labels.schedule }}}} of {self.service} has not succeeded in its period",
+            description="No run of schedule {{ $labels.schedule }} finished ok within its longest period "
+            "plus misfire_grace.",
+            meaning="A scheduled job did not run (no worker, lease not taken, runs forbidden by a hung "
+            "previous run, missed) or it ran and failed.",
+            impact="Whatever the schedule maintains (backups, reports, cleanups) is getting stale.",
+            steps=(
+                Step("Age of the last success against the allowed window", promql=expr.replace(" > ", " / ")),
+                Step("Next and last fire, last success, missed runs", command="pilothouse jobs schedules"),
+                Step("Missed runs per schedule", promql=selector(job_metrics.SCHEDULE_MISSED, *self.m)),
+                Step("The failed runs", command="pilothouse jobs list --state finished --limit 20"),
+            ),
+            mitigation=(
+                "If runs fail, read the failed run's steps (`pilothouse jobs show <id>`), fix the cause, "
+                "then run it once by hand: `pilothouse jobs run <job>`.",
+                "If nothing fires, check that a worker runs (`pilothouse status`) and [jobs].scheduler.",
+            ),
+            firing=Scenario((Series(self.sel(last, schedule="nightly"), "0x{n}"),
+                             Series(self.sel(window, schedule="nightly"), "600x{n}")),
+                            {"job": self.job, "schedule": "nightly"}),
+            quiet=Scenario((Series(self.sel(last, schedule="nightly"), "0+60x{n}"),
+                            Series(self.sel(window, schedule="nightly"), "600x{n}")), None),
+            lead=900,
+        )
+
     def requests_dropped(self) -> Alert:
         spec = http_metrics.HTTP_SERVER_REQUESTS_DROPPED
         expr = f"increase({selector(spec, *self.m)}[1h]) > 0"
@@ -466,6 +500,8 @@ class _Builder:
         ]
         if self.config.jobs is not None:
             alerts += [self.job_failures(), self.queue_growing("jobs")]
+            if self.config.jobs.schedules:
+                alerts.append(self.schedule_not_succeeding())
         if self.config.slo.availability is not None:
             alerts += [self.burn("errors", fast=True), self.burn("errors", fast=False)]
         if self.config.slo.latency is not None:
