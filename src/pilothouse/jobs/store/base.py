@@ -187,3 +187,6 @@ class JobStore(Protocol):
         job: ScheduledJob | None,
         concurrency: str = "forbid",
     ) -> tuple[FireOutcome, int | None]: ...
+
+    # retention (jobs/store/retention.py)
+    def prune_finished(self, max_age: float | None, keep: int | None) -> int: ...
