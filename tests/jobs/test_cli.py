@@ -46,7 +46,7 @@ def test_submit_then_cancel_a_queued_job(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "code", "fragments"),
     [
-        (("jobs", "run", "nope"), 1, ("unknown job 'nope' (known: ", "pilothouse.prune-jobs", "stubborn, tick)")),
+        (("jobs", "run", "nope"), 1, ("unknown job 'nope' (known: ", "pilothouse.prune-jobs, slow")),
         (
             ("jobs", "submit", "slow", "--param", "seconds=soon"),
             2,
