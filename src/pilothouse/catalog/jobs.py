@@ -61,45 +61,33 @@ SPECS: tuple[MetricSpec, ...] = (
     JOB_DRAINING,
 )
 
-SCHEDULE_LAST_FIRE = MetricSpec(
-    name="pilothouse_job_schedule_last_fire_timestamp_seconds",
-    type="gauge",
-    help="The last slot (cron time) of a schedule that was handled (fired, forbidden or missed).",
-    labels=("schedule",),
-    unit="seconds",
-    multiprocess_mode="max",
+
+def _schedule_gauge(name: str, help_text: str, unit: str = "seconds") -> MetricSpec:
+    """A per-schedule gauge read from the job store (every replica exports the same value: max)."""
+    return MetricSpec(name=name, type="gauge", help=help_text, labels=("schedule",), unit=unit,
+                      multiprocess_mode="max")
+
+
+SCHEDULE_LAST_FIRE = _schedule_gauge(
+    "pilothouse_job_schedule_last_fire_timestamp_seconds",
+    "The last slot (cron time) of a schedule that was handled (fired, forbidden or missed).",
 )
-SCHEDULE_NEXT_FIRE = MetricSpec(
-    name="pilothouse_job_schedule_next_fire_timestamp_seconds",
-    type="gauge",
-    help="When a schedule fires next.",
-    labels=("schedule",),
-    unit="seconds",
-    multiprocess_mode="max",
+SCHEDULE_NEXT_FIRE = _schedule_gauge(
+    "pilothouse_job_schedule_next_fire_timestamp_seconds", "When a schedule fires next."
 )
-SCHEDULE_LAST_SUCCESS = MetricSpec(
-    name="pilothouse_job_schedule_last_success_timestamp_seconds",
-    type="gauge",
-    help="When a run of a schedule last finished ok or with a warning (its creation time before).",
-    labels=("schedule",),
-    unit="seconds",
-    multiprocess_mode="max",
+SCHEDULE_LAST_SUCCESS = _schedule_gauge(
+    "pilothouse_job_schedule_last_success_timestamp_seconds",
+    "When a run of a schedule last finished ok or with a warning (its creation time before).",
 )
-SCHEDULE_SUCCESS_WINDOW = MetricSpec(
-    name="pilothouse_job_schedule_success_window_seconds",
-    type="gauge",
-    help="How old a schedule's last success may get: its longest period plus misfire_grace.",
-    labels=("schedule",),
-    unit="seconds",
-    multiprocess_mode="max",
+SCHEDULE_SUCCESS_WINDOW = _schedule_gauge(
+    "pilothouse_job_schedule_success_window_seconds",
+    "How old a schedule's last success may get: its longest period plus misfire_grace.",
 )
-SCHEDULE_MISSED = MetricSpec(
-    name="pilothouse_job_schedule_missed_runs",
-    type="gauge",
-    help="Slots of a schedule that did not run (too late, coalesced, or the previous run still "
+SCHEDULE_MISSED = _schedule_gauge(
+    "pilothouse_job_schedule_missed_runs",
+    "Slots of a schedule that did not run (too late, coalesced, or the previous run still "
     "active), since the schedule was created (kept in the job store).",
-    labels=("schedule",),
-    multiprocess_mode="max",
+    unit="",
 )
 SCHEDULE_SPECS = (
     SCHEDULE_LAST_FIRE,
