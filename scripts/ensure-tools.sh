@@ -9,6 +9,7 @@ declare -A PACKAGE_FOR=(
   [wrk]=wrk
   [valgrind]=valgrind  # bench/server_instructions.py
   [systemd-analyze]=systemd
+  [restic]=restic  # pilothouse backup
 )
 missing=()
 for tool in "${!PACKAGE_FOR[@]}"; do

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pydantic import Field, PrivateAttr, model_validator
 
+from pilothouse.config.backup import BackupConfig
 from pilothouse.config.base import Section
 from pilothouse.config.checks import CheckConfig
 from pilothouse.config.deploy import DeployConfig, check_deploy
@@ -32,6 +33,7 @@ class Config(Section):
     slo: SloConfig = Field(default_factory=SloConfig)
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
     jobs: JobsConfig | None = None
+    backup: BackupConfig | None = None
 
     _source: Path | None = PrivateAttr(default=None)
 

@@ -54,4 +54,9 @@ def _prune(config: Config, max_age: float, keep: int) -> int:
 
 
 def builtin_jobs(config: Config) -> list[Job]:
-    return [prune_jobs(config)]
+    found = [prune_jobs(config)]
+    if config.backup is not None:
+        from pilothouse.backup.job import backup_job
+
+        found.append(backup_job(config))
+    return found
