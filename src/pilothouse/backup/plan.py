@@ -78,9 +78,9 @@ def back_up(
         return base | targets.backup_postgres(restic, target.name, url_of(config, target), tags, cancelled)
     if target.kind == "directory":
         assert target.path is not None
-        return base | targets.backup_paths(restic, [Path(target.path)], tags)
+        return base | targets.backup_paths(restic, [Path(target.path)], tags, cancelled)
     if target.kind == "config":
-        return base | targets.backup_paths(restic, config_paths(config, target), tags)
+        return base | targets.backup_paths(restic, config_paths(config, target), tags, cancelled)
     return base | _job_store(config, restic, target, tags, cancelled)
 
 

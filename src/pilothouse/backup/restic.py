@@ -82,6 +82,16 @@ class Restic:
         if not (Path(self.settings.repository) / "config").exists():
             self.run("init")
 
+    def preflight(self) -> None:
+        """Before a run: the binary is there and, for an existing repository, the password opens it
+        (one line now instead of a failed job later)."""
+        import shutil
+
+        if shutil.which(self.settings.restic) is None:
+            raise self.missing()
+        if (Path(self.settings.repository) / "config").exists():
+            self.run("cat", "config")
+
     def ensure_repository_exists(self) -> None:
         """Reading commands on a repository that was never written: one clear line."""
         if not (Path(self.settings.repository) / "config").exists():

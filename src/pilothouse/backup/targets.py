@@ -200,21 +200,28 @@ def tree_digest(*roots: Path) -> str:
     return sha.hexdigest()
 
 
-def backup_paths(restic: Restic, paths: list[Path], tags: str) -> Entry:
+def backup_paths(restic: Restic, paths: list[Path], tags: str, cancelled: Callable[[], bool]) -> Entry:
     started = time.monotonic()
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         raise OperationError(f"backup: {missing[0]} does not exist")
-    with tempfile.TemporaryFile() as out:
-        proc = subprocess.run(
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(
             restic.argv("backup", *map(str, paths), "--tag", tags, "--json"),
             env=restic.env,
             stdout=out,
-            stderr=subprocess.PIPE,
-            check=False,
+            stderr=err,
+            start_new_session=True,
         )
+        while proc.poll() is None:  # a cancel (drain, SIGTERM) ends restic: it writes no snapshot
+            if cancelled():
+                proc.kill()
+                proc.wait()
+                raise Cancelled("cancelled during the backup")
+            time.sleep(0.1)
         if proc.returncode != 0:
-            raise restic.failure("backup", proc.returncode, proc.stderr)
+            err.seek(0)
+            raise restic.failure("backup", proc.returncode, err.read())
         summary = _summary(out)
     return {
         "snapshot": summary["snapshot_id"],

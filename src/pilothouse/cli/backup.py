@@ -68,6 +68,7 @@ def run_backup(args: argparse.Namespace) -> int:
 
     config = load(args)
     plan.selected(config, args.only)  # an unknown target: one line, before anything runs
+    plan.restic_for(config).preflight()
     if config.jobs is None:
         raise ConfigError(f"{config.source}: [jobs] section is missing (a backup run is recorded as a job)")
     configure_logging(config)
