@@ -16,6 +16,7 @@ from pilothouse.jobs.context import StepContext
 from pilothouse.jobs.definition import ERROR, Job, Param
 
 BACKUP = "pilothouse.backup"
+RESTORE_TEST = "pilothouse.backup-restore-test"
 
 
 def backup_job(config: Config) -> Job:
@@ -72,6 +73,27 @@ def backup_job(config: Config) -> Job:
     async def forget(ctx: StepContext) -> int:
         assert config.backup is not None
         await asyncio.to_thread(plan.forget, ctx.shared["restic"], config.backup)
+        return 0
+
+    return job
+
+
+def restore_test_job(config: Config) -> Job:
+    """The restore drill as a job, so it can be scheduled and its outcome becomes a metric."""
+    job = Job(
+        RESTORE_TEST,
+        {},
+        on_lost="fail",
+        max_attempts=1,
+        description="restore the newest good backup into scratch and check it",
+    )
+
+    @job.step("restore-test")
+    async def drill(ctx: StepContext) -> int:
+        from pilothouse.backup.drills import restore_test
+
+        found = await asyncio.to_thread(restore_test, config)
+        ctx.log.info("restore test of run %s ok: RTO %.2fs", found["run"], found["rto_seconds"])
         return 0
 
     return job

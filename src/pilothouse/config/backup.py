@@ -13,6 +13,7 @@ from pydantic import Field, field_validator, model_validator
 
 from pilothouse.config.base import Section
 from pilothouse.config.secret_ref import SecretRef, url_of
+from pilothouse.durations import Duration
 
 _NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$")
 Keep = Annotated[int, Field(ge=0, le=1000)]
@@ -58,6 +59,7 @@ class BackupConfig(Section):
     keep_weekly: Keep = 4
     keep_monthly: Keep = 6
     verify_subset: str = Field(default="5%", description="restic check --read-data-subset")
+    alert_after: Duration = Field(default=93600.0, description="BackupTooOld fires past this age (26h)")
     targets: list[BackupTarget] = Field(default_factory=list)
 
     @field_validator("repository")

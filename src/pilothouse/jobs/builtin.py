@@ -56,7 +56,7 @@ def _prune(config: Config, max_age: float, keep: int) -> int:
 def builtin_jobs(config: Config) -> list[Job]:
     found = [prune_jobs(config)]
     if config.backup is not None:
-        from pilothouse.backup.job import backup_job
+        from pilothouse.backup.job import backup_job, restore_test_job
 
-        found.append(backup_job(config))
+        found += [backup_job(config), restore_test_job(config)]
     return found

@@ -17,6 +17,7 @@ import socket
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from pilothouse.backup.metrics import publish as publish_backup_metrics
 from pilothouse.catalog import jobs as job_metrics
 from pilothouse.config.jobs import JobsConfig
 from pilothouse.errors import OperationError
@@ -184,6 +185,7 @@ class Worker:
                         count_run(self.metrics, found.name, "lost", ABEND_RC)
                 counts = await self._call(self.store.counts)
                 self.metrics.get(job_metrics.JOB_QUEUE_DEPTH).set(counts["queued"])
+                await self._call(publish_backup_metrics, self.store, self.registry, self.metrics)
             except Exception as exc:
                 log.warning("job store unavailable (heartbeat): %s", exc)
             await asyncio.sleep(self.settings.heartbeat_interval)

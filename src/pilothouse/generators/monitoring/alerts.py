@@ -13,6 +13,7 @@ from typing import Literal
 
 from pilothouse.catalog import MetricSpec
 from pilothouse.catalog import app as app_metrics
+from pilothouse.catalog import backup as backup_metrics
 from pilothouse.catalog import http as http_metrics
 from pilothouse.catalog import jobs as job_metrics
 from pilothouse.catalog import lifecycle as lifecycle_metrics
@@ -411,6 +412,57 @@ class _Builder:
             lead=900,
         )
 
+    def backup_too_old(self) -> Alert:
+        assert self.config.backup is not None
+        limit = self.config.backup.alert_after
+        spec = backup_metrics.BACKUP_LAST_SUCCESS
+        age = f"time() - max by (job, target) ({selector(spec, *self.m)})"
+        return Alert(
+            name="BackupTooOld", severity="critical", expr=f"{age} > {limit:g}",
+            pending=self.pending("BackupTooOld", 0),
+            summary=f"No good backup of {{{{ $labels.target }}}} ({self.service}) in "
+            f"{format_duration(limit)}",
+            description="The newest complete backup run (manifest written) that saved target "
+            f"{{{{ $labels.target }}}} is older than {format_duration(limit)} ([backup].alert_after).",
+            meaning="Backups are failing or not running: the recovery point keeps moving back.",
+            impact="A disaster now would lose everything written since the last good backup.",
+            steps=(
+                Step("Age of the last good backup per target", promql=age),
+                Step("The backup runs and their failed steps",
+                     command="pilothouse jobs list --state finished"),
+                Step("Is the backup scheduled and firing", command="pilothouse jobs schedules"),
+                Step("Run one now and read its steps", command="pilothouse backup run"),
+            ),
+            mitigation=("Fix the failing step (repository reachable, password, disk, database) and run "
+                        "`pilothouse backup run`; then `pilothouse backup verify`.",),
+            firing=Scenario((Series(self.sel(spec, target="db"), "0x{n}"),),
+                            {"job": self.job, "target": "db"}),
+            quiet=Scenario((Series(self.sel(spec, target="db"), "0+60x{n}"),), None),
+            lead=limit + 600,
+        )
+
+    def restore_test_failing(self) -> Alert:
+        spec = backup_metrics.RESTORE_TEST_FAILING
+        expr = f"max by (job) ({selector(spec, *self.m)}) == 1"
+        return Alert(
+            name="RestoreTestFailing", severity="warning", expr=expr,
+            pending=self.pending("RestoreTestFailing", 0),
+            summary=f"The restore test of {self.service} is failing",
+            description="The newest pilothouse.backup-restore-test run did not end ok: the latest "
+            "backup could not be restored into scratch or did not match its manifest.",
+            meaning="The backups may not be restorable.",
+            impact="Until fixed, a restore in a disaster may fail or restore wrong data.",
+            steps=(
+                Step("The failed drill and its error", command="pilothouse jobs list --state finished"),
+                Step("Run the drill by hand", command="pilothouse backup restore-test"),
+                Step("Check the repository", command="pilothouse backup verify"),
+            ),
+            mitigation=("Fix the cause (a damaged repository: restore it from the offsite copy; a "
+                        "checksum mismatch: take a new backup now), then rerun the drill.",),
+            firing=Scenario((Series(self.sel(spec), "1x{n}"),), {"job": self.job}),
+            quiet=Scenario((Series(self.sel(spec), "0x{n}"),), None),
+        )
+
     def requests_dropped(self) -> Alert:
         spec = http_metrics.HTTP_SERVER_REQUESTS_DROPPED
         expr = f"increase({selector(spec, *self.m)}[1h]) > 0"
@@ -502,6 +554,8 @@ class _Builder:
             alerts += [self.job_failures(), self.queue_growing("jobs")]
             if self.config.jobs.schedules:
                 alerts.append(self.schedule_not_succeeding())
+            if self.config.backup is not None:
+                alerts += [self.backup_too_old(), self.restore_test_failing()]
         if self.config.slo.availability is not None:
             alerts += [self.burn("errors", fast=True), self.burn("errors", fast=False)]
         if self.config.slo.latency is not None:

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from pilothouse.errors import OperationError
-from pilothouse.jobs.store.retention import RetentionSql
+from pilothouse.jobs.store.history import HistorySql
 from pilothouse.jobs.store.sql import Run
 from pilothouse.redaction import redact
 
@@ -29,7 +29,7 @@ def describe_url(url: str) -> str:
     return f"postgresql://{info.get('host', 'localhost')}:{info.get('port', 5432)}/{info.get('dbname', '')}"
 
 
-class PostgresStore(RetentionSql):
+class PostgresStore(HistorySql):
     placeholder = "%s"
 
     def __init__(self, url: str, schema: str) -> None:

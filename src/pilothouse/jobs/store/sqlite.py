@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from pilothouse.errors import OperationError
-from pilothouse.jobs.store.retention import RetentionSql
+from pilothouse.jobs.store.history import HistorySql
 from pilothouse.jobs.store.sql import Run
 
 
-class SqliteStore(RetentionSql):
+class SqliteStore(HistorySql):
     tokens = {
         "jobs": "jobs",
         "steps": "job_steps",
