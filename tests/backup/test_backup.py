@@ -12,6 +12,7 @@ import subprocess
 from pathlib import Path
 
 import psycopg
+import pytest
 
 from pilothouse.backup.targets import table_sums, tree_digest
 from tests.backup.conftest import ENV, PASSWORD, Service, config_text
@@ -154,3 +155,26 @@ def test_sigterm_leaves_no_good_run_and_the_next_run_succeeds(service: Service) 
     again = backup(service, "run")
     assert again.returncode == 0, again.stderr
     assert backup(service, "verify").returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("change", "fragment"),
+    [
+        (
+            (
+                'password = { secret = "backup.password", env = "BACKUP_TEST_PASSWORD" }',
+                'password = "hunter2hunter2"',
+            ),
+            "backup.password",
+        ),
+        (('repository = "', 'repository = "relative/'), "backup.repository"),
+        (('name = "files"', 'name = "db"'), "backup target names must be unique; repeated: db"),
+        (('kind = "directory"\npath = "', 'kind = "directory"\npath = "rel/'), "needs an absolute `path`"),
+        (('verify_subset = "100%"', 'verify_subset = "100%"\nkeep_daily = -1'), "backup.keep_daily"),
+    ],
+)
+def test_bad_backup_config_is_one_line(service: Service, change: tuple[str, str], fragment: str) -> None:
+    text = service.config.read_text()
+    assert change[0] in text
+    service.config.write_text(text.replace(change[0], change[1], 1))
+    one_error(backup(service, "verify"), 2, str(service.config), fragment)
