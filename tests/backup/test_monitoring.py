@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 from prometheus_client import generate_latest
@@ -31,6 +32,12 @@ def _values(service: Service) -> dict[str, float]:
     return found
 
 
+def _drill(service: Service) -> subprocess.CompletedProcess[str]:
+    """The restore drill as a recorded job (what a schedule runs)."""
+    args = ("jobs", "run", "pilothouse.backup-restore-test", "-c", str(service.config))
+    return run_cli(*args, env=ENV, cwd=service.config.parent)
+
+
 def test_metrics_follow_runs_recorded_in_the_store(service: Service) -> None:
     never = _values(service)
     assert never['pilothouse_backup_last_success_timestamp_seconds{target="db"}'] == 0
@@ -38,15 +45,7 @@ def test_metrics_follow_runs_recorded_in_the_store(service: Service) -> None:
         run_cli("backup", "run", "-c", str(service.config), env=ENV, cwd=service.config.parent).returncode
         == 0
     )
-    drill = run_cli(
-        "jobs",
-        "run",
-        "pilothouse.backup-restore-test",
-        "-c",
-        str(service.config),
-        env=ENV,
-        cwd=service.config.parent,
-    )
+    drill = _drill(service)
     assert drill.returncode == 0, drill.stderr
     ok = _values(service)
     for target in ("db", "files", "jobs", "conf"):
@@ -54,15 +53,7 @@ def test_metrics_follow_runs_recorded_in_the_store(service: Service) -> None:
     assert ok["pilothouse_backup_restore_test_failing"] == 0
     assert ok["pilothouse_backup_restore_test_last_success_timestamp_seconds"] > 0
     shutil.rmtree(service.repo / "snapshots")  # the repository lost its snapshots
-    failed = run_cli(
-        "jobs",
-        "run",
-        "pilothouse.backup-restore-test",
-        "-c",
-        str(service.config),
-        env=ENV,
-        cwd=service.config.parent,
-    )
+    failed = _drill(service)
     assert failed.returncode == 1
     assert _values(service)["pilothouse_backup_restore_test_failing"] == 1
 
