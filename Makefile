@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 DEMO_TOKEN_FILE := examples/shop/.demo-admin-token
 DEMO_ENV := PILOTHOUSE_SERVICE__HOST=127.0.0.1 PILOTHOUSE_OPS__HOST=127.0.0.1 SHOP_ADMIN_TOKEN=$${SHOP_ADMIN_TOKEN:-$$(cat $(DEMO_TOKEN_FILE))}
 
-.PHONY: demo test venv services tools lint typecheck pytest bench clean
+.PHONY: demo test test-latest venv services tools lint typecheck pytest bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || python3 -m venv $(VENV)
@@ -57,11 +57,27 @@ typecheck: venv
 pytest: venv services tools $(CHECKOV)
 	$(BIN)/pytest
 
-test: venv services tools lint typecheck pytest
+test: venv services tools lint typecheck pytest test-latest
+
+## pyproject.toml has lower bounds only, and the telemetry fast path leans on OpenTelemetry SDK
+## internals: the tests of what the host frameworks and the SDK touch run again against their
+## newest releases, resolved afresh on every run in a venv of their own (.venv keeps what it was
+## built with). The versions tested are printed first.
+LATEST_VENV := .venv-latest
+LATEST_PACKAGES := starlette fastapi uvicorn opentelemetry-api opentelemetry-sdk \
+	opentelemetry-exporter-otlp-proto-http opentelemetry-exporter-otlp-proto-grpc
+LATEST_TESTS := tests/telemetry tests/runtime tests/jobs/test_every_way.py tests/jobs/test_telemetry.py
+test-latest: services tools
+	@test -x $(LATEST_VENV)/bin/python || python3 -m venv $(LATEST_VENV)
+	$(LATEST_VENV)/bin/pip install -q -U pip
+	$(LATEST_VENV)/bin/pip install -q -U -e '.[dev]' $(LATEST_PACKAGES)
+	@$(LATEST_VENV)/bin/python -c 'import sys; from importlib.metadata import version; \
+		print("test-latest:", ", ".join(f"{p} {version(p)}" for p in sys.argv[1:]))' $(LATEST_PACKAGES)
+	$(LATEST_VENV)/bin/pytest -q -p no:cacheprovider $(LATEST_TESTS)
 
 bench: venv services tools
 	$(BIN)/pip install -q -e '.[dev,bench]'
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(LATEST_VENV) .pytest_cache .mypy_cache .ruff_cache

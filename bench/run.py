@@ -11,7 +11,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-BENCHMARKS = ("bench.middleware_cost", "bench.server_instructions", "bench.http_overhead", "bench.jobs")
+BENCHMARKS = (
+    "bench.middleware_cost",
+    "bench.server_instructions",
+    "bench.http_overhead",
+    "bench.jobs",
+    "bench.image",
+)
 
 
 def main() -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -63,13 +64,18 @@ class ServeProcess:
         env: dict[str, str] | None = None,
         cwd: Path | None = None,
         args: tuple[str, ...] = (),
+        nofile: int | None = None,
+        command: tuple[str, ...] = ("serve",),
     ) -> None:
+        """`nofile` lowers the process's open-file limit (soft and hard), to exhaust it cheaply;
+        `command` runs another process kind with an ops port (`("jobs", "worker")`)."""
+        self.nofile = nofile
         # Ports the caller did not fix are picked here and picked again when another process
         # takes one between the pick and serve's bind (see `start`).
         self._fixed_app_port, self._fixed_ops_port = app_port, ops_port
         self._extra_env = env or {}
         self._pick_ports()
-        self.cmd = [*PILOTHOUSE, "serve", "--config", str(config), *args]
+        self.cmd = [*PILOTHOUSE, *command, "--config", str(config), *args]
         self.cwd = cwd or config.parent
         self.proc: subprocess.Popen[str] | None = None
         # Output goes to a file, not a pipe: a pipe nobody reads fills at 64 KiB and blocks the
@@ -91,6 +97,19 @@ class ServeProcess:
     def ops_url(self) -> str:
         return f"http://127.0.0.1:{self.ops_port}"
 
+    def launch(self) -> subprocess.Popen[str]:
+        """Start the process without waiting for it."""
+        self.proc = subprocess.Popen(
+            self.cmd,
+            cwd=self.cwd,
+            env=self.env,
+            text=True,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=self._limit_files if self.nofile else None,
+        )
+        return self.proc
+
     def _pick_ports(self) -> None:
         self.app_port = self._fixed_app_port or free_port()
         self.ops_port = self._fixed_ops_port or free_port()
@@ -111,7 +130,7 @@ class ServeProcess:
         process answers our probe. Both are collisions: new ports, another try.
         """
         tries = 1 if self._fixed_app_port and self._fixed_ops_port else 5
-        for _ in range(tries):
+        for _ in range(tries):  # a port the caller fixed that is taken fails at once (see below)
             if self._start_once(wait_ready, timeout):
                 return self
             self._pick_ports()
@@ -121,13 +140,12 @@ class ServeProcess:
         """True when this process serves its ports; False on a port collision; raises otherwise."""
         self._log.seek(0)
         self._log.truncate()
-        self.proc = subprocess.Popen(
-            self.cmd, cwd=self.cwd, env=self.env, text=True, stdout=self._log, stderr=subprocess.STDOUT
-        )
+        self.launch()
+        assert self.proc is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                if "Address already in use" in self.output:
+                if "Address already in use" in self.output and not self._fixed_port_taken():
                     return False
                 raise RuntimeError(f"serve exited with {self.proc.returncode}:\n{self.output}")
             try:
@@ -145,6 +163,11 @@ class ServeProcess:
         self.stop()
         raise RuntimeError(f"serve did not start within {timeout}s:\n{self.output}")
 
+    def _fixed_port_taken(self) -> bool:
+        """Whether the port serve could not bind is one the caller chose (theirs to see fail)."""
+        fixed = (p for p in (self._fixed_app_port, self._fixed_ops_port) if p)
+        return any(f"127.0.0.1:{port} " in self.output for port in fixed)
+
     def _serves_itself(self) -> bool:
         """Whether the ops port that answered is this process's own (its /status names its pid)."""
         assert self.proc is not None
@@ -153,6 +176,10 @@ class ServeProcess:
         except (httpx.HTTPError, ValueError):
             return self.proc.poll() is None
         return bool(pid == self.proc.pid)
+
+    def _limit_files(self) -> None:
+        assert self.nofile is not None
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.nofile, self.nofile))
 
     def signal(self, sig: int = signal.SIGTERM) -> None:
         assert self.proc is not None

@@ -54,3 +54,10 @@ def test_fixed_ports_that_are_taken_fail_clearly(taken: socket.socket, tmp_path:
     server = ServeProcess(config, app_port=port, ops_port=helpers.free_port(), cwd=helpers.ROOT)
     with pytest.raises(RuntimeError, match="Address already in use"):
         server.start()
+
+
+def test_a_fixed_port_that_is_taken_fails_at_once(taken: socket.socket, tmp_path: Path) -> None:
+    """Only the ops port is picked here; the app port the caller chose is taken: no retry."""
+    server = ServeProcess(write_config(tmp_path, CONFIG), app_port=taken.getsockname()[1], cwd=helpers.ROOT)
+    with pytest.raises(RuntimeError, match="serve exited with 1"):
+        server.start()

@@ -101,6 +101,22 @@ CASES = {
         GOOD_SERVICE + '[[checks]]\nname = "db"\nkind = "postgres"\nurl = { secret = "DB URL" }\n',
         "checks[0].url.secret: 'DB URL' is invalid: expected a dotted lowercase secret name",
     ),
+    "zero header timeout": (
+        GOOD_SERVICE + 'header_timeout = "0s"\n',
+        "service.header_timeout: '0s' is invalid: expected a duration greater than 0s",
+    ),
+    "zero idle timeout on the ops port": (
+        GOOD_SERVICE + '[ops]\nidle_timeout = "0s"\n',
+        "ops.idle_timeout: '0s' is invalid: expected a duration greater than 0s",
+    ),
+    "no connections allowed": (
+        GOOD_SERVICE + "max_connections = 0\n",
+        "service.max_connections: 0 is invalid: Input should be greater than or equal to 1",
+    ),
+    "store timeout below a second": (
+        GOOD_SERVICE + '[jobs]\nstore_timeout = "500ms"\n',
+        "jobs: store_timeout must be at least 1s",
+    ),
 }
 
 

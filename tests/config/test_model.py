@@ -51,7 +51,8 @@ def test_grace_period_is_derived_from_lifecycle() -> None:
         }
     )
     assert config.lifecycle.shutdown_budget == 28
-    assert config.lifecycle.termination_grace_period_seconds == 33
+    assert config.lifecycle.stop_timeout_seconds == 33
+    assert config.lifecycle.pod_grace_period_seconds == 5 + 33
 
 
 def test_secret_refs_are_collected() -> None:

@@ -58,3 +58,25 @@ def test_shop_on_postgres(tmp_path: Path, postgres_url: str, shop_schema: str) -
     exercise(ServeProcess(SHOP_DIR / "pilothouse.toml", env=env).start())
     with psycopg.connect(url) as conn:
         assert conn.execute("SELECT count(*) FROM orders").fetchone() == (1,)
+
+
+def test_the_shop_jobs_worker_loads_the_apps_checks(tmp_path: Path) -> None:
+    """`pilothouse jobs worker` on the demo shop's real config used to exit 2 ("no function
+    registered with @pilothouse.check('database')"): it built the checks without importing the
+    app module that registers them. Now it imports the app and runs its lifespan, as serve does,
+    so the database check passes against the store the app opened."""
+    env = {
+        "SHOP_SQLITE_PATH": str(tmp_path / "shop.sqlite3"),
+        "PILOTHOUSE_JOBS__PATH": str(tmp_path / "jobs.db"),
+        "PILOTHOUSE_LIFECYCLE__PRE_STOP_DELAY": "0s",
+    }
+    worker = ServeProcess(SHOP_DIR / "pilothouse.toml", env=env, command=("jobs", "worker")).start()
+    try:
+        ready = httpx.get(f"{worker.ops_url}/ready").json()
+        assert ready["checks"]["database"]["status"] == "pass", ready
+        assert ready["checks"]["jobs"] == {**ready["checks"]["jobs"], "status": "pass", "critical": True}
+        worker.signal(signal.SIGTERM)
+        assert worker.wait(timeout=30) == 0, worker.output
+    finally:
+        worker.stop()
+    assert "Traceback" not in worker.output

@@ -69,3 +69,17 @@ async def hold(ctx: StepContext) -> None:
     mark(ctx, "start")
     await ctx.run("sh", "-c", f"echo $$ > {ctx.params['pidfile']}; exec sleep 30")
     mark(ctx, "done")
+
+
+secretive = job("secretive")
+
+
+@secretive.step()
+def read_secret(ctx: StepContext) -> int:
+    """Reads the live secret `db.url` (marks whether it matches $EXPECTED_DB_URL, never the
+    value) and ends with RC 12: the mainframe-style reference's error case."""
+    from pilothouse.secrets import live
+
+    value = live("db.url").reveal()
+    mark(ctx, "secret-ok" if value == os.environ["EXPECTED_DB_URL"] else "secret-wrong")
+    return 12

@@ -46,7 +46,12 @@ def test_submit_then_cancel_a_queued_job(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "code", "fragments"),
     [
-        (("jobs", "run", "nope"), 1, ("unknown job 'nope' (known: ", "pilothouse.prune-jobs, slow")),
+        (
+            ("jobs", "run", "nope"),
+            1,
+            ("unknown job 'nope' (known: fragile, gated, pilothouse.prune-jobs, secretive, slow, stubborn, "
+             "tick)",),
+        ),
         (
             ("jobs", "submit", "slow", "--param", "seconds=soon"),
             2,
@@ -97,3 +102,23 @@ def test_jobs_commands_need_a_jobs_section(tmp_path: Path) -> None:
     path = write_config(tmp_path, '[service]\nname = "x"\n')
     for args in (("jobs", "list"), ("status",), ("drain",)):
         one_error(run_cli(*args, "-c", str(path)), 2, "[jobs] section is missing")
+
+
+def test_jobs_run_loads_what_the_app_registers(tmp_path: Path) -> None:
+    """`jobs run` imports `[service].app` like serve and the worker do: a step sees the check the
+    app module registers (before, only `[jobs].module` was imported and this step failed)."""
+    (tmp_path / "regapp.py").write_text(
+        "import pilothouse\n\n\n@pilothouse.check('database')\ndef database() -> None:\n    pass\n\n\n"
+        "async def app(scope, receive, send):\n    pass\n"
+    )
+    (tmp_path / "regjobs.py").write_text(
+        "from pilothouse.jobs import StepContext, job\nfrom pilothouse.runtime.checks import python\n\n"
+        "probe = job('probe')\n\n\n@probe.step()\ndef registered(ctx: StepContext) -> None:\n"
+        "    assert 'database' in python._registry, 'the app module was not imported'\n"
+    )
+    path = write_config(
+        tmp_path,
+        '[service]\nname = "reg"\napp = "regapp:app"\n[jobs]\nmodule = "regjobs"\npath = "jobs.sqlite3"\n',
+    )
+    result = run_cli("jobs", "run", "probe", "-c", str(path), cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr

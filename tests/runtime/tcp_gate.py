@@ -1,7 +1,9 @@
 """A TCP forwarder the tests control, to make a real dependency disappear and come back.
 
 Modes: "forward" (relay to the target), "closed" (nothing listens: connection refused),
-"blackhole" (the port listens but never accepts or answers: drivers hang until their timeout).
+"blackhole" (the port listens but never accepts or answers: drivers hang until their timeout),
+"frozen" (like a stopped server process: connections stay open, and new ones are accepted, but
+nothing is relayed or answered any more).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import socket
 import threading
 from typing import Literal
 
-Mode = Literal["forward", "closed", "blackhole"]
+Mode = Literal["forward", "closed", "blackhole", "frozen"]
 
 
 class TcpGate:
@@ -27,6 +29,9 @@ class TcpGate:
         self.mode: Mode = "closed"
 
     def set(self, mode: Mode) -> None:
+        if mode == "frozen":
+            self.mode = mode  # the pipes and the accept loop read it and go silent
+            return
         self._close_listener()
         for conn in self._conns:
             conn.close()
@@ -49,6 +54,9 @@ class TcpGate:
                 client, _ = listener.accept()
             except OSError:
                 return
+            if self.mode == "frozen":
+                self._conns.append(client)  # accepted, never answered
+                continue
             try:
                 upstream = socket.create_connection(self.target, timeout=5)
             except OSError:
@@ -58,11 +66,11 @@ class TcpGate:
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
 
-    @staticmethod
-    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
         try:
             while data := src.recv(65536):
-                dst.sendall(data)
+                if self.mode != "frozen":
+                    dst.sendall(data)
         except OSError:
             pass
         finally:

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from pilothouse.config import load_config
 from tests.helpers import ROOT, ServeProcess, write_config
 from tests.runtime.tcp_gate import TcpGate
 
@@ -268,3 +269,29 @@ def test_a_startup_that_never_finishes_is_an_error(tmp_path: Path) -> None:
     assert ready_status(server) == 503  # liveness answers, readiness says starting
     assert server.wait(timeout=10) == 1
     assert "the app did not finish starting within 1s" in server.output
+
+
+def test_sigterm_during_a_slow_startup_exits_within_the_budget(tmp_path: Path) -> None:
+    """A 20 s app startup, budget 2 + 4 + 1 = 7 s: SIGTERM cancels the startup (it used to run to
+    its end, 20.3 s) and the process exits 0 within the budget."""
+    path = config(tmp_path, pre_stop="2s", drain="4s")
+    budget = load_config(path).lifecycle.shutdown_budget
+    assert budget == 7
+    server = ServeProcess(path, cwd=ROOT, env={"STARTUP_DELAY": "20"}).start(wait_ready=False)
+    assert httpx.get(f"{server.ops_url}/startup").status_code == 503  # still starting
+    server.signal(signal.SIGTERM)
+    assert server.wait(timeout=budget) == 0, server.output
+    assert "startup cancelled: a shutdown signal arrived" in server.output
+    assert "Traceback" not in server.output and "lifespan' protocol appears unsupported" not in server.output
+
+
+def test_a_shutdown_stuck_in_the_app_is_cut_at_the_hard_exit(tmp_path: Path) -> None:
+    """The app's lifespan shutdown blocks the event loop for 60 s: the process still exits, with
+    status 1 and one line, 3 s past its budget (inside the grace period's 5 s margin)."""
+    path = config(tmp_path, pre_stop="0s", drain="1s")
+    lifecycle = load_config(path).lifecycle
+    assert lifecycle.hard_exit_after < lifecycle.stop_timeout_seconds
+    server = ServeProcess(path, cwd=ROOT, env={"SHUTDOWN_BLOCK": "60"}).start()
+    server.signal(signal.SIGTERM)
+    assert server.wait(timeout=lifecycle.stop_timeout_seconds) == 1
+    assert f"shutdown did not finish within {lifecycle.hard_exit_after:g}s of the signal" in server.output

@@ -45,11 +45,15 @@ def workdir() -> Iterator[Path]:
 
 def test_check_prints_source_and_age_never_the_value(workdir: Path) -> None:
     SecretVolume(workdir / "mnt", "db", {"url": "postgresql://app:cli-pass-1@db/shop"})
+    # Written an hour ago (the age is whole hours from then on): "0s" or "1s" would depend on
+    # how fast this machine runs the command.
+    hour_ago = time.time() - 3660
+    os.utime(workdir / "mnt" / "db" / "url", (hour_ago, hour_ago))
     config = write_config(workdir, CONFIG.format(mount=workdir / "mnt"))
     result = run_cli("secrets", "check", "--config", str(config), env={"SHOP_DB_PASSWORD": "env-pass-2"})
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [
-        f"ok       db.url: kubernetes {workdir}/mnt/db/url (age 0s)",
+        f"ok       db.url: kubernetes {workdir}/mnt/db/url (age 1h)",
         "ok       db.password: env $SHOP_DB_PASSWORD (age unknown)",
         f"unset    feature.flag-key (optional): looked in kubernetes {workdir}/mnt/feature/flag-key, "
         "env SHOP_FEATURE_FLAG_KEY",

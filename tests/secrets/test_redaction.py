@@ -49,7 +49,7 @@ critical = false
 
 [secrets]
 sources = ["kubernetes", "env", "file"]
-mount_dir = "secrets"
+mount_dir = "{mount}"
 file = "dev.env"
 watch_interval = "200ms"
 declare = [{ secret = "payments.token" }]
@@ -96,7 +96,8 @@ def test_no_secret_value_anywhere(tmp_path: Path) -> None:
     dev_env.write_text(f"SHOP_PAYMENTS_TOKEN={PAYMENTS_TOKEN}\n")
     dev_env.chmod(0o600)
     config = tmp_path / "pilothouse.toml"
-    config.write_text((SHOP_DIR / "pilothouse.toml").read_text() + EXTRA)
+    extra = EXTRA.replace("{mount}", str(tmp_path / "secrets"))
+    config.write_text((SHOP_DIR / "pilothouse.toml").read_text() + extra)
     env = {
         **os.environ,
         "PYTHONPATH": f"{ROOT}{os.pathsep}{SHOP_DIR}",

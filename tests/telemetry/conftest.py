@@ -28,6 +28,9 @@ pre_stop_delay = "0s"
 drain_timeout = "5s"
 flush_timeout = "5s"
 
+[monitoring]
+helpers = ["unit_of_work", "command"]   # what demo_app calls
+
 [telemetry]
 {telemetry}
 {extra}

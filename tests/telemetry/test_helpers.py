@@ -94,3 +94,19 @@ async def test_units_and_commands_count_outcomes(metrics: Metrics) -> None:
     assert value(body, "pilothouse_unit_of_work_duration_seconds_count", unit="import") == 3
     for name, result in (("LINK", "BUSY"), ("LINK", "ok"), ("SEND", "error")):
         assert value(body, "pilothouse_command_duration_seconds_count", command=name, result=result) == 1
+
+
+def test_an_undeclared_helper_is_named_once(caplog: pytest.LogCaptureFixture) -> None:
+    """A helper missing from [monitoring].helpers has no generated panel or alert: say so, once."""
+    previous = state._metrics
+    try:
+        state.bind(Metrics(), "correlation_id", frozenset({"queue_depth"}))
+        with caplog.at_level("WARNING", logger="pilothouse.telemetry"):
+            queue_depth("declared", lambda: 1.0)
+            for _ in range(3):
+                with unit_of_work("undeclared"):
+                    pass
+        warnings = [r.getMessage() for r in caplog.records]
+        assert len(warnings) == 1 and "'unit_of_work'" in warnings[0], warnings
+    finally:
+        state.bind(previous or Metrics(), "correlation_id")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import signal
 from collections.abc import Callable
@@ -75,3 +76,23 @@ def test_text_format_access_log_off_and_secrets_redacted(
 )
 def test_timestamps_are_utc_milliseconds(created: float, expected: str) -> None:
     assert JsonFormatter("svc")._timestamp(created) == expected
+
+
+def test_no_ansi_escape_codes_in_json_lines() -> None:
+    """uvicorn logs `extra={"color_message": ...}` (its message with ANSI colours, for its own
+    terminal formatter); a JSON line carries neither that copy nor escape codes in any string."""
+    record = logging.makeLogRecord(
+        {
+            "name": "uvicorn.error",
+            "msg": "Started server process [\x1b[36m%d\x1b[0m]",
+            "args": (42,),
+            "color_message": "Started server process [\x1b[36m%d\x1b[0m]",
+            "worker": "\x1b[1mw1\x1b[0m",
+        }
+    )
+    line = JsonFormatter("svc").format(record)
+    assert "\x1b" not in line and "\\u001b" not in line
+    doc = json.loads(line)
+    assert doc["message"] == "Started server process [42]"
+    assert doc["worker"] == "w1"
+    assert "color_message" not in doc

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
+from prometheus_client import Counter
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -15,6 +16,9 @@ import pilothouse
 from shop.db import OutOfStock, Store, store_from_env
 
 store: Store = store_from_env()
+# The shop's own metric, registered the ordinary way; Pilothouse serves it on the ops /metrics and
+# [[monitoring.metrics]] in pilothouse.toml gives it a panel.
+ORDERS = Counter("shop_orders_total", "Orders by outcome (placed, out_of_stock).", ["outcome"])
 
 
 async def index(request: Request) -> JSONResponse:
@@ -43,7 +47,9 @@ async def create_order(request: Request) -> JSONResponse:
     try:
         order = await store.order(sku, quantity)
     except OutOfStock:
+        ORDERS.labels("out_of_stock").inc()
         return JSONResponse({"error": f"not enough '{sku}' in stock"}, status_code=409)
+    ORDERS.labels("placed").inc()
     return JSONResponse(order, status_code=201)
 
 

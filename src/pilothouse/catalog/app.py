@@ -56,6 +56,15 @@ POOL_UTILIZATION = MetricSpec(
     unit="ratio",
 )
 
+HELPERS: dict[str, tuple[MetricSpec, ...]] = {
+    "unit_of_work": (UNIT_OF_WORK_EXECUTIONS, UNIT_OF_WORK_DURATION),
+    "command": (COMMAND_DURATION,),
+    "queue_depth": (QUEUE_DEPTH,),
+    "watch_pool": (POOL_CONNECTIONS_IN_USE, POOL_CONNECTIONS_MAX, POOL_UTILIZATION),
+}
+"""Which `pilothouse.telemetry` helper emits which metrics: a service lists the helpers it calls
+in `[monitoring].helpers`, and only their panels and alerts are generated."""
+
 SPECS = (
     UNIT_OF_WORK_EXECUTIONS,
     UNIT_OF_WORK_DURATION,

@@ -31,7 +31,7 @@ JOB_RETURN_CODE = MetricSpec(
 JOB_ERRORS = MetricSpec(
     name="pilothouse_job_errors",
     type="counter",
-    help="Step attempts that abended or timed out, including attempts that were retried.",
+    help="Step attempts that failed: RC 8 or more, abend or timeout (retried attempts included).",
     labels=("job",),
 )
 JOB_QUEUE_DEPTH = MetricSpec(

@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from pilothouse.cli._common import add_config_option, add_format_option, command, emit, load
+from pilothouse.config.model import Config
 from pilothouse.errors import ConfigError, OperationError
 
 
@@ -61,21 +62,25 @@ def run_backup(args: argparse.Namespace) -> int:
     from pilothouse.backup import plan
     from pilothouse.backup.job import BACKUP
     from pilothouse.cli.jobs import _report, _run_here
-    from pilothouse.jobs.registry import load_jobs
-    from pilothouse.jobs.store import open_store
+    from pilothouse.jobs.registry import Registry, load_jobs
+    from pilothouse.jobs.standalone import one_job_runtime
+    from pilothouse.jobs.store import JobStore, open_store
     from pilothouse.jobs.submit import submit
-    from pilothouse.telemetry.logs import configure_logging
 
     config = load(args)
     plan.selected(config, args.only)  # an unknown target: one line, before anything runs
     plan.restic_for(config).preflight()
     if config.jobs is None:
         raise ConfigError(f"{config.source}: [jobs] section is missing (a backup run is recorded as a job)")
-    configure_logging(config)
-    registry = load_jobs(config)
-    store = open_store(config)
-    job_id = submit(store, registry, BACKUP, {"only": args.only}, None)
-    asyncio.run(_run_here(config, store, registry, job_id))
+    # Secrets and telemetry as in `jobs run` (logs to stderr).
+    runtime = one_job_runtime(config)
+
+    def submit_backup(config: Config) -> tuple[JobStore, Registry, int]:
+        registry = load_jobs(config)
+        store = open_store(config)
+        return store, registry, submit(store, registry, BACKUP, {"only": args.only}, None)
+
+    store, job_id = asyncio.run(_run_here(runtime, submit_backup))
     return _report(args, store, job_id)
 
 

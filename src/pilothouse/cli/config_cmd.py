@@ -48,19 +48,24 @@ def _args(args: argparse.Namespace) -> argparse.Namespace:
 
 def run_check(args: argparse.Namespace) -> int:
     config = load(_args(args))
+    life = config.lifecycle
     summary = {
         "file": str(config.source),
         "service": config.service.name,
         "checks": [c.name for c in config.checks],
-        "termination_grace_period_seconds": config.lifecycle.termination_grace_period_seconds,
+        "shutdown_budget_seconds": life.shutdown_budget,
+        "stop_timeout_seconds": life.stop_timeout_seconds,
+        "pod_grace_period_seconds": life.pod_grace_period_seconds,
         "valid": True,
     }
     emit(
         args,
         summary,
         f"{config.source}: ok — service '{config.service.name}', {len(config.checks)} check(s), "
-        f"shutdown budget {format_duration(config.lifecycle.shutdown_budget)} "
-        f"(grace period {config.lifecycle.termination_grace_period_seconds}s)",
+        f"shutdown budget {format_duration(life.shutdown_budget)}, "
+        f"stop timeout {life.stop_timeout_seconds}s (compose, systemd), "
+        f"pod grace period {life.pod_grace_period_seconds}s "
+        f"(Kubernetes, with the {life.pre_stop_hook_seconds}s preStop sleep)",
     )
     return 0
 

@@ -7,7 +7,7 @@ import asyncio
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pilothouse.cli._common import add_config_option, add_format_option, command, emit, load
@@ -18,6 +18,7 @@ from pilothouse.errors import ConfigError, OperationError
 if TYPE_CHECKING:
     from pilothouse.jobs.registry import Registry
     from pilothouse.jobs.store import JobRecord, JobStore
+    from pilothouse.runtime.runtime import Runtime
 
 POLL = 0.2
 MAX_LIMIT = 10_000  # SQLite integers stop at 2**63; a listing longer than this is not read anyway
@@ -138,33 +139,49 @@ def _submit(args: argparse.Namespace, config: Config) -> tuple[JobStore, Registr
 
 
 def run_now(args: argparse.Namespace) -> int:
-    from pilothouse.telemetry.logs import configure_logging
+    from pilothouse.jobs.standalone import one_job_runtime
+    from pilothouse.runtime.loader import load_app
 
     config = _config(args)
-    configure_logging(config)  # the steps' log lines (job id, step) go to stderr
-    store, registry, job_id = _submit(args, config)
-    asyncio.run(_run_here(config, store, registry, job_id))
+    # Secrets and telemetry as in a worker (logs to stderr); a missing secret stops here, before
+    # anything is queued.
+    runtime = one_job_runtime(config)
+    load_app(config)  # what the app module registers exists here too, as in serve and worker
+    store, job_id = asyncio.run(_run_here(runtime, lambda config: _submit(args, config)))
     return _report(args, store, job_id)
 
 
-async def _run_here(config: Config, store: JobStore, registry: Registry, job_id: int) -> None:
-    """Claim the job just submitted and run it in this process (heartbeating like a worker)."""
+async def _run_here(
+    runtime: Runtime, submit_job: Callable[[Config], tuple[JobStore, Registry, int]]
+) -> tuple[JobStore, int]:
+    """Submit the job (`submit_job`: the store, the registry and the new job's id), claim it and
+    run it in this process (heartbeating like a worker), inside the runtime's lifecycle whatever
+    happens: start hooks (secret rotation), then the drain and flush hooks (spans exported,
+    secrets closed, leases revoked)."""
     from pilothouse.jobs.worker import Worker, new_worker_id
 
+    config = runtime.config
     assert config.jobs is not None
-    worker = Worker(store, registry, config.jobs, worker_id=new_worker_id("cli-"))
-    await worker.start(claim=False)
     try:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, worker.cancel, job_id, "interrupted")
-        started = await worker.claim(1, job_id)
-        if not started:  # a worker on the same store was faster: follow it instead
-            await asyncio.to_thread(_wait_finished, store, job_id)
-            return
-        await started[0]
+        store, registry, job_id = submit_job(config)
+        await runtime.run_start_hooks()
+        worker = Worker(store, registry, config.jobs, runtime.metrics, worker_id=new_worker_id("cli-"))
+        await worker.start(claim=False)
+        try:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, worker.cancel, job_id, "interrupted")
+            started = await worker.claim(1, job_id)
+            if not started:  # a worker on the same store was faster: follow it instead
+                await asyncio.to_thread(_wait_finished, store, job_id)
+            else:
+                await started[0]
+        finally:
+            await worker.stop()
+        return store, job_id
     finally:
-        await worker.stop()
+        await runtime.run_drain_hooks()
+        await runtime.flush()
 
 
 # -- worker ------------------------------------------------------------------------------------
@@ -174,6 +191,7 @@ def run_worker(args: argparse.Namespace) -> int:
     from pilothouse.jobs.standalone import run_worker as serve_worker
     from pilothouse.runtime.admin_auth import admin_token
     from pilothouse.runtime.features import install_all
+    from pilothouse.runtime.loader import load_app
     from pilothouse.runtime.runtime import Runtime
 
     config = _config(args)
@@ -186,9 +204,10 @@ def run_worker(args: argparse.Namespace) -> int:
     if args.concurrency:
         update["concurrency"] = args.concurrency
     config = config.model_copy(update={"jobs": config.jobs.model_copy(update=update)})
-    runtime = Runtime(config)
+    app = load_app(config)  # its @pilothouse.check functions register on import
+    runtime = Runtime(config, role="jobs")
     install_all(runtime)
-    return asyncio.run(serve_worker(runtime, serve_ops=not args.no_ops))
+    return asyncio.run(serve_worker(runtime, app, serve_ops=not args.no_ops))
 
 
 # -- submit, list, show, cancel ----------------------------------------------------------------

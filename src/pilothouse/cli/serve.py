@@ -25,7 +25,7 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from pilothouse.runtime.admin_auth import admin_token
     from pilothouse.runtime.features import install_all
-    from pilothouse.runtime.loader import import_app
+    from pilothouse.runtime.loader import load_app
     from pilothouse.runtime.runtime import Runtime
     from pilothouse.runtime.server import run as serve
     from pilothouse.telemetry.logs import configure_logging
@@ -45,11 +45,11 @@ def run(args: argparse.Namespace) -> int:
         from pilothouse.runtime.supervisor import run as supervise
 
         # Import once here: a wrong app reference is one line and exit 2, not N worker tracebacks.
-        import_app(ref, config.source.parent if config.source else None)
+        load_app(config, ref)
         runtime = Runtime(config, role="supervisor")
         install_all(runtime)
         return supervise(runtime, ref, args.workers)
-    app = import_app(ref, config.source.parent if config.source else None)
+    app = load_app(config, ref)
     runtime = Runtime(config)
     install_all(runtime)
     return serve(runtime, app)

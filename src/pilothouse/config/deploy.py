@@ -8,6 +8,7 @@ naming its key, not later in `kubectl apply`.
 from __future__ import annotations
 
 import re
+from importlib.metadata import version
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -87,17 +88,45 @@ class Resources(Section):
         return value if value is None else _cpu(value)
 
 
+class ResourcesOverride(Section):
+    """An environment's resources: each key set here replaces the base's, the others are kept."""
+
+    memory: MemoryQuantity | None = None
+    cpu: CpuQuantity | None = None
+    cpu_limit: CpuQuantity | None = None
+
+    @field_validator("memory")
+    @classmethod
+    def _check_memory(cls, value: str | None) -> str | None:
+        return value if value is None else _memory(value)
+
+    @field_validator("cpu", "cpu_limit")
+    @classmethod
+    def _check_cpu(cls, value: str | None) -> str | None:
+        return value if value is None else _cpu(value)
+
+    def over(self, base: Resources) -> Resources:
+        return base.model_copy(update=self.model_dump(exclude_none=True))
+
+
 class EnvironmentOverride(Section):
     """`[deploy.environments.NAME]`: what one Kustomize overlay changes."""
 
     replicas: Annotated[int, Field(ge=0)] | None = None
     max_replicas: Annotated[int, Field(ge=1)] | None = None
-    resources: Resources | None = None
+    resources: ResourcesOverride | None = Field(default=None, description="merged over [deploy].resources")
+    namespace: str | None = Field(default=None, description="default: <deploy namespace>-<environment>")
+    host: str | None = Field(default=None, description="Ingress host; default: <environment>.<deploy host>")
     tag: str | None = None
     env: dict[str, str] = Field(default_factory=dict)
 
     _check_env = field_validator("env")(_env_keys)
     _plain_env = field_validator("env")(_no_credentials)
+
+    @field_validator("namespace")
+    @classmethod
+    def _namespace(cls, value: str | None) -> str | None:
+        return value if value is None else dns_label(value)
 
 
 class DatabaseConfig(Section):
@@ -133,15 +162,56 @@ class MigrationsConfig(Section):
     command: Annotated[list[str], Field(min_length=1)]
 
 
+_PILOTHOUSE_SOURCE = re.compile(r"^(==\d[\w.+!-]*|[\w./-]+\.whl|git\+https://[^\s@]+@[\w./-]+)$")
+
+
 class ContainerConfig(Section):
-    """`[deploy.container]`: what goes into the image."""
+    """`[deploy.container]`: what goes into the image.
+
+    The app's own dependencies come from where the project declares them (`project`, a directory
+    with a pyproject.toml, and/or `requirements` files; hashes in them are enforced by pip); the
+    Pilothouse extras are derived from the config; Pilothouse itself comes from `pilothouse`.
+    """
 
     python: str = "3.11"
-    packages: list[str] = Field(default_factory=lambda: ["pilothouse"])
-    requirements: str | None = Field(default=None, description="a requirements file in the build context")
+    base_image: str | None = Field(
+        default=None, description="the image both stages start from; default python:<python>-slim-bookworm"
+    )
+    builder_image: str | None = Field(
+        default=None, description="the builder stage's image when it must differ (default: base_image)"
+    )
+    pilothouse: str = Field(
+        default_factory=lambda: f"=={version('pilothouse')}",
+        description="where Pilothouse comes from: '==VERSION' (index or wheelhouse), a wheel in the "
+        "build context ('wheels/pilothouse-0.1.0-py3-none-any.whl') or 'git+https://...@REF'",
+    )
+    project: str | None = Field(
+        default=None, description="a directory in the build context with the app's pyproject.toml"
+    )
+    requirements: list[str] = Field(
+        default_factory=list, description="requirements files in the build context (hashes are enforced)"
+    )
+    wheelhouse: str | None = Field(
+        default=None, description="a directory of wheels in the build context: install with --no-index"
+    )
+    extras: list[str] = Field(
+        default_factory=list, description="Pilothouse extras beyond those the config implies"
+    )
     app_paths: list[str] = Field(default_factory=list, description="default: the package of service.app")
     uid: Annotated[int, Field(ge=10000, le=65535)] = 10001
     source_url: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved(cls, data: object) -> object:
+        if isinstance(data, dict) and "packages" in data:
+            raise ValueError(
+                "packages was removed: declare the app's dependencies in its pyproject.toml (`project`) "
+                "or `requirements` files; the Pilothouse extras are derived from the config"
+            )
+        if isinstance(data, dict) and isinstance(data.get("requirements"), str):
+            return {**data, "requirements": [data["requirements"]]}
+        return data
 
     @field_validator("python")
     @classmethod
@@ -149,6 +219,51 @@ class ContainerConfig(Section):
         if not re.match(r"^3\.\d{1,2}$", value):
             raise ValueError("expected a Python minor version such as '3.11'")
         return value
+
+    @field_validator("pilothouse")
+    @classmethod
+    def _source(cls, value: str) -> str:
+        if not _PILOTHOUSE_SOURCE.match(value):
+            raise ValueError(
+                "expected a pinned version ('==0.1.0'), a wheel path in the build context "
+                "('wheels/pilothouse-0.1.0-py3-none-any.whl') or 'git+https://HOST/REPO@REF'; "
+                "a bare name would install whatever the index serves under it"
+            )
+        return value
+
+    @field_validator("project", "wheelhouse", "requirements", "app_paths")
+    @classmethod
+    def _in_context(cls, value: str | list[str] | None) -> str | list[str] | None:
+        for item in [value] if isinstance(value, str) else value or []:
+            if item.startswith("/") or ".." in item.split("/") or not item.strip():
+                raise ValueError(f"{item!r}: expected a relative path inside the build context")
+        return value
+
+    @field_validator("extras")
+    @classmethod
+    def _extras(cls, value: list[str]) -> list[str]:
+        for item in value:
+            if not re.match(r"^[a-z0-9][a-z0-9-]*$", item):
+                raise ValueError(f"{item!r}: expected an extra name such as 'otlp-grpc'")
+        return value
+
+
+def _otlp_url(value: str | None) -> str | None:
+    if value is not None and not value.startswith(("http://", "https://")):
+        raise ValueError("expected an http:// or https:// URL of an OTLP collector")
+    return value
+
+
+class ComposeConfig(Section):
+    """`[deploy.compose]`: what the compose files need that Kubernetes does not."""
+
+    otlp_endpoint: str | None = Field(
+        default=None,
+        description="the collector as a compose service sees it, e.g. 'http://otel-collector:4318'; "
+        "default: none set (the Kubernetes [deploy].otlp_endpoint does not resolve in compose)",
+    )
+
+    _url = field_validator("otlp_endpoint")(_otlp_url)
 
 
 class SystemdConfig(Section):
@@ -160,6 +275,11 @@ class SystemdConfig(Section):
     environment_file: str = "/etc/{name}/{name}.env"
     user: str | None = Field(default=None, description="a fixed user; default DynamicUser=yes")
     database_unit: str | None = "postgresql.service"
+    otlp_endpoint: str | None = Field(
+        default=None, description="default: none set, the exporter's own http://localhost:4318 (a host agent)"
+    )
+
+    _url = field_validator("otlp_endpoint")(_otlp_url)
 
     @field_validator("venv", "working_directory", "config_path", "environment_file")
     @classmethod
@@ -231,11 +351,15 @@ class DeployConfig(Section):
     ingress_namespace: str = "ingress-nginx"
     monitoring_namespace: str = "monitoring"
     service_monitor: bool = False
-    otlp_endpoint: str = "http://otel-collector.monitoring.svc:4318"
+    otlp_endpoint: str = Field(
+        default="http://otel-collector.monitoring.svc:4318",
+        description="the collector as a pod sees it (Kubernetes DNS); compose and systemd have their own",
+    )
     calls: list[str] = Field(default_factory=list, description="services of the stack this one calls")
     database: DatabaseConfig | None = None
     migrations: MigrationsConfig | None = None
     container: ContainerConfig = Field(default_factory=ContainerConfig)
+    compose: ComposeConfig = Field(default_factory=ComposeConfig)
     systemd: SystemdConfig = Field(default_factory=SystemdConfig)
     strategy: Literal["rolling", "blue-green"] = "rolling"
     blue_green: BlueGreenConfig = Field(default_factory=BlueGreenConfig)
@@ -301,8 +425,30 @@ class DeployConfig(Section):
                 raise ValueError(f"{where}.max_replicas ({max_replicas}) is below replicas ({replicas})")
         return self
 
+    def placed(self, service_name: str, environment: str) -> DeployConfig:
+        """`effective(environment)` in the environment's namespace, behind its host: what the
+        objects kustomize renders say (example Secrets, database URLs, analysis queries)."""
+        return self.effective(environment).model_copy(update={
+            "namespace": self.environment_namespace(service_name, environment),
+            "host": self.environment_host(service_name, environment),
+        })
+
+    def environment_namespace(self, service_name: str, environment: str) -> str:
+        """Where an environment's objects go: its own namespace unless it names one."""
+        override = self.environments[environment].namespace
+        return override or f"{self.namespace or service_name}-{environment}"
+
+    def environment_host(self, service_name: str, environment: str) -> str:
+        """An environment's Ingress host: its own unless it names one."""
+        return self.environments[environment].host or f"{environment}.{self.ingress_host(service_name)}"
+
+    def ingress_host(self, service_name: str) -> str:
+        return self.host or f"{service_name}.example.com"
+
     def effective(self, environment: str | None) -> DeployConfig:
-        """This config with one environment's overrides applied (None: the base)."""
+        """This config with one environment's overrides applied (None: the base). The namespace
+        and host stay the base's: selector labels derive from them and must not change (kustomize
+        moves the objects); `placed` gives the environment's own."""
         if environment is None:
             return self
         env = self.environments[environment]
@@ -312,7 +458,7 @@ class DeployConfig(Section):
         if env.max_replicas is not None:
             changes["max_replicas"] = env.max_replicas
         if env.resources is not None:
-            changes["resources"] = env.resources
+            changes["resources"] = env.resources.over(self.resources)
         if env.tag is not None:
             changes["tag"] = env.tag
         changes["env"] = {**self.env, **env.env}
@@ -336,3 +482,21 @@ def check_deploy(service_name: str, admin_token_env: str, deploy: DeployConfig) 
     clash = sorted(set(deploy.env) & set(deploy.secret_env))
     if clash:
         raise ValueError(f"deploy.env and deploy.secret_env both set {', '.join(clash)}")
+    _environments_apart(service_name, deploy)
+
+
+def _environments_apart(service_name: str, deploy: DeployConfig) -> None:
+    """Two environments in one namespace, or behind one Ingress host, would share Secrets,
+    objects or traffic (staging reading prod's database credentials): refuse it."""
+    seen: dict[tuple[str, str], str] = {}
+    for name in sorted(deploy.environments):
+        places = [("namespace", deploy.environment_namespace(service_name, name))]
+        if deploy.expose == "ingress":
+            places.append(("host", deploy.environment_host(service_name, name)))
+        for place in places:
+            if place in seen:
+                raise ValueError(
+                    f"deploy.environments.{seen[place]} and deploy.environments.{name} both use "
+                    f"{place[0]} '{place[1]}'; give each environment its own {place[0]}"
+                )
+            seen[place] = name

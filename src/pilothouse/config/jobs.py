@@ -25,7 +25,9 @@ class JobsConfig(Section):
     """Job store, worker and liveness settings."""
 
     module: str | None = Field(default=None, description="Python module whose decorators declare jobs")
-    path: str = Field(default="pilothouse-jobs.sqlite3", description="SQLite file (relative to the config)")
+    path: str = Field(
+        default="pilothouse-jobs.sqlite3", description="SQLite file (relative to service.state_dir)"
+    )
     url: str | SecretRef | None = Field(default=None, description="postgresql:// URL; replaces SQLite")
     pg_schema: str = Field(default="pilothouse", description="PostgreSQL schema holding the tables")
     worker: bool = Field(default=True, description="run a worker inside `pilothouse serve`")
@@ -35,6 +37,9 @@ class JobsConfig(Section):
     heartbeat_timeout: Duration = 30.0
     cancel_grace: Duration = 5.0
     retry_after: Duration = 30.0
+    store_timeout: Duration = Field(
+        default=5.0, description="longest wait for one PostgreSQL store call (connect, statement, answer)"
+    )
     scheduler: Literal["worker", "kubernetes", "systemd"] = Field(
         default="worker",
         description="who fires [[jobs.schedules]]: the job worker, generated CronJobs or systemd timers",
@@ -66,6 +71,8 @@ class JobsConfig(Section):
 
     @model_validator(mode="after")
     def _timings(self) -> JobsConfig:
+        if self.store_timeout < 1:
+            raise ValueError("store_timeout must be at least 1s")
         if min(self.poll_interval, self.heartbeat_interval) < 0.01:
             raise ValueError("poll_interval and heartbeat_interval must be at least 10ms")
         if self.heartbeat_timeout < 2 * self.heartbeat_interval:

@@ -56,6 +56,20 @@ class Config(Section):
         """The file this config was loaded from, if any."""
         return self._source
 
+    @property
+    def prometheus_job(self) -> str:
+        """The `job` label of this service's series: every rule, panel and generated scrape config
+        uses it, and the ServiceMonitor relabels to it (`[monitoring].job`, default the name)."""
+        return self.monitoring.job or self.service.name
+
+    def state_path(self, path: str | Path) -> Path:
+        """Where a state file the config names lives: absolute as given, else under `service.state_dir`
+        (itself relative to the config file), else next to the config file."""
+        base = Path(self.service.state_dir or ".")
+        if not base.is_absolute() and self.source is not None:
+            base = self.source.parent / base
+        return base / path
+
     def check_timeout(self, check: CheckConfig) -> float:
         """A check's own timeout, else the probes default."""
         return check.timeout if check.timeout is not None else self.probes.check_timeout

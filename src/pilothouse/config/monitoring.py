@@ -18,6 +18,10 @@ from pilothouse.durations import Duration
 Ratio = Annotated[float, Field(gt=0.0, lt=1.0)]
 _RECEIVER = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 _CLOCK = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$|^24:00$")
+HelperName = Literal["unit_of_work", "command", "queue_depth", "watch_pool"]
+"""The `pilothouse.telemetry` helpers whose metrics the catalog declares (`catalog.app.HELPERS`)."""
+_METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 
 
@@ -104,10 +108,64 @@ class RoutingConfig(Section):
     ticket_repeat_interval: Duration = 43200.0
 
 
+class AppMetric(Section):
+    """`[[monitoring.metrics]]`: a metric the app registers itself with prometheus_client (served
+    on the ops `/metrics` with the default registry); it gets a panel, and an alert if asked."""
+
+    name: str = Field(description="as registered; a counter's `_total` suffix is optional")
+    type: Literal["counter", "gauge", "histogram"]
+    help: str = ""
+    labels: list[str] = Field(default_factory=list)
+    unit: Literal["", "seconds", "bytes", "ratio"] = ""
+    alert_above: float | None = Field(
+        default=None, description="alert when the panel's value (per second for a counter) exceeds this"
+    )
+    severity: Literal["critical", "warning"] = "warning"
+    pending: Duration = 300.0
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _METRIC_NAME.match(value) or value.startswith("pilothouse_"):
+            raise ValueError("expected a Prometheus metric name outside the pilothouse_ namespace")
+        return value
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, value: list[str]) -> list[str]:
+        bad = [v for v in value if not _LABEL_NAME.match(v) or v.startswith("__") or v == "le"]
+        if bad:
+            raise ValueError(f"not usable as label names: {', '.join(bad)}")
+        return value
+
+    @model_validator(mode="after")
+    def _alertable(self) -> AppMetric:
+        if self.alert_above is not None and self.type == "histogram":
+            raise ValueError(
+                "alert_above works on counters and gauges; alert on a histogram with a rule of your own"
+            )
+        return self
+
+    @property
+    def family(self) -> str:
+        """The family name prometheus_client registers (a counter's without `_total`)."""
+        return self.name.removesuffix("_total") if self.type == "counter" else self.name
+
+
 class MonitoringConfig(Section):
     """Thresholds and routing for the generated monitoring bundle (`pilothouse generate monitoring`)."""
 
-    job: str | None = Field(default=None, description="Prometheus job label; defaults to service.name")
+    job: str | None = Field(
+        default=None,
+        description="the Prometheus `job` label of the service's series (default: service.name); "
+        "the ServiceMonitor and the compose Prometheus config set it, rules and panels select it",
+    )
+    helpers: list[HelperName] = Field(
+        default_factory=list,
+        description="the pilothouse.telemetry helpers the app calls; only their panels and alerts "
+        "(PoolSaturated for watch_pool, QueueGrowing for queue_depth) are generated",
+    )
+    metrics: list[AppMetric] = Field(default_factory=list, description="the app's own metrics")
     runbook_base_url: str | None = Field(
         default=None, description="where the generated runbooks are published; alerts link there"
     )

@@ -124,7 +124,11 @@ class SecretsConfig(Section):
     sources: list[SourceName] = Field(
         default_factory=lambda: list[SourceName](["kubernetes", "env"])
     )
-    mount_dir: str = "/var/run/secrets/pilothouse"
+    mount_dir: str = Field(
+        default="/var/run/secrets/pilothouse",
+        description="absolute: Kubernetes mounts Secrets here, and the container reads its config "
+        "from another directory than the one it was generated from",
+    )
     file: str | None = Field(default=None, description="TOML or .env file for development")
     watch_interval: Duration = Field(
         default=2.0,
@@ -134,6 +138,17 @@ class SecretsConfig(Section):
         default_factory=list, description="secrets the app reads itself (not referenced elsewhere)"
     )
     vault: VaultConfig | None = None
+
+    @field_validator("mount_dir")
+    @classmethod
+    def _absolute_mount(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError(
+                "expected an absolute path (a volume mountPath must be absolute, and a relative one "
+                "would be read from wherever the config file sits); use the 'file' source for a "
+                "development secrets file"
+            )
+        return value
 
     @field_validator("sources")
     @classmethod

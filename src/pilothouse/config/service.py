@@ -18,6 +18,12 @@ _APP_REF = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 
 
+def _positive(value: float) -> float:
+    if value <= 0:
+        raise ValueError("expected a duration greater than 0s")
+    return value
+
+
 class ServiceConfig(Section):
     """The service itself: its name is the Kubernetes name, metric job and log field."""
 
@@ -26,6 +32,17 @@ class ServiceConfig(Section):
     version: str = "0.0.0"
     host: str = "0.0.0.0"
     port: Port = 8080
+    header_timeout: Duration = Field(default=10.0, description="time to send a request's headers")
+    idle_timeout: Duration = Field(default=5.0, description="idle connection (before and between requests)")
+    max_connections: Annotated[int, Field(ge=1, description="open connections on the app port")] = 1000
+
+    _timeouts = field_validator("header_timeout", "idle_timeout")(_positive)
+
+    state_dir: str | None = Field(
+        default=None,
+        description="where the service writes state (a SQLite job store, caches), relative to the "
+        "config file; default: the config file's directory. Deploy bundles set it to a writable volume",
+    )
 
     @field_validator("name")
     @classmethod
@@ -50,6 +67,11 @@ class OpsConfig(Section):
 
     host: str = "0.0.0.0"
     port: Port = 9090
+    header_timeout: Duration = Field(default=5.0, description="time to send a request's headers")
+    idle_timeout: Duration = Field(default=5.0, description="idle connection (before and between requests)")
+    max_connections: Annotated[int, Field(ge=1, description="open connections on the ops port")] = 64
+
+    _timeouts = field_validator("header_timeout", "idle_timeout")(_positive)
     admin_token_env: str = "PILOTHOUSE_ADMIN_TOKEN"  # noqa: S105 - a variable name, not a token
 
     @field_validator("admin_token_env")
@@ -100,6 +122,10 @@ class ProbesConfig(Section):
         return self
 
 
+STOP_MARGIN_SECONDS = 5
+"""Slack between the worst-case shutdown and the kill, for every target (the one place it lives)."""
+
+
 class LifecycleConfig(Section):
     """Graceful shutdown: fail readiness, wait for load balancers, drain, flush, exit.
 
@@ -114,10 +140,28 @@ class LifecycleConfig(Section):
 
     @property
     def shutdown_budget(self) -> float:
-        """Seconds from SIGTERM to exit in the worst case."""
+        """Seconds from SIGTERM to exit in the worst case (pre-stop wait, drain, flush)."""
         return self.pre_stop_delay + self.drain_timeout + self.flush_timeout
 
     @property
-    def termination_grace_period_seconds(self) -> int:
-        """Kubernetes grace period (includes preStop): the budget plus a 5 s margin."""
-        return math.ceil(self.shutdown_budget + 5)
+    def hard_exit_after(self) -> float:
+        """Seconds from SIGTERM to the runtime's forced exit if shutdown is stuck: the budget plus
+        3 s, inside the margin the stop timeouts add (STOP_MARGIN_SECONDS)."""
+        return self.shutdown_budget + 3
+
+    @property
+    def stop_timeout_seconds(self) -> int:
+        """SIGTERM to SIGKILL where nothing runs before SIGTERM (compose `stop_grace_period`,
+        systemd `TimeoutStopSec`): the shutdown budget plus the margin."""
+        return math.ceil(self.shutdown_budget + STOP_MARGIN_SECONDS)
+
+    @property
+    def pre_stop_hook_seconds(self) -> int:
+        """The Kubernetes preStop hook sleeps the pre-stop delay so endpoints go before SIGTERM."""
+        return math.ceil(self.pre_stop_delay)
+
+    @property
+    def pod_grace_period_seconds(self) -> int:
+        """The pod's `terminationGracePeriodSeconds`: the kubelet counts the preStop hook inside
+        it, so it is the hook's sleep plus the stop timeout."""
+        return self.pre_stop_hook_seconds + self.stop_timeout_seconds

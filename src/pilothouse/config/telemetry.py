@@ -33,6 +33,11 @@ class TelemetryConfig(Section):
     log_format: Literal["json", "text"] = "json"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     access_log: bool = True
+    app_metrics: bool = Field(
+        default=True,
+        description="serve the app's own prometheus_client metrics (default REGISTRY, or every "
+        "worker's in multiprocess mode) on the ops /metrics beside Pilothouse's",
+    )
     body_size_metrics: bool = False  # request/response body size histograms (~+1.4 µs a request)
     request_id: bool = True
     request_id_header: str = "X-Request-ID"

@@ -7,7 +7,6 @@ wrong URL or module stops `serve` before it listens, with one clear line.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
@@ -20,6 +19,7 @@ from pilothouse.jobs.store import Draining, open_store
 from pilothouse.jobs.submit import submit
 from pilothouse.jobs.tracing import current_traceparent
 from pilothouse.jobs.worker import Worker
+from pilothouse.runtime import threads
 from pilothouse.runtime.asgi import Receive, Scope, Send, respond
 from pilothouse.runtime.checks import Check, CheckFailed
 
@@ -27,8 +27,6 @@ if TYPE_CHECKING:
     from pilothouse.runtime.runtime import Runtime
 
 log = logging.getLogger("pilothouse.jobs")
-
-MAX_BODY = 64 * 1024
 
 
 def install(runtime: Runtime) -> None:
@@ -40,11 +38,13 @@ def install(runtime: Runtime) -> None:
     worker = Worker(store, registry, settings, runtime.metrics)
     service = JobService(runtime, worker)
     runtime.add_route("POST", "/admin/jobs", service.submit_route, admin=True)
+    # A `jobs worker` process exists for its jobs: without its store it is not ready. Inside
+    # `serve` the app still serves, so a store outage is a warning there.
     runtime.add_check(
         Check(
             name="jobs",
             kind="jobs",
-            critical=False,
+            critical=runtime.role == "jobs",
             timeout=runtime.config.probes.check_timeout,
             probe=service.probe,
         )
@@ -64,8 +64,11 @@ class JobService:
         self.store = worker.store
 
     async def probe(self) -> None:
-        """Readiness: warn (never fail: the app still serves) while no jobs are being taken."""
-        draining = await asyncio.to_thread(self.store.draining_since)
+        """Readiness: fails while no jobs are being taken (a warning inside `serve`)."""
+        try:
+            draining = await threads.call(self.store.draining_since)
+        except OperationError as exc:
+            raise CheckFailed(str(exc)) from None
         if draining is not None:
             raise CheckFailed("draining: the job store's drain flag is set; no new jobs are taken")
         if self.worker.local_drain:
@@ -74,26 +77,27 @@ class JobService:
     async def drain(self) -> None:
         """SIGTERM: a local drain under the lifecycle's drain timeout (the server's limit)."""
         grace = self.runtime.config.lifecycle.drain_timeout
-        await self.worker.drain(max(0.0, grace - self.worker.settings.cancel_grace - 1.0))
+        try:
+            await self.worker.drain(max(0.0, grace - self.worker.settings.cancel_grace - 1.0))
+        finally:
+            self.worker.halt()  # even when the drain timeout cancels this (a store not answering)
         await self.worker.stop()
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):
-            await asyncio.to_thread(self.store.close)
+            await threads.call(self.store.close)
 
     async def submit_route(self, scope: Scope, receive: Receive, send: Send) -> None:
         """POST /admin/jobs {"job": NAME, "params": {...}} -> 201 {"id": ...}."""
-        try:
-            body = json.loads(await _read_body(receive) or b"{}")
-            name, params = body["job"], body.get("params", {})
-            if not isinstance(name, str) or not isinstance(params, dict):
-                raise TypeError
-        except (ValueError, KeyError, TypeError):
-            await _json(send, 400, {"error": 'expected JSON {"job": "<name>", "params": {"key": "value"}}'})
+        request = _parse((await receive()).get("body", b""))
+        if isinstance(request, str):
+            log.warning("POST /admin/jobs answered 400: %s", request)
+            await _json(send, 400, {"error": request})
             return
+        name, params = request
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         try:
-            job_id = await asyncio.to_thread(
+            job_id = await threads.call(
                 submit, self.store, self.worker.registry, name, params, current_traceparent(headers)
             )
         except Draining as exc:
@@ -115,16 +119,24 @@ class JobService:
         await _json(send, 201, {"id": job_id, "job": name, "state": "queued"})
 
 
-async def _read_body(receive: Receive) -> bytes:
-    body = b""
-    while True:
-        message = await receive()
-        chunk: bytes = message.get("body", b"")
-        body += chunk
-        if len(body) > MAX_BODY:
-            raise ValueError("body too large")
-        if not message.get("more_body"):
-            return body
+_EXPECTED = 'expected JSON {"job": "<name>", "params": {"key": "value"}}'
+
+
+def _parse(body: bytes) -> tuple[str, dict[str, object]] | str:
+    """(job name, params) from a submission body, or what is wrong with it. The ops app read the
+    whole body (bounded) before this route runs."""
+    try:
+        request = json.loads(body or b"{}")
+    except RecursionError:
+        return f"{_EXPECTED}; the body is nested too deeply"
+    except ValueError:
+        return f"{_EXPECTED}; the body is not valid JSON"
+    if not isinstance(request, dict):
+        return _EXPECTED
+    name, params = request.get("job"), request.get("params", {})
+    if not isinstance(name, str) or not isinstance(params, dict):
+        return _EXPECTED
+    return name, params
 
 
 async def _json(

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from pilothouse.catalog import jobs as job_metrics
 from pilothouse.jobs.definition import Step
 from pilothouse.jobs.runner import StepResult
 from pilothouse.jobs.store import JobRecord, JobStore
+from pilothouse.runtime import threads
 from pilothouse.runtime.metrics import Metrics
 
 NOT_RUN = ("skipped", "cancelled")
@@ -22,11 +21,11 @@ class Recorder:
         self.record = record
 
     async def step_started(self, seq: int, step: Step) -> None:
-        await asyncio.to_thread(self.store.step_started, self.record.id, self.record.attempts, seq, step.name)
+        await threads.call(self.store.step_started, self.record.id, self.record.attempts, seq, step.name)
 
     async def step_finished(self, result: StepResult) -> None:
         record = self.record
-        await asyncio.to_thread(
+        await threads.call(
             self.store.step_finished,
             record.id,
             record.attempts,
@@ -51,3 +50,4 @@ def count_run(metrics: Metrics, job: str, outcome: str, max_rc: int) -> None:
     """One finished run (also runs recorded as lost by stale-heartbeat recovery)."""
     metrics.get(job_metrics.JOB_RUNS).labels(job, outcome).inc()
     metrics.get(job_metrics.JOB_RETURN_CODE).labels(job).set(max_rc)
+    metrics.get(job_metrics.JOB_ERRORS).labels(job)  # a job that never failed shows 0, not nothing

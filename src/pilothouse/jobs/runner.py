@@ -23,7 +23,8 @@ from pilothouse.jobs.definition import ABEND_RC, ERROR, Abend, Job, Step, rc_out
 from pilothouse.jobs.tracing import finish_span, job_span, step_span
 from pilothouse.redaction import redact
 
-FAILED_TRY = ("abend", "timeout")
+FAILED_TRY = ("abend", "timeout")  # a try that may be retried
+ERROR_OUTCOMES = ("error", *FAILED_TRY)  # counted in pilothouse_job_errors_total: RC 8+ too
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,8 +139,9 @@ class Execution:
                 )
                 ctx.log.info("step %s started (try %d)", step.name, tries)
                 outcome, rc, error = await self._attempt(step, ctx)
-                if outcome in FAILED_TRY:
+                if outcome in ERROR_OUTCOMES:
                     self.observer.attempt_failed(step, outcome)
+                if outcome in FAILED_TRY:
                     ctx.log.warning("step %s %s: %s", step.name, outcome, error)
                 if outcome not in FAILED_TRY or tries > step.retries or self.cancel_reason is not None:
                     break

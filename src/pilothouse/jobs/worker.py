@@ -3,7 +3,8 @@
 Two loops run beside the jobs. The poll loop notices the store's drain flag and claims jobs while
 there is room. The heartbeat loop proves this worker and its jobs alive, picks up cancel
 requests, and requeues or fails jobs of workers whose heartbeat went stale. Store calls block,
-so they run in threads; a store outage is logged and retried, never fatal.
+so they run in (daemon) threads and the store bounds each one with `[jobs].store_timeout`; a
+store outage is logged and retried, never fatal.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pilothouse.jobs.registry import Registry
 from pilothouse.jobs.runner import Execution, RunResult
 from pilothouse.jobs.scheduler import Scheduler, check_schedules
 from pilothouse.jobs.store import JobRecord, JobStore
+from pilothouse.runtime import threads
 from pilothouse.runtime.metrics import Metrics
 
 log = logging.getLogger("pilothouse.jobs.worker")
@@ -72,7 +74,7 @@ class Worker:
         return not (self.local_drain or self.store_draining)
 
     async def _call(self, func: Callable[..., T], *args: Any) -> T:
-        return await asyncio.to_thread(func, *args)
+        return await threads.call(func, *args)
 
     # -- start and stop ------------------------------------------------------------------------
 
@@ -91,9 +93,13 @@ class Worker:
             self.store.description,
         )
 
-    async def stop(self) -> None:
+    def halt(self) -> None:
+        """Stop polling and heartbeating now (no await: also when a drain ran out of time)."""
         for loop in self._loops:
             loop.cancel()
+
+    async def stop(self) -> None:
+        self.halt()
         await asyncio.gather(*self._loops, return_exceptions=True)
         self._loops.clear()
         if self.scheduler is not None:

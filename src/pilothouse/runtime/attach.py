@@ -1,9 +1,12 @@
 """`attach(app)`: Pilothouse inside a server you run yourself (uvicorn, gunicorn+uvicorn workers).
 
 The returned ASGI app starts the ops server when the host server runs the ASGI lifespan startup,
-marks the process ready once the app's own startup completed, and on lifespan shutdown fails
-readiness, flushes telemetry and stops the ops server. The host server owns signals and the
-drain of connections; pair it with a preStop delay (the generated Deployment has one).
+marks the process ready once the app's own startup completed, fails readiness as soon as the host
+server is told to stop (before it drains), and on lifespan shutdown flushes telemetry and stops
+the ops server. The host server owns signals and the drain of connections; pair it with a preStop
+delay (the generated Deployment has one). One ops port per process: several host-server workers
+(`uvicorn --workers N`, `gunicorn -w N`) would each open it, so every worker after the first
+fails its startup with one line saying so (use `pilothouse serve --workers N` instead).
 """
 
 from __future__ import annotations
@@ -13,10 +16,12 @@ import logging
 
 from pilothouse.config.loader import load_config
 from pilothouse.config.model import Config
+from pilothouse.errors import PilothouseError
 from pilothouse.runtime.asgi import ASGIApp, Message, Receive, Scope, Send
 from pilothouse.runtime.features import install_all
 from pilothouse.runtime.runtime import Runtime
 from pilothouse.runtime.server import bind, start_server
+from pilothouse.runtime.signals import HostSignals
 from pilothouse.runtime.uvicorn_server import Server, ops_server, stop_server
 
 log = logging.getLogger("pilothouse.attach")
@@ -30,6 +35,7 @@ class AttachedApp:
         self.app = runtime.wrap(app)
         self._ops: Server | None = None
         self._ops_task: asyncio.Task[None] | None = None
+        self._host_signals: HostSignals | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "lifespan":
@@ -39,18 +45,27 @@ class AttachedApp:
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         app_handles_lifespan = False
+        failed = False  # Pilothouse's startup failed: the host server was told, the app is unwound
         received: list[str] = []
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal app_handles_lifespan
+            nonlocal app_handles_lifespan, failed
             app_handles_lifespan = True
             if message["type"] == "lifespan.startup.complete":
-                await self.start()
+                message = await self._started()
+                failed = message["type"] == "lifespan.startup.failed"
+            elif failed:  # the app's answer to the shutdown below: the host server is done
+                return
             elif message["type"] == "lifespan.shutdown.complete":
                 await self.stop()
             await send(message)
 
         async def receive_wrapper() -> Message:
+            if failed:
+                # Let the app run its own shutdown (close what its startup opened) instead of
+                # waiting for a host server that is exiting, whose cancellation would end in a
+                # traceback in the log.
+                return {"type": "lifespan.shutdown"}
             message = await receive()
             received.append(message["type"])
             if message["type"] == "lifespan.shutdown":
@@ -68,27 +83,50 @@ class AttachedApp:
         # for it, so the ops server still follows the host server's lifecycle.
         if "lifespan.startup" not in received:
             await receive()
-        await self.start()
-        await send({"type": "lifespan.startup.complete"})
+        started = await self._started()
+        await send(started)
+        if started["type"] == "lifespan.startup.failed":
+            return
         if "lifespan.shutdown" not in received:
             await receive()
         self.runtime.lifecycle.begin_shutdown("lifespan shutdown")
         await self.stop()
         await send({"type": "lifespan.shutdown.complete"})
 
+    async def _started(self) -> Message:
+        """The lifespan message answering the host server's startup: complete, or failed with
+        one line (no traceback) when Pilothouse cannot start, e.g. the ops port is taken."""
+        try:
+            await self.start()
+        except PilothouseError as exc:  # the host server logs the message (uvicorn: at error)
+            return {"type": "lifespan.startup.failed", "message": f"pilothouse: {exc}"}
+        return {"type": "lifespan.startup.complete"}
+
     async def start(self) -> None:
         """Start the ops server and mark ready (idempotent)."""
         if self._ops is None:
             ops = self.runtime.config.ops
-            self._ops = ops_server(self.runtime.ops_app(), ops.host, ops.port)
-            self._ops_socket = bind(ops.host, ops.port, "ops")
+            try:
+                self._ops_socket = bind(ops.host, ops.port, "ops")
+            except PilothouseError as exc:
+                raise type(exc)(
+                    f"{exc}. Under attach every host-server process opens the ops port itself: with "
+                    "several workers (uvicorn --workers, gunicorn -w) only the first can, so run one "
+                    "worker per process and scale with replicas, or use `pilothouse serve --workers "
+                    "N`, whose supervisor owns the ops port"
+                ) from None
+            self._ops = ops_server(self.runtime.ops_app(), ops)
             await start_server(self._ops, self._ops_socket)
+            self._host_signals = HostSignals.follow(self.runtime.lifecycle)
             self._ops_task = asyncio.create_task(self._ops.main_loop())
             self.runtime.start_checks()
             await self.runtime.run_start_hooks()
         self.runtime.lifecycle.mark_ready()
 
     async def stop(self) -> None:
+        if self._host_signals is not None:
+            self._host_signals.restore()
+            self._host_signals = None
         await self.runtime.run_drain_hooks()
         await self.runtime.flush()
         self.runtime.lifecycle.mark_stopped()

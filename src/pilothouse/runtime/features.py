@@ -12,13 +12,20 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from pilothouse.runtime.runtime import Runtime
 
-FEATURES: tuple[str, ...] = (
+PROCESS_FEATURES: tuple[str, ...] = (
     "pilothouse.secrets.feature",
     "pilothouse.telemetry.feature",
-    "pilothouse.jobs.feature",
 )
+"""What every Pilothouse process gets, whatever runs in it: live secrets, logs, traces, metrics.
+`pilothouse jobs run` installs these (it runs one job itself, without the jobs feature's worker),
+so a job sees the same secrets and telemetry however it is started."""
+FEATURES: tuple[str, ...] = (*PROCESS_FEATURES, "pilothouse.jobs.feature")
 
 
-def install_all(runtime: Runtime) -> None:
-    for name in FEATURES:
+def install_all(runtime: Runtime, features: tuple[str, ...] = FEATURES) -> None:
+    for name in features:
         importlib.import_module(name).install(runtime)
+
+
+def install_process_features(runtime: Runtime) -> None:
+    install_all(runtime, PROCESS_FEATURES)

@@ -1,4 +1,9 @@
-"""Import the ASGI app named 'package.module:attribute'."""
+"""Import the ASGI app named 'package.module:attribute'.
+
+Every process kind (`serve`, its `--workers`, `jobs worker`, `jobs run`) imports the app the
+same way, so what the app module registers on import (`@pilothouse.check` functions, jobs,
+secrets it declares) exists in each of them.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pilothouse.config.model import Config
 from pilothouse.errors import ConfigError
 
 
@@ -32,3 +38,12 @@ def import_app(ref: str, search_dir: Path | None = None) -> Any:
     if not callable(obj):
         raise ConfigError(f"app '{ref}': '{attr}' is not an ASGI application")
     return obj
+
+
+def load_app(config: Config, ref: str | None = None) -> Any:
+    """The app `ref` (default `[service].app`), imported next to the config file; None if
+    neither names one."""
+    ref = ref or config.service.app
+    if ref is None:
+        return None
+    return import_app(ref, config.source.parent if config.source else None)

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, multiprocess
 from prometheus_client.metrics_core import Metric
+
+from pilothouse.catalog import all_specs
 
 ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -51,29 +53,52 @@ def worker_exited(pid: int) -> None:
 
 
 class _Merged:
-    """The scraping process's own families, plus the workers' families it does not have."""
+    """The scraping process's own families, plus those of `sources` it does not have (the first
+    source to bring a family wins)."""
 
-    def __init__(self, local: CollectorRegistry, directory: str) -> None:
+    def __init__(self, local: CollectorRegistry, sources: list[Callable[[], Iterable[Metric]]]) -> None:
         self.local = local
-        self.directory = directory
+        self.sources = sources
 
     def collect(self) -> Iterable[Metric]:
         own = list(self.local.collect())
         names = {family.name for family in own}
         yield from own
-        collector = multiprocess.MultiProcessCollector(None, self.directory)  # type: ignore[no-untyped-call]
+        for source in self.sources:
+            for family in source():
+                if family.name not in names:
+                    names.add(family.name)
+                    yield family
+
+
+def _workers(directory: str, app_metrics: bool) -> Callable[[], Iterable[Metric]]:
+    """Every worker's samples from the shared files; only the catalog's unless `app_metrics`
+    (the app's own prometheus_client metrics live in the same files)."""
+    declared = {spec.name for spec in all_specs()}
+
+    def collect() -> Iterable[Metric]:
+        collector = multiprocess.MultiProcessCollector(None, directory)  # type: ignore[no-untyped-call]
         for family in collector.collect():  # type: ignore[no-untyped-call]
-            if family.name not in names:
+            if app_metrics or family.name in declared:
                 yield family
 
+    return collect
 
-def scrape_registry(local: CollectorRegistry) -> CollectorRegistry:
-    """What `/metrics` exposes: `local` alone, or merged with every worker's samples when
-    multiprocess mode is on. On a name clash the local family wins: lifecycle and readiness
-    metrics belong to the process that runs the checks and answers the probes."""
+
+def scrape_registry(local: CollectorRegistry, app: CollectorRegistry | None = None) -> CollectorRegistry:
+    """What `/metrics` exposes: `local`, plus the app's own metrics (`app`, usually
+    prometheus_client's default REGISTRY; None leaves them out), or, when multiprocess mode is on,
+    every worker's samples. On a name clash the local family wins: lifecycle and readiness
+    metrics belong to the process that runs the checks and answers the probes, and the default
+    registry's process collectors duplicate ours."""
     directory = os.environ.get(ENV)
-    if not directory:
+    sources: list[Callable[[], Iterable[Metric]]] = []
+    if directory:
+        sources.append(_workers(directory, app is not None))
+    elif app is not None:
+        sources.append(app.collect)
+    if not sources:
         return local
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Merged(local, directory))
+    registry.register(_Merged(local, sources))
     return registry

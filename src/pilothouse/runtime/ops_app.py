@@ -7,6 +7,10 @@ GET  /status          lifecycle state, in-flight requests, uptime
 GET  /metrics         Prometheus text or OpenMetrics, gzip when asked
 POST /admin/drain     readiness 503, keep serving (bearer token)
 POST /admin/undrain   back to ready (bearer token)
+
+An admin request's body is read in full (at most `MAX_ADMIN_BODY`) before its action runs: a
+request whose body the HTTP parser rejects (answered 400) or whose client went away takes no
+effect, and the action gets the body as one message.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from pilothouse.runtime.admin_auth import AdminAuth
-from pilothouse.runtime.asgi import Receive, Scope, Send, respond
+from pilothouse.runtime.asgi import Message, Receive, Scope, Send, respond
 from pilothouse.runtime.lifecycle import State
 
 if TYPE_CHECKING:
@@ -27,6 +31,9 @@ if TYPE_CHECKING:
 Handler = Callable[[Scope, Receive, Send], Awaitable[None]]
 RouteHandler = Handler
 """An extra ops route added by a feature (`Runtime.add_route`): a plain ASGI callable."""
+
+
+MAX_ADMIN_BODY = 64 * 1024
 
 
 def _dump(body: object) -> bytes:
@@ -167,7 +174,13 @@ class OpsApp:
             elif verdict == "wrong":
                 await respond(send, 403, _dump({"error": "invalid token"}))
             else:
-                await action(scope, receive, send)
+                body = await _read_body(receive)
+                if body is None:
+                    return  # the client is gone, or the parser refused the body (uvicorn said 400)
+                if len(body) > MAX_ADMIN_BODY:
+                    await respond(send, 413, _dump({"error": f"body larger than {MAX_ADMIN_BODY} bytes"}))
+                    return
+                await action(scope, _replay(body, receive), send)
 
         return guarded
 
@@ -180,3 +193,30 @@ class OpsApp:
             await respond(send, 409, _dump({"error": "shutting down; cannot undrain"}))
             return
         await respond(send, 200, _dump({"state": str(self.runtime.lifecycle.state)}))
+
+
+async def _read_body(receive: Receive) -> bytes | None:
+    """The request body (stops reading just past `MAX_ADMIN_BODY`); None on a disconnect."""
+    body = b""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunk: bytes = message.get("body", b"")
+        body += chunk
+        if not message.get("more_body") or len(body) > MAX_ADMIN_BODY:
+            return body
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A `receive` that gives `body` as one message, then the server's messages (a disconnect)."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay

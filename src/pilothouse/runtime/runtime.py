@@ -31,7 +31,7 @@ _current: Runtime | None = None
 
 FlushHook = Callable[[], Awaitable[None] | None]
 Hook = Callable[[], Awaitable[None]]
-Role = Literal["process", "supervisor", "worker"]
+Role = Literal["process", "supervisor", "worker", "jobs"]
 
 
 class Runtime:
@@ -39,9 +39,10 @@ class Runtime:
 
     def __init__(self, config: Config, metrics: Metrics | None = None, *, role: Role = "process") -> None:
         """`role` is "process" for a single-process serve or attach, "supervisor" and "worker"
-        for `--workers`: build info, lifecycle and readiness metrics belong to the process that
-        answers the probes (not workers), and background features such as the job worker run
-        once per pod, in the supervisor (not in HTTP workers)."""
+        for `--workers`, "jobs" for `pilothouse jobs worker` (jobs are its purpose). Build info,
+        lifecycle and readiness metrics belong to the process that answers the probes (not
+        workers), and background features such as the job worker run once per pod, in the
+        supervisor (not in HTTP workers)."""
         global _current
         _current = self
         self.config = config

@@ -10,18 +10,22 @@ the pre-stop wait (`serve_ops=False`): the supervisor (`supervisor.py`) owns tho
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import uvicorn
 
+from pilothouse.config.model import Config
 from pilothouse.errors import OperationError
 from pilothouse.runtime.asgi import ASGIApp
+from pilothouse.runtime.connection_guard import OTHER_DESCRIPTORS, fd_cap, quiet_accept_errors
 from pilothouse.runtime.runtime import Runtime
 from pilothouse.runtime.signals import ShutdownSignals
-from pilothouse.runtime.uvicorn_server import Server, ops_server, stop_server
+from pilothouse.runtime.uvicorn_server import Server, ops_server, port_limits, stop_server
 
 log = logging.getLogger("pilothouse.server")
 
@@ -59,15 +63,17 @@ class PilothouseServer:
                 server_header=False,
                 # The exact drain timeout (uvicorn types it int, but waits with a float fine).
                 timeout_graceful_shutdown=config.lifecycle.drain_timeout,  # type: ignore[arg-type]
+                **port_limits(config.service, "app", app_connection_cap(config)),
             )
         )
-        self.ops = ops_server(runtime.ops_app(), config.ops.host, config.ops.port)
+        self.ops = ops_server(runtime.ops_app(), config.ops)
         self._stop = asyncio.Event()
-        self._signals = ShutdownSignals(runtime.lifecycle, self._stop)
+        self._signals = ShutdownSignals(runtime.lifecycle, self._stop, config.lifecycle.hard_exit_after)
 
     async def serve(self) -> int:
         """Run until a signal and a graceful shutdown; return the exit code."""
         self._signals.install(self._handled)
+        quiet_accept_errors(asyncio.get_running_loop())
         await self.startup()
         await self.main_loop()
         await self.shutdown()
@@ -85,15 +91,8 @@ class PilothouseServer:
             await start_server(self.ops, self._ops_socket)
             self._ops_loop = asyncio.create_task(self.ops.main_loop())
             self.runtime.start_checks()
-        try:
-            await asyncio.wait_for(
-                start_server(self.app_server, self._app_socket), config.lifecycle.startup_timeout
-            )
-        except TimeoutError:
-            raise OperationError(
-                f"the app did not finish starting within {config.lifecycle.startup_timeout:g}s "
-                "([lifecycle].startup_timeout)"
-            ) from None
+        if not await self._start_app():
+            return
         self._app_loop = asyncio.create_task(self.app_server.main_loop())
         await self.runtime.run_start_hooks()
         self.runtime.lifecycle.mark_ready()
@@ -110,7 +109,18 @@ class PilothouseServer:
             config.ops.port,
         )
 
+    async def _start_app(self) -> bool:
+        """Start the app server (its lifespan startup); False if a signal cut it short."""
+        started = await start_unless_stopped(
+            start_server(self.app_server, self._app_socket), self._stop, self.runtime.config
+        )
+        if not started:
+            cancelled_lifespan(getattr(self.app_server, "lifespan", None))
+        return started
+
     async def main_loop(self) -> None:
+        if not self.started:
+            return
         stop = asyncio.create_task(self._stop.wait())
         await asyncio.wait({stop, self._app_loop}, return_when=asyncio.FIRST_COMPLETED)
         stop.cancel()
@@ -119,9 +129,17 @@ class PilothouseServer:
 
     # -- shutdown ----------------------------------------------------------------------------
 
+    @property
+    def started(self) -> bool:
+        """The app server started (False after a startup cut short by a signal)."""
+        return hasattr(self, "_app_loop")
+
     async def shutdown(self) -> None:
-        lifecycle = self.runtime.lifecycle
         timings = self.runtime.config.lifecycle
+        if not self.started:  # startup cancelled: nothing to drain, features never started
+            self._app_socket.close()
+            await self._stopped()
+            return
         # 1. Readiness already answers 503 (the signal handler moved to DRAINING).
         # 2. Keep serving for pre_stop_delay so load balancers notice and stop sending.
         if self._signals.count and self.serve_ops:
@@ -138,10 +156,13 @@ class PilothouseServer:
         await self._wait_cancelled_tasks()
         if self.runtime.dropped:
             log.warning("drain timeout: %d request(s) cut", self.runtime.dropped)
+        await self._stopped()
+
+    async def _stopped(self) -> None:
         # 4. Flush telemetry.
         await self.runtime.flush()
         # 5. Stopped: the ops port answers until here, then closes.
-        lifecycle.mark_stopped()
+        self.runtime.lifecycle.mark_stopped()
         if not self.serve_ops:
             return
         await stop_server(self.ops, self._ops_loop, self._ops_socket)
@@ -152,6 +173,11 @@ class PilothouseServer:
         deadline = asyncio.get_running_loop().time() + limit
         while self.app_server.server_state.tasks and asyncio.get_running_loop().time() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.01)
+
+
+def app_connection_cap(config: Config) -> int:
+    """`[service].max_connections`, fitted under the open-file limit with room for the ops port."""
+    return fd_cap(config.service.max_connections, config.ops.max_connections + OTHER_DESCRIPTORS)
 
 
 def bind(host: str, port: int, role: str) -> socket.socket:
@@ -178,6 +204,42 @@ async def start_server(server: Server, sock: socket.socket) -> None:
         await server.startup(sockets=[sock])
     except SystemExit:
         raise OperationError("the application's startup (ASGI lifespan) failed; see the log above") from None
+
+
+async def start_unless_stopped(start: Coroutine[Any, Any, None], stop: asyncio.Event, config: Config) -> bool:
+    """Run the app's startup `start` within `[lifecycle].startup_timeout`. False if `stop` was set
+    first: the startup is cancelled, so SIGTERM during a slow startup exits within the budget."""
+    limit = config.lifecycle.startup_timeout
+    starting = asyncio.ensure_future(start)
+    stopping = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({starting, stopping}, timeout=limit, return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    if starting.done():
+        starting.result()  # a failed startup raises here
+        return True
+    starting.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await starting
+    if not stop.is_set():
+        raise OperationError(
+            f"the app did not finish starting within {limit:g}s ([lifecycle].startup_timeout)"
+        )
+    log.warning("startup cancelled: a shutdown signal arrived before the app finished starting")
+    return False
+
+
+def cancelled_lifespan(lifespan: Any) -> None:
+    """uvicorn's lifespan task still runs the app's startup after `start_unless_stopped` gave up;
+    the loop cancels it when it closes. That cancellation is ours, not the app's failure: marked
+    failed, uvicorn does not call the lifespan "unsupported", and what the framework reports
+    about it (Starlette sends the CancelledError traceback) is not logged."""
+    if lifespan is not None:
+        lifespan.startup_failed = True
+        lifespan.logger = _SILENCED
+
+
+_SILENCED = logging.getLogger("pilothouse.server.cancelled-startup")
+_SILENCED.disabled = True
 
 
 def run(runtime: Runtime, app: ASGIApp) -> int:

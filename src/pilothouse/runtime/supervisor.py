@@ -46,6 +46,7 @@ from pilothouse.errors import OperationError, PilothouseError
 from pilothouse.redaction import redact
 from pilothouse.runtime.checks import Check, CheckFailed
 from pilothouse.runtime.checks.result import Probe
+from pilothouse.runtime.connection_guard import quiet_accept_errors
 from pilothouse.runtime.multiprocess import setup_dir, worker_exited
 from pilothouse.runtime.runtime import Runtime
 from pilothouse.runtime.server import HANDLED_SIGNALS, bind, start_server
@@ -101,7 +102,8 @@ class Supervisor:
         # Per worker: [in flight, dropped], published by the worker every 100 ms.
         self.counts: Any = _spawn.Array("q", 2 * workers, lock=False)
         self._stop = asyncio.Event()
-        self._signals = ShutdownSignals(runtime.lifecycle, self._stop, exit_now=self._kill_workers)
+        deadline = runtime.config.lifecycle.hard_exit_after
+        self._signals = ShutdownSignals(runtime.lifecycle, self._stop, deadline, exit_now=self._kill_workers)
         runtime.inflight_source = self._counts
         runtime.status_extras = lambda: {"workers": [w.as_dict() for w in self.workers]}
         runtime.record_check_metrics = False  # the workers run and record the configured checks
@@ -132,6 +134,7 @@ class Supervisor:
 
     async def serve(self) -> int:
         self._signals.install(HANDLED_SIGNALS)
+        quiet_accept_errors(asyncio.get_running_loop())
         try:
             await self.startup()
             await self.main_loop()
@@ -145,11 +148,12 @@ class Supervisor:
         config = self.runtime.config
         # [telemetry].multiprocess_dir if set (kept), else a temporary one (removed at exit).
         self._own_metrics_dir = config.telemetry.multiprocess_dir is None
-        self._metrics_dir = setup_dir(config.telemetry.multiprocess_dir)
+        metrics_dir = config.telemetry.multiprocess_dir
+        self._metrics_dir = setup_dir(None if metrics_dir is None else config.state_path(metrics_dir))
         self._ops_socket = bind(config.ops.host, config.ops.port, "ops")
         self._app_socket = bind(config.service.host, config.service.port, "app")
         self._app_socket.listen(2048)
-        self.ops = ops_server(self.runtime.ops_app(), config.ops.host, config.ops.port)
+        self.ops = ops_server(self.runtime.ops_app(), config.ops)
         await start_server(self.ops, self._ops_socket)
         self._ops_loop = asyncio.create_task(self.ops.main_loop())
         self.runtime.start_checks()

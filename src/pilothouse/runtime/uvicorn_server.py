@@ -1,7 +1,8 @@
-"""A uvicorn Server that leaves signals to Pilothouse.
+"""A uvicorn Server that leaves signals to Pilothouse, and the uvicorn settings of each port.
 
 uvicorn installs its own SIGTERM handler and re-raises the signal after shutdown; Pilothouse
 needs the signal to start its own phased shutdown and to exit 0, so the capture is disabled.
+Both ports get the connection guard (`connection_guard`) with their section's limits.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ from typing import Any
 
 import uvicorn
 
+from pilothouse.config.service import OpsConfig, ServiceConfig
+from pilothouse.runtime.connection_guard import Limits, guarded_protocol
+
 
 class Server(uvicorn.Server):
     """uvicorn's server without its signal capture (Pilothouse's lifecycle handles signals)."""
@@ -23,17 +27,25 @@ class Server(uvicorn.Server):
         yield
 
 
-def ops_server(app: Any, host: str, port: int) -> Server:
+def port_limits(section: ServiceConfig | OpsConfig, port: str, max_connections: int) -> dict[str, Any]:
+    """uvicorn.Config keywords enforcing a port's timeouts and connection cap."""
+    limits = Limits(port, section.header_timeout, section.idle_timeout, max_connections)
+    # uvicorn types timeout_keep_alive int, but arms its timer with a float fine.
+    return {"http": guarded_protocol(limits), "timeout_keep_alive": section.idle_timeout}
+
+
+def ops_server(app: Any, ops: OpsConfig) -> Server:
     """A quiet uvicorn server for the ops app (no lifespan, no access log)."""
     config = uvicorn.Config(
         app,
-        host=host,
-        port=port,
+        host=ops.host,
+        port=ops.port,
         lifespan="off",
         log_config=None,
         access_log=False,
         server_header=False,
         timeout_graceful_shutdown=1,
+        **port_limits(ops, "ops", ops.max_connections),
     )
     return Server(config)
 

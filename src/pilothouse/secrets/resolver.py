@@ -49,10 +49,7 @@ class SecretResolver:
         secrets, service = self._config.secrets, self._config.service.name
         config_dir = self._config.source.parent if self._config.source else None
         if name == "kubernetes":
-            mount_dir = Path(secrets.mount_dir)
-            if not mount_dir.is_absolute() and config_dir is not None:
-                mount_dir = config_dir / mount_dir  # relative paths: from the config file, like `file`
-            return KubernetesProvider(mount_dir)
+            return KubernetesProvider(secrets.mount_dir)  # absolute: the config model refuses others
         if name == "env":
             return EnvProvider(service, self._environ)
         if name == "file":

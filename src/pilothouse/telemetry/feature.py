@@ -8,8 +8,10 @@ runtime's registry. The per-request middleware and the scrape are registered wit
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING
 
+from prometheus_client import REGISTRY
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
@@ -20,7 +22,12 @@ from pilothouse.runtime.multiprocess import scrape_registry
 from pilothouse.telemetry.logs import configure_logging, flush_logs
 from pilothouse.telemetry.middleware import TelemetryMiddleware
 from pilothouse.telemetry.state import state
-from pilothouse.telemetry.tracing import flush_on_shutdown, server_spans, setup_tracing
+from pilothouse.telemetry.tracing import (
+    flush_on_shutdown,
+    server_spans,
+    setup_tracing,
+    warn_of_a_second_exporter,
+)
 
 if TYPE_CHECKING:
     from pilothouse.runtime.runtime import Runtime
@@ -33,12 +40,13 @@ def install(runtime: Runtime) -> None:
     provider = setup_tracing(config)
     if provider is not None:
         flush_on_shutdown(runtime, provider)
+        warn_of_a_second_exporter()
     if config.telemetry.metrics:
         registry = runtime.metrics.registry
         ProcessCollector(registry=registry)
         PlatformCollector(registry=registry)
         GCCollector(registry=registry)
-    state.bind(runtime.metrics, config.telemetry.correlation_attribute)
+    state.bind(runtime.metrics, config.telemetry.correlation_attribute, frozenset(config.monitoring.helpers))
     install_middleware(runtime)
 
 
@@ -46,7 +54,8 @@ def install_middleware(runtime: Runtime) -> None:
     """Register the request middleware and the (multiprocess-aware) scrape with `runtime`:
     the runtime never imports telemetry; telemetry plugs into the runtime."""
     runtime.add_middleware(lambda app: build_middleware(runtime, app))
-    runtime.set_scrape(scrape_registry)
+    app = REGISTRY if runtime.config.telemetry.app_metrics else None
+    runtime.set_scrape(functools.partial(scrape_registry, app=app))
 
 
 def build_middleware(runtime: Runtime, app: ASGIApp) -> TelemetryMiddleware:

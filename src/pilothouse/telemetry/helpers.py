@@ -94,6 +94,7 @@ class unit_of_work(_Timed):
     __slots__ = ()
 
     def _record(self, duration: float, error: BaseException | None) -> None:
+        state.used("unit_of_work")
         metrics = state.metrics
         outcome = "success" if error is None else "error"
         metrics.get(app_metrics.UNIT_OF_WORK_EXECUTIONS).labels(self.name, outcome).inc()
@@ -113,6 +114,7 @@ class command(_Timed):
         self.result: str | None = None
 
     def _record(self, duration: float, error: BaseException | None) -> None:
+        state.used("command")
         result = self.result or ("ok" if error is None else "error")
         if self._span is not None:
             self._span.set_attribute("pilothouse.command.result", result)
@@ -125,6 +127,7 @@ def queue_depth(name: str, depth: Callable[[], float]) -> None:
     Evaluated in the process that answers the scrape; with several worker processes this
     reports the supervisor's view, so bind it to a shared queue (Redis, a table), not a local one.
     """
+    state.used("queue_depth")
     state.metrics.get(app_metrics.QUEUE_DEPTH).labels(name).set_function(depth)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
 import threading
 import weakref
@@ -29,8 +30,18 @@ UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.asgi")
 FLUSH_INTERVAL = 0.2  # seconds a buffered line (access log) may wait before it is written
 BUFFER_LINES = 8192  # or this many lines (the writer thread normally comes first)
 
-# Attributes every LogRecord has; anything else on a record came from `extra=`.
-_RECORD_FIELDS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+# Attributes every LogRecord has; anything else on a record came from `extra=`. Not an extra
+# either: uvicorn's `color_message` (`extra={"color_message": ...}`, the message with ANSI colour
+# codes for its own terminal formatter), a copy of the message with escape codes in it.
+_RECORD_FIELDS = frozenset(vars(logging.makeLogRecord({}))) | {
+    "message",
+    "asctime",
+    "taskName",
+    "color_message",
+}
+# ANSI escape sequences (CSI, e.g. colours, and two-byte escapes): a log line is data, not a
+# terminal, so they are removed from every string a JSON line carries.
+_ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|[@-Z\\-_])")
 
 _MILLIS_Z = tuple(f".{ms:03d}Z" for ms in range(1000))  # the end of a timestamp, by millisecond
 SpanIds = Callable[[], tuple[str, str] | None]
@@ -40,7 +51,10 @@ _encode = json.JSONEncoder(default=str, ensure_ascii=False, separators=(", ", ":
 
 def _redact(text: str) -> str:
     """`redact`, skipped when the text cannot hold anything it masks (no registered secrets,
-    no `@` of URL credentials, no `=` of key=value pairs): most lines, e.g. every access line."""
+    no `@` of URL credentials, no `=` of key=value pairs): most lines, e.g. every access line.
+    ANSI escape codes are dropped on the way (tested with one `in` for the common case)."""
+    if "\x1b" in text:
+        text = _ANSI.sub("", text)
     if redaction._values or "@" in text or "=" in text:
         return redact(text)
     return text

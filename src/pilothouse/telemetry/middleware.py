@@ -41,6 +41,15 @@ log = logging.getLogger("pilothouse.telemetry")
 # (it is echoed into logs and response headers, so no control characters or huge values).
 _SAFE_REQUEST_ID = re.compile(rb"[\w.:@/+=-]{1,128}")
 
+# FastAPI (0.142+) starts a SERVER span of its own for every request once a global tracer
+# provider exists, from the request headers rather than the current span: a second span in a
+# second trace, current while the handler runs (so its logs and child spans went there). FastAPI
+# skips its request telemetry when the scope already carries this key (its marker for "an outer
+# FastAPI app handles this request"; an excluded request gets None), so a request Pilothouse
+# traces gets None: one server span, Pilothouse's. `make test-latest` runs the test that proves
+# it against the newest FastAPI (tests/telemetry/test_fastapi.py).
+FASTAPI_TELEMETRY = "fastapi.telemetry"
+
 
 class TelemetryMiddleware:
     """Wraps the user's app; see the module docstring for what it records."""
@@ -140,6 +149,7 @@ class TelemetryMiddleware:
         traceparent: bytes | None = None
         new_trace: str | None = None  # the id of a trace this request starts
         if (otel := self._otel) is not None:
+            scope[FASTAPI_TELEMETRY] = None
             if parent is None and baggage is None:  # the common case: a new trace
                 span = self._spans.start(  # type: ignore[union-attr]
                     method,

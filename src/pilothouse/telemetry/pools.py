@@ -66,6 +66,7 @@ def watch_pool(name: str, pool: Any) -> None:
     """Export `pilothouse_pool_connections_in_use`, `..._max` and `pilothouse_pool_utilization_ratio`
     for `pool` labelled `pool=name`."""
     usage = usage_of(pool)
+    state.used("watch_pool")
 
     def ratio() -> float:
         maximum = usage.maximum()

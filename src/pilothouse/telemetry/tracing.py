@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from typing import TYPE_CHECKING, Any
 
+from pilothouse.config.extras import otlp_extra
 from pilothouse.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -38,7 +40,7 @@ def _exporter(config: Config) -> SpanExporter:
 
         return ConsoleSpanExporter(service_name=config.service.name)
     module = f"opentelemetry.exporter.otlp.proto.{telemetry.otlp_protocol}.trace_exporter"
-    extra = "otlp" if telemetry.otlp_protocol == "http" else "otlp-grpc"
+    extra = otlp_extra(telemetry.otlp_protocol)
     try:
         exporter_module: Any = __import__(module, fromlist=["OTLPSpanExporter"])
     except ImportError:
@@ -94,6 +96,21 @@ def setup_tracing(config: Config, exporter: SpanExporter | None = None) -> Trace
         )
     _own = (provider, telemetry.sample_ratio)
     return provider
+
+
+def warn_of_a_second_exporter() -> None:
+    """FastAPI's `FASTAPI_OTEL_AUTO_CONFIGURE=true` adds a `BatchSpanProcessor` with an OTLP
+    exporter of its own to the global tracer provider when the app starts ("FastAPI preserves
+    existing providers and their exporters. Environment setup can add exporters", its
+    `TelemetryConfig`): with Pilothouse's provider that exports every span a second time, to the
+    same `OTEL_EXPORTER_OTLP_ENDPOINT`. FastAPI's own docs: "If another library already configures
+    export to the same destination, leave FASTAPI_OTEL_AUTO_CONFIGURE unset"."""
+    if os.environ.get("FASTAPI_OTEL_AUTO_CONFIGURE", "").strip().lower() == "true":
+        log.warning(
+            "FASTAPI_OTEL_AUTO_CONFIGURE=true makes FastAPI add an OTLP exporter of its own to the "
+            "tracer provider Pilothouse exports with ([telemetry].traces): every span would be "
+            "exported twice; unset it"
+        )
 
 
 def server_spans(config: Config) -> ServerSpans | None:

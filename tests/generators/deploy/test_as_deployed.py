@@ -25,7 +25,12 @@ def test_pod_spec_runs_and_stops_within_its_grace_period(shop_bundle: Path, tmp_
     container = pod["containers"][0]
     volumes = {v["name"]: v for v in pod["volumes"]}
     mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
-    paths = {mounts["config"]: tmp_path / "config", mounts["tmp"]: tmp_path / "tmp", "/app": SHOP_DIR}
+    paths = {
+        mounts["config"]: tmp_path / "config",
+        mounts["tmp"]: tmp_path / "tmp",
+        mounts["state"]: tmp_path / "state",
+        "/app": SHOP_DIR,
+    }
     for local in paths.values():
         local.mkdir(exist_ok=True)
 
@@ -59,11 +64,12 @@ def test_pod_spec_runs_and_stops_within_its_grace_period(shop_bundle: Path, tmp_
         for probe in ("startupProbe", "livenessProbe"):
             assert httpx.get(f"{serve.ops_url}{container[probe]['httpGet']['path']}").status_code == 200
         assert httpx.get(f"{serve.app_url}/items").status_code == 200
-        assert (paths[mounts["tmp"]] / "shop.sqlite3").exists()  # the only writable place
+        assert (paths[mounts["tmp"]] / "shop.sqlite3").exists()  # the writable places: /tmp ...
+        assert (paths[mounts["state"]] / "shop-jobs.sqlite3").exists()  # ... and the state dir
         drain = httpx.post(f"{serve.ops_url}/admin/drain", headers={"Authorization": f"Bearer {TOKEN}"})
         assert drain.status_code == 200
         # SIGTERM comes after the preStop sleep; the rest of the grace period must be enough.
-        prestop = int(container["lifecycle"]["preStop"]["exec"]["command"][1])
+        prestop = int(container["lifecycle"]["preStop"]["sleep"]["seconds"])
         budget = pod["terminationGracePeriodSeconds"] - prestop
         started = time.monotonic()
         serve.signal(signal.SIGTERM)

@@ -37,6 +37,12 @@ name = "{name}"
         ("shop", '[deploy]\nenv = { PILOTHOUSE_CONFIG = "/x" }', "deploy.env sets PILOTHOUSE_CONFIG"),
         ("shop", '[deploy.database]\nstorage = "10GB"', "deploy.database.storage: '10GB' is invalid"),
         ("a" * 51, "", "at most 50 are allowed"),
+        # Rendered as `mountPath: mnt/db` while the resolver read it from the config's directory.
+        (
+            "shop",
+            '[secrets]\nmount_dir = "mnt"',
+            "secrets.mount_dir: 'mnt' is invalid: expected an absolute path",
+        ),
     ],
 )
 def test_bad_deploy_values_fail_config_check(tmp_path: Path, name: str, extra: str, expected: str) -> None:

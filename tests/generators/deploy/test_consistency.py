@@ -7,6 +7,7 @@ Deployment, the Dockerfile HEALTHCHECK and the compose healthcheck are requested
 from __future__ import annotations
 
 import ast
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -17,6 +18,7 @@ import pytest
 import yaml
 
 from pilothouse.config import load_config
+from pilothouse.generators.deploy import facts, generate
 from pilothouse.runtime.checks.factory import build_checks
 from tests.generators.deploy.conftest import SHOP
 from tests.helpers import ROOT, SHOP_DIR, ServeProcess, run_cli
@@ -78,7 +80,7 @@ def test_probe_paths_and_ports_are_what_the_service_serves(shop_bundle: Path, sh
 def test_grace_period_covers_prestop_drain_and_flush(shop_bundle: Path) -> None:
     config = load_config(SHOP, environ={})
     pod = one(rendered(shop_bundle, "base"), "Deployment")["spec"]["template"]["spec"]
-    sleep = int(pod["containers"][0]["lifecycle"]["preStop"]["exec"]["command"][1])
+    sleep = int(pod["containers"][0]["lifecycle"]["preStop"]["sleep"]["seconds"])
     assert sleep >= config.lifecycle.pre_stop_delay
     # preStop runs first, then SIGTERM starts the runtime's own pre-stop wait, drain and flush.
     assert pod["terminationGracePeriodSeconds"] > sleep + config.lifecycle.shutdown_budget
@@ -119,7 +121,7 @@ def test_compose_and_systemd_provide_the_runtime_variables(shop_bundle: Path) ->
     unit = (shop_bundle / "systemd" / "shop.service").read_text()
     assert "Environment=PILOTHOUSE_CONFIG=/etc/shop/pilothouse.toml\n" in unit
     assert "EnvironmentFile=-/etc/shop/shop.env\n" in unit
-    assert "SHOP_ADMIN_TOKEN=\n" in (shop_bundle / "systemd" / "shop.env.example").read_text()
+    assert "SHOP_ADMIN_TOKEN=CHANGE-ME\n" in (shop_bundle / "systemd" / "shop.env.example").read_text()
 
 
 def test_no_secret_value_reaches_any_file_or_output(tmp_path: Path) -> None:
@@ -128,8 +130,6 @@ def test_no_secret_value_reaches_any_file_or_output(tmp_path: Path) -> None:
         "DATABASE_URL": "postgresql://orders:pw-1a2b3c4d@db/orders",
         "ORDERS_DB_URL": "postgresql://orders:pw-5e6f7a8b@db/orders",
     }
-    from tests.helpers import run_cli
-
     out = tmp_path / "deploy"
     result = run_cli(
         "generate",
@@ -186,3 +186,39 @@ def test_readiness_probe_timeout_covers_the_slowest_check(
         answer = httpx.get(f"{server.ops_url}{probe['httpGet']['path']}", timeout=probe["timeoutSeconds"])
     upstream = answer.json()["checks"]["upstream"]
     assert upstream["status"] == "warn" and "timed out after 3s" in upstream["error"], upstream
+
+
+@pytest.mark.parametrize("startup", ["500ms", "7.5s", "60s", "5m"])
+def test_every_artifact_allows_the_same_startup_window(startup: str) -> None:
+    """The runtime's startup_timeout, the startup probe's window (failureThreshold x period), the
+    Dockerfile and compose start periods and systemd's TimeoutStartSec come from one number
+    (with "500ms" the probe allowed 2 s while the others allowed 5 s). A SIGTERM during that
+    window cancels the startup, so the grace period need not cover it: the forced exit comes
+    before the kubelet's and systemd's kills."""
+    config = load_config(SHOP, environ={"PILOTHOUSE_LIFECYCLE__STARTUP_TIMEOUT": startup})
+    files = generate(config, SHOP.read_text())
+    window = facts.startup_window_seconds(config)
+    assert window >= config.lifecycle.startup_timeout
+    deployment = yaml.safe_load(files["k8s/base/deployment.yaml"])
+    probe = deployment["spec"]["template"]["spec"]["containers"][0]["startupProbe"]
+    assert window <= probe["failureThreshold"] * probe["periodSeconds"] < window + probe["periodSeconds"]
+    compose = yaml.safe_load(files["compose.yaml"])
+    assert compose["services"]["shop"]["healthcheck"]["start_period"] == f"{window}s"
+    assert f"--start-period={window}s" in files["Dockerfile"]
+    assert f"TimeoutStartSec={window}s" in files["systemd/shop.service"]
+    hard_exit = config.lifecycle.hard_exit_after
+    assert hard_exit < facts.stop_timeout_seconds(config) <= facts.grace_period_seconds(config)
+
+
+def test_config_check_prints_the_numbers_the_artifacts_use(shop_bundle: Path) -> None:
+    """`config check` names each number: its pod grace period is the Deployment's, its stop
+    timeout is compose's `stop_grace_period` (it once printed the stop timeout as "grace period")."""
+    out = run_cli("config", "check", str(SHOP), "--format", "json", env={})
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)
+    pod = one(rendered(shop_bundle, "base"), "Deployment")["spec"]["template"]["spec"]
+    assert summary["pod_grace_period_seconds"] == pod["terminationGracePeriodSeconds"]
+    compose = yaml.safe_load((shop_bundle / "compose.yaml").read_text())["services"]["shop"]
+    assert f"{summary['stop_timeout_seconds']}s" == compose["stop_grace_period"]
+    text = run_cli("config", "check", str(SHOP), env={}).stdout
+    assert f"pod grace period {pod['terminationGracePeriodSeconds']}s" in text

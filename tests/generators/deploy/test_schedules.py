@@ -123,6 +123,13 @@ def test_timers_pass_validators_and_fire_when_croniter_says(tmp_path: Path) -> N
     config = load_config(config_path)
     assert config.jobs is not None
     now = datetime.now().timestamp()
+    main = (out / "systemd/shop.service").read_text()
+    # what the main unit sets for its process (StateDirectory=, environment, limits, sandbox), less
+    # what only a long-running `serve` has
+    own = ("Type=", "ExecStart=", "Restart", "TimeoutStartSec=", "#")
+    shared = [line for line in main.split("[Service]")[1].split("[Install]")[0].splitlines()
+              if line and not line.startswith(own)]
+    assert "StateDirectoryMode=0700" in shared
     for schedule in config.jobs.schedules:
         timer = (out / f"systemd/shop-{schedule.key}.timer").read_text()
         specs = re.findall(r"^OnCalendar=(.+)$", timer, re.M)
@@ -132,6 +139,7 @@ def test_timers_pass_validators_and_fire_when_croniter_says(tmp_path: Path) -> N
         assert "RandomizedDelaySec=" in timer
         service = (out / f"systemd/shop-{schedule.key}.service").read_text()
         assert "Type=oneshot" in service and f"jobs run {schedule.job}" in service
+        assert [line for line in shared if line not in service.splitlines()] == []
 
 
 def test_a_broken_timer_fails_verify(tmp_path: Path) -> None:

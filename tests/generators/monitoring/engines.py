@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import subprocess
 import threading
 import time
@@ -44,6 +45,12 @@ class Engine:
             self.stop()
             raise RuntimeError(f"{name} failed to start:\n{log.read_text()[-2000:]}") from None
 
+    def reload(self, config: dict[str, Any], path: Path) -> None:
+        """Write a new config to `path` (the file it was started with) and send SIGHUP, which
+        Prometheus answers by reloading it."""
+        path.write_text(yaml.safe_dump(config))
+        self.proc.send_signal(signal.SIGHUP)
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()
@@ -57,14 +64,28 @@ class Engine:
 def prometheus(tmp: Path, job: str, target: str, rule_files: list[Path],
                alertmanager: str | None = None, interval: str = "1s") -> Engine:
     """Prometheus scraping `target` (host:port) as `job`, evaluating `rule_files`."""
-    port = free_port()
+    scrape = [{"job_name": job, "static_configs": [{"targets": [target]}]}]
+    return prometheus_with(tmp, scrape, rule_files, alertmanager, interval)
+
+
+def prometheus_config(scrape_configs: list[dict[str, Any]], rule_files: list[Path],
+                      alertmanager: str | None = None, interval: str = "1s") -> dict[str, Any]:
     config: dict[str, Any] = {
         "global": {"scrape_interval": interval, "evaluation_interval": interval},
         "rule_files": [str(p) for p in rule_files],
-        "scrape_configs": [{"job_name": job, "static_configs": [{"targets": [target]}]}],
+        "scrape_configs": scrape_configs,
     }
     if alertmanager:
         config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]}
+    return config
+
+
+def prometheus_with(tmp: Path, scrape_configs: list[dict[str, Any]], rule_files: list[Path],
+                    alertmanager: str | None = None, interval: str = "1s") -> Engine:
+    """Prometheus with the given scrape configs (relabeling and all), evaluating `rule_files`;
+    `Engine.reload(prometheus_config(...))` swaps them while it runs."""
+    port = free_port()
+    config = prometheus_config(scrape_configs, rule_files, alertmanager, interval)
     path = tmp / "prometheus.yml"
     path.write_text(yaml.safe_dump(config))
     binary = shutil.which("prometheus")

@@ -59,16 +59,16 @@ def test_every_alert_has_a_firing_and_a_quiet_case(tmp_path: Path) -> None:
 
 
 def test_an_alert_that_cannot_fire_fails_promtool(tmp_path: Path) -> None:
-    """Raise PoolSaturated's threshold out of reach in the rules: its firing case must fail."""
+    """Raise HighErrorRatio's threshold out of reach in the rules: its firing case must fail."""
     out = generated(tmp_path)
     rules = out / "prometheus/rules/shop.rules.yaml"
     text = rules.read_text()
-    assert "pilothouse_pool_utilization_ratio{job=\"shop\"}) > 0.9" in text
-    rules.write_text(text.replace("pilothouse_pool_utilization_ratio{job=\"shop\"}) > 0.9",
-                                  "pilothouse_pool_utilization_ratio{job=\"shop\"}) > 2"))
+    assert "job:pilothouse_slo_errors:ratio_rate5m > 0.05\n" in text
+    rules.write_text(text.replace("job:pilothouse_slo_errors:ratio_rate5m > 0.05\n",
+                                  "job:pilothouse_slo_errors:ratio_rate5m > 2\n"))
     verdicts = {v.tool: v for v in validate(out)}
     assert verdicts["promtool test rules"].status == "fail"
-    assert "PoolSaturated" in verdicts["promtool test rules"].detail
+    assert "HighErrorRatio" in verdicts["promtool test rules"].detail
 
 
 def test_a_misrouted_severity_fails_amtool(tmp_path: Path) -> None:
@@ -181,10 +181,50 @@ def test_overview_has_the_promised_panels(tmp_path: Path) -> None:
     data = json.loads((generated(tmp_path) / "grafana/dashboards/shop-overview.json").read_text())
     titles = {p["title"] for p in data["panels"]}
     assert {"Request rate by route", "Error ratio (5xx)", "Latency p50 / p90 / p99", "Active requests",
-            "CPU (cores)", "Resident memory", "Connection pool utilization", "Queue depth",
+            "CPU (cores)", "Resident memory",
             "Readiness checks (1 pass, 0 fail)", "Lifecycle state", "Build",
             "Error budget remaining, availability (30d)", "Burn rate, availability"} <= titles
     assert [v["name"] for v in data["templating"]["list"]] == ["datasource", "namespace", "instance"]
+    # The shop calls no pool or queue helper: no panel would ever show data.
+    assert not titles & {"Connection pool utilization", "Queue depth"}
+
+
+HELPERS = """
+[monitoring]
+helpers = ["queue_depth", "watch_pool"]
+[[monitoring.metrics]]
+name = "broker_orders_total"
+type = "counter"
+labels = ["outcome"]
+alert_above = 5
+[[monitoring.metrics]]
+name = "broker_backlog"
+type = "gauge"
+alert_above = 100
+severity = "critical"
+"""
+
+
+def test_panels_and_alerts_follow_what_the_service_declares(tmp_path: Path) -> None:
+    """Undeclared: no PoolSaturated, QueueGrowing, pool/queue panels or application dashboard.
+    Declared helpers and app metrics get them, and their alerts pass promtool's firing and quiet
+    cases (`validate --strict`)."""
+    bare = generated(tmp_path / "bare", write_config(tmp_path, MINIMAL.format(extra=""), "bare.toml"))
+    assert not {"PoolSaturated", "QueueGrowing"} & {r.get("alert") for r in rules_of(bare)}
+    assert not (bare / "grafana/dashboards/tiny-application.json").exists()
+    out = generated(tmp_path / "declared", write_config(tmp_path, MINIMAL.format(extra=HELPERS), "x.toml"))
+    alerts = {r.get("alert"): r for r in rules_of(out)}
+    assert {"PoolSaturated", "QueueGrowing", "BrokerOrdersHigh", "BrokerBacklogHigh"} <= set(alerts)
+    assert alerts["BrokerOrdersHigh"]["expr"] == \
+        'sum by (outcome) (rate(broker_orders_total{job="tiny"}[5m])) > 5.0'
+    assert alerts["BrokerBacklogHigh"]["labels"]["severity"] == "critical"
+    app = json.loads((out / "grafana/dashboards/tiny-application.json").read_text())
+    exprs = [t["expr"] for p in app["panels"] for t in p.get("targets") or []]
+    assert any("broker_orders_total" in e for e in exprs) and any("broker_backlog" in e for e in exprs)
+    assert any("pilothouse_queue_depth" in e for e in exprs)
+    assert not any("pilothouse_unit_of_work" in e for e in exprs)
+    result = run_cli("validate", str(out), "--format", "json", "--strict")
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_generation_is_deterministic(tmp_path: Path) -> None:

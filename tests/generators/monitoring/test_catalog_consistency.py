@@ -8,46 +8,24 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
-from pilothouse.catalog import all_specs
 from pilothouse.catalog import app as app_metrics
-from pilothouse.catalog import jobs as job_metrics
 from pilothouse.config import load_config
+from pilothouse.generators.deploy.compose import PROMETHEUS_CONFIG
+from pilothouse.generators.deploy.compose import files as compose_files
 from pilothouse.generators.monitoring import alerts, generate
-from pilothouse.generators.monitoring.promql import SCRAPE_UP, TARGET_LABELS, series_labels
 from tests.generators.monitoring import engines
 from tests.generators.monitoring.promql_refs import bundle_expressions, prometheus_query, references
-from tests.helpers import ROOT, SHOP_DIR, ServeProcess, run_cli, write_config
-
-SHOP = SHOP_DIR / "pilothouse.toml"
-
-NOT_IN_SHOP_SCRAPE = {
-    # The shop uses none of the application helpers (units of work, protocol commands, queues,
-    # pool gauges): test_application_helpers_are_scraped checks them with a service that does.
-    **{name: "application helper the shop does not call" for spec in app_metrics.SPECS
-       for name in spec.series()},
-    # Step errors count abended or timed-out attempts; the shop's jobs succeed.
-    **{name: "no job step of the shop fails" for name in job_metrics.JOB_ERRORS.series()},
-}
-ABSENT_LABELS = {
-    # Attached by Kubernetes service discovery; a local static target has none (the dashboards
-    # match it with =~".*", which also matches a missing label).
-    "namespace",
-}
-
-
-def write(tmp: Path, files: dict[str, str]) -> Path:
-    for rel, text in files.items():
-        (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
-        (tmp / rel).write_text(text)
-    return tmp
-
-
-def known_series(plan: alerts.Plan) -> dict[str, tuple[str, ...]]:
-    """Every queryable series name and the labels it may carry."""
-    known = {name: series_labels(spec) for spec in (*all_specs(), SCRAPE_UP) for name in spec.series()}
-    known.update({r.record: TARGET_LABELS for r in plan.recordings})
-    return known
+from tests.generators.monitoring.shop_scrape import (
+    SHOP,
+    exercise,
+    known_series,
+    unscraped,
+    wait_for_samples,
+    write,
+)
+from tests.helpers import ROOT, SHOP_DIR, ServeProcess, write_config
 
 
 def test_every_reference_is_declared(tmp_path: Path) -> None:
@@ -61,7 +39,7 @@ def test_every_reference_is_declared(tmp_path: Path) -> None:
             if step.promql:
                 expressions[f"runbook {alert.name}#{number}"] = step.promql
     assert any("overview" in where for where in expressions) and any("jobs" in w for w in expressions)
-    known = known_series(plan)
+    known = known_series(plan, config)
     for where, expr in expressions.items():
         refs = references(expr)
         assert refs.selectors, f"{where}: selects nothing"
@@ -82,67 +60,31 @@ def test_an_undeclared_metric_is_caught() -> None:
 
 @pytest.mark.slow
 def test_real_scrape_has_every_queried_series(tmp_path: Path) -> None:
+    """Scraped with the generated compose Prometheus config (its job name), only the target
+    address swapped for the locally running shop."""
     config = load_config(SHOP)
     plan = alerts.plan(config)
     root = write(tmp_path / "bundle", generate(config))
     expressions = bundle_expressions(root)
     env = {"PILOTHOUSE_JOBS__PATH": str(tmp_path / "jobs.sqlite3")}
+    compose = yaml.safe_load(compose_files(config)[PROMETHEUS_CONFIG])["scrape_configs"]
+    assert [job["job_name"] for job in compose] == [plan.job]
     with ServeProcess(SHOP, cwd=SHOP_DIR, env=env) as shop:
-        prom = engines.prometheus(tmp_path, plan.job, f"127.0.0.1:{shop.ops_port}",
-                                  [root / "prometheus" / "rules" / f"{plan.service}.rules.yaml"])
+        compose[0]["static_configs"] = [{"targets": [f"127.0.0.1:{shop.ops_port}"]}]
+        prom = engines.prometheus_with(tmp_path, compose,
+                                       [root / "prometheus" / "rules" / f"{plan.service}.rules.yaml"])
         try:
-            with httpx.Client(base_url=shop.app_url, timeout=5) as client:
-                for _ in range(5):
-                    client.get("/items")
-                    client.get("/items/mug")
-                    client.get("/items/no-such-sku")
-                    client.post("/orders", json={"sku": "mug"})
-                    httpx.get(f"{shop.ops_url}/ready", timeout=5)
-            ran = run_cli("jobs", "submit", "reindex", "--param", "seconds=0.1", "--wait", "-c", str(SHOP),
-                          env=env, cwd=SHOP_DIR)
-            assert ran.returncode == 0, ran.stdout + ran.stderr
-            _wait_for_samples(prom.url, plan)
+            exercise(shop, env)
+            wait_for_samples(prom.url, plan)
             api = f"{prom.url}/api/v1"
             for where, expr in expressions.items():
                 answer = httpx.get(f"{api}/query", params={"query": prometheus_query(expr)}, timeout=10)
                 assert answer.json()["status"] == "success", f"{where}: Prometheus refused {expr}"
             missing = [problem for where, expr in expressions.items()
-                       for problem in _unscraped(api, plan, where, expr)]
+                       for problem in unscraped(api, plan, where, expr)]
             assert not missing, "\n".join(missing)
         finally:
             prom.stop()
-
-
-def _unscraped(api: str, plan: alerts.Plan, where: str, expr: str,
-               exempt: dict[str, str] = NOT_IN_SHOP_SCRAPE) -> list[str]:
-    """What `expr` selects or groups by that the real scrape does not have."""
-    refs, seen, problems = references(expr), set[str](), []
-    for name, matchers in refs.selectors:
-        if name in exempt:
-            seen.update(known_series(plan)[name])
-            continue
-        match = f'{name}{{job="{plan.job}"}}'
-        series = httpx.get(f"{api}/series", params={"match[]": match}, timeout=10).json()["data"]
-        present = {label for s in series for label in s}
-        seen |= present
-        if not series or not set(matchers) - ABSENT_LABELS <= present:
-            problems.append(f"{where}: {name} with labels {sorted(matchers)} (seen {sorted(present)})")
-    if not refs.labels - ABSENT_LABELS <= seen:
-        problems.append(f"{where}: grouping labels {sorted(refs.labels - seen)} never scraped")
-    return problems
-
-
-def _wait_for_samples(url: str, plan: alerts.Plan, timeout: float = 30) -> None:
-    """Until the rules recorded the request rate and a scrape after the job run has its counter."""
-    wanted = (alerts.REQUESTS_RECORD, job_metrics.JOB_RUNS.sample_name)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        answers = [httpx.get(f"{url}/api/v1/query", params={"query": f'{name}{{job="{plan.job}"}}'},
-                             timeout=5).json()["data"]["result"] for name in wanted]
-        if all(answers):
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"Prometheus has not got {wanted} yet")
 
 
 @pytest.mark.slow
@@ -155,6 +97,8 @@ def test_application_helpers_are_scraped(tmp_path: Path, postgres_url: str) -> N
         app = "tests.generators.monitoring.helper_app:app"
         [telemetry]
         access_log = false
+        [monitoring]
+        helpers = ["unit_of_work", "command", "queue_depth", "watch_pool"]
     """)
     config = load_config(config_path)
     plan = alerts.plan(config)
@@ -174,7 +118,7 @@ def test_application_helpers_are_scraped(tmp_path: Path, postgres_url: str) -> N
             while missing and time.monotonic() < deadline:
                 time.sleep(0.5)
                 missing = [problem for where, expr in expressions.items()
-                           for problem in _unscraped(api, plan, where, expr, exempt={})]
+                           for problem in unscraped(api, plan, where, expr, exempt={})]
             assert not missing, "\n".join(missing)
         finally:
             prom.stop()

@@ -24,4 +24,13 @@ async def create_order(request: Request) -> JSONResponse:
     return JSONResponse({"id": row[0] if row else None, "sku": body["sku"]}, status_code=201)
 
 
-app = Starlette(routes=[Route("/orders", create_order, methods=["POST"])])
+async def count_orders(request: Request) -> JSONResponse:
+    async with await psycopg.AsyncConnection.connect(os.environ["DATABASE_URL"]) as conn:
+        cur = await conn.execute("SELECT count(*) FROM orders")
+        row = await cur.fetchone()
+    return JSONResponse({"orders": row[0] if row else 0})
+
+
+app = Starlette(
+    routes=[Route("/orders", create_order, methods=["POST"]), Route("/orders", count_orders, methods=["GET"])]
+)

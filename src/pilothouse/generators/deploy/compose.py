@@ -12,7 +12,7 @@ from typing import Any
 
 from pilothouse.config import Config
 from pilothouse.config.deploy import DatabaseConfig
-from pilothouse.generators.deploy import facts
+from pilothouse.generators.deploy import facts, secret_examples
 from pilothouse.generators.deploy.container import DOCKERFILE, healthcheck_command
 from pilothouse.generators.deploy.quantity import cpu_cores, memory_bytes
 from pilothouse.generators.yaml import dump
@@ -20,23 +20,28 @@ from pilothouse.secrets import SecretResolver
 
 Obj = dict[str, Any]
 PROMETHEUS_CONFIG = "compose.prometheus.yml"
+DEV_SECRETS = "secrets.dev"
+DEV_ENV = "compose.dev.env"
 REDIS_IMAGE = "redis:7.4-bookworm"
 PROMETHEUS_IMAGE = "prom/prometheus:v2.54.1"
+STATE_VOLUME = "state"
+"""The named volume behind `facts.state_dir`; the image creates that directory owned by the app's
+uid, so a new volume starts with that owner."""
 
 
 def _healthcheck(config: Config) -> Obj:
     return {
         "interval": "10s",
         "retries": 3,
-        "start_period": f"{max(5, round(config.lifecycle.startup_timeout))}s",
+        "start_period": f"{facts.startup_window_seconds(config)}s",
         "test": ["CMD", *healthcheck_command(config)],
         "timeout": f"{max(2, round(config.probes.check_timeout + 2))}s",
     }
 
 
-def _compose_secrets(config: Config) -> tuple[list[Obj], Obj]:
-    """(service `secrets:` entries, top-level `secrets:`): every referenced secret as a file where
-    the resolver's `kubernetes` source looks for it."""
+def _compose_secrets(config: Config, directory: str = "secrets") -> tuple[list[Obj], Obj]:
+    """(service `secrets:` entries, top-level `secrets:`): every referenced secret as a file
+    under `directory` mounted where the resolver's `kubernetes` source looks for it."""
     if "kubernetes" not in config.secrets.sources:
         return [], {}
     resolver = SecretResolver(config)
@@ -46,7 +51,7 @@ def _compose_secrets(config: Config) -> tuple[list[Obj], Obj]:
         key = ref.secret.replace(".", "-")
         if key in top:
             continue
-        top[key] = {"file": f"./secrets/{ref.secret}"}
+        top[key] = {"file": f"./{directory}/{ref.secret}"}
         uses.append(
             {
                 "mode": 0o400,
@@ -58,18 +63,14 @@ def _compose_secrets(config: Config) -> tuple[list[Obj], Obj]:
     return uses, top
 
 
-def _dev_url(db: DatabaseConfig) -> str:
-    return f"postgresql://{db.user}@postgres:{db.port}/{db.database}"
-
-
 def _environment(config: Config, dev: bool) -> Obj:
-    env: Obj = dict(facts.plain_env(config))
+    env: Obj = dict(facts.plain_env(config, config.deploy.compose.otlp_endpoint))
     for item in facts.secret_envs(config):
         env[item.env] = f"${{{item.env}:?set {item.env} in the environment or an .env file}}"
     db = _database(config, dev)
     for var, ref in config.deploy.secret_env.items():
         if dev and db is not None and ref.secret == f"{db.secret}.url":
-            env[var] = _dev_url(db)  # development database with trust auth: no password exists
+            env[var] = secret_examples.database_url(db, "postgres", None)  # trust auth: no password
     return dict(sorted(env.items()))
 
 
@@ -94,8 +95,9 @@ def _app(config: Config, dev: bool, bundle_dir: str) -> Obj:
         "stop_grace_period": f"{facts.stop_timeout_seconds(config)}s",
         "stop_signal": "SIGTERM",
         "user": f"{uid}:{uid}",
+        "volumes": [f"{STATE_VOLUME}:{facts.state_dir(config)}"],
     }
-    uses, _ = _compose_secrets(config)
+    uses, _ = _compose_secrets(config, DEV_SECRETS if dev else "secrets")
     if uses:
         service["secrets"] = uses
     return service
@@ -136,7 +138,7 @@ def _postgres(config: Config, dev: bool) -> Obj | None:
 
 def prometheus_config(config: Config) -> str:
     job = {
-        "job_name": config.service.name,
+        "job_name": config.prometheus_job,
         "metrics_path": config.probes.metrics_path,
         "static_configs": [{"targets": [f"{config.service.name}:{config.ops.port}"]}],
     }
@@ -187,13 +189,28 @@ def development(config: Config, bundle_dir: str) -> str:
         services["postgres"] = postgres
         depends["postgres"] = {"condition": "service_healthy"}
     app["depends_on"] = depends
-    document: Obj = {"name": name, "services": services}
+    document: Obj = {"name": name, "services": services, "volumes": {STATE_VOLUME: {}}}
     if postgres is not None:
-        document["volumes"] = {"pgdata": {}}
-    _, top = _compose_secrets(config)
+        document["volumes"]["pgdata"] = {}
+    _, top = _compose_secrets(config, DEV_SECRETS)
     if top:
         document["secrets"] = top
     return dump(document)
+
+
+def dev_secret_files(config: Config) -> dict[str, str]:
+    """`secrets.dev/<secret>` for compose.yaml and `compose.dev.env` for its `${VAR:?}`
+    interpolations: example values pointing at the compose services (the trust-auth database,
+    redis); the rest CHANGE-ME. Development only: compose.prod.yaml reads `secrets/`."""
+    files = {f"{DEV_SECRETS}/{ref.secret}": secret_examples.example_value(config, ref, "compose-dev") + "\n"
+             for ref in config.secret_refs()} if "kubernetes" in config.secrets.sources else {}
+    interpolated = _environment(config, dev=True)
+    wanted = {item.env for item in facts.secret_envs(config) if str(interpolated[item.env]).startswith("${")}
+    examples = secret_examples.env_examples(config, "compose-dev", runtime_refs=True)
+    lines = ["# docker compose --env-file compose.dev.env up  (development values only)"]
+    lines += [f"{var}={value}" for var, (value, _) in examples.items() if var in wanted]
+    files[DEV_ENV] = "\n".join(lines) + "\n"
+    return files
 
 
 def _hardening(config: Config, memory: str, cpu: str, networks: list[str]) -> Obj:
@@ -221,7 +238,7 @@ def production(config: Config, bundle_dir: str) -> str:
     app["ports"] = [f"{config.service.port}:{config.service.port}"]
     services: Obj = {name: app}
     _, top = _compose_secrets(config)
-    volumes: Obj = {}
+    volumes: Obj = {STATE_VOLUME: {}}
     postgres = _postgres(config, dev=False)
     db = config.deploy.database
     if postgres is not None and db is not None:
@@ -240,8 +257,7 @@ def production(config: Config, bundle_dir: str) -> str:
     }
     if top:
         document["secrets"] = top
-    if volumes:
-        document["volumes"] = volumes
+    document["volumes"] = volumes
     return dump(document)
 
 
@@ -251,4 +267,5 @@ def files(config: Config, bundle_dir: str = "deploy") -> dict[str, str]:
         "compose.yaml": development(config, bundle_dir),
         "compose.prod.yaml": production(config, bundle_dir),
         PROMETHEUS_CONFIG: prometheus_config(config),
+        **dev_secret_files(config),
     }

@@ -1,18 +1,33 @@
 """The container image: a multi-stage Dockerfile and its ignore file.
 
-Wheels are built in a builder stage; the runtime stage has no compiler, no source tree and no
-package cache, runs as a fixed non-root UID, and checks its own liveness path on the ops port
-with Python (the slim image has no curl).
+The builder stage makes a virtualenv from what the project declares (its pyproject.toml and/or
+requirements files, whose hashes pip enforces) plus Pilothouse with the extras the config implies,
+from the source `[deploy.container] pilothouse` names, never a bare package name. The final stage
+copies only the venv, the app and the config: no compiler, no pip, no cache, no tests or docs, and
+no RUN step (so a base without a shell, such as a distroless Python, works). It runs as a fixed
+non-root UID and checks its own liveness path with Python (slim images have no curl).
 """
 
 from __future__ import annotations
 
 from pilothouse.config import Config
+from pilothouse.config.extras import pilothouse_requirement_name
 from pilothouse.generators.deploy import facts
 
 DOCKERFILE = "Dockerfile"
 DOCKERIGNORE = "Dockerfile.dockerignore"
-"""BuildKit reads `<Dockerfile>.dockerignore` beside a Dockerfile that is outside the context root."""
+"""BuildKit reads `<Dockerfile>.dockerignore` beside a Dockerfile that is outside the context root;
+buildah and podman are given it with `--ignorefile` (`pilothouse build` does)."""
+VENV = "/opt/venv"
+SRC = "/src"
+STATE_SEED = "/state"
+"""An empty directory the builder makes; the final stage copies it to the state dir owned by the
+app's uid, so a new compose volume starts writable (Docker copies a mount point's owner)."""
+
+
+def base_image(config: Config) -> str:
+    c = config.deploy.container
+    return c.base_image or f"python:{c.python}-slim-bookworm"
 
 
 def healthcheck_url(config: Config) -> str:
@@ -30,65 +45,119 @@ def _json_list(items: list[str]) -> str:
     return "[" + ", ".join('"' + i.replace("\\", "\\\\").replace('"', '\\"') + '"' for i in items) + "]"
 
 
+def pilothouse_requirement(config: Config) -> str:
+    """`pilothouse[extras]` pinned to its declared source: a version, a wheel in the context, a VCS ref."""
+    source = config.deploy.container.pilothouse
+    name = pilothouse_requirement_name(config)
+    if source.startswith("=="):
+        return f"{name}{source}"
+    if source.endswith(".whl"):
+        return f"{name} @ file://{SRC}/{source}"
+    return f"{name} @ {source}"
+
+
+def _context_inputs(config: Config) -> list[str]:
+    """What of the build context the builder stage reads."""
+    c = config.deploy.container
+    inputs = list(c.requirements)
+    if c.wheelhouse:
+        inputs.append(c.wheelhouse)
+    if c.pilothouse.endswith(".whl") and not (c.wheelhouse and c.pilothouse.startswith(c.wheelhouse + "/")):
+        inputs.append(c.pilothouse)
+    if c.project:
+        inputs.append(c.project)
+    return inputs
+
+
+def _install(config: Config) -> str:
+    """One RUN (hadolint DL3059): the venv, then the requirements files (a lock with hashes is
+    checked by pip), then Pilothouse from its declared source, then the project, whose own
+    `pilothouse` dependency is already satisfied and so never looked up by bare name."""
+    c = config.deploy.container
+    pip = f"{VENV}/bin/pip install --no-cache-dir" + (
+        f" --no-index --find-links={SRC}/{c.wheelhouse}" if c.wheelhouse else ""
+    )
+    steps = [f"python{c.python} -m venv {VENV}"]
+    if c.requirements:
+        steps.append(f"{pip} " + " ".join(f"-r {SRC}/{r}" for r in c.requirements))
+    steps.append(f'{pip} "{pilothouse_requirement(config)}"')
+    if c.project:
+        steps.append(f"{pip} {SRC if c.project == '.' else f'{SRC}/{c.project}'}")
+    steps.append(f"{VENV}/bin/python -m pip uninstall --yes --quiet pip")
+    steps.append(f"install -d -m 0700 -o {c.uid} -g {c.uid} {STATE_SEED}")
+    return "RUN " + " \\\n    && ".join(steps) + "\n"
+
+
+def _copy_inputs(config: Config) -> str:
+    lines = []
+    for path in _context_inputs(config):
+        target = SRC if path == "." else f"{SRC}/{path.rstrip('/')}"
+        lines.append(f"COPY {path} {target}\n")
+    return "".join(lines)
+
+
 def dockerfile(config: Config, location: str = "deploy") -> str:
     c = config.deploy.container
-    base = f"python:{c.python}-slim-bookworm"
     uid = c.uid
     name = config.service.name
-    requirements = (
-        f"COPY {c.requirements} /src/requirements.txt\n"
-        "RUN pip wheel --no-cache-dir --wheel-dir /wheels -r /src/requirements.txt\n"
-        if c.requirements
-        else ""
-    )
-    packages = " ".join(f'"{p}"' for p in c.packages)
-    copies = "".join(f"COPY --chown=root:root {p} {facts.APP_DIR}/{p}\n" for p in facts.app_paths(config))
-    interval = 10
-    start = max(5, round(config.lifecycle.startup_timeout))
-    env_lines = "".join(
-        f"ENV {k}={v}\n"
+    copies = "".join(f"COPY {p} {facts.APP_DIR}/{p}\n" for p in facts.app_paths(config))
+    start = facts.startup_window_seconds(config)
+    baked = {
+        k: v
         for k, v in facts.plain_env(config).items()
-        if k in {"PILOTHOUSE_CONFIG", "PYTHONPATH"}
-    )
-    return f"""# Build in the directory of pilothouse.toml:
+        if k in {"PILOTHOUSE_CONFIG", "PYTHONPATH", facts.STATE_ENV}
+    }
+    env = "".join(f" \\\n    {k}={v}" for k, v in baked.items())
+    return f"""# Build in the directory of pilothouse.toml (the build context):
+#   pilothouse build                      (docker, podman or buildah, whichever is present)
 #   docker build -f {location}/Dockerfile -t {facts.image_ref(config)} .
+# --build-arg BASE_IMAGE=... pins another base (or a digest); BUILDER_IMAGE must keep Python at
+# the same path as BASE_IMAGE, because the venv's interpreter link points there.
 
-FROM {base} AS builder
-ENV PIP_DISABLE_PIP_VERSION_CHECK=1
-WORKDIR /src
-{requirements}RUN pip wheel --no-cache-dir --wheel-dir /wheels {packages}
+ARG BASE_IMAGE={base_image(config)}
+ARG BUILDER_IMAGE=${{BASE_IMAGE}}
+# checkov:skip=CKV_DOCKER_7: FROM uses an ARG whose default above is tagged (checkov cannot resolve ARGs)
 
-FROM {base}
+FROM ${{BUILDER_IMAGE}} AS builder
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \\
+    PIP_NO_CACHE_DIR=1 \\
+    PIP_ROOT_USER_ACTION=ignore
+{_copy_inputs(config)}{_install(config)}
+FROM ${{BASE_IMAGE}}
 LABEL org.opencontainers.image.title="{name}" \\
       org.opencontainers.image.version="{config.service.version}" \\
       org.opencontainers.image.source="{c.source_url}"
-ENV PYTHONDONTWRITEBYTECODE=1 \\
-    PYTHONUNBUFFERED=1 \\
-    PIP_DISABLE_PIP_VERSION_CHECK=1
-RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \\
-    pip install --no-cache-dir --no-index --find-links=/wheels /wheels/*.whl \\
-    && groupadd --system --gid {uid} {name} \\
-    && useradd --system --uid {uid} --gid {uid} --no-create-home --shell /usr/sbin/nologin {name}
-{copies}COPY --chown=root:root {facts.CONFIG_FILE} {facts.config_path()}
-{env_lines}WORKDIR {facts.APP_DIR}
+ENV PATH={VENV}/bin:/usr/local/bin:/usr/bin:/bin \\
+    PYTHONDONTWRITEBYTECODE=1 \\
+    PYTHONUNBUFFERED=1{env}
+COPY --from=builder {VENV} {VENV}
+COPY --from=builder --chown={uid}:{uid} {STATE_SEED} {facts.state_dir(config)}
+{copies}COPY {facts.CONFIG_FILE} {facts.config_path()}
+WORKDIR {facts.APP_DIR}
 USER {uid}:{uid}
 EXPOSE {config.service.port} {config.ops.port}
 STOPSIGNAL SIGTERM
-HEALTHCHECK --interval={interval}s --timeout={max(2, round(config.probes.check_timeout + 2))}s \\
+HEALTHCHECK --interval=10s --timeout={max(2, round(config.probes.check_timeout + 2))}s \\
     --start-period={start}s --retries=3 \\
     CMD {_json_list(healthcheck_command(config))}
 CMD ["pilothouse", "serve", "--config", "{facts.config_path()}"]
 """
 
 
+_NEVER = ["**/__pycache__", "**/*.pyc", "**/*.sqlite3", "**/.env", "**/secrets", "**/.git", "**/.venv*"]
+
+
 def dockerignore(config: Config) -> str:
-    """Only the app package, the config and the requirements may enter the build context."""
-    keep = [*facts.app_paths(config), facts.CONFIG_FILE]
-    if config.deploy.container.requirements:
-        keep.append(config.deploy.container.requirements)
+    """Only what the Dockerfile copies may enter the build context (with a `project`, its whole
+    directory may: its build backend decides what goes into the wheel)."""
+    c = config.deploy.container
+    if c.project == ".":
+        lines = ["# The project is the context; only secrets, state and caches are kept out."]
+        return "\n".join([*lines, *_NEVER, "**/.cache", "**/.pytest_cache", "**/.mypy_cache"]) + "\n"
+    keep = [*facts.app_paths(config), facts.CONFIG_FILE, *_context_inputs(config)]
     lines = ["# Everything is excluded, then what the Dockerfile copies is let back in.", "*"]
-    lines += [f"!{p}" for p in keep]
-    lines += ["**/__pycache__", "**/*.pyc", "**/*.sqlite3", "**/.env", "**/secrets"]
+    lines += [f"!{p}" for p in dict.fromkeys(keep)]
+    lines += _NEVER
     return "\n".join(lines) + "\n"
 
 

@@ -12,6 +12,7 @@ from pathlib import PurePosixPath
 
 from pilothouse.config import Config, SecretRef
 from pilothouse.config.schedules import ScheduleConfig
+from pilothouse.durations import format_duration
 from pilothouse.secrets import SecretResolver, env_name
 
 CONFIG_DIR = "/etc/pilothouse"
@@ -19,7 +20,16 @@ CONFIG_DIR = "/etc/pilothouse"
 CONFIG_FILE = "pilothouse.toml"
 APP_DIR = "/app"
 ADMIN_SECRET_KEY = "token"  # noqa: S105 - a key name, not a value
-MARGIN_SECONDS = 5
+
+
+STATE_ENV = "PILOTHOUSE_SERVICE__STATE_DIR"
+"""The runtime's own override of `[service] state_dir`: every target points it at its writable place."""
+
+
+def state_dir(config: Config) -> str:
+    """The one writable place for state (job store, caches) in every target: an emptyDir in the
+    pod, a named volume in compose, `StateDirectory=` (under /var/lib) in systemd."""
+    return f"/var/lib/{config.service.name}"
 
 
 def config_path() -> str:
@@ -49,20 +59,33 @@ def workload_kind(config: Config) -> tuple[str, str]:
 
 def prestop_sleep_seconds(config: Config) -> int:
     """The preStop hook sleeps for the pre-stop delay: endpoints are removed while we still serve."""
-    return math.ceil(config.lifecycle.pre_stop_delay)
+    return config.lifecycle.pre_stop_hook_seconds
 
 
 def stop_timeout_seconds(config: Config) -> int:
-    """SIGTERM to exit: the runtime's own pre-stop wait, drain and flush, plus a margin.
+    """SIGTERM to kill where nothing sleeps before SIGTERM (compose, systemd)."""
+    return config.lifecycle.stop_timeout_seconds
 
-    This is the budget where nothing sleeps before SIGTERM (compose, systemd).
-    """
-    return config.lifecycle.termination_grace_period_seconds
+
+def startup_window_seconds(config: Config) -> int:
+    """How long a start may take before the orchestrator gives up: `[lifecycle].startup_timeout`
+    (the runtime's own limit) rounded up, at least 5 s. The startup probe, the Dockerfile and
+    compose start periods and systemd's TimeoutStartSec all print this one number."""
+    return max(5, math.ceil(config.lifecycle.startup_timeout))
+
+
+def connection_limits(config: Config) -> dict[str, str]:
+    """Each port's connection limits as the runtime enforces them, for the artifacts to show."""
+    return {
+        port: f"max_connections={section.max_connections} header_timeout="
+        f"{format_duration(section.header_timeout)} idle_timeout={format_duration(section.idle_timeout)}"
+        for port, section in (("app", config.service), ("ops", config.ops))
+    }
 
 
 def grace_period_seconds(config: Config) -> int:
     """Kubernetes counts the preStop hook inside the grace period, so it is added on top."""
-    return math.ceil(prestop_sleep_seconds(config) + config.lifecycle.shutdown_budget + MARGIN_SECONDS)
+    return config.lifecycle.pod_grace_period_seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,9 +107,11 @@ def database_labels(config: Config) -> dict[str, str]:
     return {"app.kubernetes.io/name": database_name(config), "app.kubernetes.io/part-of": namespace(config)}
 
 
-def database_host(config: Config) -> str:
-    """The in-cluster DNS name the app's database URL points at."""
-    return f"{database_name(config)}-0.{database_name(config)}.{namespace(config)}.svc"
+def database_host(config: Config, prefix: str = "") -> str:
+    """The in-cluster DNS name the app's database URL points at (`prefix`: an overlay's namePrefix,
+    which kustomize puts before the StatefulSet's and its Service's names)."""
+    name = prefix + database_name(config)
+    return f"{name}-0.{name}.{namespace(config)}.svc"
 
 
 def secret_name(config: Config, group: str) -> str:
@@ -142,11 +167,14 @@ def secret_envs(config: Config) -> list[SecretEnv]:
     return sorted(set(out), key=lambda s: s.env)
 
 
-def plain_env(config: Config) -> dict[str, str]:
-    """Non-secret variables the runtime and app read; the config path first of all."""
-    env = {"PILOTHOUSE_CONFIG": config_path(), "PYTHONPATH": APP_DIR}
-    if config.telemetry.traces == "otlp":
-        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = config.deploy.otlp_endpoint
+def plain_env(config: Config, otlp_endpoint: str | None = None) -> dict[str, str]:
+    """Non-secret variables the runtime and app read; the config path first of all.
+
+    `otlp_endpoint` is the collector as the target sees it (each target has its own: a pod
+    resolves `*.svc` names, a compose service or a host does not); None sets no variable."""
+    env = {"PILOTHOUSE_CONFIG": config_path(), "PYTHONPATH": APP_DIR, STATE_ENV: state_dir(config)}
+    if config.telemetry.traces == "otlp" and otlp_endpoint is not None:
+        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = otlp_endpoint
     env.update(config.deploy.env)
     return dict(sorted(env.items()))
 

@@ -23,6 +23,8 @@ CHECKOV_SKIPS = {
 """Checkov checks skipped on purpose, with the reason written into the generated manifest."""
 
 TMP_VOLUME = "tmp"
+METRICS_COMPONENT = "metrics"
+STATE_VOLUME = "state"
 
 
 def meta(config: Config, name: str, **extra: Any) -> Obj:
@@ -56,6 +58,12 @@ def restricted_pod_security(uid: int) -> Obj:
     }
 
 
+def limit_annotations(config: Config) -> dict[str, str]:
+    """The connection limits each port enforces (docs/core.md), shown on the workload."""
+    limits = facts.connection_limits(config)
+    return {f"pilothouse.dev/{port}-port-limits": text for port, text in limits.items()}
+
+
 def resources(res: Any) -> Obj:
     return {
         "limits": {"cpu": res.cpu_limit or res.cpu, "memory": res.memory},
@@ -84,14 +92,14 @@ def probes(config: Config) -> Obj:
         "startupProbe": _probe(
             p.startup_path,
             startup_period,
-            max(1, math.ceil(config.lifecycle.startup_timeout / startup_period)),
+            math.ceil(facts.startup_window_seconds(config) / startup_period),
             timeout,
         ),
     }
 
 
 def env_list(config: Config) -> list[Obj]:
-    plain = [{"name": k, "value": v} for k, v in facts.plain_env(config).items()]
+    plain = [{"name": k, "value": v} for k, v in facts.plain_env(config, config.deploy.otlp_endpoint).items()]
     secret = [
         {"name": s.env, "valueFrom": {"secretKeyRef": {"key": s.key, "name": s.secret_name}}}
         for s in facts.secret_envs(config)
@@ -102,16 +110,31 @@ def env_list(config: Config) -> list[Obj]:
 def _mounts_and_volumes(config: Config) -> tuple[list[Obj], list[Obj]]:
     mounts: list[Obj] = [
         {"mountPath": facts.CONFIG_DIR, "name": "config", "readOnly": True},
-        {"mountPath": "/tmp", "name": TMP_VOLUME},  # noqa: S108 - an emptyDir, the only writable path
+        {"mountPath": facts.state_dir(config), "name": STATE_VOLUME},
+        {"mountPath": "/tmp", "name": TMP_VOLUME},  # noqa: S108 - an emptyDir, writable like the state
     ]
     volumes: list[Obj] = [
         {"configMap": {"name": f"{config.service.name}-config"}, "name": "config"},
+        {"emptyDir": {"sizeLimit": "256Mi"}, "name": STATE_VOLUME},
         {"emptyDir": {"sizeLimit": "64Mi"}, "name": TMP_VOLUME},
     ]
     for m in facts.secret_mounts(config):
         mounts.append({"mountPath": m.mount_dir, "name": m.volume, "readOnly": True})
         volumes.append({"name": m.volume, "secret": {"defaultMode": 0o400, "secretName": m.secret_name}})
     return mounts, volumes
+
+
+SLEEP_ACTION_SINCE = (1, 30)
+"""Kubernetes runs a `sleep` preStop action itself from 1.30 (beta, on by default): the image needs
+no `sleep` binary, which a minimal or distroless base does not have."""
+
+
+def pre_stop(config: Config) -> Obj:
+    seconds = facts.prestop_sleep_seconds(config)
+    major, minor, _ = (int(p) for p in config.deploy.kubernetes_version.split("."))
+    if (major, minor) >= SLEEP_ACTION_SINCE:
+        return {"sleep": {"seconds": seconds}}
+    return {"exec": {"command": ["sleep", str(seconds)]}}
 
 
 def app_container(config: Config) -> Obj:
@@ -121,7 +144,7 @@ def app_container(config: Config) -> Obj:
         "env": env_list(config),
         "image": facts.image_ref(config),
         "imagePullPolicy": "Always",
-        "lifecycle": {"preStop": {"exec": {"command": ["sleep", str(facts.prestop_sleep_seconds(config))]}}},
+        "lifecycle": {"preStop": pre_stop(config)},
         "name": config.service.name,
         "ports": [
             {"containerPort": config.service.port, "name": "http", "protocol": "TCP"},
@@ -195,7 +218,11 @@ def deployment(config: Config) -> Obj:
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": meta(config, name, annotations=skip_annotations("CKV_K8S_43", "CKV_K8S_35")),
+        "metadata": meta(
+            config,
+            name,
+            annotations={**skip_annotations("CKV_K8S_43", "CKV_K8S_35"), **limit_annotations(config)},
+        ),
         "spec": {
             "replicas": config.deploy.replicas,
             "revisionHistoryLimit": 5,
@@ -222,7 +249,7 @@ def services(config: Config, exposed: bool) -> list[Obj]:
     metrics = {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": meta(config, f"{name}-metrics"),
+        "metadata": {**meta(config, f"{name}-metrics"), "labels": metrics_service_labels(config)},
         "spec": {
             "ports": [{"name": "ops", "port": config.ops.port, "protocol": "TCP", "targetPort": "ops"}],
             "selector": facts.labels(config),
@@ -232,21 +259,32 @@ def services(config: Config, exposed: bool) -> list[Obj]:
     return [app, metrics]
 
 
+def metrics_service_labels(config: Config) -> dict[str, str]:
+    """The metrics Service's labels: the selector labels plus a component, so a ServiceMonitor
+    selects it and not the app Service (both carry the selector labels)."""
+    return {**facts.labels(config), "app.kubernetes.io/component": METRICS_COMPONENT}
+
+
 def service_monitor(config: Config) -> Obj:
+    """A Prometheus Operator ServiceMonitor for the metrics Service.
+
+    The operator names the job after the Service (`shop-metrics`, `prod-shop-metrics` under a
+    name prefix) unless told otherwise; the relabeling sets `job` to `config.prometheus_job`, the
+    value every generated rule and panel selects, whatever kustomize renames the Service to.
+    """
+    job = {"action": "replace", "replacement": config.prometheus_job, "targetLabel": "job"}
+    endpoint = {"interval": "30s", "path": config.probes.metrics_path, "port": "ops", "relabelings": [job]}
     return {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "ServiceMonitor",
         "metadata": meta(config, config.service.name),
-        "spec": {
-            "endpoints": [{"interval": "30s", "path": config.probes.metrics_path, "port": "ops"}],
-            "selector": {"matchLabels": facts.labels(config)},
-        },
+        "spec": {"endpoints": [endpoint], "selector": {"matchLabels": metrics_service_labels(config)}},
     }
 
 
 def ingress(config: Config) -> Obj:
     name = config.service.name
-    host = config.deploy.host or f"{name}.example.com"
+    host = config.deploy.ingress_host(name)
     backend = {"service": {"name": name, "port": {"name": "http"}}}
     return {
         "apiVersion": "networking.k8s.io/v1",

@@ -7,10 +7,11 @@ the overlay, so `kubectl kustomize k8s/<env>` equals what the model says for tha
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from pilothouse.config import Config
+from pilothouse.errors import ConfigError
 from pilothouse.generators.deploy import cronjobs, database, facts, rollout
 from pilothouse.generators.deploy import kubernetes as k8s
 from pilothouse.generators.yaml import dump, dump_all
@@ -59,7 +60,7 @@ def config_map_generator(config: Config, file: str) -> Obj:
     }
 
 
-def _placeholder(config: Config, secret: str, key: str) -> str:
+def _placeholder(config: Config, secret: str, key: str, prefix: str) -> str:
     """CHANGE-ME, except the database URL, which shows where the StatefulSet answers, and the admin
     token, which says how to make one (a usable placeholder would become everyone's token; the
     runtime refuses this one)."""
@@ -67,12 +68,14 @@ def _placeholder(config: Config, secret: str, key: str) -> str:
         return f"<replace with the output of: {GENERATE}>"
     db = config.deploy.database
     if db is not None and db.enabled and key == "url" and secret == facts.secret_name(config, db.secret):
-        return f"postgresql://{db.user}:{PLACEHOLDER}@{facts.database_host(config)}:{db.port}/{db.database}"
+        where = facts.database_host(config, prefix)
+        return f"postgresql://{db.user}:{PLACEHOLDER}@{where}:{db.port}/{db.database}"
     return PLACEHOLDER
 
 
-def secret_example(configs: Sequence[Config]) -> str:
-    """Secret manifests with placeholder values, kept out of every kustomization on purpose."""
+def secret_example(configs: Sequence[Config], prefix: str = "") -> str:
+    """Secret manifests with placeholder values, kept out of every kustomization on purpose
+    (`prefix`: an environment's namePrefix, which its workloads' references carry)."""
     docs = []
     for config in configs:
         for name, keys in sorted(facts.secret_keys(config).items()):
@@ -80,8 +83,8 @@ def secret_example(configs: Sequence[Config]) -> str:
                 {
                     "apiVersion": "v1",
                     "kind": "Secret",
-                    "metadata": {"name": name, "namespace": facts.namespace(config)},
-                    "stringData": {key: _placeholder(config, name, key) for key in sorted(keys)},
+                    "metadata": {"name": prefix + name, "namespace": facts.namespace(config)},
+                    "stringData": {key: _placeholder(config, name, key, prefix) for key in sorted(keys)},
                     "type": "Opaque",
                 }
             )
@@ -94,6 +97,42 @@ def secret_example(configs: Sequence[Config]) -> str:
 
 def with_environment(config: Config, environment: str) -> Config:
     return config.model_copy(update={"deploy": config.deploy.effective(environment)})
+
+
+def placed_in(config: Config, environment: str) -> Config:
+    """The environment's config in its own namespace and host (see `DeployConfig.placed`)."""
+    return config.model_copy(update={"deploy": config.deploy.placed(config.service.name, environment)})
+
+
+def _secret_refs(node: Any, path: str = "") -> Iterator[tuple[str, str]]:
+    """(JSON pointer, Secret name) of every Secret reference in an object: env `secretKeyRef`,
+    `envFrom` `secretRef` and `secret` volumes."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            here = f"{path}/{key}"
+            if key in ("secretKeyRef", "secretRef") and isinstance(value, dict) and "name" in value:
+                yield f"{here}/name", value["name"]
+            elif key == "secret" and isinstance(value, dict) and "secretName" in value:
+                yield f"{here}/secretName", value["secretName"]
+            else:
+                yield from _secret_refs(value, here)
+    elif isinstance(node, list):
+        for number, item in enumerate(node):
+            yield from _secret_refs(item, f"{path}/{number}")
+
+
+def _prefixed_secret_patches(config: Config, prefix: str) -> list[Obj]:
+    """Kustomize's namePrefix renames every object of the kustomization and rewrites references
+    to them, but the Secrets are applied outside it (no value is ever committed), so references to
+    them keep the base name and every environment would mount the same Secret. These patches give
+    them the prefixed names the environment's example Secrets carry."""
+    patches = []
+    for objs in service_objects(config).values():
+        for obj in objs:
+            ops = [{"op": "replace", "path": p, "value": prefix + name} for p, name in _secret_refs(obj)]
+            if ops:
+                patches.append({"patch": dump(ops), "target": _target(obj)})
+    return patches
 
 
 def _by_kind(objs: list[Obj]) -> dict[str, Obj]:
@@ -112,7 +151,11 @@ def _container_ops(config: Config, environment: str) -> list[Obj]:
     ops: list[Obj] = []
     if override.resources is not None:
         ops.append(
-            {"op": "replace", "path": f"{container}/resources", "value": k8s.resources(override.resources)}
+            {
+                "op": "replace",
+                "path": f"{container}/resources",
+                "value": k8s.resources(override.resources.over(config.deploy.resources)),
+            }
         )
     names = [e["name"] for e in k8s.env_list(config)]
     for key, value in sorted(override.env.items()):
@@ -123,7 +166,9 @@ def _container_ops(config: Config, environment: str) -> list[Obj]:
     return ops
 
 
-def overlay_patches(config: Config, environment: str) -> tuple[list[Obj], list[Obj]]:
+def overlay_patches(
+    config: Config, environment: str, *, exposed: bool = True, prefix: str = ""
+) -> tuple[list[Obj], list[Obj]]:
     """(patches, extra resources) turning the base into `environment`."""
     env_config = with_environment(config, environment)
     name = config.service.name
@@ -131,6 +176,17 @@ def overlay_patches(config: Config, environment: str) -> tuple[list[Obj], list[O
     ops = [{"op": "replace", "path": "/spec/replicas", "value": env_config.deploy.replicas}]
     ops += _container_ops(config, environment)
     patches: list[Obj] = [{"patch": dump(ops), "target": {"kind": workload, "name": name}}]
+    if exposed and config.deploy.expose == "ingress":
+        host = [{"op": "replace", "path": "/spec/rules/0/host",
+                 "value": config.deploy.environment_host(name, environment)}]
+        patches.append({"patch": dump(host), "target": {"kind": "Ingress", "name": name}})
+    if prefix:
+        patches += _prefixed_secret_patches(config, prefix)
+    if config.deploy.strategy == "blue-green":
+        # The analysis query names the namespace, which the environment changes.
+        template = rollout.analysis_template(placed_in(config, environment))
+        patches.append({"patch": dump([{"op": "replace", "path": "/spec", "value": template["spec"]}]),
+                        "target": _target(template)})
     base, wanted = _by_kind(k8s.autoscaling(config)), _by_kind(k8s.autoscaling(env_config))
     extra: list[Obj] = []
     for kind in sorted(set(base) | set(wanted)):
@@ -157,15 +213,30 @@ def overlay_patches(config: Config, environment: str) -> tuple[list[Obj], list[O
     return patches, extra
 
 
-def overlay(configs: Sequence[Config], environment: str, *, prefix: bool) -> dict[str, str]:
-    """One overlay directory's files (relative to it) for the services that define `environment`."""
+def environment_namespace(configs: Sequence[Config], environment: str) -> str:
+    """The one namespace of an overlay; services of a stack that disagree are a config error."""
+    found = {c.deploy.environment_namespace(c.service.name, environment): c.service.name
+             for c in configs if environment in c.deploy.environments}
+    if len(found) != 1:
+        names = ", ".join(f"{svc}: {ns}" for ns, svc in sorted(found.items()))
+        raise ConfigError(f"deploy.environments.{environment}.namespace: the services disagree ({names})")
+    return next(iter(found))
+
+
+def overlay(
+    configs: Sequence[Config], environment: str, *, prefix: bool, exposed: Sequence[str] | None = None
+) -> dict[str, str]:
+    """One overlay directory's files (relative to it) for the services that define `environment`
+    (`exposed`: the services with an Ingress or NodePort, default all)."""
     patches: list[Obj] = []
     extra: list[Obj] = []
     images: list[Obj] = []
+    name_prefix = f"{environment}-" if prefix else ""
     for config in configs:
         if environment not in config.deploy.environments:
             continue
-        p, e = overlay_patches(config, environment)
+        shown = exposed is None or config.service.name in exposed
+        p, e = overlay_patches(config, environment, exposed=shown, prefix=name_prefix)
         patches += p
         extra += e
         tag = config.deploy.environments[environment].tag
@@ -181,16 +252,20 @@ def overlay(configs: Sequence[Config], environment: str, *, prefix: bool) -> dic
                 "pairs": {"app.kubernetes.io/instance": environment},
             }
         ],
+        "namespace": environment_namespace(configs, environment),
         "resources": ["../base"] + (["autoscaling.yaml"] if extra else []),
     }
+    # Kustomize knows where a Deployment keeps its selector, not a Rollout or a ServiceMonitor: say so.
+    fields: list[Obj] = []
     if any(c.deploy.strategy == "blue-green" for c in configs):
-        # Kustomize knows where a Deployment keeps its selector, not a Rollout: say so.
-        kustomization["labels"][0]["fields"] = [
-            {"create": True, "kind": "Rollout", "path": path}
-            for path in ("spec/selector/matchLabels", "spec/template/metadata/labels")
-        ]
+        fields += [{"create": True, "kind": "Rollout", "path": path}
+                   for path in ("spec/selector/matchLabels", "spec/template/metadata/labels")]
+    if any(c.deploy.service_monitor for c in configs):
+        fields.append({"create": True, "kind": "ServiceMonitor", "path": "spec/selector/matchLabels"})
+    if fields:
+        kustomization["labels"][0]["fields"] = fields
     if prefix:
-        kustomization["namePrefix"] = f"{environment}-"
+        kustomization["namePrefix"] = name_prefix
     if patches:
         kustomization["patches"] = patches
     if images:
@@ -198,6 +273,8 @@ def overlay(configs: Sequence[Config], environment: str, *, prefix: bool) -> dic
     files = {"kustomization.yaml": dump(kustomization)}
     if extra:
         files["autoscaling.yaml"] = dump_all(extra)
+    env_configs = [placed_in(c, environment) for c in configs if environment in c.deploy.environments]
+    files[SECRET_EXAMPLE] = secret_example(env_configs, name_prefix)
     return files
 
 

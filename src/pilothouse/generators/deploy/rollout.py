@@ -28,7 +28,7 @@ def analysis_name(config: Config) -> str:
 def error_rate_query(config: Config) -> str:
     """5xx responses / all responses of this service's pods over the analysis window."""
     bg = config.deploy.blue_green
-    scope = (Matcher("namespace", facts.namespace(config)), Matcher("job", f"{config.service.name}-metrics"))
+    scope = (Matcher("namespace", facts.namespace(config)), Matcher("job", config.prometheus_job))
     errors = (*scope, Matcher("http_response_status_code", "5..", "=~"))
     spec = HTTP_SERVER_REQUEST_DURATION
     failed = rate_sum(spec, errors, bg.window, (), part="count")

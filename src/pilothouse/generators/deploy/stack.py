@@ -62,7 +62,7 @@ def generate_stack(
     )
     for env in environments:
         if environment in (None, env):
-            for rel, text in kustomize.overlay(configs, env, prefix=False).items():
+            for rel, text in kustomize.overlay(configs, env, prefix=False, exposed=[stack.gateway]).items():
                 files[f"k8s/{env}/{rel}"] = text
     files[f"k8s/{kustomize.SECRET_EXAMPLE}"] = kustomize.secret_example(configs)
     return dict(sorted(files.items()))

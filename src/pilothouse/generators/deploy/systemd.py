@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 
 from pilothouse.config import Config
-from pilothouse.generators.deploy import facts
+from pilothouse.generators.deploy import facts, secret_examples
 from pilothouse.generators.deploy.quantity import cpu_cores, memory_bytes
 
 
@@ -27,14 +27,16 @@ def _process(config: Config) -> str:
     user = f"User={s.user}\nGroup={s.user}" if s.user else "DynamicUser=yes"
     env = "".join(
         f"Environment={k}={v}\n"
-        for k, v in facts.plain_env(config).items()
+        for k, v in facts.plain_env(config, s.otlp_endpoint).items()
         if k not in {"PILOTHOUSE_CONFIG", "PYTHONPATH"}
     )
     return f"""WorkingDirectory={_path(s.working_directory, config)}
 Environment=PILOTHOUSE_CONFIG={_path(s.config_path, config)}
 Environment=PYTHONPATH={_path(s.working_directory, config)}
 {env}EnvironmentFile=-{_path(s.environment_file, config)}
-{user}"""
+{user}
+StateDirectory={facts.state_dir(config).removeprefix("/var/lib/")}
+StateDirectoryMode=0700"""
 
 
 def _limits(config: Config) -> str:
@@ -109,7 +111,7 @@ Restart=on-failure
 RestartSec=2s
 KillSignal=SIGTERM
 KillMode=mixed
-TimeoutStartSec={math.ceil(config.lifecycle.startup_timeout)}s
+TimeoutStartSec={facts.startup_window_seconds(config)}s
 TimeoutStopSec={facts.stop_timeout_seconds(config)}s
 {_limits(config)}
 
@@ -142,9 +144,14 @@ TimeoutStopSec={facts.stop_timeout_seconds(config)}s
 
 
 def environment_file_example(config: Config) -> str:
-    """What the EnvironmentFile must define: secret variables, named, never valued."""
+    """What the EnvironmentFile must define: every secret the service reads, by the variable the
+    resolver's `env` source looks at (no Secret volume is mounted on a host), with example values
+    pointing at the host's own database; passwords stay CHANGE-ME."""
     lines = [f"# Copy to {_path(config.deploy.systemd.environment_file, config)} (mode 0600) and fill in."]
-    lines += [f"{item.env}=" for item in facts.secret_envs(config)]
+    if "env" not in config.secrets.sources:
+        lines.append("# [secrets].sources has no 'env': the secrets below come from another source.")
+    for var, (value, what) in secret_examples.env_examples(config, "systemd", runtime_refs=True).items():
+        lines += [f"# {what}", f"{var}={value}"]
     return "\n".join(lines) + "\n"
 
 

@@ -17,9 +17,12 @@ from pilothouse.catalog import backup as backup_metrics
 from pilothouse.catalog import http as http_metrics
 from pilothouse.catalog import jobs as job_metrics
 from pilothouse.catalog import lifecycle as lifecycle_metrics
+from pilothouse.catalog import process as process_metrics
 from pilothouse.config.model import Config
+from pilothouse.config.monitoring import AppMetric
 from pilothouse.durations import format_duration
 from pilothouse.errors import ConfigError
+from pilothouse.generators.monitoring.app_metrics import panel_query, spec_of, uses
 from pilothouse.generators.monitoring.promql import (
     SCRAPE_UP,
     Matcher,
@@ -127,7 +130,7 @@ class _Builder:
         self.config = config
         self.mon = config.monitoring
         self.service = config.service.name
-        self.job = self.mon.job or self.service
+        self.job = config.prometheus_job
         self.m = (Matcher("job", self.job),)
         self.instance = "app-0:9090"
         self.ops = f"http://<instance>{config.probes.readiness_path}"
@@ -194,6 +197,35 @@ class _Builder:
             quiet=Scenario((Series(self.sel(SCRAPE_UP), "1x{n}"),), None),
         )
 
+    def target_missing(self) -> Alert:
+        """TargetDown needs an `up` series to compare; when discovery finds no target of the job
+        (a wrong job label, a ServiceMonitor that selects nothing) only `absent` notices."""
+        up = selector(SCRAPE_UP, *self.m)
+        other = selector(SCRAPE_UP, Matcher("job", f"not-{self.job}"), Matcher("instance", self.instance))
+        return Alert(
+            name="TargetMissing", severity="critical", expr=f"absent({up})",
+            pending=self.pending("TargetMissing", 300),
+            summary=f"Prometheus has no target of job {self.job} ({self.service})",
+            description=f"No target with job=\"{self.job}\" exists: service discovery finds no "
+            "instance, or they are scraped under another job label, so no other alert of "
+            f"{self.service} can fire.",
+            meaning="Prometheus does not scrape the service at all.",
+            impact="The service is unmonitored: outages, errors and slowness go unnoticed.",
+            steps=(
+                Step("Which jobs Prometheus has (is the service there under another name)",
+                     promql="count by (job) (up)"),
+                Step("Is the ServiceMonitor selecting the metrics Service",
+                     command="kubectl get servicemonitor,service -l app.kubernetes.io/component=metrics -A"),
+                Step("Are pods running and ready", command="kubectl get pods -l "
+                     f"app.kubernetes.io/name={self.service} -A"),
+            ),
+            mitigation=("Fix the scrape configuration so the target appears with job "
+                        f"\"{self.job}\" ([monitoring].job).",
+                        "If the service is gone on purpose, remove its rules."),
+            firing=Scenario((Series(other, "1x{n}"),), {"job": self.job}),
+            quiet=Scenario((Series(self.sel(SCRAPE_UP), "1x{n}"),), None),
+        )
+
     def readiness_failing(self, critical: bool) -> Alert:
         spec = lifecycle_metrics.READINESS_CHECK_STATUS
         flag = "true" if critical else "false"
@@ -257,7 +289,10 @@ class _Builder:
                 Step("Traffic: did load change", promql=rate_sum(HTTP, self.m, 300, ("http_route",),
                                                                  part="count")),
                 Step("Saturation: pool utilization",
-                     promql=f"max by (instance, pool) ({selector(app_metrics.POOL_UTILIZATION, *self.m)})"),
+                     promql=f"max by (instance, pool) ({selector(app_metrics.POOL_UTILIZATION, *self.m)})")
+                if uses(self.config, "watch_pool") else
+                Step("Saturation: CPU per instance",
+                     promql=f"rate({selector(process_metrics.PROCESS_CPU_SECONDS, *self.m)}[5m])"),
             ),
             mitigation=("Scale out if CPU or pools are saturated.",
                         "Roll back the last deploy if latency rose with it."),
@@ -337,9 +372,11 @@ class _Builder:
             impact="Work is delayed; eventually memory or storage runs out.",
             steps=(
                 Step("Depth over time", promql=depth),
-                Step("Processing rate (jobs finished)" if is_jobs else "Processing rate (units of work)",
-                     promql=rate_sum(job_metrics.JOB_RUNS, self.m, 300, ("outcome",)) if is_jobs
-                     else rate_sum(app_metrics.UNIT_OF_WORK_EXECUTIONS, self.m, 300, ("unit", "outcome"))),
+                *((Step("Processing rate (jobs finished)",
+                        promql=rate_sum(job_metrics.JOB_RUNS, self.m, 300, ("outcome",))),) if is_jobs else
+                  (Step("Processing rate (units of work)", promql=rate_sum(
+                      app_metrics.UNIT_OF_WORK_EXECUTIONS, self.m, 300, ("unit", "outcome"))),)
+                  if uses(self.config, "unit_of_work") else ()),
                 Step("Are workers draining, how many jobs run and wait", command="pilothouse status")
                 if is_jobs else Step("Are consumers draining or not ready", command=f"curl -s {self.ops}"),
             ),
@@ -463,6 +500,34 @@ class _Builder:
             quiet=Scenario((Series(self.sel(spec), "0x{n}"),), None),
         )
 
+    def app_metric_alert(self, metric: AppMetric) -> Alert:
+        """`[[monitoring.metrics]]` with `alert_above`: the panel's query over 5m, above the limit."""
+        assert metric.alert_above is not None
+        spec, limit = spec_of(metric), metric.alert_above
+        expr, _, _ = panel_query(spec, self.m, "5m")
+        name = "".join(part.capitalize() for part in spec.name.split("_")) + "High"
+        sample = self.sel(spec, **{label: "x" for label in spec.labels})
+        fired = {scraped_label(spec, label): "x" for label in spec.labels}
+        # promtool samples once a minute: a counter growing by `step` a minute has rate step/60.
+        high, low = (f"0+{limit * 120 + 1}x{{n}}", "0x{n}") if spec.type == "counter" else \
+            (f"{limit * 2 + 1}x{{n}}", f"{limit - 1}x{{n}}")
+        what = "per second " if spec.type == "counter" else ""
+        return Alert(
+            name=name, severity=metric.severity, expr=f"{expr} > {limit}",
+            pending=self.pending(name, metric.pending),
+            summary=f"{spec.name} of {self.service} {what}above {limit}",
+            description=f"{spec.name} has been above {limit} {what}(monitoring.metrics alert_above): "
+            f"{spec.help}",
+            meaning=f"The application metric {spec.name} crossed the limit the service declared.",
+            impact="Whatever the service counts with this metric is outside its expected range.",
+            steps=(Step(f"{spec.name} over time", promql=expr),
+                   Step("Readiness of dependencies", command=f"curl -s {self.ops}")),
+            mitigation=("Read the service's logs around the time the metric rose.",
+                        "If the limit is wrong, change alert_above in [[monitoring.metrics]]."),
+            firing=Scenario((Series(sample, high),), fired),
+            quiet=Scenario((Series(sample, low),), None),
+        )
+
     def requests_dropped(self) -> Alert:
         spec = http_metrics.HTTP_SERVER_REQUESTS_DROPPED
         expr = f"increase({selector(spec, *self.m)}[1h]) > 0"
@@ -542,13 +607,15 @@ class _Builder:
     def alerts(self) -> tuple[Alert, ...]:
         alerts = [
             self.target_down(),
+            self.target_missing(),
             self.readiness_failing(critical=True),
             self.readiness_failing(critical=False),
             self.high_latency(),
             self.high_error_ratio(),
-            self.pool_saturated(),
-            self.queue_growing("app"),
+            *([self.pool_saturated()] if uses(self.config, "watch_pool") else []),
+            *([self.queue_growing("app")] if uses(self.config, "queue_depth") else []),
             self.requests_dropped(),
+            *(self.app_metric_alert(m) for m in self.mon.metrics if m.alert_above is not None),
         ]
         if self.config.jobs is not None:
             alerts += [self.job_failures(), self.queue_growing("jobs")]

@@ -18,13 +18,13 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models.common import LegendDisplayMode, LegendPlacement
 from grafana_foundation_sdk.models.dashboard import DataSourceRef, VariableRefresh
 
-from pilothouse.catalog import MetricSpec
-from pilothouse.catalog import app as app_metrics
+from pilothouse.catalog import app as app_catalog
 from pilothouse.catalog import http as http_metrics
 from pilothouse.catalog import jobs as job_metrics
 from pilothouse.catalog import lifecycle as lifecycle_metrics
 from pilothouse.catalog import process as process_metrics
 from pilothouse.config.model import Config
+from pilothouse.generators.monitoring import app_metrics
 from pilothouse.generators.monitoring.alerts import (
     HTTP,
     NOT_SERVER_ERRORS,
@@ -43,7 +43,6 @@ from pilothouse.generators.yaml import dump
 
 DATASOURCE = DataSourceRef(type_val="prometheus", uid="${datasource}")
 RANGE = "$__rate_interval"
-_UNITS = {"seconds": "s", "bytes": "bytes", "ratio": "percentunit"}
 
 
 class _Board:
@@ -131,11 +130,13 @@ def _overview(config: Config, plan: Plan) -> _Board:
     b.series("CPU (cores)", [(f"rate({cpu}[{RANGE}])", "{{instance}}")], "short", width=6)
     b.series("Resident memory", [(selector(process_metrics.PROCESS_RESIDENT_MEMORY, *m), "{{instance}}")],
              "bytes", width=6)
-    b.series("Connection pool utilization", [(
-        f"max by (instance, pool) ({selector(app_metrics.POOL_UTILIZATION, *m)})", "{{instance}} {{pool}}")],
-        "percentunit", width=6)
-    b.series("Queue depth", [(f"sum by (queue) ({selector(app_metrics.QUEUE_DEPTH, *m)})", "{{queue}}")],
-             width=6)
+    if app_metrics.uses(config, "watch_pool"):
+        b.series("Connection pool utilization", [(
+            f"max by (instance, pool) ({selector(app_catalog.POOL_UTILIZATION, *m)})",
+            "{{instance}} {{pool}}")], "percentunit", width=6)
+    if app_metrics.uses(config, "queue_depth"):
+        b.series("Queue depth", [(f"sum by (queue) ({selector(app_catalog.QUEUE_DEPTH, *m)})", "{{queue}}")],
+                 width=6)
     b.row("Health")
     b.states("Readiness checks (1 pass, 0 fail)",
              selector(lifecycle_metrics.READINESS_CHECK_STATUS, *m), "{{instance}} {{check}}")
@@ -190,31 +191,24 @@ def _jobs(plan: Plan) -> _Board:
     return b
 
 
-def app_panel_query(spec: MetricSpec, m: tuple[Matcher, ...]) -> tuple[str, str, str]:
-    """The default query of a catalog metric by type: (expr, legend, unit)."""
-    labels = tuple(scraped_label(spec, label) for label in spec.labels)
-    legend = " ".join(f"{{{{{label}}}}}" for label in labels) or spec.name
-    unit = _UNITS.get(spec.unit, "short")
-    if spec.type == "counter":
-        return f"sum by ({', '.join(labels)}) (rate({selector(spec, *m)}[{RANGE}]))", legend, "ops"
-    if spec.type == "histogram":
-        group = labels[:1]
-        return quantile(0.99, spec, m, 300, group), " ".join(f"{{{{{g}}}}}" for g in group) + " p99", unit
-    return f"max by ({', '.join(labels)}) ({selector(spec, *m)})" if labels else \
-        f"max({selector(spec, *m)})", legend, unit
-
-
-def _app(plan: Plan) -> _Board:
+def _app(config: Config, plan: Plan) -> _Board | None:
+    """One panel per declared application metric; no dashboard when the service declares none."""
+    specs = app_metrics.declared_specs(config)
+    if not specs:
+        return None
     b = _Board(plan, f"{plan.service} / application", f"{plan.service}-app")
-    for spec in app_metrics.SPECS:
-        expr, legend, unit = app_panel_query(spec, b.m)
+    for spec in specs:
+        expr, legend, unit = app_metrics.panel_query(spec, b.m, RANGE)
         shown = {"counter": "per second", "histogram": "p99"}.get(spec.type, "max")
         b.series(f"{spec.name} ({shown})", [(expr, legend)], unit, spec.help)
     return b
 
 
 def boards(config: Config, plan: Plan) -> dict[str, _Board]:
-    found = {"overview": _overview(config, plan), "application": _app(plan)}
+    found = {"overview": _overview(config, plan)}
+    app = _app(config, plan)
+    if app is not None:
+        found["application"] = app
     if config.jobs is not None:
         found["jobs"] = _jobs(plan)
     return found

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from pilothouse.config.model import Config
 from pilothouse.errors import ConfigError
 from pilothouse.jobs.store.base import (
@@ -34,14 +32,11 @@ def open_store(config: Config, *, migrate: bool = True) -> JobStore:
             from pilothouse.secrets import SecretResolver
 
             url = SecretResolver(config).get(section.url)
-        store = PostgresStore(url, section.pg_schema)
+        store = PostgresStore(url, section.pg_schema, section.store_timeout)
     else:
         from pilothouse.jobs.store.sqlite import SqliteStore
 
-        path = Path(section.path)
-        if not path.is_absolute() and config.source is not None:
-            path = config.source.parent / path
-        store = SqliteStore(path)
+        store = SqliteStore(config.state_path(section.path))
     if migrate:
         store.migrate()
     return store

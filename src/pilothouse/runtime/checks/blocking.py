@@ -12,19 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import threading
 from collections.abc import Callable
 
+from pilothouse.runtime import threads
 from pilothouse.runtime.checks.result import CheckFailed, Probe
-
-
-def _run(func: Callable[[], object], future: concurrent.futures.Future[object]) -> None:
-    if not future.set_running_or_notify_cancel():
-        return
-    try:
-        future.set_result(func())
-    except BaseException as exc:  # delivered to the awaiting probe
-        future.set_exception(exc)
 
 
 def _consume(future: asyncio.Future[object]) -> None:
@@ -40,8 +31,7 @@ def in_thread(func: Callable[[], object]) -> Probe:
         nonlocal pending
         if pending is not None and not pending.done():
             raise CheckFailed("previous run still in progress (dependency not answering)")
-        pending = concurrent.futures.Future()
-        threading.Thread(target=_run, args=(func, pending), name="pilothouse-check", daemon=True).start()
+        pending = threads.start(func, name="pilothouse-check")
         # Shielded: the probe's timeout cancels the wait, not the future, so the slot stays taken
         # until the thread really returns.
         waiting = asyncio.wrap_future(pending)

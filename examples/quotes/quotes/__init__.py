@@ -1,0 +1,1 @@
+"""quotes: a FastAPI service with its own pyproject.toml, made operable by Pilothouse."""

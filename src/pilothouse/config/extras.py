@@ -1,0 +1,41 @@
+"""Which Pilothouse extras a config needs at run time, derived from what it declares.
+
+The image build installs exactly these (never a hand-typed list), so a postgres check cannot ship
+without its driver and an OTLP exporter cannot be missing from the image that exports traces.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from pilothouse.config.model import Config
+
+
+def otlp_extra(protocol: Literal["http", "grpc"]) -> str:
+    """The extra that brings the OTLP span exporter for `telemetry.otlp_protocol`."""
+    return "otlp" if protocol == "http" else "otlp-grpc"
+
+
+def required_extras(config: Config) -> list[str]:
+    """Sorted extras: drivers for checks and the job store, tracing, secret sources; plus the
+    `[deploy.container] extras` the config adds on top."""
+    kinds = {check.kind for check in config.checks}
+    needed = set(config.deploy.container.extras)
+    if "postgres" in kinds or (config.jobs is not None and config.jobs.url is not None):
+        needed.add("postgres")
+    if "redis" in kinds:
+        needed.add("redis")
+    if config.telemetry.traces != "none":
+        needed.add("traces")
+    if config.telemetry.traces == "otlp":
+        needed.add(otlp_extra(config.telemetry.otlp_protocol))
+    if "vault" in config.secrets.sources:
+        needed.add("vault")
+    return sorted(needed)
+
+
+def pilothouse_requirement_name(config: Config) -> str:
+    """`pilothouse[extra,...]` (or `pilothouse` when none), as pip and the Dockerfile spell it."""
+    extras = required_extras(config)
+    return f"pilothouse[{','.join(extras)}]" if extras else "pilothouse"

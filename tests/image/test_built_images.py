@@ -1,0 +1,278 @@
+"""The examples built into real images by `pilothouse build` and run as their bundles say.
+
+What the image holds is asserted from the image itself; how it runs comes from the rendered
+Deployment (`kubectl kustomize`) or compose.prod.yaml, never re-typed here. The planted defects
+are edits of the rendered manifests (or of the Dockerfile) that a user could make, and each must
+fail the smoke with a message that names the cause.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from pilothouse.cli.smoke import compose_for, free_ports, rendered
+from pilothouse.config import load_config
+from pilothouse.image.engine import build_command, measure, run_streaming
+from pilothouse.image.runspec import RunSpec, SmokeError, from_workload
+from pilothouse.image.smoke import SmokeResult, run_smoke
+from tests.helpers import run_cli
+from tests.image.conftest import RUN_ARGS, TAG, Built, podman
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # builds run inside the first test that needs them
+BUDGET = 100_000_000
+"""The reference systems' image budget: under 100 MB uncompressed."""
+
+
+def smoke(spec: RunSpec, image: str, route: str) -> SmokeResult:
+    return run_smoke(spec, image, free_ports, route=route, engine="podman", run_args=RUN_ARGS)
+
+
+def in_image(image: str, code: str) -> str:
+    """Run Python inside the image (no shell there) and return what it printed."""
+    return podman("run", "--rm", *RUN_ARGS, "--entrypoint", "python3.11", image, "-c", code).stdout.strip()
+
+
+def pod_spec(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    return next(d for d in docs if d["kind"] in ("Deployment", "Rollout"))["spec"]["template"]["spec"]
+
+
+# -- what is in the image ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fixture", ["shop_image", "orders_image", "quotes_image"])
+def test_image_is_small_without_build_tools_and_not_root(
+    fixture: str, request: pytest.FixtureRequest
+) -> None:
+    built: Built = request.getfixturevalue(fixture)
+    assert built.report["size"] < BUDGET, f"{built.ref}: {built.report['size']:,} bytes, budget {BUDGET:,}"
+    assert built.report["digest"].startswith("sha256:")
+    user = podman("image", "inspect", "--format", "{{.Config.User}}", built.ref).stdout.strip()
+    assert user == "10001:10001"
+    found = in_image(
+        built.ref,
+        "import os, shutil, importlib.util as u; "
+        "print([t for t in ('gcc', 'cc', 'g++', 'make', 'pip', 'pip3') if shutil.which(t)], "
+        "u.find_spec('pip') is not None, "
+        "[p for p in ('/root/.cache', '/root/.cache/pip', '/src', '/wheels') if os.path.exists(p)], "
+        "sorted(os.listdir('/app')), os.getuid())",
+    )
+    app = {"shop_image": "['shop']", "orders_image": "['orders']", "quotes_image": "['quotes']"}[fixture]
+    assert found == f"[] False [] {app} 10001", found
+
+
+def test_shop_size_measured_per_layer(shop_image: Built) -> None:
+    """The measurement docs/performance.md quotes; `pilothouse build` and a fresh export agree."""
+    again = measure("podman", shop_image.ref)
+    assert again.digest == shop_image.report["digest"]
+    assert again.size == shop_image.report["size"] < BUDGET
+    assert [layer.size for layer in again.layers] == [x["size"] for x in shop_image.report["layers"]]
+
+
+def test_a_hashed_lock_is_installed_and_enforced(
+    shop_image: Built, build_args: list[str], tmp_path: Path
+) -> None:
+    """A requirements file with --hash lines puts pip in hash-checking mode: the right hashes
+    build, one changed hash stops the build naming the mismatch."""
+    context = tmp_path / "ctx"
+    shutil.copytree(shop_image.context, context, ignore=shutil.ignore_patterns("deploy"))
+    wheels = context / "wheels"
+    report = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--dry-run",
+            "--ignore-installed",
+            "--report",
+            "-",
+            "--no-index",
+            "--find-links",
+            str(wheels),
+            "-r",
+            str(context / "requirements.txt"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )  # fmt: skip  (the requirements' closure, as pip resolves it from the wheelhouse)
+    lock = []
+    for item in json.loads(report.stdout)["install"]:
+        wheel = wheels / Path(item["download_info"]["url"]).name
+        meta = item["metadata"]
+        digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+        lock.append(f"{meta['name']}=={meta['version']} --hash=sha256:{digest}")
+    (context / "requirements.txt").write_text("\n".join(lock) + "\n")
+    ref = f"localhost/pilothouse-test/shop-locked:{TAG}"
+    args = [
+        "build",
+        "--config",
+        str(context / "pilothouse.toml"),
+        "--engine",
+        "buildah",
+        "--tag",
+        ref,
+        *build_args,
+    ]
+    built = run_cli(*args, timeout=900)
+    assert built.returncode == 0, built.stderr[-2000:]
+    starlette = next(line for line in lock if line.lower().startswith("starlette=="))
+    (context / "requirements.txt").write_text(
+        "\n".join(lock).replace(starlette, starlette[:-4] + "0000") + "\n"
+    )
+    refused = run_cli(*args, timeout=900)
+    assert refused.returncode == 1
+    assert "DO NOT MATCH THE HASHES" in refused.stderr
+    assert refused.stderr.strip().splitlines()[-1].startswith("pilothouse: error: buildah build failed")
+
+
+# -- as the Deployment says ----------------------------------------------------------------------
+
+
+SHOP_SECRETS = {"shop-admin": {"token": b"image-smoke-token"}}
+
+
+def orders_secrets(url: str) -> dict[str, dict[str, bytes]]:
+    return {
+        "orders-admin": {"token": b"image-smoke-token"},
+        "orders-db": {"url": url.encode(), "user": b"postgres", "password": b"unused"},
+    }
+
+
+def test_shop_runs_as_its_deployment_says(shop_image: Built) -> None:
+    docs = rendered(shop_image.bundle, "base")
+    spec = from_workload(docs, SHOP_SECRETS)
+    assert (
+        spec.read_only and spec.cap_drop == ["ALL"] and spec.no_new_privileges and spec.user == "10001:10001"
+    )
+    result = smoke(spec, shop_image.ref, "/items")
+    assert result.metric_families > 0
+
+
+def test_smoke_command_reads_the_bundle_and_a_secrets_file(shop_image: Built, tmp_path: Path) -> None:
+    secrets = tmp_path / "secrets.yaml"
+    example = (shop_image.bundle / "k8s" / "secrets.example.yaml").read_text()
+    secrets.write_text(example.replace("CHANGE-ME", "cli-smoke-token"))
+    args = ["smoke", "--image", shop_image.ref, "--bundle", str(shop_image.bundle), "--route", "/items"]
+    args += [f"--run-arg={a}" for a in RUN_ARGS]
+    passed = run_cli(*args, "--secrets", str(secrets), timeout=300)
+    assert passed.returncode == 0, passed.stdout + passed.stderr
+    lines = passed.stdout.splitlines()
+    assert lines[0] == f"smoke: {shop_image.ref} as Deployment shop"
+    assert any(line.strip().startswith("SIGTERM: exit 0") for line in lines)
+    missing = run_cli(*args, timeout=300)
+    assert missing.returncode == 1
+    assert missing.stderr.strip() == (
+        "pilothouse: error: Secret shop-admin (for env SHOP_ADMIN_TOKEN) was not given to the smoke"
+    )
+
+
+def test_orders_migrates_and_checks_postgres_as_deployed(orders_image: Built, pg_schema: str) -> None:
+    """The init container (migrations) runs first, then /ready needs the real PostgreSQL check;
+    the app route reads the migrated table."""
+    spec = from_workload(rendered(orders_image.bundle, "base"), orders_secrets(pg_schema))
+    assert [i.command for i in spec.init] == [["python", "-m", "orders.migrate"]]
+    smoke(spec, orders_image.ref, "/orders")
+    schema = pg_schema.rsplit("%3D", 1)[1]
+    with psycopg.connect(pg_schema.split("?")[0]) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = %s", (schema,)
+        )
+        assert row.fetchone() == (1,)
+
+
+def test_fastapi_project_installs_from_its_pyproject_and_answers(quotes_image: Built, pg_schema: str) -> None:
+    secrets = {"quotes-admin": {"token": b"t"}, "quotes-db": {"url": pg_schema.encode()}}
+    smoke(from_workload(rendered(quotes_image.bundle, "base"), secrets), quotes_image.ref, "/quotes")
+    version = in_image(quotes_image.ref, "import fastapi, quotes; print(fastapi.__version__ > '0.110')")
+    assert version == "True"
+
+
+def test_shop_runs_as_compose_prod_says(shop_image: Built) -> None:
+    spec = compose_for(
+        load_config(shop_image.config), shop_image.bundle, {"SHOP_ADMIN_TOKEN": "compose-token"}
+    )
+    assert spec.volumes == [("state", "/var/lib/shop")]
+    smoke(spec, shop_image.ref, "/items")
+
+
+def test_orders_runs_as_compose_prod_says(orders_image: Built, pg_schema: str) -> None:
+    bundle = orders_image.bundle
+    (bundle / "secrets").mkdir(exist_ok=True)
+    (bundle / "secrets" / "db.url").write_text(pg_schema)
+    with psycopg.connect(pg_schema) as conn:  # compose has no init containers: migrate as its docs say
+        conn.execute("CREATE TABLE orders (id serial PRIMARY KEY, sku text NOT NULL)")
+    variables = {"ORDERS_ADMIN_TOKEN": "t", "DATABASE_URL": pg_schema}
+    smoke(compose_for(load_config(orders_image.config), bundle, variables), orders_image.ref, "/orders")
+
+
+# -- planted defects -----------------------------------------------------------------------------
+
+
+def test_without_the_tmp_emptydir_the_shop_fails_the_smoke(shop_image: Built) -> None:
+    docs = copy.deepcopy(rendered(shop_image.bundle, "base"))
+    pod = pod_spec(docs)
+    pod["volumes"] = [v for v in pod["volumes"] if v["name"] != "tmp"]
+    pod["containers"][0]["volumeMounts"] = [
+        m for m in pod["containers"][0]["volumeMounts"] if m["name"] != "tmp"
+    ]
+    with pytest.raises(
+        SmokeError, match=r"(?s)exited with code 1 before /startup.*unable to open database file"
+    ):
+        smoke(from_workload(docs, SHOP_SECRETS), shop_image.ref, "/items")
+
+
+def test_a_moved_secret_mount_fails_the_smoke(orders_image: Built, pg_schema: str) -> None:
+    docs = copy.deepcopy(rendered(orders_image.bundle, "base"))
+    for mount in pod_spec(docs)["containers"][0]["volumeMounts"]:
+        if mount["name"] == "secret-db":
+            mount["mountPath"] = "/var/run/secrets/orders-db"
+    spec = from_workload(docs, orders_secrets(pg_schema))
+    with pytest.raises(SmokeError, match=r"(?s)exited with code \d+ before /startup.*db\.url"):
+        smoke(spec, orders_image.ref, "/orders")
+
+
+def test_an_image_without_the_postgres_extra_fails_the_smoke(
+    quotes_image: Built, build_args: list[str], pg_schema: str, tmp_path: Path
+) -> None:
+    """The extra the config implies, taken out of the Dockerfile by hand as the old hand-typed
+    package list allowed: the postgres check cannot load its driver."""
+    dockerfile = (quotes_image.bundle / "Dockerfile").read_text()
+    assert '"pilothouse[postgres]==' in dockerfile
+    (tmp_path / "Dockerfile").write_text(dockerfile.replace("pilothouse[postgres]==", "pilothouse=="))
+    (tmp_path / "Dockerfile.dockerignore").write_text(
+        (quotes_image.bundle / "Dockerfile.dockerignore").read_text()
+    )
+    ref = f"localhost/pilothouse-test/quotes-no-extra:{TAG}"
+    args = build_args[1::2]  # the NAME=VALUE halves of --build-arg NAME=VALUE
+    run_streaming(
+        build_command(
+            "buildah",
+            tmp_path / "Dockerfile",
+            tmp_path / "Dockerfile.dockerignore",
+            quotes_image.context,
+            ref,
+            args,
+        ),
+        lambda _line: None,
+    )
+    assert in_image(ref, "import importlib.util as u; print(u.find_spec('psycopg'))") == "None"
+    secrets = {"quotes-admin": {"token": b"t"}, "quotes-db": {"url": pg_schema.encode()}}
+    with pytest.raises(SmokeError, match=r"the postgres check needs the 'postgres' extra"):
+        smoke(from_workload(rendered(quotes_image.bundle, "base"), secrets), ref, "/quotes")
+
+
+def test_a_secret_the_deployment_references_but_nobody_gives_is_named(shop_image: Built) -> None:
+    with pytest.raises(SmokeError, match=r"Secret shop-admin \(for env SHOP_ADMIN_TOKEN\) was not given"):
+        from_workload(rendered(shop_image.bundle, "base"), {})
