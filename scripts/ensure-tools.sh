@@ -9,6 +9,7 @@ declare -A PACKAGE_FOR=(
   [wrk]=wrk
   [valgrind]=valgrind  # bench/server_instructions.py
   [systemd-analyze]=systemd
+  [restic]=restic  # pilothouse backup
   [buildah]=buildah  # container image tests: build with --isolation chroot
   [podman]=podman    # ... and run the image as deployed
   [runc]=runc        # podman --runtime runc (crun is not used here)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pydantic import Field, PrivateAttr, model_validator
 
+from pilothouse.config.backup import BackupConfig
 from pilothouse.config.base import Section
 from pilothouse.config.checks import CheckConfig
 from pilothouse.config.deploy import DeployConfig, check_deploy
@@ -34,6 +35,7 @@ class Config(Section):
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
     jobs: JobsConfig | None = None
     protection: ProtectionConfig = Field(default_factory=ProtectionConfig)
+    backup: BackupConfig | None = None
 
     _source: Path | None = PrivateAttr(default=None)
 
