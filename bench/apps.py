@@ -29,8 +29,13 @@ VARIANTS = (
     "otel-asgi",
     "fastapi-bare",
     "fastapi-instrumentator",
+    "protection-defaults",
+    "protection-errors",
+    "protection-headers",
+    "protection-limits",
+    "pilothouse-metrics-protection",
 )
-BASELINE = {"fastapi-instrumentator": "fastapi-bare"}
+BASELINE = {"fastapi-instrumentator": "fastapi-bare", "pilothouse-metrics-protection": "pilothouse-metrics"}
 """Each variant's ratio is against "bare" unless named here (FastAPI peers against FastAPI)."""
 
 
@@ -128,8 +133,11 @@ exporter) + request id + JSON logs with the JSON access line. traces: the same w
 access line (the issue's "access log off")."""
 
 
-def pilothouse_app(variant: str) -> Any:
+def pilothouse_app(variant: str, protection: bool = False) -> Any:
+    """The app as `serve` wraps it with these `[telemetry]` settings; `protection`: with the
+    `[protection]` defaults too (else that section's parts are off, as before it existed)."""
     from pilothouse.config.model import Config
+    from pilothouse.protection import feature as protection_feature
     from pilothouse.runtime.runtime import Runtime
     from pilothouse.telemetry import feature, tracing
 
@@ -139,7 +147,30 @@ def pilothouse_app(variant: str) -> Any:
         tracing.setup_tracing(config, exporter=dropping_exporter())  # install keeps this provider
     runtime = Runtime(config)
     feature.install(runtime)
+    if protection:
+        protection_feature.install(runtime)
     return runtime.wrap(starlette_app())
+
+
+PROTECTION_PARTS = {
+    "protection-errors": "errors",
+    "protection-headers": "headers",
+    "protection-limits": "limits",
+}
+"""Ablation: one default part of `[protection]` on, the other two off."""
+
+
+def protection_app(only: str | None = None) -> Any:
+    """The `[protection]` defaults (safe errors, security headers, limits and the 60 s time
+    limit) alone around the bare app: their cost, without telemetry or the in-flight layer;
+    `only`: just that part."""
+    from pilothouse.config.model import Config
+    from pilothouse.protection.middleware import ProtectionMiddleware
+    from pilothouse.runtime.metrics import Metrics
+
+    parts = {} if only is None else {p: {"enabled": p == only} for p in PROTECTION_PARTS.values()}
+    config = Config.model_validate({"service": {"name": "bench"}, "protection": parts})
+    return ProtectionMiddleware(starlette_app(), config.protection, Metrics())
 
 
 def build(variant: str) -> Any:
@@ -149,6 +180,12 @@ def build(variant: str) -> Any:
         return MinimalMetrics(starlette_app())
     if variant in PILOTHOUSE:
         return pilothouse_app(variant)
+    if variant == "protection-defaults":
+        return protection_app()
+    if variant in PROTECTION_PARTS:
+        return protection_app(PROTECTION_PARTS[variant])
+    if variant == "pilothouse-metrics-protection":
+        return pilothouse_app("pilothouse-metrics", protection=True)
     if variant == "starlette-exporter":
         from starlette_exporter import PrometheusMiddleware
 

@@ -42,8 +42,23 @@ def pinned(cpu: int, argv: list[str]) -> list[str]:
 
 def uvicorn_argv(port: int, http: str) -> list[str]:
     """The served benchmark app: uvicorn, 1 worker, access log off, the given HTTP parser."""
-    return [sys.executable, "-m", "uvicorn", "bench.apps:app", "--host", "127.0.0.1", "--port", str(port),
-            "--no-access-log", "--log-level", "warning", "--workers", "1", "--http", http]
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "bench.apps:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--no-access-log",
+        "--log-level",
+        "warning",
+        "--workers",
+        "1",
+        "--http",
+        http,
+    ]
 
 
 def server_env(variant: str) -> dict[str, str]:
@@ -53,11 +68,18 @@ def server_env(variant: str) -> dict[str, str]:
 def add_http_argument(parser: argparse.ArgumentParser, name: str) -> None:
     """`--http` (uvicorn's HTTP parser) and `--output` (default: bench/results/`name`.json, with
     `-httptools` for httptools)."""
-    parser.add_argument("--http", choices=("h11", "httptools"), default="h11",
-                        help="uvicorn's HTTP parser: h11 (plain `pip install uvicorn`) or httptools "
-                             "(`uvicorn[standard]`)")
-    parser.add_argument("--output", type=Path, default=None,
-                        help=f"default: bench/results/{name}.json (h11), {name}-httptools.json")
+    parser.add_argument(
+        "--http",
+        choices=("h11", "httptools"),
+        default="h11",
+        help="uvicorn's HTTP parser: h11 (plain `pip install uvicorn`) or httptools (`uvicorn[standard]`)",
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=None,
+        help=f"default: bench/results/{name}.json (h11), {name}-httptools.json",
+    )
 
 
 def output_path(parser: argparse.ArgumentParser, args: argparse.Namespace, name: str) -> Path:
@@ -71,8 +93,13 @@ def output_path(parser: argparse.ArgumentParser, args: argparse.Namespace, name:
 
 
 def start_server(variant: str, port: int, http: str = "h11") -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(pinned(0, uvicorn_argv(port, http)), env=server_env(variant), cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        pinned(0, uvicorn_argv(port, http)),
+        env=server_env(variant),
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         try:
@@ -94,9 +121,20 @@ def cpu_seconds(pid: int) -> float:
 
 def wrk(port: int, seconds: float, connections: int) -> dict[str, float]:
     out = subprocess.run(
-        pinned(1, ["wrk", "-t1", f"-c{connections}", f"-d{round(seconds)}s", "--latency",
-                   f"http://127.0.0.1:{port}{URL_PATH}"]),
-        capture_output=True, text=True, check=True,
+        pinned(
+            1,
+            [
+                "wrk",
+                "-t1",
+                f"-c{connections}",
+                f"-d{round(seconds)}s",
+                "--latency",
+                f"http://127.0.0.1:{port}{URL_PATH}",
+            ],
+        ),
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", out)
@@ -105,8 +143,11 @@ def wrk(port: int, seconds: float, connections: int) -> dict[str, float]:
     if errors:
         raise SystemExit(f"wrk saw {errors.group(1)} error responses:\n{out}")
     requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
-    return {"rps": rps, "requests": requests,
-            "p99_ms": float(p99.group(1)) * factor[p99.group(2)] if p99 else float("nan")}
+    return {
+        "rps": rps,
+        "requests": requests,
+        "p99_ms": float(p99.group(1)) * factor[p99.group(2)] if p99 else float("nan"),
+    }
 
 
 def measure(variant: str, seconds: float, connections: int, http: str) -> dict[str, float]:
@@ -132,13 +173,15 @@ def run(
 ) -> dict[str, Any]:
     samples: dict[str, list[dict[str, float]]] = {v: [] for v in variants}
     for index in range(rounds):
-        order = variants[index % len(variants):] + variants[: index % len(variants)]
+        order = variants[index % len(variants) :] + variants[: index % len(variants)]
         for variant in order:
             result = measure(variant, seconds, connections, http)
             samples[variant].append(result)
-            print(f"round {index + 1}/{rounds} {variant:24s} {result['rps']:8.0f} req/s "
-                  f"p99 {result['p99_ms']:6.2f} ms, server CPU {result['cpu_us']:6.1f} µs/request",
-                  flush=True)
+            print(
+                f"round {index + 1}/{rounds} {variant:24s} {result['rps']:8.0f} req/s "
+                f"p99 {result['p99_ms']:6.2f} ms, server CPU {result['cpu_us']:6.1f} µs/request",
+                flush=True,
+            )
     summary: dict[str, Any] = {}
     for variant in variants:
         base = BASELINE.get(variant, "bare")
@@ -156,22 +199,32 @@ def run(
             "cpu_ratio_median": statistics.median(cpu_ratios) if cpu_ratios else None,
             "rounds": samples[variant],
         }
-    return {"rounds": rounds, "seconds": seconds, "connections": connections, "path": URL_PATH,
-            "http": http, "variants": summary}
+    return {
+        "rounds": rounds,
+        "seconds": seconds,
+        "connections": connections,
+        "path": URL_PATH,
+        "http": http,
+        "variants": summary,
+    }
 
 
 def table(result: dict[str, Any]) -> str:
-    lines = ["| variant | req/s (median) | p99 ms (median) | ratio to baseline (median, min-max) "
-             "| server CPU µs/request (median) | CPU ratio baseline/variant (median) |",
-             "|---|---:|---:|---|---:|---:|"]
+    lines = [
+        "| variant | req/s (median) | p99 ms (median) | ratio to baseline (median, min-max) "
+        "| server CPU µs/request (median) | CPU ratio baseline/variant (median) |",
+        "|---|---:|---:|---|---:|---:|",
+    ]
     for variant, row in result["variants"].items():
         ratio = "—"
         if row["ratio_median"] is not None:
             spread = f"{row['ratio_min']:.2f}-{row['ratio_max']:.2f}"
             ratio = f"{row['ratio_median']:.2f} ({spread}) vs {row['baseline']}"
         cpu_ratio = f"{row['cpu_ratio_median']:.2f}" if row["cpu_ratio_median"] is not None else "—"
-        lines.append(f"| {variant} | {row['rps_median']:.0f} | {row['p99_ms_median']:.2f} | {ratio} "
-                     f"| {row['cpu_us_median']:.1f} | {cpu_ratio} |")
+        lines.append(
+            f"| {variant} | {row['rps_median']:.0f} | {row['p99_ms_median']:.2f} | {ratio} "
+            f"| {row['cpu_us_median']:.1f} | {cpu_ratio} |"
+        )
     return "\n".join(lines)
 
 

@@ -31,10 +31,21 @@ async def _send(message: dict[str, Any]) -> None:
 
 
 def _scope() -> dict[str, Any]:
-    return {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
-            "scheme": "http", "path": "/items/42", "raw_path": b"/items/42", "query_string": b"",
-            "root_path": "", "headers": [(b"host", b"127.0.0.1"), (b"user-agent", b"wrk")],
-            "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 2), "state": {}}
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/items/42",
+        "raw_path": b"/items/42",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"127.0.0.1"), (b"user-agent", b"wrk")],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 2),
+        "state": {},
+    }
 
 
 async def _loop(app: Any, n: int) -> None:
@@ -71,8 +82,16 @@ def main(argv: list[str] | None = None) -> int:
 
     costs = {}
     for variant in VARIANTS:
-        argv = [sys.executable, __file__, "--variant", variant, "--requests", str(args.requests),
-                "--repeats", str(args.repeats)]
+        argv = [
+            sys.executable,
+            __file__,
+            "--variant",
+            variant,
+            "--requests",
+            str(args.requests),
+            "--repeats",
+            str(args.repeats),
+        ]
         out = subprocess.run(argv, capture_output=True, text=True, check=True)
         costs[variant] = float(out.stdout.strip().splitlines()[-1])
     print("| variant | CPU µs/request | added vs baseline |")

@@ -75,8 +75,13 @@ def instructions(variant: str, requests: int, http: str = "h11") -> int:
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="pilothouse-callgrind-") as tmp:
         log = Path(tmp) / "valgrind.log"
-        argv = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={tmp}/out", f"--log-file={log}",
-                *uvicorn_argv(port, http)]
+        argv = [
+            "valgrind",
+            "--tool=callgrind",
+            f"--callgrind-out-file={tmp}/out",
+            f"--log-file={log}",
+            *uvicorn_argv(port, http),
+        ]
         quiet = subprocess.DEVNULL
         server = subprocess.Popen(argv, env=server_env(variant), cwd=ROOT, stdout=quiet, stderr=quiet)
         try:

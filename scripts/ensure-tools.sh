@@ -9,10 +9,11 @@ declare -A PACKAGE_FOR=(
   [wrk]=wrk
   [valgrind]=valgrind  # bench/server_instructions.py
   [systemd-analyze]=systemd
+  [restic]=restic  # pilothouse backup
   [buildah]=buildah  # container image tests: build with --isolation chroot
   [podman]=podman    # ... and run the image as deployed
   [runc]=runc        # podman --runtime runc (crun is not used here)
-  [mmdebstrap]=mmdebstrap  # the test base image, assembled from Debian packages
+  [mmdebstrap]=mmdebstrap  # the test base image and the installer tests' root filesystems
 )
 missing=()
 for tool in "${!PACKAGE_FOR[@]}"; do

@@ -117,6 +117,52 @@ CASES = {
         GOOD_SERVICE + '[jobs]\nstore_timeout = "500ms"\n',
         "jobs: store_timeout must be at least 1s",
     ),
+    # Issue 17: [protection].
+    "malformed proxy network": (
+        GOOD_SERVICE + '[protection]\ntrusted_proxies = ["10.0.0.300/8"]\n',
+        "protection.trusted_proxies: '10.0.0.300/8' is not an IP network such as '10.0.0.0/8'",
+    ),
+    "negative body limit": (
+        GOOD_SERVICE + '[protection.limits]\nmax_body_size = "-1MiB"\n',
+        "protection.limits.max_body_size: '-1MiB' is invalid: expected a size greater than 0",
+    ),
+    "negative header count": (
+        GOOD_SERVICE + "[protection.limits]\nmax_header_count = -5\n",
+        "protection.limits.max_header_count: -5 is invalid: Input should be greater than or equal to 1",
+    ),
+    "zero time limit on a route": (
+        GOOD_SERVICE + '[protection.limits]\nroutes = [{ path = "/slow", time_limit = "0s" }]\n',
+        "protection.limits.routes[0].time_limit: '0s' is invalid: expected a time limit greater than 0s",
+    ),
+    "size without a unit": (
+        GOOD_SERVICE + "[protection.limits]\nmax_body_size = 1000\n",
+        "protection.limits.max_body_size: 1000 is invalid: expected a size with a unit",
+    ),
+    "unknown JWT algorithm": (
+        GOOD_SERVICE + '[protection.auth]\njwks_url = "https://idp.example/jwks"\nalgorithms = ["RS257"]\n',
+        "protection.auth.algorithms: unknown algorithm 'RS257'; expected one of",
+    ),
+    "JWT alg none": (
+        GOOD_SERVICE + '[protection.auth]\njwks_url = "https://idp.example/jwks"\nalgorithms = ["none"]\n',
+        "protection.auth.algorithms: 'none' is never accepted",
+    ),
+    "HMAC mixed with RSA": (
+        GOOD_SERVICE + '[protection.auth]\nkey_file = "/k.pem"\nalgorithms = ["RS256", "HS256"]\n',
+        "protection.auth.algorithms: HMAC (HS*) and public-key algorithms must not be mixed",
+    ),
+    "negative rate limit": (
+        GOOD_SERVICE + '[[protection.rate_limits]]\nname = "api"\nlimit = -1\nwindow = "1m"\n',
+        "protection.rate_limits[0].limit: -1 is invalid: Input should be greater than or equal to 1",
+    ),
+    "redis rate limit without a URL": (
+        GOOD_SERVICE + '[[protection.rate_limits]]\nname = "api"\nlimit = 5\nwindow = "1m"\n'
+        'storage = "redis"\n',
+        "protection.rate_limits[0]: storage = 'redis' needs redis_url",
+    ),
+    "CORS wildcard with credentials": (
+        GOOD_SERVICE + '[protection.cors]\nallow_origins = ["*"]\nallow_credentials = true\n',
+        "protection.cors: allow_origins = ['*'] with allow_credentials = true would let every site",
+    ),
 }
 
 

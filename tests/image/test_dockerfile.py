@@ -36,6 +36,13 @@ def dockerfile(**sections: object) -> str:
         ({"telemetry": {"traces": "console"}}, ["traces"]),
         ({"secrets": {"sources": ["vault"], "vault": {"address": "https://v:8200"}}}, ["vault"]),
         ({"deploy": {"container": {"extras": ["redis"]}}}, ["redis"]),
+        ({"protection": {"auth": {"api_keys": {"secret": "gw.keys"}}}}, ["auth"]),
+        ({"protection": {"cors": {"allow_origins": ["https://shop.example"]}}}, ["cors"]),
+        (
+            {"protection": {"rate_limits": [{"name": "api", "limit": 5, "window": "1s", "storage": "redis",
+                                             "redis_url": "redis://cache:6379/0"}]}},
+            ["redis"],
+        ),
     ],
 )
 def test_extras_follow_from_the_config(sections: dict[str, object], extras: list[str]) -> None:

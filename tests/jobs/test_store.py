@@ -148,4 +148,7 @@ def test_postgres_tables_live_in_their_schema(postgres_url: str, pg_schema: str,
                 "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", (pg_schema,)
             )
         }
-    assert tables == {"jobs", "job_steps", "job_workers", "job_control", "job_schema_versions"}
+    assert tables == {
+        "jobs", "job_steps", "job_workers", "job_control", "job_schema_versions",
+        "job_leases", "job_schedules", "job_schedule_runs",  # migration 2: schedules
+    }

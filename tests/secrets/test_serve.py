@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 
-from tests.helpers import ROOT, ServeProcess, free_port, run_cli, write_config
+from tests.helpers import ROOT, ServeProcess, eventually, free_port, run_cli, write_config
 from tests.secrets.kube import SecretVolume
 
 CONFIG = """
@@ -28,15 +27,6 @@ declare = [{{ secret = "db.password" }}]
 pre_stop_delay = "0s"
 drain_timeout = "2s"
 """
-
-
-def eventually(condition: Callable[[], bool], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def metric(text: str, name: str, secret: str) -> float | None:

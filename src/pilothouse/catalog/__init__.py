@@ -11,7 +11,7 @@ import importlib
 
 from pilothouse.catalog.spec import MetricSpec, MetricType
 
-_MODULES = ("app", "http", "jobs", "lifecycle", "process", "secrets")
+_MODULES = ("app", "backup", "http", "jobs", "lifecycle", "process", "protection", "secrets")
 
 
 def all_specs() -> tuple[MetricSpec, ...]:

@@ -50,7 +50,7 @@ JOB_DRAINING = MetricSpec(
     help="1 while this worker takes no new jobs (store drain flag or local shutdown), else 0.",
 )
 
-SPECS = (
+SPECS: tuple[MetricSpec, ...] = (
     JOB_RUNS,
     JOB_STEPS,
     JOB_STEP_DURATION,
@@ -60,3 +60,40 @@ SPECS = (
     JOB_RUNNING,
     JOB_DRAINING,
 )
+
+
+def _schedule_gauge(name: str, help_text: str, unit: str = "seconds") -> MetricSpec:
+    """A per-schedule gauge read from the job store (every replica exports the same value: max)."""
+    return MetricSpec(name=name, type="gauge", help=help_text, labels=("schedule",), unit=unit,
+                      multiprocess_mode="max")
+
+
+SCHEDULE_LAST_FIRE = _schedule_gauge(
+    "pilothouse_job_schedule_last_fire_timestamp_seconds",
+    "The last slot (cron time) of a schedule that was handled (fired, forbidden or missed).",
+)
+SCHEDULE_NEXT_FIRE = _schedule_gauge(
+    "pilothouse_job_schedule_next_fire_timestamp_seconds", "When a schedule fires next."
+)
+SCHEDULE_LAST_SUCCESS = _schedule_gauge(
+    "pilothouse_job_schedule_last_success_timestamp_seconds",
+    "When a run of a schedule last finished ok or with a warning (its creation time before).",
+)
+SCHEDULE_SUCCESS_WINDOW = _schedule_gauge(
+    "pilothouse_job_schedule_success_window_seconds",
+    "How old a schedule's last success may get: its longest period plus misfire_grace.",
+)
+SCHEDULE_MISSED = _schedule_gauge(
+    "pilothouse_job_schedule_missed_runs",
+    "Slots of a schedule that did not run (too late, coalesced, or the previous run still "
+    "active), since the schedule was created (kept in the job store).",
+    unit="",
+)
+SCHEDULE_SPECS = (
+    SCHEDULE_LAST_FIRE,
+    SCHEDULE_NEXT_FIRE,
+    SCHEDULE_LAST_SUCCESS,
+    SCHEDULE_SUCCESS_WINDOW,
+    SCHEDULE_MISSED,
+)
+SPECS += SCHEDULE_SPECS

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from pilothouse.cli._common import add_config_option, add_format_option, command, emit, load
+from pilothouse.config.flatten import flatten
 from pilothouse.durations import format_duration
 from pilothouse.redaction import redact
 
@@ -76,18 +77,6 @@ def run_show(args: argparse.Namespace) -> int:
     if args.format == "json":
         emit(args, data, "")
     else:
-        print("\n".join(f"{key} = {json.dumps(value)}" for key, value in _flatten(data)))
+        print("\n".join(f"{key} = {json.dumps(value)}" for key, value in flatten(data)))
     return 0
 
-
-def _flatten(data: Any, prefix: str = "") -> list[tuple[str, Any]]:
-    if isinstance(data, dict):
-        if set(data) >= {"secret"} and "required" in data:
-            return [(prefix, {"secret": data["secret"]})]
-        out: list[tuple[str, Any]] = []
-        for key in data:
-            out += _flatten(data[key], f"{prefix}.{key}" if prefix else key)
-        return out
-    if isinstance(data, list) and data and isinstance(data[0], dict):
-        return [pair for i, item in enumerate(data) for pair in _flatten(item, f"{prefix}[{i}]")]
-    return [(prefix, data)]

@@ -7,7 +7,7 @@ import asyncio
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pilothouse.cli._common import add_config_option, add_format_option, command, emit, load
@@ -85,6 +85,17 @@ def register(sub: Any) -> None:
     add_format_option(cancel)
     cancel.set_defaults(handler=run_cancel)
 
+    schedules = command(
+        actions,
+        "schedules",
+        "the [[jobs.schedules]]: next fire times, last fire, last success, missed runs",
+        "pilothouse jobs schedules --count 3",
+    )
+    schedules.add_argument("--count", type=int, default=1, help="next fire times per schedule (1-100)")
+    add_config_option(schedules)
+    add_format_option(schedules)
+    schedules.set_defaults(handler=run_schedules)
+
 
 def _add_params(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -136,20 +147,23 @@ def run_now(args: argparse.Namespace) -> int:
     # anything is queued.
     runtime = one_job_runtime(config)
     load_app(config)  # what the app module registers exists here too, as in serve and worker
-    store, job_id = asyncio.run(_run_here(args, runtime))
+    store, job_id = asyncio.run(_run_here(runtime, lambda config: _submit(args, config)))
     return _report(args, store, job_id)
 
 
-async def _run_here(args: argparse.Namespace, runtime: Runtime) -> tuple[JobStore, int]:
-    """Submit the job, claim it and run it in this process (heartbeating like a worker), inside
-    the runtime's lifecycle whatever happens: start hooks (secret rotation), then the drain and
-    flush hooks (spans exported, secrets closed, leases revoked)."""
+async def _run_here(
+    runtime: Runtime, submit_job: Callable[[Config], tuple[JobStore, Registry, int]]
+) -> tuple[JobStore, int]:
+    """Submit the job (`submit_job`: the store, the registry and the new job's id), claim it and
+    run it in this process (heartbeating like a worker), inside the runtime's lifecycle whatever
+    happens: start hooks (secret rotation), then the drain and flush hooks (spans exported,
+    secrets closed, leases revoked)."""
     from pilothouse.jobs.worker import Worker, new_worker_id
 
     config = runtime.config
     assert config.jobs is not None
     try:
-        store, registry, job_id = _submit(args, config)
+        store, registry, job_id = submit_job(config)
         await runtime.run_start_hooks()
         worker = Worker(store, registry, config.jobs, runtime.metrics, worker_id=new_worker_id("cli-"))
         await worker.start(claim=False)
@@ -330,11 +344,57 @@ def run_cancel(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_schedules(args: argparse.Namespace) -> int:
+    from pilothouse.jobs import cron
+    from pilothouse.jobs.registry import load_jobs
+    from pilothouse.jobs.scheduler import check_schedules
+    from pilothouse.jobs.store import open_store
+
+    if not 1 <= args.count <= 100:
+        raise ConfigError(f"--count: {args.count} is invalid: expected 1 to 100")
+    config = _config(args)
+    assert config.jobs is not None
+    check_schedules(config.jobs, load_jobs(config), config.source)
+    store = open_store(config)
+    states = {state.name: state for state in store.schedule_states()}
+    now = store.now()
+    data, rows = [], []
+    for schedule in config.jobs.schedules:
+        state = states.get(schedule.key)
+        upcoming = cron.next_fires(schedule.cron, schedule.timezone, now, args.count)
+        data.append({
+            "name": schedule.key, "job": schedule.job, "cron": schedule.cron, "timezone": schedule.timezone,
+            "scheduler": config.jobs.scheduler, "next": upcoming,
+            "state": state.as_dict() if state is not None else None,
+        })
+        rows.append((
+            schedule.key, schedule.job, schedule.cron, schedule.timezone,
+            ", ".join(_when(t, schedule.timezone) for t in upcoming),
+            _when(state.last_fire, schedule.timezone) if state else "-",
+            _when(state.last_success, schedule.timezone) if state and state.last_success else "-",
+            str(state.missed) if state else "-",
+        ))
+    header = ("SCHEDULE", "JOB", "CRON", "TIMEZONE", "NEXT", "LAST FIRE", "LAST SUCCESS", "MISSED")
+    text = _table(header, rows) if rows else "no [[jobs.schedules]] in the config"
+    if rows and config.jobs.scheduler != "worker":
+        text += f"\nfired by {config.jobs.scheduler} (generated artifacts), not by the job worker"
+    emit(args, data, text)
+    return 0
+
+
 # -- formatting ----------------------------------------------------------------------------------
 
 
 def _rc(value: int | None) -> str:
     return "-" if value is None else str(value)
+
+
+def _when(epoch: float, timezone: str) -> str:
+    import datetime
+    import zoneinfo
+
+    moment = datetime.datetime.fromtimestamp(epoch, zoneinfo.ZoneInfo(timezone))
+    return moment.isoformat(timespec="seconds")
 
 
 def _ago(now: float, then: float) -> str:

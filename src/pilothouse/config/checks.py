@@ -10,20 +10,10 @@ from pydantic import Field, field_validator, model_validator
 from pilothouse.config.base import Section
 from pilothouse.config.secret_ref import SecretRef, http_url, url_of
 from pilothouse.durations import Duration
+from pilothouse.sizes import SIZE_FACTORS
 
 _CHECK_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*(%|B|KiB|MiB|GiB|TiB|KB|MB|GB|TB)$")
-_SIZE_FACTORS = {
-    "B": 1,
-    "KB": 10**3,
-    "MB": 10**6,
-    "GB": 10**9,
-    "TB": 10**12,
-    "KiB": 2**10,
-    "MiB": 2**20,
-    "GiB": 2**30,
-    "TiB": 2**40,
-}
 
 
 class _Check(Section):
@@ -104,7 +94,7 @@ class DiskCheck(_Check):
         number, unit = float(match.group(1)), match.group(2)
         if unit == "%":
             return int(total_bytes * number / 100)
-        return int(number * _SIZE_FACTORS[unit])
+        return int(number * SIZE_FACTORS[unit])
 
 
 class FreshnessCheck(_Check):

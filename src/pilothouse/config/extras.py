@@ -18,14 +18,19 @@ def otlp_extra(protocol: Literal["http", "grpc"]) -> str:
 
 
 def required_extras(config: Config) -> list[str]:
-    """Sorted extras: drivers for checks and the job store, tracing, secret sources; plus the
-    `[deploy.container] extras` the config adds on top."""
+    """Sorted extras: drivers for checks, the job store and Redis rate limits, tracing, secret
+    sources, app-port authentication and CORS; plus the `[deploy.container] extras` on top."""
     kinds = {check.kind for check in config.checks}
     needed = set(config.deploy.container.extras)
     if "postgres" in kinds or (config.jobs is not None and config.jobs.url is not None):
         needed.add("postgres")
-    if "redis" in kinds:
+    protection = config.protection
+    if "redis" in kinds or any(limit.storage == "redis" for limit in protection.rate_limits):
         needed.add("redis")
+    if protection.auth is not None:
+        needed.add("auth")  # PyJWT: the auth middleware imports it, API keys alone included
+    if protection.cors is not None:
+        needed.add("cors")
     if config.telemetry.traces != "none":
         needed.add("traces")
     if config.telemetry.traces == "otlp":

@@ -7,11 +7,12 @@ reference) lets several workers and replicas share one queue.
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from pilothouse.config.base import Section
+from pilothouse.config.schedules import ScheduleConfig
 from pilothouse.config.secret_ref import SecretRef, refuse_embedded_password
 from pilothouse.durations import Duration
 
@@ -39,6 +40,11 @@ class JobsConfig(Section):
     store_timeout: Duration = Field(
         default=5.0, description="longest wait for one PostgreSQL store call (connect, statement, answer)"
     )
+    scheduler: Literal["worker", "kubernetes", "systemd"] = Field(
+        default="worker",
+        description="who fires [[jobs.schedules]]: the job worker, generated CronJobs or systemd timers",
+    )
+    schedules: list[ScheduleConfig] = Field(default_factory=list, description="jobs that run by time")
 
     @field_validator("module")
     @classmethod
@@ -74,4 +80,29 @@ class JobsConfig(Section):
                 f"heartbeat_timeout ({self.heartbeat_timeout}s) must be at least twice "
                 f"heartbeat_interval ({self.heartbeat_interval}s), or live workers look dead"
             )
+        self._check_schedules()
         return self
+
+    def _check_schedules(self) -> None:
+        keys = [s.key for s in self.schedules]
+        repeated = sorted({k for k in keys if keys.count(k) > 1})
+        if repeated:
+            raise ValueError(f"schedule names must be unique; repeated: {', '.join(repeated)} (set `name`)")
+        if self.scheduler == "worker":
+            return
+        for s in self.schedules:
+            if s.has_seconds:
+                raise ValueError(
+                    f"schedule '{s.key}': cron {s.cron!r} has a seconds field; scheduler "
+                    f"'{self.scheduler}' fires at most once a minute (use 5 fields)"
+                )
+            if s.misfire == "run_all":
+                raise ValueError(
+                    f"schedule '{s.key}': misfire 'run_all' needs scheduler 'worker' "
+                    f"({self.scheduler} runs a missed schedule once)"
+                )
+            if self.scheduler == "systemd" and s.concurrency != "forbid":
+                raise ValueError(
+                    f"schedule '{s.key}': concurrency '{s.concurrency}' needs scheduler 'worker' or "
+                    "'kubernetes' (a systemd timer never starts a unit that is still running)"
+                )

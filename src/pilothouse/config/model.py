@@ -6,11 +6,13 @@ from pathlib import Path
 
 from pydantic import Field, PrivateAttr, model_validator
 
+from pilothouse.config.backup import BackupConfig
 from pilothouse.config.base import Section
 from pilothouse.config.checks import CheckConfig
 from pilothouse.config.deploy import DeployConfig, check_deploy
 from pilothouse.config.jobs import JobsConfig
 from pilothouse.config.monitoring import MonitoringConfig
+from pilothouse.config.protection import ProtectionConfig
 from pilothouse.config.secret_ref import SecretRef
 from pilothouse.config.secrets import SecretsConfig
 from pilothouse.config.service import LifecycleConfig, OpsConfig, ProbesConfig, ServiceConfig
@@ -32,6 +34,8 @@ class Config(Section):
     slo: SloConfig = Field(default_factory=SloConfig)
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
     jobs: JobsConfig | None = None
+    protection: ProtectionConfig = Field(default_factory=ProtectionConfig)
+    backup: BackupConfig | None = None
 
     _source: Path | None = PrivateAttr(default=None)
 

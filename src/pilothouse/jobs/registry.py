@@ -39,6 +39,10 @@ class Registry:
         self._jobs[name] = declared
         return declared
 
+    def add_builtin(self, declared: Job) -> None:
+        """Register (or re-bind to a new config) one of Pilothouse's own jobs (jobs/builtin.py)."""
+        self._jobs[declared.name] = declared
+
     def get(self, name: str) -> Job:
         """The job called `name`; OperationError lists the known ones otherwise."""
         found = self._jobs.get(name)
@@ -61,7 +65,13 @@ job = REGISTRY.job
 def load_jobs(config: Config, registry: Registry = REGISTRY) -> Registry:
     """Import `[jobs].module` (next to the config file) so its jobs register themselves."""
     section = config.jobs
-    if section is None or section.module is None:
+    if section is None:
+        return registry
+    from pilothouse.jobs.builtin import builtin_jobs
+
+    for declared in builtin_jobs(config):
+        registry.add_builtin(declared)
+    if section.module is None:
         return registry
     for extra in (config.source.parent if config.source else None, Path.cwd()):
         if extra is not None and str(extra.resolve()) not in sys.path:

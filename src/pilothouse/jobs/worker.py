@@ -18,6 +18,7 @@ import socket
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from pilothouse.backup.metrics import publish as publish_backup_metrics
 from pilothouse.catalog import jobs as job_metrics
 from pilothouse.config.jobs import JobsConfig
 from pilothouse.errors import OperationError
@@ -25,6 +26,7 @@ from pilothouse.jobs.definition import ABEND_RC, ParamError
 from pilothouse.jobs.recording import Recorder, count_run
 from pilothouse.jobs.registry import Registry
 from pilothouse.jobs.runner import Execution, RunResult
+from pilothouse.jobs.scheduler import Scheduler, check_schedules
 from pilothouse.jobs.store import JobRecord, JobStore
 from pilothouse.runtime import threads
 from pilothouse.runtime.metrics import Metrics
@@ -62,6 +64,10 @@ class Worker:
         self._wake = asyncio.Event()
         self._loops: list[asyncio.Task[None]] = []
         self._claiming = 0
+        self.scheduler: Scheduler | None = None
+        if settings.scheduler == "worker" and settings.schedules:
+            check_schedules(settings, registry)  # a schedule of an unknown job: one line, at start
+            self.scheduler = Scheduler(store, registry, settings, self.metrics, self.id)
 
     @property
     def accepting(self) -> bool:
@@ -78,6 +84,8 @@ class Worker:
         self._loops.append(asyncio.create_task(self._heartbeat_loop()))
         if claim:
             self._loops.append(asyncio.create_task(self._poll_loop()))
+            if self.scheduler is not None:
+                self._loops.append(asyncio.create_task(self._schedule_loop(self.scheduler)))
         log.info(
             "job worker %s started (concurrency %d, store %s)",
             self.id,
@@ -94,6 +102,9 @@ class Worker:
         self.halt()
         await asyncio.gather(*self._loops, return_exceptions=True)
         self._loops.clear()
+        if self.scheduler is not None:
+            with contextlib.suppress(Exception):
+                await self._call(self.scheduler.release)
         with contextlib.suppress(Exception):
             await self._call(self.store.unregister_worker, self.id)
 
@@ -143,6 +154,21 @@ class Worker:
             self._set_gauges()
             await self._nap()
 
+    async def _schedule_loop(self, scheduler: Scheduler) -> None:
+        """Fire due schedules while this worker takes jobs (a draining worker lets its lease
+        lapse, so a replica that is not shutting down takes over)."""
+        while True:
+            try:
+                if self.accepting:
+                    if await self._call(scheduler.tick):
+                        self._wake.set()  # a job was queued: claim it without waiting a poll
+                elif scheduler.holding:
+                    await self._call(scheduler.release)
+                await self._call(scheduler.publish)
+            except Exception as exc:
+                log.warning("job store unavailable (scheduler): %s", exc)
+            await asyncio.sleep(self.settings.poll_interval)
+
     async def _nap(self) -> None:
         """Sleep a poll interval, or less when a job finished (room for the next one).
 
@@ -165,6 +191,7 @@ class Worker:
                         count_run(self.metrics, found.name, "lost", ABEND_RC)
                 counts = await self._call(self.store.counts)
                 self.metrics.get(job_metrics.JOB_QUEUE_DEPTH).set(counts["queued"])
+                await self._call(publish_backup_metrics, self.store, self.registry, self.metrics)
             except Exception as exc:
                 log.warning("job store unavailable (heartbeat): %s", exc)
             await asyncio.sleep(self.settings.heartbeat_interval)

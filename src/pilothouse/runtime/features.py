@@ -19,7 +19,7 @@ PROCESS_FEATURES: tuple[str, ...] = (
 """What every Pilothouse process gets, whatever runs in it: live secrets, logs, traces, metrics.
 `pilothouse jobs run` installs these (it runs one job itself, without the jobs feature's worker),
 so a job sees the same secrets and telemetry however it is started."""
-FEATURES: tuple[str, ...] = (*PROCESS_FEATURES, "pilothouse.jobs.feature")
+FEATURES: tuple[str, ...] = (*PROCESS_FEATURES, "pilothouse.protection.feature", "pilothouse.jobs.feature")
 
 
 def install_all(runtime: Runtime, features: tuple[str, ...] = FEATURES) -> None:

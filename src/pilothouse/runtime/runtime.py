@@ -56,6 +56,7 @@ class Runtime:
         self.extra_routes: dict[tuple[str, str], tuple[RouteHandler, bool]] = {}
         self._extra_checks: list[Check] = []
         self._middleware: list[Callable[[ASGIApp], ASGIApp]] = []
+        self._inner_middleware: list[Callable[[ASGIApp], ASGIApp]] = []
         self._scrape: Callable[[CollectorRegistry], CollectorRegistry] = _own_registry
         self.status_extras: Callable[[], dict[str, object]] = dict
         """More fields for `/status` (the supervisor adds its workers)."""
@@ -133,10 +134,12 @@ class Runtime:
 
     # -- the app -----------------------------------------------------------------------------
 
-    def add_middleware(self, factory: Callable[[ASGIApp], ASGIApp]) -> None:
+    def add_middleware(self, factory: Callable[[ASGIApp], ASGIApp], *, inner: bool = False) -> None:
         """Wrap the app in `factory(app)` when it is served (features add theirs at install;
-        the first added is closest to the app, inside the later ones)."""
-        self._middleware.append(factory)
+        the first added is closest to the app, inside the later ones). `inner=True` puts it
+        inside the in-flight layer, right around the app: for middleware that cancels a
+        handler itself and answers (a time limit), which must not count as a drain drop."""
+        (self._inner_middleware if inner else self._middleware).append(factory)
 
     def set_scrape(self, scrape: Callable[[CollectorRegistry], CollectorRegistry]) -> None:
         """Choose what `/metrics` exposes from this process's registry (e.g. add every
@@ -147,6 +150,8 @@ class Runtime:
         """The app with Pilothouse's request middleware around it: the in-flight tracking the
         shutdown needs, inside whatever the installed features added."""
         dropped = self.metrics.get(http_metrics.HTTP_SERVER_REQUESTS_DROPPED)
+        for factory in self._inner_middleware:
+            app = factory(app)
         self._inflight = InFlightMiddleware(app, on_drop=dropped.inc)
         wrapped: ASGIApp = self._inflight
         for factory in self._middleware:

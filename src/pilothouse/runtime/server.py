@@ -61,6 +61,9 @@ class PilothouseServer:
                 log_config=None,
                 access_log=False,
                 server_header=False,
+                # Forwarded headers are believed only from `[protection].trusted_proxies`
+                # (pilothouse.protection.proxies); uvicorn's own default trusts 127.0.0.1.
+                proxy_headers=False,
                 # The exact drain timeout (uvicorn types it int, but waits with a float fine).
                 timeout_graceful_shutdown=config.lifecycle.drain_timeout,  # type: ignore[arg-type]
                 **port_limits(config.service, "app", app_connection_cap(config)),

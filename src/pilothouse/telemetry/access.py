@@ -59,12 +59,24 @@ class AccessLog:
             route_json = self._routes.get(route)
             if route_json is None:
                 route_json = self._routes[route] = json_string(route)
-            request_id = correlation = None
+            request_id = correlation = subject = None
             if request is not None:
-                request_id, correlation = request.request_id, request.correlation
+                request_id, correlation, subject = request.request_id, request.correlation, request.subject
             handler.defer(
                 _render,
-                (formatter, time(), method, path, status, micros, route_json, request_id, correlation, ids),
+                (
+                    formatter,
+                    time(),
+                    method,
+                    path,
+                    status,
+                    micros,
+                    route_json,
+                    request_id,
+                    correlation,
+                    ids,
+                    subject,
+                ),
             )
             return
         # `Logger.info` would also walk the stack for the caller's file and line: not needed here.
@@ -92,9 +104,12 @@ def _render(
     request_id: str | None,
     correlation: str | None,
     ids: tuple[str, str] | None,
+    subject: str | None,
 ) -> str:
     """The JSON access line, rendered when the handler writes its queue."""
     ms, frac = divmod(micros, 1000)
     extra = f', "http_route": {route_json}, "status": {status}, "duration_ms": {ms}.{_THREE_DIGITS[frac]}'
+    if subject is not None:
+        extra += f', "subject": {json_string(subject)}'
     message = _message(method, path, status, micros)
     return formatter.line(created, ACCESS_LOGGER, message, request_id, correlation, ids, extra)

@@ -12,11 +12,13 @@ from contextvars import ContextVar
 class RequestContext:
     """Request-scoped log fields."""
 
-    __slots__ = ("correlation", "request_id")
+    __slots__ = ("correlation", "request_id", "subject")
 
     def __init__(self, request_id: str | None, correlation: str | None = None) -> None:
         self.request_id = request_id
         self.correlation = correlation
+        self.subject: str | None = None
+        """Who the request authenticated as ([protection.auth]); never a credential."""
 
 
 current_request: ContextVar[RequestContext | None] = ContextVar("pilothouse_request", default=None)

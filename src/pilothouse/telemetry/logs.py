@@ -72,7 +72,7 @@ def _no_span() -> tuple[str, str] | None:
     return None
 
 
-def _otel_span_ids() -> SpanIds:
+def otel_span_ids() -> SpanIds:
     """A function giving (trace_id, span_id) of the active span, if OpenTelemetry is installed."""
     try:
         from opentelemetry.trace import get_current_span
@@ -95,7 +95,7 @@ class _RequestFields:
 
     def __init__(self, correlation_field: str) -> None:
         self.correlation_field = correlation_field
-        self.span_ids = _otel_span_ids()
+        self.span_ids = otel_span_ids()
 
     def __call__(self, doc: dict[str, Any]) -> None:
         request = current_request.get()
@@ -104,6 +104,8 @@ class _RequestFields:
                 doc["request_id"] = request.request_id
             if request.correlation is not None:
                 doc[self.correlation_field] = request.correlation
+            if request.subject is not None:
+                doc["subject"] = request.subject
         ids = self.span_ids()
         if ids is not None:
             doc["trace_id"], doc["span_id"] = ids

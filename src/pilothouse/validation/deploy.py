@@ -237,6 +237,15 @@ def _systemd(root: Path, scratch: Path) -> list[Verdict]:
                 f"exposure {level} {match.group(2)} (threshold {SECURITY_THRESHOLD})",
             )
         )
+    for timer in sorted((root / "systemd").glob("*.timer")):
+        # verify loads the unit a timer starts from the timer's directory: the copies above
+        copy = scratch / timer.name
+        copy.write_text(timer.read_text())
+        proc = _run([tool, "verify", "--man=no", str(copy)])
+        problems = (proc.stdout + proc.stderr).strip()
+        ok = proc.returncode == 0 and not problems
+        out.append(Verdict("systemd-analyze verify", _rel(root, timer), "pass" if ok else "fail",
+                           "" if ok else _last_line(problems)))
     return out
 
 

@@ -16,6 +16,7 @@ import pytest
 from tests.helpers import ROOT, ServeProcess
 
 MARKET = ROOT / "examples" / "market"
+PARTNER_KEY = "partner-key-7f3c9e2a41b8d6"  # a test value for the gateway's api.keys secret
 
 
 def _ready(proc: ServeProcess, timeout: float = 20) -> None:
@@ -53,13 +54,24 @@ def test_gateway_reaches_every_service(orders_db: str) -> None:
             "orders", ORDERS_DB_URL=orders_db, DATABASE_URL=orders_db, PRODUCTS_URL=products.app_url
         )
         gateway = serve(
-            "gateway", USERS_URL=users.app_url, PRODUCTS_URL=products.app_url, ORDERS_URL=orders.app_url
+            "gateway",
+            USERS_URL=users.app_url,
+            PRODUCTS_URL=products.app_url,
+            ORDERS_URL=orders.app_url,
+            GATEWAY_API_KEYS=f"acme:{PARTNER_KEY}\n",
         )
         api = f"{gateway.app_url}/api"
-        assert httpx.get(f"{api}/users/1").json() == {"id": "1", "name": "Ada"}
-        assert httpx.get(f"{api}/users/9").status_code == 404
-        assert [p["sku"] for p in httpx.get(f"{api}/products/").json()] == ["mug", "tee"]
-        created = httpx.post(f"{api}/orders/", json={"sku": "mug"})
+        # Only the gateway is exposed, and it refuses unauthorized requests.
+        refused = httpx.get(f"{api}/users/1")
+        assert refused.status_code == 401 and refused.headers["www-authenticate"].startswith("Bearer")
+        assert httpx.get(f"{api}/users/1", headers={"X-API-Key": "wrong"}).status_code == 401
+        client = httpx.Client(headers={"X-API-Key": PARTNER_KEY})
+        answer = client.get(f"{api}/users/1")
+        assert answer.json() == {"id": "1", "name": "Ada"}
+        assert answer.headers["ratelimit-policy"] == '"partner";q=600;w=60'
+        assert client.get(f"{api}/users/9").status_code == 404
+        assert [p["sku"] for p in client.get(f"{api}/products/").json()] == ["mug", "tee"]
+        created = client.post(f"{api}/orders/", json={"sku": "mug"})
         assert created.status_code == 201 and created.json()["sku"] == "mug"
-        assert httpx.post(f"{api}/orders/", json={"sku": "nope"}).status_code == 422
+        assert client.post(f"{api}/orders/", json={"sku": "nope"}).status_code == 422
         assert httpx.get(f"{orders.ops_url}/ready").json()["checks"]["db"]["status"] == "pass"

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from pilothouse.config import Config, SecretRef
+from pilothouse.config.schedules import ScheduleConfig
 from pilothouse.durations import format_duration
 from pilothouse.secrets import SecretResolver, env_name
 
@@ -197,3 +198,9 @@ def app_paths(config: Config) -> list[str]:
         return list(config.deploy.container.app_paths)
     app = config.service.app or ""
     return [app.split(":", 1)[0].split(".", 1)[0]] if app else []
+
+
+def scheduled_job_args(schedule: ScheduleConfig) -> list[str]:
+    """`jobs run NAME --param=k=v ...`: what a CronJob or a systemd timer runs for a schedule."""
+    params = [f"--param={key}={value}" for key, value in sorted(schedule.params.items())]
+    return ["jobs", "run", schedule.job, *params]

@@ -12,7 +12,7 @@ from typing import Any
 
 from pilothouse.config import Config
 from pilothouse.errors import ConfigError
-from pilothouse.generators.deploy import database, facts, rollout
+from pilothouse.generators.deploy import cronjobs, database, facts, rollout
 from pilothouse.generators.deploy import kubernetes as k8s
 from pilothouse.generators.yaml import dump, dump_all
 from pilothouse.runtime.admin_auth import GENERATE
@@ -46,6 +46,9 @@ def service_objects(
     db = database.objects(config)
     if db:
         files["database.yaml"] = db
+    scheduled = cronjobs.objects(config)
+    if scheduled:
+        files["cronjobs.yaml"] = scheduled
     return files
 
 

@@ -21,46 +21,36 @@ def _path(template: str, config: Config) -> str:
     return template.replace("{name}", config.service.name)
 
 
-def unit(config: Config) -> str:
+def _process(config: Config) -> str:
+    """Where and as whom the service's processes run, and their limits (service and job units)."""
     s = config.deploy.systemd
-    res = config.deploy.resources
-    after = ["network-online.target", *([s.database_unit] if s.database_unit else [])]
     user = f"User={s.user}\nGroup={s.user}" if s.user else "DynamicUser=yes"
     env = "".join(
         f"Environment={k}={v}\n"
         for k, v in facts.plain_env(config, s.otlp_endpoint).items()
         if k not in {"PILOTHOUSE_CONFIG", "PYTHONPATH"}
     )
-    cpu_quota = math.ceil(cpu_cores(res.cpu_limit or res.cpu) * 100)
-    return f"""[Unit]
-Description={config.service.name} {config.service.version} (pilothouse)
-After={" ".join(after)}
-Wants={" ".join(after)}
-StartLimitIntervalSec=300
-StartLimitBurst=5
-
-[Service]
-Type=exec
-ExecStart={_path(s.venv, config)}/bin/pilothouse serve --config {_path(s.config_path, config)}
-WorkingDirectory={_path(s.working_directory, config)}
+    return f"""WorkingDirectory={_path(s.working_directory, config)}
 Environment=PILOTHOUSE_CONFIG={_path(s.config_path, config)}
 Environment=PYTHONPATH={_path(s.working_directory, config)}
 {env}EnvironmentFile=-{_path(s.environment_file, config)}
 {user}
 StateDirectory={facts.state_dir(config).removeprefix("/var/lib/")}
-StateDirectoryMode=0700
-Restart=on-failure
-RestartSec=2s
-KillSignal=SIGTERM
-KillMode=mixed
-TimeoutStartSec={facts.startup_window_seconds(config)}s
-TimeoutStopSec={facts.stop_timeout_seconds(config)}s
-MemoryMax={memory_bytes(res.memory)}
+StateDirectoryMode=0700"""
+
+
+def _limits(config: Config) -> str:
+    res = config.deploy.resources
+    cpu_quota = math.ceil(cpu_cores(res.cpu_limit or res.cpu) * 100)
+    return f"""MemoryMax={memory_bytes(res.memory)}
 CPUQuota={cpu_quota}%
 TasksMax=512
-UMask=0077
+UMask=0077"""
 
-# Sandboxing: `systemd-analyze security {unit_name(config)}` rates this unit.
+
+def _sandbox(unit: str) -> str:
+    """The sandboxing every unit of the service gets (`systemd-analyze security` rates it)."""
+    return f"""# Sandboxing: `systemd-analyze security {unit}` rates this unit.
 NoNewPrivileges=yes
 ProtectSystem=strict
 ProtectHome=yes
@@ -90,10 +80,66 @@ CapabilityBoundingSet=
 AmbientCapabilities=
 DevicePolicy=closed
 IPAddressDeny=
-KeyringMode=private
+KeyringMode=private"""
+
+
+def _after(config: Config) -> str:
+    s = config.deploy.systemd
+    after = " ".join(["network-online.target", *([s.database_unit] if s.database_unit else [])])
+    return f"After={after}\nWants={after}"
+
+
+def pilothouse_command(config: Config, *args: str) -> str:
+    """`<venv>/bin/pilothouse ARGS --config <config>` as the host runs it."""
+    s = config.deploy.systemd
+    binary = f"{_path(s.venv, config)}/bin/pilothouse"
+    return " ".join([binary, *args, "--config", _path(s.config_path, config)])
+
+
+def unit(config: Config) -> str:
+    return f"""[Unit]
+Description={config.service.name} {config.service.version} (pilothouse)
+{_after(config)}
+StartLimitIntervalSec=300
+StartLimitBurst=5
+
+[Service]
+Type=exec
+ExecStart={pilothouse_command(config, "serve")}
+{_process(config)}
+Restart=on-failure
+RestartSec=2s
+KillSignal=SIGTERM
+KillMode=mixed
+TimeoutStartSec={facts.startup_window_seconds(config)}s
+TimeoutStopSec={facts.stop_timeout_seconds(config)}s
+{_limits(config)}
+
+{_sandbox(unit_name(config))}
 
 [Install]
 WantedBy=multi-user.target
+"""
+
+
+def job_unit(config: Config, name: str, description: str, command: str) -> str:
+    """A oneshot service running one `pilothouse` command, sandboxed like the main unit (timers
+    start it; a run still going when the timer elapses again is not started twice)."""
+    return f"""[Unit]
+Description={description}
+{_after(config)}
+
+[Service]
+Type=oneshot
+ExecStart={command}
+{_process(config)}
+KillSignal=SIGTERM
+KillMode=mixed
+TimeoutStartSec=infinity
+TimeoutStopSec={facts.stop_timeout_seconds(config)}s
+{_limits(config)}
+
+{_sandbox(name)}
 """
 
 
@@ -110,7 +156,10 @@ def environment_file_example(config: Config) -> str:
 
 
 def files(config: Config) -> dict[str, str]:
+    from pilothouse.generators.deploy import timers
+
     return {
         f"systemd/{unit_name(config)}": unit(config),
         f"systemd/{config.service.name}.env.example": environment_file_example(config),
+        **timers.files(config),
     }

@@ -13,6 +13,7 @@ from typing import Literal
 
 from pilothouse.catalog import MetricSpec
 from pilothouse.catalog import app as app_metrics
+from pilothouse.catalog import backup as backup_metrics
 from pilothouse.catalog import http as http_metrics
 from pilothouse.catalog import jobs as job_metrics
 from pilothouse.catalog import lifecycle as lifecycle_metrics
@@ -414,6 +415,91 @@ class _Builder:
             quiet=Scenario((Series(sample, "0x{n}"),), None),
         )
 
+    def schedule_not_succeeding(self) -> Alert:
+        last = job_metrics.SCHEDULE_LAST_SUCCESS
+        window = job_metrics.SCHEDULE_SUCCESS_WINDOW
+        by = "max by (job, schedule)"
+        age = f"(time() - {by} ({selector(last, *self.m)}))"
+        expr = f"{age} > {by} ({selector(window, *self.m)})"
+        return Alert(
+            name="ScheduleNotSucceeding", severity="warning", expr=expr,
+            pending=self.pending("ScheduleNotSucceeding", 0),
+            summary=f"Schedule {{{{ $labels.schedule }}}} of {self.service} has not succeeded in its period",
+            description="No run of schedule {{ $labels.schedule }} finished ok within its longest period "
+            "plus misfire_grace.",
+            meaning="A scheduled job did not run (no worker, lease not taken, runs forbidden by a hung "
+            "previous run, missed) or it ran and failed.",
+            impact="Whatever the schedule maintains (backups, reports, cleanups) is getting stale.",
+            steps=(
+                Step("Age of the last success against the allowed window", promql=expr.replace(" > ", " / ")),
+                Step("Next and last fire, last success, missed runs", command="pilothouse jobs schedules"),
+                Step("Missed runs per schedule", promql=selector(job_metrics.SCHEDULE_MISSED, *self.m)),
+                Step("The failed runs", command="pilothouse jobs list --state finished --limit 20"),
+            ),
+            mitigation=(
+                "If runs fail, read the failed run's steps (`pilothouse jobs show <id>`), fix the cause, "
+                "then run it once by hand: `pilothouse jobs run <job>`.",
+                "If nothing fires, check that a worker runs (`pilothouse status`) and [jobs].scheduler.",
+            ),
+            firing=Scenario((Series(self.sel(last, schedule="nightly"), "0x{n}"),
+                             Series(self.sel(window, schedule="nightly"), "600x{n}")),
+                            {"job": self.job, "schedule": "nightly"}),
+            quiet=Scenario((Series(self.sel(last, schedule="nightly"), "0+60x{n}"),
+                            Series(self.sel(window, schedule="nightly"), "600x{n}")), None),
+            lead=900,
+        )
+
+    def backup_too_old(self) -> Alert:
+        assert self.config.backup is not None
+        limit = self.config.backup.alert_after
+        spec = backup_metrics.BACKUP_LAST_SUCCESS
+        age = f"time() - max by (job, target) ({selector(spec, *self.m)})"
+        return Alert(
+            name="BackupTooOld", severity="critical", expr=f"{age} > {limit:g}",
+            pending=self.pending("BackupTooOld", 0),
+            summary=f"No good backup of {{{{ $labels.target }}}} ({self.service}) in "
+            f"{format_duration(limit)}",
+            description="The newest complete backup run (manifest written) that saved target "
+            f"{{{{ $labels.target }}}} is older than {format_duration(limit)} ([backup].alert_after).",
+            meaning="Backups are failing or not running: the recovery point keeps moving back.",
+            impact="A disaster now would lose everything written since the last good backup.",
+            steps=(
+                Step("Age of the last good backup per target", promql=age),
+                Step("The backup runs and their failed steps",
+                     command="pilothouse jobs list --state finished"),
+                Step("Is the backup scheduled and firing", command="pilothouse jobs schedules"),
+                Step("Run one now and read its steps", command="pilothouse backup run"),
+            ),
+            mitigation=("Fix the failing step (repository reachable, password, disk, database) and run "
+                        "`pilothouse backup run`; then `pilothouse backup verify`.",),
+            firing=Scenario((Series(self.sel(spec, target="db"), "0x{n}"),),
+                            {"job": self.job, "target": "db"}),
+            quiet=Scenario((Series(self.sel(spec, target="db"), "0+60x{n}"),), None),
+            lead=limit + 600,
+        )
+
+    def restore_test_failing(self) -> Alert:
+        spec = backup_metrics.RESTORE_TEST_FAILING
+        expr = f"max by (job) ({selector(spec, *self.m)}) == 1"
+        return Alert(
+            name="RestoreTestFailing", severity="warning", expr=expr,
+            pending=self.pending("RestoreTestFailing", 0),
+            summary=f"The restore test of {self.service} is failing",
+            description="The newest pilothouse.backup-restore-test run did not end ok: the latest "
+            "backup could not be restored into scratch or did not match its manifest.",
+            meaning="The backups may not be restorable.",
+            impact="Until fixed, a restore in a disaster may fail or restore wrong data.",
+            steps=(
+                Step("The failed drill and its error", command="pilothouse jobs list --state finished"),
+                Step("Run the drill by hand", command="pilothouse backup restore-test"),
+                Step("Check the repository", command="pilothouse backup verify"),
+            ),
+            mitigation=("Fix the cause (a damaged repository: restore it from the offsite copy; a "
+                        "checksum mismatch: take a new backup now), then rerun the drill.",),
+            firing=Scenario((Series(self.sel(spec), "1x{n}"),), {"job": self.job}),
+            quiet=Scenario((Series(self.sel(spec), "0x{n}"),), None),
+        )
+
     def app_metric_alert(self, metric: AppMetric) -> Alert:
         """`[[monitoring.metrics]]` with `alert_above`: the panel's query over 5m, above the limit."""
         assert metric.alert_above is not None
@@ -533,6 +619,10 @@ class _Builder:
         ]
         if self.config.jobs is not None:
             alerts += [self.job_failures(), self.queue_growing("jobs")]
+            if self.config.jobs.schedules:
+                alerts.append(self.schedule_not_succeeding())
+            if self.config.backup is not None:
+                alerts += [self.backup_too_old(), self.restore_test_failing()]
         if self.config.slo.availability is not None:
             alerts += [self.burn("errors", fast=True), self.burn("errors", fast=False)]
         if self.config.slo.latency is not None:

@@ -23,6 +23,7 @@ from pilothouse.catalog import http as http_metrics
 from pilothouse.catalog import jobs as job_metrics
 from pilothouse.catalog import lifecycle as lifecycle_metrics
 from pilothouse.catalog import process as process_metrics
+from pilothouse.catalog import protection as protection_metrics
 from pilothouse.config.model import Config
 from pilothouse.generators.monitoring import app_metrics
 from pilothouse.generators.monitoring.alerts import (
@@ -125,6 +126,14 @@ def _overview(config: Config, plan: Plan) -> _Board:
                                          for q in (0.5, 0.9, 0.99)], "s")
     b.series("Active requests", [(
         f"sum by (instance) ({selector(http_metrics.HTTP_SERVER_ACTIVE_REQUESTS, *m)})", "{{instance}}")])
+    b.series("Refused by protection, by reason", [(
+        f"sum by (reason) (rate({selector(protection_metrics.HTTP_REQUESTS_REFUSED, *m)}[{RANGE}]))",
+        "{{reason}}")], "reqps",
+        "Requests [protection] answered itself: oversized bodies or headers, time limits.")
+    b.series("Unhandled exceptions", [(
+        f"sum by (response) (rate({selector(protection_metrics.HTTP_UNHANDLED_ERRORS, *m)}[{RANGE}]))",
+        "{{response}}")], "short",
+        "problem: answered with a problem+json 500; started: the response had already begun.")
     b.row("Saturation")
     cpu = selector(process_metrics.PROCESS_CPU_SECONDS, *m)
     b.series("CPU (cores)", [(f"rate({cpu}[{RANGE}])", "{{instance}}")], "short", width=6)

@@ -9,7 +9,7 @@ in the store stops every worker (and every replica) from taking jobs and rejects
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from pilothouse.errors import OperationError
 
@@ -86,6 +86,45 @@ class Recovered:
     detail: str
 
 
+FireOutcome = Literal["fired", "forbidden", "advanced", "not-holder", "draining", "raced"]
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleState:
+    """What the store knows of one schedule."""
+
+    name: str
+    last_fire: float
+    """The last slot (cron time) handled: fired, skipped or counted missed."""
+    last_job_id: int | None
+    missed: int
+    created_at: float
+    last_success: float | None
+    """When the last run of this schedule finished ok or with a warning."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduledJob:
+    """The job a fire queues."""
+
+    name: str
+    params: dict[str, Any]
+    on_lost: str
+    max_attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleRun:
+    schedule: str
+    fire_at: float
+    job_id: int | None
+    fired_by: str
+    fired_at: float
+
+
 class JobStore(Protocol):
     """Blocking calls; the async worker runs them in a thread."""
 
@@ -128,3 +167,30 @@ class JobStore(Protocol):
     def steps(self, job_id: int) -> list[StepRecord]: ...
     def list_jobs(self, state: str | None = None, limit: int = 50) -> list[JobRecord]: ...
     def counts(self) -> dict[str, int]: ...
+
+    # schedules (jobs/store/schedules.py)
+    def acquire_lease(self, name: str, owner: str, ttl: float) -> bool: ...
+    def release_lease(self, name: str, owner: str) -> None: ...
+    def lease_holder(self, name: str) -> str | None: ...
+    def schedule_state(self, name: str) -> ScheduleState: ...
+    def schedule_states(self) -> list[ScheduleState]: ...
+    def schedule_runs(self, name: str, limit: int = 100) -> list[ScheduleRun]: ...
+    def fire_schedule(
+        self,
+        name: str,
+        *,
+        expected_last: float,
+        slot: float,
+        owner: str,
+        lease: str,
+        missed: int,
+        job: ScheduledJob | None,
+        concurrency: str = "forbid",
+    ) -> tuple[FireOutcome, int | None]: ...
+
+    # retention (jobs/store/retention.py)
+    def prune_finished(self, max_age: float | None, keep: int | None) -> int: ...
+
+    # history (jobs/store/history.py)
+    def step_successes(self, job: str, complete_step: str) -> dict[str, float]: ...
+    def last_finished(self, job: str) -> tuple[str, float] | None: ...

@@ -22,7 +22,8 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from pilothouse.errors import OperationError
-from pilothouse.jobs.store.sql import Run, SqlStore
+from pilothouse.jobs.store.history import HistorySql
+from pilothouse.jobs.store.sql import Run
 from pilothouse.redaction import redact
 
 
@@ -37,7 +38,7 @@ def describe_url(url: str) -> str:
     return f"postgresql://{info.get('host', 'localhost')}:{info.get('port', 5432)}/{info.get('dbname', '')}"
 
 
-class PostgresStore(SqlStore):
+class PostgresStore(HistorySql):
     placeholder = "%s"
 
     def __init__(self, url: str, schema: str, timeout: float = 5.0) -> None:
@@ -58,6 +59,9 @@ class PostgresStore(SqlStore):
             "workers": f"{quoted}.job_workers",
             "control": f"{quoted}.job_control",
             "versions": f"{quoted}.job_schema_versions",
+            "leases": f"{quoted}.job_leases",
+            "schedules": f"{quoted}.job_schedules",
+            "schedule_runs": f"{quoted}.job_schedule_runs",
             "now": "extract(epoch from clock_timestamp())::double precision",
             "pk": "BIGSERIAL PRIMARY KEY",
             "real": "DOUBLE PRECISION",

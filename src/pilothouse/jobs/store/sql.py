@@ -38,6 +38,12 @@ _JOB_COLUMNS = (
 )
 _STEP_COLUMNS = "job_id, attempt, seq, name, outcome, rc, tries, started_at, finished_at, error"
 _NOT_DRAINING = "NOT EXISTS (SELECT 1 FROM {control} WHERE key = 'draining')"
+INSERT_JOB = (
+    "INSERT INTO {jobs} (name, params, state, attempts, max_attempts, on_lost, submitted_at,"
+    " cancel_requested, traceparent) SELECT ?, ?, 'queued', 0, ?, ?, {now}, 0, ?"
+    f" WHERE {_NOT_DRAINING} RETURNING id"
+)
+"""Queue a job unless the store drains: (name, params JSON, max_attempts, on_lost, traceparent)."""
 
 MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
     (
@@ -59,6 +65,19 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
         ),
     ),
 )
+SCHEDULE_MIGRATION = (
+    2,
+    (
+        "CREATE TABLE {leases} (name TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at {real} NOT NULL)",
+        "CREATE TABLE {schedules} (name TEXT PRIMARY KEY, last_fire {real} NOT NULL, last_job_id BIGINT,"
+        " missed INTEGER NOT NULL DEFAULT 0, created_at {real} NOT NULL)",
+        "CREATE TABLE {schedule_runs} (schedule TEXT NOT NULL, fire_at {real} NOT NULL, job_id BIGINT,"
+        " fired_by TEXT NOT NULL, fired_at {real} NOT NULL, PRIMARY KEY (schedule, fire_at))",
+        "CREATE INDEX schedule_runs_job_idx ON {schedule_runs} (job_id)",
+    ),
+)
+"""Schedules (jobs/store/schedules.py): the scheduler lease, each schedule's last fire, its runs."""
+MIGRATIONS += (SCHEDULE_MIGRATION,)
 LATEST = MIGRATIONS[-1][0]
 
 
@@ -132,12 +151,8 @@ class SqlStore(abc.ABC):
         self, name: str, params: dict[str, Any], *, on_lost: str, max_attempts: int, traceparent: str | None
     ) -> int:
         with self._tx() as run:
-            rows = run(
-                "INSERT INTO {jobs} (name, params, state, attempts, max_attempts, on_lost, submitted_at,"
-                " cancel_requested, traceparent) SELECT ?, ?, 'queued', 0, ?, ?, {now}, 0, ?"
-                f" WHERE {_NOT_DRAINING} RETURNING id",
-                (name, json.dumps(params, sort_keys=True), max_attempts, on_lost, traceparent),
-            )
+            params_json = json.dumps(params, sort_keys=True)
+            rows = run(INSERT_JOB, (name, params_json, max_attempts, on_lost, traceparent))
         if not rows:
             raise Draining(
                 f"job '{name}' rejected: the job store {self.description} is draining "

@@ -15,16 +15,20 @@ from pathlib import Path
 from typing import Any
 
 from pilothouse.errors import OperationError
-from pilothouse.jobs.store.sql import Run, SqlStore
+from pilothouse.jobs.store.history import HistorySql
+from pilothouse.jobs.store.sql import Run
 
 
-class SqliteStore(SqlStore):
+class SqliteStore(HistorySql):
     tokens = {
         "jobs": "jobs",
         "steps": "job_steps",
         "workers": "job_workers",
         "control": "job_control",
         "versions": "job_schema_versions",
+        "leases": "job_leases",
+        "schedules": "job_schedules",
+        "schedule_runs": "job_schedule_runs",
         "now": "((julianday('now') - 2440587.5) * 86400.0)",
         "pk": "INTEGER PRIMARY KEY AUTOINCREMENT",
         "real": "REAL",

@@ -34,9 +34,9 @@ def build_checks(config: Config, resolver: SecretResolver | None = None) -> list
 def _probe(cfg: CheckConfig, timeout: float, resolver: SecretResolver) -> Probe:
     match cfg:
         case PostgresCheck():
-            return postgres_probe(cfg, _url(cfg.url, resolver), timeout)
+            return postgres_probe(cfg, url_source(cfg.url, resolver), timeout)
         case RedisCheck():
-            return redis_probe(cfg, _url(cfg.url, resolver), timeout)
+            return redis_probe(cfg, url_source(cfg.url, resolver), timeout)
         case HttpCheck():
             return http_probe(cfg, timeout)
         case TcpCheck():
@@ -49,7 +49,7 @@ def _probe(cfg: CheckConfig, timeout: float, resolver: SecretResolver) -> Probe:
             return python_probe(cfg)
 
 
-def _url(value: str | SecretRef, resolver: SecretResolver) -> UrlSource:
+def url_source(value: str | SecretRef, resolver: SecretResolver) -> UrlSource:
     """A getter for the check's URL. A secret is resolved now (a missing one fails startup) and
     again on every run through the resolver, which returns the live value after a rotation."""
     if isinstance(value, SecretRef):

@@ -1,0 +1,1 @@
+"""`pilothouse backup`: restic backups of what a service owns, restore drills and retention."""

@@ -1,0 +1,1 @@
+"""`pilothouse init`: look at a project (`detect`) and write its first pilothouse.toml (`render`)."""

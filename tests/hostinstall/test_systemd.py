@@ -1,0 +1,209 @@
+"""`pilothouse install systemd` inside a Debian root filesystem made by mmdebstrap (cached): the
+unit passes `systemd-analyze verify --root`, a second run changes nothing, an upgrade then a
+rollback return to the first version, and uninstall leaves exactly the files that were there.
+
+Nothing is started: no systemd runs inside a chroot, so the test runs the installed venv's
+`pilothouse config check` through chroot instead, and restarts are reported, not made."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import ROOT, run_cli
+from tests.wheels import build_wheel, hatch_project
+
+CACHE = Path(os.environ.get("PILOTHOUSE_TEST_CACHE", Path.home() / ".cache" / "pilothouse-tests"))
+ROOTFS_TAR = CACHE / "rootfs-bookworm-python-systemd.tar"
+SKIP = ("proc", "sys", "dev", "run", "tmp")
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+
+
+def _rootfs_tar() -> Path:
+    if not ROOTFS_TAR.is_file():
+        CACHE.mkdir(parents=True, exist_ok=True)
+        partial = ROOTFS_TAR.with_suffix(".partial.tar")
+        subprocess.run(
+            [
+                "mmdebstrap",
+                "--quiet",
+                "--variant=minbase",
+                "--include=python3,python3-venv,systemd,ca-certificates",
+                "bookworm",
+                str(partial),
+            ],
+            check=True,
+            timeout=850,
+        )
+        partial.rename(ROOTFS_TAR)
+    return ROOTFS_TAR
+
+
+@pytest.fixture(scope="module")
+def rootfs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("rootfs")
+    with tarfile.open(_rootfs_tar()) as tar:
+        tar.extractall(root, filter="fully_trusted")
+    return root
+
+
+@pytest.fixture(scope="module")
+def wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("wheels")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-build-isolation", "-w", str(out), str(ROOT)],
+        check=True,
+        timeout=600,
+    )
+    for version in ("1.0", "1.1"):
+        app = f'async def app(scope, receive, send):\n    """shopapp {version}"""\n'
+        build_wheel(hatch_project(tmp_path_factory.mktemp("app"), "shopapp", version, app), out)
+    return out
+
+
+def snapshot(root: Path) -> dict[str, tuple[int, int, int, str]]:
+    """Every path under the root (not the pseudo filesystems) with mode, size, mtime and link."""
+    found = {}
+    for directory, dirs, files in os.walk(root):
+        rel_dir = Path(directory).relative_to(root)
+        if rel_dir == Path("."):
+            dirs[:] = [d for d in dirs if d not in SKIP]
+        for name in [*dirs, *files]:
+            path = Path(directory) / name
+            info = path.lstat()
+            link = os.readlink(path) if path.is_symlink() else ""
+            found[str(rel_dir / name)] = (info.st_mode, info.st_size, info.st_mtime_ns, link)
+    return found
+
+
+def install(config: Path, rootfs: Path, wheels: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return run_cli(
+        "install",
+        "systemd",
+        "--config",
+        str(config),
+        "--prefix",
+        str(rootfs),
+        "--find-links",
+        str(wheels),
+        *args,
+        timeout=600,
+    )
+
+
+def in_root(rootfs: Path, *cmd: str) -> str:
+    done = subprocess.run(
+        ["chroot", str(rootfs), *cmd],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+    )
+    return done.stdout.strip()
+
+
+def installed_app_version(rootfs: Path) -> str:
+    return in_root(
+        rootfs,
+        "/opt/shop/venv/bin/python",
+        "-c",
+        "import importlib.metadata as m; print(m.version('shopapp'))",
+    )
+
+
+def test_install_upgrade_rollback_uninstall(rootfs: Path, wheels: Path, tmp_path: Path) -> None:
+    config = tmp_path / "pilothouse.toml"
+    config.write_text('[service]\nname = "shop"\napp = "shopapp:app"\nversion = "1.0"\n')
+    before = snapshot(rootfs)
+
+    dry = install(config, rootfs, wheels, "--package", "shopapp==1.0", "--package", "pilothouse", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "would enable shop.service" in dry.stdout
+    assert snapshot(rootfs) == before
+
+    first = install(config, rootfs, wheels, "--package", "shopapp==1.0", "--package", "pilothouse")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "verified /etc/systemd/system/shop.service (systemd-analyze verify)" in first.stdout
+    verify = subprocess.run(
+        ["systemd-analyze", "verify", "--man=no", f"--root={rootfs}", "/etc/systemd/system/shop.service"],
+        capture_output=True,
+        text=True,
+    )
+    assert (verify.returncode, verify.stdout + verify.stderr) == (0, "")
+    assert (rootfs / "etc/shop/shop.env").stat().st_mode & 0o777 == 0o600
+    assert (rootfs / "etc/shop/pilothouse.toml").read_text() == config.read_text()
+    assert os.readlink(rootfs / "etc/systemd/system/multi-user.target.wants/shop.service") == (
+        "/etc/systemd/system/shop.service"
+    )
+    assert installed_app_version(rootfs) == "1.0"
+    assert "ok — service 'shop'" in in_root(
+        rootfs, "/opt/shop/venv/bin/pilothouse", "config", "check", "/etc/shop/pilothouse.toml"
+    )
+
+    installed = snapshot(rootfs)
+    again = install(config, rootfs, wheels, "--package", "shopapp==1.0", "--package", "pilothouse")
+    assert again.returncode == 0, again.stderr
+    assert "shop 1.0 is installed as configured; nothing changed" in again.stdout
+    assert snapshot(rootfs) == installed
+
+    newer = install(
+        config,
+        rootfs,
+        wheels,
+        "--upgrade",
+        "--version",
+        "1.1",
+        "--package",
+        "shopapp==1.1",
+        "--package",
+        "pilothouse",
+    )
+    assert newer.returncode == 0, newer.stdout + newer.stderr
+    assert os.readlink(rootfs / "opt/shop/venv") == "releases/1.1"
+    assert installed_app_version(rootfs) == "1.1"
+    assert (rootfs / "opt/shop/releases/1.0/bin/pilothouse").exists()  # beside, for the rollback
+    assert "not restarted (not the running system)" in newer.stdout
+
+    back = install(config, rootfs, wheels, "--rollback")
+    assert back.returncode == 0, back.stderr
+    assert os.readlink(rootfs / "opt/shop/venv") == "releases/1.0"
+    assert installed_app_version(rootfs) == "1.0"
+
+    kept = snapshot(rootfs)
+    planned = install(config, rootfs, wheels, "--uninstall", "--dry-run")
+    assert planned.returncode == 0, planned.stderr
+    assert "would remove /etc/systemd/system/shop.service" in planned.stdout
+    assert planned.stdout.splitlines()[-1].startswith("dry run: ")
+    assert snapshot(rootfs) == kept
+
+    gone = install(config, rootfs, wheels, "--uninstall")
+    assert gone.returncode == 0, gone.stdout + gone.stderr
+    assert set(snapshot(rootfs)) == set(before)
+
+
+def test_an_upgrade_needs_an_install_and_a_plain_install_refuses_another_version(
+    rootfs: Path, wheels: Path, tmp_path: Path
+) -> None:
+    config = tmp_path / "pilothouse.toml"
+    config.write_text('[service]\nname = "other"\nversion = "2.0"\n')
+    up = install(config, rootfs, wheels, "--upgrade", "--package", "pilothouse")
+    assert up.returncode == 1
+    assert up.stderr.strip() == (
+        f"pilothouse: error: other is not installed under {rootfs} "
+        "(no /var/lib/pilothouse-install/other.json)"
+    )
+    assert install(config, rootfs, wheels, "--package", "pilothouse").returncode == 0
+    config.write_text('[service]\nname = "other"\nversion = "2.1"\n')
+    plain = install(config, rootfs, wheels, "--package", "pilothouse")
+    assert plain.returncode == 2
+    assert plain.stderr.strip() == "pilothouse: error: other 2.0 is installed; use --upgrade to install 2.1"
+    assert install(config, rootfs, wheels, "--uninstall").returncode == 0
+    assert not (rootfs / "opt/other").exists()
+    assert not (rootfs / "etc/other").exists()

@@ -1,0 +1,76 @@
+"""Security headers against a real `pilothouse serve`: the defaults on every response, the app's
+own values kept, each header turned off or overridden, HSTS only over TLS (here: TLS terminated
+by a trusted proxy, which says so in `X-Forwarded-Proto` / `Forwarded`), no-store on errors."""
+
+from __future__ import annotations
+
+import httpx
+
+from tests.protection.conftest import Serve
+
+DEFAULTS = {
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "strict-origin-when-cross-origin",
+    "content-security-policy": "frame-ancestors 'none'",
+}
+
+
+def test_defaults_on_every_response_and_no_hsts_over_plain_http(serve: Serve) -> None:
+    service = serve("")
+    response = httpx.get(f"{service.app_url}/client")
+    assert response.status_code == 200
+    for name, value in DEFAULTS.items():
+        assert response.headers.get_list(name) == [value]
+    assert "strict-transport-security" not in response.headers
+    assert "x-frame-options" not in response.headers
+    assert "cache-control" not in response.headers  # a success: the app decides caching
+    # An untrusted peer claiming TLS gets no HSTS either.
+    spoofed = httpx.get(f"{service.app_url}/client", headers={"X-Forwarded-Proto": "https"})
+    assert "strict-transport-security" not in spoofed.headers
+
+
+def test_app_set_headers_are_never_replaced(serve: Serve) -> None:
+    service = serve("")
+    response = httpx.get(f"{service.app_url}/own-headers")
+    assert response.headers.get_list("content-security-policy") == ["default-src 'self'"]
+    assert response.headers.get_list("referrer-policy") == ["no-referrer"]
+    assert response.headers["x-content-type-options"] == "nosniff"
+
+
+def test_error_responses_are_not_cached(serve: Serve) -> None:
+    service = serve("")
+    response = httpx.get(f"{service.app_url}/no-such-route")
+    assert response.status_code == 404
+    assert response.headers.get_list("cache-control") == ["no-store"]
+
+
+def test_each_header_can_be_turned_off_or_overridden(serve: Serve) -> None:
+    service = serve(
+        '[protection.headers]\ncontent_security_policy = ""\nx_frame_options = "DENY"\n'
+        'referrer_policy = "no-referrer"\nerror_cache_control = ""\n'
+    )
+    response = httpx.get(f"{service.app_url}/no-such-route")
+    assert "content-security-policy" not in response.headers
+    assert response.headers["x-frame-options"] == "DENY"
+    assert response.headers["referrer-policy"] == "no-referrer"
+    assert "cache-control" not in response.headers
+
+
+def test_hsts_when_a_trusted_proxy_terminated_tls(serve: Serve) -> None:
+    service = serve('[protection]\ntrusted_proxies = ["127.0.0.1/32"]\n')
+    hsts = "max-age=31536000; includeSubDomains"
+    by_xfp = httpx.get(f"{service.app_url}/client", headers={"X-Forwarded-Proto": "https"})
+    assert by_xfp.headers["strict-transport-security"] == hsts
+    by_forwarded = httpx.get(
+        f"{service.app_url}/client", headers={"Forwarded": "for=198.51.100.7;proto=https"}
+    )
+    assert by_forwarded.headers["strict-transport-security"] == hsts
+    plain = httpx.get(f"{service.app_url}/client", headers={"X-Forwarded-Proto": "http"})
+    assert "strict-transport-security" not in plain.headers
+
+
+def test_headers_can_all_be_turned_off(serve: Serve) -> None:
+    service = serve("[protection.headers]\nenabled = false\n")
+    response = httpx.get(f"{service.app_url}/client")
+    for name in DEFAULTS:
+        assert name not in response.headers
