@@ -68,7 +68,9 @@ def stops_within_budget(server: ServeProcess, path: Path) -> float:
     budget = load_config(path).lifecycle.shutdown_budget
     start = time.monotonic()
     server.signal(signal.SIGTERM)
-    code = server.wait(timeout=budget + 2)  # raises if the process is still alive
+    # Generous wait for a busy machine; what proves the budget is that the runtime's own forced
+    # exit (budget + 3 s, which logs "exiting now" and exits 1) never had to act.
+    code = server.wait(timeout=budget + 30)  # raises if the process is still alive
     assert code == 0, server.output
     assert "exiting now" not in server.output
     return time.monotonic() - start
