@@ -38,6 +38,7 @@ def dockerfile(**sections: object) -> str:
         ({"deploy": {"container": {"extras": ["redis"]}}}, ["redis"]),
         ({"protection": {"auth": {"api_keys": {"secret": "gw.keys"}}}}, ["auth"]),
         ({"protection": {"cors": {"allow_origins": ["https://shop.example"]}}}, ["cors"]),
+        ({"jobs": {"schedules": [{"name": "nightly", "job": "tick", "cron": "0 3 * * *"}]}}, ["schedules"]),
         (
             {"protection": {"rate_limits": [{"name": "api", "limit": 5, "window": "1s", "storage": "redis",
                                              "redis_url": "redis://cache:6379/0"}]}},

@@ -25,6 +25,8 @@ def required_extras(config: Config) -> list[str]:
     if "postgres" in kinds or (config.jobs is not None and config.jobs.url is not None):
         needed.add("postgres")
     protection = config.protection
+    if config.jobs is not None and config.jobs.schedules:
+        needed.add("schedules")  # croniter: the worker fires them in process
     if "redis" in kinds or any(limit.storage == "redis" for limit in protection.rate_limits):
         needed.add("redis")
     if protection.auth is not None:

@@ -26,7 +26,10 @@ Scalar = str | int | float | bool
 
 def cron_error(expression: str) -> str | None:
     """Why croniter refuses `expression`, or None when it is valid."""
-    from croniter import croniter
+    try:
+        from croniter import croniter
+    except ImportError:
+        return "schedules need the `schedules` extra: pip install 'pilothouse[schedules]'"
 
     try:
         croniter(expression)

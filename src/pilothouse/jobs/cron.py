@@ -9,8 +9,10 @@ from __future__ import annotations
 import datetime
 import itertools
 import zoneinfo
+from typing import TYPE_CHECKING
 
-from croniter import croniter
+if TYPE_CHECKING:  # croniter comes with the `schedules` extra: imported when a schedule is computed
+    from croniter import croniter
 
 MAX_SLOTS = 100_000
 """A schedule down for longer than this many of its slots counts the rest as missed without
@@ -18,6 +20,8 @@ listing them (an every-second schedule after a day of downtime)."""
 
 
 def _iterator(expression: str, timezone: str, after: float) -> croniter:
+    from croniter import croniter
+
     start = datetime.datetime.fromtimestamp(after, zoneinfo.ZoneInfo(timezone))
     return croniter(expression, start)
 
