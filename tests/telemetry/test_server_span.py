@@ -26,7 +26,7 @@ from pilothouse.config.telemetry import TelemetryConfig
 from pilothouse.runtime.metrics import Metrics
 from pilothouse.telemetry import traceparent
 from pilothouse.telemetry.middleware import TelemetryMiddleware
-from pilothouse.telemetry.server_span import ServerSpan, ServerSpans
+from pilothouse.telemetry.server_span import ServerSpan, ServerSpanStarter
 from pilothouse.telemetry.spans import current_span_set
 from tests.telemetry.test_middleware import _call
 
@@ -88,7 +88,7 @@ def _setup(ratio: float | None, sampler: Any = None, metrics: Metrics | None = N
         app,
         metrics=metrics,
         telemetry=TelemetryConfig(access_log=False, correlation_header="X-Tx"),
-        spans=ServerSpans(provider.get_tracer("pilothouse"), ratio),  # type: ignore[arg-type]
+        spans=ServerSpanStarter(provider.get_tracer("pilothouse"), ratio),  # type: ignore[arg-type]
     )
     return middleware, exporter
 
@@ -196,7 +196,7 @@ def test_span_api_after_end_and_invalid_values() -> None:
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    spans = ServerSpans(provider.get_tracer("pilothouse"), 1.0)  # type: ignore[arg-type]
+    spans = ServerSpanStarter(provider.get_tracer("pilothouse"), 1.0)  # type: ignore[arg-type]
     span = spans.start("GET", {}, None, None, None)
     assert isinstance(span, ServerSpan)
     span.set_attribute("bad", {"a": 1})  # not an OTLP attribute value: dropped
@@ -330,7 +330,7 @@ async def test_request_ids_stay_unique_without_a_sampled_random_trace() -> None:
         Starlette(routes=[Route("/child/{n}", child)], lifespan=None),
         metrics=None,
         telemetry=TelemetryConfig(access_log=False),
-        spans=ServerSpans(provider.get_tracer("pilothouse"), 1.0),  # type: ignore[arg-type]
+        spans=ServerSpanStarter(provider.get_tracer("pilothouse"), 1.0),  # type: ignore[arg-type]
     )
     app.app.state.provider = provider  # type: ignore[attr-defined]
     ids = {(await _call(app, "GET", "/child/1"))[1][b"x-request-id"] for _ in range(3)}
@@ -379,7 +379,7 @@ async def test_hooks_only_where_overridden_and_other_multi_processors() -> None:
     exporter = InMemorySpanExporter()
     concurrent.add_span_processor(SimpleSpanProcessor(exporter))
     provider = TracerProvider(active_span_processor=concurrent, shutdown_on_exit=False)
-    spans = ServerSpans(provider.get_tracer("pilothouse"), 1.0)  # type: ignore[arg-type]
+    spans = ServerSpanStarter(provider.get_tracer("pilothouse"), 1.0)  # type: ignore[arg-type]
     assert spans.hooks().on_end == (concurrent,)  # called as it is
     app = TelemetryMiddleware(
         Starlette(routes=[Route("/child/{n}", child)]),

@@ -33,7 +33,7 @@ from pilothouse.telemetry.routes import route_template
 from pilothouse.telemetry.traceparent import format_header
 
 if TYPE_CHECKING:
-    from pilothouse.telemetry.server_span import ServerSpans
+    from pilothouse.telemetry.server_span import ServerSpanStarter
 
 log = logging.getLogger("pilothouse.telemetry")
 
@@ -78,7 +78,7 @@ class TelemetryMiddleware:
         *,
         metrics: Metrics | None,
         telemetry: TelemetryConfig,
-        spans: ServerSpans | None = None,
+        spans: ServerSpanStarter | None = None,
     ) -> None:
         self.app = app
         self._histogram = _histogram(metrics, http_metrics.HTTP_SERVER_REQUEST_DURATION) if metrics else None
@@ -404,7 +404,7 @@ class _Otel:
 
     def start_continued(
         self,
-        spans: ServerSpans,
+        spans: ServerSpanStarter,
         method: str,
         scope: Scope,
         parent: bytes | None,

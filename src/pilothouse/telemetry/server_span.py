@@ -86,7 +86,7 @@ def _clean(value: Any) -> Any:
 
 class ServerSpan(trace_api.Span, ReadableSpan):
     """A recording SERVER span; see the module docstring. What is the same for every server
-    span (kind, resource, scope, no links yet) lives on the class or the `ServerSpans`, so a
+    span (kind, resource, scope, no links yet) lives on the class or the `ServerSpanStarter`, so a
     span sets six fields."""
 
     _kind = SpanKind.SERVER
@@ -102,7 +102,7 @@ class ServerSpan(trace_api.Span, ReadableSpan):
         context: SpanContext,
         parent: SpanContext | None,
         attributes: dict[str, Any],
-        spans: ServerSpans,
+        spans: ServerSpanStarter,
         trace_hex: str,
         span_hex: str,
     ) -> None:
@@ -222,7 +222,7 @@ def _overrides(processor: SpanProcessor, hook: str) -> bool:
     return getattr(method, "__func__", method) is not getattr(SpanProcessor, hook, None)
 
 
-class ServerSpans:
+class ServerSpanStarter:
     """Starts server spans in one SDK tracer's pipeline: its ids, sampler, resource, processors.
 
     `sample_ratio` is the ratio of the `ParentBased(TraceIdRatioBased)` sampler Pilothouse
