@@ -24,6 +24,8 @@ import struct
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from opentelemetry.trace import SpanKind, StatusCode
+
 _pack_double = struct.Struct("<d").pack
 _pack_fixed64 = struct.Struct("<Q").pack
 _pack_fixed32 = struct.Struct("<I").pack
@@ -34,7 +36,7 @@ _HAS_IS_REMOTE = 0x100
 _IS_REMOTE = 0x200
 
 # SDK `SpanKind` values (INTERNAL=0 ... CONSUMER=4) are OTLP's minus one (0 is UNSPECIFIED).
-_KIND = {kind: bytes((0x30, kind + 1)) for kind in range(5)}
+_KIND = {kind: bytes((0x30, kind.value + 1)) for kind in SpanKind}
 # Status codes: UNSET=0, OK=1, ERROR=2 in both the SDK and OTLP.
 
 
@@ -107,11 +109,35 @@ def _key_value(key: str, value: Any) -> bytes:
     return _key(key) + _length_delimited(b"\x12", _any_value(value))
 
 
+# Whole attribute fields (tag, length, KeyValue) of short scalar values: most attributes repeat
+# from span to span (method, route, status, scheme). Emptied when full, so values that never
+# repeat (paths with ids) cannot keep out the ones that do for long.
+_FIELDS: dict[tuple[bytes, str, type, Any], bytes] = {}
+_MAX_CACHED_FIELDS = 4096
+_MAX_CACHED_TEXT = 64
+_SCALARS = frozenset((str, int, bool, float))
+
+
 def _attributes(tag: bytes, attributes: Mapping[str, Any] | None) -> bytes:
     """Every attribute as a repeated KeyValue field `tag`."""
     if not attributes:
         return b""
-    return b"".join(_length_delimited(tag, _key_value(key, value)) for key, value in attributes.items())
+    fields = _FIELDS
+    out = []
+    for key, value in attributes.items():
+        kind = type(value)
+        if kind in _SCALARS and (kind is not str or len(value) <= _MAX_CACHED_TEXT):
+            cache_key = (tag, key, kind, value)
+            encoded = fields.get(cache_key)
+            if encoded is None:
+                encoded = _length_delimited(tag, _key_value(key, value))
+                if len(fields) >= _MAX_CACHED_FIELDS:
+                    fields.clear()
+                fields[cache_key] = encoded
+        else:
+            encoded = _length_delimited(tag, _key_value(key, value))
+        out.append(encoded)
+    return b"".join(out)
 
 
 # -- spans ----------------------------------------------------------------------------------
@@ -157,10 +183,10 @@ _UNSET_STATUS = b"\x7a\x00"  # present and empty, as the SDK's encoder writes it
 
 def _status(status: Any) -> bytes:
     """Status { string message = 2; StatusCode code = 3 } (field 15 of Span)."""
-    code = status.status_code.value
-    if not code:
+    code = status.status_code
+    if code is StatusCode.UNSET:
         return _UNSET_STATUS
-    body = (_string(b"\x12", status.description) if status.description else b"") + bytes((0x18, code))
+    body = (_string(b"\x12", status.description) if status.description else b"") + bytes((0x18, code.value))
     return _length_delimited(b"\x7a", body)
 
 
@@ -181,7 +207,7 @@ def encode_span(span: Any) -> bytes:
         out.append(b"\x22\x08")
         out.append(parent.span_id.to_bytes(8, "big"))
     out.append(_string(b"\x2a", span.name))
-    out.append(_KIND[span.kind.value])
+    out.append(_KIND[span.kind])
     out.append(b"\x39")
     out.append(_pack_fixed64(span.start_time or 0))
     out.append(b"\x41")

@@ -95,6 +95,9 @@ class ServerSpan(trace_api.Span, ReadableSpan):
     _instrumentation_info = None
     _status = _UNSET
     _end_time: int | None = None
+    # Recorded though the ratio did not sample it: exported only if it ends as an error or slow
+    # (`keep_errors_and_slow`; see `ServerSpanStarter`).
+    _provisional = False
 
     def __init__(
         self,
@@ -187,11 +190,26 @@ class ServerSpan(trace_api.Span, ReadableSpan):
             log.warning("span %r: end() called twice", self._name)
             return
         self._end_time = end_time or time_ns()
+        if self._provisional:
+            self._keep_if_it_matters()
         hooks = self._spans.hooks()
         for processor in hooks.on_ending:
             processor._on_ending(self)
         for processor in hooks.on_end:
             processor.on_end(self)
+
+    def _keep_if_it_matters(self) -> None:
+        """The decision at the end for a span the ratio did not sample: an error (5xx, an
+        exception: the middleware sets the ERROR status for both) or a duration over the SLO
+        latency threshold turns the sampled flag on, so the processors export it."""
+        slow = self._spans.slow_after_ns
+        failed = self._status.status_code is StatusCode.ERROR
+        if failed or (slow is not None and self._end_time - self._start_time > slow):  # type: ignore[operator]
+            context = self._context
+            assert context is not None
+            self._context = _span_context(
+                context.trace_id, context.span_id, _FLAGS[context.trace_flags | _SAMPLED], context.trace_state
+            )
 
     def __repr__(self) -> str:
         return f"ServerSpan({self._name!r}, trace_id={self.trace_hex}, span_id={self.span_hex})"
@@ -228,6 +246,13 @@ class ServerSpanStarter:
     `sample_ratio` is the ratio of the `ParentBased(TraceIdRatioBased)` sampler Pilothouse
     installed; the decision is then made here in two comparisons. With a provider the app
     installed (`sample_ratio=None`) its own sampler is asked, whatever it is.
+
+    `keep_errors_and_slow` (with Pilothouse's sampler only): a request the ratio (or its
+    parent) leaves unsampled still gets a recording span, marked provisional and not sampled
+    (so its traceparent, its children and exemplars stay unsampled); at its end it is kept
+    (exported) when it failed or took longer than `slow_after` seconds (`[slo.latency]
+    .threshold`; None: errors only). Every server span is a local root (its parent, if any,
+    is remote), so this is the tail decision for each one.
     """
 
     __slots__ = (
@@ -238,12 +263,21 @@ class ServerSpanStarter:
         "_random",
         "_random_ids",
         "_sampler",
+        "keep_unsampled",
         "processor",
         "resource",
         "scope",
+        "slow_after_ns",
     )
 
-    def __init__(self, tracer: Tracer, sample_ratio: float | None) -> None:
+    def __init__(
+        self,
+        tracer: Tracer,
+        sample_ratio: float | None,
+        *,
+        keep_errors_and_slow: bool = False,
+        slow_after: float | None = None,
+    ) -> None:
         self.processor: Any = tracer.span_processor
         # The provider's usual processor, whose processors the hooks call directly; None for
         # any other kind (then called as it is).
@@ -259,6 +293,8 @@ class ServerSpanStarter:
         self._random = _RANDOM if self._ids.is_trace_id_random() else 0  # a property of the generator
         self._sampler = tracer.sampler
         self._bound = TraceIdRatioBased.get_bound_for_rate(sample_ratio) if sample_ratio is not None else None
+        self.keep_unsampled = keep_errors_and_slow and self._bound is not None
+        self.slow_after_ns = int(slow_after * 1e9) if slow_after is not None else None
 
     @property
     def random_ids(self) -> bool:
@@ -347,9 +383,12 @@ class ServerSpanStarter:
         else:  # a custom generator's ids: checked by the constructor
             span_id = ids.generate_span_id()
             context = SpanContext(trace_id, span_id, False, _FLAGS[flags], trace_state)
-        if not recording:
+        provisional = not recording and self.keep_unsampled
+        if not recording and not provisional:
             return NonRecordingSpan(context)
         span = ServerSpan(method, context, parent, attributes, self, *self.hex_ids(trace_id, span_id))
+        if provisional:
+            span._provisional = True
         for processor in self.hooks().on_start:
             processor.on_start(span, parent_context=base)
         return span

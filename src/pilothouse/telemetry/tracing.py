@@ -144,7 +144,13 @@ def server_span_starter(config: Config) -> ServerSpanStarter | None:
     tracer = provider.get_tracer(TRACER_NAME)
     if not isinstance(tracer, Tracer):  # OTEL_SDK_DISABLED: a no-op tracer
         return None
-    return ServerSpanStarter(tracer, _own[1] if _own is not None and _own[0] is provider else None)
+    telemetry, latency = config.telemetry, config.slo.latency
+    return ServerSpanStarter(
+        tracer,
+        _own[1] if _own is not None and _own[0] is provider else None,
+        keep_errors_and_slow=telemetry.keep_errors_and_slow,
+        slow_after=latency.threshold if latency is not None else None,
+    )
 
 
 def flush_on_shutdown(runtime: Runtime, provider: TracerProvider) -> None:
