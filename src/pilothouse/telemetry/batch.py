@@ -34,9 +34,10 @@ from collections.abc import Callable
 from time import monotonic
 from typing import Any
 
-from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, detach, set_value
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+from pilothouse.telemetry._otel_compat import suppress_instrumentation, unsuppress
 
 log = logging.getLogger("pilothouse.telemetry")
 _SAMPLED = 1  # the sampled bit of the trace flags
@@ -141,7 +142,7 @@ class BatchExport(SpanProcessor):
             self._export_lock.release()
 
     def _export(self, batch: list[ReadableSpan], deadline: float | None) -> None:
-        token = attach(set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
+        token = suppress_instrumentation()
         try:
             if self._export_until is not None:
                 result = self._export_until(batch, deadline)
@@ -151,7 +152,7 @@ class BatchExport(SpanProcessor):
             log.exception("span export failed; %d spans lost", len(batch))
             result = SpanExportResult.FAILURE
         finally:
-            detach(token)
+            unsuppress(token)
         if result is not SpanExportResult.SUCCESS and self._on_drop is not None:
             self._on_drop("export_failed", len(batch))
 

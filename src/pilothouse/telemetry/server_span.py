@@ -23,14 +23,21 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace as trace_api
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor, SynchronousMultiSpanProcessor
+from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import TraceIdRatioBased
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
-from opentelemetry.trace.span import DEFAULT_TRACE_STATE, TraceState
+from opentelemetry.trace.span import TraceState
 
 from pilothouse.telemetry import traceparent
+from pilothouse.telemetry._otel_compat import (
+    ON_ENDING,
+    READABLE_SPAN_LAYOUT,
+    readable_copy,
+    span_context,
+    span_processors,
+)
 
 if TYPE_CHECKING:
     from opentelemetry.context import Context
@@ -44,35 +51,6 @@ _FLAGS = {flags: TraceFlags(flags) for flags in range(256)}
 _UNSET = Status(StatusCode.UNSET)
 _SCALAR = (str, bool, int, float)
 _LOW_64 = TraceIdRatioBased.TRACE_ID_LIMIT  # the bits TraceIdRatioBased compares
-
-
-def _checked_span_context(
-    trace_id: int, span_id: int, flags: TraceFlags, state: TraceState | None
-) -> SpanContext:
-    return SpanContext(trace_id, span_id, False, flags, state)
-
-
-def _direct_span_context(
-    trace_id: int, span_id: int, flags: TraceFlags, state: TraceState | None
-) -> SpanContext:
-    """`SpanContext(...)` for ids known to be valid (non-zero, in range): the tuple its
-    `__new__` builds after checking them, built directly."""
-    return _new_tuple(SpanContext, (trace_id, span_id, False, flags, state or DEFAULT_TRACE_STATE, True))
-
-
-_new_tuple = tuple.__new__
-
-
-def _same_as_constructor() -> bool:
-    """Whether `_direct_span_context` builds what the constructor builds (the tuple layout is
-    the API's, so a release may change it: then the constructor is used)."""
-    direct = _direct_span_context(1, 2, _FLAGS[1], None)
-    checked = SpanContext(1, 2, False, _FLAGS[1])
-    fields = ("trace_id", "span_id", "is_remote", "trace_flags", "trace_state", "is_valid")
-    return direct == checked and all(getattr(direct, f) == getattr(checked, f) for f in fields)
-
-
-_span_context = _direct_span_context if _same_as_constructor() else _checked_span_context
 
 
 def _clean(value: Any) -> Any:
@@ -194,9 +172,10 @@ class ServerSpan(trace_api.Span, ReadableSpan):
             self._keep_if_it_matters()
         hooks = self._spans.hooks()
         for processor in hooks.on_ending:
-            processor._on_ending(self)
+            getattr(processor, ON_ENDING)(self)
+        finished = self if READABLE_SPAN_LAYOUT else readable_copy(self)
         for processor in hooks.on_end:
-            processor.on_end(self)
+            processor.on_end(finished)
 
     def _keep_if_it_matters(self) -> None:
         """The decision at the end for a span the ratio did not sample: an error (5xx, an
@@ -207,7 +186,7 @@ class ServerSpan(trace_api.Span, ReadableSpan):
         if failed or (slow is not None and self._end_time - self._start_time > slow):  # type: ignore[operator]
             context = self._context
             assert context is not None
-            self._context = _span_context(
+            self._context = span_context(
                 context.trace_id, context.span_id, _FLAGS[context.trace_flags | _SAMPLED], context.trace_state
             )
 
@@ -230,7 +209,7 @@ class _Hooks:
         # The processors, not bound methods: a hook patched on an instance later still runs.
         # Any: the SDK types their hooks for its own `Span`; a `ServerSpan` is what they get.
         self.on_start: tuple[Any, ...] = tuple(p for p in processors if _overrides(p, "on_start"))
-        self.on_ending: tuple[Any, ...] = tuple(p for p in processors if _overrides(p, "_on_ending"))
+        self.on_ending: tuple[Any, ...] = tuple(p for p in processors if _overrides(p, ON_ENDING))
         self.on_end: tuple[Any, ...] = processors
 
 
@@ -281,10 +260,9 @@ class ServerSpanStarter:
         self.processor: Any = tracer.span_processor
         # The provider's usual processor, whose processors the hooks call directly; None for
         # any other kind (then called as it is).
-        self._multi = self.processor if type(self.processor) is SynchronousMultiSpanProcessor else None
-        self._hooks = _Hooks(
-            self.processor, self._multi._span_processors if self._multi is not None else None
-        )
+        processors = span_processors(self.processor)
+        self._multi = self.processor if processors is not None else None
+        self._hooks = _Hooks(self.processor, processors)
         self.resource = tracer.resource
         self.scope = InstrumentationScope(tracer.instrumentation_info.name)
         self._ids = tracer.id_generator
@@ -314,8 +292,8 @@ class ServerSpanStarter:
         `SynchronousMultiSpanProcessor` then replaces its tuple)."""
         hooks = self._hooks
         multi = self._multi
-        if multi is not None and multi._span_processors is not hooks.source:
-            hooks = self._hooks = _Hooks(multi, multi._span_processors)
+        if multi is not None and (processors := span_processors(multi)) is not hooks.source:
+            hooks = self._hooks = _Hooks(multi, processors)
         return hooks
 
     def start(
@@ -379,7 +357,7 @@ class ServerSpanStarter:
             span_id = getrandbits(64)
             while not span_id:
                 span_id = getrandbits(64)
-            context = _span_context(trace_id, span_id, _FLAGS[flags], trace_state)
+            context = span_context(trace_id, span_id, _FLAGS[flags], trace_state)
         else:  # a custom generator's ids: checked by the constructor
             span_id = ids.generate_span_id()
             context = SpanContext(trace_id, span_id, False, _FLAGS[flags], trace_state)
