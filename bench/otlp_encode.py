@@ -6,9 +6,12 @@ attributes, and one helper span under it, as `unit_of_work` makes) is encoded to
 OpenTelemetry exporter's `encode_spans(...).SerializeToString()` (what its OTLP exporters post).
 Reported per span: CPU microseconds (median of repeats, `time.process_time`) and, with
 `--instructions`, instructions under callgrind (a run with K batches minus a run with none,
-divided by the spans: the setup cancels out). Package versions are printed with the result.
+divided by the spans: the setup cancels out). With `--export`, also the whole export of a batch
+(encode and POST) to a local OTLP/HTTP receiver in another process answering 200: Pilothouse's
+`OtlpExporter` against the SDK's `OTLPSpanExporter` (opentelemetry-exporter-otlp-proto-http),
+CPU of this process only. Package versions are printed with the result.
 
-    .venv/bin/python bench/otlp_encode.py [--instructions]
+    .venv/bin/python bench/otlp_encode.py [--instructions] [--export]
 """
 
 from __future__ import annotations
@@ -30,7 +33,30 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
 BATCH = 512
-PACKAGES = ("opentelemetry-sdk", "opentelemetry-exporter-otlp-proto-common", "protobuf")
+PACKAGES = (
+    "opentelemetry-sdk",
+    "opentelemetry-exporter-otlp-proto-common",
+    "opentelemetry-exporter-otlp-proto-http",
+    "protobuf",
+    "httpx",
+    "requests",
+)
+RECEIVER = """
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+class H(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+    def log_message(self, *a):
+        pass
+server = ThreadingHTTPServer(("127.0.0.1", 0), H)
+print(server.server_port, flush=True)
+server.serve_forever()
+"""
 
 
 def batch(size: int = BATCH) -> list[Any]:
@@ -73,7 +99,7 @@ def encoders() -> dict[str, Callable[[list[Any]], bytes]]:
     }
 
 
-def cpu_per_span(encode: Callable[[list[Any]], bytes], spans: list[Any], repeats: int = 30) -> float:
+def cpu_per_span(encode: Callable[[list[Any]], Any], spans: list[Any], repeats: int = 30) -> float:
     """Median CPU µs per span over `repeats` encodes of the batch."""
     encode(spans)  # warm caches (attribute keys, resource)
     samples = []
@@ -82,6 +108,38 @@ def cpu_per_span(encode: Callable[[list[Any]], bytes], spans: list[Any], repeats
         encode(spans)
         samples.append((time.process_time() - start) / len(spans) * 1e6)
     return statistics.median(samples)
+
+
+def export_per_span(spans: list[Any], repeats: int = 20) -> dict[str, float]:
+    """CPU µs per span of a whole export (encode + POST) to a receiver in another process."""
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace.export import SpanExportResult
+
+    from pilothouse.telemetry.otlp_export import OtlpExporter, OtlpSettings
+
+    receiver = subprocess.Popen([sys.executable, "-c", RECEIVER], stdout=subprocess.PIPE, text=True)
+    try:
+        assert receiver.stdout is not None
+        url = f"http://127.0.0.1:{receiver.stdout.readline().strip()}"
+        exporters = {
+            "pilothouse": OtlpExporter(OtlpSettings.from_env("http", {"OTEL_EXPORTER_OTLP_ENDPOINT": url})),
+            "sdk": OTLPSpanExporter(endpoint=f"{url}/v1/traces"),
+        }
+        for name, exporter in exporters.items():
+            if exporter.export(spans) is not SpanExportResult.SUCCESS:
+                raise SystemExit(f"{name}: the export to {url} failed")
+
+        def export(exporter: Any) -> Callable[[list[Any]], None]:
+            def run(batch: list[Any]) -> None:
+                if exporter.export(batch) is not SpanExportResult.SUCCESS:
+                    raise SystemExit("an export failed")
+
+            return run
+
+        return {name: cpu_per_span(export(exporter), spans, repeats) for name, exporter in exporters.items()}
+    finally:
+        receiver.kill()
+        receiver.wait()
 
 
 _COLLECTED = re.compile(r"Collected : (\d+)")
@@ -117,6 +175,7 @@ def _run(encoder: str, batches: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--instructions", action="store_true", help="also count instructions (callgrind)")
+    parser.add_argument("--export", action="store_true", help="also time whole exports to a local receiver")
     parser.add_argument("--run", nargs=2, metavar=("ENCODER", "BATCHES"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.run:
@@ -133,6 +192,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.instructions:
             row += f" {instructions_per_span(name):,.0f} |"
         print(row)
+    if args.export:
+        print()
+        print("| exporter (OTLP/HTTP, encode + POST) | CPU µs/span |")
+        print("|---|---:|")
+        for name, micros in export_per_span(spans).items():
+            print(f"| {name} | {micros:.2f} |")
     return 0
 
 
