@@ -75,6 +75,7 @@ class BatchExport(SpanProcessor):
             exporter, "export_until", None
         )
         self._flush_timeout = flush_timeout
+        self._gave_up = False  # the last flush ran out of time (a receiver hangs or refuses)
         self._on_drop = on_drop
         self._delay = _setting("OTEL_BSP_SCHEDULE_DELAY", 5000) / 1000
         self._max_queue = _setting("OTEL_BSP_MAX_QUEUE_SIZE", 2048)
@@ -157,14 +158,16 @@ class BatchExport(SpanProcessor):
             self._on_drop("export_failed", len(batch))
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return self._export_queued(monotonic() + timeout_millis / 1000)
+        flushed = self._export_queued(monotonic() + timeout_millis / 1000)
+        self._gave_up = not flushed  # the shutdown after it then waits no second time
+        return flushed
 
     def shutdown(self) -> None:
         """Export what is queued within `flush_timeout`; what is left then is dropped."""
         if self._closed:
             return
         self._closed = True
-        deadline = monotonic() + self._flush_timeout
+        deadline = monotonic() + (0.0 if self._gave_up else self._flush_timeout)
         self._wake.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(max(0.0, deadline - monotonic()))
