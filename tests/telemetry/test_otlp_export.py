@@ -396,3 +396,39 @@ def test_https_receiver_is_verified_with_the_configured_certificate(
     assert len(http_receiver.requests) == 1
     untrusting.shutdown()
     trusting.shutdown()
+
+
+def test_grpc_unavailable_is_retried_and_invalid_argument_is_not() -> None:
+    """A real grpcio TraceService answering UNAVAILABLE once (retried after the backoff), then
+    INVALID_ARGUMENT for the next batch (not retried)."""
+    from concurrent import futures
+
+    import grpc
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+
+    answers = [grpc.StatusCode.UNAVAILABLE, None, grpc.StatusCode.INVALID_ARGUMENT]
+    calls: list[Any] = []
+
+    class TraceService(trace_service_pb2_grpc.TraceServiceServicer):
+        def Export(self, request: ExportTraceServiceRequest, context: Any) -> Any:
+            code = answers.pop(0)
+            calls.append(code)
+            if code is not None:
+                context.abort(code, "not now")
+            return trace_service_pb2.ExportTraceServiceResponse()
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(TraceService(), server)  # type: ignore[no-untyped-call]
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        exporter = OtlpExporter(OtlpSettings.from_env("grpc", {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}"}))
+        spans = every_kind_of_span()
+        assert exporter.export(spans) is SpanExportResult.SUCCESS
+        assert calls == [grpc.StatusCode.UNAVAILABLE, None]
+        assert exporter.export(spans) is SpanExportResult.FAILURE
+        assert calls[-1] is grpc.StatusCode.INVALID_ARGUMENT and answers == []
+        exporter.shutdown()
+    finally:
+        server.stop(grace=None)
