@@ -11,7 +11,6 @@ checks one criterion of what that run recorded.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import signal
 import socket
@@ -86,13 +85,9 @@ def run(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Any:
             "OPEN_MAINFRAME_ADMIN_TOKEN": secrets.token_hex(32),
             "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{receiver.port}",
             "OTEL_BSP_SCHEDULE_DELAY": "600000",  # nothing is exported before the shutdown flush
+            "OPEN_MAINFRAME_DB_URL": "",  # an empty value is no value: the mount must be what is read
         }
-        os_env = {k: v for k, v in os.environ.items() if k != "OPEN_MAINFRAME_DB_URL"}
-        server = ServeProcess(CONFIG, env=env)
-        server.env = {
-            k: v for k, v in server.env.items() if k in os_env or k in env or k.startswith("PILOTHOUSE_")
-        }
-        server.start()
+        server = ServeProcess(CONFIG, env=env).start()
         try:
             eventually(lambda: httpx.get(f"{server.ops_url}/ready").status_code == 200)
             health, ready = httpx.get(f"{server.ops_url}/health"), httpx.get(f"{server.ops_url}/ready")
@@ -296,7 +291,9 @@ def _source(tmp_path: Path, env: dict[str, str]) -> str:
     return str(entry["source"])
 
 
-def test_db_credentials_from_the_mounted_secret_then_env_then_file(tmp_path: Path) -> None:
+def test_db_credentials_from_the_mounted_secret_then_env_then_file(run: Run, tmp_path: Path) -> None:
+    # The served run read the URL from the mounted Secret directory (its env variable was empty).
+    assert "name=db-credentials.url source=kubernetes" in run.output
     local = tmp_path / "open-mainframe.secrets.toml"
     local.write_text('[db-credentials]\nurl = "postgresql://file@127.0.0.1/test"\n')
     local.chmod(0o600)
