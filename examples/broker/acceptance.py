@@ -215,16 +215,64 @@ def test_pagerduty_and_slack_routes_with_escalation_and_runbooks(tmp_path: Path)
 # -- AC6: log aggregation (ELK) ---------------------------------------------------------------------
 
 
+CRI_MAX_LINE = 16 * 1024
+"""The kubelet splits a container's line into partial (`P`) records of at most 16 KiB."""
+
+
+def _as_cri(lines: list[str]) -> list[str]:
+    """The served lines as the kubelet writes them to /var/log/containers (CRI format:
+    `<RFC3339Nano time> <stream> <P|F> <text>`)."""
+    records = []
+    for line in lines:
+        chunks = [line[i : i + CRI_MAX_LINE] for i in range(0, len(line), CRI_MAX_LINE)] or [""]
+        for n, chunk in enumerate(chunks):
+            records.append(
+                f"2026-12-02T06:00:00.000000000Z stderr {'F' if n == len(chunks) - 1 else 'P'} {chunk}"
+            )
+    return records
+
+
+def _filebeat_events(records: list[str], parsers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A model of the filestream parsers the generated filebeat.yml names, as Filebeat documents
+    them (filebeat-input-filestream, "parsers"): `container` with `format: cri` strips the time,
+    stream and tag and joins partial records; `ndjson` with `target: ""` decodes the text into
+    top-level fields, `overwrite_keys` letting them replace Filebeat's, `add_error_key` adding
+    `error.message` when a line is not JSON."""
+    assert [next(iter(p)) for p in parsers] == ["container", "ndjson"], parsers
+    assert parsers[0]["container"] == {"format": "cri"}
+    ndjson = parsers[1]["ndjson"]
+    assert ndjson == {"target": "", "add_error_key": True, "overwrite_keys": True}, ndjson
+    events, partial = [], ""
+    for record in records:
+        _time, stream, tag, text = record.split(" ", 3)
+        partial += text
+        if tag == "P":
+            continue
+        event: dict[str, Any] = {"stream": stream, "message": partial}
+        try:
+            event.update(json.loads(partial))
+        except ValueError as exc:
+            event["error"] = {"message": str(exc)}
+        events.append(event)
+        partial = ""
+    return events
+
+
 def test_json_logs_and_the_generated_elasticsearch_shipper(run: Run, tmp_path: Path) -> None:
-    lines = [json.loads(line) for line in run.output.splitlines() if line.startswith("{")]
-    assert lines and all(line["service"] == "broker" for line in lines)
-    filled = [line for line in lines if line.get("message") == "order filled"]
-    assert filled and all(line["broker"] == "oanda" and line["request_id"] for line in filled)
-    assert any(line.get("logger") == "pilothouse.access" and line.get("status") == 502 for line in lines)
     out = _generate(tmp_path, "monitoring")
     filebeat = yaml.safe_load((out / "logs/filebeat.yml").read_text())
     assert filebeat["output.elasticsearch"]["hosts"] == ["http://elasticsearch.logging.svc:9200"]
-    assert filebeat["filebeat.inputs"][0]["parsers"][1]["ndjson"]["target"] == ""  # fields at the top
+    assert filebeat["output.elasticsearch"]["index"].startswith("broker-logs-")
+    (source,) = filebeat["filebeat.inputs"]
+    lines = [line for line in run.output.splitlines() if line.strip()]
+    big = json.dumps({"service": "broker", "level": "info", "message": "x" * (CRI_MAX_LINE + 10)})
+    events = _filebeat_events(_as_cri([*lines, big]), source["parsers"])
+    assert len(events) == len(lines) + 1 and events[-1]["message"] == "x" * (CRI_MAX_LINE + 10)
+    assert [e for e in events if "error" in e] == []  # every line the service wrote decodes
+    assert all(e["service"] == "broker" and e["level"] for e in events)
+    filled = [e for e in events if e["message"] == "order filled"]
+    assert filled and all(e["broker"] == "oanda" and e["request_id"] for e in filled)  # top-level fields
+    assert any(e.get("logger") == "pilothouse.access" and e.get("status") == 502 for e in events)
 
 
 # -- AC7: Vault, with a rotation drill --------------------------------------------------------------
