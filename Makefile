@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 DEMO_TOKEN_FILE := examples/shop/.demo-admin-token
 DEMO_ENV := PILOTHOUSE_SERVICE__HOST=127.0.0.1 PILOTHOUSE_OPS__HOST=127.0.0.1 SHOP_ADMIN_TOKEN=$${SHOP_ADMIN_TOKEN:-$$(cat $(DEMO_TOKEN_FILE))}
 
-.PHONY: demo test test-latest venv services tools lint typecheck pytest bench clean
+.PHONY: demo test test-latest venv services tools lint typecheck pytest bench clean examples
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || python3 -m venv $(VENV)
@@ -74,6 +74,11 @@ test-latest: services tools
 	@$(LATEST_VENV)/bin/python -c 'import sys; from importlib.metadata import version; \
 		print("test-latest:", ", ".join(f"{p} {version(p)}" for p in sys.argv[1:]))' $(LATEST_PACKAGES)
 	$(LATEST_VENV)/bin/pytest -q -p no:cacheprovider $(LATEST_TESTS)
+
+## The reference systems as examples (docs/examples/): each example's acceptance script against
+## the real services here; fails on any criterion that regresses. Part of `make pytest` too.
+examples: venv services tools $(CHECKOV)
+	$(BIN)/pytest -q tests/examples
 
 bench: venv services tools
 	$(BIN)/pip install -q -e '.[dev,bench]'

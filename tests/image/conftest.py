@@ -192,6 +192,19 @@ def quotes_image(
     )
 
 
+@pytest.fixture(scope="session")
+def transactions_image(
+    tmp_path_factory: pytest.TempPathFactory, build_args: list[str], pilothouse_wheel: Path
+) -> Built:
+    """The mainframe-style reference system (examples/transactions): its size budget is 000.md's."""
+    source = ROOT / "examples" / "transactions"
+    return build(
+        context_copy(source, tmp_path_factory.mktemp("transactions") / "ctx", pilothouse_wheel),
+        "transactions",
+        build_args,
+    )
+
+
 @pytest.fixture
 def pg_schema(postgres_url: str) -> Iterator[str]:
     """A fresh schema in the shared database; the URL the Secret hands the service uses it."""

@@ -49,7 +49,7 @@ def pod_spec(docs: list[dict[str, Any]]) -> dict[str, Any]:
 # -- what is in the image ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("fixture", ["shop_image", "orders_image", "quotes_image"])
+@pytest.mark.parametrize("fixture", ["shop_image", "orders_image", "quotes_image", "transactions_image"])
 def test_image_is_small_without_build_tools_and_not_root(
     fixture: str, request: pytest.FixtureRequest
 ) -> None:
@@ -66,7 +66,8 @@ def test_image_is_small_without_build_tools_and_not_root(
         "[p for p in ('/root/.cache', '/root/.cache/pip', '/src', '/wheels') if os.path.exists(p)], "
         "sorted(os.listdir('/app')), os.getuid())",
     )
-    app = {"shop_image": "['shop']", "orders_image": "['orders']", "quotes_image": "['quotes']"}[fixture]
+    app = {"shop_image": "['shop']", "orders_image": "['orders']", "quotes_image": "['quotes']",
+           "transactions_image": "['mainframe']"}[fixture]
     assert found == f"[] False [] {app} 10001", found
 
 

@@ -134,14 +134,15 @@ def test_sources_install_pilothouse_from_where_the_project_gets_it() -> None:
     git = dockerfile(deploy={"container": VARIANTS["git"]})
     assert '"pilothouse @ git+https://github.com/example/pilothouse@v0.1.0"' in git
     hermetic = dockerfile(deploy={"container": VARIANTS["project"]})
-    installs = re.findall(r"/opt/venv/bin/pip install (.*?) \\?$", hermetic, re.M)
+    pip = "/opt/pip/bin/pip --python /opt/venv/bin/python install"   # the builder's pip, into the app venv
+    installs = re.findall(rf"{pip} (.*?) \\?$", hermetic, re.M)
     assert installs and all(
         i.startswith("--no-cache-dir --no-index --find-links=/src/wheels") for i in installs
     )
     # requirements (a lock is hash-checked by pip), then Pilothouse, then the project: the project's own
     # `pilothouse` dependency is then satisfied and never looked up by bare name.
     project = dockerfile(deploy={"container": VARIANTS["project-subdir"]})
-    order = [m.group(1) for m in re.finditer(r"pip install --no-cache-dir (\S+)", project)]
+    order = [m.group(1) for m in re.finditer(rf"{pip} --no-cache-dir (\S+)", project)]
     assert order == ["-r", '"pilothouse==0.1.0"', "/src/app"]
 
 

@@ -110,3 +110,18 @@ def test_an_undeclared_helper_is_named_once(caplog: pytest.LogCaptureFixture) ->
         assert len(warnings) == 1 and "'unit_of_work'" in warnings[0], warnings
     finally:
         state.bind(previous or Metrics(), "correlation_id")
+
+
+def test_request_id_is_the_current_requests() -> None:
+    """`request_id()` is what a service passes on to the services it calls (the market gateway
+    does; examples/market/acceptance.py proves the id reaches the next service's log lines)."""
+    from pilothouse.telemetry import request_id
+    from pilothouse.telemetry.context import RequestContext, current_request
+
+    assert request_id() is None
+    token = current_request.set(RequestContext("req-42"))
+    try:
+        assert request_id() == "req-42"
+    finally:
+        current_request.reset(token)
+    assert request_id() is None

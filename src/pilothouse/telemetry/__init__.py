@@ -4,7 +4,7 @@ The runtime does the per-request part (`middleware`), `feature.install` the proc
 (logs, tracer provider, process metrics). App code uses the helpers re-exported here.
 """
 
-from pilothouse.telemetry.helpers import command, queue_depth, set_correlation, unit_of_work
+from pilothouse.telemetry.helpers import command, queue_depth, request_id, set_correlation, unit_of_work
 from pilothouse.telemetry.pools import PoolUsage, psycopg_pool_usage, sqlalchemy_pool_usage, watch_pool
 from pilothouse.telemetry.sql import sql_span
 
@@ -13,6 +13,7 @@ __all__ = [
     "command",
     "psycopg_pool_usage",
     "queue_depth",
+    "request_id",
     "set_correlation",
     "sql_span",
     "sqlalchemy_pool_usage",

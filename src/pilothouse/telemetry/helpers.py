@@ -131,6 +131,13 @@ def queue_depth(name: str, depth: Callable[[], float]) -> None:
     state.metrics.get(app_metrics.QUEUE_DEPTH).labels(name).set_function(depth)
 
 
+def request_id() -> str | None:
+    """The current request's id (its X-Request-ID, or the one generated for it), None outside a
+    request or with `request_id = false`: pass it on to the services this request calls."""
+    request = current_request.get()
+    return request.request_id if request is not None else None
+
+
 def set_correlation(value: str) -> None:
     """Tag the current request (its server span and its log lines) with a correlation value,
     e.g. a transaction id known only once the body was parsed."""

@@ -8,6 +8,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from pilothouse.telemetry import request_id
+
+FORWARDED = ("traceparent", "tracestate")
 UPSTREAMS = {name: os.environ.get(f"{name.upper()}_URL", "") for name in ("users", "products", "orders")}
 
 
@@ -18,9 +21,11 @@ async def forward(request: Request) -> Response:
         return Response(b'{"error": "no such service"}', status_code=404, media_type="application/json")
     async with httpx.AsyncClient(timeout=5) as client:
         url = f"{base}/{service}/{request.path_params['rest']}".rstrip("/")
-        upstream = await client.request(
-            request.method, url, content=await request.body(), headers={"content-type": "application/json"}
-        )
+        # The request id (the caller's or the one generated here) and the trace context travel on,
+        # so the log lines of one call carry the same request id in every service.
+        headers = {"content-type": "application/json", "x-request-id": request_id() or ""}
+        headers.update((k, v) for k in FORWARDED if (v := request.headers.get(k)))
+        upstream = await client.request(request.method, url, content=await request.body(), headers=headers)
     return Response(upstream.content, status_code=upstream.status_code, media_type="application/json")
 
 

@@ -9,6 +9,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+import pilothouse
+
 PRODUCTS_URL = os.environ.get("PRODUCTS_URL", "http://127.0.0.1:8080")
 
 
@@ -29,6 +31,17 @@ async def count_orders(request: Request) -> JSONResponse:
         cur = await conn.execute("SELECT count(*) FROM orders")
         row = await cur.fetchone()
     return JSONResponse({"orders": row[0] if row else 0})
+
+
+@pilothouse.check("schema")
+async def schema_check() -> None:
+    """Ready only once the migration ran: where no init container gates the start (compose,
+    systemd), readiness does."""
+    async with await psycopg.AsyncConnection.connect(os.environ["DATABASE_URL"]) as conn:
+        cur = await conn.execute("SELECT to_regclass('orders') IS NOT NULL")
+        row = await cur.fetchone()
+    if not (row and row[0]):
+        raise RuntimeError("table orders missing: run the migration (python -m orders.migrate)")
 
 
 app = Starlette(

@@ -19,6 +19,9 @@ DOCKERIGNORE = "Dockerfile.dockerignore"
 """BuildKit reads `<Dockerfile>.dockerignore` beside a Dockerfile that is outside the context root;
 buildah and podman are given it with `--ignorefile` (`pilothouse build` does)."""
 VENV = "/opt/venv"
+PIP_VENV = "/opt/pip"
+"""The builder stage's installer: pip lives here and installs into VENV (`pip --python`), so the
+shipped venv never holds pip, nor the setuptools (~8 MB) `python -m venv` seeds beside it."""
 SRC = "/src"
 STATE_SEED = "/state"
 """An empty directory the builder makes; the final stage copies it to the state dir owned by the
@@ -72,18 +75,19 @@ def _context_inputs(config: Config) -> list[str]:
 def _install(config: Config) -> str:
     """One RUN (hadolint DL3059): the venv, then the requirements files (a lock with hashes is
     checked by pip), then Pilothouse from its declared source, then the project, whose own
-    `pilothouse` dependency is already satisfied and so never looked up by bare name."""
+    `pilothouse` dependency is already satisfied and so never looked up by bare name. The app's
+    venv is made without pip; a second venv's pip (never copied) installs into it, so only what
+    the requirements name is shipped (no pip, no setuptools unless a requirement asks for it)."""
     c = config.deploy.container
-    pip = f"{VENV}/bin/pip install --no-cache-dir" + (
+    pip = f"{PIP_VENV}/bin/pip --python {VENV}/bin/python install --no-cache-dir" + (
         f" --no-index --find-links={SRC}/{c.wheelhouse}" if c.wheelhouse else ""
     )
-    steps = [f"python{c.python} -m venv {VENV}"]
+    steps = [f"python{c.python} -m venv --without-pip {VENV}", f"python{c.python} -m venv {PIP_VENV}"]
     if c.requirements:
         steps.append(f"{pip} " + " ".join(f"-r {SRC}/{r}" for r in c.requirements))
     steps.append(f'{pip} "{pilothouse_requirement(config)}"')
     if c.project:
         steps.append(f"{pip} {SRC if c.project == '.' else f'{SRC}/{c.project}'}")
-    steps.append(f"{VENV}/bin/python -m pip uninstall --yes --quiet pip")
     steps.append(f"install -d -m 0700 -o {c.uid} -g {c.uid} {STATE_SEED}")
     return "RUN " + " \\\n    && ".join(steps) + "\n"
 

@@ -1,0 +1,1 @@
+"""A broker-integration service, small but real, operated by Pilothouse."""

@@ -1,0 +1,1 @@
+"""A mainframe-style transaction runtime, small but real, operated by Pilothouse."""

@@ -1,0 +1,5 @@
+"""The market's acceptance (examples/market/ACCEPTANCE.md)."""
+
+from tests.examples.acceptance import load
+
+globals().update(load("market"))
