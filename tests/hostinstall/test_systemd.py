@@ -207,3 +207,58 @@ def test_an_upgrade_needs_an_install_and_a_plain_install_refuses_another_version
     assert install(config, rootfs, wheels, "--uninstall").returncode == 0
     assert not (rootfs / "opt/other").exists()
     assert not (rootfs / "etc/other").exists()
+
+
+def test_a_fixed_user_is_created_with_the_timers_and_removed_by_uninstall(
+    rootfs: Path, wheels: Path, tmp_path: Path
+) -> None:
+    """`[deploy.systemd].user` missing on the host: a system user and group, no login shell,
+    home the state directory; the provenance key is its own (0600); the schedule's timer is
+    installed and enabled; uninstall deletes the user (an existing user is left alone)."""
+    config = tmp_path / "pilothouse.toml"
+    config.write_text(
+        '[service]\nname = "ci"\nversion = "1.0"\n\n[deploy.systemd]\nuser = "cirunner"\n\n'
+        '[jobs]\nscheduler = "systemd"\n\n[[jobs.schedules]]\njob = "pilothouse.prune-jobs"\n'
+        'cron = "30 2 * * *"\n'
+    )
+    before = snapshot(rootfs)
+    assert subprocess.run(["chroot", str(rootfs), "getent", "passwd", "cirunner"]).returncode == 2
+
+    first = install(config, rootfs, wheels, "--package", "pilothouse", "--provenance-key")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "create system user cirunner (no login shell, home /var/lib/ci)" in first.stdout
+    entry = in_root(rootfs, "getent", "passwd", "cirunner").split(":")
+    uid, gid, home, shell = int(entry[2]), int(entry[3]), entry[5], entry[6]
+    assert (home, shell) == ("/var/lib/ci", "/usr/sbin/nologin")
+    assert uid < 1000  # a system user (SYS_UID_MAX of login.defs)
+    assert in_root(rootfs, "getent", "group", "cirunner").split(":")[2] == str(gid)
+    assert not (rootfs / "var/lib/ci").exists()  # systemd makes it (StateDirectory=), owned right
+    unit = (rootfs / "etc/systemd/system/ci.service").read_text()
+    assert "User=cirunner\nGroup=cirunner\n" in unit and "DynamicUser" not in unit
+    key = (rootfs / "etc/ci/provenance.key").stat()
+    assert (key.st_uid, key.st_mode & 0o777) == (uid, 0o600)
+    timer = "etc/systemd/system/ci-pilothouse-prune-jobs.timer"
+    assert (rootfs / timer).is_file()
+    assert (rootfs / "etc/systemd/system/ci-pilothouse-prune-jobs.service").is_file()
+    assert os.readlink(rootfs / "etc/systemd/system/timers.target.wants/ci-pilothouse-prune-jobs.timer") == (
+        f"/{timer}"
+    )
+    assert "ci-pilothouse-prune-jobs.timer" in first.stdout.split("(systemd-analyze verify)")[0]
+
+    installed = snapshot(rootfs)
+    again = install(config, rootfs, wheels, "--package", "pilothouse", "--provenance-key")
+    assert again.returncode == 0, again.stderr
+    assert "ci 1.0 is installed as configured; nothing changed" in again.stdout
+    assert snapshot(rootfs) == installed
+
+    gone = install(config, rootfs, wheels, "--uninstall")
+    assert gone.returncode == 0, gone.stdout + gone.stderr
+    assert "delete system user cirunner" in gone.stdout
+    assert subprocess.run(["chroot", str(rootfs), "getent", "passwd", "cirunner"]).returncode == 2
+    assert subprocess.run(["chroot", str(rootfs), "getent", "group", "cirunner"]).returncode == 2
+    assert set(snapshot(rootfs)) == set(before)
+
+    config.write_text('[service]\nname = "ci"\n\n[deploy.systemd]\nuser = "daemon"\n')
+    existing = install(config, rootfs, wheels, "--package", "pilothouse", "--dry-run")
+    assert existing.returncode == 0, existing.stderr
+    assert "system user" not in existing.stdout  # the host's own user: used, never created
