@@ -104,6 +104,10 @@ def test_a_job_run_signs_its_outputs_and_verify_refuses_them_once_changed(tmp_pa
     }
     assert definition["internalParameters"]["service"] == "cijobs"
     assert definition["internalParameters"]["serviceVersion"] == "3.1"
+    assert definition["internalParameters"]["steps"] == [
+        {"name": "build", "outcome": "ok", "rc": 0, "tries": 1},
+        {"name": "report", "outcome": "warning", "rc": 4, "tries": 1},
+    ]
     assert definition["resolvedDependencies"][0]["digest"] == {
         "gitCommit": git(tmp_path, "rev-parse", "HEAD")
     }

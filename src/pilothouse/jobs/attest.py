@@ -103,10 +103,12 @@ class OutputAttester:
         params: Mapping[str, Any],
         outputs: Sequence[tuple[str, Path]],
         started: datetime,
+        steps: Sequence[Mapping[str, Any]] = (),
     ) -> list[Path]:
         """Sign one statement naming every output and write it beside each; the envelope paths.
 
-        `outputs`: (step, path) of the steps that ran. Blocking (hashing, key, files)."""
+        `outputs`: (step, path) of the steps that ran; `steps`: how each step before this one
+        ended (name, outcome, rc, tries). Blocking (hashing, key, files)."""
         from pilothouse.provenance import dsse
         from pilothouse.provenance.statement import JOB_RUN_TYPE, Build
         from pilothouse.provenance.subjects import envelope_path, file_subjects
@@ -139,7 +141,12 @@ class OutputAttester:
             dependencies=dependencies,
             parameters=parameters,
             build_type=JOB_RUN_TYPE,
-            internal={"service": service.name, "serviceVersion": service.version, "attempt": attempt},
+            internal={
+                "service": service.name,
+                "serviceVersion": service.version,
+                "attempt": attempt,
+                "steps": [dict(step) for step in steps],
+            },
         )
         line = json.dumps(dsse.sign(build.payload(), self.private_key()), sort_keys=True) + "\n"
         written = []

@@ -116,7 +116,7 @@ class Execution:
         started, produced = datetime.now(UTC), list[tuple[str, Path]]()
         steps = list(self.job.steps)
         if self.attester is not None:
-            steps.append(Step(ATTEST_STEP, self._attest_step(started, produced)))
+            steps.append(Step(ATTEST_STEP, self._attest_step(started, produced, results)))
         with job_span(self.job.name, self.job_id, self.attempt, self.traceparent) as span:
             self.log.info("job %s started (attempt %d)", self.job.name, self.attempt)
             for seq, step in enumerate(steps, 1):
@@ -143,15 +143,16 @@ class Execution:
         return RunResult(outcome, max_rc, tuple(results), error)
 
     def _attest_step(
-        self, started: datetime, produced: list[tuple[str, Path]]
+        self, started: datetime, produced: list[tuple[str, Path]], results: list[StepResult]
     ) -> Callable[[StepContext], Awaitable[int]]:
         """The `provenance` step: sign what the steps that ran declared (jobs/attest.py)."""
         attester = self.attester
         assert attester is not None
 
         async def provenance(ctx: StepContext) -> int:
+            steps = [{"name": r.name, "outcome": r.outcome, "rc": r.rc, "tries": r.tries} for r in results]
             written = await asyncio.to_thread(
-                attester.attest, self.job, self.job_id, self.attempt, self.params, produced, started
+                attester.attest, self.job, self.job_id, self.attempt, self.params, produced, started, steps
             )
             ctx.log.info("signed provenance for %d output(s): %s", len(produced), " ".join(map(str, written)))
             return 0
