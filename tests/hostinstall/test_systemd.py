@@ -57,7 +57,17 @@ def rootfs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("wheels")
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-build-isolation", "-w", str(out), str(ROOT)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-build-isolation",
+            "-w",
+            str(out),
+            f"{ROOT}[schedules]",
+        ],
         check=True,
         timeout=600,
     )
@@ -147,12 +157,19 @@ def test_install_upgrade_rollback_uninstall(rootfs: Path, wheels: Path, tmp_path
         rootfs, "/opt/shop/venv/bin/pilothouse", "config", "check", "/etc/shop/pilothouse.toml"
     )
 
+    assert "checked the config with shop 1.0 (pilothouse config check)" in first.stdout
+
     installed = snapshot(rootfs)
     again = install(config, rootfs, wheels, "--package", "shopapp==1.0", "--package", "pilothouse")
     assert again.returncode == 0, again.stderr
     assert "shop 1.0 is installed as configured; nothing changed" in again.stdout
     assert snapshot(rootfs) == installed
 
+    # The upgrade brings a config change: checked by 1.1, installed with it, undone by rollback.
+    first_config, first_unit = config.read_text(), (rootfs / "etc/systemd/system/shop.service").read_text()
+    config.write_text(
+        first_config.replace('version = "1.0"', 'version = "1.1"') + '[lifecycle]\ndrain_timeout = "50s"\n'
+    )
     newer = install(
         config,
         rootfs,
@@ -170,11 +187,19 @@ def test_install_upgrade_rollback_uninstall(rootfs: Path, wheels: Path, tmp_path
     assert installed_app_version(rootfs) == "1.1"
     assert (rootfs / "opt/shop/releases/1.0/bin/pilothouse").exists()  # beside, for the rollback
     assert "not restarted (not the running system)" in newer.stdout
+    assert "checked the config with shop 1.1 (pilothouse config check)" in newer.stdout
+    assert (rootfs / "etc/shop/pilothouse.toml").read_text() == config.read_text()
+    assert "TimeoutStopSec=" in first_unit
+    upgraded_unit = (rootfs / "etc/systemd/system/shop.service").read_text()
+    assert "Description=shop 1.1 (pilothouse)" in upgraded_unit
+    assert upgraded_unit.split("TimeoutStopSec=")[1] != first_unit.split("TimeoutStopSec=")[1]
 
     back = install(config, rootfs, wheels, "--rollback")
     assert back.returncode == 0, back.stderr
     assert os.readlink(rootfs / "opt/shop/venv") == "releases/1.0"
     assert installed_app_version(rootfs) == "1.0"
+    assert (rootfs / "etc/shop/pilothouse.toml").read_text() == first_config
+    assert (rootfs / "etc/systemd/system/shop.service").read_text() == first_unit
 
     kept = snapshot(rootfs)
     planned = install(config, rootfs, wheels, "--uninstall", "--dry-run")
@@ -224,9 +249,17 @@ def test_a_fixed_user_is_created_with_the_timers_and_removed_by_uninstall(
     before = snapshot(rootfs)
     assert subprocess.run(["chroot", str(rootfs), "getent", "passwd", "cirunner"]).returncode == 2
 
-    first = install(config, rootfs, wheels, "--package", "pilothouse", "--provenance-key")
+    # The release's own config check refuses a venv without the extra the config needs: nothing
+    # is switched, the release is removed, and what was made is recorded for the retry.
+    lacking = install(config, rootfs, wheels, "--package", "pilothouse", "--provenance-key")
+    assert lacking.returncode == 1, lacking.stdout + lacking.stderr
+    assert "schedules need the `schedules` extra" in lacking.stderr
+    assert not (rootfs / "opt/ci/venv").is_symlink() and not (rootfs / "opt/ci/releases/1.0").exists()
+
+    first = install(config, rootfs, wheels, "--package", "pilothouse[schedules]", "--provenance-key")
     assert first.returncode == 0, first.stdout + first.stderr
-    assert "create system user cirunner (no login shell, home /var/lib/ci)" in first.stdout
+    assert "checked the config with ci 1.0 (pilothouse config check)" in first.stdout
+    assert "create system user cirunner (no login shell, home /var/lib/ci)" in lacking.stdout
     entry = in_root(rootfs, "getent", "passwd", "cirunner").split(":")
     uid, gid, home, shell = int(entry[2]), int(entry[3]), entry[5], entry[6]
     assert (home, shell) == ("/var/lib/ci", "/usr/sbin/nologin")
@@ -246,7 +279,7 @@ def test_a_fixed_user_is_created_with_the_timers_and_removed_by_uninstall(
     assert "ci-pilothouse-prune-jobs.timer" in first.stdout.split("(systemd-analyze verify)")[0]
 
     installed = snapshot(rootfs)
-    again = install(config, rootfs, wheels, "--package", "pilothouse", "--provenance-key")
+    again = install(config, rootfs, wheels, "--package", "pilothouse[schedules]", "--provenance-key")
     assert again.returncode == 0, again.stderr
     assert "ci 1.0 is installed as configured; nothing changed" in again.stdout
     assert snapshot(rootfs) == installed

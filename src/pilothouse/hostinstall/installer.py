@@ -103,6 +103,13 @@ class Installer:
         )
 
     def _make_release(self, state: State, release: PurePosixPath, version: str) -> None:
+        try:
+            self._fill_release(state, release, version)
+        except BaseException:
+            shutil.rmtree(self.layout.on_disk(release), ignore_errors=True)  # a retry starts clean
+            raise
+
+    def _fill_release(self, state: State, release: PurePosixPath, version: str) -> None:
         self._run("python3", "-m", "venv", str(release))
         pip = [
             str(release / "bin" / "python"),
@@ -244,6 +251,27 @@ class Installer:
     # -- the operations ----------------------------------------------------------------------
     def install(self) -> int:
         state = State.load(self.state_path) or State()
+        return self._recorded(state, lambda: self._install(state))
+
+    def upgrade(self) -> int:
+        state = self._installed()
+        return self._recorded(state, lambda: self._upgrade(state))
+
+    def rollback(self) -> int:
+        state = self._installed()
+        return self._recorded(state, lambda: self._rollback(state))
+
+    def _recorded(self, state: State, operation: Callable[[], int]) -> int:
+        """Run `operation`; when it fails midway, still record what it made (so a second run
+        and uninstall know those files are pilothouse's), then let the error out."""
+        try:
+            return operation()
+        except BaseException:
+            if not self.options.dry_run and self.changed:
+                state.save(self.state_path)
+            raise
+
+    def _install(self, state: State) -> int:
         version = self.options.version
         if state.current is not None and state.current != version:
             raise ConfigError(
@@ -275,19 +303,22 @@ class Installer:
 
                 self.step(f"generate provenance key {key} (600) and {key}.pub", make_key)
         self._release(state, version)
+        self._check_config(state, version)
         self._switch(state, version)
         self._write_units(state)
         self._enable(state)
         self._verify()
         return self._finish(state, f"installed {lay.name} {version}")
 
-    def upgrade(self) -> int:
-        state = self._installed()
+    def _upgrade(self, state: State) -> int:
         version = self.options.version
         if state.current == version:
             self.say(f"{self.layout.name} {version} is already the current version; nothing to do")
             return 0
         self._release(state, version)
+        self._check_config(state, version)  # the new version accepts the new config, before anything moves
+        assert self.config.source is not None
+        self._write(state, self.layout.config, self.config.source.read_text(), 0o644)
         self._user(state)
         self._write_units(state)
         self._enable(state)
@@ -296,14 +327,46 @@ class Installer:
         self._restart()
         return self._finish(state, f"upgraded {self.layout.name} to {version} (back: --rollback)")
 
-    def rollback(self) -> int:
-        state = self._installed()
+    def _rollback(self, state: State) -> int:
+        """Back to the previous version with the config (and so the units) it ran with."""
         if state.previous is None:
             raise OperationError(f"{self.layout.name}: no previous version to roll back to")
         back = state.previous
+        kept = self.layout.on_disk(self._kept(back))
+        if kept.is_file():
+            from pilothouse.config import load_config
+
+            self._write(state, self.layout.config, kept.read_text(), 0o644)
+            self.config = load_config(kept)
+            self._write_units(state)
         self._switch(state, back)
+        self._verify()
         self._restart()
         return self._finish(state, f"rolled {self.layout.name} back to {back}")
+
+    def _kept(self, version: str) -> PurePosixPath:
+        """The config a release was installed with, kept in the release for its rollback."""
+        return self.layout.release(version) / "pilothouse.toml"
+
+    def _check_config(self, state: State, version: str) -> None:
+        """Keep the config in the release and have that release's `pilothouse config check` accept
+        it (a check, not a change: it runs every time; the copy is rewritten only when it differs)."""
+        if self.options.dry_run:
+            return
+        assert self.config.source is not None
+        text = self.config.source.read_text()
+        kept = self.layout.on_disk(self._kept(version))
+        if not kept.is_file() or kept.read_text() != text:
+            replace(kept, text, 0o644)
+        binary = self.layout.release(version) / "bin" / "pilothouse"
+        try:
+            self._run(str(binary), "config", "check", str(self._kept(version)))
+        except OperationError:
+            if version != state.current:  # never switched to: gone, so a retry builds it again
+                shutil.rmtree(self.layout.on_disk(self.layout.release(version)), ignore_errors=True)
+                state.releases.remove(version)
+            raise
+        self.say(f"checked the config with {self.layout.name} {version} (pilothouse config check)")
 
     def uninstall(self) -> int:
         state = self._installed()
