@@ -16,6 +16,7 @@ from pilothouse.config.model import Config
 from pilothouse.errors import ConfigError, OperationError
 
 if TYPE_CHECKING:
+    from pilothouse.jobs.attest import OutputAttester
     from pilothouse.jobs.registry import Registry
     from pilothouse.jobs.store import JobRecord, JobStore
     from pilothouse.runtime.runtime import Runtime
@@ -139,6 +140,8 @@ def _submit(args: argparse.Namespace, config: Config) -> tuple[JobStore, Registr
 
 
 def run_now(args: argparse.Namespace) -> int:
+    from pilothouse.jobs.attest import attester_for
+    from pilothouse.jobs.registry import load_jobs
     from pilothouse.jobs.standalone import one_job_runtime
     from pilothouse.runtime.loader import load_app
 
@@ -147,12 +150,16 @@ def run_now(args: argparse.Namespace) -> int:
     # anything is queued.
     runtime = one_job_runtime(config)
     load_app(config)  # what the app module registers exists here too, as in serve and worker
-    store, job_id = asyncio.run(_run_here(runtime, lambda config: _submit(args, config)))
+    # Outputs without [jobs.provenance], or a key that does not load: one line, nothing queued.
+    attester = attester_for(config, load_jobs(config))
+    store, job_id = asyncio.run(_run_here(runtime, lambda config: _submit(args, config), attester))
     return _report(args, store, job_id)
 
 
 async def _run_here(
-    runtime: Runtime, submit_job: Callable[[Config], tuple[JobStore, Registry, int]]
+    runtime: Runtime,
+    submit_job: Callable[[Config], tuple[JobStore, Registry, int]],
+    attester: OutputAttester | None = None,
 ) -> tuple[JobStore, int]:
     """Submit the job (`submit_job`: the store, the registry and the new job's id), claim it and
     run it in this process (heartbeating like a worker), inside the runtime's lifecycle whatever
@@ -165,7 +172,14 @@ async def _run_here(
     try:
         store, registry, job_id = submit_job(config)
         await runtime.run_start_hooks()
-        worker = Worker(store, registry, config.jobs, runtime.metrics, worker_id=new_worker_id("cli-"))
+        worker = Worker(
+            store,
+            registry,
+            config.jobs,
+            runtime.metrics,
+            worker_id=new_worker_id("cli-"),
+            attester=attester,
+        )
         await worker.start(claim=False)
         try:
             loop = asyncio.get_running_loop()

@@ -19,6 +19,31 @@ from pilothouse.durations import Duration
 _MODULE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 _SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 MAX_CONCURRENCY = 1000
+JOB_BUILDER_ID = "https://github.com/pilothouse/pilothouse/blob/main/docs/provenance.md#job-runner"
+
+
+class JobsProvenanceConfig(Section):
+    """Signed SLSA provenance for the files jobs declare as outputs (`@job.step(outputs=...)`)."""
+
+    key: str | SecretRef = Field(
+        description="Ed25519 private key (PEM): a file (mode 0600, relative to the config file) or "
+        'a secret reference such as { secret = "provenance.key" }'
+    )
+    builder_id: str = Field(
+        default=JOB_BUILDER_ID, description="runDetails.builder.id: who ran the job (a URI)"
+    )
+    source: str | None = Field(
+        default=None,
+        description="the job code's repository (externalParameters.source); default: the git "
+        "checkout holding the config file, if it is one",
+    )
+
+    @field_validator("builder_id")
+    @classmethod
+    def _builder(cls, value: str) -> str:
+        if ":" not in value or any(c.isspace() for c in value):
+            raise ValueError("expected a URI such as 'https://ci.example/runners/shop'")
+        return value
 
 
 class JobsConfig(Section):
@@ -45,6 +70,9 @@ class JobsConfig(Section):
         description="who fires [[jobs.schedules]]: the job worker, generated CronJobs or systemd timers",
     )
     schedules: list[ScheduleConfig] = Field(default_factory=list, description="jobs that run by time")
+    provenance: JobsProvenanceConfig | None = Field(
+        default=None, description="sign what jobs declare as outputs (SLSA provenance beside each)"
+    )
 
     @field_validator("module")
     @classmethod

@@ -19,6 +19,7 @@ from pathlib import Path, PurePosixPath
 from pilothouse.config.model import Config
 from pilothouse.errors import ConfigError, OperationError
 from pilothouse.files import replace
+from pilothouse.generators.deploy import facts, timers
 from pilothouse.generators.deploy.systemd import environment_file_example, unit
 from pilothouse.hostinstall.layout import Layout
 from pilothouse.hostinstall.state import State
@@ -102,6 +103,13 @@ class Installer:
         )
 
     def _make_release(self, state: State, release: PurePosixPath, version: str) -> None:
+        try:
+            self._fill_release(state, release, version)
+        except BaseException:
+            shutil.rmtree(self.layout.on_disk(release), ignore_errors=True)  # a retry starts clean
+            raise
+
+    def _fill_release(self, state: State, release: PurePosixPath, version: str) -> None:
         self._run("python3", "-m", "venv", str(release))
         pip = [
             str(release / "bin" / "python"),
@@ -152,19 +160,83 @@ class Installer:
 
         self.step(f"switch {self.layout.venv} -> {target}", switch)
 
+    def _units(self) -> dict[PurePosixPath, str]:
+        """The service's unit and, with `scheduler = "systemd"`, each schedule's timer and job unit."""
+        units = {self.layout.unit: unit(self.config)}
+        for name, text in timers.files(self.config).items():
+            units[self.layout.unit.parent / PurePosixPath(name).name] = text
+        return units
+
+    def _wants(self) -> dict[PurePosixPath, PurePosixPath]:
+        """What `enable` links: the service into multi-user.target, each timer into timers.target."""
+        base = PurePosixPath("/etc/systemd/system")
+        return {
+            path: base
+            / ("timers.target.wants" if path.suffix == ".timer" else "multi-user.target.wants")
+            / path.name
+            for path in self._units()
+            if path == self.layout.unit or path.suffix == ".timer"
+        }
+
+    def _write_units(self, state: State) -> None:
+        self._mkdir(state, self.layout.unit.parent, 0o755)
+        for path, text in self._units().items():
+            self._write(state, path, text, 0o644)
+
+    def _enable(self, state: State) -> None:
+        lay = self.layout
+        for path, wants in self._wants().items():
+            if lay.on_disk(wants).is_symlink():
+                continue
+
+            def enable(path: PurePosixPath = path, wants: PurePosixPath = wants) -> None:
+                if not lay.on_disk(wants.parent).exists():
+                    self._make_dir(state, wants.parent, 0o755)
+                self._run("systemctl", f"--root={lay.root}", "enable", path.name, inside=False)
+                state.remember(str(wants))
+
+            self.step(f"enable {path.name}", enable)
+
+    def _user(self, state: State) -> None:
+        """Create `[deploy.systemd].user` when the host has no such user: a system user and group,
+        no login shell, home the state directory (systemd makes it, StateDirectory=)."""
+        user = self.config.deploy.systemd.user
+        if user is None or self._exists(user):
+            return
+
+        def create() -> None:
+            self._run(
+                "useradd",
+                "--system",
+                "--user-group",
+                "--no-create-home",
+                "--home-dir",
+                facts.state_dir(self.config),
+                "--shell",
+                "/usr/sbin/nologin",
+                "--comment",
+                f"{self.layout.name} (pilothouse)",
+                user,
+            )
+            state.user = user
+
+        self.step(f"create system user {user} (no login shell, home {facts.state_dir(self.config)})", create)
+
+    def _exists(self, user: str) -> bool:
+        """Whether the target system knows `user` (getent: local files, and LDAP or the like)."""
+        cmd = ["getent", "passwd", user]
+        if self.layout.root.resolve() != Path("/"):
+            cmd = ["chroot", str(self.layout.root), *cmd]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+        return done.returncode == 0
+
     def _verify(self) -> None:
-        """systemd-analyze verify over the installed unit (a check, not a change: runs every time)."""
+        """systemd-analyze verify over the installed units (a check, not a change: runs every time)."""
         if self.options.dry_run:
             return
-        self._run(
-            "systemd-analyze",
-            "verify",
-            "--man=no",
-            f"--root={self.layout.root}",
-            str(self.layout.unit),
-            inside=False,
-        )
-        self.say(f"verified {self.layout.unit} (systemd-analyze verify)")
+        units = [str(path) for path in self._units()]
+        self._run("systemd-analyze", "verify", "--man=no", f"--root={self.layout.root}", *units, inside=False)
+        self.say(f"verified {' '.join(units)} (systemd-analyze verify)")
 
     def _restart(self) -> None:
         name = self.layout.unit.name
@@ -179,12 +251,34 @@ class Installer:
     # -- the operations ----------------------------------------------------------------------
     def install(self) -> int:
         state = State.load(self.state_path) or State()
+        return self._recorded(state, lambda: self._install(state))
+
+    def upgrade(self) -> int:
+        state = self._installed()
+        return self._recorded(state, lambda: self._upgrade(state))
+
+    def rollback(self) -> int:
+        state = self._installed()
+        return self._recorded(state, lambda: self._rollback(state))
+
+    def _recorded(self, state: State, operation: Callable[[], int]) -> int:
+        """Run `operation`; when it fails midway, still record what it made (so a second run
+        and uninstall know those files are pilothouse's), then let the error out."""
+        try:
+            return operation()
+        except BaseException:
+            if not self.options.dry_run and self.changed:
+                state.save(self.state_path)
+            raise
+
+    def _install(self, state: State) -> int:
         version = self.options.version
         if state.current is not None and state.current != version:
             raise ConfigError(
                 f"{self.layout.name} {state.current} is installed; use --upgrade to install {version}"
             )
         lay = self.layout
+        self._user(state)
         for directory in (lay.config.parent, lay.working_directory):
             self._mkdir(state, directory, 0o755)
         assert self.config.source is not None
@@ -198,58 +292,91 @@ class Installer:
             if not lay.on_disk(key).exists():
                 from pilothouse.provenance.keys import generate
 
+                user = self.config.deploy.systemd.user
+
                 def make_key() -> None:
                     generate(lay.on_disk(key))
                     state.remember(str(key))
                     state.remember(f"{key}.pub")
+                    if user is not None:  # the service signs job outputs with it: its own, still 0600
+                        self._run("chown", f"{user}:{user}", str(key))
 
                 self.step(f"generate provenance key {key} (600) and {key}.pub", make_key)
         self._release(state, version)
+        self._check_config(state, version)
         self._switch(state, version)
-        self._mkdir(state, lay.unit.parent, 0o755)
-        self._write(state, lay.unit, unit(self.config), 0o644)
-        wants = PurePosixPath("/etc/systemd/system/multi-user.target.wants") / lay.unit.name
-        if not lay.on_disk(wants).is_symlink():
-
-            def enable() -> None:
-                if not lay.on_disk(wants.parent).exists():
-                    self._make_dir(state, wants.parent, 0o755)
-                self._run("systemctl", f"--root={lay.root}", "enable", lay.unit.name, inside=False)
-                state.remember(str(wants))
-
-            self.step(f"enable {lay.unit.name}", enable)
+        self._write_units(state)
+        self._enable(state)
         self._verify()
         return self._finish(state, f"installed {lay.name} {version}")
 
-    def upgrade(self) -> int:
-        state = self._installed()
+    def _upgrade(self, state: State) -> int:
         version = self.options.version
         if state.current == version:
             self.say(f"{self.layout.name} {version} is already the current version; nothing to do")
             return 0
         self._release(state, version)
-        self._write(state, self.layout.unit, unit(self.config), 0o644)
+        self._check_config(state, version)  # the new version accepts the new config, before anything moves
+        assert self.config.source is not None
+        self._write(state, self.layout.config, self.config.source.read_text(), 0o644)
+        self._user(state)
+        self._write_units(state)
+        self._enable(state)
         self._switch(state, version)
         self._verify()
         self._restart()
         return self._finish(state, f"upgraded {self.layout.name} to {version} (back: --rollback)")
 
-    def rollback(self) -> int:
-        state = self._installed()
+    def _rollback(self, state: State) -> int:
+        """Back to the previous version with the config (and so the units) it ran with."""
         if state.previous is None:
             raise OperationError(f"{self.layout.name}: no previous version to roll back to")
         back = state.previous
+        kept = self.layout.on_disk(self._kept(back))
+        if kept.is_file():
+            from pilothouse.config import load_config
+
+            self._write(state, self.layout.config, kept.read_text(), 0o644)
+            self.config = load_config(kept)
+            self._write_units(state)
         self._switch(state, back)
+        self._verify()
         self._restart()
         return self._finish(state, f"rolled {self.layout.name} back to {back}")
+
+    def _kept(self, version: str) -> PurePosixPath:
+        """The config a release was installed with, kept in the release for its rollback."""
+        return self.layout.release(version) / "pilothouse.toml"
+
+    def _check_config(self, state: State, version: str) -> None:
+        """Keep the config in the release and have that release's `pilothouse config check` accept
+        it (a check, not a change: it runs every time; the copy is rewritten only when it differs)."""
+        if self.options.dry_run:
+            return
+        assert self.config.source is not None
+        text = self.config.source.read_text()
+        kept = self.layout.on_disk(self._kept(version))
+        if not kept.is_file() or kept.read_text() != text:
+            replace(kept, text, 0o644)
+        binary = self.layout.release(version) / "bin" / "pilothouse"
+        try:
+            self._run(str(binary), "config", "check", str(self._kept(version)))
+        except OperationError:
+            if version != state.current:  # never switched to: gone, so a retry builds it again
+                shutil.rmtree(self.layout.on_disk(self.layout.release(version)), ignore_errors=True)
+                state.releases.remove(version)
+            raise
+        self.say(f"checked the config with {self.layout.name} {version} (pilothouse config check)")
 
     def uninstall(self) -> int:
         state = self._installed()
         lay = self.layout
-        self.step(
-            f"disable {lay.unit.name}",
-            lambda: self._run("systemctl", f"--root={lay.root}", "disable", lay.unit.name, inside=False),
-        )
+        names = [PurePosixPath(c).name for c in state.created if ".target.wants/" in c]
+        if names:
+            self.step(
+                f"disable {' '.join(names)}",
+                lambda: self._run("systemctl", f"--root={lay.root}", "disable", *names, inside=False),
+            )
         for version in state.releases:
             release = lay.release(version)
             self.step(f"remove {release}", partial(shutil.rmtree, lay.on_disk(release), ignore_errors=True))
@@ -259,6 +386,9 @@ class Installer:
                 self.step(f"remove {created}", path.unlink)
             elif path.is_dir():
                 self.step(f"remove directory {created}", path.rmdir)
+        if state.user is not None:
+            user = state.user
+            self.step(f"delete system user {user}", lambda: self._run("userdel", user))
         self.step(f"remove {lay.state}", self.state_path.unlink)
         for directory in (lay.state.parent,):
             on_disk = lay.on_disk(directory)

@@ -16,6 +16,7 @@ class State:
     releases: list[str] = field(default_factory=list)
     current: str | None = None
     previous: str | None = None
+    user: str | None = None  # the system user install created (uninstall deletes it)
 
     @classmethod
     def load(cls, path: Path) -> State | None:

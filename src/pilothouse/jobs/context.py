@@ -1,5 +1,6 @@
 """What a step receives: its job's parameters, a logger that tags every line with the job id
-and step, a cancellation flag, and `run()` for subprocesses the worker can kill."""
+and step, a cancellation flag, `run()` for subprocesses the worker can kill, and the paths of
+its declared outputs."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import os
 import signal
 import subprocess
 import threading
-from collections.abc import MutableMapping
+from collections.abc import MutableMapping, Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 log = logging.getLogger("pilothouse.jobs")
@@ -44,6 +46,7 @@ class StepContext:
         params: dict[str, Any],
         shared: dict[str, Any],
         max_rc: int,
+        outputs: Sequence[Path] = (),
     ) -> None:
         self.job_id = job_id
         self.job = job
@@ -52,6 +55,7 @@ class StepContext:
         self.params = params
         self.shared = shared
         self.max_rc = max_rc
+        self.outputs = list(outputs)  # the step's declared outputs, resolved: write these
         self.log = StepLog(log, {"job_id": job_id, "job": job, "step": step, "attempt": attempt})
         self._stop = threading.Event()
         self._stop_async = asyncio.Event()

@@ -10,7 +10,8 @@ code so far is below N (JCL's COND, the right way round).
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Mapping
+import string
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -94,6 +95,7 @@ class Step:
     idempotent: bool = False
     retries: int = 0
     backoff: float = 1.0
+    outputs: tuple[str, ...] = ()  # files (or directories) the step writes, attested after the job
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
@@ -141,13 +143,20 @@ class Job:
         idempotent: bool = False,
         retries: int = 0,
         backoff: float | str = 1.0,
+        outputs: Sequence[str] = (),
     ) -> Callable[[StepFunc], StepFunc]:
-        """Append the decorated function as the next step; durations may be "5s" strings."""
+        """Append the decorated function as the next step; durations may be "5s" strings.
+
+        `outputs`: paths the step writes (relative ones under `service.state_dir`), `{param}`
+        filled in from the job's parameters; the run signs SLSA provenance for them (`ctx.outputs`
+        holds them resolved)."""
 
         def add(func: StepFunc) -> StepFunc:
             step_name = name or func.__name__.replace("_", "-")
             if any(s.name == step_name for s in self.steps):
                 raise JobDefinitionError(f"job '{self.name}': step '{step_name}' is declared twice")
+            for template in outputs:
+                self._check_output(step_name, template)
             self.steps.append(
                 Step(
                     step_name,
@@ -157,11 +166,30 @@ class Job:
                     idempotent=idempotent,
                     retries=retries,
                     backoff=_seconds(backoff) or 0.0,
+                    outputs=tuple(outputs),
                 )
             )
             return func
 
         return add
+
+    @property
+    def outputs(self) -> bool:
+        """Whether any step declares outputs (the run then ends with a `provenance` step)."""
+        return any(s.outputs for s in self.steps)
+
+    def _check_output(self, step: str, template: str) -> None:
+        where = f"job '{self.name}', step '{step}': output {template!r}"
+        if not isinstance(template, str) or not template.strip():
+            raise JobDefinitionError(f"{where}: expected a path")
+        try:
+            fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+        except ValueError as exc:
+            raise JobDefinitionError(f"{where}: {exc}") from None
+        for name in fields:
+            if name not in self.params:
+                known = ", ".join(sorted(self.params)) or "none"
+                raise JobDefinitionError(f"{where}: {{{name}}} is not a parameter (declared: {known})")
 
     def bind(self, raw: Mapping[str, object]) -> dict[str, Any]:
         """Validated, typed parameters with defaults filled in; ParamError says what is wrong."""

@@ -13,6 +13,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from pilothouse.errors import OperationError
+from pilothouse.jobs.attest import attester_for
 from pilothouse.jobs.definition import ParamError
 from pilothouse.jobs.registry import UnknownJob, load_jobs
 from pilothouse.jobs.store import Draining, open_store
@@ -35,7 +36,9 @@ def install(runtime: Runtime) -> None:
         return  # with --workers, the supervisor runs the job worker and serves /admin/jobs
     registry = load_jobs(runtime.config)
     store = open_store(runtime.config)
-    worker = Worker(store, registry, settings, runtime.metrics)
+    worker = Worker(
+        store, registry, settings, runtime.metrics, attester=attester_for(runtime.config, registry)
+    )
     service = JobService(runtime, worker)
     runtime.add_route("POST", "/admin/jobs", service.submit_route, admin=True)
     # A `jobs worker` process exists for its jobs: without its store it is not ready. Inside

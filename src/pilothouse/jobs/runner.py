@@ -16,15 +16,21 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pilothouse.jobs.context import Cancelled, StepContext, StepLog, log
 from pilothouse.jobs.definition import ABEND_RC, ERROR, Abend, Job, Step, rc_outcome
 from pilothouse.jobs.tracing import finish_span, job_span, step_span
 from pilothouse.redaction import redact
 
+if TYPE_CHECKING:
+    from pilothouse.jobs.attest import OutputAttester
+
 FAILED_TRY = ("abend", "timeout")  # a try that may be retried
 ERROR_OUTCOMES = ("error", *FAILED_TRY)  # counted in pilothouse_job_errors_total: RC 8+ too
+ATTEST_STEP = "provenance"  # the step that signs a run's outputs (jobs/attest.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +80,7 @@ class Execution:
         *,
         attempt: int = 1,
         traceparent: str | None = None,
+        attester: OutputAttester | None = None,
     ) -> None:
         self.job = job
         self.job_id = job_id
@@ -81,6 +88,7 @@ class Execution:
         self.observer = observer
         self.attempt = attempt
         self.traceparent = traceparent
+        self.attester = attester if job.outputs else None
         self.cancel_reason: str | None = None
         self.log = StepLog(log, {"job_id": job_id, "job": job.name, "attempt": attempt})
         self._ctx: StepContext | None = None
@@ -105,19 +113,25 @@ class Execution:
     async def run(self) -> RunResult:
         results: list[StepResult] = []
         max_rc, shared, stopped = 0, dict[str, Any](), False
+        started, produced = datetime.now(UTC), list[tuple[str, Path]]()
+        steps = list(self.job.steps)
+        if self.attester is not None:
+            steps.append(Step(ATTEST_STEP, self._attest_step(started, produced, results)))
         with job_span(self.job.name, self.job_id, self.attempt, self.traceparent) as span:
             self.log.info("job %s started (attempt %d)", self.job.name, self.attempt)
-            for seq, step in enumerate(self.job.steps, 1):
+            for seq, step in enumerate(steps, 1):
                 skip = None
                 if self.cancel_reason is not None:
                     skip = "cancelled"
                 elif stopped or (step.when_below is not None and max_rc >= step.when_below):
                     skip = "skipped"
+                elif step.name == ATTEST_STEP and self.attester is not None and max_rc >= ERROR:
+                    skip = "skipped"  # a failed run's outputs are not vouched for
                 if skip is not None:
                     result = StepResult(seq, step.name, skip, None, 0, 0.0)
                 else:
                     await self.observer.step_started(seq, step)
-                    result = await self._run_step(seq, step, max_rc, shared)
+                    result = await self._run_step(seq, step, max_rc, shared, produced)
                     stopped = result.outcome in FAILED_TRY
                     max_rc = max(max_rc, result.rc or 0)
                 await self.observer.step_finished(result)
@@ -128,14 +142,40 @@ class Execution:
             self.log.info("job %s ended: %s, RC %d", self.job.name, outcome, max_rc)
         return RunResult(outcome, max_rc, tuple(results), error)
 
-    async def _run_step(self, seq: int, step: Step, max_rc: int, shared: dict[str, Any]) -> StepResult:
+    def _attest_step(
+        self, started: datetime, produced: list[tuple[str, Path]], results: list[StepResult]
+    ) -> Callable[[StepContext], Awaitable[int]]:
+        """The `provenance` step: sign what the steps that ran declared (jobs/attest.py)."""
+        attester = self.attester
+        assert attester is not None
+
+        async def provenance(ctx: StepContext) -> int:
+            steps = [{"name": r.name, "outcome": r.outcome, "rc": r.rc, "tries": r.tries} for r in results]
+            written = await asyncio.to_thread(
+                attester.attest, self.job, self.job_id, self.attempt, self.params, produced, started, steps
+            )
+            ctx.log.info("signed provenance for %d output(s): %s", len(produced), " ".join(map(str, written)))
+            return 0
+
+        return provenance
+
+    async def _run_step(
+        self, seq: int, step: Step, max_rc: int, shared: dict[str, Any], produced: list[tuple[str, Path]]
+    ) -> StepResult:
         started = time.monotonic()
+        outputs: list[Path] = []
+        if self.attester is not None and step.outputs:
+            try:
+                outputs = self.attester.resolve(step, self.params)
+            except Abend as exc:
+                self.log.warning("step %s abend: %s", step.name, exc)
+                return StepResult(seq, step.name, "abend", exc.code, 0, 0.0, str(exc))
         with step_span(self.job.name, step.name) as span:
             tries = 0
             while True:
                 tries += 1
                 ctx = StepContext(
-                    self.job_id, self.job.name, step.name, self.attempt, self.params, shared, max_rc
+                    self.job_id, self.job.name, step.name, self.attempt, self.params, shared, max_rc, outputs
                 )
                 ctx.log.info("step %s started (try %d)", step.name, tries)
                 outcome, rc, error = await self._attempt(step, ctx)
@@ -150,6 +190,8 @@ class Execution:
                     break
             ctx.log.info("step %s ended: %s, RC %s", step.name, outcome, rc)
             finish_span(span, rc=rc or 0, outcome=outcome, error=error)
+        if outcome in ("ok", "warning"):
+            produced += [(step.name, path) for path in outputs]
         return StepResult(seq, step.name, outcome, rc, tries, time.monotonic() - started, error)
 
     async def _attempt(self, step: Step, ctx: StepContext) -> tuple[str, int | None, str | None]:

@@ -16,7 +16,7 @@ import os
 import secrets
 import socket
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pilothouse.backup.metrics import publish as publish_backup_metrics
 from pilothouse.catalog import jobs as job_metrics
@@ -30,6 +30,9 @@ from pilothouse.jobs.scheduler import Scheduler, check_schedules
 from pilothouse.jobs.store import JobRecord, JobStore
 from pilothouse.runtime import threads
 from pilothouse.runtime.metrics import Metrics
+
+if TYPE_CHECKING:
+    from pilothouse.jobs.attest import OutputAttester
 
 log = logging.getLogger("pilothouse.jobs.worker")
 T = TypeVar("T")
@@ -51,6 +54,7 @@ class Worker:
         *,
         worker_id: str | None = None,
         concurrency: int | None = None,
+        attester: OutputAttester | None = None,
     ) -> None:
         self.store = store
         self.registry = registry
@@ -58,6 +62,7 @@ class Worker:
         self.metrics = metrics or Metrics()
         self.id = worker_id or new_worker_id()
         self.concurrency = concurrency or settings.concurrency
+        self.attester = attester  # signs declared outputs (jobs/attest.py)
         self.running: dict[int, tuple[Execution | None, asyncio.Task[Any]]] = {}
         self.local_drain = False
         self.store_draining = False
@@ -241,6 +246,7 @@ class Worker:
                 Recorder(self.store, self.metrics, record),
                 attempt=record.attempts,
                 traceparent=record.traceparent,
+                attester=self.attester,
             )
             task = asyncio.create_task(self._execute(record, execution), name=f"job-{record.id}")
         except (OperationError, ParamError) as exc:

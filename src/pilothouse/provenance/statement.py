@@ -22,6 +22,7 @@ from pilothouse.provenance.subjects import sha256_file
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://slsa.dev/provenance/v1"
 BUILD_TYPE = "https://github.com/pilothouse/pilothouse/blob/main/docs/provenance.md#build-type-v1"
+JOB_RUN_TYPE = "https://github.com/pilothouse/pilothouse/blob/main/docs/provenance.md#job-run-v1"
 DEFAULT_BUILDER_ID = "https://github.com/pilothouse/pilothouse/blob/main/docs/provenance.md#local-builder"
 
 
@@ -87,13 +88,15 @@ class Build:
     """Everything known about one build; `statement()` lays it out as SLSA Provenance v1."""
 
     subjects: list[dict[str, Any]]
-    source: Source
+    source: Source | None  # None: not built from a known checkout (a job run outside one)
     builder_id: str = DEFAULT_BUILDER_ID
     invocation_id: str = ""
     started_on: datetime | None = None
     finished_on: datetime | None = None
     dependencies: list[dict[str, Any]] = field(default_factory=list)
     parameters: dict[str, Any] = field(default_factory=dict)
+    build_type: str = BUILD_TYPE
+    internal: dict[str, Any] = field(default_factory=dict)
 
     def statement(self) -> dict[str, Any]:
         metadata: dict[str, Any] = {"invocationId": self.invocation_id}
@@ -101,20 +104,24 @@ class Build:
             metadata["startedOn"] = timestamp(self.started_on)
         if self.finished_on is not None:
             metadata["finishedOn"] = timestamp(self.finished_on)
+        external: dict[str, Any] = {"source": self.source.uri} if self.source else {}
+        internal: dict[str, Any] = {
+            "pilothouseVersion": __version__,
+            "python": platform.python_version(),
+            **({"sourceDirty": self.source.dirty} if self.source else {}),
+            **self.internal,
+        }
+        source = [self.source.dependency()] if self.source else []
         return {
             "_type": STATEMENT_TYPE,
             "subject": self.subjects,
             "predicateType": PREDICATE_TYPE,
             "predicate": {
                 "buildDefinition": {
-                    "buildType": BUILD_TYPE,
-                    "externalParameters": {"source": self.source.uri, **self.parameters},
-                    "internalParameters": {
-                        "pilothouseVersion": __version__,
-                        "python": platform.python_version(),
-                        "sourceDirty": self.source.dirty,
-                    },
-                    "resolvedDependencies": [self.source.dependency(), *self.dependencies],
+                    "buildType": self.build_type,
+                    "externalParameters": {**external, **self.parameters},
+                    "internalParameters": internal,
+                    "resolvedDependencies": [*source, *self.dependencies],
                 },
                 "runDetails": {"builder": {"id": self.builder_id}, "metadata": metadata},
             },

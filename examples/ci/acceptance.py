@@ -1,0 +1,346 @@
+"""Acceptance of the CI system's operations (reference system 003): every criterion of
+ACCEPTANCE.md that can run here, against a real `pilothouse serve` of this example, the shared
+PostgreSQL (pipelines and the job queue), two small HTTP servers standing in for the identity
+provider (Dex's /healthz) and the registry (/v2/), and an OTLP receiver.
+
+Run: `make examples`, or `.venv/bin/pytest tests/examples/test_ci.py`. One run of the service
+(the `run` fixture) goes through readiness, a config sync, a signed build, a drain with force and
+a graceful stop; each test checks one criterion of what that run recorded.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import shutil
+import signal
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from tests.examples.acceptance import otlp_receiver
+from tests.helpers import ServeProcess, eventually, run_cli
+from tests.telemetry.conftest import value
+
+EXAMPLE = Path(__file__).resolve().parent
+CONFIG = EXAMPLE / "pilothouse.toml"
+BUILDER = "https://ci.example/runners/ci"
+
+
+class _Dependency(BaseHTTPRequestHandler):
+    """Answers 200 on its path while `healthy`, else 503 (an identity provider or a registry)."""
+
+    def do_GET(self) -> None:
+        status = 200 if self.server.healthy else 503  # type: ignore[attr-defined]
+        self.send_response(status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+class Dependency:
+    def __init__(self) -> None:
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _Dependency)
+        self.server.healthy = True  # type: ignore[attr-defined]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def port(self) -> int:
+        return int(self.server.server_address[1])
+
+    def healthy(self, yes: bool) -> None:
+        self.server.healthy = yes  # type: ignore[attr-defined]
+
+
+@dataclass
+class Run:
+    """What one run of the example recorded, from start to exit."""
+
+    state: Path
+    config: Path
+    public_key: Path
+    env: dict[str, str]
+    ready_before_sync: httpx.Response
+    ready: httpx.Response
+    ready_identity_down: httpx.Response
+    health: httpx.Response
+    pipelines: httpx.Response
+    build: Any  # `jobs submit build --wait` (CompletedProcess)
+    drain_timed_out: Any = None
+    status_draining: dict[str, Any] = field(default_factory=dict)
+    submit_refused: Any = None
+    admin_submit_refused: httpx.Response | None = None
+    drain_forced: Any = None
+    long_build: dict[str, Any] = field(default_factory=dict)
+    undrain: Any = None
+    status_after: dict[str, Any] = field(default_factory=dict)
+    metrics: str = ""
+    exit_code: int | None = None
+    spans: list[Any] = field(default_factory=list)
+    output: str = ""
+
+
+@pytest.fixture(scope="module")
+def dependencies() -> Iterator[tuple[Dependency, Dependency]]:
+    identity, registry = Dependency(), Dependency()
+    yield identity, registry
+    identity.server.shutdown()
+    registry.server.shutdown()
+
+
+def _config(tmp: Path, identity: Dependency, registry: Dependency) -> Path:
+    """The example's config with the stand-ins' ports and the test's state directory."""
+    text = (
+        CONFIG.read_text()
+        .replace("127.0.0.1:5556", f"127.0.0.1:{identity.port}")
+        .replace("127.0.0.1:5000", f"127.0.0.1:{registry.port}")
+        .replace('"/var/lib/ci', f'"{tmp}/state')
+    )
+    config = tmp / "pilothouse.toml"
+    config.write_text(text)
+    return config
+
+
+def _cli(run_env: dict[str, str], config: Path, *args: str) -> Any:
+    return run_cli(*args, "-c", str(config), env=run_env, cwd=EXAMPLE, timeout=120)
+
+
+def _json(done: Any) -> Any:
+    return json.loads(done.stdout)
+
+
+@pytest.fixture(scope="module")
+def run(
+    postgres_url: str, tmp_path_factory: pytest.TempPathFactory, dependencies: tuple[Dependency, Dependency]
+) -> Iterator[Run]:
+    identity, registry = dependencies
+    tmp = tmp_path_factory.mktemp("ci")
+    (tmp / "state").mkdir()
+    config = _config(tmp, identity, registry)
+    key = tmp / "provenance.key"
+    assert run_cli("provenance", "keygen", "--key", str(key)).returncode == 0
+    schema = f"ci_jobs_{uuid.uuid4().hex[:8]}"
+    with otlp_receiver() as receiver:
+        env = {
+            "CI_DB_URL": postgres_url,
+            "CI_PROVENANCE_KEY": key.read_text(),
+            "CI_ADMIN_TOKEN": secrets.token_hex(32),
+            "PILOTHOUSE_SERVICE__STATE_DIR": str(tmp / "state"),
+            "PILOTHOUSE_JOBS__PG_SCHEMA": schema,
+            "PILOTHOUSE_JOBS__POLL_INTERVAL": "100ms",
+            "PILOTHOUSE_JOBS__HEARTBEAT_INTERVAL": "200ms",
+            "PILOTHOUSE_JOBS__CANCEL_GRACE": "1s",
+            "PILOTHOUSE_LIFECYCLE__PRE_STOP_DELAY": "0s",
+            "PILOTHOUSE_PROBES__CACHE_TTL": "0s",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{receiver.port}",
+        }
+        server = ServeProcess(config, env=env, cwd=EXAMPLE).start()
+        ops = server.ops_url
+        try:
+            ready_before_sync = httpx.get(f"{ops}/ready")
+            assert _cli(env, config, "jobs", "submit", "config-sync", "--wait").returncode == 0
+            eventually(lambda: httpx.get(f"{ops}/ready").status_code == 200)
+            ready = httpx.get(f"{ops}/ready")
+            identity.healthy(False)
+            eventually(lambda: httpx.get(f"{ops}/ready").status_code == 503)
+            ready_identity_down = httpx.get(f"{ops}/ready")
+            identity.healthy(True)
+            eventually(lambda: httpx.get(f"{ops}/ready").status_code == 200)
+            record = Run(
+                state=tmp / "state",
+                config=config,
+                public_key=Path(f"{key}.pub"),
+                env=env,
+                ready_before_sync=ready_before_sync,
+                ready=ready,
+                ready_identity_down=ready_identity_down,
+                health=httpx.get(f"{ops}/health"),
+                pipelines=httpx.get(f"{server.app_url}/api/pipelines"),
+                build=_cli(
+                    env,
+                    config,
+                    "jobs",
+                    "submit",
+                    "build",
+                    "-p",
+                    "pipeline=shop",
+                    "-p",
+                    "run=1",
+                    "--wait",
+                    "--format",
+                    "json",
+                ),
+            )
+
+            # The drain flow of an upgrade: a long build running, drain waits, times out, is forced.
+            long = _json(
+                _cli(
+                    env,
+                    config,
+                    "jobs",
+                    "submit",
+                    "build",
+                    "-p",
+                    "pipeline=shop",
+                    "-p",
+                    "run=2",
+                    "-p",
+                    "seconds=120",
+                    "--format",
+                    "json",
+                )
+            )
+            eventually(
+                lambda: (
+                    _json(_cli(env, config, "jobs", "show", str(long["id"]), "--format", "json"))["state"]
+                    == "running"
+                ),
+                timeout=60,
+            )
+            record.drain_timed_out = _cli(env, config, "drain", "--timeout", "1s")
+            record.status_draining = _json(_cli(env, config, "status", "--format", "json"))
+            record.submit_refused = _cli(
+                env, config, "jobs", "submit", "build", "-p", "pipeline=shop", "-p", "run=3"
+            )
+            record.admin_submit_refused = httpx.post(
+                f"{ops}/admin/jobs",
+                headers={"Authorization": f"Bearer {env['CI_ADMIN_TOKEN']}"},
+                json={"job": "build", "params": {"pipeline": "shop", "run": "4"}},
+            )
+            record.drain_forced = _cli(env, config, "drain", "--timeout", "1s", "--force", "--format", "json")
+            record.long_build = _json(_cli(env, config, "jobs", "show", str(long["id"]), "--format", "json"))
+            record.undrain = _cli(env, config, "undrain")
+            record.status_after = _json(_cli(env, config, "status", "--format", "json"))
+            record.metrics = httpx.get(f"{ops}/metrics").text
+            server.signal(signal.SIGTERM)
+            record.exit_code = server.wait(60)
+        finally:
+            server.stop()
+            with psycopg.connect(postgres_url, autocommit=True) as conn:
+                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+            shutil.rmtree(EXAMPLE / "ci" / "__pycache__", ignore_errors=True)
+        record.output = server.output
+        record.spans = list(receiver.spans)
+        yield record
+
+
+# -- DANUBE-027: health checks and readiness -----------------------------------------------------
+
+
+def test_liveness_and_readiness_with_json_check_details(run: Run) -> None:
+    assert run.health.status_code == 200 and run.health.json()["status"] == "pass"
+    assert run.ready.status_code == 200
+    checks = run.ready.json()["checks"]
+    assert {name: checks[name]["status"] for name in ("database", "identity", "registry", "config-sync")} == {
+        "database": "pass",
+        "identity": "pass",
+        "registry": "pass",
+        "config-sync": "pass",
+    }, checks
+
+
+def test_readiness_names_a_failed_identity_provider(run: Run) -> None:
+    assert run.ready_identity_down.status_code == 503
+    checks = run.ready_identity_down.json()["checks"]
+    assert checks["identity"]["status"] == "fail" and "unexpected status 503" in checks["identity"]["error"]
+    assert checks["registry"]["status"] == "pass"
+
+
+def test_config_sync_freshness_gates_readiness(run: Run) -> None:
+    """Before the first sync the stamp does not exist: not ready; the sync job makes it ready."""
+    assert run.ready_before_sync.status_code == 503
+    check = run.ready_before_sync.json()["checks"]["config-sync"]
+    assert check["status"] == "fail" and "cannot stat" in check["error"], check
+    assert (run.state / "config-sync.stamp").is_file()
+
+
+def test_the_database_answers_through_the_app(run: Run) -> None:
+    assert run.pipelines.status_code == 200 and run.pipelines.json()["database_sessions"] >= 1
+
+
+# -- DANUBE-028: job draining for upgrades -----------------------------------------------------
+
+
+def test_drain_waits_times_out_and_status_shows_draining(run: Run) -> None:
+    assert run.drain_timed_out.returncode == 1
+    assert "drain timed out after 1s: 1 job(s) still running" in run.drain_timed_out.stderr
+    assert run.status_draining["state"] == "draining" and run.status_draining["running"] == 1
+    assert run.status_draining["draining_since"] is not None  # the flag is in the database
+
+
+def test_new_builds_are_refused_while_draining(run: Run) -> None:
+    assert run.submit_refused.returncode == 1 and "draining" in run.submit_refused.stderr
+    assert run.admin_submit_refused is not None and run.admin_submit_refused.status_code == 503
+    assert run.admin_submit_refused.headers["retry-after"]
+
+
+def test_force_cancels_the_build_past_the_timeout_then_undrain(run: Run) -> None:
+    assert run.drain_forced.returncode == 0, run.drain_forced.stderr
+    assert (run.long_build["state"], run.long_build["outcome"]) == ("finished", "cancelled")
+    assert [s["outcome"] for s in run.long_build["steps"]][:2] == ["ok", "cancelled"]
+    assert run.undrain.returncode == 0
+    assert run.status_after["state"] == "serving"
+
+
+# -- DANUBE-029: OpenTelemetry metrics and traces ------------------------------------------------
+
+
+def test_job_and_http_metrics_on_the_metrics_endpoint(run: Run) -> None:
+    assert value(run.metrics, "pilothouse_job_runs_total", job="build", outcome="ok") == 1
+    assert value(run.metrics, "pilothouse_job_runs_total", job="build", outcome="cancelled") == 1
+    assert value(run.metrics, "pilothouse_job_runs_total", job="config-sync", outcome="ok") == 1
+    assert value(run.metrics, "pilothouse_job_step_duration_seconds_count", job="build", step="package") == 1
+    assert "http_server_request_duration_seconds_count" in run.metrics
+
+
+def test_traces_for_requests_and_job_steps_reach_the_collector(run: Run) -> None:
+    names = {s.name for s in run.spans}
+    assert {"job build", "step checkout", "step compile", "step package", "step provenance"} <= names, names
+    assert "GET /api/pipelines" in names, names
+
+
+# -- DANUBE-031: signed SLSA provenance for a build's output ---------------------------------
+
+
+def test_a_builds_artifact_is_signed_and_verifies(run: Run) -> None:
+    assert run.build.returncode == 0, run.build.stdout + run.build.stderr
+    steps = [(s["name"], s["outcome"]) for s in _json(run.build)["steps"]]
+    assert steps == [("checkout", "ok"), ("compile", "ok"), ("package", "ok"), ("provenance", "ok")]
+    artifact = run.state / "artifacts" / "shop-1.tar.gz"
+    verified = run_cli(
+        "provenance", "verify", str(artifact), "--key", str(run.public_key), "--builder-id", BUILDER
+    )
+    assert verified.returncode == 0, verified.stderr
+    envelope = json.loads(Path(f"{artifact}.intoto.jsonl").read_text())
+    statement = json.loads(base64.b64decode(envelope["payload"]))
+    definition = statement["predicate"]["buildDefinition"]
+    assert definition["externalParameters"]["parameters"] == {"pipeline": "shop", "run": 1, "seconds": 0.0}
+    assert [s["name"] for s in definition["internalParameters"]["steps"]] == [
+        "checkout",
+        "compile",
+        "package",
+    ]
+
+
+def test_a_tampered_artifact_is_refused(run: Run, tmp_path: Path) -> None:
+    artifact = run.state / "artifacts" / "shop-1.tar.gz"
+    forged = tmp_path / artifact.name
+    forged.write_bytes(artifact.read_bytes() + b"\0")
+    shutil.copy(f"{artifact}.intoto.jsonl", f"{forged}.intoto.jsonl")
+    refused = run_cli("provenance", "verify", str(forged), "--key", str(run.public_key))
+    assert refused.returncode == 1
+    assert "which no attested subject has" in refused.stderr
+
+
+def test_the_service_stops_cleanly(run: Run) -> None:
+    assert run.exit_code == 0, run.output[-3000:]

