@@ -11,11 +11,11 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pilothouse.cli._common import add_config_option, add_format_option, command, emit, load
-from pilothouse.config.jobs import MAX_CONCURRENCY
-from pilothouse.config.model import Config
 from pilothouse.errors import ConfigError, OperationError
 
 if TYPE_CHECKING:
+    from pilothouse.cli._common import Subcommands
+    from pilothouse.config.model import Config
     from pilothouse.jobs.registry import Registry
     from pilothouse.jobs.store import JobRecord, JobStore
     from pilothouse.runtime.runtime import Runtime
@@ -24,7 +24,7 @@ POLL = 0.2
 MAX_LIMIT = 10_000  # SQLite integers stop at 2**63; a listing longer than this is not read anyway
 
 
-def register(sub: Any) -> None:
+def register(sub: Subcommands) -> None:
     jobs = command(sub, "jobs", "run, queue and inspect batch jobs", "pilothouse jobs list")
     actions = jobs.add_subparsers(title="actions", metavar="ACTION", required=True)
 
@@ -188,6 +188,7 @@ async def _run_here(
 
 
 def run_worker(args: argparse.Namespace) -> int:
+    from pilothouse.config.jobs import MAX_CONCURRENCY
     from pilothouse.jobs.standalone import run_worker as serve_worker
     from pilothouse.runtime.admin_auth import admin_token
     from pilothouse.runtime.features import install_all
