@@ -166,7 +166,7 @@ def protection_app(only: str | None = None) -> Any:
     `only`: just that part."""
     from pilothouse.config.model import Config
     from pilothouse.protection.middleware import ProtectionMiddleware
-    from pilothouse.runtime.metrics import Metrics
+    from pilothouse.metrics import Metrics
 
     parts = {} if only is None else {p: {"enabled": p == only} for p in PROTECTION_PARTS.values()}
     config = Config.model_validate({"service": {"name": "bench"}, "protection": parts})

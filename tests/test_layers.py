@@ -25,7 +25,8 @@ def loaded_after(statement: str) -> set[str]:
         "names |= {'.'.join(m.split('.')[:2]) for m in sys.modules if m.startswith('pilothouse.')}\n"
         "print(json.dumps(sorted(names)))\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    command = [sys.executable, "-c", code]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=60, check=True)
     return set(json.loads(proc.stdout))
 
 

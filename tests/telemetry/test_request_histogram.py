@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as openmetrics
 
 from pilothouse.catalog import http as http_metrics
-from pilothouse.runtime.metrics import Metrics
+from pilothouse.metrics import Metrics
 from pilothouse.telemetry.request_histogram import RequestHistogram
 
 SPEC = http_metrics.HTTP_SERVER_REQUEST_DURATION

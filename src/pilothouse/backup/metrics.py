@@ -7,7 +7,7 @@ from pilothouse.backup.job import BACKUP, RESTORE_TEST
 from pilothouse.catalog import backup as backup_metrics
 from pilothouse.jobs.registry import Registry
 from pilothouse.jobs.store import JobStore
-from pilothouse.runtime.metrics import Metrics
+from pilothouse.metrics import Metrics
 
 GOOD = ("ok", "warning")
 

@@ -6,8 +6,8 @@ from pilothouse.catalog import jobs as job_metrics
 from pilothouse.jobs.definition import Step
 from pilothouse.jobs.runner import StepResult
 from pilothouse.jobs.store import JobRecord, JobStore
+from pilothouse.metrics import Metrics
 from pilothouse.runtime import threads
-from pilothouse.runtime.metrics import Metrics
 
 NOT_RUN = ("skipped", "cancelled")
 

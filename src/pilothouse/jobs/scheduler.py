@@ -26,7 +26,7 @@ from pilothouse.jobs.definition import ParamError
 from pilothouse.jobs.registry import Registry, UnknownJob
 from pilothouse.jobs.store import JobStore
 from pilothouse.jobs.store.base import FireOutcome, ScheduledJob
-from pilothouse.runtime.metrics import Metrics
+from pilothouse.metrics import Metrics
 
 log = logging.getLogger("pilothouse.jobs.scheduler")
 LEASE = "scheduler"

@@ -28,8 +28,8 @@ from pilothouse.jobs.registry import Registry
 from pilothouse.jobs.runner import Execution, RunResult
 from pilothouse.jobs.scheduler import Scheduler, check_schedules
 from pilothouse.jobs.store import JobRecord, JobStore
+from pilothouse.metrics import Metrics
 from pilothouse.runtime import threads
-from pilothouse.runtime.metrics import Metrics
 
 log = logging.getLogger("pilothouse.jobs.worker")
 T = TypeVar("T")

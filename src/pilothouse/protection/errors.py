@@ -14,9 +14,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from pilothouse.asgi import Message, Scope, Send
 from pilothouse.catalog import protection as protection_metrics
-from pilothouse.runtime.asgi import Message, Scope, Send
-from pilothouse.runtime.metrics import Metrics
+from pilothouse.metrics import Metrics
 
 log = logging.getLogger("pilothouse.protection")
 

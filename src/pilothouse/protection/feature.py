@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from pilothouse.config.checks import RedisCheck
 from pilothouse.config.protection import AuthConfig, RateLimitConfig
 from pilothouse.errors import ConfigError
+from pilothouse.metrics import Metrics
 from pilothouse.protection.cors import cors_middleware
 from pilothouse.protection.middleware import ProtectionMiddleware
 from pilothouse.protection.ratelimit import Limit, RateLimitMiddleware
@@ -23,7 +24,6 @@ from pilothouse.protection.ratelimit_store import Counters, MemoryCounters, Redi
 from pilothouse.runtime.checks import Check
 from pilothouse.runtime.checks.factory import url_source
 from pilothouse.runtime.checks.network import redis_probe
-from pilothouse.runtime.metrics import Metrics
 from pilothouse.secrets import SecretResolver
 
 if TYPE_CHECKING:

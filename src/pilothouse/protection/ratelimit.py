@@ -20,14 +20,14 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from pilothouse.asgi import ASGIApp, Headers, Message, Receive, Scope, Send
 from pilothouse.catalog import protection as protection_metrics
 from pilothouse.config.protection import RateLimitConfig
+from pilothouse.metrics import Metrics
 from pilothouse.protection.paths import path_matcher
 from pilothouse.protection.principal import principal_of
 from pilothouse.protection.ratelimit_store import Counters, Verdict
 from pilothouse.protection.refusals import Refusals
-from pilothouse.runtime.asgi import ASGIApp, Headers, Message, Receive, Scope, Send
-from pilothouse.runtime.metrics import Metrics
 
 log = logging.getLogger("pilothouse.protection")
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from pilothouse.asgi import Headers, Scope, Send, respond
 from pilothouse.catalog import protection as protection_metrics
+from pilothouse.metrics import Metrics
 from pilothouse.protection.problem import PROBLEM_JSON, problem_body
-from pilothouse.runtime.asgi import Headers, Scope, Send, respond
-from pilothouse.runtime.metrics import Metrics
 
 log = logging.getLogger("pilothouse.protection")
 

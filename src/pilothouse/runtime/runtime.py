@@ -15,14 +15,14 @@ from typing import Literal
 
 from prometheus_client import CollectorRegistry, exposition
 
+from pilothouse.asgi import ASGIApp, Headers
 from pilothouse.catalog import http as http_metrics
 from pilothouse.catalog import lifecycle as lifecycle_metrics
 from pilothouse.config.model import Config
-from pilothouse.runtime.asgi import ASGIApp, Headers
+from pilothouse.metrics import Metrics
 from pilothouse.runtime.checks import Check, CheckResult, CheckRunner, ReadinessReport, build_checks
 from pilothouse.runtime.inflight import InFlightMiddleware
 from pilothouse.runtime.lifecycle import Lifecycle, State
-from pilothouse.runtime.metrics import Metrics
 from pilothouse.runtime.ops_app import OpsApp, RouteHandler
 
 log = logging.getLogger("pilothouse")
