@@ -65,8 +65,8 @@ def run_backup(args: argparse.Namespace) -> int:
     from pilothouse.backup import plan
     from pilothouse.backup.job import BACKUP
     from pilothouse.cli.jobs import _report, _run_here
+    from pilothouse.features import one_job_runtime
     from pilothouse.jobs.registry import Registry, load_jobs
-    from pilothouse.jobs.standalone import one_job_runtime
     from pilothouse.jobs.store import JobStore, open_store
     from pilothouse.jobs.submit import submit
 

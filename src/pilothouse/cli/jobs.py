@@ -139,7 +139,7 @@ def _submit(args: argparse.Namespace, config: Config) -> tuple[JobStore, Registr
 
 
 def run_now(args: argparse.Namespace) -> int:
-    from pilothouse.jobs.standalone import one_job_runtime
+    from pilothouse.features import one_job_runtime
     from pilothouse.runtime.loader import load_app
 
     config = _config(args)
@@ -189,9 +189,9 @@ async def _run_here(
 
 def run_worker(args: argparse.Namespace) -> int:
     from pilothouse.config.jobs import MAX_CONCURRENCY
+    from pilothouse.features import install_all
     from pilothouse.jobs.standalone import run_worker as serve_worker
     from pilothouse.runtime.admin_auth import admin_token
-    from pilothouse.runtime.features import install_all
     from pilothouse.runtime.loader import load_app
     from pilothouse.runtime.runtime import Runtime
 

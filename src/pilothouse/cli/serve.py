@@ -26,8 +26,8 @@ def register(sub: Subcommands) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pilothouse.features import install_all
     from pilothouse.runtime.admin_auth import admin_token
-    from pilothouse.runtime.features import install_all
     from pilothouse.runtime.loader import load_app
     from pilothouse.runtime.runtime import Runtime
     from pilothouse.runtime.server import run as serve

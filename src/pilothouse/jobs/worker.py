@@ -190,7 +190,7 @@ class Worker:
                     if found.action == "lost":
                         count_run(self.metrics, found.name, "lost", ABEND_RC)
                 counts = await self._call(self.store.counts)
-                self.metrics.get(job_metrics.JOB_QUEUE_DEPTH).set(counts["queued"])
+                self.metrics.gauge(job_metrics.JOB_QUEUE_DEPTH).set(counts["queued"])
                 await self._call(publish_backup_metrics, self.store, self.registry, self.metrics)
             except Exception as exc:
                 log.warning("job store unavailable (heartbeat): %s", exc)
@@ -214,8 +214,8 @@ class Worker:
                 self.cancel(job_id, "cancel requested")
 
     def _set_gauges(self) -> None:
-        self.metrics.get(job_metrics.JOB_RUNNING).set(len(self.running))
-        self.metrics.get(job_metrics.JOB_DRAINING).set(0 if self.accepting else 1)
+        self.metrics.gauge(job_metrics.JOB_RUNNING).set(len(self.running))
+        self.metrics.gauge(job_metrics.JOB_DRAINING).set(0 if self.accepting else 1)
 
     # -- jobs ----------------------------------------------------------------------------------
 

@@ -29,7 +29,7 @@ class UnhandledErrors:
     __slots__ = ("_answered", "_started")
 
     def __init__(self, metrics: Metrics | None) -> None:
-        counter: Any = metrics.get(protection_metrics.HTTP_UNHANDLED_ERRORS) if metrics else None
+        counter: Any = metrics.counter(protection_metrics.HTTP_UNHANDLED_ERRORS) if metrics else None
         self._answered = counter.labels("problem") if counter is not None else None
         self._started = counter.labels("started") if counter is not None else None
 

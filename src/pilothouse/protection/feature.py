@@ -1,4 +1,4 @@
-"""`install(runtime)`: the protection feature (listed in `pilothouse.runtime.features`).
+"""`install(runtime)`: the protection feature (listed in `pilothouse.features`).
 
 Its middleware goes inside the in-flight layer, so it runs inside telemetry (its answers carry
 the request id and trace id and are counted and logged like any response). From the outside
@@ -56,7 +56,7 @@ def _limit(runtime: Runtime, config: RateLimitConfig, metrics: Metrics | None) -
     counters: Counters
     if config.storage == "redis":
         assert config.redis_url is not None
-        url = url_source(config.redis_url, SecretResolver(runtime.config))
+        url = url_source(config.redis_url, SecretResolver(runtime.config).get)
         redis_counters = RedisCounters(config, url())
         counters = redis_counters
         runtime.on_drain(redis_counters.close)

@@ -74,7 +74,7 @@ class Limit:
         self.fail_open = config.on_backend_error == "open"
         self.policy = f'"{config.name}";q={config.limit};w={max(1, math.ceil(config.window))}'.encode()
         self.healthy = True
-        gauge: Any = metrics.get(protection_metrics.RATE_LIMIT_BACKEND_UP) if metrics else None
+        gauge: Any = metrics.gauge(protection_metrics.RATE_LIMIT_BACKEND_UP) if metrics else None
         self._up = gauge.labels(config.name) if gauge is not None else None
         if self._up is not None:
             self._up.set(1)

@@ -20,7 +20,7 @@ class Refusals:
     __slots__ = ("_counters",)
 
     def __init__(self, metrics: Metrics | None) -> None:
-        counter: Any = metrics.get(protection_metrics.HTTP_REQUESTS_REFUSED) if metrics else None
+        counter: Any = metrics.counter(protection_metrics.HTTP_REQUESTS_REFUSED) if metrics else None
         self._counters: dict[str, Any] = (
             {reason: counter.labels(reason) for reason in protection_metrics.REFUSAL_REASONS}
             if counter is not None

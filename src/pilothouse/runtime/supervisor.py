@@ -277,7 +277,7 @@ def worker_main(
     conn: Connection,
 ) -> None:
     """Entry point of a spawned worker process."""
-    from pilothouse.runtime.features import install_all
+    from pilothouse.features import install_all
     from pilothouse.runtime.loader import import_app
     from pilothouse.runtime.server import PilothouseServer
 

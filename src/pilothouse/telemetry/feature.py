@@ -1,4 +1,4 @@
-"""`install(runtime)`: the telemetry feature (listed in `pilothouse.runtime.features`).
+"""`install(runtime)`: the telemetry feature (listed in `pilothouse.features`).
 
 Logs are routed first (so everything after is formatted), then the tracer provider is set up
 and flushed at shutdown, process metrics are registered, and the helpers are bound to the

@@ -328,15 +328,15 @@ def _histogram(metrics: Metrics, spec: MetricSpec) -> RequestHistogram | _Multip
     """A per-request histogram (duration, body sizes): in `RequestHistogram` storage, or
     (several workers) as a prometheus_client `Histogram` writing the shared files."""
     if multiprocess_enabled():
-        return _MultiprocessHistogram(metrics.get(spec))
-    histogram: RequestHistogram = metrics.get(spec, storage=RequestHistogram)
+        return _MultiprocessHistogram(metrics.histogram(spec))
+    histogram: RequestHistogram = metrics.custom(spec, RequestHistogram)
     return histogram
 
 
 def _active_requests(metrics: Metrics) -> dict[str, Any]:
     """`http_server_active_requests` per method: gauge children in multiprocess storage (each
     worker writes its value for the supervisor's sum), ints read at scrape time otherwise."""
-    gauge = metrics.get(http_metrics.HTTP_SERVER_ACTIVE_REQUESTS)
+    gauge = metrics.gauge(http_metrics.HTTP_SERVER_ACTIVE_REQUESTS)
     methods = (*http_metrics.STANDARD_METHODS, http_metrics.OTHER_METHOD)
     if multiprocess_enabled():
         return {method: gauge.labels(method) for method in methods}
