@@ -140,7 +140,7 @@ def _submit(args: argparse.Namespace, config: Config) -> tuple[JobStore, Registr
 
 def run_now(args: argparse.Namespace) -> int:
     from pilothouse.features import one_job_runtime
-    from pilothouse.runtime.loader import load_app
+    from pilothouse.runtime.app_import import load_app
 
     config = _config(args)
     # Secrets and telemetry as in a worker (logs to stderr); a missing secret stops here, before
@@ -192,7 +192,7 @@ def run_worker(args: argparse.Namespace) -> int:
     from pilothouse.features import install_all
     from pilothouse.jobs.standalone import run_worker as serve_worker
     from pilothouse.runtime.admin_auth import admin_token
-    from pilothouse.runtime.loader import load_app
+    from pilothouse.runtime.app_import import load_app
     from pilothouse.runtime.runtime import Runtime
 
     config = _config(args)

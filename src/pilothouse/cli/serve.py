@@ -28,7 +28,7 @@ def register(sub: Subcommands) -> None:
 def run(args: argparse.Namespace) -> int:
     from pilothouse.features import install_all
     from pilothouse.runtime.admin_auth import admin_token
-    from pilothouse.runtime.loader import load_app
+    from pilothouse.runtime.app_import import load_app
     from pilothouse.runtime.runtime import Runtime
     from pilothouse.runtime.server import run as serve
     from pilothouse.telemetry.logs import configure_logging

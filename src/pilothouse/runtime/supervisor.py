@@ -278,7 +278,7 @@ def worker_main(
 ) -> None:
     """Entry point of a spawned worker process."""
     from pilothouse.features import install_all
-    from pilothouse.runtime.loader import import_app
+    from pilothouse.runtime.app_import import import_app
     from pilothouse.runtime.server import PilothouseServer
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
