@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from prometheus_client import Counter, Gauge, Histogram, Info
 
-from pilothouse.catalog import http as http_metrics
+from pilothouse.catalog import http_server as http_metrics
 from pilothouse.catalog import lifecycle as lifecycle_metrics
 from pilothouse.catalog.spec import MetricSpec
 from pilothouse.metrics import Metrics

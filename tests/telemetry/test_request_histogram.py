@@ -9,7 +9,7 @@ import pytest
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as openmetrics
 
-from pilothouse.catalog import http as http_metrics
+from pilothouse.catalog import http_server as http_metrics
 from pilothouse.metrics import Metrics
 from pilothouse.telemetry.request_histogram import RequestHistogram
 

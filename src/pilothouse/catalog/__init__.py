@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from pilothouse.catalog import app, backup, http, jobs, lifecycle, process, protection, secrets
+from pilothouse.catalog import app, backup, http_server, jobs, lifecycle, process, protection, secrets
 from pilothouse.catalog.spec import MetricSpec, MetricType
 
 
@@ -20,7 +20,7 @@ class SpecModule(Protocol):
     def SPECS(self) -> tuple[MetricSpec, ...]: ...
 
 
-_MODULES: tuple[SpecModule, ...] = (app, backup, http, jobs, lifecycle, process, protection, secrets)
+_MODULES: tuple[SpecModule, ...] = (app, backup, http_server, jobs, lifecycle, process, protection, secrets)
 
 
 def all_specs() -> tuple[MetricSpec, ...]:

@@ -16,7 +16,7 @@ from typing import Literal
 from prometheus_client import CollectorRegistry, exposition
 
 from pilothouse.asgi import ASGIApp, Headers
-from pilothouse.catalog import http as http_metrics
+from pilothouse.catalog import http_server as http_metrics
 from pilothouse.catalog import lifecycle as lifecycle_metrics
 from pilothouse.config.model import Config
 from pilothouse.config.secret_ref import ResolveSecret

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from pilothouse.asgi import ASGIApp, Message, Receive, Scope, Send
 from pilothouse.catalog import MetricSpec
-from pilothouse.catalog import http as http_metrics
+from pilothouse.catalog import http_server as http_metrics
 from pilothouse.config.telemetry import TelemetryConfig
 from pilothouse.metrics import Metrics
 from pilothouse.runtime.inflight import RESPONSE_STARTED
