@@ -171,8 +171,8 @@ def protection_app(only: str | None = None) -> Any:
     limit) alone around the bare app: their cost, without telemetry or the in-flight layer;
     `only`: just that part."""
     from pilothouse.config.model import Config
+    from pilothouse.metrics import Metrics
     from pilothouse.protection.middleware import ProtectionMiddleware
-    from pilothouse.runtime.metrics import Metrics
 
     parts = {} if only is None else {p: {"enabled": p == only} for p in PROTECTION_PARTS.values()}
     config = Config.model_validate({"service": {"name": "bench"}, "protection": parts})

@@ -10,7 +10,7 @@ def test_all_is_sorted_and_complete() -> None:
         "annotations", "cli", "config", "errors", "runtime", "redaction", "catalog", "durations",
         "secrets", "telemetry", "jobs", "generators", "validation", "files", "provenance", "scaffold",
         "hostinstall", "image", "protection",
-        "sizes", "backup"}}
+        "sizes", "backup", "asgi", "metrics", "features"}}
     assert public <= set(pilothouse.__all__) | {"__version__"}, public - set(pilothouse.__all__)
     for name in pilothouse.__all__:
         assert hasattr(pilothouse, name), name

@@ -14,7 +14,7 @@ from pilothouse.backup.metrics import publish
 from pilothouse.config import load_config
 from pilothouse.jobs.registry import Registry, load_jobs
 from pilothouse.jobs.store import open_store
-from pilothouse.runtime.metrics import Metrics
+from pilothouse.metrics import Metrics
 from tests.backup.conftest import ENV, Service
 from tests.generators.monitoring.test_bundle import generated, rules_of
 from tests.helpers import run_cli

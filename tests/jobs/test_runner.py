@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from pilothouse.errors import PilothouseError
 from pilothouse.jobs import ABEND_RC, Abend, Job, Param, Registry, StepContext
 from pilothouse.jobs.definition import JobDefinitionError, ParamError
 from pilothouse.jobs.runner import Execution, RunResult, StepResult
@@ -244,3 +245,11 @@ async def eventually(condition: Callable[[], bool], timeout: float = 30) -> None
     while not condition():
         assert time.monotonic() < deadline, "condition not met in time"
         await asyncio.sleep(0.02)
+
+
+def test_job_errors_are_pilothouse_errors() -> None:
+    """The CLI's one-line handler (`PilothouseError`, exit 2) covers them; callers that caught
+    them as ValueError still do."""
+    for cls in (JobDefinitionError, ParamError):
+        assert issubclass(cls, PilothouseError) and issubclass(cls, ValueError)
+        assert cls("x").exit_code == 2

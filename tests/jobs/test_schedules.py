@@ -20,7 +20,7 @@ from pilothouse.config import load_config
 from pilothouse.jobs.registry import load_jobs
 from pilothouse.jobs.scheduler import LEASE, Scheduler
 from pilothouse.jobs.store import JobStore, open_store
-from pilothouse.runtime.metrics import Metrics
+from pilothouse.metrics import Metrics
 from tests.helpers import run_cli
 from tests.jobs.conftest import WorkerProcess, jobs_config, ledger, pg_store, wait_until
 from tests.jobs.test_cli import one_error

@@ -19,7 +19,7 @@ from pilothouse.jobs import Abend, Registry, StepContext
 from pilothouse.jobs.store import JobStore, open_store
 from pilothouse.jobs.submit import submit
 from pilothouse.jobs.worker import Worker
-from pilothouse.runtime.metrics import Metrics
+from pilothouse.metrics import Metrics
 from tests.jobs.conftest import wait_until
 
 SUBMITTER = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"

@@ -14,7 +14,9 @@ import pytest
 
 import pilothouse
 from pilothouse.config import config_from_dict
+from pilothouse.errors import SecretError
 from pilothouse.runtime.checks import CheckRunner, build_checks
+from pilothouse.secrets import SecretResolver
 from tests.helpers import free_port
 from tests.runtime.tcp_gate import TcpGate
 
@@ -213,7 +215,21 @@ async def test_a_rotated_secret_url_is_used_on_the_next_run(tmp_path: Path, post
             "checks": [{"name": "db", "kind": "postgres", "url": {"secret": "db.url"}}],
         },
     )
-    runner = CheckRunner(build_checks(config), 0)
+    runner = CheckRunner(build_checks(config, SecretResolver(config).get), 0)
     assert (await statuses(runner))["db"][0] == "fail"
     (mount / "db" / "url").write_text(postgres_url)
     assert (await statuses(runner))["db"] == ("pass", None)
+
+
+def test_a_secret_url_without_the_secrets_feature_is_one_clear_error(tmp_path: Path) -> None:
+    """The checks get secrets through the resolver they are handed (the runtime does not import
+    the secrets feature); with none, a secret URL fails startup naming the secret."""
+    config = config_from_dict(
+        {
+            "service": {"name": "svc"},
+            "secrets": {"sources": ["kubernetes"], "mount_dir": str(tmp_path)},
+            "checks": [{"name": "db", "kind": "postgres", "url": {"secret": "db.url"}}],
+        },
+    )
+    with pytest.raises(SecretError, match=r"secret:db\.url: no secret resolver"):
+        build_checks(config)

@@ -71,7 +71,7 @@ def ops_routes(env: dict[str, str], config: Path) -> list[tuple[str, str, bool]]
     code = (
         "import json, sys\n"
         "from pilothouse.config import load_config\n"
-        "from pilothouse.runtime.features import install_all\n"
+        "from pilothouse.features import install_all\n"
         "from pilothouse.runtime.runtime import Runtime\n"
         "r = Runtime(load_config(sys.argv[1])); install_all(r)\n"
         "print(json.dumps([[m, p, a] for (m, p), (_, a) in r.extra_routes.items()]))\n"

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client import generate_latest
 
-from pilothouse.runtime.metrics import Metrics
+from pilothouse.metrics import Metrics
 from pilothouse.telemetry import command, queue_depth, unit_of_work, watch_pool
 from pilothouse.telemetry.state import state
 from tests.telemetry.conftest import value

@@ -9,8 +9,8 @@ import pytest
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as openmetrics
 
-from pilothouse.catalog import http as http_metrics
-from pilothouse.runtime.metrics import Metrics
+from pilothouse.catalog import http_server as http_metrics
+from pilothouse.metrics import Metrics
 from pilothouse.telemetry.request_histogram import RequestHistogram
 
 SPEC = http_metrics.HTTP_SERVER_REQUEST_DURATION
@@ -59,8 +59,8 @@ def test_exemplar_is_exposed_on_its_bucket() -> None:
 
 def test_declared_once_in_the_registry() -> None:
     metrics = Metrics()
-    first = metrics.get(SPEC, storage=RequestHistogram)
-    assert metrics.get(SPEC, storage=RequestHistogram) is first
+    first = metrics.custom(SPEC, RequestHistogram)
+    assert metrics.custom(SPEC, RequestHistogram) is first
     with pytest.raises(ValueError, match="Duplicated timeseries"):
         Histogram(SPEC.name, SPEC.help, SPEC.labels, registry=metrics.registry)
 
@@ -69,13 +69,13 @@ def test_callers_of_one_family_must_agree_on_its_storage() -> None:
     """A prometheus_client Histogram and a RequestHistogram differ in interface: asking for the
     other storage is an error, not a silent wrong object (either order)."""
     first_plain = Metrics()
-    first_plain.get(SPEC)
+    first_plain.histogram(SPEC)
     with pytest.raises(ValueError, match="another storage"):
-        first_plain.get(SPEC, storage=RequestHistogram)
+        first_plain.custom(SPEC, RequestHistogram)
     first_custom = Metrics()
-    first_custom.get(SPEC, storage=RequestHistogram)
+    first_custom.custom(SPEC, RequestHistogram)
     with pytest.raises(ValueError, match="another storage"):
-        first_custom.get(SPEC)
+        first_custom.histogram(SPEC)
 
 
 def test_wrong_label_count_is_refused() -> None:

@@ -23,7 +23,7 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from pilothouse.config.telemetry import TelemetryConfig
-from pilothouse.runtime.metrics import Metrics
+from pilothouse.metrics import Metrics
 from pilothouse.telemetry import traceparent
 from pilothouse.telemetry.middleware import TelemetryMiddleware
 from pilothouse.telemetry.server_span import ServerSpan, ServerSpanStarter

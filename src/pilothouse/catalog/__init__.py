@@ -2,23 +2,51 @@
 
 The runtime registers collectors from these specs; generators (dashboards, alerts) build PromQL
 from them. Nothing else spells a metric name. Each concern adds a module with a `SPECS` tuple
-and is listed in `_MODULES`.
+and is imported and listed in `_MODULES` here.
 """
 
 from __future__ import annotations
 
-import importlib
+from typing import Protocol
 
+from pilothouse.catalog import (
+    app,
+    backup,
+    http_server,
+    jobs,
+    lifecycle,
+    process,
+    protection,
+    secrets,
+    telemetry,
+)
 from pilothouse.catalog.spec import MetricSpec, MetricType
 
-_MODULES = ("app", "backup", "http", "jobs", "lifecycle", "process", "protection", "secrets", "telemetry")
+
+class SpecModule(Protocol):
+    """A catalog module: its metrics in `SPECS`."""
+
+    @property
+    def SPECS(self) -> tuple[MetricSpec, ...]: ...
+
+
+_MODULES: tuple[SpecModule, ...] = (
+    app,
+    backup,
+    http_server,
+    jobs,
+    lifecycle,
+    process,
+    protection,
+    secrets,
+    telemetry,
+)
 
 
 def all_specs() -> tuple[MetricSpec, ...]:
     """Every declared metric, in a stable order; names are unique."""
     specs: list[MetricSpec] = []
-    for name in _MODULES:
-        module = importlib.import_module(f"pilothouse.catalog.{name}")
+    for module in _MODULES:
         specs.extend(module.SPECS)
     names = [s.name for s in specs]
     if len(names) != len(set(names)):

@@ -1,21 +1,57 @@
 """The `pilothouse` command: the only layer that prints, exits and writes files for the user.
 
-Every module in this package with a `register(subparsers)` function adds its commands.
+Each command module listed in `COMMANDS` adds its commands with `register(sub)`; a module's top
+level stays light (argparse definitions only) and its handlers import what they run, so
+`pilothouse --help` does not load the server, pydantic or an HTTP client.
 Exit codes: 0 ok, 1 a check or operation failed, 2 usage or config error.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
-import pkgutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from pilothouse import __version__
+from pilothouse.cli import (
+    backup,
+    build,
+    config_cmd,
+    drain,
+    generate,
+    init,
+    install,
+    jobs,
+    provenance,
+    secrets,
+    serve,
+    smoke,
+    validate,
+)
 from pilothouse.errors import PilothouseError
 from pilothouse.redaction import redact
+
+if TYPE_CHECKING:
+    from pilothouse.cli._common import Subcommands
+
+COMMANDS: tuple[Callable[[Subcommands], None], ...] = (
+    backup.register,
+    build.register,
+    config_cmd.register,
+    drain.register,
+    generate.register,
+    init.register,
+    install.register,
+    jobs.register,
+    provenance.register,
+    secrets.register,
+    serve.register,
+    smoke.register,
+    validate.register,
+)
+"""Every command group, in `--help` order (a new module is added here, and nowhere else)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,13 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"pilothouse {__version__}")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
-    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-        if info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"{__name__}.{info.name}")
-        register = getattr(module, "register", None)
-        if register is not None:
-            register(sub)
+    for register in COMMANDS:
+        register(sub)
     return parser
 
 

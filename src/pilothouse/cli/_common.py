@@ -6,9 +6,15 @@ import argparse
 import json
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pilothouse.config import Config, load_config
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    from pilothouse.config import Config
+
+    Subcommands: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
+    """What `register(sub)` and `add_target(actions)` receive: `add_subparsers()`'s result."""
 
 
 def add_config_option(parser: argparse.ArgumentParser) -> None:
@@ -26,6 +32,8 @@ def add_format_option(parser: argparse.ArgumentParser) -> None:
 
 
 def load(args: argparse.Namespace) -> Config:
+    from pilothouse.config import load_config  # here, not at the top: `--help` stays fast
+
     path = getattr(args, "config", None) or os.environ.get("PILOTHOUSE_CONFIG") or "pilothouse.toml"
     return load_config(path)
 
@@ -39,7 +47,9 @@ def emit(args: argparse.Namespace, data: Any, text: str) -> None:
         print(text)
 
 
-def command(sub: Any, name: str, help_text: str, example: str, **kwargs: Any) -> argparse.ArgumentParser:
+def command(
+    sub: Subcommands, name: str, help_text: str, example: str, **kwargs: Any
+) -> argparse.ArgumentParser:
     """A subcommand whose --help ends with an example."""
     parser: argparse.ArgumentParser = sub.add_parser(
         name,

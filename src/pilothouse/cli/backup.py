@@ -5,14 +5,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from typing import Any
+from typing import TYPE_CHECKING
 
 from pilothouse.cli._common import add_config_option, add_format_option, command, emit, load
-from pilothouse.config.model import Config
 from pilothouse.errors import ConfigError, OperationError
 
+if TYPE_CHECKING:
+    from pilothouse.cli._common import Subcommands
+    from pilothouse.config.model import Config
 
-def register(sub: Any) -> None:
+
+def register(sub: Subcommands) -> None:
     backup = command(sub, "backup", "back up, verify and restore with restic", "pilothouse backup run")
     actions = backup.add_subparsers(title="actions", metavar="ACTION", required=True)
 
@@ -62,8 +65,8 @@ def run_backup(args: argparse.Namespace) -> int:
     from pilothouse.backup import plan
     from pilothouse.backup.job import BACKUP
     from pilothouse.cli.jobs import _report, _run_here
+    from pilothouse.features import one_job_runtime
     from pilothouse.jobs.registry import Registry, load_jobs
-    from pilothouse.jobs.standalone import one_job_runtime
     from pilothouse.jobs.store import JobStore, open_store
     from pilothouse.jobs.submit import submit
 

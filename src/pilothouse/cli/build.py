@@ -13,14 +13,17 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from pilothouse.cli._common import add_config_option, command, emit, load
 from pilothouse.errors import ConfigError, OperationError
 from pilothouse.image import engine as engines
 
+if TYPE_CHECKING:
+    from pilothouse.cli._common import Subcommands
 
-def register(sub: Any) -> None:
+
+def register(sub: Subcommands) -> None:
     parser = command(
         sub,
         "build",

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
+from typing import TYPE_CHECKING
 
 from pilothouse.cli._common import add_config_option, add_format_option, command, emit, load
-from pilothouse.config.flatten import flatten
-from pilothouse.durations import format_duration
 from pilothouse.redaction import redact
 
+if TYPE_CHECKING:
+    from pilothouse.cli._common import Subcommands
 
-def register(sub: Any) -> None:
+
+def register(sub: Subcommands) -> None:
     config = command(
         sub, "config", "check or show the configuration", "pilothouse config check pilothouse.toml"
     )
@@ -48,6 +49,8 @@ def _args(args: argparse.Namespace) -> argparse.Namespace:
 
 
 def run_check(args: argparse.Namespace) -> int:
+    from pilothouse.durations import format_duration
+
     config = load(_args(args))
     life = config.lifecycle
     summary = {
@@ -72,6 +75,8 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def run_show(args: argparse.Namespace) -> int:
+    from pilothouse.config.flatten import flatten
+
     config = load(_args(args))
     data = json.loads(redact(config.model_dump_json()))
     if args.format == "json":

@@ -13,17 +13,17 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from pilothouse.cli._common import add_config_option, add_format_option, command, emit, load
-from pilothouse.durations import format_duration, parse_duration
 from pilothouse.errors import ConfigError, OperationError
 
 if TYPE_CHECKING:
+    from pilothouse.cli._common import Subcommands
     from pilothouse.config.jobs import JobsConfig
     from pilothouse.jobs.store import JobStore
 
 POLL = 0.1
 
 
-def register(sub: Any) -> None:
+def register(sub: Subcommands) -> None:
     drain = command(
         sub,
         "drain",
@@ -79,6 +79,8 @@ def snapshot(settings: JobsConfig, store: JobStore) -> dict[str, Any]:
 
 
 def run_drain(args: argparse.Namespace) -> int:
+    from pilothouse.durations import format_duration, parse_duration
+
     try:
         timeout = parse_duration(args.timeout)
     except ValueError as exc:

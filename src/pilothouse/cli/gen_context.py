@@ -6,18 +6,19 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pilothouse.cli._common import add_config_option, command, load
 from pilothouse.errors import ConfigError, OperationError
 from pilothouse.files import replace
 
 if TYPE_CHECKING:
+    from pilothouse.cli._common import Subcommands
     from pilothouse.config.model import Config
     from pilothouse.generators.context import Facts
 
 
-def add_target(actions: Any) -> None:
+def add_target(actions: Subcommands) -> None:
     parser = command(
         actions,
         "context",

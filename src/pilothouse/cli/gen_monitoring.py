@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from pilothouse.cli._common import add_config_option, command, load
 from pilothouse.generators.bundle import write_bundle
 
+if TYPE_CHECKING:
+    from pilothouse.cli._common import Subcommands
 
-def add_target(actions: Any) -> None:
+
+def add_target(actions: Subcommands) -> None:
     parser = command(
         actions,
         "monitoring",

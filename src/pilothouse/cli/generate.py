@@ -1,20 +1,28 @@
 """`pilothouse generate TARGET`: write artifacts generated from the config.
 
-Targets are the modules `pilothouse.cli.gen_*`; each has `add_target(actions)` that adds one
+Each module in `TARGETS` (`pilothouse.cli.gen_*`) has `add_target(actions)` that adds one
 subcommand (e.g. `deploy`, `monitoring`).
 """
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-import pilothouse.cli as cli_package
+from pilothouse.cli import gen_context, gen_deploy, gen_monitoring
 from pilothouse.cli._common import command
 
+if TYPE_CHECKING:
+    from pilothouse.cli._common import Subcommands
 
-def register(sub: Any) -> None:
+TARGETS: tuple[Callable[[Subcommands], None], ...] = (
+    gen_context.add_target,
+    gen_deploy.add_target,
+    gen_monitoring.add_target,
+)
+
+
+def register(sub: Subcommands) -> None:
     generate = command(
         sub,
         "generate",
@@ -22,6 +30,5 @@ def register(sub: Any) -> None:
         "pilothouse generate deploy --out deploy/",
     )
     actions = generate.add_subparsers(title="targets", metavar="TARGET", required=True)
-    for info in sorted(pkgutil.iter_modules(cli_package.__path__), key=lambda m: m.name):
-        if info.name.startswith("gen_"):
-            importlib.import_module(f"pilothouse.cli.{info.name}").add_target(actions)
+    for add_target in TARGETS:
+        add_target(actions)

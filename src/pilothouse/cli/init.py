@@ -7,14 +7,17 @@ import json
 import sys
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from pilothouse.cli._common import add_format_option, command
 from pilothouse.errors import ConfigError
 from pilothouse.files import create
 
+if TYPE_CHECKING:
+    from pilothouse.cli._common import Subcommands
 
-def register(sub: Any) -> None:
+
+def register(sub: Subcommands) -> None:
     init = command(
         sub,
         "init",

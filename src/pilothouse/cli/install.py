@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from pilothouse.cli._common import add_config_option, command, load
 
+if TYPE_CHECKING:
+    from pilothouse.cli._common import Subcommands
 
-def register(sub: Any) -> None:
+
+def register(sub: Subcommands) -> None:
     install = command(
         sub,
         "install",

@@ -11,11 +11,11 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pilothouse.cli._common import add_config_option, add_format_option, command, emit, load
-from pilothouse.config.jobs import MAX_CONCURRENCY
-from pilothouse.config.model import Config
 from pilothouse.errors import ConfigError, OperationError
 
 if TYPE_CHECKING:
+    from pilothouse.cli._common import Subcommands
+    from pilothouse.config.model import Config
     from pilothouse.jobs.attest import OutputAttester
     from pilothouse.jobs.registry import Registry
     from pilothouse.jobs.store import JobRecord, JobStore
@@ -25,7 +25,7 @@ POLL = 0.2
 MAX_LIMIT = 10_000  # SQLite integers stop at 2**63; a listing longer than this is not read anyway
 
 
-def register(sub: Any) -> None:
+def register(sub: Subcommands) -> None:
     jobs = command(sub, "jobs", "run, queue and inspect batch jobs", "pilothouse jobs list")
     actions = jobs.add_subparsers(title="actions", metavar="ACTION", required=True)
 
@@ -140,10 +140,10 @@ def _submit(args: argparse.Namespace, config: Config) -> tuple[JobStore, Registr
 
 
 def run_now(args: argparse.Namespace) -> int:
+    from pilothouse.features import one_job_runtime
     from pilothouse.jobs.attest import attester_for
     from pilothouse.jobs.registry import load_jobs
-    from pilothouse.jobs.standalone import one_job_runtime
-    from pilothouse.runtime.loader import load_app
+    from pilothouse.runtime.app_import import load_app
 
     config = _config(args)
     # Secrets and telemetry as in a worker (logs to stderr); a missing secret stops here, before
@@ -202,10 +202,11 @@ async def _run_here(
 
 
 def run_worker(args: argparse.Namespace) -> int:
+    from pilothouse.config.jobs import MAX_CONCURRENCY
+    from pilothouse.features import install_all
     from pilothouse.jobs.standalone import run_worker as serve_worker
     from pilothouse.runtime.admin_auth import admin_token
-    from pilothouse.runtime.features import install_all
-    from pilothouse.runtime.loader import load_app
+    from pilothouse.runtime.app_import import load_app
     from pilothouse.runtime.runtime import Runtime
 
     config = _config(args)

@@ -11,16 +11,16 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from pilothouse.cli._common import add_config_option, add_format_option, command, emit, load
-from pilothouse.durations import parse_duration
 from pilothouse.errors import ConfigError, SecretError
 
 if TYPE_CHECKING:
+    from pilothouse.cli._common import Subcommands
     from pilothouse.config.secret_ref import SecretRef
     from pilothouse.secrets.live import SecretStore
     from pilothouse.secrets.resolver import SecretResolver
 
 
-def register(sub: Any) -> None:
+def register(sub: Subcommands) -> None:
     secrets = command(
         sub, "secrets", "check secrets, rehearse rotation, print a Vault policy", "pilothouse secrets check"
     )
@@ -127,6 +127,7 @@ def _check_text(rows: list[dict[str, Any]], failed: list[dict[str, Any]]) -> str
 
 
 def run_rotate_test(args: argparse.Namespace) -> int:
+    from pilothouse.durations import parse_duration
     from pilothouse.secrets.live import SecretStore
     from pilothouse.secrets.resolver import SecretResolver
 

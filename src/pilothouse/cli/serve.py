@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING
 
 from pilothouse.cli._common import add_config_option, command, load
 from pilothouse.errors import ConfigError
 
+if TYPE_CHECKING:
+    from pilothouse.cli._common import Subcommands
 
-def register(sub: Any) -> None:
+
+def register(sub: Subcommands) -> None:
     serve = command(
         sub,
         "serve",
@@ -23,9 +26,9 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pilothouse.features import install_all
     from pilothouse.runtime.admin_auth import admin_token
-    from pilothouse.runtime.features import install_all
-    from pilothouse.runtime.loader import load_app
+    from pilothouse.runtime.app_import import load_app
     from pilothouse.runtime.runtime import Runtime
     from pilothouse.runtime.server import run as serve
     from pilothouse.telemetry.logs import configure_logging

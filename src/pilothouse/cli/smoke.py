@@ -16,16 +16,18 @@ import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pilothouse.cli._common import add_config_option, command, load
-from pilothouse.config import Config
 from pilothouse.errors import ConfigError, OperationError
-from pilothouse.image.runspec import Probes, RunSpec, from_compose, from_workload, secrets_by_name
-from pilothouse.image.smoke import run_smoke
+
+if TYPE_CHECKING:
+    from pilothouse.cli._common import Subcommands
+    from pilothouse.config import Config
+    from pilothouse.image.runspec import RunSpec
 
 
-def register(sub: Any) -> None:
+def register(sub: Subcommands) -> None:
     parser = command(
         sub,
         "smoke",
@@ -87,6 +89,8 @@ def rendered(bundle: Path, overlay: str) -> list[dict[str, Any]]:
 def compose_for(config: Config, bundle: Path, variables: Mapping[str, str]) -> RunSpec:
     """The service of `compose.prod.yaml`; compose names neither the ops port nor the probe paths,
     so those come from the config the image carries."""
+    from pilothouse.image.runspec import Probes, from_compose
+
     path = bundle / "compose.prod.yaml"
     if not path.is_file():
         raise ConfigError(f"{path}: not found (generate the bundle first)")
@@ -98,6 +102,8 @@ def compose_for(config: Config, bundle: Path, variables: Mapping[str, str]) -> R
 
 
 def spec_from_args(args: argparse.Namespace) -> RunSpec:
+    from pilothouse.image.runspec import from_workload, secrets_by_name
+
     bundle = Path(args.bundle)
     if args.compose:
         return compose_for(load(args), bundle, dict(os.environ))
@@ -111,6 +117,8 @@ def run(args: argparse.Namespace) -> int:
     engine = args.engine or next((e for e in ("podman", "docker") if shutil.which(e)), None)
     if engine is None or not shutil.which(engine):
         raise OperationError("smoke needs podman or docker to run the image")
+    from pilothouse.image.smoke import run_smoke
+
     spec = spec_from_args(args)
     print(f"smoke: {args.image} as {spec.source}", flush=True)
     result = run_smoke(

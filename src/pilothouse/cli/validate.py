@@ -5,14 +5,17 @@ from __future__ import annotations
 import argparse
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from pilothouse.cli._common import add_format_option, command, emit
 from pilothouse.errors import OperationError
 from pilothouse.validation import validate_all
 
+if TYPE_CHECKING:
+    from pilothouse.cli._common import Subcommands
 
-def register(sub: Any) -> None:
+
+def register(sub: Subcommands) -> None:
     validate = command(
         sub, "validate", "prove generated artifacts with real validators", "pilothouse validate deploy/"
     )

@@ -11,11 +11,14 @@ from pilothouse.config.base import Section
 from pilothouse.config.checks import CheckConfig
 from pilothouse.config.deploy import DeployConfig, check_deploy
 from pilothouse.config.jobs import JobsConfig
+from pilothouse.config.lifecycle import LifecycleConfig
 from pilothouse.config.monitoring import MonitoringConfig
+from pilothouse.config.ops import OpsConfig
+from pilothouse.config.probes import ProbesConfig
 from pilothouse.config.protection import ProtectionConfig
 from pilothouse.config.secret_ref import SecretRef
 from pilothouse.config.secrets import SecretsConfig
-from pilothouse.config.service import LifecycleConfig, OpsConfig, ProbesConfig, ServiceConfig
+from pilothouse.config.service import ServiceConfig
 from pilothouse.config.slo import SloConfig
 from pilothouse.config.telemetry import TelemetryConfig
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
@@ -34,6 +35,29 @@ class SecretRef(Section):
 
     def __str__(self) -> str:
         return f"secret:{self.secret}"
+
+
+ResolveSecret = Callable[[SecretRef], str]
+"""A secret's current plain value (the secrets feature's resolver): what lower layers, such as
+readiness checks, are handed instead of importing `pilothouse.secrets`."""
+
+
+def env_name(service: str, ref: SecretRef) -> str:
+    """The environment variable a secret is read from: `<SERVICE>_<NAME>` upper-cased, with
+    '.' and '-' as '_' (service "shop", secret "db.url" -> SHOP_DB_URL), unless `env` is set.
+    The `env` source reads it; the deploy bundle sets it."""
+    if ref.env:
+        return ref.env
+    raw = f"{service}_{ref.secret}"
+    return raw.upper().replace(".", "_").replace("-", "_")
+
+
+def mount_path(mount_dir: str | Path, ref: SecretRef) -> Path:
+    """Where a mounted secret lives: `<mount_dir>/<group>/<key>` ("db.url" -> db/url); a name
+    without a dot lives in the group "default". The `kubernetes` source reads it; the deploy
+    bundle mounts it."""
+    group, _, key = ref.secret.rpartition(".")
+    return Path(mount_dir) / (group or "default") / key
 
 
 def refuse_embedded_password(value: str | SecretRef) -> str | SecretRef:

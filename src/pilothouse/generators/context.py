@@ -15,13 +15,12 @@ from dataclasses import dataclass, field
 from pilothouse.catalog import MetricSpec, all_specs
 from pilothouse.config.flatten import flatten
 from pilothouse.config.model import Config
+from pilothouse.config.secret_ref import env_name, mount_path
 from pilothouse.durations import format_duration
 from pilothouse.generators.monitoring import alerts as alert_plan
 from pilothouse.generators.monitoring.logs import log_alerts
 from pilothouse.generators.monitoring.promql import SCRAPE_UP, Matcher, quantile, rate_sum, selector
 from pilothouse.redaction import redact
-from pilothouse.secrets.providers.env import env_name
-from pilothouse.secrets.providers.kubernetes import mount_path
 
 CLAUDE = "Claude Code reads CLAUDE.md; this service's context is AGENTS.md, imported here.\n\n@AGENTS.md\n"
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from pilothouse.durations import parse_duration
+from pilothouse.errors import PilothouseError
 
 if TYPE_CHECKING:
     from pilothouse.jobs.context import StepContext
@@ -40,12 +41,18 @@ class Abend(Exception):
         self.code = code
 
 
-class JobDefinitionError(ValueError):
-    """A job or step was declared wrongly (a programming error, found at import)."""
+class JobDefinitionError(PilothouseError, ValueError):
+    """A job or step was declared wrongly (a programming error, found at import). Still a
+    ValueError, as it was before it joined the `PilothouseError` family."""
+
+    exit_code = 2
 
 
-class ParamError(ValueError):
-    """Parameters given to a job do not match what it declares."""
+class ParamError(PilothouseError, ValueError):
+    """Parameters given to a job do not match what it declares (a usage error; still a
+    ValueError, as it was before it joined the `PilothouseError` family)."""
+
+    exit_code = 2
 
 
 def rc_outcome(rc: int) -> str:

@@ -12,6 +12,7 @@ import json
 import logging
 from typing import TYPE_CHECKING
 
+from pilothouse.asgi import Receive, Scope, Send, respond
 from pilothouse.errors import OperationError
 from pilothouse.jobs.attest import attester_for
 from pilothouse.jobs.definition import ParamError
@@ -21,7 +22,6 @@ from pilothouse.jobs.submit import submit
 from pilothouse.jobs.tracing import current_traceparent
 from pilothouse.jobs.worker import Worker
 from pilothouse.runtime import threads
-from pilothouse.runtime.asgi import Receive, Scope, Send, respond
 from pilothouse.runtime.checks import Check, CheckFailed
 
 if TYPE_CHECKING:

@@ -6,8 +6,8 @@ from pilothouse.catalog import jobs as job_metrics
 from pilothouse.jobs.definition import Step
 from pilothouse.jobs.runner import StepResult
 from pilothouse.jobs.store import JobRecord, JobStore
+from pilothouse.metrics import Metrics
 from pilothouse.runtime import threads
-from pilothouse.runtime.metrics import Metrics
 
 NOT_RUN = ("skipped", "cancelled")
 
@@ -36,18 +36,18 @@ class Recorder:
             result.tries,
             result.error,
         )
-        self.metrics.get(job_metrics.JOB_STEPS).labels(record.name, result.name, result.outcome).inc()
+        self.metrics.counter(job_metrics.JOB_STEPS).labels(record.name, result.name, result.outcome).inc()
         if result.tries:
-            self.metrics.get(job_metrics.JOB_STEP_DURATION).labels(record.name, result.name).observe(
+            self.metrics.histogram(job_metrics.JOB_STEP_DURATION).labels(record.name, result.name).observe(
                 result.duration
             )
 
     def attempt_failed(self, step: Step, outcome: str) -> None:
-        self.metrics.get(job_metrics.JOB_ERRORS).labels(self.record.name).inc()
+        self.metrics.counter(job_metrics.JOB_ERRORS).labels(self.record.name).inc()
 
 
 def count_run(metrics: Metrics, job: str, outcome: str, max_rc: int) -> None:
     """One finished run (also runs recorded as lost by stale-heartbeat recovery)."""
-    metrics.get(job_metrics.JOB_RUNS).labels(job, outcome).inc()
-    metrics.get(job_metrics.JOB_RETURN_CODE).labels(job).set(max_rc)
-    metrics.get(job_metrics.JOB_ERRORS).labels(job)  # a job that never failed shows 0, not nothing
+    metrics.counter(job_metrics.JOB_RUNS).labels(job, outcome).inc()
+    metrics.gauge(job_metrics.JOB_RETURN_CODE).labels(job).set(max_rc)
+    metrics.counter(job_metrics.JOB_ERRORS).labels(job)  # a job that never failed shows 0, not nothing

@@ -26,7 +26,7 @@ from pilothouse.jobs.definition import ParamError
 from pilothouse.jobs.registry import Registry, UnknownJob
 from pilothouse.jobs.store import JobStore
 from pilothouse.jobs.store.base import FireOutcome, ScheduledJob
-from pilothouse.runtime.metrics import Metrics
+from pilothouse.metrics import Metrics
 
 log = logging.getLogger("pilothouse.jobs.scheduler")
 LEASE = "scheduler"
@@ -134,17 +134,17 @@ class Scheduler:
             if state is None:
                 continue
             key = schedule.key
-            self.metrics.get(job_metrics.SCHEDULE_LAST_FIRE).labels(key).set(state.last_fire)
-            self.metrics.get(job_metrics.SCHEDULE_NEXT_FIRE).labels(key).set(
+            self.metrics.gauge(job_metrics.SCHEDULE_LAST_FIRE).labels(key).set(state.last_fire)
+            self.metrics.gauge(job_metrics.SCHEDULE_NEXT_FIRE).labels(key).set(
                 cron.next_fires(schedule.cron, schedule.timezone, max(now, state.last_fire))[0]
             )
-            self.metrics.get(job_metrics.SCHEDULE_LAST_SUCCESS).labels(key).set(
+            self.metrics.gauge(job_metrics.SCHEDULE_LAST_SUCCESS).labels(key).set(
                 state.last_success if state.last_success is not None else state.created_at
             )
-            self.metrics.get(job_metrics.SCHEDULE_SUCCESS_WINDOW).labels(key).set(
+            self.metrics.gauge(job_metrics.SCHEDULE_SUCCESS_WINDOW).labels(key).set(
                 cron.longest_period(schedule.cron, schedule.timezone, now) + schedule.misfire_grace
             )
-            self.metrics.get(job_metrics.SCHEDULE_MISSED).labels(key).set(state.missed)
+            self.metrics.gauge(job_metrics.SCHEDULE_MISSED).labels(key).set(state.missed)
 
     def release(self) -> None:
         """Hand the lease back at once (a clean stop need not wait for it to expire)."""

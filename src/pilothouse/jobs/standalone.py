@@ -1,6 +1,6 @@
 """Jobs in processes of their own: `pilothouse jobs worker` (the jobs feature's worker, with the
 ops port (health, readiness, metrics) unless turned off, shut down like `serve`) and the runtime
-of `pilothouse jobs run` (one job, here and now).
+of `pilothouse jobs run` (one job, here and now) is `pilothouse.features.one_job_runtime`.
 
 The worker loads what `serve` loads: the app module (its `@pilothouse.check` functions register
 on import) and the app's lifespan startup (the checks ping what it opens), so the configured
@@ -18,10 +18,8 @@ import asyncio
 import logging
 from typing import Any
 
-from pilothouse.config.model import Config
 from pilothouse.runtime.app_lifespan import AppLifespan
 from pilothouse.runtime.connection_guard import quiet_accept_errors
-from pilothouse.runtime.features import install_process_features
 from pilothouse.runtime.runtime import Runtime
 from pilothouse.runtime.server import (
     HANDLED_SIGNALS,
@@ -34,15 +32,6 @@ from pilothouse.runtime.signals import ShutdownSignals
 from pilothouse.runtime.uvicorn_server import ops_server, stop_server
 
 log = logging.getLogger("pilothouse.jobs.worker")
-
-
-def one_job_runtime(config: Config) -> Runtime:
-    """The runtime of `pilothouse jobs run`: the features every process gets (live secrets,
-    logs, traces) as in `jobs worker` and `serve`, so `live("db.url")` and the job's spans work
-    the same however the job is started; no ops port and no worker of the jobs feature."""
-    runtime = Runtime(config)
-    install_process_features(runtime)
-    return runtime
 
 
 async def run_worker(runtime: Runtime, app: Any = None, *, serve_ops: bool = True) -> int:

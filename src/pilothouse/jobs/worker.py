@@ -28,8 +28,8 @@ from pilothouse.jobs.registry import Registry
 from pilothouse.jobs.runner import Execution, RunResult
 from pilothouse.jobs.scheduler import Scheduler, check_schedules
 from pilothouse.jobs.store import JobRecord, JobStore
+from pilothouse.metrics import Metrics
 from pilothouse.runtime import threads
-from pilothouse.runtime.metrics import Metrics
 
 if TYPE_CHECKING:
     from pilothouse.jobs.attest import OutputAttester
@@ -195,7 +195,7 @@ class Worker:
                     if found.action == "lost":
                         count_run(self.metrics, found.name, "lost", ABEND_RC)
                 counts = await self._call(self.store.counts)
-                self.metrics.get(job_metrics.JOB_QUEUE_DEPTH).set(counts["queued"])
+                self.metrics.gauge(job_metrics.JOB_QUEUE_DEPTH).set(counts["queued"])
                 await self._call(publish_backup_metrics, self.store, self.registry, self.metrics)
             except Exception as exc:
                 log.warning("job store unavailable (heartbeat): %s", exc)
@@ -219,8 +219,8 @@ class Worker:
                 self.cancel(job_id, "cancel requested")
 
     def _set_gauges(self) -> None:
-        self.metrics.get(job_metrics.JOB_RUNNING).set(len(self.running))
-        self.metrics.get(job_metrics.JOB_DRAINING).set(0 if self.accepting else 1)
+        self.metrics.gauge(job_metrics.JOB_RUNNING).set(len(self.running))
+        self.metrics.gauge(job_metrics.JOB_DRAINING).set(0 if self.accepting else 1)
 
     # -- jobs ----------------------------------------------------------------------------------
 

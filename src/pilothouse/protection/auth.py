@@ -21,13 +21,13 @@ from typing import Any, Protocol
 import jwt
 from jwt import PyJWK
 
+from pilothouse.asgi import ASGIApp, Receive, Scope, Send
 from pilothouse.config.protection import AuthConfig
+from pilothouse.metrics import Metrics
 from pilothouse.protection.jwks import KeyUnavailable
 from pilothouse.protection.paths import path_matcher
 from pilothouse.protection.principal import STATE_KEY, Principal
 from pilothouse.protection.refusals import Refusals, log
-from pilothouse.runtime.asgi import ASGIApp, Receive, Scope, Send
-from pilothouse.runtime.metrics import Metrics
 from pilothouse.telemetry.context import current_request
 
 

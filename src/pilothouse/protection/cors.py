@@ -6,9 +6,9 @@ the config is loaded (Starlette would echo any origin back)."""
 
 from __future__ import annotations
 
+from pilothouse.asgi import ASGIApp
 from pilothouse.config.protection import CorsConfig
 from pilothouse.errors import ConfigError
-from pilothouse.runtime.asgi import ASGIApp
 
 
 def cors_middleware(app: ASGIApp, config: CorsConfig) -> ASGIApp:

@@ -14,9 +14,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from pilothouse.asgi import Message, Scope, Send
 from pilothouse.catalog import protection as protection_metrics
-from pilothouse.runtime.asgi import Message, Scope, Send
-from pilothouse.runtime.metrics import Metrics
+from pilothouse.metrics import Metrics
 
 log = logging.getLogger("pilothouse.protection")
 
@@ -29,7 +29,7 @@ class UnhandledErrors:
     __slots__ = ("_answered", "_started")
 
     def __init__(self, metrics: Metrics | None) -> None:
-        counter: Any = metrics.get(protection_metrics.HTTP_UNHANDLED_ERRORS) if metrics else None
+        counter: Any = metrics.counter(protection_metrics.HTTP_UNHANDLED_ERRORS) if metrics else None
         self._answered = counter.labels("problem") if counter is not None else None
         self._started = counter.labels("started") if counter is not None else None
 

@@ -1,4 +1,4 @@
-"""`install(runtime)`: the protection feature (listed in `pilothouse.runtime.features`).
+"""`install(runtime)`: the protection feature (listed in `pilothouse.features`).
 
 Its middleware goes inside the in-flight layer, so it runs inside telemetry (its answers carry
 the request id and trace id and are counted and logged like any response). From the outside
@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from pilothouse.config.checks import RedisCheck
 from pilothouse.config.protection import AuthConfig, RateLimitConfig
 from pilothouse.errors import ConfigError
+from pilothouse.metrics import Metrics
 from pilothouse.protection.cors import cors_middleware
 from pilothouse.protection.middleware import ProtectionMiddleware
 from pilothouse.protection.ratelimit import Limit, RateLimitMiddleware
@@ -23,7 +24,6 @@ from pilothouse.protection.ratelimit_store import Counters, MemoryCounters, Redi
 from pilothouse.runtime.checks import Check
 from pilothouse.runtime.checks.factory import url_source
 from pilothouse.runtime.checks.network import redis_probe
-from pilothouse.runtime.metrics import Metrics
 from pilothouse.secrets import SecretResolver
 
 if TYPE_CHECKING:
@@ -56,7 +56,7 @@ def _limit(runtime: Runtime, config: RateLimitConfig, metrics: Metrics | None) -
     counters: Counters
     if config.storage == "redis":
         assert config.redis_url is not None
-        url = url_source(config.redis_url, SecretResolver(runtime.config))
+        url = url_source(config.redis_url, SecretResolver(runtime.config).get)
         redis_counters = RedisCounters(config, url())
         counters = redis_counters
         runtime.on_drain(redis_counters.close)

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import NamedTuple
 
+from pilothouse.asgi import Message, Receive
 from pilothouse.config.protection import LimitsConfig
 from pilothouse.protection.paths import path_matcher
-from pilothouse.runtime.asgi import Message, Receive
 
 
 class BodyTooLarge(Exception):

@@ -16,7 +16,9 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from pilothouse.asgi import ASGIApp, Message, Receive, Scope, Send, respond
 from pilothouse.config.protection import ProtectionConfig
+from pilothouse.metrics import Metrics
 from pilothouse.protection.deadlines import Deadlines
 from pilothouse.protection.errors import HeldErrorPage, UnhandledErrors
 from pilothouse.protection.headers import SecurityHeaders
@@ -24,8 +26,6 @@ from pilothouse.protection.limits import BodyLimit, BodyTooLarge, LimitTable
 from pilothouse.protection.problem import PROBLEM_JSON, problem_body
 from pilothouse.protection.proxies import TrustedProxies
 from pilothouse.protection.refusals import Refusals
-from pilothouse.runtime.asgi import ASGIApp, Message, Receive, Scope, Send, respond
-from pilothouse.runtime.metrics import Metrics
 
 log = logging.getLogger("pilothouse.protection")
 

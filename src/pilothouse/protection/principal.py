@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pilothouse.runtime.asgi import Scope
+from pilothouse.asgi import Scope
 
 STATE_KEY = "principal"
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Sequence
 
+from pilothouse.asgi import Scope
 from pilothouse.config.protection import Network
-from pilothouse.runtime.asgi import Scope
 
 _SCHEMES = frozenset(("http", "https", "ws", "wss"))
 

@@ -20,14 +20,14 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from pilothouse.asgi import ASGIApp, Headers, Message, Receive, Scope, Send
 from pilothouse.catalog import protection as protection_metrics
 from pilothouse.config.protection import RateLimitConfig
+from pilothouse.metrics import Metrics
 from pilothouse.protection.paths import path_matcher
 from pilothouse.protection.principal import principal_of
 from pilothouse.protection.ratelimit_store import Counters, Verdict
 from pilothouse.protection.refusals import Refusals
-from pilothouse.runtime.asgi import ASGIApp, Headers, Message, Receive, Scope, Send
-from pilothouse.runtime.metrics import Metrics
 
 log = logging.getLogger("pilothouse.protection")
 
@@ -74,7 +74,7 @@ class Limit:
         self.fail_open = config.on_backend_error == "open"
         self.policy = f'"{config.name}";q={config.limit};w={max(1, math.ceil(config.window))}'.encode()
         self.healthy = True
-        gauge: Any = metrics.get(protection_metrics.RATE_LIMIT_BACKEND_UP) if metrics else None
+        gauge: Any = metrics.gauge(protection_metrics.RATE_LIMIT_BACKEND_UP) if metrics else None
         self._up = gauge.labels(config.name) if gauge is not None else None
         if self._up is not None:
             self._up.set(1)

@@ -6,10 +6,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from pilothouse.asgi import Headers, Scope, Send, respond
 from pilothouse.catalog import protection as protection_metrics
+from pilothouse.metrics import Metrics
 from pilothouse.protection.problem import PROBLEM_JSON, problem_body
-from pilothouse.runtime.asgi import Headers, Scope, Send, respond
-from pilothouse.runtime.metrics import Metrics
 
 log = logging.getLogger("pilothouse.protection")
 
@@ -20,7 +20,7 @@ class Refusals:
     __slots__ = ("_counters",)
 
     def __init__(self, metrics: Metrics | None) -> None:
-        counter: Any = metrics.get(protection_metrics.HTTP_REQUESTS_REFUSED) if metrics else None
+        counter: Any = metrics.counter(protection_metrics.HTTP_REQUESTS_REFUSED) if metrics else None
         self._counters: dict[str, Any] = (
             {reason: counter.labels(reason) for reason in protection_metrics.REFUSAL_REASONS}
             if counter is not None

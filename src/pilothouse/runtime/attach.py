@@ -14,11 +14,11 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from pilothouse.asgi import ASGIApp, Message, Receive, Scope, Send
 from pilothouse.config.loader import load_config
 from pilothouse.config.model import Config
 from pilothouse.errors import PilothouseError
-from pilothouse.runtime.asgi import ASGIApp, Message, Receive, Scope, Send
-from pilothouse.runtime.features import install_all
+from pilothouse.features import install_all
 from pilothouse.runtime.runtime import Runtime
 from pilothouse.runtime.server import bind, start_server
 from pilothouse.runtime.signals import HostSignals

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from pilothouse.runtime.asgi import ASGIApp, Message, Receive, Scope, Send
+from pilothouse.asgi import ASGIApp, Message, Receive, Scope, Send
 
 RESPONSE_STARTED = "pilothouse.response_started"
 """Scope key an outer middleware sets when it forwards `http.response.start`; see

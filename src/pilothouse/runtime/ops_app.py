@@ -21,8 +21,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
+from pilothouse.asgi import Message, Receive, Scope, Send, respond
 from pilothouse.runtime.admin_auth import AdminAuth
-from pilothouse.runtime.asgi import Message, Receive, Scope, Send, respond
 from pilothouse.runtime.lifecycle import State
 
 if TYPE_CHECKING:

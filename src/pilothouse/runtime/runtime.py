@@ -15,14 +15,16 @@ from typing import Literal
 
 from prometheus_client import CollectorRegistry, exposition
 
-from pilothouse.catalog import http as http_metrics
+from pilothouse.asgi import ASGIApp, Headers
+from pilothouse.catalog import http_server as http_metrics
 from pilothouse.catalog import lifecycle as lifecycle_metrics
 from pilothouse.config.model import Config
-from pilothouse.runtime.asgi import ASGIApp, Headers
+from pilothouse.config.secret_ref import ResolveSecret
+from pilothouse.metrics import Metrics
 from pilothouse.runtime.checks import Check, CheckResult, CheckRunner, ReadinessReport, build_checks
+from pilothouse.runtime.checks.factory import no_resolver
 from pilothouse.runtime.inflight import InFlightMiddleware
 from pilothouse.runtime.lifecycle import Lifecycle, State
-from pilothouse.runtime.metrics import Metrics
 from pilothouse.runtime.ops_app import OpsApp, RouteHandler
 
 log = logging.getLogger("pilothouse")
@@ -66,6 +68,8 @@ class Runtime:
         self.inflight_source: Callable[[], tuple[int, int]] | None = None
         """(in flight, dropped) when requests are served elsewhere (the supervisor's workers)."""
         self.role: Role = role
+        self.resolve_secret: ResolveSecret = no_resolver
+        """How configured checks read a secret URL; the secrets feature installs its resolver."""
         if role != "worker":
             self._register_process_metrics()
 
@@ -110,7 +114,10 @@ class Runtime:
         """Build the checks. Called after the app is imported, so decorated checks exist."""
         if self._runner is None:
             self._runner = CheckRunner(
-                [*(build_checks(self.config) if self.run_config_checks else []), *self._extra_checks],
+                [
+                    *(build_checks(self.config, self.resolve_secret) if self.run_config_checks else []),
+                    *self._extra_checks,
+                ],
                 self.config.probes.cache_ttl,
                 self._record_check,
             )
@@ -122,13 +129,13 @@ class Runtime:
     def _record_check(self, result: CheckResult) -> None:
         if not self.record_check_metrics:
             return
-        self.metrics.get(lifecycle_metrics.READINESS_CHECK_STATUS).labels(
+        self.metrics.gauge(lifecycle_metrics.READINESS_CHECK_STATUS).labels(
             result.name, str(result.critical).lower()
         ).set(1 if result.ok else 0)
-        self.metrics.get(lifecycle_metrics.READINESS_CHECK_DURATION).labels(result.name).observe(
+        self.metrics.histogram(lifecycle_metrics.READINESS_CHECK_DURATION).labels(result.name).observe(
             result.duration_ms / 1000
         )
-        self.metrics.get(lifecycle_metrics.READINESS_CHECK_RUNS).labels(
+        self.metrics.counter(lifecycle_metrics.READINESS_CHECK_RUNS).labels(
             result.name, "pass" if result.ok else "fail"
         ).inc()
 
@@ -149,7 +156,7 @@ class Runtime:
     def wrap(self, app: ASGIApp) -> ASGIApp:
         """The app with Pilothouse's request middleware around it: the in-flight tracking the
         shutdown needs, inside whatever the installed features added."""
-        dropped = self.metrics.get(http_metrics.HTTP_SERVER_REQUESTS_DROPPED)
+        dropped = self.metrics.counter(http_metrics.HTTP_SERVER_REQUESTS_DROPPED)
         for factory in self._inner_middleware:
             app = factory(app)
         self._inflight = InFlightMiddleware(app, on_drop=dropped.inc)
@@ -177,14 +184,14 @@ class Runtime:
 
     def _register_process_metrics(self) -> None:
         service = self.config.service
-        self.metrics.get(lifecycle_metrics.BUILD_INFO).info(
+        self.metrics.info(lifecycle_metrics.BUILD_INFO).info(
             {
                 "service": service.name,
                 "version": service.version,
                 "python_version": platform.python_version(),
             }
         )
-        state_gauge = self.metrics.get(lifecycle_metrics.LIFECYCLE_STATE)
+        state_gauge = self.metrics.gauge(lifecycle_metrics.LIFECYCLE_STATE)
 
         def on_state(state: State) -> None:
             for candidate in State:

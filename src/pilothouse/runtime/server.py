@@ -19,9 +19,9 @@ from typing import Any
 
 import uvicorn
 
+from pilothouse.asgi import ASGIApp
 from pilothouse.config.model import Config
 from pilothouse.errors import OperationError
-from pilothouse.runtime.asgi import ASGIApp
 from pilothouse.runtime.connection_guard import OTHER_DESCRIPTORS, fd_cap, quiet_accept_errors
 from pilothouse.runtime.runtime import Runtime
 from pilothouse.runtime.signals import ShutdownSignals

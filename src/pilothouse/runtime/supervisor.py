@@ -277,8 +277,8 @@ def worker_main(
     conn: Connection,
 ) -> None:
     """Entry point of a spawned worker process."""
-    from pilothouse.runtime.features import install_all
-    from pilothouse.runtime.loader import import_app
+    from pilothouse.features import install_all
+    from pilothouse.runtime.app_import import import_app
     from pilothouse.runtime.server import PilothouseServer
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)

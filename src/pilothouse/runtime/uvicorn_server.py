@@ -15,7 +15,8 @@ from typing import Any
 
 import uvicorn
 
-from pilothouse.config.service import OpsConfig, ServiceConfig
+from pilothouse.config.ops import OpsConfig
+from pilothouse.config.service import ServiceConfig
 from pilothouse.runtime.connection_guard import Limits, guarded_protocol
 
 

@@ -6,8 +6,10 @@ runtime would use anyway and a later change of a default shows up in a new `init
 
 from __future__ import annotations
 
+from pilothouse.config.lifecycle import LifecycleConfig
+from pilothouse.config.ops import OpsConfig
 from pilothouse.config.secret_ref import SecretRef
-from pilothouse.config.service import LifecycleConfig, OpsConfig, ServiceConfig
+from pilothouse.config.service import ServiceConfig
 from pilothouse.durations import format_duration
 from pilothouse.scaffold.detect import Detection
 from pilothouse.secrets.providers.env import env_name

@@ -25,11 +25,12 @@ CHECK_NAME = "secrets"
 
 def install(runtime: Runtime) -> None:
     config = runtime.config
+    runtime.resolve_secret = SecretResolver(config).get  # configured checks with secret URLs
     refs = config.secret_refs()
     if not refs:
         return
-    failures = runtime.metrics.get(secret_metrics.SECRET_RELOAD_FAILURES)
-    last_load = runtime.metrics.get(secret_metrics.SECRET_LAST_LOAD)
+    failures = runtime.metrics.counter(secret_metrics.SECRET_RELOAD_FAILURES)
+    last_load = runtime.metrics.gauge(secret_metrics.SECRET_LAST_LOAD)
     store = SecretStore(
         SecretResolver(config),
         refs,

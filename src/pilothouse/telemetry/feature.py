@@ -1,4 +1,4 @@
-"""`install(runtime)`: the telemetry feature (listed in `pilothouse.runtime.features`).
+"""`install(runtime)`: the telemetry feature (listed in `pilothouse.features`).
 
 Logs are routed first (so everything after is formatted), then the tracer provider is set up
 and flushed at shutdown, process metrics are registered, and the helpers are bound to the
@@ -16,7 +16,7 @@ from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
-from pilothouse.runtime.asgi import ASGIApp
+from pilothouse.asgi import ASGIApp
 from pilothouse.runtime.inflight import InFlightMiddleware
 from pilothouse.runtime.multiprocess import scrape_registry
 from pilothouse.telemetry.logs import configure_logging, flush_logs

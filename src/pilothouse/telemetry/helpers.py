@@ -97,8 +97,8 @@ class unit_of_work(_Timed):
         state.used("unit_of_work")
         metrics = state.metrics
         outcome = "success" if error is None else "error"
-        metrics.get(app_metrics.UNIT_OF_WORK_EXECUTIONS).labels(self.name, outcome).inc()
-        metrics.get(app_metrics.UNIT_OF_WORK_DURATION).labels(self.name).observe(duration)
+        metrics.counter(app_metrics.UNIT_OF_WORK_EXECUTIONS).labels(self.name, outcome).inc()
+        metrics.histogram(app_metrics.UNIT_OF_WORK_DURATION).labels(self.name).observe(duration)
 
 
 class command(_Timed):
@@ -118,7 +118,7 @@ class command(_Timed):
         result = self.result or ("ok" if error is None else "error")
         if self._span is not None:
             self._span.set_attribute("pilothouse.command.result", result)
-        state.metrics.get(app_metrics.COMMAND_DURATION).labels(self.name, result).observe(duration)
+        state.metrics.histogram(app_metrics.COMMAND_DURATION).labels(self.name, result).observe(duration)
 
 
 def queue_depth(name: str, depth: Callable[[], float]) -> None:
@@ -128,7 +128,7 @@ def queue_depth(name: str, depth: Callable[[], float]) -> None:
     reports the supervisor's view, so bind it to a shared queue (Redis, a table), not a local one.
     """
     state.used("queue_depth")
-    state.metrics.get(app_metrics.QUEUE_DEPTH).labels(name).set_function(depth)
+    state.metrics.gauge(app_metrics.QUEUE_DEPTH).labels(name).set_function(depth)
 
 
 def request_id() -> str | None:

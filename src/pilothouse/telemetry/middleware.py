@@ -19,11 +19,11 @@ from random import getrandbits
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
-from pilothouse.catalog import http as http_metrics
+from pilothouse.asgi import ASGIApp, Message, Receive, Scope, Send
+from pilothouse.catalog import http_server as http_metrics
 from pilothouse.config.telemetry import TelemetryConfig
-from pilothouse.runtime.asgi import ASGIApp, Message, Receive, Scope, Send
+from pilothouse.metrics import Metrics
 from pilothouse.runtime.inflight import RESPONSE_STARTED
-from pilothouse.runtime.metrics import Metrics
 from pilothouse.runtime.multiprocess import multiprocess_enabled
 from pilothouse.telemetry.access import AccessLog
 from pilothouse.telemetry.context import RequestContext, current_request

@@ -7,8 +7,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from pilothouse.catalog import http as http_metrics
-from pilothouse.runtime.asgi import Scope
+from pilothouse.asgi import Scope
+from pilothouse.catalog import http_server as http_metrics
 
 if TYPE_CHECKING:
     from pilothouse.telemetry.server_span import ServerSpanStarter

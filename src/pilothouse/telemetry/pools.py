@@ -73,6 +73,6 @@ def watch_pool(name: str, pool: Any) -> None:
         return usage.in_use() / maximum if maximum else 0.0
 
     metrics = state.metrics
-    metrics.get(app_metrics.POOL_CONNECTIONS_IN_USE).labels(name).set_function(usage.in_use)
-    metrics.get(app_metrics.POOL_CONNECTIONS_MAX).labels(name).set_function(usage.maximum)
-    metrics.get(app_metrics.POOL_UTILIZATION).labels(name).set_function(ratio)
+    metrics.gauge(app_metrics.POOL_CONNECTIONS_IN_USE).labels(name).set_function(usage.in_use)
+    metrics.gauge(app_metrics.POOL_CONNECTIONS_MAX).labels(name).set_function(usage.maximum)
+    metrics.gauge(app_metrics.POOL_UTILIZATION).labels(name).set_function(ratio)

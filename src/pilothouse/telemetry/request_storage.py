@@ -7,8 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 from pilothouse.catalog import MetricSpec
-from pilothouse.catalog import http as http_metrics
-from pilothouse.runtime.metrics import Metrics
+from pilothouse.catalog import http_server as http_metrics
+from pilothouse.metrics import Metrics
 from pilothouse.runtime.multiprocess import multiprocess_enabled
 from pilothouse.telemetry.request_histogram import ChildSeries, RequestHistogram
 
@@ -49,15 +49,15 @@ def request_histogram(metrics: Metrics, spec: MetricSpec) -> RequestHistogram | 
     """A per-request histogram (duration, body sizes): in `RequestHistogram` storage, or
     (several workers) as a prometheus_client `Histogram` writing the shared files."""
     if multiprocess_enabled():
-        return MultiprocessHistogram(metrics.get(spec))
-    histogram: RequestHistogram = metrics.get(spec, storage=RequestHistogram)
+        return MultiprocessHistogram(metrics.histogram(spec))
+    histogram: RequestHistogram = metrics.custom(spec, RequestHistogram)
     return histogram
 
 
 def active_requests(metrics: Metrics) -> dict[str, Any]:
     """`http_server_active_requests` per method: gauge children in multiprocess storage (each
     worker writes its value for the supervisor's sum), ints read at scrape time otherwise."""
-    gauge = metrics.get(http_metrics.HTTP_SERVER_ACTIVE_REQUESTS)
+    gauge = metrics.gauge(http_metrics.HTTP_SERVER_ACTIVE_REQUESTS)
     methods = (*http_metrics.STANDARD_METHODS, http_metrics.OTHER_METHOD)
     if multiprocess_enabled():
         return {method: gauge.labels(method) for method in methods}

@@ -7,8 +7,8 @@ shared UNMATCHED_ROUTE value, so 10,000 random paths add no series.
 
 from __future__ import annotations
 
-from pilothouse.catalog.http import UNMATCHED_ROUTE
-from pilothouse.runtime.asgi import Scope
+from pilothouse.asgi import Scope
+from pilothouse.catalog.http_server import UNMATCHED_ROUTE
 
 
 def route_template(scope: Scope, entry_root_path: str) -> str:

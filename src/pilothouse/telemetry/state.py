@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from pilothouse.runtime.metrics import Metrics
+from pilothouse.metrics import Metrics
 
 log = logging.getLogger("pilothouse.telemetry")
 

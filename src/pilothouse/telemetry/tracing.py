@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace.export import SpanExporter
 
     from pilothouse.config.model import Config
-    from pilothouse.runtime.metrics import Metrics
+    from pilothouse.metrics import Metrics
     from pilothouse.runtime.runtime import Runtime
     from pilothouse.telemetry.server_span import ServerSpanStarter
 
@@ -51,7 +51,7 @@ def _drop_counter(metrics: Metrics | None) -> Callable[[str, int], None] | None:
         return None
     from pilothouse.catalog.telemetry import SPAN_DROP_REASONS, SPANS_DROPPED
 
-    counter = metrics.get(SPANS_DROPPED)
+    counter = metrics.counter(SPANS_DROPPED)
     children = {reason: counter.labels(reason) for reason in SPAN_DROP_REASONS}
 
     def dropped(reason: str, count: int) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pilothouse.catalog.http import HTTP_SERVER_REQUEST_DURATION
+from pilothouse.catalog.http_server import HTTP_SERVER_REQUEST_DURATION
 from pilothouse.config import load_config
 from pilothouse.generators.deploy import facts
 from tests.generators.deploy.conftest import SHOP

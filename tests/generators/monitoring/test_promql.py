@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pilothouse.catalog import http as http_metrics
+from pilothouse.catalog import http_server as http_metrics
 from pilothouse.catalog import jobs as job_metrics
 from pilothouse.generators.monitoring.promql import (
     Matcher,

@@ -12,11 +12,11 @@ from typing import Any
 
 from pilothouse.config import Config
 from pilothouse.config.deploy import DatabaseConfig
+from pilothouse.config.secret_ref import mount_path
 from pilothouse.generators.deploy import facts, secret_examples
 from pilothouse.generators.deploy.container import DOCKERFILE, healthcheck_command
 from pilothouse.generators.deploy.quantity import cpu_cores, memory_bytes
 from pilothouse.generators.yaml import dump
-from pilothouse.secrets import SecretResolver
 
 Obj = dict[str, Any]
 PROMETHEUS_CONFIG = "compose.prometheus.yml"
@@ -44,7 +44,6 @@ def _compose_secrets(config: Config, directory: str = "secrets") -> tuple[list[O
     under `directory` mounted where the resolver's `kubernetes` source looks for it."""
     if "kubernetes" not in config.secrets.sources:
         return [], {}
-    resolver = SecretResolver(config)
     uses: list[Obj] = []
     top: Obj = {}
     for ref in config.secret_refs():
@@ -56,7 +55,7 @@ def _compose_secrets(config: Config, directory: str = "secrets") -> tuple[list[O
             {
                 "mode": 0o400,
                 "source": key,
-                "target": str(resolver.mount_path(ref)),
+                "target": str(mount_path(config.secrets.mount_dir, ref)),
                 "uid": str(config.deploy.container.uid),
             }
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pilothouse.config import Config
+from pilothouse.config.deploy import DatabaseConfig
 from pilothouse.generators.deploy import facts
 from pilothouse.generators.deploy.kubernetes import (
     Obj,
@@ -18,17 +19,25 @@ PGDATA_DIR = "/var/lib/postgresql/data"
 
 
 def objects(config: Config) -> list[Obj]:
+    """The StatefulSet, its headless Service and the NetworkPolicy; none without a database."""
     db = config.deploy.database
     if db is None or not db.enabled:
         return []
-    name = facts.database_name(config)
-    labels = facts.database_labels(config)
-    ready = {
+    return [statefulset(config, db), service(config, db), network_policy(config)]
+
+
+def _ready(db: DatabaseConfig) -> Obj:
+    """The probe command: `pg_isready` against the server inside the pod."""
+    return {
         "exec": {
             "command": ["pg_isready", "-h", "127.0.0.1", "-p", str(db.port), "-U", db.user, "-d", db.database]
         }
     }
-    container: Obj = {
+
+
+def container(config: Config, db: DatabaseConfig) -> Obj:
+    ready = _ready(db)
+    return {
         "env": [
             {"name": "PGDATA", "value": f"{PGDATA_DIR}/pgdata"},
             {"name": "POSTGRES_DB", "value": db.database},
@@ -55,7 +64,12 @@ def objects(config: Config) -> list[Obj]:
             {"mountPath": "/tmp", "name": "tmp"},  # noqa: S108 - an emptyDir
         ],
     }
-    statefulset = {
+
+
+def statefulset(config: Config, db: DatabaseConfig) -> Obj:
+    name = facts.database_name(config)
+    labels = facts.database_labels(config)
+    return {
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",
         "metadata": meta(
@@ -69,7 +83,7 @@ def objects(config: Config) -> list[Obj]:
                 "metadata": {"labels": labels},
                 "spec": {
                     "automountServiceAccountToken": False,
-                    "containers": [container],
+                    "containers": [container(config, db)],
                     "securityContext": restricted_pod_security(PG_UID),
                     "serviceAccountName": config.service.name,
                     "terminationGracePeriodSeconds": 60,
@@ -87,20 +101,30 @@ def objects(config: Config) -> list[Obj]:
             ],
         },
     }
-    service = {
+
+
+def service(config: Config, db: DatabaseConfig) -> Obj:
+    """Headless: the StatefulSet's pod is reached by name."""
+    labels = facts.database_labels(config)
+    return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": meta(config, name, labels=labels),
+        "metadata": meta(config, facts.database_name(config), labels=labels),
         "spec": {
             "clusterIP": "None",
             "ports": [{"name": "postgres", "port": db.port, "protocol": "TCP", "targetPort": "postgres"}],
             "selector": labels,
         },
     }
-    policy = {
+
+
+def network_policy(config: Config) -> Obj:
+    """Only the service's own pods reach the database."""
+    labels = facts.database_labels(config)
+    return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
-        "metadata": meta(config, name, labels=labels),
+        "metadata": meta(config, facts.database_name(config), labels=labels),
         "spec": {
             "ingress": [
                 {
@@ -112,4 +136,3 @@ def objects(config: Config) -> list[Obj]:
             "policyTypes": ["Ingress"],
         },
     }
-    return [statefulset, service, policy]

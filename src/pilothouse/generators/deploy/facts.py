@@ -12,8 +12,8 @@ from pathlib import PurePosixPath
 
 from pilothouse.config import Config, SecretRef
 from pilothouse.config.schedules import ScheduleConfig
+from pilothouse.config.secret_ref import env_name, mount_path
 from pilothouse.durations import format_duration
-from pilothouse.secrets import SecretResolver, env_name
 
 CONFIG_DIR = "/etc/pilothouse"
 """Where the config file is mounted (ConfigMap) or copied (image); PILOTHOUSE_CONFIG points here."""
@@ -133,11 +133,10 @@ def secret_mounts(config: Config) -> list[SecretMount]:
     `kubernetes` source): the runtime loads every reference at startup, app ones included."""
     if "kubernetes" not in config.secrets.sources:
         return []
-    resolver = SecretResolver(config)
     groups: dict[str, tuple[str, set[str]]] = {}
     for ref in config.secret_refs():
         group, key = _group_key(ref)
-        mount = str(PurePosixPath(resolver.mount_path(ref)).parent)
+        mount = str(PurePosixPath(mount_path(config.secrets.mount_dir, ref)).parent)
         groups.setdefault(group, (mount, set()))[1].add(key)
     return [
         SecretMount(secret_name(config, g), f"secret-{g.replace('.', '-')}", mount, tuple(sorted(keys)))

@@ -8,7 +8,7 @@ Promotion is manual unless `[deploy.blue_green] auto_promote = true`:
 
 from __future__ import annotations
 
-from pilothouse.catalog.http import HTTP_SERVER_REQUEST_DURATION
+from pilothouse.catalog.http_server import HTTP_SERVER_REQUEST_DURATION
 from pilothouse.config import Config
 from pilothouse.generators.deploy import facts
 from pilothouse.generators.deploy.kubernetes import Obj, deployment, meta, services

@@ -14,7 +14,7 @@ from typing import Literal
 
 from pilothouse.config import Config, SecretRef
 from pilothouse.config.deploy import DatabaseConfig
-from pilothouse.secrets import env_name
+from pilothouse.config.secret_ref import env_name
 
 PLACEHOLDER = "CHANGE-ME"
 Target = Literal["compose-dev", "systemd"]

@@ -14,7 +14,7 @@ from typing import Literal
 from pilothouse.catalog import MetricSpec
 from pilothouse.catalog import app as app_metrics
 from pilothouse.catalog import backup as backup_metrics
-from pilothouse.catalog import http as http_metrics
+from pilothouse.catalog import http_server as http_metrics
 from pilothouse.catalog import jobs as job_metrics
 from pilothouse.catalog import lifecycle as lifecycle_metrics
 from pilothouse.catalog import process as process_metrics

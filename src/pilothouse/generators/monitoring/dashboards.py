@@ -19,7 +19,7 @@ from grafana_foundation_sdk.models.common import LegendDisplayMode, LegendPlacem
 from grafana_foundation_sdk.models.dashboard import DataSourceRef, VariableRefresh
 
 from pilothouse.catalog import app as app_catalog
-from pilothouse.catalog import http as http_metrics
+from pilothouse.catalog import http_server as http_metrics
 from pilothouse.catalog import jobs as job_metrics
 from pilothouse.catalog import lifecycle as lifecycle_metrics
 from pilothouse.catalog import process as process_metrics

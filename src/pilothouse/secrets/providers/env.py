@@ -4,17 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from pilothouse.config.secret_ref import SecretRef
+from pilothouse.config.secret_ref import SecretRef, env_name
 from pilothouse.secrets.providers.base import Found
 
-
-def env_name(service: str, ref: SecretRef) -> str:
-    """The environment variable a secret is read from: `<SERVICE>_<NAME>` upper-cased, with
-    '.' and '-' as '_' (service "shop", secret "db.url" -> SHOP_DB_URL), unless `env` is set."""
-    if ref.env:
-        return ref.env
-    raw = f"{service}_{ref.secret}"
-    return raw.upper().replace(".", "_").replace("-", "_")
+__all__ = ["EnvProvider", "env_name"]
 
 
 class EnvProvider:

@@ -10,16 +10,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pilothouse.config.secret_ref import SecretRef
+from pilothouse.config.secret_ref import SecretRef, mount_path
 from pilothouse.errors import SecretError
 from pilothouse.secrets.providers.base import Found
 
-
-def mount_path(mount_dir: str | Path, ref: SecretRef) -> Path:
-    """Where a mounted secret lives: `<mount_dir>/<group>/<key>` ("db.url" -> db/url); a name
-    without a dot lives in the group "default"."""
-    group, _, key = ref.secret.rpartition(".")
-    return Path(mount_dir) / (group or "default") / key
+__all__ = ["KubernetesProvider", "mount_path", "read_secret_file"]
 
 
 def read_secret_file(path: Path) -> Found | None:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client.registry import Collector
 
-from pilothouse.catalog import MetricSpec, all_specs
+from pilothouse.catalog import MetricSpec, MetricType, all_specs
+
+T = TypeVar("T")
+C = TypeVar("C", bound=Collector)
 
 
 def make_collector(spec: MetricSpec, registry: CollectorRegistry, **extra: Any) -> Any:
@@ -24,16 +28,42 @@ def make_collector(spec: MetricSpec, registry: CollectorRegistry, **extra: Any) 
 
 
 class Metrics:
-    """All collectors of one process, by family name, in one registry."""
+    """All collectors of one process, by family name, in one registry.
+
+    One accessor per metric type (`counter`, `gauge`, `histogram`, `info`, and `custom` for a
+    collector of Pilothouse's own), each typed and refusing a spec of another type."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
-        self._collectors: dict[str, Any] = {}
-        self._storage: dict[str, Callable[[MetricSpec], Any] | None] = {}
+        self._collectors: dict[str, object] = {}
+        self._storage: dict[str, Callable[[MetricSpec], Collector] | None] = {}
 
-    def get(self, spec: MetricSpec, storage: Callable[[MetricSpec], Any] | None = None) -> Any:
+    def counter(self, spec: MetricSpec) -> Counter:
+        return self._typed(spec, "counter", Counter)
+
+    def gauge(self, spec: MetricSpec) -> Gauge:
+        return self._typed(spec, "gauge", Gauge)
+
+    def histogram(self, spec: MetricSpec) -> Histogram:
+        return self._typed(spec, "histogram", Histogram)
+
+    def info(self, spec: MetricSpec) -> Info:
+        return self._typed(spec, "info", Info)
+
+    def custom(self, spec: MetricSpec, storage: Callable[[MetricSpec], C]) -> C:
+        """`storage(spec)` (a custom collector, registered here), created on first use."""
+        return cast("C", self._collector(spec, storage))  # what storage(spec) made
+
+    def _typed(self, spec: MetricSpec, kind: MetricType, cls: type[T]) -> T:
+        if spec.type != kind:
+            raise TypeError(f"metric {spec.name} is a {spec.type}, not a {kind}")
+        collector = self._collector(spec, None)
+        assert isinstance(collector, cls)
+        return collector
+
+    def _collector(self, spec: MetricSpec, storage: Callable[[MetricSpec], Collector] | None) -> object:
         """The collector for `spec`, created on first use: a prometheus_client metric, or
-        `storage(spec)` (a custom collector, registered here) when given."""
+        `storage(spec)` when given."""
         collector = self._collectors.get(spec.name)
         if collector is None:
             if spec not in all_specs():
