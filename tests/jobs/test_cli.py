@@ -48,7 +48,7 @@ def test_submit_then_cancel_a_queued_job(tmp_path: Path) -> None:
     [
         (
             ("jobs", "run", "nope"),
-            1,
+            2,
             ("unknown job 'nope' (known: fragile, gated, pilothouse.prune-jobs, secretive, slow, stubborn, "
              "tick)",),
         ),
@@ -60,9 +60,9 @@ def test_submit_then_cancel_a_queued_job(tmp_path: Path) -> None:
         (("jobs", "run", "slow", "--param", "seconds"), 2, ("--param 'seconds': expected KEY=VALUE",)),
         (("jobs", "submit", "tick", "--param", "x=1"), 2, ("unknown parameter 'x'",)),
         (("jobs", "run", "stubborn"), 2, ("parameter 'pidfile' is required",)),
-        (("jobs", "show", "999"), 1, ("no job #999",)),
-        (("jobs", "cancel", "999"), 1, ("no job #999",)),
-        (("drain", "--timeout", "soon"), 2, ("--timeout", "expected a duration")),
+        (("jobs", "show", "999"), 2, ("no job #999",)),
+        (("jobs", "cancel", "999"), 2, ("no job #999",)),
+        (("jobs", "drain", "--timeout", "soon"), 2, ("--timeout", "expected a duration")),
     ],
 )
 def test_bad_input(tmp_path: Path, args: tuple[str, ...], code: int, fragments: tuple[str, ...]) -> None:
@@ -100,7 +100,7 @@ def test_bad_store_and_config(tmp_path: Path, store: str, code: int, fragments: 
 
 def test_jobs_commands_need_a_jobs_section(tmp_path: Path) -> None:
     path = write_config(tmp_path, '[service]\nname = "x"\n')
-    for args in (("jobs", "list"), ("status",), ("drain",)):
+    for args in (("jobs", "list"), ("jobs", "status"), ("jobs", "drain")):
         one_error(run_cli(*args, "-c", str(path)), 2, "[jobs] section is missing")
 
 

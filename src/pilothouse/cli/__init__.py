@@ -1,7 +1,9 @@
 """The `pilothouse` command: the only layer that prints, exits and writes files for the user.
 
 Every module in this package with a `register(subparsers)` function adds its commands.
-Exit codes: 0 ok, 1 a check or operation failed, 2 usage or config error.
+Exit codes, one rule for every command: 0 ok; 1 a check or operation failed; 2 a usage or config
+error, which includes an argument naming something that does not exist (an unknown job or job id,
+a missing directory): the same 2 argparse gives a bad option (`errors.UsageError`).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""`pilothouse jobs run|worker|submit|list|show|cancel`: batch jobs from the command line."""
+"""`pilothouse jobs run|worker|submit|list|show|cancel|schedules|drain|undrain|status`: batch jobs
+from the command line."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from pilothouse.cli import drain
 from pilothouse.cli._common import add_config_option, add_format_option, command, emit, load
 from pilothouse.config.jobs import MAX_CONCURRENCY
 from pilothouse.config.model import Config
-from pilothouse.errors import ConfigError, OperationError
+from pilothouse.errors import ConfigError, OperationError, UsageError
 
 if TYPE_CHECKING:
     from pilothouse.jobs.registry import Registry
@@ -95,6 +97,8 @@ def register(sub: Any) -> None:
     add_config_option(schedules)
     add_format_option(schedules)
     schedules.set_defaults(handler=run_schedules)
+
+    drain.add_actions(actions)
 
 
 def _add_params(parser: argparse.ArgumentParser) -> None:
@@ -286,7 +290,7 @@ def run_show(args: argparse.Namespace) -> int:
     store = open_store(_config(args))
     record = store.get(_job_id(args))
     if record is None:
-        raise OperationError(f"no job #{args.id} in the store")
+        raise UsageError(f"no job #{args.id} in the store")
     _show(args, store, record)
     return 0
 
@@ -328,12 +332,12 @@ def run_cancel(args: argparse.Namespace) -> int:
     store = open_store(config)
     before = store.get(_job_id(args))
     if before is None:
-        raise OperationError(f"no job #{args.id} in the store")
+        raise UsageError(f"no job #{args.id} in the store")
     if before.state == "finished":
         raise OperationError(f"job #{args.id} already finished ({before.outcome}); nothing to cancel")
     record = store.request_cancel(args.id)
     if record is None:
-        raise OperationError(f"no job #{args.id} in the store")
+        raise UsageError(f"no job #{args.id} in the store")
     text = (
         f"job #{args.id} cancelled before it started"
         if record.state == "finished"
