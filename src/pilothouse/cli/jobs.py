@@ -67,14 +67,16 @@ def register(sub: Any) -> None:
     submit.set_defaults(handler=run_submit)
 
     listing = command(actions, "list", "recent jobs, newest first", "pilothouse jobs list --state running")
-    listing.add_argument("--state", choices=("queued", "running", "finished"), default=None)
+    listing.add_argument(
+        "--state", choices=("queued", "running", "finished"), default=None, help="only jobs in this state"
+    )
     listing.add_argument("--limit", type=int, default=50, help=f"at most this many (1-{MAX_LIMIT})")
     add_config_option(listing)
     add_format_option(listing)
     listing.set_defaults(handler=run_list)
 
     show = command(actions, "show", "one job and its steps", "pilothouse jobs show 42")
-    show.add_argument("id", type=int)
+    show.add_argument("id", type=int, help="job number (as `jobs list` shows it)")
     add_config_option(show)
     add_format_option(show)
     show.set_defaults(handler=run_show)
@@ -82,7 +84,7 @@ def register(sub: Any) -> None:
     cancel = command(
         actions, "cancel", "cancel a queued job, or ask a running one to stop", "pilothouse jobs cancel 42"
     )
-    cancel.add_argument("id", type=int)
+    cancel.add_argument("id", type=int, help="job number (as `jobs list` shows it)")
     add_config_option(cancel)
     add_format_option(cancel)
     cancel.set_defaults(handler=run_cancel)
