@@ -122,3 +122,23 @@ def test_jobs_run_loads_what_the_app_registers(tmp_path: Path) -> None:
     )
     result = run_cli("jobs", "run", "probe", "-c", str(path), cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_old_top_level_names_still_work_for_one_release(tmp_path: Path) -> None:
+    """`pilothouse drain|undrain|status` are `pilothouse jobs drain|undrain|status`, with one
+    deprecation line on stderr."""
+    path = str(jobs_config(tmp_path))
+    for name in ("status", "undrain"):
+        new = run_cli("jobs", name, "-c", path, "--format", "json")
+        old = run_cli(name, "-c", path, "--format", "json")
+        assert (new.returncode, old.returncode) == (0, 0), old.stderr
+        assert new.stderr == ""
+        assert json.loads(old.stdout) == json.loads(new.stdout)
+        assert old.stderr == (
+            f"pilothouse: warning: `pilothouse {name}` is deprecated and goes in the next release; "
+            f"use `pilothouse jobs {name}`\n"
+        )
+    drained = run_cli("drain", "--timeout", "5s", "-c", path, "--format", "json")
+    assert drained.returncode == 0, drained.stderr
+    assert drained.stderr.startswith("pilothouse: warning: `pilothouse drain` is deprecated")
+    assert json.loads(drained.stdout)["state"] == "drained"

@@ -41,7 +41,12 @@ def iter_verdicts(root: Path) -> Iterator[Verdict]:
         yield from importlib.import_module(name).verdicts(root)
 
 
-_ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
+_ANSI = re.compile(
+    r"\x1b(?:\[[0-?]*[ -/]*[@-~]"  # CSI: colours, cursor moves
+    r"|\][^\x07\x1b]*(?:\x07|\x1b\\)"  # OSC: hyperlinks, titles
+    r"|[ -/]+[0-~]"  # nF: character sets
+    r"|[@-Z\\-_])"  # two-byte escapes
+)
 
 NO_COLOUR_ENV = {"NO_COLOR": "1", "TERM": "dumb", "CLICOLOR": "0", "ANSI_COLORS_DISABLED": "1"}
 """How a validator is asked for plain output: https://no-color.org (NO_COLOR), the CLICOLOR

@@ -90,4 +90,6 @@ def test_nothing_to_validate_is_a_usage_error(tmp_path: Path) -> None:
     assert "nothing to validate" in result.stderr
     missing = run_cli("validate", str(tmp_path / "missing"))
     assert missing.returncode == 2
-    assert missing.stderr.strip() == f"pilothouse: error: {tmp_path / 'missing'}: not a directory (run 'pilothouse generate' first)"
+    assert missing.stderr.strip() == (
+        f"pilothouse: error: {tmp_path / 'missing'}: not a directory (run 'pilothouse generate' first)"
+    )
