@@ -140,14 +140,15 @@ class PilothouseServer:
 
     async def shutdown(self) -> None:
         """The shutdown sequence (`pilothouse.runtime.shutdown`) with this server's steps."""
+        if not self.started:  # startup cancelled: nothing to drain, features never started
+            self._app_socket.close()
         await run_shutdown(self.runtime.lifecycle, self._steps(), Deadlines.of(self.runtime.config.lifecycle))
         if self.serve_ops:
             log.info("stopped")
 
     def _steps(self) -> Steps:
         stop_ops = self._stop_ops if self.serve_ops else None
-        if not self.started:  # startup cancelled: nothing to drain, features never started
-            self._app_socket.close()
+        if not self.started:
             return Steps(flush=self.runtime.flush, stop_ops=stop_ops)
         sockets = [self._app_socket]
         return Steps(
