@@ -14,6 +14,8 @@ declare -A PACKAGE_FOR=(
   [podman]=podman    # ... and run the image as deployed
   [runc]=runc        # podman --runtime runc (crun is not used here)
   [mmdebstrap]=mmdebstrap  # the test base image and the installer tests' root filesystems
+  [zsh]=zsh    # tests/cli/test_completion.py: the completion scripts in the real shells
+  [fish]=fish
 )
 missing=()
 for tool in "${!PACKAGE_FOR[@]}"; do

@@ -60,6 +60,23 @@ def run_cli(
     )
 
 
+def rendered(bundle: Path, overlay: str) -> list[dict[str, Any]]:
+    """The objects `kubectl kustomize` renders from a generated bundle's `k8s/<overlay>`."""
+    import yaml
+
+    out = subprocess.run(
+        ["kubectl", "kustomize", str(bundle / "k8s" / overlay)], capture_output=True, text=True, check=True
+    ).stdout
+    return [d for d in yaml.safe_load_all(out) if d]
+
+
+def one(docs: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
+    """The one object of `kind` (and `name`) among `docs`; fails unless there is exactly one."""
+    found = [d for d in docs if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)]
+    assert len(found) == 1, f"expected one {kind} {name or ''}, found {len(found)}"
+    return found[0]
+
+
 class ServeProcess:
     """`pilothouse serve` in a subprocess on free loopback ports.
 

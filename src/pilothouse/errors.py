@@ -2,6 +2,8 @@
 
 PilothouseError                 base of everything raised on purpose; never shown as a traceback
 ├── ConfigError                 the config file or an override is wrong (CLI exit 2)
+├── UsageError                  an argument names nothing that exists: an unknown job, a
+│                               missing directory (CLI exit 2)
 ├── SecretError                 a referenced secret cannot be resolved
 └── OperationError              an operation (drain, job, backup...) failed (CLI exit 1)
 """
@@ -17,6 +19,12 @@ class PilothouseError(Exception):
 
 class ConfigError(PilothouseError):
     """The configuration is invalid; the message names file, key, value and expectation."""
+
+    exit_code = 2
+
+
+class UsageError(PilothouseError):
+    """The command line names something that does not exist (a job, a job id, a directory)."""
 
     exit_code = 2
 

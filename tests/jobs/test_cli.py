@@ -48,7 +48,7 @@ def test_submit_then_cancel_a_queued_job(tmp_path: Path) -> None:
     [
         (
             ("jobs", "run", "nope"),
-            1,
+            2,
             ("unknown job 'nope' (known: fragile, gated, pilothouse.prune-jobs, secretive, slow, stubborn, "
              "tick)",),
         ),
@@ -60,9 +60,9 @@ def test_submit_then_cancel_a_queued_job(tmp_path: Path) -> None:
         (("jobs", "run", "slow", "--param", "seconds"), 2, ("--param 'seconds': expected KEY=VALUE",)),
         (("jobs", "submit", "tick", "--param", "x=1"), 2, ("unknown parameter 'x'",)),
         (("jobs", "run", "stubborn"), 2, ("parameter 'pidfile' is required",)),
-        (("jobs", "show", "999"), 1, ("no job #999",)),
-        (("jobs", "cancel", "999"), 1, ("no job #999",)),
-        (("drain", "--timeout", "soon"), 2, ("--timeout", "expected a duration")),
+        (("jobs", "show", "999"), 2, ("no job #999",)),
+        (("jobs", "cancel", "999"), 2, ("no job #999",)),
+        (("jobs", "drain", "--timeout", "soon"), 2, ("--timeout", "expected a duration")),
     ],
 )
 def test_bad_input(tmp_path: Path, args: tuple[str, ...], code: int, fragments: tuple[str, ...]) -> None:
@@ -100,7 +100,7 @@ def test_bad_store_and_config(tmp_path: Path, store: str, code: int, fragments: 
 
 def test_jobs_commands_need_a_jobs_section(tmp_path: Path) -> None:
     path = write_config(tmp_path, '[service]\nname = "x"\n')
-    for args in (("jobs", "list"), ("status",), ("drain",)):
+    for args in (("jobs", "list"), ("jobs", "status"), ("jobs", "drain")):
         one_error(run_cli(*args, "-c", str(path)), 2, "[jobs] section is missing")
 
 
@@ -122,3 +122,23 @@ def test_jobs_run_loads_what_the_app_registers(tmp_path: Path) -> None:
     )
     result = run_cli("jobs", "run", "probe", "-c", str(path), cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_old_top_level_names_still_work_for_one_release(tmp_path: Path) -> None:
+    """`pilothouse drain|undrain|status` are `pilothouse jobs drain|undrain|status`, with one
+    deprecation line on stderr."""
+    path = str(jobs_config(tmp_path))
+    for name in ("status", "undrain"):
+        new = run_cli("jobs", name, "-c", path, "--format", "json")
+        old = run_cli(name, "-c", path, "--format", "json")
+        assert (new.returncode, old.returncode) == (0, 0), old.stderr
+        assert new.stderr == ""
+        assert json.loads(old.stdout) == json.loads(new.stdout)
+        assert old.stderr == (
+            f"pilothouse: warning: `pilothouse {name}` is deprecated and goes in the next release; "
+            f"use `pilothouse jobs {name}`\n"
+        )
+    drained = run_cli("drain", "--timeout", "5s", "-c", path, "--format", "json")
+    assert drained.returncode == 0, drained.stderr
+    assert drained.stderr.startswith("pilothouse: warning: `pilothouse drain` is deprecated")
+    assert json.loads(drained.stdout)["state"] == "drained"

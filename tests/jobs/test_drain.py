@@ -1,4 +1,4 @@
-"""`pilothouse drain` against real worker processes: submissions rejected, running jobs finish,
+"""`pilothouse jobs drain` against real worker processes: submissions rejected, running jobs finish,
 exit 0; with a short --timeout and --force the job is cancelled (its subprocess killed) and
 recorded as such; without --force a timeout fails. Also `status` and `undrain`."""
 
@@ -53,19 +53,19 @@ def test_drain_waits_for_the_running_job_and_rejects_new_ones(
     job_id = start_job(path, "gated", "--param", f"gate={gate}")
     wait_until(lambda: running(store, job_id), what="the job to start")
     drain = subprocess.Popen(
-        [*PILOTHOUSE, "drain", "--timeout", "30s", "-c", str(path)],
+        [*PILOTHOUSE, "jobs", "drain", "--timeout", "30s", "-c", str(path)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     wait_until(lambda: store.draining_since() is not None, what="the drain flag")
-    status = run_cli("status", "-c", str(path), "--format", "json")
+    status = run_cli("jobs", "status", "-c", str(path), "--format", "json")
     assert json.loads(status.stdout)["state"] == "draining"
     rejected = run_cli("jobs", "submit", "tick", "-c", str(path))
     assert rejected.returncode == 1
     assert rejected.stderr.strip().splitlines() == [
         f"pilothouse: error: job 'tick' rejected: the job store {store.description} is draining "
-        "(run `pilothouse undrain` to accept jobs again)"
+        "(run `pilothouse jobs undrain` to accept jobs again)"
     ]
     assert drain.poll() is None  # the job still runs, so the drain still waits
     gate.touch()
@@ -75,9 +75,9 @@ def test_drain_waits_for_the_running_job_and_rejects_new_ones(
     assert record is not None and (record.state, record.outcome) == ("finished", "ok")
     assert "draining: 1 job(s) running" in err and out.startswith("drained in")
     assert worker.proc.poll() is None  # a drained worker keeps running, idle
-    status = json.loads(run_cli("status", "-c", str(path), "--format", "json").stdout)
+    status = json.loads(run_cli("jobs", "status", "-c", str(path), "--format", "json").stdout)
     assert (status["state"], status["running"], status["workers"][0]["accepting"]) == ("drained", 0, False)
-    assert run_cli("undrain", "-c", str(path)).returncode == 0
+    assert run_cli("jobs", "undrain", "-c", str(path)).returncode == 0
     after = start_job(path, "tick")
     wait_until(lambda: store.get(after).state == "finished", what="work after undrain")  # type: ignore[union-attr]
 
@@ -90,7 +90,7 @@ def test_drain_timeout_with_force_cancels_and_records(
     job_id = start_job(path, "stubborn", "--param", f"pidfile={pidfile}")
     wait_until(lambda: pidfile.exists() and pidfile.read_text().strip(), what="the subprocess")
     pid = int(pidfile.read_text())
-    result = run_cli("drain", "--timeout", "300ms", "--force", "-c", str(path), "--format", "json")
+    result = run_cli("jobs", "drain", "--timeout", "300ms", "--force", "-c", str(path), "--format", "json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert (report["state"], report["cancelled"]) == ("drained", 1)
@@ -109,7 +109,7 @@ def test_drain_timeout_without_force_fails_and_leaves_the_job(
     job_id = start_job(path, "gated", "--param", f"gate={gate}")
     wait_until(lambda: running(store, job_id), what="the job to start")
     # The job runs until the gate opens: a drain that returns at all has timed out.
-    result = run_cli("drain", "--timeout", "300ms", "-c", str(path))
+    result = run_cli("jobs", "drain", "--timeout", "300ms", "-c", str(path))
     assert result.returncode == 1
     assert (
         result.stderr.strip()

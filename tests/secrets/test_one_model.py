@@ -9,8 +9,7 @@ import yaml
 
 from pilothouse.config import SecretRef, load_config
 from pilothouse.secrets import SecretResolver
-from tests.generators.deploy.test_consistency import one, rendered
-from tests.helpers import SHOP_DIR, run_cli
+from tests.helpers import SHOP_DIR, one, rendered, run_cli
 
 EXTRA = """
 

@@ -3,7 +3,9 @@
 Each command module listed in `COMMANDS` adds its commands with `register(sub)`; a module's top
 level stays light (argparse definitions only) and its handlers import what they run, so
 `pilothouse --help` does not load the server, pydantic or an HTTP client.
-Exit codes: 0 ok, 1 a check or operation failed, 2 usage or config error.
+Exit codes, one rule for every command: 0 ok; 1 a check or operation failed; 2 a usage or config
+error, which includes an argument naming something that does not exist (an unknown job or job id,
+a missing directory): the same 2 argparse gives a bad option (`errors.UsageError`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pilothouse import __version__
 from pilothouse.cli import (
     backup,
     build,
+    completion,
     config_cmd,
     drain,
     generate,
@@ -39,6 +42,7 @@ if TYPE_CHECKING:
 COMMANDS: tuple[Callable[[Subcommands], None], ...] = (
     backup.register,
     build.register,
+    completion.register,
     config_cmd.register,
     drain.register,
     generate.register,

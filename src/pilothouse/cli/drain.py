@@ -1,8 +1,11 @@
-"""`pilothouse drain|undrain|status`: stop every job worker taking new jobs before a deploy.
+"""`pilothouse jobs drain|undrain|status`: stop every job worker taking new jobs before a deploy.
 
 The drain flag lives in the job store, so every worker of every replica sees it. `drain` waits
 until every live worker has acknowledged it and no job is running, showing progress; on timeout
 it fails, or with `--force` cancels what is left (cooperatively, then the workers kill).
+
+The top-level `pilothouse drain|undrain|status` are the same commands under their old names,
+kept for one release with a deprecation line on stderr.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from pilothouse.cli._common import add_config_option, add_format_option, command, emit, load
@@ -22,29 +26,53 @@ if TYPE_CHECKING:
 
 POLL = 0.1
 
+Handler = Callable[[argparse.Namespace], int]
+
+
+DEPRECATED = ("drain", "undrain", "status")
+"""The old top-level names of `pilothouse jobs drain|undrain|status`, kept for one release."""
+
 
 def register(sub: Subcommands) -> None:
-    drain = command(
-        sub,
-        "drain",
-        "stop all job workers taking jobs; wait for running jobs to finish",
-        "pilothouse drain --timeout 5m --force",
+    """The deprecated top-level aliases (`pilothouse drain` ...): the same commands, with one
+    line on stderr naming the new one."""
+    add_actions(sub, deprecated=True)
+
+
+def add_actions(sub: Subcommands, *, deprecated: bool = False) -> None:
+    """`drain`, `undrain` and `status` under `sub` (`pilothouse jobs` adds them)."""
+    prefix = "pilothouse" if deprecated else "pilothouse jobs"
+    parsers = {}
+    for name, handler, help_text, example in (
+        ("drain", run_drain, "stop all job workers taking jobs; wait for running jobs to finish",
+         "drain --timeout 5m --force"),
+        ("undrain", run_undrain, "let job workers take jobs again", "undrain"),
+        ("status", run_status, "drain state, jobs running and queued, per worker", "status"),
+    ):  # fmt: skip
+        note = f" (deprecated: use `pilothouse jobs {name}`)" if deprecated else ""
+        parser = command(sub, name, help_text + note, f"{prefix} {example}")
+        add_config_option(parser)
+        add_format_option(parser)
+        parser.set_defaults(
+            handler=_deprecated(name, handler) if deprecated else handler, deprecated_alias=deprecated
+        )
+        parsers[name] = parser
+    parsers["drain"].add_argument("--timeout", default="5m", help="how long to wait (default 5m)")
+    parsers["drain"].add_argument(
+        "--force", action="store_true", help="on timeout, cancel the jobs still running"
     )
-    drain.add_argument("--timeout", default="5m", help="how long to wait (default 5m)")
-    drain.add_argument("--force", action="store_true", help="on timeout, cancel the jobs still running")
-    add_config_option(drain)
-    add_format_option(drain)
-    drain.set_defaults(handler=run_drain)
 
-    undrain = command(sub, "undrain", "let job workers take jobs again", "pilothouse undrain")
-    add_config_option(undrain)
-    add_format_option(undrain)
-    undrain.set_defaults(handler=run_undrain)
 
-    status = command(sub, "status", "drain state, jobs running and queued, per worker", "pilothouse status")
-    add_config_option(status)
-    add_format_option(status)
-    status.set_defaults(handler=run_status)
+def _deprecated(name: str, handler: Handler) -> Handler:
+    def run(args: argparse.Namespace) -> int:
+        print(
+            f"pilothouse: warning: `pilothouse {name}` is deprecated and goes in the next release; "
+            f"use `pilothouse jobs {name}`",
+            file=sys.stderr,
+        )
+        return handler(args)
+
+    return run
 
 
 def _open(args: argparse.Namespace) -> tuple[JobsConfig, JobStore]:
@@ -95,7 +123,7 @@ def run_drain(args: argparse.Namespace) -> int:
         if not args.force:
             raise OperationError(
                 f"drain timed out after {format_duration(timeout)}: {state['running']} job(s) still running "
-                "(the drain flag stays set; use --force to cancel them, `pilothouse undrain` to resume)"
+                "(the drain flag stays set; use --force to cancel them, `pilothouse jobs undrain` to resume)"
             )
         cancelled = store.cancel_running()
         print(f"timeout: cancelling {cancelled} running job(s)", file=sys.stderr)

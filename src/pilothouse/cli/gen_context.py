@@ -8,7 +8,7 @@ import sys
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
-from pilothouse.cli._common import add_config_option, command, load
+from pilothouse.cli._common import add_config_option, add_preview_options, command, load, preview
 from pilothouse.errors import ConfigError, OperationError
 from pilothouse.files import replace
 
@@ -32,6 +32,7 @@ def add_target(actions: Subcommands) -> None:
     parser.add_argument("--deploy-dir", default="deploy", help="where `generate deploy` writes")
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if a file is stale")
     parser.add_argument("--force", action="store_true", help="overwrite files edited by hand")
+    add_preview_options(parser)
     parser.set_defaults(handler=run)
 
 
@@ -46,6 +47,8 @@ def _commands() -> tuple[tuple[str, str], ...]:
             if isinstance(action, argparse._SubParsersAction):
                 for name, child in action.choices.items():
                     nested = any(isinstance(a, argparse._SubParsersAction) for a in child._actions)
+                    if child.get_default("deprecated_alias"):
+                        continue
                     if nested:
                         walk(child, f"{prefix}{name} ")
                     else:
@@ -102,6 +105,10 @@ def run(args: argparse.Namespace) -> int:
     }
     current = {rel: (out / rel).read_text() if (out / rel).is_file() else None for rel in files}
     stale = [rel for rel, text in files.items() if current[rel] != text]
+    if args.dry_run or args.diff:
+        from pilothouse.generators.bundle import Change
+
+        return preview(args, [Change(rel, current[rel], files[rel]) for rel in stale], out)
     if args.check:
         if stale:
             raise OperationError(

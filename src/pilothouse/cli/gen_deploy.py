@@ -10,9 +10,9 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pilothouse.cli._common import add_config_option, command, load
+from pilothouse.cli._common import add_config_option, add_preview_options, command, load, preview
 from pilothouse.errors import ConfigError, OperationError
-from pilothouse.generators.bundle import write_bundle
+from pilothouse.generators.bundle import bundle_changes, write_bundle
 
 if TYPE_CHECKING:
     from pilothouse.cli._common import Subcommands
@@ -35,6 +35,7 @@ def add_target(actions: Subcommands) -> None:
         help="a stack file listing several services (writes one kustomization)",
     )
     parser.add_argument("--force", action="store_true", help="overwrite files edited by hand")
+    add_preview_options(parser)
     parser.set_defaults(handler=run)
 
 
@@ -57,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
             os.path.relpath(Path(args.out).resolve(), config.source.resolve().parent)
         ).as_posix()
         files = generate(config, config.source.read_text(encoding="utf-8"), args.env, bundle_dir)
+    if args.dry_run or args.diff:
+        return preview(args, bundle_changes(files, Path(args.out)), args.out)
     written = write_bundle(files, Path(args.out), force=args.force)
     print(f"wrote {len(written)} files to {args.out} (check them with: pilothouse validate {args.out})")
     return 0

@@ -7,8 +7,8 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pilothouse.cli._common import add_config_option, command, load
-from pilothouse.generators.bundle import write_bundle
+from pilothouse.cli._common import add_config_option, add_preview_options, command, load, preview
+from pilothouse.generators.bundle import bundle_changes, write_bundle
 
 if TYPE_CHECKING:
     from pilothouse.cli._common import Subcommands
@@ -24,12 +24,16 @@ def add_target(actions: Subcommands) -> None:
     add_config_option(parser)
     parser.add_argument("--out", default="monitoring", help="output directory (default: monitoring/)")
     parser.add_argument("--force", action="store_true", help="overwrite files edited by hand")
+    add_preview_options(parser)
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from pilothouse.generators.monitoring import generate
 
-    written = write_bundle(generate(load(args)), Path(args.out), force=args.force)
+    files = generate(load(args))
+    if args.dry_run or args.diff:
+        return preview(args, bundle_changes(files, Path(args.out)), args.out)
+    written = write_bundle(files, Path(args.out), force=args.force)
     print(f"wrote {len(written)} files to {args.out} (check them with: pilothouse validate {args.out})")
     return 0

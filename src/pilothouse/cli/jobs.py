@@ -1,4 +1,5 @@
-"""`pilothouse jobs run|worker|submit|list|show|cancel`: batch jobs from the command line."""
+"""`pilothouse jobs run|worker|submit|list|show|cancel|schedules|drain|undrain|status`: batch jobs
+from the command line."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from pilothouse.cli import drain
 from pilothouse.cli._common import add_config_option, add_format_option, command, emit, load
-from pilothouse.errors import ConfigError, OperationError
+from pilothouse.errors import ConfigError, OperationError, UsageError
 
 if TYPE_CHECKING:
     from pilothouse.cli._common import Subcommands
@@ -66,14 +68,16 @@ def register(sub: Subcommands) -> None:
     submit.set_defaults(handler=run_submit)
 
     listing = command(actions, "list", "recent jobs, newest first", "pilothouse jobs list --state running")
-    listing.add_argument("--state", choices=("queued", "running", "finished"), default=None)
+    listing.add_argument(
+        "--state", choices=("queued", "running", "finished"), default=None, help="only jobs in this state"
+    )
     listing.add_argument("--limit", type=int, default=50, help=f"at most this many (1-{MAX_LIMIT})")
     add_config_option(listing)
     add_format_option(listing)
     listing.set_defaults(handler=run_list)
 
     show = command(actions, "show", "one job and its steps", "pilothouse jobs show 42")
-    show.add_argument("id", type=int)
+    show.add_argument("id", type=int, help="job number (as `jobs list` shows it)")
     add_config_option(show)
     add_format_option(show)
     show.set_defaults(handler=run_show)
@@ -81,7 +85,7 @@ def register(sub: Subcommands) -> None:
     cancel = command(
         actions, "cancel", "cancel a queued job, or ask a running one to stop", "pilothouse jobs cancel 42"
     )
-    cancel.add_argument("id", type=int)
+    cancel.add_argument("id", type=int, help="job number (as `jobs list` shows it)")
     add_config_option(cancel)
     add_format_option(cancel)
     cancel.set_defaults(handler=run_cancel)
@@ -96,6 +100,8 @@ def register(sub: Subcommands) -> None:
     add_config_option(schedules)
     add_format_option(schedules)
     schedules.set_defaults(handler=run_schedules)
+
+    drain.add_actions(actions)
 
 
 def _add_params(parser: argparse.ArgumentParser) -> None:
@@ -301,7 +307,7 @@ def run_show(args: argparse.Namespace) -> int:
     store = open_store(_config(args))
     record = store.get(_job_id(args))
     if record is None:
-        raise OperationError(f"no job #{args.id} in the store")
+        raise UsageError(f"no job #{args.id} in the store")
     _show(args, store, record)
     return 0
 
@@ -343,12 +349,12 @@ def run_cancel(args: argparse.Namespace) -> int:
     store = open_store(config)
     before = store.get(_job_id(args))
     if before is None:
-        raise OperationError(f"no job #{args.id} in the store")
+        raise UsageError(f"no job #{args.id} in the store")
     if before.state == "finished":
         raise OperationError(f"job #{args.id} already finished ({before.outcome}); nothing to cancel")
     record = store.request_cancel(args.id)
     if record is None:
-        raise OperationError(f"no job #{args.id} in the store")
+        raise UsageError(f"no job #{args.id} in the store")
     text = (
         f"job #{args.id} cancelled before it started"
         if record.state == "finished"

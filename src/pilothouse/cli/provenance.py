@@ -84,7 +84,9 @@ def register(sub: Subcommands) -> None:
         "the reason)",
         "pilothouse provenance verify dist/shop.whl --key provenance.key.pub --source git+https://git.example/shop",
     )
-    verify.add_argument("artifact", nargs="?", type=Path, metavar="ARTIFACT")
+    verify.add_argument(
+        "artifact", nargs="?", type=Path, metavar="ARTIFACT", help="the file or directory verified"
+    )
     _image_options(verify)
     verify.add_argument("--key", type=Path, required=True, metavar="PUB", help="public key (PEM)")
     verify.add_argument("--provenance", type=Path, help="envelope file (default ARTIFACT.intoto.jsonl)")

@@ -15,6 +15,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from pilothouse.errors import ConfigError, OperationError
@@ -59,6 +60,48 @@ def _edited(text: str, recorded: str | None) -> bool:
     return recorded is None or checksum(text) != recorded
 
 
+@dataclass(frozen=True)
+class Change:
+    """What writing a bundle would do to one file: `before` None creates it, `after` None
+    deletes it (a file the previous bundle had and this one has not)."""
+
+    path: str
+    before: str | None
+    after: str | None
+
+    @property
+    def action(self) -> str:
+        return "create" if self.before is None else "delete" if self.after is None else "update"
+
+
+def bundle_changes(files: Mapping[str, str], out: Path) -> list[Change]:
+    """What `write_bundle(files, out)` would change, in path order, writing nothing (the
+    manifest, which only records checksums, is left out)."""
+    out = out.resolve()
+    old = _manifest(out / MANIFEST)
+    rendered = {rel: stamp(rel, body) for rel, body in files.items()}
+    changes = []
+    for rel in sorted(set(rendered) | set(old)):
+        path = out / rel
+        before = path.read_text(errors="replace") if path.is_file() else None
+        after = rendered.get(rel)
+        if after is None and (before is None or _edited(before, old[rel])):
+            continue  # write_bundle leaves a stale file alone when it was edited by hand
+        if before != after:
+            changes.append(Change(rel, before, after))
+    return changes
+
+
+def _manifest(path: Path) -> dict[str, str]:
+    if not path.is_file():
+        return {}
+    try:
+        manifest = json.loads(path.read_text())
+    except ValueError:
+        return {}
+    return manifest if isinstance(manifest, dict) else {}
+
+
 def write_bundle(files: Mapping[str, str], out: Path, *, force: bool = False) -> list[Path]:
     """Write `files` ({relative path: body}) under `out`; return the paths written.
 
@@ -75,13 +118,7 @@ def write_bundle(files: Mapping[str, str], out: Path, *, force: bool = False) ->
 def _write(files: Mapping[str, str], out: Path, force: bool) -> list[Path]:
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out}: is a file, expected a directory (or a path to create)")
-    manifest_path = out / MANIFEST
-    old: dict[str, str] = {}
-    if manifest_path.is_file():
-        try:
-            old = json.loads(manifest_path.read_text())
-        except ValueError:
-            old = {}
+    old = _manifest(out / MANIFEST)
     rendered = {rel: stamp(rel, body) for rel, body in sorted(files.items())}
     for rel in rendered:
         if PurePosixPath(rel).is_absolute() or ".." in PurePosixPath(rel).parts:

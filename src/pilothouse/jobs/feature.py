@@ -23,6 +23,7 @@ from pilothouse.jobs.tracing import current_traceparent
 from pilothouse.jobs.worker import Worker
 from pilothouse.runtime import threads
 from pilothouse.runtime.checks import Check, CheckFailed
+from pilothouse.runtime.shutdown import Deadlines
 
 if TYPE_CHECKING:
     from pilothouse.runtime.runtime import Runtime
@@ -79,9 +80,9 @@ class JobService:
 
     async def drain(self) -> None:
         """SIGTERM: a local drain under the lifecycle's drain timeout (the server's limit)."""
-        grace = self.runtime.config.lifecycle.drain_timeout
+        deadlines = Deadlines.of(self.runtime.config.lifecycle)
         try:
-            await self.worker.drain(max(0.0, grace - self.worker.settings.cancel_grace - 1.0))
+            await self.worker.drain(deadlines.job_grace(self.worker.settings.cancel_grace))
         finally:
             self.worker.halt()  # even when the drain timeout cancels this (a store not answering)
         await self.worker.stop()

@@ -9,11 +9,11 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from pilothouse.config.model import Config
-from pilothouse.errors import ConfigError, OperationError
+from pilothouse.errors import ConfigError, UsageError
 from pilothouse.jobs.definition import Job, JobDefinitionError, LostPolicy, Param
 
 
-class UnknownJob(OperationError):
+class UnknownJob(UsageError):
     """No job of that name is declared (in `[jobs].module`)."""
 
 
@@ -44,7 +44,7 @@ class Registry:
         self._jobs[declared.name] = declared
 
     def get(self, name: str) -> Job:
-        """The job called `name`; OperationError lists the known ones otherwise."""
+        """The job called `name`; UnknownJob (a usage error) lists the known ones otherwise."""
         found = self._jobs.get(name)
         if found is None:
             known = ", ".join(sorted(self._jobs)) or "none declared"

@@ -20,16 +20,11 @@ from typing import Any
 
 from pilothouse.runtime.app_lifespan import AppLifespan
 from pilothouse.runtime.connection_guard import quiet_accept_errors
+from pilothouse.runtime.ops_port import OpsPort
 from pilothouse.runtime.runtime import Runtime
-from pilothouse.runtime.server import (
-    HANDLED_SIGNALS,
-    bind,
-    cancelled_lifespan,
-    start_server,
-    start_unless_stopped,
-)
+from pilothouse.runtime.server import HANDLED_SIGNALS, cancelled_lifespan, start_unless_stopped
+from pilothouse.runtime.shutdown import Deadlines, Steps, run_shutdown
 from pilothouse.runtime.signals import ShutdownSignals
-from pilothouse.runtime.uvicorn_server import ops_server, stop_server
 
 log = logging.getLogger("pilothouse.jobs.worker")
 
@@ -41,11 +36,9 @@ async def run_worker(runtime: Runtime, app: Any = None, *, serve_ops: bool = Tru
     ShutdownSignals(runtime.lifecycle, stop, config.lifecycle.hard_exit_after).install(HANDLED_SIGNALS)
     quiet_accept_errors(asyncio.get_running_loop())
 
+    ops = OpsPort(runtime)
     if serve_ops:
-        sock = bind(config.ops.host, config.ops.port, "ops")
-        ops = ops_server(runtime.ops_app(), config.ops)
-        await start_server(ops, sock)
-        ops_loop = asyncio.create_task(ops.main_loop())
+        await ops.start()
     runtime.start_checks()
     lifespan = AppLifespan(app) if app is not None else None
     started = lifespan is None or await start_unless_stopped(lifespan.startup(), stop, config)
@@ -53,16 +46,16 @@ async def run_worker(runtime: Runtime, app: Any = None, *, serve_ops: bool = Tru
         await runtime.run_start_hooks()
         runtime.lifecycle.mark_ready()
         await stop.wait()
-        try:
-            await asyncio.wait_for(runtime.run_drain_hooks(), config.lifecycle.drain_timeout)
-        except TimeoutError:
-            log.warning("worker drain did not finish within the drain timeout")
-        if lifespan is not None:
-            await lifespan.shutdown()
     else:
         cancelled_lifespan(lifespan and lifespan.lifespan)
-    await runtime.flush()
-    runtime.lifecycle.mark_stopped()
-    if serve_ops:
-        await stop_server(ops, ops_loop, sock)
+    # The shutdown sequence (`pilothouse.runtime.shutdown`): no app port to close and no pre-stop
+    # wait (no load balancer sends jobs); the jobs drain under the drain deadline, then the app's
+    # lifespan shutdown, the flush and the ops port.
+    steps = Steps(
+        feature_drain=runtime.run_drain_hooks if started else None,
+        lifespan=lifespan.shutdown if started and lifespan is not None else None,
+        flush=runtime.flush,
+        stop_ops=ops.stop,
+    )
+    await run_shutdown(runtime.lifecycle, steps, Deadlines.of(config.lifecycle))
     return 0

@@ -24,7 +24,7 @@ from pilothouse.config.jobs import JobsConfig
 from pilothouse.errors import OperationError
 from pilothouse.jobs.definition import ABEND_RC, ParamError
 from pilothouse.jobs.recording import Recorder, count_run
-from pilothouse.jobs.registry import Registry
+from pilothouse.jobs.registry import Registry, UnknownJob
 from pilothouse.jobs.runner import Execution, RunResult
 from pilothouse.jobs.scheduler import Scheduler, check_schedules
 from pilothouse.jobs.store import JobRecord, JobStore
@@ -249,7 +249,7 @@ class Worker:
                 attester=self.attester,
             )
             task = asyncio.create_task(self._execute(record, execution), name=f"job-{record.id}")
-        except (OperationError, ParamError) as exc:
+        except (OperationError, UnknownJob, ParamError) as exc:
             log.error("job %d cannot run here: %s", record.id, exc)
             failed = RunResult("failed", ABEND_RC, (), str(exc))
             task = asyncio.create_task(self._record(record, failed), name=f"job-{record.id}")

@@ -11,7 +11,6 @@ fails its startup with one line saying so (use `pilothouse serve --workers N` in
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from pilothouse.asgi import ASGIApp, Message, Receive, Scope, Send
@@ -19,10 +18,10 @@ from pilothouse.config.loader import load_config
 from pilothouse.config.model import Config
 from pilothouse.errors import PilothouseError
 from pilothouse.features import install_all
+from pilothouse.runtime.ops_port import OpsPort
 from pilothouse.runtime.runtime import Runtime
-from pilothouse.runtime.server import bind, start_server
+from pilothouse.runtime.shutdown import Deadlines, Steps, run_shutdown
 from pilothouse.runtime.signals import HostSignals
-from pilothouse.runtime.uvicorn_server import Server, ops_server, stop_server
 
 log = logging.getLogger("pilothouse.attach")
 
@@ -33,8 +32,7 @@ class AttachedApp:
     def __init__(self, app: ASGIApp, runtime: Runtime) -> None:
         self.runtime = runtime
         self.app = runtime.wrap(app)
-        self._ops: Server | None = None
-        self._ops_task: asyncio.Task[None] | None = None
+        self._ops = OpsPort(runtime)
         self._host_signals: HostSignals | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -104,10 +102,9 @@ class AttachedApp:
 
     async def start(self) -> None:
         """Start the ops server and mark ready (idempotent)."""
-        if self._ops is None:
-            ops = self.runtime.config.ops
+        if not self._ops.serving:
             try:
-                self._ops_socket = bind(ops.host, ops.port, "ops")
+                await self._ops.start()
             except PilothouseError as exc:
                 raise type(exc)(
                     f"{exc}. Under attach every host-server process opens the ops port itself: with "
@@ -115,24 +112,27 @@ class AttachedApp:
                     "worker per process and scale with replicas, or use `pilothouse serve --workers "
                     "N`, whose supervisor owns the ops port"
                 ) from None
-            self._ops = ops_server(self.runtime.ops_app(), ops)
-            await start_server(self._ops, self._ops_socket)
             self._host_signals = HostSignals.follow(self.runtime.lifecycle)
-            self._ops_task = asyncio.create_task(self._ops.main_loop())
             self.runtime.start_checks()
             await self.runtime.run_start_hooks()
         self.runtime.lifecycle.mark_ready()
 
     async def stop(self) -> None:
+        """The shutdown sequence (`pilothouse.runtime.shutdown`) from the feature drain on: the
+        host server failed readiness (through `HostSignals`), closed its socket, drained its
+        connections and ran the app's lifespan shutdown before it calls this."""
         if self._host_signals is not None:
             self._host_signals.restore()
             self._host_signals = None
-        await self.runtime.run_drain_hooks()
-        await self.runtime.flush()
-        self.runtime.lifecycle.mark_stopped()
-        if self._ops is not None and self._ops_task is not None:
-            await stop_server(self._ops, self._ops_task, self._ops_socket)
-            self._ops = None
+        steps = Steps(
+            feature_drain=self.runtime.run_drain_hooks, flush=self.runtime.flush, stop_ops=self._ops.stop
+        )
+        await run_shutdown(
+            self.runtime.lifecycle,
+            steps,
+            Deadlines.of(self.runtime.config.lifecycle),
+            reason="lifespan shutdown",
+        )
 
 
 def attach(app: ASGIApp, config: Config | str | None = None) -> AttachedApp:

@@ -101,13 +101,6 @@ class Runtime:
         if self._drain_hooks:
             await asyncio.gather(*(hook() for hook in self._drain_hooks), return_exceptions=True)
 
-    async def drain_features(self) -> None:
-        """Shutdown step: run the drain hooks under `[lifecycle].drain_timeout`."""
-        try:
-            await asyncio.wait_for(self.run_drain_hooks(), self.config.lifecycle.drain_timeout)
-        except TimeoutError:
-            log.warning("feature drain did not finish within the drain timeout")
-
     # -- checks ------------------------------------------------------------------------------
 
     def start_checks(self) -> CheckRunner:

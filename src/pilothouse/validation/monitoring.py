@@ -9,19 +9,19 @@ from __future__ import annotations
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from pilothouse.validation import Verdict
+from pilothouse.validation import Verdict, run_tool
 
 _TIMEOUT = 120
 
 
 def _run(cmd: Sequence[str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(list(cmd), capture_output=True, text=True, timeout=_TIMEOUT, cwd=cwd)
+    return run_tool(cmd, _TIMEOUT, cwd)
 
 
 def _detail(proc: subprocess.CompletedProcess[str]) -> str:
@@ -36,35 +36,34 @@ def _verdict(tool: str, target: str, proc: subprocess.CompletedProcess[str]) -> 
                    "" if proc.returncode == 0 else _detail(proc))
 
 
-def _rules(root: Path, promtool: str) -> list[Verdict]:
-    verdicts = []
+def _rules(root: Path, promtool: str) -> Iterator[Verdict]:
     for rules in sorted((root / "prometheus" / "rules").glob("*.yaml")):
-        verdicts.append(_verdict("promtool check rules", str(rules.relative_to(root)),
-                                 _run([promtool, "check", "rules", str(rules)])))
+        yield _verdict("promtool check rules", str(rules.relative_to(root)),
+                       _run([promtool, "check", "rules", str(rules)]))
     for tests in sorted((root / "prometheus" / "tests").glob("*.yaml")):
-        verdicts.append(_verdict("promtool test rules", str(tests.relative_to(root)),
-                                 _run([promtool, "test", "rules", tests.name], cwd=tests.parent)))
+        yield _verdict("promtool test rules", str(tests.relative_to(root)),
+                       _run([promtool, "test", "rules", tests.name], cwd=tests.parent))
     crd = root / "kubernetes" / "prometheusrule.yaml"
     if crd.is_file():
         spec = yaml.safe_load(crd.read_text())["spec"]
         with tempfile.TemporaryDirectory() as tmp:
             plain = Path(tmp) / "prometheusrule-groups.yaml"
             plain.write_text(yaml.safe_dump(spec))
-            verdicts.append(_verdict("promtool check rules", "kubernetes/prometheusrule.yaml (spec)",
-                                     _run([promtool, "check", "rules", str(plain)])))
-    return verdicts
+            yield _verdict("promtool check rules", "kubernetes/prometheusrule.yaml (spec)",
+                           _run([promtool, "check", "rules", str(plain)]))
 
 
-def _alertmanager(root: Path, amtool: str) -> list[Verdict]:
+def _alertmanager(root: Path, amtool: str) -> Iterator[Verdict]:
     path = root / "alertmanager" / "alertmanager.yaml"
     target = str(path.relative_to(root))
     checked = _run([amtool, "check-config", str(path)])
-    verdicts = [_verdict("amtool check-config", target, checked)]
+    yield _verdict("amtool check-config", target, checked)
     if checked.returncode != 0:
-        return verdicts
+        return
     cases = path.parent / "routing-tests.yaml"
     if not cases.is_file():
-        return [*verdicts, Verdict("amtool config routes test", target, "skipped", "no routing-tests.yaml")]
+        yield Verdict("amtool config routes test", target, "skipped", "no routing-tests.yaml")
+        return
     for case in yaml.safe_load(cases.read_text())["tests"]:
         labels: dict[str, Any] = case["labels"]
         receivers = ",".join(case["receivers"])
@@ -73,20 +72,24 @@ def _alertmanager(root: Path, amtool: str) -> list[Verdict]:
         verdict = _verdict("amtool config routes test", f"{target} severity={labels.get('severity')}", proc)
         if verdict.status == "pass":
             verdict = Verdict(verdict.tool, verdict.target, "pass", f"-> {receivers}")
-        verdicts.append(verdict)
-    return verdicts
+        yield verdict
 
 
 def validate(root: Path) -> list[Verdict]:
-    verdicts: list[Verdict] = []
-    has_rules = (root / "prometheus" / "rules").is_dir()
-    has_am = (root / "alertmanager" / "alertmanager.yaml").is_file()
-    if has_rules:
+    return list(verdicts(root))
+
+
+def verdicts(root: Path) -> Iterator[Verdict]:
+    """The verdicts of `validate`, each as soon as its tool finished."""
+    if (root / "prometheus" / "rules").is_dir():
         promtool = shutil.which("promtool")
-        verdicts += _rules(root, promtool) if promtool else [
-            Verdict("promtool", "prometheus/", "missing", "install the Debian package 'prometheus'")]
-    if has_am:
+        if promtool:
+            yield from _rules(root, promtool)
+        else:
+            yield Verdict("promtool", "prometheus/", "missing", "install the Debian package 'prometheus'")
+    if (root / "alertmanager" / "alertmanager.yaml").is_file():
         amtool = shutil.which("amtool")
-        verdicts += _alertmanager(root, amtool) if amtool else [
-            Verdict("amtool", "alertmanager/", "missing", "install 'prometheus-alertmanager'")]
-    return verdicts
+        if amtool:
+            yield from _alertmanager(root, amtool)
+        else:
+            yield Verdict("amtool", "alertmanager/", "missing", "install 'prometheus-alertmanager'")

@@ -115,7 +115,10 @@ def test_every_command_is_listed() -> None:
     text = (SHOP_DIR / "AGENTS.md").read_text()
     sub = next(a for a in build_parser()._actions if a.__class__.__name__ == "_SubParsersAction")
     assert sub.choices is not None
-    for name in sub.choices:
+    for name, parser in sub.choices.items():
+        if parser.get_default("deprecated_alias"):  # kept for one release, not advertised
+            assert not re.search(rf"^- `pilothouse {re.escape(name)}[ `]", text, re.M), name
+            continue
         assert re.search(rf"^- `pilothouse {re.escape(name)}[ `]", text, re.M), name
 
 

@@ -13,8 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.generators.deploy.test_consistency import one, rendered
-from tests.helpers import SHOP_DIR, ServeProcess
+from tests.helpers import SHOP_DIR, ServeProcess, one, rendered
 
 TOKEN = "as-deployed-token-3b2a1f9e8d7c"
 

@@ -10,8 +10,7 @@ import yaml
 
 from pilothouse.config import load_config
 from tests.generators.deploy.conftest import generate
-from tests.generators.deploy.test_consistency import one, rendered
-from tests.helpers import ROOT, run_cli, write_config
+from tests.helpers import ROOT, one, rendered, run_cli, write_config
 
 ORDERS = ROOT / "examples/market/orders/pilothouse.toml"
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import ast
 import json
 import re
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -21,20 +20,7 @@ from pilothouse.config import load_config
 from pilothouse.generators.deploy import facts, generate
 from pilothouse.runtime.checks.factory import build_checks
 from tests.generators.deploy.conftest import SHOP
-from tests.helpers import ROOT, SHOP_DIR, ServeProcess, run_cli
-
-
-def rendered(bundle: Path, overlay: str) -> list[dict[str, Any]]:
-    out = subprocess.run(
-        ["kubectl", "kustomize", str(bundle / "k8s" / overlay)], capture_output=True, text=True, check=True
-    ).stdout
-    return [d for d in yaml.safe_load_all(out) if d]
-
-
-def one(docs: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
-    found = [d for d in docs if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)]
-    assert len(found) == 1, f"expected one {kind} {name or ''}, found {len(found)}"
-    return found[0]
+from tests.helpers import ROOT, SHOP_DIR, ServeProcess, one, rendered, run_cli
 
 
 def _healthcheck_url(command: list[str]) -> str:

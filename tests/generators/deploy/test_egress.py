@@ -12,8 +12,7 @@ import yaml
 
 from pilothouse.config import load_config
 from pilothouse.generators.deploy import egress
-from tests.generators.deploy.test_consistency import one, rendered
-from tests.helpers import run_cli, write_config
+from tests.helpers import one, rendered, run_cli, write_config
 
 CONFIG = """
 [service]

@@ -19,8 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.generators.deploy.test_consistency import one, rendered
-from tests.helpers import run_cli, write_config
+from tests.helpers import one, rendered, run_cli, write_config
 
 CONFIG = """
 [service]

@@ -9,7 +9,7 @@ from pilothouse.catalog.http_server import HTTP_SERVER_REQUEST_DURATION
 from pilothouse.config import load_config
 from pilothouse.generators.deploy import facts
 from tests.generators.deploy.conftest import SHOP
-from tests.generators.deploy.test_consistency import one, rendered
+from tests.helpers import one, rendered
 
 
 def kinds(docs: list[dict[str, Any]]) -> set[str]:

@@ -14,8 +14,7 @@ from urllib.parse import quote
 import psycopg
 import pytest
 
-from tests.generators.deploy.test_consistency import one, rendered
-from tests.helpers import ROOT, free_port
+from tests.helpers import ROOT, free_port, one, rendered
 
 ORDERS_DIR = ROOT / "examples" / "market" / "orders"
 

@@ -13,8 +13,7 @@ from pilothouse.config import load_config
 from pilothouse.generators.deploy import facts
 from pilothouse.jobs.store import open_store
 from tests.generators.deploy.conftest import SHOP
-from tests.generators.deploy.test_consistency import one, rendered
-from tests.helpers import write_config
+from tests.helpers import one, rendered, write_config
 
 
 def test_every_target_writes_state_to_the_same_writable_place(shop_bundle: Path) -> None:

@@ -84,7 +84,12 @@ def test_a_missing_tool_is_reported_missing_never_passing(tmp_path: Path) -> Non
     assert deploy.find_tool("no-such-validator-xyz") is None
 
 
-def test_nothing_to_validate_is_an_error(tmp_path: Path) -> None:
+def test_nothing_to_validate_is_a_usage_error(tmp_path: Path) -> None:
     result = run_cli("validate", str(tmp_path))
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "nothing to validate" in result.stderr
+    missing = run_cli("validate", str(tmp_path / "missing"))
+    assert missing.returncode == 2
+    assert missing.stderr.strip() == (
+        f"pilothouse: error: {tmp_path / 'missing'}: not a directory (run 'pilothouse generate' first)"
+    )

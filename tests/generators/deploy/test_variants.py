@@ -8,8 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.generators.deploy.test_consistency import one, rendered
-from tests.helpers import run_cli, write_config
+from tests.helpers import one, rendered, run_cli, write_config
 
 VARIANT = """
 [service]

@@ -3,12 +3,15 @@ receiver that records what Alertmanager sends."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
 import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -18,32 +21,66 @@ import yaml
 
 from tests.helpers import free_port
 
+START_TRIES = 5
 
-def _wait_ready(url: str, proc: subprocess.Popen[bytes], name: str, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{name} exited with {proc.returncode}")
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{name} not ready within {timeout}s")
+
+def listens(pid: int, port: int) -> bool:
+    """Whether process `pid` owns the socket listening on `port` (Linux: its descriptors'
+    socket inodes against the kernel's table of listening TCP sockets)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[len("socket:[") : -1])
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            local, state, inode = fields[1], fields[3], fields[9]
+            if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port and inode in inodes:
+                return True
+    return False
 
 
 class Engine:
-    """A daemon started with a temp directory; stopped (terminated, then killed) on exit."""
+    """A daemon started with a temp directory on a free loopback port; stopped (terminated,
+    then killed) on exit.
 
-    def __init__(self, cmd: list[str], url: str, ready_path: str, name: str, log: Path) -> None:
-        self.url, self.name, self.log = url, name, log
-        self.proc = subprocess.Popen(cmd, stdout=log.open("wb"), stderr=subprocess.STDOUT)
-        try:
-            _wait_ready(url + ready_path, self.proc, name)
-        except RuntimeError:
+    Like `ServeProcess`, a port picked by `free_port` is free only when picked: when another
+    process binds it first, the daemon exits with "address already in use" (or the other process
+    answers the readiness probe); that is a collision, and the daemon starts again on a new port.
+    """
+
+    def __init__(self, command: Callable[[int], list[str]], ready_path: str, name: str, log: Path) -> None:
+        self.name, self.log = name, log
+        for _ in range(START_TRIES):
+            self.port = free_port()
+            self.url = f"http://127.0.0.1:{self.port}"
+            self.proc = subprocess.Popen(command(self.port), stdout=log.open("wb"), stderr=subprocess.STDOUT)
+            try:
+                if self._ready(ready_path):
+                    return
+            except RuntimeError:
+                self.stop()
+                raise RuntimeError(f"{name} failed to start:\n{log.read_text()[-2000:]}") from None
             self.stop()
-            raise RuntimeError(f"{name} failed to start:\n{log.read_text()[-2000:]}") from None
+        raise RuntimeError(f"{name} could not bind a port ({START_TRIES} tries):\n{log.read_text()[-2000:]}")
+
+    def _ready(self, path: str, timeout: float = 20) -> bool:
+        """True once this daemon answers ready on its own port; False on a port collision."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                if "address already in use" in self.log.read_text(errors="replace").lower():
+                    return False
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}")
+            try:
+                if httpx.get(self.url + path, timeout=1).status_code == 200:
+                    return listens(self.proc.pid, self.port)
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.name} not ready within {timeout}s")
 
     def reload(self, config: dict[str, Any], path: Path) -> None:
         """Write a new config to `path` (the file it was started with) and send SIGHUP, which
@@ -84,24 +121,28 @@ def prometheus_with(tmp: Path, scrape_configs: list[dict[str, Any]], rule_files:
                     alertmanager: str | None = None, interval: str = "1s") -> Engine:
     """Prometheus with the given scrape configs (relabeling and all), evaluating `rule_files`;
     `Engine.reload(prometheus_config(...))` swaps them while it runs."""
-    port = free_port()
     config = prometheus_config(scrape_configs, rule_files, alertmanager, interval)
     path = tmp / "prometheus.yml"
     path.write_text(yaml.safe_dump(config))
     binary = shutil.which("prometheus")
     assert binary, "prometheus is not installed (make tools)"
-    cmd = [binary, f"--config.file={path}", f"--storage.tsdb.path={tmp / 'tsdb'}",
-           f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"]
-    return Engine(cmd, f"http://127.0.0.1:{port}", "/-/ready", "prometheus", tmp / "prometheus.log")
+
+    def command(port: int) -> list[str]:
+        return [binary, f"--config.file={path}", f"--storage.tsdb.path={tmp / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"]
+
+    return Engine(command, "/-/ready", "prometheus", tmp / "prometheus.log")
 
 
 def alertmanager(tmp: Path, config: Path) -> Engine:
-    port = free_port()
     binary = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
     assert binary, "alertmanager is not installed (make tools)"
-    cmd = [binary, f"--config.file={config}", f"--storage.path={tmp / 'am-data'}",
-           f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=", "--log.level=warn"]
-    return Engine(cmd, f"http://127.0.0.1:{port}", "/-/ready", "alertmanager", tmp / "alertmanager.log")
+
+    def command(port: int) -> list[str]:
+        return [binary, f"--config.file={config}", f"--storage.path={tmp / 'am-data'}",
+                f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=", "--log.level=warn"]
+
+    return Engine(command, "/-/ready", "alertmanager", tmp / "alertmanager.log")
 
 
 class Webhook:

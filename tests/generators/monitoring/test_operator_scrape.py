@@ -18,11 +18,10 @@ import pytest
 
 from pilothouse.config import load_config
 from pilothouse.generators.monitoring import alerts, generate
-from tests.generators.deploy.test_consistency import one, rendered
 from tests.generators.monitoring import engines, operator
 from tests.generators.monitoring.promql_refs import bundle_expressions
 from tests.generators.monitoring.shop_scrape import SHOP, exercise, unscraped, wait_for_samples, write
-from tests.helpers import SHOP_DIR, ServeProcess, run_cli
+from tests.helpers import SHOP_DIR, ServeProcess, one, rendered, run_cli
 from tests.jobs.conftest import wait_until
 
 OVERRIDES = {

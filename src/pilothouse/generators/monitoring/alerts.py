@@ -377,7 +377,7 @@ class _Builder:
                   (Step("Processing rate (units of work)", promql=rate_sum(
                       app_metrics.UNIT_OF_WORK_EXECUTIONS, self.m, 300, ("unit", "outcome"))),)
                   if uses(self.config, "unit_of_work") else ()),
-                Step("Are workers draining, how many jobs run and wait", command="pilothouse status")
+                Step("Are workers draining, how many jobs run and wait", command="pilothouse jobs status")
                 if is_jobs else Step("Are consumers draining or not ready", command=f"curl -s {self.ops}"),
             ),
             mitigation=("Scale out consumers.", "Find the slow or failing consumer step and fix it."),
@@ -439,7 +439,7 @@ class _Builder:
             mitigation=(
                 "If runs fail, read the failed run's steps (`pilothouse jobs show <id>`), fix the cause, "
                 "then run it once by hand: `pilothouse jobs run <job>`.",
-                "If nothing fires, check that a worker runs (`pilothouse status`) and [jobs].scheduler.",
+                "If nothing fires, check that a worker runs (`pilothouse jobs status`) and [jobs].scheduler.",
             ),
             firing=Scenario((Series(self.sel(last, schedule="nightly"), "0x{n}"),
                              Series(self.sel(window, schedule="nightly"), "600x{n}")),

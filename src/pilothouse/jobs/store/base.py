@@ -17,7 +17,7 @@ QUEUED, RUNNING, FINISHED = "queued", "running", "finished"
 
 
 class Draining(OperationError):
-    """The store is draining: submissions are rejected until `pilothouse undrain`."""
+    """The store is draining: submissions are rejected until `pilothouse jobs undrain`."""
 
 
 @dataclass(frozen=True, slots=True)

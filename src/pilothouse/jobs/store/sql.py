@@ -157,7 +157,7 @@ class SqlStore(abc.ABC):
         if not rows:
             raise Draining(
                 f"job '{name}' rejected: the job store {self.description} is draining "
-                "(run `pilothouse undrain` to accept jobs again)"
+                "(run `pilothouse jobs undrain` to accept jobs again)"
             )
         return int(rows[0][0])
 
