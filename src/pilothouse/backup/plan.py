@@ -34,7 +34,16 @@ def restic_for(config: Config) -> Restic:
     from pilothouse.secrets import SecretResolver
 
     section = settings(config)
-    return Restic(section, SecretResolver(config).get(section.password))
+    resolver = SecretResolver(config)
+    env = {}
+    if section.s3 is not None:
+        env = {
+            "AWS_ACCESS_KEY_ID": resolver.get(section.s3.access_key_id),
+            "AWS_SECRET_ACCESS_KEY": resolver.get(section.s3.secret_access_key),
+        }
+        if section.s3.region:
+            env["AWS_DEFAULT_REGION"] = section.s3.region
+    return Restic(section, resolver.get(section.password), env)
 
 
 def selected(config: Config, only: str | list[str] | None) -> list[BackupTarget]:

@@ -1,7 +1,9 @@
 """`[backup]`: what `pilothouse backup` saves with restic, where, and how long it is kept.
 
-The repository password is a secret reference (never a literal); the repository is a local path.
-Targets are named: `pilothouse backup run --only db` picks them by name.
+The repository password is a secret reference (never a literal); the repository is a local path
+or, offsite, an S3-compatible bucket (`s3:https://host/bucket/prefix`, restic's form) whose keys
+are secret references too (`[backup.s3]`). Targets are named: `pilothouse backup run --only db`
+picks them by name.
 """
 
 from __future__ import annotations
@@ -49,11 +51,27 @@ class BackupTarget(Section):
         return self
 
 
+S3_PREFIX = "s3:"
+_S3 = re.compile(r"^s3:https?://[^/\s]+/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/\S*)?$")
+
+
+class S3Credentials(Section):
+    """The keys of an S3-compatible repository, as secret references (restic reads them from its
+    environment: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION)."""
+
+    access_key_id: SecretRef = Field(description="the access key id (a secret reference)")
+    secret_access_key: SecretRef = Field(description="the secret access key (a secret reference)")
+    region: str | None = Field(default=None, description="the bucket's region, when the endpoint needs one")
+
+
 class BackupConfig(Section):
     """Repository, password, retention and targets."""
 
-    repository: str = Field(description="restic repository: an absolute local path")
+    repository: str = Field(
+        description="restic repository: an absolute local path or 's3:https://host/bucket/prefix'"
+    )
     password: SecretRef = Field(description="the repository password (a secret reference)")
+    s3: S3Credentials | None = Field(default=None, description="keys of an S3 repository")
     restic: str = Field(default="restic", description="the restic binary")
     keep_daily: Keep = 7
     keep_weekly: Keep = 4
@@ -65,12 +83,24 @@ class BackupConfig(Section):
     @field_validator("repository")
     @classmethod
     def _repository(cls, value: str) -> str:
+        if value.startswith(S3_PREFIX):
+            if not _S3.match(value):
+                raise ValueError("expected 's3:https://host[:port]/bucket[/prefix]' (restic's S3 form)")
+            return value
         if not value.startswith("/"):
-            raise ValueError("expected an absolute path such as '/var/backups/shop'")
+            raise ValueError(
+                "expected an absolute path such as '/var/backups/shop' or 's3:https://host/bucket/prefix'"
+            )
         return value
+
+    @property
+    def remote(self) -> bool:
+        return self.repository.startswith(S3_PREFIX)
 
     @model_validator(mode="after")
     def _unique(self) -> BackupConfig:
+        if self.remote and self.s3 is None:
+            raise ValueError("an S3 repository needs [backup.s3] access_key_id and secret_access_key")
         names = [t.name for t in self.targets]
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
