@@ -88,6 +88,13 @@ def back_up(
     if target.kind == "directory":
         assert target.path is not None
         return base | targets.backup_paths(restic, [Path(target.path)], tags, cancelled)
+    if target.kind == "logs":
+        assert target.path is not None
+        return base | targets.backup_logs(restic, Path(target.path), target.pattern, tags, cancelled)
+    if target.kind == "prometheus":
+        assert target.path is not None
+        url, data = url_of(config, target), Path(target.path)
+        return base | targets.backup_prometheus(restic, url, data, tags, cancelled)
     if target.kind == "config":
         return base | targets.backup_paths(restic, config_paths(config, target), tags, cancelled)
     return base | _job_store(config, restic, target, tags, cancelled)

@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 
 from pilothouse.config.base import Section
-from pilothouse.config.secret_ref import SecretRef, url_of
+from pilothouse.config.secret_ref import SecretRef, http_url, url_of
 from pilothouse.durations import Duration
 
 _NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$")
@@ -22,18 +22,30 @@ Keep = Annotated[int, Field(ge=0, le=1000)]
 
 
 class BackupTarget(Section):
-    """One thing to back up: a PostgreSQL database, a directory, the job store, the config."""
+    """One thing to back up: a PostgreSQL database, a directory, a log directory, Prometheus's
+    TSDB (a snapshot through its admin API), the job store, the config."""
 
     name: str = Field(description="target name (letters, digits, '-')")
-    kind: Literal["postgres", "directory", "job_store", "config"]
-    url: str | SecretRef | None = Field(default=None, description="postgres: the database URL")
-    path: str | None = Field(default=None, description="directory: an absolute path")
+    kind: Literal["postgres", "directory", "logs", "prometheus", "job_store", "config"]
+    url: str | SecretRef | None = Field(
+        default=None, description="postgres: the database URL; prometheus: its HTTP URL (admin API on)"
+    )
+    path: str | None = Field(
+        default=None,
+        description="directory/logs: an absolute path; prometheus: its --storage.tsdb.path as seen here",
+    )
+    pattern: str = Field(default="*", description="logs: the files to keep (a glob, e.g. '*.log*')")
+    query: str | None = Field(
+        default=None, description="prometheus: a PromQL query restore-test expects an answer to"
+    )
     bundle: str | None = Field(default=None, description="config: a generated bundle directory too")
 
     @field_validator("url")
     @classmethod
     def _url(cls, value: str | SecretRef | None) -> str | SecretRef | None:
-        return None if value is None else url_of("postgresql", "postgres")(value)
+        if value is None or (isinstance(value, str) and value.startswith(("http://", "https://"))):
+            return value if value is None else http_url(value)
+        return url_of("postgresql", "postgres")(value)
 
     @field_validator("name")
     @classmethod
@@ -44,10 +56,15 @@ class BackupTarget(Section):
 
     @model_validator(mode="after")
     def _fields(self) -> BackupTarget:
-        if self.kind == "postgres" and self.url is None:
-            raise ValueError(f"target '{self.name}': kind 'postgres' needs `url`")
-        if self.kind == "directory" and (self.path is None or not self.path.startswith("/")):
-            raise ValueError(f"target '{self.name}': kind 'directory' needs an absolute `path`")
+        web = isinstance(self.url, str) and self.url.startswith(("http://", "https://"))
+        if self.kind == "postgres" and (self.url is None or web):
+            raise ValueError(f"target '{self.name}': kind 'postgres' needs a postgresql:// `url`")
+        if self.kind == "prometheus" and not web:
+            raise ValueError(f"target '{self.name}': kind 'prometheus' needs its http:// `url`")
+        if self.kind in ("directory", "logs", "prometheus") and (
+            self.path is None or not self.path.startswith("/")
+        ):
+            raise ValueError(f"target '{self.name}': kind '{self.kind}' needs an absolute `path`")
         return self
 
 
@@ -73,6 +90,9 @@ class BackupConfig(Section):
     password: SecretRef = Field(description="the repository password (a secret reference)")
     s3: S3Credentials | None = Field(default=None, description="keys of an S3 repository")
     restic: str = Field(default="restic", description="the restic binary")
+    prometheus: str = Field(
+        default="prometheus", description="the Prometheus binary restore-test opens a TSDB snapshot with"
+    )
     keep_daily: Keep = 7
     keep_weekly: Keep = 4
     keep_monthly: Keep = 6
