@@ -11,7 +11,7 @@ import importlib
 
 from pilothouse.catalog.spec import MetricSpec, MetricType
 
-_MODULES = ("app", "backup", "http", "jobs", "lifecycle", "process", "protection", "secrets")
+_MODULES = ("app", "backup", "http", "jobs", "lifecycle", "maintenance", "process", "protection", "secrets")
 
 
 def all_specs() -> tuple[MetricSpec, ...]:

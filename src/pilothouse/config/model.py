@@ -11,6 +11,7 @@ from pilothouse.config.base import Section
 from pilothouse.config.checks import CheckConfig
 from pilothouse.config.deploy import DeployConfig, check_deploy
 from pilothouse.config.jobs import JobsConfig
+from pilothouse.config.maintenance import MaintenanceConfig
 from pilothouse.config.monitoring import MonitoringConfig
 from pilothouse.config.protection import ProtectionConfig
 from pilothouse.config.secret_ref import SecretRef
@@ -36,6 +37,7 @@ class Config(Section):
     jobs: JobsConfig | None = None
     protection: ProtectionConfig = Field(default_factory=ProtectionConfig)
     backup: BackupConfig | None = None
+    maintenance: MaintenanceConfig = Field(default_factory=MaintenanceConfig)
 
     _source: Path | None = PrivateAttr(default=None)
 
