@@ -35,6 +35,10 @@ class BackupTarget(Section):
         description="directory/logs: an absolute path; prometheus: its --storage.tsdb.path as seen here",
     )
     pattern: str = Field(default="*", description="logs: the files to keep (a glob, e.g. '*.log*')")
+    active: str = Field(
+        default="*.log", description="logs: the files being written, which the generated logrotate rotates"
+    )
+    rotate: int = Field(default=14, ge=1, le=1000, description="logs: rotated files logrotate keeps (days)")
     query: str | None = Field(
         default=None, description="prometheus: a PromQL query restore-test expects an answer to"
     )

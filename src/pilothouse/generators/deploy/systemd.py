@@ -156,10 +156,11 @@ def environment_file_example(config: Config) -> str:
 
 
 def files(config: Config) -> dict[str, str]:
-    from pilothouse.generators.deploy import timers
+    from pilothouse.generators.deploy import logrotate, timers
 
     return {
         f"systemd/{unit_name(config)}": unit(config),
         f"systemd/{config.service.name}.env.example": environment_file_example(config),
         **timers.files(config),
+        **logrotate.files(config),
     }
