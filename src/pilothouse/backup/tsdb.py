@@ -101,8 +101,12 @@ def instant(url: str, query: str, at: float) -> list[dict[str, Any]]:
 
 
 def over_window(url: str, query: str, expected: dict[str, Any]) -> list[dict[str, Any]]:
-    """`query` as a range query over the snapshot's time range (the backup's data may be old)."""
+    """`query` at the snapshot's newest sample, else as a range query over its time range (the
+    backup's data may be old; the steps of a long range can miss recent short-lived series)."""
     end = expected.get("at", time.time())
+    newest = instant(url, query, end)
+    if newest:
+        return newest
     seconds = expected.get("range", 300)
     step = max(15, math.ceil(seconds / 10_000))
     params = {"query": query, "start": end - seconds, "end": end, "step": step}
