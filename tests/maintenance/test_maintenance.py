@@ -30,6 +30,7 @@ from tests.backup.test_prometheus_logs import start_prometheus, value
 from tests.generators.monitoring.engines import Webhook
 from tests.generators.monitoring.test_bundle import generated, rules_of
 from tests.helpers import run_cli, write_config
+from tests.jobs.conftest import pg_schema, pg_store  # noqa: F401 - pg_schema is a fixture
 
 BASE = """
 [service]
@@ -38,9 +39,14 @@ name = "mt"
 log_format = "text"
 [jobs]
 path = "jobs.sqlite3"
+{jobs}
 [maintenance]
 {maintenance}
 """
+
+
+def base(maintenance: str, jobs: str = "") -> str:
+    return BASE.format(maintenance=maintenance, jobs=jobs)
 
 
 def jobs_run(
@@ -68,7 +74,7 @@ def test_prometheus_cleanup_deletes_only_what_is_older(tmp_path: Path) -> None:
     engine = start_prometheus(tmp_path, data)
     try:
         assert value(engine.url, "kept_total", old + 1500) and value(engine.url, "kept_total", recent + 1500)
-        config = write_config(tmp_path, BASE.format(maintenance=f'prometheus = "{engine.url}"'))
+        config = write_config(tmp_path, base(f'prometheus = "{engine.url}"'))
         ran = jobs_run(config, "pilothouse.prometheus-cleanup", "older_than=2d")
         assert ran.returncode == 0, ran.stderr
         assert json.loads(ran.stdout)["outcome"] == "ok"
@@ -83,7 +89,7 @@ def test_prometheus_cleanup_without_the_admin_api_fails_clearly(tmp_path: Path) 
 
     engine = prometheus_with(tmp_path, [], [])
     try:
-        config = write_config(tmp_path, BASE.format(maintenance=f'prometheus = "{engine.url}"'))
+        config = write_config(tmp_path, base(f'prometheus = "{engine.url}"'))
         ran = jobs_run(config, "pilothouse.prometheus-cleanup")
         assert ran.returncode == 1
         assert "--web.enable-admin-api" in ran.stderr
@@ -154,13 +160,25 @@ def expiring(config: Path) -> dict[str, float]:
     return found
 
 
-def test_certificate_expiry_of_files_and_endpoints_with_renewal(tmp_path: Path, tls_endpoint: str) -> None:
+@pytest.fixture(params=["sqlite", "postgres"])
+def jobs_store(request: pytest.FixtureRequest) -> str:
+    """The [jobs] keys of the store the checks are recorded in (the metric reads it back)."""
+    if request.param == "sqlite":
+        return ""
+    postgres_url: str = request.getfixturevalue("postgres_url")
+    schema: str = request.getfixturevalue("pg_schema")
+    return pg_store(postgres_url, schema)
+
+
+def test_certificate_expiry_of_files_and_endpoints_with_renewal(
+    tmp_path: Path, tls_endpoint: str, jobs_store: str
+) -> None:
     certs = tmp_path / "certs"
     certs.mkdir()
     good, _ = make_cert(certs, "good", 200)
     soon, _ = make_cert(certs, "soon", 3)
     fresh, _ = make_cert(certs, "fresh", 90)
-    config = write_config(tmp_path, BASE.format(maintenance=f"""
+    config = write_config(tmp_path, base(f"""
 certificate_warning = "21d"
 [[maintenance.certificates]]
 name = "api"
@@ -168,7 +186,7 @@ file = "{good}"
 [[maintenance.certificates]]
 name = "web"
 url = "{tls_endpoint}"
-"""))
+""", jobs_store))
     assert expiring(config) == {"api": 0.0, "web": 0.0}  # never checked: nothing known to be wrong
     ran = jobs_run(config, "pilothouse.certificates")
     assert ran.returncode == 0, ran.stderr  # a warning is not a failure
@@ -181,12 +199,12 @@ url = "{tls_endpoint}"
     # The renewal hook: the file expiring soon is replaced by the command, then checked again.
     renew = tmp_path / "renew.py"
     renew.write_text(f"import shutil\nshutil.copyfile({str(fresh)!r}, {str(soon)!r})\n")
-    config.write_text(BASE.format(maintenance=f"""
+    config.write_text(base(f"""
 renew_command = ["{sys.executable}", "{renew}"]
 [[maintenance.certificates]]
 name = "api"
 file = "{soon}"
-"""))
+""", jobs_store))
     ran = jobs_run(config, "pilothouse.certificates")
     assert ran.returncode == 0, ran.stderr
     assert {s["name"]: s["rc"] for s in json.loads(ran.stdout)["steps"]} == {"cert-api": 0}
@@ -194,14 +212,14 @@ file = "{soon}"
     assert expiring(config) == {"api": 0.0}
 
     expired, _ = make_cert(certs, "expired", -1)
-    config.write_text(BASE.format(maintenance=f"""
+    config.write_text(base(f"""
 [[maintenance.certificates]]
 name = "api"
 file = "{expired}"
 [[maintenance.certificates]]
 name = "gone"
 file = "{certs / 'missing.pem'}"
-"""))
+""", jobs_store))
     ran = jobs_run(config, "pilothouse.certificates")
     assert ran.returncode == 1
     assert {s["name"]: s["rc"] for s in json.loads(ran.stdout)["steps"]} == {"cert-api": 8, "cert-gone": 8}
@@ -211,7 +229,7 @@ file = "{certs / 'missing.pem'}"
 
 def test_certificate_alert_is_tested_and_documented(tmp_path: Path) -> None:
     cert, _ = make_cert(tmp_path, "c", 100)
-    config = write_config(tmp_path, BASE.format(maintenance=f"""
+    config = write_config(tmp_path, base(f"""
 [[maintenance.certificates]]
 name = "api"
 file = "{cert}"
@@ -235,7 +253,7 @@ file = "{cert}"
 def test_bad_maintenance_config_is_one_line(tmp_path: Path, maintenance: str, fragment: str) -> None:
     from tests.jobs.test_cli import one_error
 
-    config = write_config(tmp_path, BASE.format(maintenance=maintenance))
+    config = write_config(tmp_path, base(maintenance))
     one_error(run_cli("jobs", "run", "pilothouse.report", "-c", str(config)), 2, str(config), fragment)
 
 
@@ -245,7 +263,7 @@ def test_bad_maintenance_config_is_one_line(tmp_path: Path, maintenance: str, fr
 def test_report_from_the_store_to_a_directory_and_a_webhook(tmp_path: Path) -> None:
     hook = Webhook()
     reports = tmp_path / "reports"
-    config = write_config(tmp_path, BASE.format(maintenance=f"""
+    config = write_config(tmp_path, base(f"""
 report_dir = "{reports}"
 report_webhook = {{ secret = "ops.report_url", env = "MT_REPORT_URL" }}
 """) + f"""
