@@ -146,8 +146,8 @@ query = "{QUERY}"
 def test_a_restore_test_that_sees_other_data_fails(
     service: Service, tsdb: tuple[Path, Engine, int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """restore-test compares what the restored Prometheus answers with the manifest: restored
-    blocks removed before it opens them, it fails naming the difference."""
+    """restore-test compares what the restored Prometheus answers with the manifest: the older
+    restored blocks removed before it opens them, it fails naming the difference."""
     data, engine, _ = tsdb
     with_targets(service, f"""
 [[backup.targets]]
@@ -165,9 +165,9 @@ path = "{data}"
     opened = module.opened
 
     def without_blocks(binary: str, restored: Path, scratch: Path):  # type: ignore[no-untyped-def]
-        for block in restored.glob("*/meta.json"):
-            shutil.rmtree(block.parent)
-            break
+        metas = sorted(restored.glob("*/meta.json"), key=lambda m: json.loads(m.read_text())["maxTime"])
+        for meta in metas[:-1]:  # only the newest block (the head's) is left: no backfilled series
+            shutil.rmtree(meta.parent)
         return opened(binary, restored, scratch)
 
     monkeypatch.setattr(module, "opened", without_blocks)
