@@ -36,7 +36,7 @@ def examples_with_lists() -> list[str]:
 def load(name: str) -> dict[str, Any]:
     """The public names of `examples/<name>/acceptance.py` (its tests and fixtures)."""
     path = EXAMPLES / name / "acceptance.py"
-    spec = importlib.util.spec_from_file_location(f"examples_{name}_acceptance", path)
+    spec = importlib.util.spec_from_file_location(f"examples_{name.replace('-', '_')}_acceptance", path)
     assert spec is not None and spec.loader is not None, path
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses and pickling look the module up by name

@@ -29,7 +29,7 @@ def test_every_reference_example_has_a_list_and_a_runner() -> None:
         assert (EXAMPLES / name / "pilothouse.toml").is_file() or (
             EXAMPLES / name / "stack.toml"
         ).is_file(), name
-        assert (ROOT / "tests" / "examples" / f"test_{name}.py").is_file(), f"tests/examples/test_{name}.py"
+        assert (ROOT / "tests" / "examples" / f"test_{name.replace('-', '_')}.py").is_file(), name
         assert (ROOT / "docs" / "examples" / f"{name}.md").is_file(), f"docs/examples/{name}.md"
 
 

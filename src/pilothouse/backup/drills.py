@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from pilothouse.backup import plan, targets
+from pilothouse.backup.restic import Restic
+from pilothouse.config.backup import BackupTarget
 from pilothouse.config.model import Config
 from pilothouse.errors import OperationError
 
@@ -95,6 +97,26 @@ def restore_test(config: Config) -> dict[str, Any]:
             if verdict != "ok":
                 raise OperationError(f"restore-test: target '{name}': integrity_check: {verdict}")
             check = "sha256 equal, integrity_check ok"
+        elif kind == "logs":
+            from pilothouse.backup import logs
+
+            with tempfile.TemporaryDirectory(prefix="pilothouse-restore-") as scratch:
+                restored = targets.restore_paths(restic, entry, Path(scratch))
+                check = logs.check(restored[0], entry["files"], name)
+        elif kind == "prometheus":
+            from pilothouse.backup import tsdb
+
+            with tempfile.TemporaryDirectory(prefix="pilothouse-restore-") as scratch:
+                restored = targets.restore_paths(restic, entry, Path(scratch) / "data")
+                if targets.tree_digest(*restored) != entry["sha256"]:
+                    raise OperationError(
+                        f"restore-test: target '{name}': file checksums differ after restore"
+                    )
+                query = target.query if target else None
+                binary = plan.settings(config).prometheus
+                check = "file checksums equal, " + tsdb.check(
+                    binary, restored[0], Path(scratch), entry["tsdb"], query
+                )
         else:
             with tempfile.TemporaryDirectory(prefix="pilothouse-restore-") as scratch:
                 restored = targets.restore_paths(restic, entry, Path(scratch))
@@ -124,6 +146,32 @@ def restore_test(config: Config) -> dict[str, Any]:
     }
 
 
+def _beside(path: Path, what: str, run: str) -> Path:
+    return path.with_name(f"{path.name}.{what}-{run}")
+
+
+def _restore_prometheus(
+    config: Config, restic: Restic, entry: dict[str, Any], target: BackupTarget, run: str
+) -> None:
+    """The snapshot becomes the data directory (Prometheus opens a snapshot as its TSDB); the
+    current one is renamed aside, not deleted. Refused while Prometheus answers."""
+    from pilothouse.backup import tsdb
+
+    url = plan.url_of(config, target)
+    if tsdb.answering(url):
+        raise OperationError(f"restore: Prometheus at {url} is running: stop it before restoring its TSDB")
+    assert target.path is not None
+    data = Path(target.path)
+    staging = _beside(data, "restoring", run)
+    restored = targets.restore_paths(restic, entry, staging)[0]
+    if data.exists():
+        data.rename(_beside(data, "before-restore", run))
+    restored.rename(data)
+    import shutil
+
+    shutil.rmtree(staging, ignore_errors=True)
+
+
 def _store_url(config: Config) -> str:
     jobs = config.jobs
     assert jobs is not None and jobs.url is not None
@@ -150,6 +198,13 @@ def restore_plan(config: Config, only: str | None) -> tuple[dict[str, Any], list
             where = f"database {describe_url(plan.url_of(config, target))} (pg_restore --clean)"
         elif target.kind in ("directory", "config"):
             where = ", ".join(entry["paths"]) + " (files overwritten in place)"
+        elif target.kind == "logs":
+            into = _beside(Path(entry["paths"][0]), "restored", manifest["run"])
+            where = f"{into} (the live logs untouched)"
+        elif target.kind == "prometheus":
+            assert target.path is not None
+            kept = _beside(Path(target.path), "before-restore", manifest["run"])
+            where = f"{target.path} (Prometheus stopped first; the current data kept as {kept})"
         else:
             where = "the job store (stop the workers first)"
         steps.append({"name": entry["name"], "snapshot": entry["snapshot"], "into": where})
@@ -169,6 +224,11 @@ def restore(config: Config, only: str | None) -> dict[str, Any]:
             targets.restore_postgres(restic, entry, target.name, plan.url_of(config, target))
         elif target.kind in ("directory", "config"):
             targets.restore_paths(restic, entry, Path("/"))
+        elif target.kind == "logs":
+            into = _beside(Path(entry["paths"][0]), "restored", manifest["run"])
+            targets.restore_paths(restic, entry, into)
+        elif target.kind == "prometheus":
+            _restore_prometheus(config, restic, entry, target, manifest["run"])
         elif "tables" in entry:
             targets.restore_postgres(restic, entry, target.name, _store_url(config))
         else:

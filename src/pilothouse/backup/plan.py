@@ -34,7 +34,16 @@ def restic_for(config: Config) -> Restic:
     from pilothouse.secrets import SecretResolver
 
     section = settings(config)
-    return Restic(section, SecretResolver(config).get(section.password))
+    resolver = SecretResolver(config)
+    env = {}
+    if section.s3 is not None:
+        env = {
+            "AWS_ACCESS_KEY_ID": resolver.get(section.s3.access_key_id),
+            "AWS_SECRET_ACCESS_KEY": resolver.get(section.s3.secret_access_key),
+        }
+        if section.s3.region:
+            env["AWS_DEFAULT_REGION"] = section.s3.region
+    return Restic(section, resolver.get(section.password), env)
 
 
 def selected(config: Config, only: str | list[str] | None) -> list[BackupTarget]:
@@ -79,6 +88,13 @@ def back_up(
     if target.kind == "directory":
         assert target.path is not None
         return base | targets.backup_paths(restic, [Path(target.path)], tags, cancelled)
+    if target.kind == "logs":
+        assert target.path is not None
+        return base | targets.backup_logs(restic, Path(target.path), target.pattern, tags, cancelled)
+    if target.kind == "prometheus":
+        assert target.path is not None
+        url, data = url_of(config, target), Path(target.path)
+        return base | targets.backup_prometheus(restic, url, data, tags, cancelled)
     if target.kind == "config":
         return base | targets.backup_paths(restic, config_paths(config, target), tags, cancelled)
     return base | _job_store(config, restic, target, tags, cancelled)

@@ -1,6 +1,7 @@
 """The restic command line, the only way Pilothouse touches a repository.
 
-The password reaches restic in its environment (RESTIC_PASSWORD), never on a command line. Every
+The password (and an S3 repository's keys) reach restic in its environment (RESTIC_PASSWORD,
+AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY), never on a command line. Every
 failure becomes one OperationError line: a missing binary, a wrong password, a damaged repository.
 """
 
@@ -20,10 +21,12 @@ TAG = "pilothouse"
 
 
 class Restic:
-    def __init__(self, settings: BackupConfig, password: str) -> None:
+    def __init__(self, settings: BackupConfig, password: str, env: dict[str, str] | None = None) -> None:
+        """`env`: more of restic's environment (an S3 repository's keys)."""
         self.settings = settings
         self.env = {
             **os.environ,
+            **(env or {}),
             "RESTIC_REPOSITORY": settings.repository,
             "RESTIC_PASSWORD": password,
             "RESTIC_PROGRESS_FPS": "0.2",
@@ -77,9 +80,25 @@ class Restic:
     def json(self, *args: str) -> Any:
         return json.loads(self.run(*args, "--json").stdout or b"null")
 
+    def exists(self) -> bool:
+        """Whether the repository was created (its `config` file marks it). For a remote one,
+        restic is asked (`cat config`): a wrong password or an unreachable endpoint is an error,
+        not a missing repository."""
+        if not self.settings.remote:
+            return (Path(self.settings.repository) / "config").exists()
+        try:
+            proc = subprocess.run(self.argv("cat", "config"), env=self.env, capture_output=True, check=False)
+        except FileNotFoundError:
+            raise self.missing() from None
+        if proc.returncode == 0:
+            return True
+        if b"Is there a repository at the following location?" in proc.stderr:
+            return False
+        raise self.failure("cat", proc.returncode, proc.stderr)
+
     def ensure_repository(self) -> None:
-        """Create the repository on first use (a repository's `config` file marks it)."""
-        if not (Path(self.settings.repository) / "config").exists():
+        """Create the repository on first use."""
+        if not self.exists():
             self.run("init")
 
     def preflight(self) -> None:
@@ -89,12 +108,12 @@ class Restic:
 
         if shutil.which(self.settings.restic) is None:
             raise self.missing()
-        if (Path(self.settings.repository) / "config").exists():
+        if self.exists() and not self.settings.remote:  # a remote one was opened to know
             self.run("cat", "config")
 
     def ensure_repository_exists(self) -> None:
         """Reading commands on a repository that was never written: one clear line."""
-        if not (Path(self.settings.repository) / "config").exists():
+        if not self.exists():
             raise OperationError(
                 f"backup: no restic repository at {self.settings.repository} "
                 "(run `pilothouse backup run` first)"

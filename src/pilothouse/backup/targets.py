@@ -9,6 +9,7 @@ into `restic backup --stdin`: no temporary file holds the data.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import sqlite3
 import subprocess
@@ -63,8 +64,6 @@ def table_sums(url: str, schema: str | None = None, conn: Any = None) -> dict[st
 
 
 def _summary(out: IO[bytes]) -> dict[str, Any]:
-    import json
-
     out.seek(0)
     for line in reversed(out.read().decode(errors="replace").splitlines()):
         if '"message_type":"summary"' in line.replace(" ", ""):
@@ -200,14 +199,14 @@ def tree_digest(*roots: Path) -> str:
     return sha.hexdigest()
 
 
-def backup_paths(restic: Restic, paths: list[Path], tags: str, cancelled: Callable[[], bool]) -> Entry:
-    started = time.monotonic()
-    missing = [str(p) for p in paths if not p.exists()]
-    if missing:
-        raise OperationError(f"backup: {missing[0]} does not exist")
+def restic_backup(
+    restic: Restic, args: list[str], tags: str, cancelled: Callable[[], bool], partial_ok: bool = False
+) -> dict[str, Any]:
+    """`restic backup ARGS`, ended on a cancel (restic writes no snapshot then); its summary.
+    `partial_ok`: exit code 3 (a source file vanished while read, a snapshot still written) is fine."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(
-            restic.argv("backup", *map(str, paths), "--tag", tags, "--json"),
+            restic.argv("backup", *args, "--tag", tags, "--json"),
             env=restic.env,
             stdout=out,
             stderr=err,
@@ -219,17 +218,79 @@ def backup_paths(restic: Restic, paths: list[Path], tags: str, cancelled: Callab
                 proc.wait()
                 raise Cancelled("cancelled during the backup")
             time.sleep(0.1)
-        if proc.returncode != 0:
+        if proc.returncode != 0 and not (partial_ok and proc.returncode == 3):
             err.seek(0)
             raise restic.failure("backup", proc.returncode, err.read())
-        summary = _summary(out)
+        return _summary(out)
+
+
+def backup_paths(restic: Restic, paths: list[Path], tags: str, cancelled: Callable[[], bool]) -> Entry:
+    started = time.monotonic()
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise OperationError(f"backup: {missing[0]} does not exist")
+    summary = restic_backup(restic, [str(p) for p in paths], tags, cancelled)
     return {
         "snapshot": summary["snapshot_id"],
         "bytes": int(summary.get("total_bytes_processed", 0)),
+        "added": int(summary.get("data_added", 0)),
         "sha256": tree_digest(*paths),
         "paths": [str(p) for p in paths],
         "seconds": round(time.monotonic() - started, 3),
     }
+
+
+def backup_logs(
+    restic: Restic, root: Path, pattern: str, tags: str, cancelled: Callable[[], bool]
+) -> Entry:
+    """The files of a log directory matching `pattern`, with each one's facts (see logs.py)."""
+    from pilothouse.backup import logs
+
+    started = time.monotonic()
+    found = logs.files(root, pattern)
+    facts = logs.before(root, found)
+    with tempfile.TemporaryDirectory(prefix="pilothouse-logs-") as scratch:
+        listed = logs.files_from([root / rel for rel in facts] or [root], Path(scratch) / "files")
+        summary = restic_backup(restic, ["--files-from-verbatim", str(listed)], tags, cancelled, True)
+    files = logs.after(root, facts)
+    digest = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
+    return {
+        "snapshot": summary["snapshot_id"],
+        "bytes": int(summary.get("total_bytes_processed", 0)),
+        "added": int(summary.get("data_added", 0)),
+        "sha256": digest,
+        "paths": [str(root)],
+        "files": files,
+        "seconds": round(time.monotonic() - started, 3),
+    }
+
+
+def backup_prometheus(
+    restic: Restic, url: str, data_dir: Path, tags: str, cancelled: Callable[[], bool]
+) -> Entry:
+    """A TSDB snapshot through the admin API, backed up as files, then removed (see tsdb.py)."""
+    from pilothouse.backup import tsdb
+
+    started = time.monotonic()
+    snapshot = tsdb.take_snapshot(url, data_dir)
+    try:
+        facts = tsdb.facts(url, snapshot)
+        digest = tree_digest(snapshot)
+        summary = restic_backup(restic, [str(snapshot)], tags, cancelled)
+    finally:
+        left = tsdb.remove_snapshot(snapshot)
+    entry: Entry = {
+        "snapshot": summary["snapshot_id"],
+        "bytes": int(summary.get("total_bytes_processed", 0)),
+        "added": int(summary.get("data_added", 0)),
+        "sha256": digest,
+        "paths": [str(snapshot)],
+        "tsdb": facts,
+        "seconds": round(time.monotonic() - started, 3),
+    }
+    if left:
+        entry["left_behind"] = left
+    return entry
 
 
 def restore_paths(restic: Restic, entry: Entry, into: Path) -> list[Path]:

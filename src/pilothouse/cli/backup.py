@@ -69,6 +69,7 @@ def run_backup(args: argparse.Namespace) -> int:
     from pilothouse.jobs.registry import Registry, load_jobs
     from pilothouse.jobs.store import JobStore, open_store
     from pilothouse.jobs.submit import submit
+    from pilothouse.runtime.app_import import load_app
 
     config = load(args)
     plan.selected(config, args.only)  # an unknown target: one line, before anything runs
@@ -77,6 +78,10 @@ def run_backup(args: argparse.Namespace) -> int:
         raise ConfigError(f"{config.source}: [jobs] section is missing (a backup run is recorded as a job)")
     # Secrets and telemetry as in `jobs run` (logs to stderr).
     runtime = one_job_runtime(config)
+    # What the app module registers on import (start and drain hooks, jobs, checks) exists here
+    # too, as in `jobs run`, `serve` and the worker: a hook that flushes the app's state to disk
+    # runs before the targets are read.
+    load_app(config)
 
     def submit_backup(config: Config) -> tuple[JobStore, Registry, int]:
         registry = load_jobs(config)

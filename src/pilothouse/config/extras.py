@@ -37,6 +37,11 @@ def required_extras(config: Config) -> list[str]:
         needed.add("traces")
     if config.telemetry.traces == "otlp":
         needed.add(otlp_extra(config.telemetry.otlp_protocol))
+    backup = config.backup
+    if backup is not None and any(t.kind == "postgres" for t in backup.targets):
+        needed.add("postgres")  # psycopg: the dump's consistent snapshot and restore-test checks
+    if config.maintenance.certificates:
+        needed.add("certificates")  # cryptography reads the certificates' expiry
     if "vault" in config.secrets.sources:
         needed.add("vault")
     return sorted(needed)

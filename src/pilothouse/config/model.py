@@ -12,6 +12,7 @@ from pilothouse.config.checks import CheckConfig
 from pilothouse.config.deploy import DeployConfig, check_deploy
 from pilothouse.config.jobs import JobsConfig
 from pilothouse.config.lifecycle import LifecycleConfig
+from pilothouse.config.maintenance import MaintenanceConfig
 from pilothouse.config.monitoring import MonitoringConfig
 from pilothouse.config.ops import OpsConfig
 from pilothouse.config.probes import ProbesConfig
@@ -39,6 +40,7 @@ class Config(Section):
     jobs: JobsConfig | None = None
     protection: ProtectionConfig = Field(default_factory=ProtectionConfig)
     backup: BackupConfig | None = None
+    maintenance: MaintenanceConfig = Field(default_factory=MaintenanceConfig)
 
     _source: Path | None = PrivateAttr(default=None)
 

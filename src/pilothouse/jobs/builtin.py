@@ -54,7 +54,17 @@ def _prune(config: Config, max_age: float, keep: int) -> int:
 
 
 def builtin_jobs(config: Config) -> list[Job]:
-    found = [prune_jobs(config)]
+    from pilothouse.maintenance.report import report_job
+
+    found = [prune_jobs(config), report_job(config)]
+    if config.maintenance.prometheus is not None:
+        from pilothouse.maintenance.prometheus import prometheus_cleanup
+
+        found.append(prometheus_cleanup(config))
+    if config.maintenance.certificates:
+        from pilothouse.maintenance.certificates import certificates_job
+
+        found.append(certificates_job(config))
     if config.backup is not None:
         from pilothouse.backup.job import backup_job, restore_test_job
 

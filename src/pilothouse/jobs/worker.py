@@ -28,6 +28,7 @@ from pilothouse.jobs.registry import Registry, UnknownJob
 from pilothouse.jobs.runner import Execution, RunResult
 from pilothouse.jobs.scheduler import Scheduler, check_schedules
 from pilothouse.jobs.store import JobRecord, JobStore
+from pilothouse.maintenance.metrics import publish as publish_maintenance_metrics
 from pilothouse.metrics import Metrics
 from pilothouse.runtime import threads
 
@@ -197,6 +198,7 @@ class Worker:
                 counts = await self._call(self.store.counts)
                 self.metrics.gauge(job_metrics.JOB_QUEUE_DEPTH).set(counts["queued"])
                 await self._call(publish_backup_metrics, self.store, self.registry, self.metrics)
+                await self._call(publish_maintenance_metrics, self.store, self.registry, self.metrics)
             except Exception as exc:
                 log.warning("job store unavailable (heartbeat): %s", exc)
             await asyncio.sleep(self.settings.heartbeat_interval)

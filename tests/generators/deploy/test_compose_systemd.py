@@ -45,6 +45,9 @@ def test_production_compose_is_hardened(orders_bundle: Path) -> None:
         assert service["restart"] == "unless-stopped"
         assert service["logging"]["options"] == {"max-file": "5", "max-size": "10m"}
     assert app["deploy"]["resources"]["limits"] == {"cpus": "0.25", "memory": str(256 * 2**20)}
+    # reservations are the Deployment's requests (docs.docker.com/reference/compose-file/deploy/#resources)
+    assert app["deploy"]["resources"]["reservations"] == {"cpus": "0.25", "memory": str(256 * 2**20)}
+    assert db["deploy"]["resources"]["reservations"]["memory"] == str(512 * 2**20)
     assert app["networks"] == ["front", "back"] and db["networks"] == ["back"]
     assert document["networks"]["back"] == {"internal": True}
     assert db["environment"]["POSTGRES_PASSWORD_FILE"] == "/run/secrets/db-password"

@@ -11,7 +11,7 @@ import posixpath
 from typing import Any
 
 from pilothouse.config import Config
-from pilothouse.config.deploy import DatabaseConfig
+from pilothouse.config.deploy import DatabaseConfig, Resources
 from pilothouse.config.secret_ref import mount_path
 from pilothouse.generators.deploy import facts, secret_examples
 from pilothouse.generators.deploy.container import DOCKERFILE, healthcheck_command
@@ -212,11 +212,17 @@ def dev_secret_files(config: Config) -> dict[str, str]:
     return files
 
 
-def _hardening(config: Config, memory: str, cpu: str, networks: list[str]) -> Obj:
+def _hardening(config: Config, res: Resources, networks: list[str]) -> Obj:
+    """Limits as the Deployment's (memory request = limit; CPU limit, else the request) and
+    reservations as its requests, so a host that cannot give them does not start the service."""
+    limit_cpu = res.cpu_limit or res.cpu
     return {
         "cap_drop": ["ALL"],
         "deploy": {
-            "resources": {"limits": {"cpus": str(cpu_cores(cpu)), "memory": str(memory_bytes(memory))}}
+            "resources": {
+                "limits": {"cpus": str(cpu_cores(limit_cpu)), "memory": str(memory_bytes(res.memory))},
+                "reservations": {"cpus": str(cpu_cores(res.cpu)), "memory": str(memory_bytes(res.memory))},
+            }
         },
         "logging": {"driver": "json-file", "options": {"max-file": "5", "max-size": "10m"}},
         "networks": networks,
@@ -232,7 +238,7 @@ def production(config: Config, bundle_dir: str) -> str:
     res = config.deploy.resources
     app = {
         **_app(config, dev=False, bundle_dir=bundle_dir),
-        **_hardening(config, res.memory, res.cpu_limit or res.cpu, ["front", "back"]),
+        **_hardening(config, res, ["front", "back"]),
     }
     app["ports"] = [f"{config.service.port}:{config.service.port}"]
     services: Obj = {name: app}
@@ -242,7 +248,7 @@ def production(config: Config, bundle_dir: str) -> str:
     db = config.deploy.database
     if postgres is not None and db is not None:
         dres = db.resources
-        postgres.update(_hardening(config, dres.memory, dres.cpu_limit or dres.cpu, ["back"]))
+        postgres.update(_hardening(config, dres, ["back"]))
         postgres["cap_add"] = ["CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID"]
         postgres["tmpfs"] = ["/tmp", "/var/run/postgresql"]  # noqa: S108 - private tmpfs
         services["postgres"] = postgres

@@ -143,11 +143,15 @@ def _target(obj: Obj) -> Obj:
     return {"kind": obj["kind"], "name": obj["metadata"]["name"]}
 
 
-def _container_ops(config: Config, environment: str) -> list[Obj]:
+APP_CONTAINER = "/spec/template/spec/containers/0"
+CRON_CONTAINER = "/spec/jobTemplate/spec/template/spec/containers/0"
+
+
+def _container_ops(config: Config, environment: str, container: str = APP_CONTAINER) -> list[Obj]:
     """JSON patch operations on the app container (JSON patches work on a Rollout too, where a
-    strategic merge would replace the whole container list)."""
+    strategic merge would replace the whole container list); a CronJob's container (`container`)
+    has the app container's resources and env, so the same operations apply to it."""
     override = config.deploy.environments[environment]
-    container = "/spec/template/spec/containers/0"
     ops: list[Obj] = []
     if override.resources is not None:
         ops.append(
@@ -176,6 +180,11 @@ def overlay_patches(
     ops = [{"op": "replace", "path": "/spec/replicas", "value": env_config.deploy.replicas}]
     ops += _container_ops(config, environment)
     patches: list[Obj] = [{"patch": dump(ops), "target": {"kind": workload, "name": name}}]
+    # Scheduled jobs run as the app does in this environment (its env and resources; the
+    # namespace, name prefix, image tag and Secret names are set for every object below).
+    cron_ops = _container_ops(config, environment, CRON_CONTAINER)
+    if cron_ops:
+        patches += [{"patch": dump(cron_ops), "target": _target(obj)} for obj in cronjobs.objects(config)]
     if exposed and config.deploy.expose == "ingress":
         host = [{"op": "replace", "path": "/spec/rules/0/host",
                  "value": config.deploy.environment_host(name, environment)}]

@@ -122,9 +122,14 @@ WantedBy=multi-user.target
 """
 
 
-def job_unit(config: Config, name: str, description: str, command: str) -> str:
+def job_unit(
+    config: Config, name: str, description: str, command: str, writable: tuple[str, ...] = ()
+) -> str:
     """A oneshot service running one `pilothouse` command, sandboxed like the main unit (timers
-    start it; a run still going when the timer elapses again is not started twice)."""
+    start it; a run still going when the timer elapses again is not started twice). `writable`:
+    paths outside the state directory the job writes (ProtectSystem=strict makes the rest
+    read-only); `-` lets the unit start when one does not exist yet."""
+    extra = "".join(f"ReadWritePaths=-{path}\n" for path in writable)
     return f"""[Unit]
 Description={description}
 {_after(config)}
@@ -133,7 +138,7 @@ Description={description}
 Type=oneshot
 ExecStart={command}
 {_process(config)}
-KillSignal=SIGTERM
+{extra}KillSignal=SIGTERM
 KillMode=mixed
 TimeoutStartSec=infinity
 TimeoutStopSec={facts.stop_timeout_seconds(config)}s
@@ -156,10 +161,11 @@ def environment_file_example(config: Config) -> str:
 
 
 def files(config: Config) -> dict[str, str]:
-    from pilothouse.generators.deploy import timers
+    from pilothouse.generators.deploy import logrotate, timers
 
     return {
         f"systemd/{unit_name(config)}": unit(config),
         f"systemd/{config.service.name}.env.example": environment_file_example(config),
         **timers.files(config),
+        **logrotate.files(config),
     }

@@ -82,5 +82,20 @@ def files(config: Config) -> dict[str, str]:
             f"{base}.service",
             f"{config.service.name}: job {schedule.job} (schedule {schedule.key}, pilothouse)",
             systemd.pilothouse_command(config, *facts.scheduled_job_args(schedule)),
+            writable(config, schedule.job),
         )
     return out
+
+
+def writable(config: Config, job: str) -> tuple[str, ...]:
+    """What a built-in job writes outside the state directory: the backup its local repository
+    and Prometheus's snapshots directory (it removes each snapshot it took), the report its
+    directory."""
+    paths: list[str] = []
+    if job == "pilothouse.backup" and config.backup is not None:
+        if not config.backup.remote:
+            paths.append(config.backup.repository)
+        paths += [f"{t.path}/snapshots" for t in config.backup.targets if t.kind == "prometheus"]
+    if job == "pilothouse.report" and config.maintenance.report_dir:
+        paths.append(config.maintenance.report_dir)
+    return tuple(paths)

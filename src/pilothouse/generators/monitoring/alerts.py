@@ -17,6 +17,7 @@ from pilothouse.catalog import backup as backup_metrics
 from pilothouse.catalog import http_server as http_metrics
 from pilothouse.catalog import jobs as job_metrics
 from pilothouse.catalog import lifecycle as lifecycle_metrics
+from pilothouse.catalog import maintenance as maintenance_metrics
 from pilothouse.catalog import process as process_metrics
 from pilothouse.config.model import Config
 from pilothouse.config.monitoring import AppMetric
@@ -500,6 +501,32 @@ class _Builder:
             quiet=Scenario((Series(self.sel(spec), "0x{n}"),), None),
         )
 
+    def certificate_expiring(self) -> Alert:
+        spec = maintenance_metrics.CERTIFICATE_EXPIRING
+        warning = format_duration(self.config.maintenance.certificate_warning)
+        expr = f"max by (job, certificate) ({selector(spec, *self.m)}) == 1"
+        return Alert(
+            name="CertificateExpiring", severity="warning", expr=expr,
+            pending=self.pending("CertificateExpiring", 0),
+            summary=f"Certificate {{{{ $labels.certificate }}}} of {self.service} needs renewal",
+            description="The newest pilothouse.certificates check of {{ $labels.certificate }} did not "
+            f"end ok: it expires within {warning} ([maintenance].certificate_warning), has expired, "
+            "or could not be read.",
+            meaning="A certificate the service relies on is about to expire (or already has).",
+            impact="When it expires, clients refuse the TLS connection: the service is down for them.",
+            steps=(
+                Step("Which certificates, and what the check said",
+                     command="pilothouse jobs list --state finished"),
+                Step("Check again now", command="pilothouse jobs run pilothouse.certificates"),
+            ),
+            mitigation=("Renew the certificate (the [maintenance].renew_command, e.g. `certbot renew`), "
+                        "reload what serves it, then run the check again: the alert clears when it "
+                        "ends ok.",),
+            firing=Scenario((Series(self.sel(spec, certificate="web"), "1x{n}"),),
+                            {"job": self.job, "certificate": "web"}),
+            quiet=Scenario((Series(self.sel(spec, certificate="web"), "0x{n}"),), None),
+        )
+
     def app_metric_alert(self, metric: AppMetric) -> Alert:
         """`[[monitoring.metrics]]` with `alert_above`: the panel's query over 5m, above the limit."""
         assert metric.alert_above is not None
@@ -623,6 +650,8 @@ class _Builder:
                 alerts.append(self.schedule_not_succeeding())
             if self.config.backup is not None:
                 alerts += [self.backup_too_old(), self.restore_test_failing()]
+            if self.config.maintenance.certificates:
+                alerts.append(self.certificate_expiring())
         if self.config.slo.availability is not None:
             alerts += [self.burn("errors", fast=True), self.burn("errors", fast=False)]
         if self.config.slo.latency is not None:

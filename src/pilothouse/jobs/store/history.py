@@ -29,3 +29,12 @@ class HistorySql(RetentionSql):
             (job,),
         )
         return (str(rows[0][0]), float(rows[0][1])) if rows else None
+
+    def latest_step_outcomes(self, job: str) -> dict[str, str]:
+        """Per step of `job`: the outcome it ended with in its newest finished run."""
+        rows = self._query(
+            "SELECT s.name, s.outcome FROM {steps} s JOIN {jobs} j ON j.id = s.job_id"
+            " WHERE j.name = ? AND s.finished_at IS NOT NULL ORDER BY s.finished_at, s.job_id",
+            (job,),
+        )
+        return {str(name): str(outcome) for name, outcome in rows}

@@ -1,0 +1,1 @@
+"""The monitoring stack's status API."""

@@ -1,0 +1,1 @@
+"""Built-in maintenance jobs: Prometheus cleanup, certificate expiry, the daily operations report."""

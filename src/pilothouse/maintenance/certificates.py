@@ -1,0 +1,100 @@
+"""`pilothouse.certificates`: the expiry of each `[[maintenance.certificates]]` (a PEM file, or what
+an https endpoint presents), one step per certificate: RC 0 when it is valid beyond
+`certificate_warning`, 4 when it expires within it, 8 when it has expired or cannot be read.
+When one needs renewal and `renew_command` is set, the command runs and the certificate is read
+again (a renewed one ends ok). Every worker publishes `pilothouse_certificate_expiring` from the
+store and the CertificateExpiring alert fires on it.
+
+Reading a certificate needs `cryptography` (the `certificates` extra).
+"""
+
+from __future__ import annotations
+
+import datetime
+import ssl
+import subprocess
+from typing import Any
+from urllib.parse import urlsplit
+
+from pilothouse.config.maintenance import CertificateConfig
+from pilothouse.config.model import Config
+from pilothouse.errors import ConfigError, OperationError
+from pilothouse.jobs.context import StepContext
+from pilothouse.jobs.definition import ERROR, OK, WARNING, Job
+
+CERTIFICATES = "pilothouse.certificates"
+
+
+def _load(pem: bytes) -> Any:
+    try:
+        from cryptography import x509
+    except ImportError:
+        raise ConfigError(
+            "certificate checks need `cryptography`: pip install 'pilothouse[certificates]'"
+        ) from None
+    try:
+        return x509.load_pem_x509_certificate(pem)
+    except ValueError as exc:
+        raise OperationError(f"not a PEM certificate: {exc}") from None
+
+
+def not_after(cert: CertificateConfig) -> datetime.datetime:
+    """When the certificate stops being valid (UTC)."""
+    if cert.file is not None:
+        try:
+            pem = open(cert.file, "rb").read()  # noqa: SIM115 - read whole
+        except OSError as exc:
+            raise OperationError(f"{cert.file}: {exc.strerror}") from None
+    else:
+        assert cert.url is not None
+        parts = urlsplit(cert.url)
+        try:
+            pem = ssl.get_server_certificate((parts.hostname or "", parts.port or 443), timeout=15).encode()
+        except OSError as exc:
+            raise OperationError(f"{cert.url}: {exc}") from None
+    found: datetime.datetime = _load(pem).not_valid_after_utc
+    return found
+
+
+def verdict(until: datetime.datetime, warning: float) -> tuple[int, str]:
+    left = (until - datetime.datetime.now(datetime.UTC)).total_seconds()
+    when = until.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if left <= 0:
+        return ERROR, f"expired at {when}"
+    days = left / 86400
+    return (WARNING if left < warning else OK), f"valid until {when} ({days:.1f} days left)"
+
+
+def _renew(command: list[str]) -> str:
+    proc = subprocess.run(command, capture_output=True, text=True, check=False, timeout=900)
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:]
+        return f"renew command exited {proc.returncode}: {tail[0] if tail else ''}"
+    return "renew command ran"
+
+
+def certificates_job(config: Config) -> Job:
+    job = Job(CERTIFICATES, {}, description="check certificate expiry; run the renew command when due")
+    section = config.maintenance
+
+    for cert in section.certificates:
+
+        def step(ctx: StepContext, cert: CertificateConfig = cert) -> int:
+            where = cert.file or cert.url
+            try:
+                rc, said = verdict(not_after(cert), section.certificate_warning)
+            except OperationError as exc:
+                rc, said = ERROR, f"unreadable: {exc}"
+            if rc != OK and section.renew_command:
+                ran = _renew(section.renew_command)
+                try:
+                    rc, said = verdict(not_after(cert), section.certificate_warning)
+                except OperationError as exc:
+                    rc, said = ERROR, f"unreadable: {exc}"
+                said = f"{said} after the {ran}"
+            log = ctx.log.info if rc == OK else ctx.log.warning
+            log("certificate %s (%s): %s", cert.name, where, said)
+            return rc
+
+        job.step(f"cert-{cert.name}")(step)
+    return job

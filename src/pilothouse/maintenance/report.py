@@ -1,0 +1,249 @@
+"""`pilothouse.report`: the daily operations report, Markdown and JSON, from the job store (runs and
+failures in the window, backup age per target, the last restore test, schedules, certificates)
+and, when `[maintenance].prometheus` is set, the alerts firing now; disk use of the places the
+service keeps state. Written to `[maintenance].report_dir` and/or POSTed (JSON) to
+`report_webhook`. RC 4 when something needs attention (a failed run, a backup older than
+`[backup].alert_after`, a failing restore test or certificate, an alert firing).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from pilothouse.config.model import Config
+from pilothouse.errors import ConfigError, OperationError
+from pilothouse.jobs.context import StepContext
+from pilothouse.jobs.definition import OK, WARNING, Job, Param
+
+REPORT = "pilothouse.report"
+GOOD = ("ok", "warning")
+
+
+def _places(config: Config) -> dict[str, str]:
+    """Where the service keeps state, by what it is (for disk use)."""
+    places: dict[str, str] = {}
+    if config.jobs is not None and config.jobs.url is None and config.source is not None:
+        store = Path(config.jobs.path)
+        places["job store"] = str((store if store.is_absolute() else config.source.parent / store).parent)
+    if config.backup is not None:
+        if not config.backup.remote:
+            places["backup repository"] = config.backup.repository
+        for target in config.backup.targets:
+            if target.path:
+                places[f"backup target {target.name}"] = target.path
+    if config.maintenance.report_dir:
+        places["reports"] = config.maintenance.report_dir
+    return places
+
+
+def _disk(places: dict[str, str]) -> list[dict[str, Any]]:
+    out = []
+    for what, path in sorted(places.items()):
+        probe = Path(path)
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent
+        usage = shutil.disk_usage(probe)
+        out.append(
+            {
+                "what": what,
+                "path": path,
+                "used_ratio": round(usage.used / usage.total, 4),
+                "free_bytes": usage.free,
+            }
+        )
+    return out
+
+
+def _firing(url: str) -> list[dict[str, str]]:
+    try:
+        body = httpx.get(f"{url.rstrip('/')}/api/v1/alerts", timeout=30).json()
+    except (httpx.HTTPError, ValueError) as exc:
+        raise OperationError(f"Prometheus at {url}: reading alerts failed: {exc}") from None
+    return [
+        {
+            "alert": a["labels"].get("alertname", ""),
+            "severity": a["labels"].get("severity", ""),
+            "since": a.get("activeAt", ""),
+        }
+        for a in body.get("data", {}).get("alerts", [])
+        if a.get("state") == "firing"
+    ]
+
+
+def collect(config: Config, hours: float, now: float | None = None) -> dict[str, Any]:
+    """The report's facts."""
+    from pilothouse.backup.job import BACKUP, RESTORE_TEST
+    from pilothouse.jobs.store import open_store
+    from pilothouse.maintenance.certificates import CERTIFICATES
+
+    now = now or time.time()
+    since = now - hours * 3600
+    store = open_store(config)
+    try:
+        finished = [j for j in store.list_jobs("finished", limit=10_000) if (j.finished_at or 0) >= since]
+        runs: dict[str, dict[str, Any]] = {}
+        for j in finished:
+            entry = runs.setdefault(j.name, {"runs": 0, "failed": 0, "seconds": 0.0})
+            entry["runs"] += 1
+            entry["failed"] += j.outcome not in GOOD
+            entry["seconds"] += (j.finished_at or 0) - (j.started_at or j.finished_at or 0)
+        for entry in runs.values():
+            entry["mean_seconds"] = round(entry.pop("seconds") / entry["runs"], 3)
+        failures = [
+            {"id": j.id, "job": j.name, "outcome": j.outcome, "rc": j.max_rc, "error": j.error}
+            for j in finished
+            if j.outcome not in GOOD
+        ]
+        backups = {
+            name.removeprefix("target-"): round(now - at, 1)
+            for name, at in store.step_successes(BACKUP, "manifest").items()
+            if name.startswith("target-")
+        }
+        drill = store.last_finished(RESTORE_TEST)
+        certs = {
+            name.removeprefix("cert-"): outcome
+            for name, outcome in store.latest_step_outcomes(CERTIFICATES).items()
+        }
+        schedules = [
+            {"name": s.name, "last_success": s.last_success, "missed": s.missed}
+            for s in store.schedule_states()
+        ]
+    finally:
+        store.close()
+    report: dict[str, Any] = {
+        "service": config.service.name,
+        "host": socket.gethostname(),
+        "generated_at": now,
+        "window_hours": hours,
+        "jobs": runs,
+        "failures": failures,
+        "backup_age_seconds": backups,
+        "restore_test": None if drill is None else {"outcome": drill[0], "finished_at": drill[1]},
+        "certificates": certs,
+        "schedules": schedules,
+        "disk": _disk(_places(config)),
+    }
+    if config.maintenance.prometheus:
+        report["alerts_firing"] = _firing(config.maintenance.prometheus)
+    report["attention"] = attention(config, report)
+    return report
+
+
+def attention(config: Config, report: dict[str, Any]) -> list[str]:
+    """What needs a person, one line each."""
+    found = [f"job {f['job']} #{f['id']} ended {f['outcome']}" for f in report["failures"]]
+    if config.backup is not None:
+        limit = config.backup.alert_after
+        for target in config.backup.targets:
+            age = report["backup_age_seconds"].get(target.name)
+            if age is None or age > limit:
+                found.append(
+                    f"backup of {target.name}: " + ("never" if age is None else f"{age / 3600:.1f} h old")
+                )
+    drill = report["restore_test"]
+    if drill is not None and drill["outcome"] not in GOOD:
+        found.append(f"restore test ended {drill['outcome']}")
+    found += [
+        f"certificate {name}: {outcome}"
+        for name, outcome in report["certificates"].items()
+        if outcome != "ok"
+    ]
+    found += [f"alert {a['alert']} ({a['severity']}) firing" for a in report.get("alerts_firing", [])]
+    return found
+
+
+def markdown(report: dict[str, Any]) -> str:
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(report["generated_at"]))
+    lines = [f"# Operations report: {report['service']}, {when}", ""]
+    lines += ["## Needs attention", ""]
+    lines += [f"- {item}" for item in report["attention"]] or ["- nothing"]
+    lines += [
+        "",
+        f"## Jobs in the last {report['window_hours']:g} h",
+        "",
+        "| job | runs | failed | mean s |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {name} | {r['runs']} | {r['failed']} | {r['mean_seconds']} |"
+        for name, r in sorted(report["jobs"].items())
+    ]
+    lines += ["", "## Backups", "", "| target | age (h) |", "|---|---|"]
+    lines += [f"| {t} | {age / 3600:.1f} |" for t, age in sorted(report["backup_age_seconds"].items())]
+    drill = report["restore_test"]
+    lines += ["", f"Restore test: {'never run' if drill is None else drill['outcome']}", ""]
+    if report["certificates"]:
+        lines += (
+            ["## Certificates", ""]
+            + [f"- {n}: {o}" for n, o in sorted(report["certificates"].items())]
+            + [""]
+        )
+    lines += ["## Disk", "", "| what | path | used | free GiB |", "|---|---|---|---|"]
+    lines += [
+        f"| {d['what']} | {d['path']} | {d['used_ratio']:.0%} | {d['free_bytes'] / 2**30:.1f} |"
+        for d in report["disk"]
+    ]
+    if "alerts_firing" in report:
+        lines += ["", "## Alerts firing", ""]
+        lines += [
+            f"- {a['alert']} ({a['severity']}) since {a['since']}" for a in report["alerts_firing"]
+        ] or ["- none"]
+    return "\n".join(lines) + "\n"
+
+
+def deliver(config: Config, report: dict[str, Any]) -> list[str]:
+    """Write and/or post the report; where it went."""
+    section = config.maintenance
+    where = []
+    if section.report_dir:
+        out = Path(section.report_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        stem = "report-" + time.strftime("%Y-%m-%d", time.gmtime(report["generated_at"]))
+        for suffix, text in (
+            (".json", json.dumps(report, indent=2, sort_keys=True)),
+            (".md", markdown(report)),
+        ):
+            part = out / f".{stem}{suffix}.part"
+            part.write_text(text)
+            part.replace(out / f"{stem}{suffix}")
+            where.append(str(out / f"{stem}{suffix}"))
+    if section.report_webhook is not None:
+        from pilothouse.secrets import SecretResolver
+
+        url = SecretResolver(config).get(section.report_webhook)
+        try:
+            reply = httpx.post(url, json=report, timeout=30)
+            reply.raise_for_status()
+        except httpx.HTTPError as exc:
+            raise OperationError(f"report: posting to the webhook failed: {type(exc).__name__}") from None
+        where.append("the webhook")
+    return where
+
+
+def report_job(config: Config) -> Job:
+    job = Job(
+        REPORT,
+        {"hours": Param(float, default=24.0, help="the window the report covers")},
+        description="the operations report (Markdown and JSON) to [maintenance].report_dir or its webhook",
+    )
+
+    @job.step("report", idempotent=True, retries=1)
+    async def run(ctx: StepContext) -> int:
+        if not config.maintenance.report_dir and config.maintenance.report_webhook is None:
+            raise ConfigError(f"{config.source}: set [maintenance].report_dir or report_webhook")
+        report = await asyncio.to_thread(collect, config, ctx.params["hours"])
+        where = await asyncio.to_thread(deliver, config, report)
+        for item in report["attention"]:
+            ctx.log.warning("needs attention: %s", item)
+        ctx.log.info("report written to %s", ", ".join(where))
+        return WARNING if report["attention"] else OK
+
+    return job
