@@ -93,12 +93,13 @@ def output_path(parser: argparse.ArgumentParser, args: argparse.Namespace, name:
 
 
 def start_server(variant: str, port: int, http: str = "h11") -> subprocess.Popen[bytes]:
+    return start_argv(uvicorn_argv(port, http), server_env(variant), port, variant)
+
+
+def start_argv(argv: list[str], env: dict[str, str], port: int, variant: str) -> subprocess.Popen[bytes]:
+    """Start the server `argv` pinned to CPU 0 and wait until `port` accepts connections."""
     proc = subprocess.Popen(
-        pinned(0, uvicorn_argv(port, http)),
-        env=server_env(variant),
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        pinned(0, argv), env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
@@ -152,7 +153,13 @@ def wrk(port: int, seconds: float, connections: int) -> dict[str, float]:
 
 def measure(variant: str, seconds: float, connections: int, http: str) -> dict[str, float]:
     port = free_port()
-    proc = start_server(variant, port, http)
+    return measure_process(start_server(variant, port, http), port, seconds, connections)
+
+
+def measure_process(
+    proc: subprocess.Popen[bytes], port: int, seconds: float, connections: int
+) -> dict[str, float]:
+    """wrk against the started server `proc` on `port` (after a 1 s warm-up); stops it after."""
     try:
         wrk(port, 1, connections)  # warm-up: imports, caches, first label children
         before = cpu_seconds(proc.pid)

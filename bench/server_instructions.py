@@ -73,25 +73,33 @@ def drive(port: int, requests: int, timeout: float = 300) -> None:
 def instructions(variant: str, requests: int, http: str = "h11") -> int:
     """Instructions the uvicorn process serving `variant` executed, start to exit, for `requests`."""
     port = free_port()
+    return instructions_of(uvicorn_argv(port, http), server_env(variant), port, requests, variant)
+
+
+def instructions_of(
+    argv: list[str],
+    env: dict[str, str],
+    port: int,
+    requests: int,
+    name: str,
+    profile: Path | None = None,
+) -> int:
+    """Instructions the server process `argv` (listening on `port`) executed, start to exit,
+    serving `requests`; `profile`: keep callgrind's output there (for callgrind_annotate)."""
     with tempfile.TemporaryDirectory(prefix="pilothouse-callgrind-") as tmp:
         log = Path(tmp) / "valgrind.log"
-        argv = [
-            "valgrind",
-            "--tool=callgrind",
-            f"--callgrind-out-file={tmp}/out",
-            f"--log-file={log}",
-            *uvicorn_argv(port, http),
-        ]
+        out = profile or Path(tmp) / "out"
+        valgrind = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", f"--log-file={log}"]
         quiet = subprocess.DEVNULL
-        server = subprocess.Popen(argv, env=server_env(variant), cwd=ROOT, stdout=quiet, stderr=quiet)
+        server = subprocess.Popen([*valgrind, *argv], env=env, cwd=ROOT, stdout=quiet, stderr=quiet)
         try:
             drive(port, requests)
         finally:
             server.send_signal(signal.SIGINT)
-            server.wait(120)
+            server.wait(600)
         match = _COLLECTED.search(log.read_text())
         if match is None:
-            raise SystemExit(f"{variant}: no instruction count in the valgrind log")
+            raise SystemExit(f"{name}: no instruction count in the valgrind log")
         return int(match.group(1))
 
 

@@ -19,7 +19,8 @@ def otlp_extra(protocol: Literal["http", "grpc"]) -> str:
 
 def required_extras(config: Config) -> list[str]:
     """Sorted extras: drivers for checks, the job store and Redis rate limits, tracing, secret
-    sources, app-port authentication and CORS; plus the `[deploy.container] extras` on top."""
+    sources, app-port authentication and CORS, uvloop when `[service] loop` names it; plus the
+    `[deploy.container] extras` on top."""
     kinds = {check.kind for check in config.checks}
     needed = set(config.deploy.container.extras)
     if "postgres" in kinds or (config.jobs is not None and config.jobs.url is not None):
@@ -37,6 +38,8 @@ def required_extras(config: Config) -> list[str]:
         needed.add("traces")
     if config.telemetry.traces == "otlp":
         needed.add(otlp_extra(config.telemetry.otlp_protocol))
+    if config.service.loop == "uvloop":
+        needed.add("fast")  # uvloop; httptools is a core dependency (auto serves with it)
     if "vault" in config.secrets.sources:
         needed.add("vault")
     return sorted(needed)

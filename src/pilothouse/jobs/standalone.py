@@ -23,15 +23,9 @@ from pilothouse.runtime.app_lifespan import AppLifespan
 from pilothouse.runtime.connection_guard import quiet_accept_errors
 from pilothouse.runtime.features import install_process_features
 from pilothouse.runtime.runtime import Runtime
-from pilothouse.runtime.server import (
-    HANDLED_SIGNALS,
-    bind,
-    cancelled_lifespan,
-    start_server,
-    start_unless_stopped,
-)
+from pilothouse.runtime.server import HANDLED_SIGNALS, bind, start_unless_stopped
 from pilothouse.runtime.signals import ShutdownSignals
-from pilothouse.runtime.uvicorn_server import ops_server, stop_server
+from pilothouse.runtime.uvicorn_server import cancelled_lifespan, ops_server, start_server, stop_server
 
 log = logging.getLogger("pilothouse.jobs.worker")
 

@@ -20,9 +20,9 @@ from pilothouse.errors import PilothouseError
 from pilothouse.runtime.asgi import ASGIApp, Message, Receive, Scope, Send
 from pilothouse.runtime.features import install_all
 from pilothouse.runtime.runtime import Runtime
-from pilothouse.runtime.server import bind, start_server
+from pilothouse.runtime.server import bind
 from pilothouse.runtime.signals import HostSignals
-from pilothouse.runtime.uvicorn_server import Server, ops_server, stop_server
+from pilothouse.runtime.uvicorn_server import SignalFreeServer, ops_server, start_server, stop_server
 
 log = logging.getLogger("pilothouse.attach")
 
@@ -33,7 +33,7 @@ class AttachedApp:
     def __init__(self, app: ASGIApp, runtime: Runtime) -> None:
         self.runtime = runtime
         self.app = runtime.wrap(app)
-        self._ops: Server | None = None
+        self._ops: SignalFreeServer | None = None
         self._ops_task: asyncio.Task[None] | None = None
         self._host_signals: HostSignals | None = None
 

@@ -49,9 +49,10 @@ from pilothouse.runtime.checks.result import Probe
 from pilothouse.runtime.connection_guard import quiet_accept_errors
 from pilothouse.runtime.multiprocess import setup_dir, worker_exited
 from pilothouse.runtime.runtime import Runtime
-from pilothouse.runtime.server import HANDLED_SIGNALS, bind, start_server
+from pilothouse.runtime.server import HANDLED_SIGNALS, bind
 from pilothouse.runtime.signals import ShutdownSignals
-from pilothouse.runtime.uvicorn_server import ops_server, stop_server
+from pilothouse.runtime.uvicorn_server import check_stack, ops_server, start_server, stop_server
+from pilothouse.runtime.uvicorn_server import run as run_on_loop
 
 log = logging.getLogger("pilothouse.supervisor")
 
@@ -153,7 +154,7 @@ class Supervisor:
         self._ops_socket = bind(config.ops.host, config.ops.port, "ops")
         self._app_socket = bind(config.service.host, config.service.port, "app")
         self._app_socket.listen(2048)
-        self.ops = ops_server(self.runtime.ops_app(), config.ops)
+        self.ops = ops_server(self.runtime.ops_app(), config.ops, config.service.http)
         await start_server(self.ops, self._ops_socket)
         self._ops_loop = asyncio.create_task(self.ops.main_loop())
         self.runtime.start_checks()
@@ -306,7 +307,7 @@ def worker_main(
         server = PilothouseServer(
             runtime, app, app_socket=sock, serve_ops=False, on_started=started.set, signals=(signal.SIGTERM,)
         )
-        code = asyncio.run(server.serve())
+        code = run_on_loop(server.serve(), config.service.loop)
         counts[2 * index], counts[2 * index + 1] = runtime.inflight, runtime.dropped
     except PilothouseError as exc:  # one line, like single-process serve, not a traceback
         print(f"pilothouse: error: worker {index}: {redact(str(exc))}", file=sys.stderr)
@@ -347,4 +348,5 @@ def _die_with_parent() -> None:
 
 def run(runtime: Runtime, app_ref: str, workers: int) -> int:
     """Serve with `workers` processes until signalled; the process exit code."""
+    check_stack(runtime.config)  # one line here, not one per worker
     return asyncio.run(Supervisor(runtime, app_ref, workers).serve())
