@@ -36,6 +36,10 @@ VARIANTS = (
     "pilothouse-metrics-protection",
     "minimal-headers",
     "minimal-defaults",
+    "jwt-pilothouse",
+    "jwt-minimal",
+    "ratelimit-redis-pilothouse",
+    "ratelimit-redis-minimal",
 )
 BASELINE = {
     "fastapi-instrumentator": "fastapi-bare",
@@ -262,6 +266,20 @@ def build(variant: str) -> Any:
         return MinimalHeaders(starlette_app())
     if variant == "minimal-defaults":
         return MinimalDefaults(starlette_app())
+    if variant.startswith("jwt-"):  # the token for the client: in the file BENCH_TOKEN_FILE names
+        from bench.protection_cost import jwt_apps
+
+        ours, minimal, token = jwt_apps(starlette_app(), paths=("/items/*",))
+        with open(os.environ["BENCH_TOKEN_FILE"], "w") as file:
+            file.write(token)
+        return ours if variant == "jwt-pilothouse" else minimal
+    if variant.startswith("ratelimit-redis-"):  # keys under a unique prefix, expiring in a minute
+        import uuid
+
+        from bench.protection_cost import redis_apps
+
+        ours, minimal, _ = redis_apps(starlette_app(), f"bench-serve-{uuid.uuid4().hex}")
+        return ours if variant == "ratelimit-redis-pilothouse" else minimal
     if variant == "pilothouse-metrics-protection":
         return pilothouse_app("pilothouse-metrics", protection=True)
     if variant == "starlette-exporter":

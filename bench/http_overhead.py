@@ -120,7 +120,7 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def wrk(port: int, seconds: float, connections: int) -> dict[str, float]:
+def wrk(port: int, seconds: float, connections: int, headers: tuple[str, ...] = ()) -> dict[str, float]:
     out = subprocess.run(
         pinned(
             1,
@@ -130,6 +130,7 @@ def wrk(port: int, seconds: float, connections: int) -> dict[str, float]:
                 f"-c{connections}",
                 f"-d{round(seconds)}s",
                 "--latency",
+                *(arg for header in headers for arg in ("-H", header)),
                 f"http://127.0.0.1:{port}{URL_PATH}",
             ],
         ),
@@ -157,13 +158,13 @@ def measure(variant: str, seconds: float, connections: int, http: str) -> dict[s
 
 
 def measure_process(
-    proc: subprocess.Popen[bytes], port: int, seconds: float, connections: int
+    proc: subprocess.Popen[bytes], port: int, seconds: float, connections: int, headers: tuple[str, ...] = ()
 ) -> dict[str, float]:
     """wrk against the started server `proc` on `port` (after a 1 s warm-up); stops it after."""
     try:
-        wrk(port, 1, connections)  # warm-up: imports, caches, first label children
+        wrk(port, 1, connections, headers)  # warm-up: imports, caches, first label children
         before = cpu_seconds(proc.pid)
-        result = wrk(port, seconds, connections)
+        result = wrk(port, seconds, connections, headers)
         result["cpu_us"] = (cpu_seconds(proc.pid) - before) / result["requests"] * 1e6
         return result
     finally:

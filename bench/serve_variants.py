@@ -22,19 +22,27 @@ Servers (one trivial Starlette route, `GET /items/{id}` → `ok`, from bench/app
 Stacks: `h11` (h11 + asyncio), `httptools` (httptools + asyncio), `uvloop` (httptools +
 uvloop: what `pilothouse serve` picks by default now).
 
-Two measurements per server, as in server_instructions.py and http_overhead.py (reused):
-server instructions per request under callgrind, (I(large) - I(small)) / (large - small), and
-wrk req/s (+ server CPU µs per request) beside, interleaved rounds.
+Two measurements per server: server instructions per request under callgrind (below), and
+wrk req/s (+ server CPU µs per request) beside, in interleaved rounds (http_overhead.py's
+harness, reused).
+
+Instructions: each server runs twice under callgrind with instrumentation off while it starts
+and serves 100 warm-up requests (a few times native speed); counting is then switched on
+(`callgrind_control -i on`), 100 (first run) or 1,124 (second run) requests are sent on the
+same keep-alive connection, and the server is stopped; (I(1124) - I(100)) / 1024 is the cost of
+one request, start-up and warm-up never counted, shutdown and the final flush cancelled by the
+subtraction (bench/server_instructions.py's I(N2) - I(N1) with start-up instrumented took over
+ten minutes a run on this shared machine).
 
 The callgrind caveat: under callgrind the server runs ~50-100 times slower, so anything driven
 by wall-clock time (a batch exporter's timer, a periodic sweep) runs ~50-100 times more often
 per request than in production, and its cost lands in the per-request figure. So spans are
-exported only when a batch is full: `OTEL_BSP_SCHEDULE_DELAY` is one hour, batches are 512
-spans, and the two runs serve 300 and 1,324 requests — the difference is exactly two full
-batches, encoded and posted, and the remainder of each run is flushed at shutdown in both runs
-(cancelled by the subtraction). The receiver's span count is checked after every callgrind run
-(every span arrived; none dropped or exported late). Package versions are recorded in the
-result (bench/results/serve_variants.json).
+exported only when a batch is full or at the exit: `OTEL_BSP_SCHEDULE_DELAY` is one hour and
+batches are 512 spans, so the 1,024 requests of the difference are two batches' worth of spans
+(otel-asgi, three spans a request: six), all encoded and posted within the difference (whether
+in full batches or in the smaller ones an exporter sends for what queued during an export is
+the exporter's own behaviour, as in production). The receiver checks every span arrived.
+Package versions are recorded in the result (bench/results/serve_variants.json).
 """
 
 from __future__ import annotations
@@ -42,7 +50,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import secrets
+import signal
 import statistics
 import subprocess
 import sys
@@ -59,7 +69,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.http_overhead import free_port, measure_process, start_argv  # noqa: E402
-from bench.server_instructions import instructions_of  # noqa: E402
+from bench.server_instructions import connect, request_with, send_requests  # noqa: E402
 
 STACKS = {"h11": ("h11", "asyncio"), "httptools": ("httptools", "asyncio"), "uvloop": ("httptools", "uvloop")}
 PACKAGES = (
@@ -215,22 +225,72 @@ def command(
         return argv, env  # uvicorn's defaults: access log on, log level info
     if server in ("otel-asgi", "starlette-exporter"):
         env["BENCH_VARIANT"] = "otel-asgi-otlp" if server == "otel-asgi" else server
+    elif server.startswith("app:"):  # any bench/apps.py variant under uvicorn (--apps)
+        env["BENCH_VARIANT"] = server.removeprefix("app:")
+        env["BENCH_TOKEN_FILE"] = str(token_file(variant, directory))
     return [*argv, "--no-access-log", "--log-level", "warning"], env
 
 
-def instructions(variant: Variant, requests: int, profile: Path | None = None) -> dict[str, int]:
-    """One callgrind run serving `requests`; with the receiver's span and POST counts."""
+SPANS_PER_REQUEST = {"serve-full": 1, "otel-asgi": 3}
+"""otel-asgi: the server span and one internal span per `send` (response start and body)."""
+_COLLECTED = re.compile(r"Collected\s*:\s*(\d+)")
+
+
+def token_file(variant: Variant, directory: Path) -> Path:
+    return directory / f"token-{variant.name.replace('/', '-').replace(':', '-')}"
+
+
+def client_headers(variant: Variant, directory: Path) -> tuple[str, ...]:
+    """Request headers the client sends: a bearer token for the JWT variants (the server wrote
+    it at start)."""
+    if not variant.server.startswith("app:jwt-"):
+        return ()
+    return (f"Authorization: Bearer {token_file(variant, directory).read_text().strip()}",)
+
+
+def window_run(variant: Variant, warmup: int, requests: int) -> dict[str, int]:
+    """Instructions of one server process from the end of `warmup` requests to its exit, having
+    served `requests` more (callgrind instrumentation off until then: `callgrind_control -i on`).
+    With the receiver's span and POST counts: every span must have arrived by the exit."""
+    spans_each = SPANS_PER_REQUEST.get(variant.server, 0)
     with tempfile.TemporaryDirectory(prefix="pilothouse-serve-variants-") as tmp:
-        receiver = Receiver() if variant.server in TRACED else None
+        receiver = Receiver() if spans_each else None
         with receiver or _Null():
             port = free_port()
             argv, env = command(variant, port, Path(tmp), receiver)
-            count = instructions_of(argv, env, port, requests, variant.name, profile)
+            log = Path(tmp) / "valgrind.log"
+            valgrind = ["valgrind", "--tool=callgrind", "--instr-atstart=no"]
+            valgrind += [f"--callgrind-out-file={tmp}/out", f"--log-file={log}"]
+            quiet = subprocess.DEVNULL
+            server = subprocess.Popen([*valgrind, *argv], env=env, cwd=ROOT, stdout=quiet, stderr=quiet)
+            try:
+                with connect(port, timeout=900) as sock:
+                    request = request_with(client_headers(variant, Path(tmp)))
+                    send_requests(sock, warmup, request)
+                    switch = ["callgrind_control", "-i", "on", str(server.pid)]
+                    subprocess.run(switch, check=True, stdout=quiet)
+                    send_requests(sock, requests, request)
+            finally:
+                server.send_signal(signal.SIGINT)
+                server.wait(900)
+            match = _COLLECTED.search(log.read_text())
             spans = receiver.spans if receiver else 0
             posts = receiver.posts if receiver else 0
-    if receiver is not None and variant.server == "serve-full" and spans != requests:
-        raise SystemExit(f"{variant.name}: the receiver got {spans} spans for {requests} requests")
-    return {"instructions": count, "spans": spans, "posts": posts}
+    if match is None:
+        raise SystemExit(f"{variant.name}: no instruction count in the valgrind log")
+    if spans != spans_each * (warmup + requests):
+        raise SystemExit(f"{variant.name}: the receiver got {spans} spans for {warmup + requests} requests")
+    return {"instructions": int(match.group(1)), "spans_received": spans, "posts": posts}
+
+
+def per_request(variant: Variant, warmup: int, small: int, large: int) -> dict[str, Any]:
+    """(I(large) - I(small)) / (large - small) over two `window_run`s: start-up and warm-up are
+    not counted, shutdown and the final flush cancel out, and the spans of the difference are
+    all encoded and posted within it."""
+    runs = [window_run(variant, warmup, n) for n in (small, large)]
+    cost = (runs[1]["instructions"] - runs[0]["instructions"]) / (large - small)
+    print(f"callgrind {variant.name:32s} {cost:12,.0f} instructions/request", flush=True)
+    return {"instructions": round(cost), "runs": runs}
 
 
 class _Null:
@@ -241,13 +301,6 @@ class _Null:
         return None
 
 
-def per_request(variant: Variant, small: int, large: int) -> dict[str, Any]:
-    runs = [instructions(variant, n) for n in (small, large)]
-    cost = (runs[1]["instructions"] - runs[0]["instructions"]) / (large - small)
-    print(f"callgrind {variant.name:32s} {cost:12,.0f} instructions/request", flush=True)
-    return {"instructions": round(cost), "runs": runs}
-
-
 def wrk_rounds(variants: list[Variant], rounds: int, seconds: float, connections: int) -> dict[str, Any]:
     samples: dict[str, list[dict[str, float]]] = {v.name: [] for v in variants}
     with tempfile.TemporaryDirectory(prefix="pilothouse-serve-variants-") as tmp, Receiver() as receiver:
@@ -256,9 +309,9 @@ def wrk_rounds(variants: list[Variant], rounds: int, seconds: float, connections
             for variant in order:
                 port = free_port()
                 argv, env = command(variant, port, Path(tmp), receiver)
-                result = measure_process(
-                    start_argv(argv, env, port, variant.name), port, seconds, connections
-                )
+                proc = start_argv(argv, env, port, variant.name)
+                headers = client_headers(variant, Path(tmp))
+                result = measure_process(proc, port, seconds, connections, headers)
                 samples[variant.name].append(result)
                 print(
                     f"wrk round {index + 1}/{rounds} {variant.name:32s} {result['rps']:8.0f} req/s, "
@@ -328,9 +381,15 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--servers", default=",".join(SERVERS), help=f"of {', '.join(SERVERS)}")
+    parser.add_argument(
+        "--apps",
+        default="",
+        help="bench/apps.py variants to serve under uvicorn too, e.g. protection-defaults,minimal-headers",
+    )
     parser.add_argument("--stacks", default=",".join(STACKS), help=f"of {', '.join(STACKS)}")
-    parser.add_argument("--small", type=int, default=300)
-    parser.add_argument("--large", type=int, default=300 + 2 * BATCH)
+    parser.add_argument("--warmup", type=int, default=100, help="requests before counting starts")
+    parser.add_argument("--small", type=int, default=100, help="requests counted in the first run")
+    parser.add_argument("--large", type=int, default=100 + 2 * BATCH, help="... in the second run")
     parser.add_argument("--rounds", type=int, default=3, help="wrk rounds (0: no wrk)")
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--connections", type=int, default=32)
@@ -338,11 +397,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "serve_variants.json")
     args = parser.parse_args(argv)
     servers = [s for s in args.servers.split(",") if s]
+    apps = [a for a in args.apps.split(",") if a]
+    from bench.apps import VARIANTS as APP_VARIANTS
+
+    if unknown_apps := sorted(set(apps) - set(APP_VARIANTS)):
+        parser.error(f"unknown apps: {', '.join(unknown_apps)}")
     stacks = [s for s in args.stacks.split(",") if s]
     if unknown := sorted(set(servers) - set(SERVERS)) + sorted(set(stacks) - set(STACKS)):
         parser.error(f"unknown: {', '.join(unknown)}")
+    servers += [f"app:{app}" for app in apps]
     if (args.large - args.small) % BATCH:
-        parser.error(f"--large - --small must be a multiple of the batch size {BATCH} (full batches only)")
+        parser.error(f"--large - --small must be a multiple of the batch size {BATCH} (full batches)")
     variants: list[Variant] = []
     for stack in stacks:
         for server in servers:
@@ -354,8 +419,9 @@ def main(argv: list[str] | None = None) -> int:
             variants.insert(0, Variant("uvicorn", stack))
     result: dict[str, Any] = {
         "method": {
-            "instructions": f"callgrind, (I({args.large}) - I({args.small})) / {args.large - args.small}, "
-            f"one keep-alive connection; OTLP batches of {BATCH} sent when full only",
+            "instructions": f"callgrind, instrumentation on after {args.warmup} warm-up requests, "
+            f"to exit; (I({args.large}) - I({args.small})) / {args.large - args.small}, one keep-alive "
+            f"connection; OTLP batches of {BATCH} spans, sent when full (no timer)",
             "wrk": f"{args.rounds} interleaved rounds x {args.seconds}s, wrk -t1 -c{args.connections}, "
             "server on CPU 0, wrk on CPU 1",
         },
@@ -366,7 +432,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     if not args.no_callgrind:
         with ThreadPoolExecutor(max_workers=2) as pool:
-            costs = pool.map(lambda v: per_request(v, args.small, args.large), variants)
+            costs = pool.map(lambda v: per_request(v, args.warmup, args.small, args.large), variants)
             for variant, cost in zip(variants, costs, strict=True):
                 result["variants"][variant.name].update(cost)
     if args.rounds:
