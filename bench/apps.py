@@ -204,6 +204,12 @@ PILOTHOUSE = {
     },
     "pilothouse-full": {"traces": "otlp", "sample_ratio": 1.0, "log_format": "json", "access_log": True},
     "pilothouse-traces": {"traces": "otlp", "sample_ratio": 1.0, "log_format": "json", "access_log": False},
+    # The cost of `keep_errors_and_slow` (not in VARIANTS: measured with `--variant`, see
+    # docs/performance.md "OTLP encoding"): unsampled requests then get a recording span.
+    "pilothouse-traces-10pct": {"traces": "otlp", "sample_ratio": 0.1, "access_log": False},
+    "pilothouse-traces-10pct-keep": {
+        "traces": "otlp", "sample_ratio": 0.1, "keep_errors_and_slow": True, "access_log": False,
+    },
 }
 """Pilothouse as `serve` sets it up. metrics: metrics only (metrics-sizes: with the body size
 histograms). full: metrics + one server span per request (100 %, batched into the dropping

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import gzip
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.helpers import ROOT, write_config
@@ -85,3 +90,48 @@ def _memory_exporter() -> object:
 def spans(_memory_exporter: object) -> object:
     _memory_exporter.clear()  # type: ignore[attr-defined]
     return _memory_exporter
+
+
+class HttpReceiver:
+    """A real OTLP/HTTP endpoint: records each request (headers, decoded body); `answers`
+    (status, headers) are given in turn, then 200."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[dict[str, str], ExportTraceServiceRequest]] = []
+        self.answers: list[tuple[int, dict[str, str]]] = []
+        self.got = threading.Condition()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                if headers.get("content-encoding") == "gzip":
+                    body = gzip.decompress(body)
+                status, extra = receiver.answers.pop(0) if receiver.answers else (200, {})
+                with receiver.got:
+                    receiver.requests.append((headers, ExportTraceServiceRequest.FromString(body)))
+                    receiver.got.notify_all()
+                self.send_response(status)
+                for key, val in {"Content-Type": "application/x-protobuf", **extra}.items():
+                    self.send_header(key, val)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_port
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def wait_for(self, count: int, timeout: float = 30) -> None:
+        with self.got:
+            assert self.got.wait_for(lambda: len(self.requests) >= count, timeout), self.requests
+
+
+@pytest.fixture
+def http_receiver() -> Iterator[HttpReceiver]:
+    receiver = HttpReceiver()
+    yield receiver
+    receiver.server.shutdown()

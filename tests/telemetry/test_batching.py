@@ -24,20 +24,20 @@ from pilothouse.telemetry import logs
 from pilothouse.telemetry.access import AccessLog
 from pilothouse.telemetry.batch import BatchExport, make_room_for_batch
 from pilothouse.telemetry.context import RequestContext, current_request
-from pilothouse.telemetry.server_span import ServerSpans
+from pilothouse.telemetry.server_span import ServerSpanStarter
 from tests.helpers import write_config
 
 
 def _spans(
     monkeypatch: pytest.MonkeyPatch, **env: str
-) -> tuple[ServerSpans, BatchExport, InMemorySpanExporter]:
+) -> tuple[ServerSpanStarter, BatchExport, InMemorySpanExporter]:
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     exporter = InMemorySpanExporter()
     processor = BatchExport(exporter)
     provider = TracerProvider()
     provider.add_span_processor(processor)
-    return ServerSpans(provider.get_tracer("pilothouse"), 1.0), processor, exporter  # type: ignore[arg-type]
+    return ServerSpanStarter(provider.get_tracer("pilothouse"), 1.0), processor, exporter  # type: ignore[arg-type]
 
 
 def test_spans_wait_for_the_delay_or_a_flush(monkeypatch: pytest.MonkeyPatch) -> None:

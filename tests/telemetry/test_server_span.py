@@ -26,7 +26,7 @@ from pilothouse.config.telemetry import TelemetryConfig
 from pilothouse.runtime.metrics import Metrics
 from pilothouse.telemetry import traceparent
 from pilothouse.telemetry.middleware import TelemetryMiddleware
-from pilothouse.telemetry.server_span import ServerSpan, ServerSpans
+from pilothouse.telemetry.server_span import ServerSpan, ServerSpanStarter
 from pilothouse.telemetry.spans import current_span_set
 from tests.telemetry.test_middleware import _call
 
@@ -88,7 +88,7 @@ def _setup(ratio: float | None, sampler: Any = None, metrics: Metrics | None = N
         app,
         metrics=metrics,
         telemetry=TelemetryConfig(access_log=False, correlation_header="X-Tx"),
-        spans=ServerSpans(provider.get_tracer("pilothouse"), ratio),  # type: ignore[arg-type]
+        spans=ServerSpanStarter(provider.get_tracer("pilothouse"), ratio),  # type: ignore[arg-type]
     )
     return middleware, exporter
 
@@ -196,7 +196,7 @@ def test_span_api_after_end_and_invalid_values() -> None:
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    spans = ServerSpans(provider.get_tracer("pilothouse"), 1.0)  # type: ignore[arg-type]
+    spans = ServerSpanStarter(provider.get_tracer("pilothouse"), 1.0)  # type: ignore[arg-type]
     span = spans.start("GET", {}, None, None, None)
     assert isinstance(span, ServerSpan)
     span.set_attribute("bad", {"a": 1})  # not an OTLP attribute value: dropped
@@ -294,14 +294,16 @@ def test_request_path_shortcuts_are_active_and_match_the_api() -> None:
     from opentelemetry import context
     from opentelemetry.trace import SpanContext, TraceFlags
 
-    from pilothouse.telemetry import server_span
-    from pilothouse.telemetry.middleware import _Otel
+    from pilothouse.telemetry import _otel_compat
+    from pilothouse.telemetry.otel_context import OtelContext
 
-    assert server_span._span_context is server_span._direct_span_context
-    built = server_span._span_context(5, 6, TraceFlags(1), None)
+    assert _otel_compat.span_context is _otel_compat._direct_span_context
+    assert _otel_compat.READABLE_SPAN_LAYOUT and _otel_compat._PROCESSORS_OK
+    assert _otel_compat._SUPPRESS_KEY is not None
+    built = _otel_compat.span_context(5, 6, TraceFlags(1), None)
     assert built == SpanContext(5, 6, False, TraceFlags(1)) and built.is_valid
 
-    otel = _Otel()
+    otel = OtelContext()
     assert otel._context_var is not None
     span = trace.NonRecordingSpan(built)
     token = otel.attach_span(span)
@@ -330,7 +332,7 @@ async def test_request_ids_stay_unique_without_a_sampled_random_trace() -> None:
         Starlette(routes=[Route("/child/{n}", child)], lifespan=None),
         metrics=None,
         telemetry=TelemetryConfig(access_log=False),
-        spans=ServerSpans(provider.get_tracer("pilothouse"), 1.0),  # type: ignore[arg-type]
+        spans=ServerSpanStarter(provider.get_tracer("pilothouse"), 1.0),  # type: ignore[arg-type]
     )
     app.app.state.provider = provider  # type: ignore[attr-defined]
     ids = {(await _call(app, "GET", "/child/1"))[1][b"x-request-id"] for _ in range(3)}
@@ -379,7 +381,7 @@ async def test_hooks_only_where_overridden_and_other_multi_processors() -> None:
     exporter = InMemorySpanExporter()
     concurrent.add_span_processor(SimpleSpanProcessor(exporter))
     provider = TracerProvider(active_span_processor=concurrent, shutdown_on_exit=False)
-    spans = ServerSpans(provider.get_tracer("pilothouse"), 1.0)  # type: ignore[arg-type]
+    spans = ServerSpanStarter(provider.get_tracer("pilothouse"), 1.0)  # type: ignore[arg-type]
     assert spans.hooks().on_end == (concurrent,)  # called as it is
     app = TelemetryMiddleware(
         Starlette(routes=[Route("/child/{n}", child)]),
@@ -396,9 +398,9 @@ async def test_hooks_only_where_overridden_and_other_multi_processors() -> None:
 def test_attaching_the_span_keeps_what_the_context_held() -> None:
     from opentelemetry import baggage, context
 
-    from pilothouse.telemetry.middleware import _Otel
+    from pilothouse.telemetry.otel_context import OtelContext
 
-    otel = _Otel()
+    otel = OtelContext()
     outer = context.attach(baggage.set_baggage("tenant", "t-1"))
     try:
         span = trace.NonRecordingSpan(trace.INVALID_SPAN_CONTEXT)
@@ -410,3 +412,18 @@ def test_attaching_the_span_keeps_what_the_context_held() -> None:
         assert baggage.get_baggage("tenant") == "t-1" and trace.get_current_span() is not span
     finally:
         context.detach(outer)
+
+
+async def test_a_changed_readable_span_gets_processors_a_public_copy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fallback `_otel_compat` takes when `ReadableSpan`'s fields moved: processors get a
+    `ReadableSpan` made with the public constructor, with the same content."""
+    from pilothouse.telemetry import server_span
+
+    monkeypatch.setattr(server_span, "READABLE_SPAN_LAYOUT", False)
+    app, exporter = _setup(1.0)
+    await _call(app, "GET", "/child/1", [(b"traceparent", f"00-{TRACE_ID}-{PARENT_ID}-01".encode())])
+    server = _named(exporter)["GET /child/{n}"]
+    assert type(server) is ReadableSpan
+    assert server.attributes is not None and server.attributes["http.route"] == "/child/{n}"
+    assert format(server.context.trace_id, "032x") == TRACE_ID and server.kind is trace.SpanKind.SERVER
+    assert server.parent is not None and server.end_time is not None

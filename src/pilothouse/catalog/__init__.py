@@ -11,7 +11,7 @@ import importlib
 
 from pilothouse.catalog.spec import MetricSpec, MetricType
 
-_MODULES = ("app", "backup", "http", "jobs", "lifecycle", "process", "protection", "secrets")
+_MODULES = ("app", "backup", "http", "jobs", "lifecycle", "process", "protection", "secrets", "telemetry")
 
 
 def all_specs() -> tuple[MetricSpec, ...]:

@@ -27,6 +27,11 @@ class TelemetryConfig(Section):
     traces: Literal["otlp", "console", "none"] = "none"
     otlp_protocol: Literal["http", "grpc"] = "http"
     sample_ratio: Annotated[float, Field(ge=0.0, le=1.0)] = 1.0
+    keep_errors_and_slow: bool = Field(
+        default=False,
+        description="below sample_ratio 1: also export the server spans the ratio left out that end "
+        "as errors (5xx, exception) or slower than [slo.latency].threshold, decided at the span's end",
+    )
     # Raise the interpreter's young-generation GC threshold by one span export batch
     # (telemetry/batch.py `make_room_for_batch`); false leaves the collector's settings alone.
     gc_room_for_spans: bool = True

@@ -9,7 +9,14 @@ the first span (so a process forked before that needs nothing at all).
 Same settings as the SDK (`OTEL_BSP_SCHEDULE_DELAY`, `OTEL_BSP_MAX_QUEUE_SIZE`,
 `OTEL_BSP_MAX_EXPORT_BATCH_SIZE`): spans are exported in batches when a batch is full or the
 delay passed, and everything queued on `force_flush` (the lifecycle's flush step) and
-`shutdown`. When the queue is full new spans are dropped and counted in a warning.
+`shutdown`. When the queue is full new spans are dropped (never waiting on the export: a receiver
+that hangs or refuses only fills the queue) and counted by `on_drop` (the
+`pilothouse_spans_dropped` counter, reason `queue_full`) and in a warning; a batch the exporter
+gives up on is counted with reason `export_failed`.
+
+The flush and shutdown are bounded: `force_flush(timeout_millis)` and `shutdown()` (within
+`flush_timeout`) stop waiting when their deadline passes, and pass it to an exporter that takes
+one (`export_until`, the OTLP exporter's), so a stuck receiver cannot hold up the process's exit.
 
 Queued spans are alive until their batch is exported, which the interpreter's cyclic garbage
 collector cannot know: `make_room_for_batch` keeps one batch from triggering collections.
@@ -23,11 +30,14 @@ import os
 import threading
 import weakref
 from collections import deque
+from collections.abc import Callable
+from time import monotonic
 from typing import Any
 
-from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, detach, set_value
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
-from opentelemetry.sdk.trace.export import SpanExporter
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+from pilothouse.telemetry._otel_compat import suppress_instrumentation, unsuppress
 
 log = logging.getLogger("pilothouse.telemetry")
 _SAMPLED = 1  # the sampled bit of the trace flags
@@ -53,8 +63,20 @@ def _setting(name: str, default: int) -> int:
 class BatchExport(SpanProcessor):
     """Queues sampled finished spans; a daemon thread exports them in batches."""
 
-    def __init__(self, exporter: SpanExporter) -> None:
+    def __init__(
+        self,
+        exporter: SpanExporter,
+        *,
+        flush_timeout: float = 30.0,
+        on_drop: Callable[[str, int], None] | None = None,
+    ) -> None:
         self._exporter = exporter
+        self._export_until: Callable[[list[ReadableSpan], float | None], SpanExportResult] | None = getattr(
+            exporter, "export_until", None
+        )
+        self._flush_timeout = flush_timeout
+        self._gave_up = False  # the last flush ran out of time (a receiver hangs or refuses)
+        self._on_drop = on_drop
         self._delay = _setting("OTEL_BSP_SCHEDULE_DELAY", 5000) / 1000
         self._max_queue = _setting("OTEL_BSP_MAX_QUEUE_SIZE", 2048)
         self._batch = min(_setting("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 512), self._max_queue)
@@ -81,6 +103,8 @@ class BatchExport(SpanProcessor):
         queue = self._queue
         if len(queue) >= self._max_queue:
             self._dropped += 1
+            if self._on_drop is not None:
+                self._on_drop("queue_full", 1)
             return
         queue.append(span)
         if self._thread is None:
@@ -98,34 +122,58 @@ class BatchExport(SpanProcessor):
             self._wake.clear()
             self._export_queued()
 
-    def _export_queued(self) -> None:
-        with self._export_lock:
+    def _export_queued(self, deadline: float | None = None) -> bool:
+        """Export everything queued, in batches; with a (monotonic) `deadline`, stop waiting
+        for another export or the receiver when it passes. Whether the queue was emptied."""
+        timeout = -1 if deadline is None else max(0.0, deadline - monotonic())
+        if not self._export_lock.acquire(timeout=timeout):
+            return False
+        try:
             queue = self._queue
             while queue:
+                if deadline is not None and monotonic() >= deadline:
+                    return False
                 batch = [queue.popleft() for _ in range(min(self._batch, len(queue)))]
-                token = attach(set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
-                try:
-                    self._exporter.export(batch)
-                except Exception:
-                    log.exception("span export failed; %d spans lost", len(batch))
-                finally:
-                    detach(token)
+                self._export(batch, deadline)
+            return True
+        finally:
             if self._dropped:
                 log.warning("span queue full: %d spans dropped", self._dropped)
                 self._dropped = 0
+            self._export_lock.release()
+
+    def _export(self, batch: list[ReadableSpan], deadline: float | None) -> None:
+        token = suppress_instrumentation()
+        try:
+            if self._export_until is not None:
+                result = self._export_until(batch, deadline)
+            else:
+                result = self._exporter.export(batch)
+        except Exception:
+            log.exception("span export failed; %d spans lost", len(batch))
+            result = SpanExportResult.FAILURE
+        finally:
+            unsuppress(token)
+        if result is not SpanExportResult.SUCCESS and self._on_drop is not None:
+            self._on_drop("export_failed", len(batch))
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
-        self._export_queued()
-        return True
+        flushed = self._export_queued(monotonic() + timeout_millis / 1000)
+        self._gave_up = not flushed  # the shutdown after it then waits no second time
+        return flushed
 
     def shutdown(self) -> None:
+        """Export what is queued within `flush_timeout`; what is left then is dropped."""
         if self._closed:
             return
         self._closed = True
+        deadline = monotonic() + (0.0 if self._gave_up else self._flush_timeout)
         self._wake.set()
         if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(30)
-        self._export_queued()
+            self._thread.join(max(0.0, deadline - monotonic()))
+        if not self._export_queued(deadline) and self._on_drop is not None and self._queue:
+            self._on_drop("export_failed", len(self._queue))
+            self._queue.clear()
         self._exporter.shutdown()
 
     def _forked(self) -> None:

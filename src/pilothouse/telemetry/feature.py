@@ -24,7 +24,7 @@ from pilothouse.telemetry.middleware import TelemetryMiddleware
 from pilothouse.telemetry.state import state
 from pilothouse.telemetry.tracing import (
     flush_on_shutdown,
-    server_spans,
+    server_span_starter,
     setup_tracing,
     warn_of_a_second_exporter,
 )
@@ -37,7 +37,7 @@ def install(runtime: Runtime) -> None:
     config = runtime.config
     configure_logging(config)
     runtime.on_flush(flush_logs)
-    provider = setup_tracing(config)
+    provider = setup_tracing(config, metrics=runtime.metrics if config.telemetry.metrics else None)
     if provider is not None:
         flush_on_shutdown(runtime, provider)
         warn_of_a_second_exporter()
@@ -67,5 +67,5 @@ def build_middleware(runtime: Runtime, app: ASGIApp) -> TelemetryMiddleware:
         app,
         metrics=runtime.metrics if telemetry.metrics else None,
         telemetry=telemetry,
-        spans=server_spans(runtime.config),
+        spans=server_span_starter(runtime.config),
     )

@@ -19,7 +19,6 @@ from random import getrandbits
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
-from pilothouse.catalog import MetricSpec
 from pilothouse.catalog import http as http_metrics
 from pilothouse.config.telemetry import TelemetryConfig
 from pilothouse.runtime.asgi import ASGIApp, Message, Receive, Scope, Send
@@ -28,12 +27,14 @@ from pilothouse.runtime.metrics import Metrics
 from pilothouse.runtime.multiprocess import multiprocess_enabled
 from pilothouse.telemetry.access import AccessLog
 from pilothouse.telemetry.context import RequestContext, current_request
-from pilothouse.telemetry.request_histogram import ChildSeries, RequestHistogram, Series
+from pilothouse.telemetry.otel_context import OtelContext
+from pilothouse.telemetry.request_histogram import ChildSeries, Series
+from pilothouse.telemetry.request_storage import active_requests, request_histogram
 from pilothouse.telemetry.routes import route_template
 from pilothouse.telemetry.traceparent import format_header
 
 if TYPE_CHECKING:
-    from pilothouse.telemetry.server_span import ServerSpans
+    from pilothouse.telemetry.server_span import ServerSpanStarter
 
 log = logging.getLogger("pilothouse.telemetry")
 
@@ -78,23 +79,25 @@ class TelemetryMiddleware:
         *,
         metrics: Metrics | None,
         telemetry: TelemetryConfig,
-        spans: ServerSpans | None = None,
+        spans: ServerSpanStarter | None = None,
     ) -> None:
         self.app = app
-        self._histogram = _histogram(metrics, http_metrics.HTTP_SERVER_REQUEST_DURATION) if metrics else None
+        self._histogram = (
+            request_histogram(metrics, http_metrics.HTTP_SERVER_REQUEST_DURATION) if metrics else None
+        )
         self._body_sizes = (
             (
-                _histogram(metrics, http_metrics.HTTP_SERVER_REQUEST_BODY_SIZE),
-                _histogram(metrics, http_metrics.HTTP_SERVER_RESPONSE_BODY_SIZE),
+                request_histogram(metrics, http_metrics.HTTP_SERVER_REQUEST_BODY_SIZE),
+                request_histogram(metrics, http_metrics.HTTP_SERVER_RESPONSE_BODY_SIZE),
             )
             if metrics and telemetry.body_size_metrics
             else None
         )
         self._size_series: dict[tuple[str, str, int], tuple[Series | ChildSeries, Series | ChildSeries]] = {}
-        self._active = _active_requests(metrics) if metrics else None
+        self._active = active_requests(metrics) if metrics else None
         self._durations: dict[tuple[str, str, int], Series | ChildSeries] = {}
         self._spans = spans
-        self._otel = _Otel() if spans is not None else None
+        self._otel = OtelContext() if spans is not None else None
         # A new trace's id doubles as the request id only when it is random (a custom id
         # generator, e.g. a test's, may repeat ids).
         self._trace_ids_unique = spans is not None and spans.random_ids
@@ -290,158 +293,3 @@ class _BodyBytes:
         await self._send(message)  # counted once sent: a chunk whose send failed is not
         if message["type"] == "http.response.body":
             self.sent += len(message.get("body", b""))
-
-
-class _InProgress:
-    """Requests in progress for one method as a plain int, read when scraped: a Gauge's
-    inc/dec each take a lock and two checks, twice per request."""
-
-    __slots__ = ("value",)
-
-    def __init__(self) -> None:
-        self.value = 0
-
-    def inc(self) -> None:
-        self.value += 1
-
-    def dec(self) -> None:
-        self.value -= 1
-
-    def get(self) -> float:
-        return self.value
-
-
-class _MultiprocessHistogram:
-    """A request histogram in prometheus_client's multiprocess storage, giving the same
-    series interface as `RequestHistogram`."""
-
-    __slots__ = ("histogram",)
-
-    def __init__(self, histogram: Any) -> None:
-        self.histogram = histogram
-
-    def labels(self, *values: str) -> ChildSeries:
-        return ChildSeries(self.histogram.labels(*values))
-
-
-def _histogram(metrics: Metrics, spec: MetricSpec) -> RequestHistogram | _MultiprocessHistogram:
-    """A per-request histogram (duration, body sizes): in `RequestHistogram` storage, or
-    (several workers) as a prometheus_client `Histogram` writing the shared files."""
-    if multiprocess_enabled():
-        return _MultiprocessHistogram(metrics.get(spec))
-    histogram: RequestHistogram = metrics.get(spec, storage=RequestHistogram)
-    return histogram
-
-
-def _active_requests(metrics: Metrics) -> dict[str, Any]:
-    """`http_server_active_requests` per method: gauge children in multiprocess storage (each
-    worker writes its value for the supervisor's sum), ints read at scrape time otherwise."""
-    gauge = metrics.get(http_metrics.HTTP_SERVER_ACTIVE_REQUESTS)
-    methods = (*http_metrics.STANDARD_METHODS, http_metrics.OTHER_METHOD)
-    if multiprocess_enabled():
-        return {method: gauge.labels(method) for method in methods}
-    active: dict[str, Any] = {}
-    for method in methods:
-        counter = active[method] = _InProgress()
-        gauge.labels(method).set_function(counter.get)
-    return active
-
-
-class _Otel:
-    """The OpenTelemetry calls of the middleware, imported once (the SDK is optional)."""
-
-    __slots__ = (
-        "_context_var",
-        "_span_key",
-        "attach",
-        "context_class",
-        "detach",
-        "extract",
-        "server_span",
-        "set_span_in_context",
-        "status_error",
-    )
-
-    def __init__(self) -> None:
-        from opentelemetry import context, propagate, trace
-        from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
-        from opentelemetry.trace import Status, StatusCode
-
-        from pilothouse.telemetry.server_span import ServerSpan
-
-        self.attach = context.attach
-        self.detach = context.detach
-        self.extract = propagate.extract
-        self.server_span = ServerSpan
-        self.set_span_in_context = trace.set_span_in_context
-        self.status_error: Any = lambda description: Status(StatusCode.ERROR, description)
-        self.context_class = context.Context
-        # `attach(set_span_in_context(span))` is four calls deep; with the SDK's default
-        # (contextvars) runtime context the same is one copy and one ContextVar.set. The span
-        # key is the one `set_span_in_context` uses; any other runtime context takes the API.
-        (self._span_key,) = trace.set_span_in_context(trace.INVALID_SPAN, context.Context()).keys()
-        runtime = getattr(context, "_RUNTIME_CONTEXT", None)
-        self._context_var = runtime._current_context if type(runtime) is ContextVarsRuntimeContext else None
-
-    def attach_span(self, span: Any) -> object:
-        """Make `span` the current span (as `attach(set_span_in_context(span))`); a token to
-        `detach_span`."""
-        var = self._context_var
-        if var is None:
-            return self.attach(self.set_span_in_context(span))
-        values = var.get().copy()
-        values[self._span_key] = span
-        return var.set(self.context_class(values))
-
-    def detach_span(self, token: Any) -> None:
-        if self._context_var is None:
-            self.detach(token)
-            return
-        try:
-            self._context_var.reset(token)
-        except Exception:  # as `detach`: a token from another context is logged, not raised
-            log.exception("Failed to detach context")
-
-    def start_continued(
-        self,
-        spans: ServerSpans,
-        method: str,
-        scope: Scope,
-        parent: bytes | None,
-        trace_state: bytes | None,
-        baggage: bytes | None,
-    ) -> tuple[Any, object]:
-        """The span of a request carrying trace headers, made current: (span, token to detach)."""
-        header = parent.decode("latin-1") if parent is not None else None
-        state = trace_state.decode("latin-1") if trace_state is not None else None
-        base = None
-        if baggage is not None:  # the global propagator reads baggage (and the trace headers)
-            carrier = {"baggage": baggage.decode("latin-1")}
-            if header is not None:
-                carrier["traceparent"] = header
-            if state is not None:
-                carrier["tracestate"] = state
-            base = self.extract(carrier)
-        attributes = {"http.request.method": method, "url.path": scope["path"], "url.scheme": scope["scheme"]}
-        span = spans.start(method, attributes, header, state, base)
-        if base is None:
-            return span, self.attach_span(span)
-        return span, self.attach(self.set_span_in_context(span, base))
-
-    def end(
-        self, span: Any, token: Any, method: str, route: str, status: int, error: BaseException | None
-    ) -> None:
-        # A ServerSpan is recording until it ends; app code may have ended it already.
-        if type(span) is self.server_span and span._end_time is None:
-            values = span.values
-            values["http.response.status_code"] = status
-            if route != http_metrics.UNMATCHED_ROUTE:
-                values["http.route"] = route
-                span._name = f"{method} {route}"  # what `update_name` does on a recording span
-            if error is not None:
-                span.record_exception(error)
-                span.set_status(self.status_error(type(error).__name__))
-            elif status >= 500:
-                span.set_status(self.status_error(str(status)))
-            span.end()
-        self.detach_span(token)

@@ -23,14 +23,21 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace as trace_api
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor, SynchronousMultiSpanProcessor
+from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import TraceIdRatioBased
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
-from opentelemetry.trace.span import DEFAULT_TRACE_STATE, TraceState
+from opentelemetry.trace.span import TraceState
 
 from pilothouse.telemetry import traceparent
+from pilothouse.telemetry._otel_compat import (
+    ON_ENDING,
+    READABLE_SPAN_LAYOUT,
+    readable_copy,
+    span_context,
+    span_processors,
+)
 
 if TYPE_CHECKING:
     from opentelemetry.context import Context
@@ -46,35 +53,6 @@ _SCALAR = (str, bool, int, float)
 _LOW_64 = TraceIdRatioBased.TRACE_ID_LIMIT  # the bits TraceIdRatioBased compares
 
 
-def _checked_span_context(
-    trace_id: int, span_id: int, flags: TraceFlags, state: TraceState | None
-) -> SpanContext:
-    return SpanContext(trace_id, span_id, False, flags, state)
-
-
-def _direct_span_context(
-    trace_id: int, span_id: int, flags: TraceFlags, state: TraceState | None
-) -> SpanContext:
-    """`SpanContext(...)` for ids known to be valid (non-zero, in range): the tuple its
-    `__new__` builds after checking them, built directly."""
-    return _new_tuple(SpanContext, (trace_id, span_id, False, flags, state or DEFAULT_TRACE_STATE, True))
-
-
-_new_tuple = tuple.__new__
-
-
-def _same_as_constructor() -> bool:
-    """Whether `_direct_span_context` builds what the constructor builds (the tuple layout is
-    the API's, so a release may change it: then the constructor is used)."""
-    direct = _direct_span_context(1, 2, _FLAGS[1], None)
-    checked = SpanContext(1, 2, False, _FLAGS[1])
-    fields = ("trace_id", "span_id", "is_remote", "trace_flags", "trace_state", "is_valid")
-    return direct == checked and all(getattr(direct, f) == getattr(checked, f) for f in fields)
-
-
-_span_context = _direct_span_context if _same_as_constructor() else _checked_span_context
-
-
 def _clean(value: Any) -> Any:
     """An attribute value the OTLP encoder accepts (scalar or sequence of scalars), else None."""
     if isinstance(value, _SCALAR):
@@ -86,7 +64,7 @@ def _clean(value: Any) -> Any:
 
 class ServerSpan(trace_api.Span, ReadableSpan):
     """A recording SERVER span; see the module docstring. What is the same for every server
-    span (kind, resource, scope, no links yet) lives on the class or the `ServerSpans`, so a
+    span (kind, resource, scope, no links yet) lives on the class or the `ServerSpanStarter`, so a
     span sets six fields."""
 
     _kind = SpanKind.SERVER
@@ -95,6 +73,9 @@ class ServerSpan(trace_api.Span, ReadableSpan):
     _instrumentation_info = None
     _status = _UNSET
     _end_time: int | None = None
+    # Recorded though the ratio did not sample it: exported only if it ends as an error or slow
+    # (`keep_errors_and_slow`; see `ServerSpanStarter`).
+    _provisional = False
 
     def __init__(
         self,
@@ -102,7 +83,7 @@ class ServerSpan(trace_api.Span, ReadableSpan):
         context: SpanContext,
         parent: SpanContext | None,
         attributes: dict[str, Any],
-        spans: ServerSpans,
+        spans: ServerSpanStarter,
         trace_hex: str,
         span_hex: str,
     ) -> None:
@@ -187,11 +168,27 @@ class ServerSpan(trace_api.Span, ReadableSpan):
             log.warning("span %r: end() called twice", self._name)
             return
         self._end_time = end_time or time_ns()
+        if self._provisional:
+            self._keep_if_it_matters()
         hooks = self._spans.hooks()
         for processor in hooks.on_ending:
-            processor._on_ending(self)
+            getattr(processor, ON_ENDING)(self)
+        finished = self if READABLE_SPAN_LAYOUT else readable_copy(self)
         for processor in hooks.on_end:
-            processor.on_end(self)
+            processor.on_end(finished)
+
+    def _keep_if_it_matters(self) -> None:
+        """The decision at the end for a span the ratio did not sample: an error (5xx, an
+        exception: the middleware sets the ERROR status for both) or a duration over the SLO
+        latency threshold turns the sampled flag on, so the processors export it."""
+        slow = self._spans.slow_after_ns
+        failed = self._status.status_code is StatusCode.ERROR
+        if failed or (slow is not None and self._end_time - self._start_time > slow):  # type: ignore[operator]
+            context = self._context
+            assert context is not None
+            self._context = span_context(
+                context.trace_id, context.span_id, _FLAGS[context.trace_flags | _SAMPLED], context.trace_state
+            )
 
     def __repr__(self) -> str:
         return f"ServerSpan({self._name!r}, trace_id={self.trace_hex}, span_id={self.span_hex})"
@@ -212,7 +209,7 @@ class _Hooks:
         # The processors, not bound methods: a hook patched on an instance later still runs.
         # Any: the SDK types their hooks for its own `Span`; a `ServerSpan` is what they get.
         self.on_start: tuple[Any, ...] = tuple(p for p in processors if _overrides(p, "on_start"))
-        self.on_ending: tuple[Any, ...] = tuple(p for p in processors if _overrides(p, "_on_ending"))
+        self.on_ending: tuple[Any, ...] = tuple(p for p in processors if _overrides(p, ON_ENDING))
         self.on_end: tuple[Any, ...] = processors
 
 
@@ -222,12 +219,19 @@ def _overrides(processor: SpanProcessor, hook: str) -> bool:
     return getattr(method, "__func__", method) is not getattr(SpanProcessor, hook, None)
 
 
-class ServerSpans:
+class ServerSpanStarter:
     """Starts server spans in one SDK tracer's pipeline: its ids, sampler, resource, processors.
 
     `sample_ratio` is the ratio of the `ParentBased(TraceIdRatioBased)` sampler Pilothouse
     installed; the decision is then made here in two comparisons. With a provider the app
     installed (`sample_ratio=None`) its own sampler is asked, whatever it is.
+
+    `keep_errors_and_slow` (with Pilothouse's sampler only): a request the ratio (or its
+    parent) leaves unsampled still gets a recording span, marked provisional and not sampled
+    (so its traceparent, its children and exemplars stay unsampled); at its end it is kept
+    (exported) when it failed or took longer than `slow_after` seconds (`[slo.latency]
+    .threshold`; None: errors only). Every server span is a local root (its parent, if any,
+    is remote), so this is the tail decision for each one.
     """
 
     __slots__ = (
@@ -238,19 +242,27 @@ class ServerSpans:
         "_random",
         "_random_ids",
         "_sampler",
+        "keep_unsampled",
         "processor",
         "resource",
         "scope",
+        "slow_after_ns",
     )
 
-    def __init__(self, tracer: Tracer, sample_ratio: float | None) -> None:
+    def __init__(
+        self,
+        tracer: Tracer,
+        sample_ratio: float | None,
+        *,
+        keep_errors_and_slow: bool = False,
+        slow_after: float | None = None,
+    ) -> None:
         self.processor: Any = tracer.span_processor
         # The provider's usual processor, whose processors the hooks call directly; None for
         # any other kind (then called as it is).
-        self._multi = self.processor if type(self.processor) is SynchronousMultiSpanProcessor else None
-        self._hooks = _Hooks(
-            self.processor, self._multi._span_processors if self._multi is not None else None
-        )
+        processors = span_processors(self.processor)
+        self._multi = self.processor if processors is not None else None
+        self._hooks = _Hooks(self.processor, processors)
         self.resource = tracer.resource
         self.scope = InstrumentationScope(tracer.instrumentation_info.name)
         self._ids = tracer.id_generator
@@ -259,6 +271,8 @@ class ServerSpans:
         self._random = _RANDOM if self._ids.is_trace_id_random() else 0  # a property of the generator
         self._sampler = tracer.sampler
         self._bound = TraceIdRatioBased.get_bound_for_rate(sample_ratio) if sample_ratio is not None else None
+        self.keep_unsampled = keep_errors_and_slow and self._bound is not None
+        self.slow_after_ns = int(slow_after * 1e9) if slow_after is not None else None
 
     @property
     def random_ids(self) -> bool:
@@ -278,8 +292,8 @@ class ServerSpans:
         `SynchronousMultiSpanProcessor` then replaces its tuple)."""
         hooks = self._hooks
         multi = self._multi
-        if multi is not None and multi._span_processors is not hooks.source:
-            hooks = self._hooks = _Hooks(multi, multi._span_processors)
+        if multi is not None and (processors := span_processors(multi)) is not hooks.source:
+            hooks = self._hooks = _Hooks(multi, processors)
         return hooks
 
     def start(
@@ -343,13 +357,16 @@ class ServerSpans:
             span_id = getrandbits(64)
             while not span_id:
                 span_id = getrandbits(64)
-            context = _span_context(trace_id, span_id, _FLAGS[flags], trace_state)
+            context = span_context(trace_id, span_id, _FLAGS[flags], trace_state)
         else:  # a custom generator's ids: checked by the constructor
             span_id = ids.generate_span_id()
             context = SpanContext(trace_id, span_id, False, _FLAGS[flags], trace_state)
-        if not recording:
+        provisional = not recording and self.keep_unsampled
+        if not recording and not provisional:
             return NonRecordingSpan(context)
         span = ServerSpan(method, context, parent, attributes, self, *self.hex_ids(trace_id, span_id))
+        if provisional:
+            span._provisional = True
         for processor in self.hooks().on_start:
             processor.on_start(span, parent_context=base)
         return span

@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from pilothouse.config.extras import otlp_extra
 from pilothouse.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -21,8 +21,9 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace.export import SpanExporter
 
     from pilothouse.config.model import Config
+    from pilothouse.runtime.metrics import Metrics
     from pilothouse.runtime.runtime import Runtime
-    from pilothouse.telemetry.server_span import ServerSpans
+    from pilothouse.telemetry.server_span import ServerSpanStarter
 
 log = logging.getLogger("pilothouse.telemetry")
 
@@ -39,25 +40,35 @@ def _exporter(config: Config) -> SpanExporter:
         from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
         return ConsoleSpanExporter(service_name=config.service.name)
-    module = f"opentelemetry.exporter.otlp.proto.{telemetry.otlp_protocol}.trace_exporter"
-    extra = otlp_extra(telemetry.otlp_protocol)
-    try:
-        exporter_module: Any = __import__(module, fromlist=["OTLPSpanExporter"])
-    except ImportError:
-        raise ConfigError(
-            f"telemetry.otlp_protocol: {telemetry.otlp_protocol!r} needs the OTLP exporter: "
-            f"pip install 'pilothouse[{extra}]'"
-        ) from None
-    exporter: SpanExporter = exporter_module.OTLPSpanExporter()
-    return exporter
+    from pilothouse.telemetry.otlp_export import OtlpExporter, OtlpSettings
+
+    return OtlpExporter(OtlpSettings.from_env(telemetry.otlp_protocol))
 
 
-def setup_tracing(config: Config, exporter: SpanExporter | None = None) -> TracerProvider | None:
+def _drop_counter(metrics: Metrics | None) -> Callable[[str, int], None] | None:
+    """`on_drop` for the batch exporter: the `pilothouse_spans_dropped` counter, by reason."""
+    if metrics is None:
+        return None
+    from pilothouse.catalog.telemetry import SPAN_DROP_REASONS, SPANS_DROPPED
+
+    counter = metrics.get(SPANS_DROPPED)
+    children = {reason: counter.labels(reason) for reason in SPAN_DROP_REASONS}
+
+    def dropped(reason: str, count: int) -> None:
+        children[reason].inc(count)
+
+    return dropped
+
+
+def setup_tracing(
+    config: Config, exporter: SpanExporter | None = None, metrics: Metrics | None = None
+) -> TracerProvider | None:
     """Install the global tracer provider for `[telemetry].traces`; None when traces are off.
 
     When a provider is already installed (the app or a test set one up), it is kept and
     returned, so Pilothouse's spans join the app's own pipeline instead of a second one.
-    `exporter` replaces the configured one (benchmarks, tests).
+    `exporter` replaces the configured one (benchmarks, tests). Spans dropped (export queue
+    full, batch given up) are counted in `metrics` when given.
     """
     global _own
     telemetry = config.telemetry
@@ -85,7 +96,11 @@ def setup_tracing(config: Config, exporter: SpanExporter | None = None) -> Trace
         ),
         sampler=ParentBased(TraceIdRatioBased(telemetry.sample_ratio)),
     )
-    batches = BatchExport(exporter or _exporter(config))
+    batches = BatchExport(
+        exporter or _exporter(config),
+        flush_timeout=config.lifecycle.flush_timeout,
+        on_drop=_drop_counter(metrics),
+    )
     provider.add_span_processor(batches)
     trace.set_tracer_provider(provider)
     if telemetry.gc_room_for_spans and (raised := make_room_for_batch(batches.batch_size)):
@@ -113,7 +128,7 @@ def warn_of_a_second_exporter() -> None:
         )
 
 
-def server_spans(config: Config) -> ServerSpans | None:
+def server_span_starter(config: Config) -> ServerSpanStarter | None:
     """What starts the server spans, or None when traces are off (the middleware then skips all
     span work instead of paying for no-op spans)."""
     if config.telemetry.traces == "none":
@@ -121,7 +136,7 @@ def server_spans(config: Config) -> ServerSpans | None:
     from opentelemetry import trace
     from opentelemetry.sdk.trace import Tracer, TracerProvider
 
-    from pilothouse.telemetry.server_span import ServerSpans
+    from pilothouse.telemetry.server_span import ServerSpanStarter
 
     provider = trace.get_tracer_provider()
     if not isinstance(provider, TracerProvider):  # an API-only provider: nothing would record
@@ -129,14 +144,22 @@ def server_spans(config: Config) -> ServerSpans | None:
     tracer = provider.get_tracer(TRACER_NAME)
     if not isinstance(tracer, Tracer):  # OTEL_SDK_DISABLED: a no-op tracer
         return None
-    return ServerSpans(tracer, _own[1] if _own is not None and _own[0] is provider else None)
+    telemetry, latency = config.telemetry, config.slo.latency
+    return ServerSpanStarter(
+        tracer,
+        _own[1] if _own is not None and _own[0] is provider else None,
+        keep_errors_and_slow=telemetry.keep_errors_and_slow,
+        slow_after=latency.threshold if latency is not None else None,
+    )
 
 
 def flush_on_shutdown(runtime: Runtime, provider: TracerProvider) -> None:
-    """Export every finished span in the lifecycle's flush step (off the event loop: the SDK's
-    flush blocks on network I/O)."""
+    """Export every finished span in the lifecycle's flush step (off the event loop: the
+    export blocks on network I/O), giving up at `[lifecycle].flush_timeout`."""
+
+    timeout_millis = int(runtime.config.lifecycle.flush_timeout * 1000)
 
     async def flush() -> None:
-        await asyncio.to_thread(provider.force_flush)
+        await asyncio.to_thread(provider.force_flush, timeout_millis)
 
     runtime.on_flush(flush)

@@ -12,7 +12,7 @@ class HistorySql(RetentionSql):
     def step_successes(self, job: str, complete_step: str) -> dict[str, float]:
         """Per step of `job`: when it last ended ok or warning in a run whose `complete_step` also
         ended ok (a backup target counts only in a run whose manifest was written)."""
-        rows = self._one(
+        rows = self._query(
             "SELECT s.name, max(s.finished_at) FROM {steps} s JOIN {jobs} j ON j.id = s.job_id"
             " WHERE j.name = ? AND s.outcome IN ('ok', 'warning') AND EXISTS (SELECT 1 FROM {steps} m"
             "  WHERE m.job_id = s.job_id AND m.attempt = s.attempt AND m.name = ? AND m.outcome = 'ok')"
@@ -23,7 +23,7 @@ class HistorySql(RetentionSql):
 
     def last_finished(self, job: str) -> tuple[str, float] | None:
         """Outcome and finish time of the newest finished run of `job`."""
-        rows = self._one(
+        rows = self._query(
             "SELECT outcome, finished_at FROM {jobs} WHERE name = ? AND state = 'finished'"
             " ORDER BY finished_at DESC LIMIT 1",
             (job,),

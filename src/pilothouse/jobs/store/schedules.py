@@ -39,7 +39,7 @@ class SchedulingSql(SqlStore):
             run("DELETE FROM {leases} WHERE name = ? AND owner = ?", (name, owner))
 
     def lease_holder(self, name: str) -> str | None:
-        rows = self._one("SELECT owner FROM {leases} WHERE name = ? AND expires_at >= {now}", (name,))
+        rows = self._query("SELECT owner FROM {leases} WHERE name = ? AND expires_at >= {now}", (name,))
         return str(rows[0][0]) if rows else None
 
     # -- schedule state ------------------------------------------------------------------------
@@ -74,7 +74,7 @@ class SchedulingSql(SqlStore):
         ]
 
     def schedule_runs(self, name: str, limit: int = 100) -> list[ScheduleRun]:
-        rows = self._one(
+        rows = self._query(
             "SELECT schedule, fire_at, job_id, fired_by, fired_at FROM {schedule_runs}"
             " WHERE schedule = ? ORDER BY fire_at DESC LIMIT ?",
             (name, limit),

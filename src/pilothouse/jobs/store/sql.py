@@ -115,7 +115,8 @@ class SqlStore(abc.ABC):
 
             yield run
 
-    def _one(self, text: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    def _query(self, text: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Every row `text` returns, read in a transaction of its own."""
         with self._tx(write=False) as run:
             return run(text, params)
 
@@ -143,7 +144,7 @@ class SqlStore(abc.ABC):
         return LATEST
 
     def now(self) -> float:
-        return float(self._one("SELECT {now}")[0][0])
+        return float(self._query("SELECT {now}")[0][0])
 
     # -- the job lifecycle ---------------------------------------------------------------------
 
@@ -268,7 +269,7 @@ class SqlStore(abc.ABC):
             run("DELETE FROM {workers} WHERE id = ?", (worker_id,))
 
     def workers(self) -> list[WorkerRecord]:
-        rows = self._one(
+        rows = self._query(
             "SELECT w.id, w.host, w.pid, w.started_at, w.heartbeat_at, w.accepting,"
             " (SELECT count(*) FROM {jobs} j WHERE j.worker_id = w.id AND j.state = 'running'),"
             " {now} - w.heartbeat_at FROM {workers} w ORDER BY w.id"
@@ -289,7 +290,7 @@ class SqlStore(abc.ABC):
                 run("DELETE FROM {control} WHERE key = 'draining'")
 
     def draining_since(self) -> float | None:
-        rows = self._one("SELECT value FROM {control} WHERE key = 'draining'")
+        rows = self._query("SELECT value FROM {control} WHERE key = 'draining'")
         return float(rows[0][0]) if rows else None
 
     def request_cancel(self, job_id: int) -> JobRecord | None:
@@ -310,23 +311,23 @@ class SqlStore(abc.ABC):
     # -- reading -------------------------------------------------------------------------------
 
     def get(self, job_id: int) -> JobRecord | None:
-        rows = self._one(f"SELECT {_JOB_COLUMNS} FROM {{jobs}} WHERE id = ?", (job_id,))
+        rows = self._query(f"SELECT {_JOB_COLUMNS} FROM {{jobs}} WHERE id = ?", (job_id,))
         return _job(rows[0]) if rows else None
 
     def steps(self, job_id: int) -> list[StepRecord]:
-        rows = self._one(
+        rows = self._query(
             f"SELECT {_STEP_COLUMNS} FROM {{steps}} WHERE job_id = ? ORDER BY attempt, seq", (job_id,)
         )
         return [_step(row) for row in rows]
 
     def list_jobs(self, state: str | None = None, limit: int = 50) -> list[JobRecord]:
         where, params = (" WHERE state = ?", (state, limit)) if state else ("", (limit,))
-        rows = self._one(f"SELECT {_JOB_COLUMNS} FROM {{jobs}}{where} ORDER BY id DESC LIMIT ?", params)
+        rows = self._query(f"SELECT {_JOB_COLUMNS} FROM {{jobs}}{where} ORDER BY id DESC LIMIT ?", params)
         return [_job(row) for row in rows]
 
     def counts(self) -> dict[str, int]:
         counts = dict.fromkeys((QUEUED, RUNNING, FINISHED), 0)
-        for state, count in self._one("SELECT state, count(*) FROM {jobs} GROUP BY state"):
+        for state, count in self._query("SELECT state, count(*) FROM {jobs} GROUP BY state"):
             counts[str(state)] = int(count)
         return counts
 

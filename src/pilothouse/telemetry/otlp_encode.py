@@ -1,0 +1,297 @@
+"""OTLP protobuf (`ExportTraceServiceRequest`) encoded straight from finished spans.
+
+Why hand-written: the OpenTelemetry exporter's encoder (`opentelemetry-exporter-otlp-proto-common`)
+builds a tree of generated protobuf message objects per span (the span, every attribute's
+`KeyValue` and `AnyValue`, its status, events, links), then serializes the tree. Measured with
+`bench/otlp_encode.py` (docs/performance.md, "OTLP encoding") that is several times the cost of
+writing the wire format directly, which is what this module does for the handful of messages a
+trace export needs. Attribute keys, the resource and the instrumentation scope repeat from span
+to span, so their encodings are cached. The result is decoded with the official protobuf
+definitions (`opentelemetry-proto`) in tests/telemetry/test_otlp_export.py, for every value type,
+events, links, status and both transports.
+
+Wire format (https://protobuf.dev/programming-guides/encoding/): a field is a varint tag
+`(number << 3) | wire_type` then its value: a varint (type 0), 8 little-endian bytes (type 1),
+or a varint length and that many bytes (type 2: strings, bytes, nested messages); 4 bytes for
+type 5. Field numbers are those of opentelemetry/proto/trace/v1/trace.proto,
+common/v1/common.proto, resource/v1/resource.proto and
+collector/trace/v1/trace_service.proto.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from opentelemetry.trace import SpanKind, StatusCode
+
+_pack_double = struct.Struct("<d").pack
+_pack_fixed64 = struct.Struct("<Q").pack
+_pack_fixed32 = struct.Struct("<I").pack
+
+# SpanFlags (trace.proto): the low 8 bits are the W3C trace flags; bit 8 says whether bit 9 (the
+# parent is remote) is known.
+_HAS_IS_REMOTE = 0x100
+_IS_REMOTE = 0x200
+
+# SDK `SpanKind` values (INTERNAL=0 ... CONSUMER=4) are OTLP's minus one (0 is UNSPECIFIED).
+_KIND = {kind: bytes((0x30, kind.value + 1)) for kind in SpanKind}
+# Status codes: UNSET=0, OK=1, ERROR=2 in both the SDK and OTLP.
+
+
+def varint(value: int) -> bytes:
+    """A non-negative int as a protobuf varint."""
+    if value < 0x80:
+        return bytes((value,))
+    out = bytearray()
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _length_delimited(tag: bytes, payload: bytes) -> bytes:
+    n = len(payload)
+    return tag + (bytes((n,)) if n < 0x80 else varint(n)) + payload
+
+
+def _string(tag: bytes, text: str) -> bytes:
+    return _length_delimited(tag, text.encode())
+
+
+# -- attribute values (common.proto AnyValue: string=1 bool=2 int=3 double=4 array=5 bytes=7) -------
+
+
+def _any_value(value: Any) -> bytes:
+    kind = type(value)
+    if kind is str:
+        return _string(b"\x0a", value)
+    if kind is bool:
+        return b"\x10\x01" if value else b"\x10\x00"
+    if kind is int:
+        return b"\x18" + varint(value & 0xFFFFFFFFFFFFFFFF)  # int64: two's complement
+    if kind is float:
+        return b"\x21" + _pack_double(value)
+    if isinstance(value, (bytes, bytearray)):
+        return _length_delimited(b"\x3a", bytes(value))
+    if isinstance(value, (list, tuple)):  # ArrayValue { repeated AnyValue values = 1 }
+        return _length_delimited(b"\x2a", b"".join(_length_delimited(b"\x0a", _any_value(v)) for v in value))
+    if isinstance(value, Mapping):  # KeyValueList { repeated KeyValue values = 1 }
+        return _length_delimited(b"\x32", b"".join(_length_delimited(b"\x0a", _key_value(k, v))
+                                                   for k, v in value.items()))
+    if isinstance(value, bool):  # a bool subclass (numpy's is not, but be exact)
+        return b"\x10\x01" if value else b"\x10\x00"
+    if isinstance(value, int):
+        return b"\x18" + varint(int(value) & 0xFFFFFFFFFFFFFFFF)
+    if isinstance(value, float):
+        return b"\x21" + _pack_double(float(value))
+    return _string(b"\x0a", str(value))
+
+
+_KEYS: dict[str, bytes] = {}
+_MAX_CACHED_KEYS = 4096  # attribute keys are few; a bound keeps odd apps from growing it forever
+
+
+def _key(key: str) -> bytes:
+    """`KeyValue.key` (field 1) with its tag and length, cached per key."""
+    encoded = _KEYS.get(key)
+    if encoded is None:
+        encoded = _string(b"\x0a", key)
+        if len(_KEYS) < _MAX_CACHED_KEYS:
+            _KEYS[key] = encoded
+    return encoded
+
+
+def _key_value(key: str, value: Any) -> bytes:
+    """KeyValue { string key = 1; AnyValue value = 2 }"""
+    return _key(key) + _length_delimited(b"\x12", _any_value(value))
+
+
+# Whole attribute fields (tag, length, KeyValue) of short scalar values: most attributes repeat
+# from span to span (method, route, status, scheme). Emptied when full, so values that never
+# repeat (paths with ids) cannot keep out the ones that do for long.
+_FIELDS: dict[tuple[bytes, str, type, Any], bytes] = {}
+_MAX_CACHED_FIELDS = 4096
+_MAX_CACHED_TEXT = 64
+_SCALARS = frozenset((str, int, bool, float))
+
+
+def _attributes(tag: bytes, attributes: Mapping[str, Any] | None) -> bytes:
+    """Every attribute as a repeated KeyValue field `tag`."""
+    if not attributes:
+        return b""
+    fields = _FIELDS
+    out = []
+    for key, value in attributes.items():
+        kind = type(value)
+        if kind in _SCALARS and (kind is not str or len(value) <= _MAX_CACHED_TEXT):
+            cache_key = (tag, key, kind, value)
+            encoded = fields.get(cache_key)
+            if encoded is None:
+                encoded = _length_delimited(tag, _key_value(key, value))
+                if len(fields) >= _MAX_CACHED_FIELDS:
+                    fields.clear()
+                fields[cache_key] = encoded
+        else:
+            encoded = _length_delimited(tag, _key_value(key, value))
+        out.append(encoded)
+    return b"".join(out)
+
+
+# -- spans ----------------------------------------------------------------------------------
+
+
+def _flags(trace_flags: int, parent: Any) -> bytes:
+    """Span/Link `flags` (field 16 of Span, 6 of Link: fixed32)."""
+    flags = trace_flags | _HAS_IS_REMOTE
+    if parent is not None and parent.is_remote:
+        flags |= _IS_REMOTE
+    return _pack_fixed32(flags)
+
+
+def _event(event: Any) -> bytes:
+    """Event { fixed64 time_unix_nano = 1; string name = 2; repeated KeyValue attributes = 3 }"""
+    return (
+        b"\x09"
+        + _pack_fixed64(event.timestamp)
+        + _string(b"\x12", event.name)
+        + _attributes(b"\x1a", event.attributes)
+    )
+
+
+def _link(link: Any) -> bytes:
+    """Link { trace_id = 1; span_id = 2; trace_state = 3; attributes = 4; flags = 6 }"""
+    context = link.context
+    state = context.trace_state
+    encoded: bytes = (
+        b"\x0a\x10"
+        + context.trace_id.to_bytes(16, "big")
+        + b"\x12\x08"
+        + context.span_id.to_bytes(8, "big")
+        + (_string(b"\x1a", state.to_header()) if state else b"")
+        + _attributes(b"\x22", link.attributes)
+        + b"\x35"
+        + _flags(context.trace_flags, context)
+    )
+    return encoded
+
+
+_UNSET_STATUS = b"\x7a\x00"  # present and empty, as the SDK's encoder writes it
+
+
+def _status(status: Any) -> bytes:
+    """Status { string message = 2; StatusCode code = 3 } (field 15 of Span)."""
+    code = status.status_code
+    if code is StatusCode.UNSET:
+        return _UNSET_STATUS
+    body = (_string(b"\x12", status.description) if status.description else b"") + bytes((0x18, code.value))
+    return _length_delimited(b"\x7a", body)
+
+
+def encode_span(span: Any) -> bytes:
+    """One Span message (without its tag and length): any SDK `ReadableSpan`."""
+    context = span.context
+    parent = span.parent
+    state = context.trace_state
+    out = [
+        b"\x0a\x10",
+        context.trace_id.to_bytes(16, "big"),
+        b"\x12\x08",
+        context.span_id.to_bytes(8, "big"),
+    ]
+    if state:
+        out.append(_string(b"\x1a", state.to_header()))
+    if parent is not None:
+        out.append(b"\x22\x08")
+        out.append(parent.span_id.to_bytes(8, "big"))
+    out.append(_string(b"\x2a", span.name))
+    out.append(_KIND[span.kind])
+    out.append(b"\x39")
+    out.append(_pack_fixed64(span.start_time or 0))
+    out.append(b"\x41")
+    out.append(_pack_fixed64(span.end_time or 0))
+    out.append(_attributes(b"\x4a", span.attributes))
+    dropped = span.dropped_attributes
+    if dropped:
+        out.append(b"\x50" + varint(dropped))
+    for event in span.events:
+        out.append(_length_delimited(b"\x5a", _event(event)))
+    dropped = span.dropped_events
+    if dropped:
+        out.append(b"\x60" + varint(dropped))
+    for link in span.links:
+        out.append(_length_delimited(b"\x6a", _link(link)))
+    dropped = span.dropped_links
+    if dropped:
+        out.append(b"\x70" + varint(dropped))
+    out.append(_status(span.status))
+    out.append(b"\x85\x01")  # field 16, fixed32
+    out.append(_flags(context.trace_flags, parent))
+    return b"".join(out)
+
+
+# -- resource and scope (cached: one or two per process) -------------------------------------
+
+_RESOURCES: dict[int, tuple[Any, bytes]] = {}
+_SCOPES: dict[int, tuple[Any, bytes]] = {}
+
+
+def _resource(resource: Any) -> bytes:
+    """ResourceSpans.resource (field 1): Resource { repeated KeyValue attributes = 1 }."""
+    cached = _RESOURCES.get(id(resource))
+    if cached is not None and cached[0] is resource:
+        return cached[1]
+    encoded = _length_delimited(b"\x0a", _attributes(b"\x0a", resource.attributes)) if resource else b""
+    _RESOURCES[id(resource)] = (resource, encoded)
+    return encoded
+
+
+def _scope(scope: Any) -> bytes:
+    """ScopeSpans.scope (field 1): InstrumentationScope { name = 1; version = 2; attributes = 3 }."""
+    cached = _SCOPES.get(id(scope))
+    if cached is not None and cached[0] is scope:
+        return cached[1]
+    if scope is None:
+        encoded = b""
+    else:
+        body = _string(b"\x0a", scope.name or "")
+        if scope.version:
+            body += _string(b"\x12", scope.version)
+        body += _attributes(b"\x1a", getattr(scope, "attributes", None))
+        encoded = _length_delimited(b"\x0a", body)
+    _SCOPES[id(scope)] = (scope, encoded)
+    return encoded
+
+
+def _schema_url(tag: bytes, holder: Any) -> bytes:
+    url = getattr(holder, "schema_url", None) if holder is not None else None
+    return _string(tag, url) if url else b""
+
+
+def encode_request(spans: Iterable[Any]) -> bytes:
+    """ExportTraceServiceRequest { repeated ResourceSpans resource_spans = 1 } for `spans`,
+    grouped by resource, then by instrumentation scope (in first-seen order)."""
+    groups: dict[int, tuple[Any, dict[int, tuple[Any, list[bytes]]]]] = {}
+    for span in spans:
+        resource = span.resource
+        by_scope = groups.get(id(resource))
+        if by_scope is None:
+            by_scope = groups[id(resource)] = (resource, {})
+        scope = span.instrumentation_scope
+        entry = by_scope[1].get(id(scope))
+        if entry is None:
+            entry = by_scope[1][id(scope)] = (scope, [])
+        entry[1].append(_length_delimited(b"\x12", encode_span(span)))
+    out: list[bytes] = []
+    for resource, scopes in groups.values():
+        body = [_resource(resource)]
+        for scope, encoded in scopes.values():
+            body.append(
+                _length_delimited(b"\x12", _scope(scope) + b"".join(encoded) + _schema_url(b"\x1a", scope))
+            )
+        body.append(_schema_url(b"\x1a", resource))
+        out.append(_length_delimited(b"\x0a", b"".join(body)))
+    return b"".join(out)
+

@@ -1,0 +1,317 @@
+"""The OTLP span exporter `[telemetry] traces = "otlp"` installs: HTTP (protobuf) or gRPC.
+
+Spans are encoded by `otlp_encode` (no protobuf runtime) and sent by a transport: httpx for
+OTLP/HTTP (a core dependency), grpcio for gRPC (the `otlp-grpc` extra) calling the TraceService
+`Export` method with the already encoded bytes. It runs on the batch exporter's thread
+(`telemetry/batch.py`), never on the request path.
+
+Settings are the OpenTelemetry SDK's environment variables, the signal-specific one
+(`OTEL_EXPORTER_OTLP_TRACES_*`) first: `ENDPOINT`, `HEADERS`, `TIMEOUT`, `COMPRESSION`
+(`gzip`/`none`), `CERTIFICATE`, `CLIENT_CERTIFICATE`, `CLIENT_KEY` and, for gRPC, `INSECURE`.
+As in the Python SDK, `TIMEOUT` is in seconds (default 10). A bad value is a `ConfigError`
+naming the variable.
+
+A batch is tried until its deadline (the timeout, or the shutdown flush's, whichever is first):
+a 429, 502, 503 or 504 answer, a connection error or a timeout (gRPC: UNAVAILABLE,
+RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED, ABORTED...) is retried after `Retry-After` when the
+receiver sent one, else after an exponential backoff with jitter (1 s, 2 s, 4 s... capped at
+32 s); anything else fails the batch at once. A failed batch is reported to the caller, which
+counts its spans as dropped.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import gzip
+import logging
+import os
+import random
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from time import monotonic, time
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import unquote, urlsplit
+
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+from pilothouse.errors import ConfigError
+from pilothouse.telemetry.otlp_encode import encode_request
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import ReadableSpan
+
+log = logging.getLogger("pilothouse.telemetry")
+
+_DEFAULT_ENDPOINT = {"http": "http://localhost:4318", "grpc": "http://localhost:4317"}
+_HTTP_PATH = "/v1/traces"
+_GRPC_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+_RETRY_STATUS = frozenset((429, 502, 503, 504))
+_MAX_BACKOFF = 32.0
+
+
+@dataclass(frozen=True)
+class OtlpSettings:
+    """Where and how to send, from the environment (`from_env`)."""
+
+    protocol: Literal["http", "grpc"]
+    endpoint: str
+    headers: dict[str, str] = field(default_factory=dict)
+    timeout: float = 10.0
+    gzip: bool = False
+    certificate: str | None = None
+    client_certificate: str | None = None
+    client_key: str | None = None
+    insecure: bool | None = None
+
+    @classmethod
+    def from_env(
+        cls, protocol: Literal["http", "grpc"], environ: Mapping[str, str] | None = None
+    ) -> OtlpSettings:
+        env = os.environ if environ is None else environ
+
+        def get(name: str) -> tuple[str, str] | None:
+            for variable in (f"OTEL_EXPORTER_OTLP_TRACES_{name}", f"OTEL_EXPORTER_OTLP_{name}"):
+                value = env.get(variable, "").strip()
+                if value:
+                    return variable, value
+            return None
+
+        endpoint = _endpoint(protocol, env)
+        headers: dict[str, str] = {}
+        if found := get("HEADERS"):
+            headers = _headers(*found)
+        timeout = 10.0
+        if found := get("TIMEOUT"):
+            variable, raw = found
+            try:
+                timeout = float(raw)
+            except ValueError:
+                timeout = -1.0
+            if not timeout > 0:
+                raise ConfigError(f"{variable}: {raw!r} is not a timeout: expected seconds > 0, e.g. 10")
+        compress = False
+        if found := get("COMPRESSION"):
+            variable, raw = found
+            if raw.lower() not in ("gzip", "none"):
+                raise ConfigError(f"{variable}: {raw!r} is not supported: expected 'gzip' or 'none'")
+            compress = raw.lower() == "gzip"
+        insecure = None
+        if found := get("INSECURE"):
+            insecure = found[1].lower() == "true"
+        files = {}
+        for name in ("CERTIFICATE", "CLIENT_CERTIFICATE", "CLIENT_KEY"):
+            if found := get(name):
+                variable, path = found
+                if not os.path.isfile(path):
+                    raise ConfigError(f"{variable}: {path!r}: no such file")
+                files[name.lower()] = path
+        return cls(protocol, endpoint, headers, timeout, compress, insecure=insecure, **files)
+
+
+def _endpoint(protocol: str, env: Mapping[str, str]) -> str:
+    """The URL to post to (HTTP: a signal endpoint is used as it is, the generic one gets
+    `/v1/traces` appended) or the gRPC target URL."""
+    specific = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "").strip()
+    generic = env.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip()
+    variable = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT" if specific else "OTEL_EXPORTER_OTLP_ENDPOINT"
+    url = specific or generic or _DEFAULT_ENDPOINT[protocol]
+    parts = urlsplit(url)
+    if protocol == "http" and (parts.scheme not in ("http", "https") or not parts.netloc):
+        raise ConfigError(f"{variable}: {url!r} is not an http(s) URL, e.g. http://collector:4318")
+    if protocol == "http" and not specific:
+        return url.rstrip("/") + _HTTP_PATH
+    return url
+
+
+def _headers(variable: str, raw: str) -> dict[str, str]:
+    """`key1=value1,key2=value2`, percent-decoded (the OpenTelemetry format)."""
+    headers: dict[str, str] = {}
+    for item in raw.split(","):
+        if not item.strip():
+            continue
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"{variable}: {item.strip()!r} is not key=value")
+        headers[unquote(key.strip()).lower()] = unquote(value.strip())
+    return headers
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one attempt gave: sent, or retry (after `retry_after` seconds when the receiver
+    said), or a final failure; `reason` for the log."""
+
+    sent: bool
+    retry: bool = False
+    retry_after: float | None = None
+    reason: str = ""
+
+
+SENT = Outcome(True)
+
+
+def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
+    """A `Retry-After` header's delay: delta-seconds or an HTTP date; None when absent or bad."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time() if now is None else now))
+
+
+class HttpTransport:
+    """OTLP/HTTP with protobuf bodies, over one httpx connection pool."""
+
+    def __init__(self, settings: OtlpSettings) -> None:
+        import httpx
+
+        from pilothouse import __version__
+
+        self._httpx = httpx
+        self._url = settings.endpoint
+        self._gzip = settings.gzip
+        headers = {"content-type": "application/x-protobuf", "user-agent": f"pilothouse/{__version__}"}
+        if settings.gzip:
+            headers["content-encoding"] = "gzip"
+        headers.update(settings.headers)
+        cert: Any = None
+        if settings.client_certificate:
+            cert = (settings.client_certificate, settings.client_key) if settings.client_key else (
+                settings.client_certificate
+            )
+        verify: Any = True
+        if settings.certificate:
+            import ssl
+
+            verify = ssl.create_default_context(cafile=settings.certificate)
+            if cert is not None:
+                verify.load_cert_chain(*(cert if isinstance(cert, tuple) else (cert,)))
+                cert = None
+        self._client = httpx.Client(headers=headers, verify=verify, cert=cert, timeout=settings.timeout)
+
+    def send(self, body: bytes, timeout: float) -> Outcome:
+        if self._gzip:
+            body = gzip.compress(body, compresslevel=6)
+        try:
+            response = self._client.post(self._url, content=body, timeout=timeout)
+        except self._httpx.TransportError as exc:  # connection refused/reset, timeouts
+            return Outcome(False, retry=True, reason=f"{type(exc).__name__}: {exc}")
+        status = response.status_code
+        if 200 <= status < 300:
+            return SENT
+        reason = f"HTTP {status}"
+        if status in _RETRY_STATUS:
+            return Outcome(False, True, retry_after_seconds(response.headers.get("retry-after")), reason)
+        return Outcome(False, reason=f"{reason}: {response.text[:200]}")
+
+    def close(self) -> None:
+        self._client.close()
+
+
+class GrpcTransport:
+    """OTLP/gRPC: the TraceService `Export` method called with the encoded request as it is
+    (no protobuf serializer: the bytes are the message)."""
+
+    def __init__(self, settings: OtlpSettings) -> None:
+        try:
+            import grpc  # type: ignore[import-untyped]  # grpcio ships no stubs
+        except ImportError:
+            raise ConfigError(
+                "telemetry.otlp_protocol: 'grpc' needs grpcio: pip install 'pilothouse[otlp-grpc]'"
+            ) from None
+        self._grpc = grpc
+        parts = urlsplit(settings.endpoint)
+        target = parts.netloc if parts.scheme in ("http", "https") else settings.endpoint
+        insecure = settings.insecure if settings.insecure is not None else parts.scheme == "http"
+        compression = grpc.Compression.Gzip if settings.gzip else grpc.Compression.NoCompression
+        if insecure:
+            self._channel = grpc.insecure_channel(target, compression=compression)
+        else:
+            def read(path: str | None) -> bytes | None:
+                if path is None:
+                    return None
+                with open(path, "rb") as f:
+                    return f.read()
+
+            credentials = grpc.ssl_channel_credentials(
+                read(settings.certificate), read(settings.client_key), read(settings.client_certificate)
+            )
+            self._channel = grpc.secure_channel(target, credentials, compression=compression)
+        self._metadata = tuple(settings.headers.items())
+        self._export = self._channel.unary_unary(
+            _GRPC_METHOD, request_serializer=None, response_deserializer=None
+        )
+        code = grpc.StatusCode
+        self._retryable = frozenset(
+            (code.UNAVAILABLE, code.RESOURCE_EXHAUSTED, code.DEADLINE_EXCEEDED, code.ABORTED,
+             code.CANCELLED, code.OUT_OF_RANGE, code.DATA_LOSS)
+        )
+
+    def send(self, body: bytes, timeout: float) -> Outcome:
+        try:
+            self._export(body, timeout=timeout, metadata=self._metadata)
+        except self._grpc.RpcError as exc:
+            code = exc.code()
+            reason = f"gRPC {code.name}: {exc.details()}"
+            return Outcome(False, retry=code in self._retryable, reason=reason)
+        return SENT
+
+    def close(self) -> None:
+        self._channel.close()
+
+
+class OtlpExporter(SpanExporter):
+    """An SDK `SpanExporter` (so any span processor can use it) with `export_until`, which the
+    batch exporter calls with the shutdown flush's deadline."""
+
+    def __init__(self, settings: OtlpSettings) -> None:
+        self.settings = settings
+        self._transport: HttpTransport | GrpcTransport = (
+            HttpTransport(settings) if settings.protocol == "http" else GrpcTransport(settings)
+        )
+        self._stopping = threading.Event()
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return self.export_until(spans, None)
+
+    def export_until(self, spans: Sequence[ReadableSpan], deadline: float | None) -> SpanExportResult:
+        """Send `spans`, retrying until the export timeout or `deadline` (monotonic) if sooner."""
+        if not spans:
+            return SpanExportResult.SUCCESS
+        body = encode_request(spans)
+        limit = monotonic() + self.settings.timeout
+        if deadline is not None:
+            limit = min(limit, deadline)
+        attempt = 0
+        while True:
+            remaining = limit - monotonic()
+            if remaining <= 0:
+                outcome = Outcome(False, reason="deadline passed")
+                break
+            outcome = self._transport.send(body, remaining)
+            if outcome.sent or not outcome.retry:
+                break
+            delay = outcome.retry_after
+            if delay is None:
+                delay = min(_MAX_BACKOFF, 2.0**attempt) * random.uniform(0.8, 1.2)  # noqa: S311
+            attempt += 1
+            if monotonic() + delay >= limit or self._stopping.wait(delay):
+                break
+        if outcome.sent:
+            return SpanExportResult.SUCCESS
+        log.warning("OTLP export to %s failed (%s): %d spans dropped", self.settings.endpoint,
+                    outcome.reason, len(spans))
+        return SpanExportResult.FAILURE
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+    def shutdown(self) -> None:
+        self._stopping.set()
+        self._transport.close()

@@ -1,0 +1,343 @@
+"""Pilothouse's own OTLP exporter (telemetry/otlp_export.py, otlp_encode.py) against real
+receivers: what it sends is decoded with the official protobuf definitions (opentelemetry-proto)
+and must equal what the OpenTelemetry SDK's own encoder makes of the same spans, over HTTP and
+gRPC; retries, gzip and headers as a receiver sees them; and receivers that hang or refuse
+never hold up requests or the shutdown, their spans counted as dropped."""
+
+from __future__ import annotations
+
+import re
+import signal
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from pilothouse.errors import ConfigError
+from pilothouse.telemetry.otlp_export import OtlpExporter, OtlpSettings, retry_after_seconds
+from pilothouse.telemetry.server_span import ServerSpanStarter
+from tests.helpers import ServeProcess
+from tests.telemetry.conftest import HttpReceiver, value
+
+REMOTE_PARENT = "00-5bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+
+# -- receivers ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def grpc_receiver() -> Iterator[tuple[int, list[tuple[dict[str, str], ExportTraceServiceRequest]]]]:
+    """A real gRPC server (grpcio) implementing the OTLP TraceService from the official stubs."""
+    from concurrent import futures
+
+    import grpc
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+
+    got: list[tuple[dict[str, str], ExportTraceServiceRequest]] = []
+
+    class TraceService(trace_service_pb2_grpc.TraceServiceServicer):
+        def Export(self, request: ExportTraceServiceRequest, context: Any) -> Any:
+            got.append((dict(context.invocation_metadata()), request))
+            return trace_service_pb2.ExportTraceServiceResponse()
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(TraceService(), server)  # type: ignore[no-untyped-call]
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    yield port, got
+    server.stop(grace=None)
+
+
+# -- spans of every shape -------------------------------------------------------------------
+
+
+def every_kind_of_span() -> list[ReadableSpan]:
+    """SDK spans of every kind with attributes of every value type, events, an exception, a
+    link, statuses, a remote parent; and a Pilothouse `ServerSpan` (the request path's)."""
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(
+        resource=Resource.create(
+            {"service.name": "wire", "service.version": "1.2.3", "replicas": 3, "ratio": 0.5,
+             "canary": True, "zones": ("a", "b")}
+        )
+    )
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer("pilothouse", "9.9")
+    remote = trace.propagation.set_span_in_context(
+        trace.NonRecordingSpan(
+            trace.SpanContext(0x5BF92F3577B34DA6A3CE929D0E0E4736, 0x00F067AA0BA902B7, True,
+                              trace.TraceFlags(1), trace.TraceState([("vendor", "x1")]))
+        )
+    )
+    attributes = {
+        "text": "héllo", "int": 42, "negative": -7, "big": 2**62, "float": 3.25, "true": True,
+        "false": False, "texts": ("a", "b"), "ints": (1, -2), "floats": (0.5, 1.5), "bools": (True, False),
+    }
+    kinds = [trace.SpanKind.SERVER, trace.SpanKind.CLIENT, trace.SpanKind.PRODUCER,
+             trace.SpanKind.CONSUMER, trace.SpanKind.INTERNAL]
+    with tracer.start_as_current_span("root", context=remote, kind=kinds[0], attributes=attributes) as root:
+        root.add_event("checkpoint", {"step": 1, "ok": True})
+        root.set_status(trace.StatusCode.OK)
+        for kind in kinds[1:]:
+            link = trace.Link(root.get_span_context(), {"why": "follows"})
+            with tracer.start_as_current_span(kind.name.lower(), kind=kind, links=[link]) as child:
+                if kind is trace.SpanKind.CLIENT:
+                    try:
+                        raise ValueError("bad input")
+                    except ValueError as exc:
+                        child.record_exception(exc)
+                        child.set_status(trace.StatusCode.ERROR, "bad input")
+    starter = ServerSpanStarter(provider.get_tracer("pilothouse"), 1.0)  # type: ignore[arg-type]
+    server = starter.start("GET", {"http.request.method": "GET", "url.path": "/x"}, REMOTE_PARENT, None, None)
+    server.set_attribute("http.response.status_code", 500)
+    server.record_exception(RuntimeError("boom"))
+    server.set_status(trace.Status(trace.StatusCode.ERROR, "RuntimeError"))
+    server.end()
+    return list(memory.get_finished_spans())
+
+
+def without_trace_flags(request: ExportTraceServiceRequest) -> ExportTraceServiceRequest:
+    """The SDK's encoder writes only the is-remote bits of `flags` and no link `trace_state`;
+    ours also the W3C trace flags (the low byte, as trace.proto asks) and the linked span's
+    trace state: checked, then cleared to compare the rest."""
+    copy = ExportTraceServiceRequest()
+    copy.CopyFrom(request)
+    for resource in copy.resource_spans:
+        for scope in resource.scope_spans:
+            for span in scope.spans:
+                assert span.flags & 0xFF == 1  # sampled
+                span.flags &= ~0xFF
+                for link in span.links:
+                    link.flags &= ~0xFF
+                    assert link.trace_state == "vendor=x1"  # the root's, inherited from its parent
+                    link.ClearField("trace_state")
+    return copy
+
+
+def spans_by_name(request: ExportTraceServiceRequest) -> dict[str, Any]:
+    return {s.name: s for r in request.resource_spans for sc in r.scope_spans for s in sc.spans}
+
+
+def check_decoded(request: ExportTraceServiceRequest, spans: list[ReadableSpan]) -> None:
+    assert without_trace_flags(request) == encode_spans(spans)  # the official encoder's message
+    (resource,) = request.resource_spans
+    resource_attributes = {kv.key: kv.value for kv in resource.resource.attributes}
+    assert resource_attributes["service.name"].string_value == "wire"
+    assert resource_attributes["replicas"].int_value == 3
+    assert [v.string_value for v in resource_attributes["zones"].array_value.values] == ["a", "b"]
+    by_name = spans_by_name(request)
+    root = by_name["root"]
+    assert root.trace_id.hex() == "5bf92f3577b34da6a3ce929d0e0e4736"
+    assert root.parent_span_id.hex() == "00f067aa0ba902b7"
+    assert root.trace_state == "vendor=x1"
+    assert root.flags == 0x301  # sampled, the parent is known to be remote
+    assert root.kind == 2  # SPAN_KIND_SERVER
+    attributes = {kv.key: kv.value for kv in root.attributes}
+    assert attributes["text"].string_value == "héllo"
+    assert attributes["negative"].int_value == -7
+    assert attributes["big"].int_value == 2**62
+    assert attributes["float"].double_value == 3.25
+    assert attributes["false"].HasField("bool_value") and not attributes["false"].bool_value
+    assert [v.double_value for v in attributes["floats"].array_value.values] == [0.5, 1.5]
+    assert root.status.code == 1  # OK
+    (event,) = root.events
+    assert event.name == "checkpoint" and event.attributes[0].value.int_value == 1
+    client = by_name["client"]
+    assert client.kind == 3 and client.parent_span_id == root.span_id
+    assert client.status.code == 2 and client.status.message == "bad input"
+    (exception,) = client.events
+    exception_attributes = {kv.key: kv.value.string_value for kv in exception.attributes}
+    assert exception.name == "exception" and exception_attributes["exception.type"] == "ValueError"
+    assert "bad input" in exception_attributes["exception.stacktrace"]
+    (link,) = client.links
+    assert link.span_id == root.span_id and link.attributes[0].value.string_value == "follows"
+    assert {by_name[n].kind for n in ("producer", "consumer", "internal")} == {4, 5, 1}
+    server = by_name["GET"]
+    assert server.parent_span_id.hex() == "00f067aa0ba902b7"
+    assert server.status.code == 2 and server.events[0].name == "exception"
+
+
+def test_http_export_decodes_as_the_official_encoders_message(http_receiver: HttpReceiver) -> None:
+    spans = every_kind_of_span()
+    exporter = OtlpExporter(OtlpSettings.from_env("http", {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{http_receiver.port}",
+        "OTEL_EXPORTER_OTLP_TRACES_HEADERS": "x-tenant=acme,authorization=Bearer%20t0k",
+        "OTEL_EXPORTER_OTLP_COMPRESSION": "gzip",
+    }))
+    assert exporter.export(spans) is SpanExportResult.SUCCESS
+    exporter.shutdown()
+    ((headers, request),) = http_receiver.requests
+    assert headers["content-type"] == "application/x-protobuf"
+    assert headers["content-encoding"] == "gzip"
+    assert headers["x-tenant"] == "acme" and headers["authorization"] == "Bearer t0k"
+    check_decoded(request, spans)
+
+
+def test_grpc_export_decodes_as_the_official_encoders_message(
+    grpc_receiver: tuple[int, list[tuple[dict[str, str], ExportTraceServiceRequest]]],
+) -> None:
+    port, got = grpc_receiver
+    spans = every_kind_of_span()
+    exporter = OtlpExporter(OtlpSettings.from_env("grpc", {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}",
+        "OTEL_EXPORTER_OTLP_HEADERS": "x-tenant=acme",
+        "OTEL_EXPORTER_OTLP_COMPRESSION": "gzip",
+    }))
+    assert exporter.export(spans) is SpanExportResult.SUCCESS
+    exporter.shutdown()
+    ((metadata, request),) = got
+    assert metadata["x-tenant"] == "acme"
+    check_decoded(request, spans)
+
+
+def test_429_and_503_are_retried_after_retry_after(http_receiver: HttpReceiver) -> None:
+    http_receiver.answers = [(503, {"Retry-After": "0"}), (429, {"Retry-After": "0"})]
+    exporter = OtlpExporter(OtlpSettings.from_env("http", {
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": f"http://127.0.0.1:{http_receiver.port}/custom/path",
+    }))
+    assert exporter.export(every_kind_of_span()) is SpanExportResult.SUCCESS
+    assert len(http_receiver.requests) == 3  # two refusals, then delivered
+
+
+def test_a_non_retryable_answer_fails_the_batch_at_once(http_receiver: HttpReceiver) -> None:
+    http_receiver.answers = [(400, {})]
+    exporter = OtlpExporter(OtlpSettings.from_env("http", {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{http_receiver.port}",
+    }))
+    assert exporter.export(every_kind_of_span()) is SpanExportResult.FAILURE
+    assert len(http_receiver.requests) == 1
+
+
+def test_retry_after_forms() -> None:
+    assert retry_after_seconds("7") == 7.0
+    assert retry_after_seconds("Wed, 21 Oct 2015 07:28:10 GMT", now=1445412480.0) == 10.0
+    assert retry_after_seconds("soon") is None and retry_after_seconds(None) is None
+
+
+def test_settings_follow_the_opentelemetry_variables(tmp_path: Path) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text("not read here")
+    settings = OtlpSettings.from_env("http", {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "https://collector:4318/",
+        "OTEL_EXPORTER_OTLP_TIMEOUT": "2.5",
+        "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT": "4",
+        "OTEL_EXPORTER_OTLP_CERTIFICATE": str(ca),
+        "OTEL_EXPORTER_OTLP_COMPRESSION": "none",
+    })
+    assert settings.endpoint == "https://collector:4318/v1/traces"
+    assert settings.timeout == 4.0 and settings.certificate == str(ca) and not settings.gzip
+    assert OtlpSettings.from_env("http", {}).endpoint == "http://localhost:4318/v1/traces"
+    assert OtlpSettings.from_env("grpc", {}).endpoint == "http://localhost:4317"
+    for variable, raw, says in [
+        ("OTEL_EXPORTER_OTLP_COMPRESSION", "brotli", "expected 'gzip' or 'none'"),
+        ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "-1", "expected seconds > 0"),
+        ("OTEL_EXPORTER_OTLP_HEADERS", "novalue", "is not key=value"),
+        ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/nonexistent.pem", "no such file"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4318", "is not an http(s) URL"),
+    ]:
+        with pytest.raises(ConfigError, match=re.escape(f"{variable}: {raw!r}") + ".*" + re.escape(says)):
+            OtlpSettings.from_env("http", {variable: raw})
+
+
+# -- receivers that hang or refuse, under `pilothouse serve` -------------------------------------
+
+
+@pytest.fixture
+def hanging_endpoint() -> Iterator[str]:
+    """Accepts connections and never answers."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(listener.accept()[0])
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    stop.set()
+    thread.join()
+    for conn in held:
+        conn.close()
+    listener.close()
+
+
+@pytest.fixture
+def refusing_endpoint() -> Iterator[str]:
+    """A port bound and not listening: every connection is refused (and nobody else gets it)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    sock.close()
+
+
+@pytest.mark.parametrize("endpoint", ["hanging_endpoint", "refusing_endpoint"])
+def test_a_stuck_receiver_costs_requests_nothing_and_shutdown_keeps_its_deadline(
+    endpoint: str, request: pytest.FixtureRequest, config_factory: Callable[..., Path],
+    serve_env: dict[str, str],
+) -> None:
+    url: str = request.getfixturevalue(endpoint)
+    env = {
+        **serve_env,
+        "OTEL_EXPORTER_OTLP_ENDPOINT": url,
+        # One export waits (or retries) for ten minutes: the shutdown must not wait with it.
+        "OTEL_EXPORTER_OTLP_TIMEOUT": "600",
+        "OTEL_BSP_SCHEDULE_DELAY": "10",
+        "OTEL_BSP_MAX_QUEUE_SIZE": "4",
+        "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "2",
+    }
+    serve = ServeProcess(config_factory('traces = "otlp"'), env=env).start()
+    requests = 60
+    try:
+        with httpx.Client(base_url=serve.app_url, timeout=30) as client:
+            for i in range(requests):
+                assert client.get(f"/items/{i}").status_code == 200
+        scrape = httpx.get(f"{serve.ops_url}/metrics").text
+        # At most a full queue and the batch being sent are not dropped.
+        dropped = value(scrape, "pilothouse_spans_dropped_total", reason="queue_full")
+        assert requests - 4 - 2 <= dropped <= requests, scrape
+        serve.signal(signal.SIGTERM)
+        # flush_timeout is 5 s: a shutdown that waited on the 600 s export would not end here.
+        assert serve.wait(60) == 0, serve.output
+    finally:
+        serve.stop()
+
+
+def test_spans_reach_a_receiver_through_serve_with_gzip(
+    http_receiver: HttpReceiver, config_factory: Callable[..., Path], serve_env: dict[str, str]
+) -> None:
+    env = {
+        **serve_env,
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{http_receiver.port}",
+        "OTEL_EXPORTER_OTLP_COMPRESSION": "gzip",
+        "OTEL_BSP_SCHEDULE_DELAY": "10",
+    }
+    serve = ServeProcess(config_factory('traces = "otlp"'), env=env).start()
+    try:
+        r = httpx.get(f"{serve.app_url}/items/7", headers={"traceparent": REMOTE_PARENT})
+        assert r.status_code == 200
+        http_receiver.wait_for(1)
+    finally:
+        serve.stop()
+    headers, request = http_receiver.requests[0]
+    assert headers["content-encoding"] == "gzip"
+    span = spans_by_name(request)["GET /items/{id}"]
+    assert span.parent_span_id.hex() == "00f067aa0ba902b7"
+    resource = {kv.key: kv.value.string_value for kv in request.resource_spans[0].resource.attributes}
+    assert resource["service.name"] == "demo" and resource["service.version"] == "1.2.3"
