@@ -58,6 +58,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -248,7 +249,7 @@ def client_headers(variant: Variant, directory: Path) -> tuple[str, ...]:
     return (f"Authorization: Bearer {token_file(variant, directory).read_text().strip()}",)
 
 
-def window_run(variant: Variant, warmup: int, requests: int) -> dict[str, int]:
+def window_run(variant: Variant, warmup: int, requests: int) -> dict[str, Any]:
     """Instructions of one server process from the end of `warmup` requests to its exit, having
     served `requests` more (callgrind instrumentation off until then: `callgrind_control -i on`).
     With the receiver's span and POST counts: every span must have arrived by the exit."""
@@ -269,10 +270,12 @@ def window_run(variant: Variant, warmup: int, requests: int) -> dict[str, int]:
                     send_requests(sock, warmup, request)
                     switch = ["callgrind_control", "-i", "on", str(server.pid)]
                     subprocess.run(switch, check=True, stdout=quiet)
+                    counting = time.monotonic()
                     send_requests(sock, requests, request)
             finally:
                 server.send_signal(signal.SIGINT)
                 server.wait(900)
+            seconds = time.monotonic() - counting
             match = _COLLECTED.search(log.read_text())
             spans = receiver.spans if receiver else 0
             posts = receiver.posts if receiver else 0
@@ -280,7 +283,12 @@ def window_run(variant: Variant, warmup: int, requests: int) -> dict[str, int]:
         raise SystemExit(f"{variant.name}: no instruction count in the valgrind log")
     if spans != spans_each * (warmup + requests):
         raise SystemExit(f"{variant.name}: the receiver got {spans} spans for {warmup + requests} requests")
-    return {"instructions": int(match.group(1)), "spans_received": spans, "posts": posts}
+    return {
+        "instructions": int(match.group(1)),
+        "seconds": round(seconds, 1),
+        "spans_received": spans,
+        "posts": posts,
+    }
 
 
 def per_request(variant: Variant, warmup: int, small: int, large: int) -> dict[str, Any]:
