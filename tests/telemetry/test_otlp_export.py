@@ -341,3 +341,94 @@ def test_spans_reach_a_receiver_through_serve_with_gzip(
     assert span.parent_span_id.hex() == "00f067aa0ba902b7"
     resource = {kv.key: kv.value.string_value for kv in request.resource_spans[0].resource.attributes}
     assert resource["service.name"] == "demo" and resource["service.version"] == "1.2.3"
+
+
+def _self_signed(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 signed by itself (it is its own CA): (cert, key) PEM files."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "otlp-test")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                       critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+def test_https_receiver_is_verified_with_the_configured_certificate(
+    http_receiver: HttpReceiver, tmp_path: Path
+) -> None:
+    """OTEL_EXPORTER_OTLP_CERTIFICATE: the receiver's certificate is verified against it (and
+    an export without it fails: the certificate is not one the system trusts)."""
+    import ssl
+
+    cert, key = _self_signed(tmp_path)
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(cert, key)
+    http_receiver.server.socket = tls.wrap_socket(http_receiver.server.socket, server_side=True)
+    url = f"https://127.0.0.1:{http_receiver.port}"
+    spans = every_kind_of_span()
+    untrusting = OtlpExporter(OtlpSettings.from_env("http", {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": url, "OTEL_EXPORTER_OTLP_TIMEOUT": "0.5"}))
+    assert untrusting.export(spans) is SpanExportResult.FAILURE
+    trusting = OtlpExporter(OtlpSettings.from_env("http", {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": url, "OTEL_EXPORTER_OTLP_CERTIFICATE": str(cert)}))
+    assert trusting.export(spans) is SpanExportResult.SUCCESS
+    assert len(http_receiver.requests) == 1
+    untrusting.shutdown()
+    trusting.shutdown()
+
+
+def test_grpc_unavailable_is_retried_and_invalid_argument_is_not() -> None:
+    """A real grpcio TraceService answering UNAVAILABLE once (retried after the backoff), then
+    INVALID_ARGUMENT for the next batch (not retried)."""
+    from concurrent import futures
+
+    import grpc
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+
+    answers = [grpc.StatusCode.UNAVAILABLE, None, grpc.StatusCode.INVALID_ARGUMENT]
+    calls: list[Any] = []
+
+    class TraceService(trace_service_pb2_grpc.TraceServiceServicer):
+        def Export(self, request: ExportTraceServiceRequest, context: Any) -> Any:
+            code = answers.pop(0)
+            calls.append(code)
+            if code is not None:
+                context.abort(code, "not now")
+            return trace_service_pb2.ExportTraceServiceResponse()
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(TraceService(), server)  # type: ignore[no-untyped-call]
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        exporter = OtlpExporter(OtlpSettings.from_env("grpc", {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}"}))
+        spans = every_kind_of_span()
+        assert exporter.export(spans) is SpanExportResult.SUCCESS
+        assert calls == [grpc.StatusCode.UNAVAILABLE, None]
+        assert exporter.export(spans) is SpanExportResult.FAILURE
+        assert calls[-1] is grpc.StatusCode.INVALID_ARGUMENT and answers == []
+        exporter.shutdown()
+    finally:
+        server.stop(grace=None)

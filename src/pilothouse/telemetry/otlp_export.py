@@ -216,7 +216,9 @@ class HttpTransport:
 
 class GrpcTransport:
     """OTLP/gRPC: the TraceService `Export` method called with the encoded request as it is
-    (no protobuf serializer: the bytes are the message)."""
+    (no protobuf serializer: the bytes are the message). The channel is made on the first send,
+    in the export thread: a gRPC channel does not survive a fork, and a process that forks
+    workers after setting up tracing (a preloading server) exports only from the workers."""
 
     def __init__(self, settings: OtlpSettings) -> None:
         try:
@@ -226,6 +228,18 @@ class GrpcTransport:
                 "telemetry.otlp_protocol: 'grpc' needs grpcio: pip install 'pilothouse[otlp-grpc]'"
             ) from None
         self._grpc = grpc
+        self._settings = settings
+        self._channel: Any = None
+        self._export: Any = None
+        self._metadata = tuple(settings.headers.items())
+        code = grpc.StatusCode
+        self._retryable = frozenset(
+            (code.UNAVAILABLE, code.RESOURCE_EXHAUSTED, code.DEADLINE_EXCEEDED, code.ABORTED,
+             code.CANCELLED, code.OUT_OF_RANGE, code.DATA_LOSS)
+        )
+
+    def _connect(self) -> Any:
+        grpc, settings = self._grpc, self._settings
         parts = urlsplit(settings.endpoint)
         target = parts.netloc if parts.scheme in ("http", "https") else settings.endpoint
         insecure = settings.insecure if settings.insecure is not None else parts.scheme == "http"
@@ -243,19 +257,15 @@ class GrpcTransport:
                 read(settings.certificate), read(settings.client_key), read(settings.client_certificate)
             )
             self._channel = grpc.secure_channel(target, credentials, compression=compression)
-        self._metadata = tuple(settings.headers.items())
         self._export = self._channel.unary_unary(
             _GRPC_METHOD, request_serializer=None, response_deserializer=None
         )
-        code = grpc.StatusCode
-        self._retryable = frozenset(
-            (code.UNAVAILABLE, code.RESOURCE_EXHAUSTED, code.DEADLINE_EXCEEDED, code.ABORTED,
-             code.CANCELLED, code.OUT_OF_RANGE, code.DATA_LOSS)
-        )
+        return self._export
 
     def send(self, body: bytes, timeout: float) -> Outcome:
+        export = self._export or self._connect()
         try:
-            self._export(body, timeout=timeout, metadata=self._metadata)
+            export(body, timeout=timeout, metadata=self._metadata)
         except self._grpc.RpcError as exc:
             code = exc.code()
             reason = f"gRPC {code.name}: {exc.details()}"
@@ -263,7 +273,8 @@ class GrpcTransport:
         return SENT
 
     def close(self) -> None:
-        self._channel.close()
+        if self._channel is not None:
+            self._channel.close()
 
 
 class OtlpExporter(SpanExporter):
