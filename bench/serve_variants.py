@@ -402,6 +402,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--no-callgrind", action="store_true")
+    parser.add_argument("--jobs", type=int, default=2, help="callgrind runs at a time")
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "serve_variants.json")
     args = parser.parse_args(argv)
     servers = [s for s in args.servers.split(",") if s]
@@ -439,7 +440,7 @@ def main(argv: list[str] | None = None) -> int:
         "wrk": {},
     }
     if not args.no_callgrind:
-        with ThreadPoolExecutor(max_workers=2) as pool:
+        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
             costs = pool.map(lambda v: per_request(v, args.warmup, args.small, args.large), variants)
             for variant, cost in zip(variants, costs, strict=True):
                 result["variants"][variant.name].update(cost)
