@@ -39,7 +39,8 @@ def dockerfile(**sections: object) -> str:
         ({"protection": {"auth": {"api_keys": {"secret": "gw.keys"}}}}, ["auth"]),
         ({"protection": {"cors": {"allow_origins": ["https://shop.example"]}}}, ["cors"]),
         ({"service": {**BASE["service"], "loop": "uvloop"}}, ["fast"]),
-        ({"service": {**BASE["service"], "loop": "auto", "http": "httptools"}}, []),
+        ({"service": {**BASE["service"], "http": "httptools"}}, ["fast"]),
+        ({"service": {**BASE["service"], "loop": "auto", "http": "auto"}}, []),
         ({"jobs": {"schedules": [{"name": "nightly", "job": "tick", "cron": "0 3 * * *"}]}}, ["schedules"]),
         (
             {"protection": {"rate_limits": [{"name": "api", "limit": 5, "window": "1s", "storage": "redis",

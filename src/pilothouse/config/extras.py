@@ -19,7 +19,7 @@ def otlp_extra(protocol: Literal["http", "grpc"]) -> str:
 
 def required_extras(config: Config) -> list[str]:
     """Sorted extras: drivers for checks, the job store and Redis rate limits, tracing, secret
-    sources, app-port authentication and CORS, uvloop when `[service] loop` names it; plus the
+    sources, app-port authentication and CORS, the fast stack when `[service] http/loop` name it; plus the
     `[deploy.container] extras` on top."""
     kinds = {check.kind for check in config.checks}
     needed = set(config.deploy.container.extras)
@@ -38,8 +38,8 @@ def required_extras(config: Config) -> list[str]:
         needed.add("traces")
     if config.telemetry.traces == "otlp":
         needed.add(otlp_extra(config.telemetry.otlp_protocol))
-    if config.service.loop == "uvloop":
-        needed.add("fast")  # uvloop; httptools is a core dependency (auto serves with it)
+    if config.service.http == "httptools" or config.service.loop == "uvloop":
+        needed.add("fast")  # httptools and uvloop ("auto" uses them when installed)
     if "vault" in config.secrets.sources:
         needed.add("vault")
     return sorted(needed)

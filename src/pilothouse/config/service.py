@@ -37,7 +37,7 @@ class ServiceConfig(Section):
     max_connections: Annotated[int, Field(ge=1, description="open connections on the app port")] = 1000
     http: Literal["auto", "h11", "httptools"] = Field(
         default="auto",
-        description="HTTP parser of both ports: httptools (C, a core dependency) when installed, else "
+        description="HTTP parser of both ports: httptools (C, the `fast` extra) when installed, else "
         "h11 (pure Python, about 2.5 times the instructions a request); `serve --http` overrides",
     )
     loop: Literal["auto", "asyncio", "uvloop"] = Field(

@@ -69,8 +69,8 @@ class SignalFreeServer(uvicorn.Server):
 
 # -- the fast stack ---------------------------------------------------------------------------
 
-_EXTRA = {"httptools": "httptools", "uvloop": "fast"}
-"""The Pilothouse extra that brings each optional package (httptools is also a core dependency)."""
+_EXTRA = {"httptools": "fast", "uvloop": "fast"}
+"""The Pilothouse extra that brings each optional package."""
 
 
 def _installed(package: str) -> bool:
