@@ -208,7 +208,10 @@ PILOTHOUSE = {
     # docs/performance.md "OTLP encoding"): unsampled requests then get a recording span.
     "pilothouse-traces-10pct": {"traces": "otlp", "sample_ratio": 0.1, "access_log": False},
     "pilothouse-traces-10pct-keep": {
-        "traces": "otlp", "sample_ratio": 0.1, "keep_errors_and_slow": True, "access_log": False,
+        "traces": "otlp",
+        "sample_ratio": 0.1,
+        "keep_errors_and_slow": True,
+        "access_log": False,
     },
 }
 """Pilothouse as `serve` sets it up. metrics: metrics only (metrics-sizes: with the body size
