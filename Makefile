@@ -65,7 +65,7 @@ test: venv services tools lint typecheck pytest test-latest
 ## newest releases, resolved afresh on every run in a venv of their own (.venv keeps what it was
 ## built with). The versions tested are printed first.
 LATEST_VENV := .venv-latest
-LATEST_PACKAGES := starlette fastapi uvicorn opentelemetry-api opentelemetry-sdk \
+LATEST_PACKAGES := starlette fastapi uvicorn httptools uvloop opentelemetry-api opentelemetry-sdk \
 	opentelemetry-exporter-otlp-proto-http opentelemetry-exporter-otlp-proto-grpc
 LATEST_TESTS := tests/telemetry tests/runtime tests/jobs/test_every_way.py tests/jobs/test_telemetry.py
 test-latest: services tools

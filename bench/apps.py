@@ -34,8 +34,17 @@ VARIANTS = (
     "protection-headers",
     "protection-limits",
     "pilothouse-metrics-protection",
+    "minimal-headers",
+    "minimal-defaults",
+    "jwt-pilothouse",
+    "jwt-minimal",
+    "ratelimit-redis-pilothouse",
+    "ratelimit-redis-minimal",
 )
-BASELINE = {"fastapi-instrumentator": "fastapi-bare", "pilothouse-metrics-protection": "pilothouse-metrics"}
+BASELINE = {
+    "fastapi-instrumentator": "fastapi-bare",
+    "pilothouse-metrics-protection": "pilothouse-metrics",
+}
 """Each variant's ratio is against "bare" unless named here (FastAPI peers against FastAPI)."""
 
 
@@ -93,6 +102,75 @@ class MinimalMetrics:
             self.duration.labels(str(status)).observe(time.perf_counter() - start)
 
 
+SECURITY_HEADERS = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"strict-origin-when-cross-origin"),
+    (b"content-security-policy", b"frame-ancestors 'none'"),
+)
+"""The three headers `[protection.headers]` adds by default to a plain-HTTP response."""
+
+
+class MinimalHeaders:
+    """Hand-written minimal equivalent of the security headers: appends three precomputed
+    headers to every response start (does not look at the app's own headers)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_wrapper(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), *SECURITY_HEADERS]
+            await send(message)
+
+        await self.app(scope, receive, send_wrapper)
+
+
+class MinimalDefaults:
+    """Hand-written minimal equivalent of the `[protection]` defaults in one layer: the three
+    headers, a 500 without details for an exception raised before the response started, and
+    the header count/size and declared body size checks (no time limit, no metrics, no log)."""
+
+    def __init__(self, app: Any, max_headers: int = 100, max_header_bytes: int = 65536) -> None:
+        self.app, self.max_headers, self.max_header_bytes = app, max_headers, max_header_bytes
+        self.max_body = 10 * 2**20
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = scope["headers"]
+        size = 0
+        for name, value in headers:
+            size += len(name) + len(value)
+            if name == b"content-length" and int(value) > self.max_body:
+                size = self.max_header_bytes + 1
+        if len(headers) > self.max_headers or size > self.max_header_bytes:
+            await send({"type": "http.response.start", "status": 431, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        started = False
+
+        async def send_wrapper(message: Any) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                message["headers"] = [*message.get("headers", ()), *SECURITY_HEADERS]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except Exception:
+            if started:
+                raise
+            await send({"type": "http.response.start", "status": 500, "headers": list(SECURITY_HEADERS)})
+            await send({"type": "http.response.body", "body": b""})
+
+
 def dropping_exporter() -> Any:
     """An SDK span exporter that drops what it is given (the cost measured is the
     instrumentation's, not a network's)."""
@@ -130,7 +208,10 @@ PILOTHOUSE = {
     # docs/performance.md "OTLP encoding"): unsampled requests then get a recording span.
     "pilothouse-traces-10pct": {"traces": "otlp", "sample_ratio": 0.1, "access_log": False},
     "pilothouse-traces-10pct-keep": {
-        "traces": "otlp", "sample_ratio": 0.1, "keep_errors_and_slow": True, "access_log": False,
+        "traces": "otlp",
+        "sample_ratio": 0.1,
+        "keep_errors_and_slow": True,
+        "access_log": False,
     },
 }
 """Pilothouse as `serve` sets it up. metrics: metrics only (metrics-sizes: with the body size
@@ -190,6 +271,24 @@ def build(variant: str) -> Any:
         return protection_app()
     if variant in PROTECTION_PARTS:
         return protection_app(PROTECTION_PARTS[variant])
+    if variant == "minimal-headers":
+        return MinimalHeaders(starlette_app())
+    if variant == "minimal-defaults":
+        return MinimalDefaults(starlette_app())
+    if variant.startswith("jwt-"):  # the token for the client: in the file BENCH_TOKEN_FILE names
+        from bench.protection_cost import jwt_apps
+
+        ours, minimal, token = jwt_apps(starlette_app(), paths=("/items/*",))
+        with open(os.environ["BENCH_TOKEN_FILE"], "w") as file:
+            file.write(token)
+        return ours if variant == "jwt-pilothouse" else minimal
+    if variant.startswith("ratelimit-redis-"):  # keys under a unique prefix, expiring in a minute
+        import uuid
+
+        from bench.protection_cost import redis_apps
+
+        ours, minimal, _ = redis_apps(starlette_app(), f"bench-serve-{uuid.uuid4().hex}")
+        return ours if variant == "ratelimit-redis-pilothouse" else minimal
     if variant == "pilothouse-metrics-protection":
         return pilothouse_app("pilothouse-metrics", protection=True)
     if variant == "starlette-exporter":
@@ -202,6 +301,17 @@ def build(variant: str) -> Any:
         from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 
         dropping_tracer_provider()
+        return OpenTelemetryMiddleware(starlette_app())
+    if variant == "otel-asgi-otlp":  # bench/serve_variants.py: the real exporter, to its receiver
+        from opentelemetry import trace
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+        provider = TracerProvider()  # endpoint and batching from the OTEL_* environment
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        trace.set_tracer_provider(provider)
         return OpenTelemetryMiddleware(starlette_app())
     if variant == "fastapi-bare":
         return fastapi_app()

@@ -93,14 +93,15 @@ def output_path(parser: argparse.ArgumentParser, args: argparse.Namespace, name:
 
 
 def start_server(variant: str, port: int, http: str = "h11") -> subprocess.Popen[bytes]:
+    return start_argv(uvicorn_argv(port, http), server_env(variant), port, variant)
+
+
+def start_argv(argv: list[str], env: dict[str, str], port: int, variant: str) -> subprocess.Popen[bytes]:
+    """Start the server `argv` pinned to CPU 0 and wait until `port` accepts connections."""
     proc = subprocess.Popen(
-        pinned(0, uvicorn_argv(port, http)),
-        env=server_env(variant),
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        pinned(0, argv), env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 120  # a busy machine starts a server slowly
     while time.monotonic() < deadline:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
@@ -119,7 +120,7 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def wrk(port: int, seconds: float, connections: int) -> dict[str, float]:
+def wrk(port: int, seconds: float, connections: int, headers: tuple[str, ...] = ()) -> dict[str, float]:
     out = subprocess.run(
         pinned(
             1,
@@ -129,6 +130,7 @@ def wrk(port: int, seconds: float, connections: int) -> dict[str, float]:
                 f"-c{connections}",
                 f"-d{round(seconds)}s",
                 "--latency",
+                *(arg for header in headers for arg in ("-H", header)),
                 f"http://127.0.0.1:{port}{URL_PATH}",
             ],
         ),
@@ -152,11 +154,17 @@ def wrk(port: int, seconds: float, connections: int) -> dict[str, float]:
 
 def measure(variant: str, seconds: float, connections: int, http: str) -> dict[str, float]:
     port = free_port()
-    proc = start_server(variant, port, http)
+    return measure_process(start_server(variant, port, http), port, seconds, connections)
+
+
+def measure_process(
+    proc: subprocess.Popen[bytes], port: int, seconds: float, connections: int, headers: tuple[str, ...] = ()
+) -> dict[str, float]:
+    """wrk against the started server `proc` on `port` (after a 1 s warm-up); stops it after."""
     try:
-        wrk(port, 1, connections)  # warm-up: imports, caches, first label children
+        wrk(port, 1, connections, headers)  # warm-up: imports, caches, first label children
         before = cpu_seconds(proc.pid)
-        result = wrk(port, seconds, connections)
+        result = wrk(port, seconds, connections, headers)
         result["cpu_us"] = (cpu_seconds(proc.pid) - before) / result["requests"] * 1e6
         return result
     finally:

@@ -99,7 +99,9 @@ class MinimalRedisLimit:
         await self.app(scope, receive, send)
 
 
-async def jwt_costs(n: int) -> dict[str, float]:
+def jwt_apps(inner: Any, paths: tuple[str, ...] = ("/api/*",)) -> tuple[Any, Any, str]:
+    """`inner` behind Pilothouse's auth (RS256 key from a file, cached) and behind the minimal
+    verifier, and a valid token for both."""
     import tempfile
 
     import jwt
@@ -117,13 +119,43 @@ async def jwt_costs(n: int) -> dict[str, float]:
     now = int(time.time())
     claims = {"sub": "bench", "aud": "bench", "iss": "idp", "exp": now + 3600, "scope": "read"}
     token = jwt.encode(claims, private, algorithm="RS256")
-    headers = [(b"host", b"x"), (b"authorization", f"Bearer {token}".encode())]
     with tempfile.NamedTemporaryFile("w", suffix=".pem") as pem:
         pem.write(public_pem.decode())
         pem.flush()
-        config = AuthConfig(key_file=pem.name, audience="bench", issuer="idp", paths=["/api/*"])
-        ours = AuthMiddleware(app, config, StaticKey(public_pem.decode(), ["RS256"]), None, None)
-    minimal = MinimalJwt(app, private.public_key())
+        config = AuthConfig(key_file=pem.name, audience="bench", issuer="idp", paths=list(paths))
+        ours = AuthMiddleware(inner, config, StaticKey(public_pem.decode(), ["RS256"]), None, None)
+    return ours, MinimalJwt(inner, private.public_key()), token
+
+
+def redis_apps(inner: Any, prefix: str) -> tuple[Any, Any, Any]:
+    """`inner` behind Pilothouse's Redis rate limit (fixed window) and behind the minimal one;
+    and a coroutine function deleting their keys and closing their clients."""
+    import redis.asyncio as aioredis
+
+    from pilothouse.config.protection import RateLimitConfig
+    from pilothouse.protection.ratelimit import Limit, RateLimitMiddleware
+    from pilothouse.protection.ratelimit_store import RedisCounters
+
+    config = RateLimitConfig(
+        name="bench", limit=10**9, window="1m", storage="redis", redis_url=REDIS, key_prefix=prefix
+    )
+    counters = RedisCounters(config, REDIS)
+    ours = RateLimitMiddleware(inner, [Limit(config, counters, None)], None)
+    client = aioredis.Redis.from_url(REDIS)
+    minimal = MinimalRedisLimit(inner, client, prefix + "-minimal", 10**9)
+
+    async def close() -> None:
+        async for key in client.scan_iter(f"{prefix}*"):
+            await client.delete(key)
+        await client.aclose()
+        await counters.close()
+
+    return ours, minimal, close
+
+
+async def jwt_costs(n: int) -> dict[str, float]:
+    ours, minimal, token = jwt_apps(app)
+    headers = [(b"host", b"x"), (b"authorization", f"Bearer {token}".encode())]
     return {
         "bare": await per_request(app, headers, n),
         "jwt minimal": await per_request(minimal, headers, n),
@@ -132,20 +164,7 @@ async def jwt_costs(n: int) -> dict[str, float]:
 
 
 async def redis_costs(n: int) -> dict[str, float]:
-    import redis.asyncio as aioredis
-
-    from pilothouse.config.protection import RateLimitConfig
-    from pilothouse.protection.ratelimit import Limit, RateLimitMiddleware
-    from pilothouse.protection.ratelimit_store import RedisCounters
-
-    prefix = f"bench-ratelimit-{uuid.uuid4().hex}"
-    config = RateLimitConfig(
-        name="bench", limit=10**9, window="1m", storage="redis", redis_url=REDIS, key_prefix=prefix
-    )
-    counters = RedisCounters(config, REDIS)
-    ours = RateLimitMiddleware(app, [Limit(config, counters, None)], None)
-    client = aioredis.Redis.from_url(REDIS)
-    minimal = MinimalRedisLimit(app, client, prefix + "-minimal", 10**9)
+    ours, minimal, close = redis_apps(app, f"bench-ratelimit-{uuid.uuid4().hex}")
     headers = [(b"host", b"x")]
     try:
         return {
@@ -153,10 +172,7 @@ async def redis_costs(n: int) -> dict[str, float]:
             "redis pilothouse": await per_request(ours, headers, n),
         }
     finally:
-        async for key in client.scan_iter(f"{prefix}*"):
-            await client.delete(key)
-        await client.aclose()
-        await counters.close()
+        await close()
 
 
 async def main() -> None:

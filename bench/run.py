@@ -15,6 +15,7 @@ BENCHMARKS = (
     "bench.middleware_cost",
     "bench.server_instructions",
     "bench.http_overhead",
+    "bench.serve_variants",
     "bench.jobs",
     "bench.image",
 )

@@ -44,54 +44,75 @@ _COLLECTED = re.compile(r"Collected\s*:\s*(\d+)")
 REQUEST = f"GET {URL_PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: bench\r\n\r\n".encode()
 
 
-def drive(port: int, requests: int, timeout: float = 300) -> None:
-    """Send `requests` GETs one after the other on one connection, each answered in full."""
+def request_with(headers: tuple[str, ...]) -> bytes:
+    """REQUEST with more header lines ("Name: value")."""
+    return REQUEST[:-2] + "".join(f"{header}\r\n" for header in headers).encode() + b"\r\n"
+
+
+def connect(port: int, timeout: float = 300) -> socket.socket:
+    """A connection to the server on `port`, retried until it listens (or `timeout`)."""
     deadline = time.monotonic() + timeout
     while True:
         try:
-            sock = socket.create_connection(("127.0.0.1", port), timeout=30)
-            break
+            return socket.create_connection(("127.0.0.1", port), timeout=60)
         except OSError:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
-    with sock:
-        for _ in range(requests):
-            sock.sendall(REQUEST)
-            received = b""
-            while True:
-                chunk = sock.recv(65536)
-                if not chunk:
-                    raise ConnectionError("server closed the connection")
-                received += chunk
-                head, sep, body = received.partition(b"\r\n\r\n")
-                length = re.search(rb"content-length: (\d+)", head, re.I) if sep else None
-                if length and len(body) >= int(length.group(1)):
-                    break
+
+
+def send_requests(sock: socket.socket, requests: int, request: bytes = REQUEST) -> None:
+    """Send `requests` GETs one after the other on `sock`, each answered in full."""
+    for _ in range(requests):
+        sock.sendall(request)
+        received = b""
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("server closed the connection")
+            received += chunk
+            head, sep, body = received.partition(b"\r\n\r\n")
+            length = re.search(rb"content-length: (\d+)", head, re.I) if sep else None
+            if length and len(body) >= int(length.group(1)):
+                break
+
+
+def drive(port: int, requests: int, timeout: float = 300) -> None:
+    """Send `requests` GETs one after the other on one connection, each answered in full."""
+    with connect(port, timeout) as sock:
+        send_requests(sock, requests)
 
 
 def instructions(variant: str, requests: int, http: str = "h11") -> int:
     """Instructions the uvicorn process serving `variant` executed, start to exit, for `requests`."""
     port = free_port()
+    return instructions_of(uvicorn_argv(port, http), server_env(variant), port, requests, variant)
+
+
+def instructions_of(
+    argv: list[str],
+    env: dict[str, str],
+    port: int,
+    requests: int,
+    name: str,
+    profile: Path | None = None,
+) -> int:
+    """Instructions the server process `argv` (listening on `port`) executed, start to exit,
+    serving `requests`; `profile`: keep callgrind's output there (for callgrind_annotate)."""
     with tempfile.TemporaryDirectory(prefix="pilothouse-callgrind-") as tmp:
         log = Path(tmp) / "valgrind.log"
-        argv = [
-            "valgrind",
-            "--tool=callgrind",
-            f"--callgrind-out-file={tmp}/out",
-            f"--log-file={log}",
-            *uvicorn_argv(port, http),
-        ]
+        out = profile or Path(tmp) / "out"
+        valgrind = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", f"--log-file={log}"]
         quiet = subprocess.DEVNULL
-        server = subprocess.Popen(argv, env=server_env(variant), cwd=ROOT, stdout=quiet, stderr=quiet)
+        server = subprocess.Popen([*valgrind, *argv], env=env, cwd=ROOT, stdout=quiet, stderr=quiet)
         try:
             drive(port, requests)
         finally:
             server.send_signal(signal.SIGINT)
-            server.wait(120)
+            server.wait(600)
         match = _COLLECTED.search(log.read_text())
         if match is None:
-            raise SystemExit(f"{variant}: no instruction count in the valgrind log")
+            raise SystemExit(f"{name}: no instruction count in the valgrind log")
         return int(match.group(1))
 
 

@@ -212,7 +212,7 @@ def test_scheduled_backup_restore_drill_and_measured_rto(stack: Stack) -> None:
 
 
 def test_backup_monitoring_metrics_from_the_store(stack: Stack) -> None:
-    from pilothouse.runtime.metrics import Metrics
+    from pilothouse.metrics import Metrics
     from prometheus_client import generate_latest
 
     from pilothouse.backup.metrics import publish

@@ -38,6 +38,9 @@ def dockerfile(**sections: object) -> str:
         ({"deploy": {"container": {"extras": ["redis"]}}}, ["redis"]),
         ({"protection": {"auth": {"api_keys": {"secret": "gw.keys"}}}}, ["auth"]),
         ({"protection": {"cors": {"allow_origins": ["https://shop.example"]}}}, ["cors"]),
+        ({"service": {**BASE["service"], "loop": "uvloop"}}, ["fast"]),
+        ({"service": {**BASE["service"], "http": "httptools"}}, ["fast"]),
+        ({"service": {**BASE["service"], "loop": "auto", "http": "auto"}}, []),
         ({"jobs": {"schedules": [{"name": "nightly", "job": "tick", "cron": "0 3 * * *"}]}}, ["schedules"]),
         (
             {"protection": {"rate_limits": [{"name": "api", "limit": 5, "window": "1s", "storage": "redis",
@@ -64,6 +67,7 @@ def test_every_derived_extra_is_an_extra_pilothouse_declares() -> None:
             ],
             "telemetry": {"traces": "otlp"},
             "secrets": {"sources": ["vault"], "vault": {"address": "https://v:8200"}},
+            "service": {**BASE["service"], "loop": "uvloop"},
         }
     )
     grpc = config_from_dict({**BASE, "telemetry": {"traces": "otlp", "otlp_protocol": "grpc"}})

@@ -19,7 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from pilothouse.runtime.metrics import Metrics
+from pilothouse.metrics import Metrics
 from prometheus_client import generate_latest
 
 from pilothouse.config import load_config

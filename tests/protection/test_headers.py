@@ -74,3 +74,18 @@ def test_headers_can_all_be_turned_off(serve: Serve) -> None:
     response = httpx.get(f"{service.app_url}/client")
     for name in DEFAULTS:
         assert name not in response.headers
+
+
+def test_app_headers_in_any_case_are_kept() -> None:
+    """A raw ASGI app may send mixed-case names; the fast path (lowercase names) must not miss
+    them. In process: the real `SecurityHeaders` on what such an app sends."""
+    from pilothouse.config.protection import HeadersConfig
+    from pilothouse.protection.headers import SecurityHeaders
+
+    headers = SecurityHeaders(HeadersConfig())
+    sent = headers.add([(b"Referrer-Policy", b"no-referrer"), (b"content-length", b"2")], 500, False)
+    names = [name.lower() for name, _ in sent]
+    assert names.count(b"referrer-policy") == 1 and (b"Referrer-Policy", b"no-referrer") in sent
+    assert {b"x-content-type-options", b"content-security-policy", b"cache-control"} <= set(names)
+    plain = headers.add([(b"content-length", b"2")], 200, False)
+    assert plain == [(b"content-length", b"2"), *headers.fixed(False)]

@@ -10,9 +10,10 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
@@ -61,6 +62,35 @@ def test_a_full_batch_is_exported_without_a_flush(monkeypatch: pytest.MonkeyPatc
         time.sleep(0.01)
     assert len(exporter.get_finished_spans()) == 4
     processor.shutdown()
+
+
+def test_spans_arriving_during_an_export_wait_for_a_full_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Woken by a full batch, the exporter sends full batches only: the spans that arrive while
+    it posts are not chased with ever smaller exports (each paying a POST's fixed cost)."""
+    spans, processor, exporter = _spans(
+        monkeypatch, OTEL_BSP_SCHEDULE_DELAY="600000", OTEL_BSP_MAX_EXPORT_BATCH_SIZE="4")
+    sizes: list[int] = []
+    export = exporter.export
+
+    def slow_export(batch: Sequence[Any]) -> Any:
+        sizes.append(len(batch))
+        time.sleep(0.05)  # a receiver taking its time: more spans arrive meanwhile
+        return export(batch)
+
+    monkeypatch.setattr(exporter, "export", slow_export)
+    for _ in range(4):  # a full batch: the export starts
+        spans.start("GET", {}, None, None, None).end()
+    deadline = time.monotonic() + 5
+    while not sizes and time.monotonic() < deadline:
+        time.sleep(0.001)
+    for _ in range(2):  # arrive during that export: not a full batch
+        spans.start("GET", {}, None, None, None).end()
+    while len(exporter.get_finished_spans()) < 4 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.1)  # room for a (wrong) export of the two
+    assert sizes == [4]
+    processor.shutdown()  # the rest goes at shutdown
+    assert sizes == [4, 2]
 
 
 def test_a_full_queue_drops_and_says_so(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture

@@ -6,6 +6,7 @@ import argparse
 from typing import TYPE_CHECKING
 
 from pilothouse.cli._common import add_config_option, command, load
+from pilothouse.config.model import Config
 from pilothouse.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -22,7 +23,43 @@ def register(sub: Subcommands) -> None:
     serve.add_argument("app", nargs="?", help="ASGI app 'module:attribute' (default: [service].app)")
     add_config_option(serve)
     serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    serve.add_argument("--host", help="address of the app port (default: [service].host)")
+    serve.add_argument("--port", type=_port, help="app port (default: [service].port)")
+    serve.add_argument(
+        "--ops-port", type=_port, help="ops port: probes, metrics, admin (default: [ops].port)"
+    )
+    serve.add_argument(
+        "--http",
+        choices=("auto", "h11", "httptools"),
+        help="HTTP parser (default: [service].http, 'auto': httptools when installed, else h11)",
+    )
+    serve.add_argument(
+        "--loop",
+        choices=("auto", "asyncio", "uvloop"),
+        help="event loop (default: [service].loop, 'auto': uvloop when installed, else asyncio)",
+    )
     serve.set_defaults(handler=run)
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is invalid: expected a TCP port, 1-65535")
+    return int(text)
+
+
+def with_flags(config: Config, args: argparse.Namespace) -> Config:
+    """`config` with the command line's --host/--port/--http/--loop/--ops-port over the file's
+    values (the flags win; the workers and the ops port read the result)."""
+    service = {k: getattr(args, k) for k in ("host", "port", "http", "loop") if getattr(args, k, None)}
+    ops = {"port": args.ops_port} if getattr(args, "ops_port", None) else {}
+    if not service and not ops:
+        return config
+    return config.model_copy(
+        update={
+            "service": config.service.model_copy(update=service),
+            "ops": config.ops.model_copy(update=ops),
+        }
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -31,9 +68,10 @@ def run(args: argparse.Namespace) -> int:
     from pilothouse.runtime.app_import import load_app
     from pilothouse.runtime.runtime import Runtime
     from pilothouse.runtime.server import run as serve
+    from pilothouse.runtime.uvicorn_server import check_stack
     from pilothouse.telemetry.logs import configure_logging
 
-    config = load(args)
+    config = with_flags(load(args), args)
     ref = args.app or config.service.app
     if not ref:
         raise ConfigError(
@@ -42,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.workers < 1:
         raise ConfigError(f"--workers: {args.workers} is invalid: expected 1 or more")
+    check_stack(config)
     admin_token(config.ops.admin_token_env)  # a weak token: one line before anything starts
     configure_logging(config)
     if args.workers > 1:

@@ -19,7 +19,8 @@ def otlp_extra(protocol: Literal["http", "grpc"]) -> str:
 
 def required_extras(config: Config) -> list[str]:
     """Sorted extras: drivers for checks, the job store and Redis rate limits, tracing, secret
-    sources, app-port authentication and CORS; plus the `[deploy.container] extras` on top."""
+    sources, app-port authentication and CORS, the fast stack when `[service] http/loop` name it; plus the
+    `[deploy.container] extras` on top."""
     kinds = {check.kind for check in config.checks}
     needed = set(config.deploy.container.extras)
     if "postgres" in kinds or (config.jobs is not None and config.jobs.url is not None):
@@ -42,6 +43,8 @@ def required_extras(config: Config) -> list[str]:
         needed.add("postgres")  # psycopg: the dump's consistent snapshot and restore-test checks
     if config.maintenance.certificates:
         needed.add("certificates")  # cryptography reads the certificates' expiry
+    if config.service.http == "httptools" or config.service.loop == "uvloop":
+        needed.add("fast")  # httptools and uvloop ("auto" uses them when installed)
     if "vault" in config.secrets.sources:
         needed.add("vault")
     return sorted(needed)

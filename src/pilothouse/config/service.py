@@ -4,7 +4,7 @@ are in `ops.py`, `probes.py` and `lifecycle.py`."""
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
@@ -26,6 +26,16 @@ class ServiceConfig(Section):
     header_timeout: Duration = Field(default=10.0, description="time to send a request's headers")
     idle_timeout: Duration = Field(default=5.0, description="idle connection (before and between requests)")
     max_connections: Annotated[int, Field(ge=1, description="open connections on the app port")] = 1000
+    http: Literal["auto", "h11", "httptools"] = Field(
+        default="auto",
+        description="HTTP parser of both ports: httptools (C, the `fast` extra) when installed, else "
+        "h11 (pure Python, about 2.5 times the instructions a request); `serve --http` overrides",
+    )
+    loop: Literal["auto", "asyncio", "uvloop"] = Field(
+        default="auto",
+        description="event loop: uvloop when installed (the `fast` extra), else asyncio; "
+        "`serve --loop` overrides",
+    )
 
     _timeouts = field_validator("header_timeout", "idle_timeout")(positive_duration)
 

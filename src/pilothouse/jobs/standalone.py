@@ -22,9 +22,10 @@ from pilothouse.runtime.app_lifespan import AppLifespan
 from pilothouse.runtime.connection_guard import quiet_accept_errors
 from pilothouse.runtime.ops_port import OpsPort
 from pilothouse.runtime.runtime import Runtime
-from pilothouse.runtime.server import HANDLED_SIGNALS, cancelled_lifespan, start_unless_stopped
+from pilothouse.runtime.server import HANDLED_SIGNALS, start_unless_stopped
 from pilothouse.runtime.shutdown import Deadlines, Steps, run_shutdown
 from pilothouse.runtime.signals import ShutdownSignals
+from pilothouse.runtime.uvicorn_server import cancelled_lifespan
 
 log = logging.getLogger("pilothouse.jobs.worker")
 

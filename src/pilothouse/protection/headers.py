@@ -39,13 +39,24 @@ class SecurityHeaders:
         return self._tls if tls else self._plain
 
     def add(self, headers: Iterable[Header], status: int, tls: bool) -> list[Header]:
-        """`headers` (the app's) followed by every configured header the app did not set."""
+        """`headers` (the app's) followed by every configured header the app did not set.
+
+        The common case (the app set none of them) is one set lookup per app header: names are
+        lowercased only when they are not lowercase already (ASGI apps send lowercase names)."""
         result = list(headers)
         names = self._names
-        present = [lower for name, _ in result if (lower := name.lower()) in names]
-        for header in self.fixed(tls):
-            if header[0] not in present:
-                result.append(header)
+        for name, _ in result:
+            if name in names or (not name.islower() and name.lower() in names):
+                return self._merge(result, status, tls)
+        result += self._tls if tls else self._plain
+        if status >= 400 and self._error_cache is not None:
+            result.append(self._error_cache)
+        return result
+
+    def _merge(self, result: list[Header], status: int, tls: bool) -> list[Header]:
+        """`add` when the app set some of the headers itself: those are kept, not replaced."""
+        present = {lower for name, _ in result if (lower := name.lower()) in self._names}
+        result += [header for header in self.fixed(tls) if header[0] not in present]
         if status >= 400 and self._error_cache is not None and b"cache-control" not in present:
             result.append(self._error_cache)
         return result

@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 
 from pilothouse.runtime.runtime import Runtime
-from pilothouse.runtime.server import bind, start_server
-from pilothouse.runtime.uvicorn_server import ops_server, stop_server
+from pilothouse.runtime.server import bind
+from pilothouse.runtime.uvicorn_server import ops_server, start_server, stop_server
 
 
 class OpsPort:
@@ -21,7 +21,7 @@ class OpsPort:
         """Bind (a busy port is one OperationError) and serve; the configured checks start."""
         ops = self.runtime.config.ops
         self._socket = bind(ops.host, ops.port, "ops")
-        self._server = ops_server(self.runtime.ops_app(), ops)
+        self._server = ops_server(self.runtime.ops_app(), ops, self.runtime.config.service.http)
         await start_server(self._server, self._socket)
         self._task = asyncio.create_task(self._server.main_loop())
 

@@ -26,7 +26,18 @@ from pilothouse.runtime.connection_guard import OTHER_DESCRIPTORS, fd_cap, quiet
 from pilothouse.runtime.runtime import Runtime
 from pilothouse.runtime.shutdown import Deadlines, Steps, run_shutdown
 from pilothouse.runtime.signals import ShutdownSignals
-from pilothouse.runtime.uvicorn_server import Server, ops_server, port_limits, stop_server
+from pilothouse.runtime.uvicorn_server import (
+    SignalFreeServer,
+    cancelled_lifespan,
+    check_stack,
+    chosen_http,
+    ops_server,
+    port_limits,
+    running_tasks,
+    start_server,
+    stop_server,
+)
+from pilothouse.runtime.uvicorn_server import run as run_on_loop
 
 log = logging.getLogger("pilothouse.server")
 
@@ -53,7 +64,8 @@ class PilothouseServer:
         self._on_started = on_started
         self._handled = signals
         config = runtime.config
-        self.app_server = Server(
+        http = config.service.http
+        self.app_server = SignalFreeServer(
             uvicorn.Config(
                 runtime.wrap(app),
                 host=config.service.host,
@@ -67,10 +79,10 @@ class PilothouseServer:
                 proxy_headers=False,
                 # The exact drain timeout (uvicorn types it int, but waits with a float fine).
                 timeout_graceful_shutdown=config.lifecycle.drain_timeout,  # type: ignore[arg-type]
-                **port_limits(config.service, "app", app_connection_cap(config)),
+                **port_limits(config.service, "app", app_connection_cap(config), http),
             )
         )
-        self.ops = ops_server(runtime.ops_app(), config.ops)
+        self.ops = ops_server(runtime.ops_app(), config.ops, http)
         self._stop = asyncio.Event()
         self._signals = ShutdownSignals(runtime.lifecycle, self._stop, config.lifecycle.hard_exit_after)
 
@@ -105,10 +117,12 @@ class PilothouseServer:
         if not self.serve_ops:
             return
         log.info(
-            "serving %s on %s:%d, ops on %s:%d",
+            "serving %s on %s:%d (%s, %s), ops on %s:%d",
             config.service.name,
             config.service.host,
             config.service.port,
+            chosen_http(config.service.http),
+            type(asyncio.get_running_loop()).__module__.split(".")[0],
             config.ops.host,
             config.ops.port,
         )
@@ -176,7 +190,7 @@ class PilothouseServer:
     async def _wait_cancelled_tasks(self, limit: float = 1.0) -> None:
         """Give cancelled request tasks a moment to unwind so drops are counted."""
         deadline = asyncio.get_running_loop().time() + limit
-        while self.app_server.server_state.tasks and asyncio.get_running_loop().time() < deadline:  # noqa: ASYNC110
+        while running_tasks(self.app_server) and asyncio.get_running_loop().time() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.01)
 
 
@@ -198,17 +212,6 @@ def bind(host: str, port: int, role: str) -> socket.socket:
         sock.close()
         raise OperationError(f"cannot listen on {host}:{port} for the {role} port: {exc.strerror}") from None
     return sock
-
-
-async def start_server(server: Server, sock: socket.socket) -> None:
-    """Start a uvicorn server on a bound socket; a failing app startup becomes one clear error."""
-    if not server.config.loaded:
-        server.config.load()
-    server.lifespan = server.config.lifespan_class(server.config)
-    try:
-        await server.startup(sockets=[sock])
-    except SystemExit:
-        raise OperationError("the application's startup (ASGI lifespan) failed; see the log above") from None
 
 
 async def start_unless_stopped(start: Coroutine[Any, Any, None], stop: asyncio.Event, config: Config) -> bool:
@@ -233,20 +236,7 @@ async def start_unless_stopped(start: Coroutine[Any, Any, None], stop: asyncio.E
     return False
 
 
-def cancelled_lifespan(lifespan: Any) -> None:
-    """uvicorn's lifespan task still runs the app's startup after `start_unless_stopped` gave up;
-    the loop cancels it when it closes. That cancellation is ours, not the app's failure: marked
-    failed, uvicorn does not call the lifespan "unsupported", and what the framework reports
-    about it (Starlette sends the CancelledError traceback) is not logged."""
-    if lifespan is not None:
-        lifespan.startup_failed = True
-        lifespan.logger = _SILENCED
-
-
-_SILENCED = logging.getLogger("pilothouse.server.cancelled-startup")
-_SILENCED.disabled = True
-
-
 def run(runtime: Runtime, app: ASGIApp) -> int:
-    """Serve until signalled; the process exit code."""
-    return asyncio.run(PilothouseServer(runtime, app).serve())
+    """Serve until signalled on the event loop `[service] loop` chooses; the process exit code."""
+    check_stack(runtime.config)
+    return run_on_loop(PilothouseServer(runtime, app).serve(), runtime.config.service.loop)

@@ -50,6 +50,7 @@ from pilothouse.runtime.runtime import Runtime
 from pilothouse.runtime.server import HANDLED_SIGNALS, bind
 from pilothouse.runtime.shutdown import Deadlines, Steps, run_shutdown
 from pilothouse.runtime.signals import ShutdownSignals
+from pilothouse.runtime.uvicorn_server import check_stack
 from pilothouse.runtime.worker_process import worker_main
 
 log = logging.getLogger("pilothouse.supervisor")
@@ -252,4 +253,5 @@ class Supervisor:
 
 def run(runtime: Runtime, app_ref: str, workers: int) -> int:
     """Serve with `workers` processes until signalled; the process exit code."""
+    check_stack(runtime.config)  # one line here, not one per worker
     return asyncio.run(Supervisor(runtime, app_ref, workers).serve())

@@ -26,6 +26,7 @@ from pilothouse.errors import PilothouseError
 from pilothouse.redaction import redact
 from pilothouse.runtime.readiness_pipe import answer_readiness
 from pilothouse.runtime.runtime import Runtime
+from pilothouse.runtime.uvicorn_server import run as run_on_loop
 
 PUBLISH_INTERVAL = 0.1
 
@@ -69,7 +70,7 @@ def worker_main(
         server = PilothouseServer(
             runtime, app, app_socket=sock, serve_ops=False, on_started=started.set, signals=(signal.SIGTERM,)
         )
-        code = asyncio.run(server.serve())
+        code = run_on_loop(server.serve(), config.service.loop)
         counts[2 * index], counts[2 * index + 1] = runtime.inflight, runtime.dropped
     except PilothouseError as exc:  # one line, like single-process serve, not a traceback
         print(f"pilothouse: error: worker {index}: {redact(str(exc))}", file=sys.stderr)
