@@ -180,11 +180,12 @@ def test_second_signal_exits_at_once(tmp_path: Path) -> None:
 
 
 def test_idle_sigterm_exit_time_is_pre_stop_bound(tmp_path: Path) -> None:
-    server = ServeProcess(config(tmp_path, pre_stop="500ms", drain="5s"), cwd=ROOT).start()
-    start = time.monotonic()
+    """With nothing in flight the drain ends at once: the exit comes after the pre-stop wait,
+    not after the drain timeout. No stopwatch (a busy machine stretches any bound): the drain
+    timeout is so long that waiting it out would overrun the wait below."""
+    server = ServeProcess(config(tmp_path, pre_stop="500ms", drain="120s"), cwd=ROOT).start()
     server.signal(signal.SIGTERM)
-    assert server.wait(timeout=10) == 0
-    assert time.monotonic() - start < 0.5 + 1.5
+    assert server.wait(timeout=60) == 0
 
 
 def test_ports_in_use_give_one_clear_error(tmp_path: Path) -> None:
