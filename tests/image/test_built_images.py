@@ -33,8 +33,26 @@ BUDGET = 100_000_000
 """The reference systems' image budget: under 100 MB uncompressed."""
 
 
-def smoke(spec: RunSpec, image: str, route: str) -> SmokeResult:
-    return run_smoke(spec, image, free_ports, route=route, engine="podman", run_args=RUN_ARGS)
+def smoke(
+    spec: RunSpec,
+    image: str,
+    route: str,
+    lines: list[str] | None = None,
+    headers: dict[str, str] | None = None,
+    expect_status: int | None = None,
+) -> SmokeResult:
+    progress = (lambda _line: None) if lines is None else lines.append
+    return run_smoke(
+        spec,
+        image,
+        free_ports,
+        route=route,
+        engine="podman",
+        run_args=RUN_ARGS,
+        progress=progress,
+        headers=headers,
+        expect_status=expect_status,
+    )
 
 
 def in_image(image: str, code: str) -> str:
@@ -157,8 +175,11 @@ def test_shop_runs_as_its_deployment_says(shop_image: Built) -> None:
     assert (
         spec.read_only and spec.cap_drop == ["ALL"] and spec.no_new_privileges and spec.user == "10001:10001"
     )
-    result = smoke(spec, shop_image.ref, "/items")
+    assert (spec.memory_bytes, spec.cpus) == (256 * 2**20, 0.25)  # the Deployment's resources.limits
+    lines: list[str] = []
+    result = smoke(spec, shop_image.ref, "/items", lines)
     assert result.metric_families > 0
+    assert lines[0] == "limits: memory 256Mi (no swap), cpu 0.25", lines[0]
 
 
 def test_smoke_command_reads_the_bundle_and_a_secrets_file(shop_image: Built, tmp_path: Path) -> None:
@@ -205,6 +226,7 @@ def test_shop_runs_as_compose_prod_says(shop_image: Built) -> None:
         load_config(shop_image.config), shop_image.bundle, {"SHOP_ADMIN_TOKEN": TOKEN}
     )
     assert spec.volumes == [("state", "/var/lib/shop")]
+    assert (spec.memory_bytes, spec.cpus) == (256 * 2**20, 0.25)  # compose's deploy.resources.limits
     smoke(spec, shop_image.ref, "/items")
 
 
@@ -231,6 +253,16 @@ def test_without_the_tmp_emptydir_the_shop_fails_the_smoke(shop_image: Built) ->
     with pytest.raises(
         SmokeError, match=r"(?s)exited with code 1 before /startup.*unable to open database file"
     ):
+        smoke(from_workload(docs, SHOP_SECRETS), shop_image.ref, "/items")
+
+
+def test_a_memory_limit_below_the_service_kills_it_in_the_smoke(shop_image: Built) -> None:
+    """The limits are really applied (cgroup memory controller here: v1, cgroupfs): the same
+    Deployment with 16Mi, below what the interpreter and its imports need, is killed by the kernel."""
+    docs = copy.deepcopy(rendered(shop_image.bundle, "base"))
+    pod_spec(docs)["containers"][0]["resources"]["limits"]["memory"] = "16Mi"
+    killed = r"code 137(, killed at its memory limit| \(SIGKILL: the OOM killer at its 16Mi memory)"
+    with pytest.raises(SmokeError, match=killed):
         smoke(from_workload(docs, SHOP_SECRETS), shop_image.ref, "/items")
 
 

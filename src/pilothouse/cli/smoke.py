@@ -46,6 +46,16 @@ def register(sub: Any) -> None:
     parser.add_argument("--compose", action="store_true", help="run as compose.prod.yaml says instead")
     parser.add_argument("--route", default="/", help="an app route that must answer below 400 (default: /)")
     parser.add_argument(
+        "--header",
+        action="append",
+        default=[],
+        metavar="NAME:VALUE",
+        help="a header for the route's request, e.g. an API key (repeatable)",
+    )
+    parser.add_argument(
+        "--expect-status", type=int, default=None, help="the route's status instead of any below 400"
+    )
+    parser.add_argument(
         "--engine", choices=("podman", "docker"), default=None, help="default: the first installed"
     )
     parser.add_argument(
@@ -111,6 +121,12 @@ def run(args: argparse.Namespace) -> int:
     engine = args.engine or next((e for e in ("podman", "docker") if shutil.which(e)), None)
     if engine is None or not shutil.which(engine):
         raise OperationError("smoke needs podman or docker to run the image")
+    headers = {}
+    for item in args.header:
+        name, sep, value = item.partition(":")
+        if not sep or not name.strip():
+            raise ConfigError(f"--header {item!r}: expected NAME:VALUE")
+        headers[name.strip()] = value.strip()
     spec = spec_from_args(args)
     print(f"smoke: {args.image} as {spec.source}", flush=True)
     result = run_smoke(
@@ -121,6 +137,8 @@ def run(args: argparse.Namespace) -> int:
         engine=engine,
         run_args=args.run_arg,
         progress=lambda line: print(f"  {line}", flush=True),
+        headers=headers,
+        expect_status=args.expect_status,
     )
     print(f"smoke: passed (ready {result.ready_seconds:.1f}s after start)", file=sys.stdout)
     return 0

@@ -56,6 +56,39 @@ def pilothouse_requirement(config: Config) -> str:
     return f"{name} @ {source}"
 
 
+UV = "/opt/uv"
+"""The builder's own venv with uv in it (only to read the lock); the final stage never copies it."""
+LOCKED = "/tmp/uv-locked.txt"  # noqa: S108 - in the builder stage only
+"""`uv export` of the lock: pinned versions with every hash, which puts pip in hash-checking mode."""
+
+
+UV_EXPORT = (
+    "--frozen",
+    "--no-dev",
+    "--no-editable",
+    "--no-emit-project",
+    "--no-emit-package",
+    "pilothouse",
+    "--no-header",
+)
+"""The lock as pinned, hashed requirements: without the dev group, the project itself (installed
+after, --no-deps) and Pilothouse, which comes from its declared source as without a lock (a lock
+entry for a wheel from a find-links directory has no hash, and pip's hash mode is all or nothing)."""
+
+
+def uv_lock(config: Config) -> str | None:
+    """The project's uv.lock (relative to the build context) when the image installs from it:
+    `[deploy.container] uv_lock`, or by default when the file is there beside pyproject.toml (the
+    one look at the file system here: whether the lock exists decides what the image installs)."""
+    c = config.deploy.container
+    if c.project is None or c.uv_lock is False:
+        return None
+    lock = "uv.lock" if c.project == "." else f"{c.project.rstrip('/')}/uv.lock"
+    if c.uv_lock or (config.source is not None and (config.source.parent / lock).is_file()):
+        return lock
+    return None
+
+
 def _context_inputs(config: Config) -> list[str]:
     """What of the build context the builder stage reads."""
     c = config.deploy.container
@@ -71,18 +104,30 @@ def _context_inputs(config: Config) -> list[str]:
 
 def _install(config: Config) -> str:
     """One RUN (hadolint DL3059): the venv, then the requirements files (a lock with hashes is
-    checked by pip), then Pilothouse from its declared source, then the project, whose own
-    `pilothouse` dependency is already satisfied and so never looked up by bare name."""
+    checked by pip) and the project's uv.lock (exported by a uv installed beside, never into, the
+    venv), then Pilothouse from its declared source, then the project, whose own `pilothouse`
+    dependency is already satisfied and so never looked up by bare name."""
     c = config.deploy.container
     pip = f"{VENV}/bin/pip install --no-cache-dir" + (
         f" --no-index --find-links={SRC}/{c.wheelhouse}" if c.wheelhouse else ""
     )
-    steps = [f"python{c.python} -m venv {VENV}"]
-    if c.requirements:
-        steps.append(f"{pip} " + " ".join(f"-r {SRC}/{r}" for r in c.requirements))
+    project = None if c.project is None else SRC if c.project == "." else f"{SRC}/{c.project}"
+    steps = []
+    lock = uv_lock(config)
+    if lock:  # the lock, exported by uv into pinned, hashed requirements; pip checks every hash
+        uv_pip = pip.replace(f"{VENV}/", f"{UV}/")
+        steps += [
+            f"python{c.python} -m venv {UV}",
+            f'{uv_pip} "uv{c.uv}"',
+            f"{UV}/bin/uv export {' '.join(UV_EXPORT)} --no-cache --project {project} --output-file {LOCKED}",
+        ]
+    steps.append(f"python{c.python} -m venv {VENV}")
+    if c.requirements or lock:
+        files = [f"{SRC}/{r}" for r in c.requirements] + ([LOCKED] if lock else [])
+        steps.append(f"{pip} " + " ".join(f"-r {f}" for f in files))
     steps.append(f'{pip} "{pilothouse_requirement(config)}"')
-    if c.project:
-        steps.append(f"{pip} {SRC if c.project == '.' else f'{SRC}/{c.project}'}")
+    if project:  # with a lock its dependencies are all installed already: the project alone
+        steps.append(f"{pip} {'--no-deps ' if lock else ''}{project}")
     steps.append(f"{VENV}/bin/python -m pip uninstall --yes --quiet pip")
     steps.append(f"install -d -m 0700 -o {c.uid} -g {c.uid} {STATE_SEED}")
     return "RUN " + " \\\n    && ".join(steps) + "\n"

@@ -36,6 +36,8 @@ def service_objects(
         files.update(rollout.objects(config))
     else:
         files["deployment.yaml"] = [k8s.deployment(config)]
+    if config.deploy.state.persistent:
+        files["state.yaml"] = [k8s.state_claim(config)]
     if exposed and config.deploy.expose == "ingress":
         files["ingress.yaml"] = [k8s.ingress(config)]
     if config.deploy.service_monitor:
