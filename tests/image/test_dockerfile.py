@@ -136,32 +136,36 @@ def test_sources_install_pilothouse_from_where_the_project_gets_it() -> None:
     git = dockerfile(deploy={"container": VARIANTS["git"]})
     assert '"pilothouse @ git+https://github.com/example/pilothouse@v0.1.0"' in git
     hermetic = dockerfile(deploy={"container": VARIANTS["project"]})
-    installs = re.findall(r"/opt/venv/bin/pip install (.*?) \\?$", hermetic, re.M)
+    into = "/opt/tools/bin/pip --python /opt/venv/bin/python install"
+    installs = re.findall(re.escape(into) + r" (.*?) \\?$", hermetic, re.M)
     assert installs and all(
         i.startswith("--no-cache-dir --no-index --find-links=/src/wheels") for i in installs
     )
+    # pip runs from the builder's tools venv: the app's venv never has pip or setuptools
+    assert "python3.11 -m venv --without-pip /opt/venv" in hermetic
     # requirements (a lock is hash-checked by pip), then Pilothouse, then the project: the project's own
     # `pilothouse` dependency is then satisfied and never looked up by bare name.
     project = dockerfile(deploy={"container": VARIANTS["project-subdir"]})
-    order = [m.group(1) for m in re.finditer(r"pip install --no-cache-dir (\S+)", project)]
+    order = [m.group(1) for m in re.finditer(r"/opt/venv/bin/python install --no-cache-dir (\S+)", project)]
     assert order == ["-r", '"pilothouse==0.1.0"', "/src/app"]
 
 
 def test_a_uv_lock_is_exported_by_a_uv_that_stays_in_the_builder() -> None:
-    """uv is installed pinned into its own venv, exports the lock (no dev group, not the project);
+    """uv is installed pinned into the builder's tools venv, exports the lock (no dev group, not the project);
     pip installs that with every hash checked, then the project alone (--no-deps)."""
     text = dockerfile(deploy={"container": VARIANTS["uv-lock"]})
     builder, final = text.rsplit("\nFROM ", 1)
     pip = "--no-cache-dir --no-index --find-links=/src/wheels"
-    assert f'python3.11 -m venv /opt/uv \\\n    && /opt/uv/bin/pip install {pip} "uv==' in builder
+    assert f'python3.11 -m venv /opt/tools \\\n    && /opt/tools/bin/pip install {pip} "uv==' in builder
     assert (
-        "/opt/uv/bin/uv export --frozen --no-dev --no-editable --no-emit-project "
+        "/opt/tools/bin/uv export --frozen --no-dev --no-editable --no-emit-project "
         "--no-emit-package pilothouse --no-header --no-cache --project /src/app "
         "--output-file /tmp/uv-locked.txt" in builder
     )
-    order = [m.group(1) for m in re.finditer(r"/opt/venv/bin/pip install " + pip + r" (\S+ ?\S*)", builder)]
+    into = "/opt/tools/bin/pip --python /opt/venv/bin/python install "
+    order = [m.group(1) for m in re.finditer(re.escape(into + pip) + r" (\S+ ?\S*)", builder)]
     assert order == ["-r /tmp/uv-locked.txt", '"pilothouse==0.1.0" \\', "--no-deps /src/app"], order
-    assert "/opt/uv" not in final
+    assert "/opt/tools" not in final
 
 
 def test_a_uv_lock_beside_the_project_is_used_unless_turned_off(tmp_path: Path) -> None:

@@ -70,7 +70,7 @@ def test_the_image_holds_exactly_the_lock_and_no_uv(notes_image: Built) -> None:
             "import json, importlib.metadata as m, importlib.util as u, os, shutil; "
             "print(json.dumps({'dists': {d.metadata['Name'].lower().replace('_', '-'): d.version "
             "for d in m.distributions()}, "
-            "'uv': [shutil.which('uv'), u.find_spec('uv') is not None, os.path.exists('/opt/uv')]}))",
+            "'uv': [shutil.which('uv'), u.find_spec('uv') is not None, os.path.exists('/opt/tools')]}))",
         )
     )
     dists = installed["dists"]
@@ -79,9 +79,9 @@ def test_the_image_holds_exactly_the_lock_and_no_uv(notes_image: Built) -> None:
     runtime = {name: version for name, version in lock.items() if name in dists}
     assert runtime["markupsafe"] == dists["markupsafe"]
     assert {n: dists[n] for n in runtime} == runtime  # every locked package at its locked version
-    # nothing the lock does not name but the project and the venv's own seed (`python3.11 -m venv`
-    # installs setuptools with pip before Python 3.12; pip is removed)
-    assert set(dists) - set(lock) == {"notes", "setuptools"}
+    # nothing the lock does not name but the project (the venv is made --without-pip: no pip or
+    # setuptools seed either)
+    assert set(dists) - set(lock) == {"notes"}
     assert notes_image.report["size"] < BUDGET
 
 

@@ -56,8 +56,9 @@ def pilothouse_requirement(config: Config) -> str:
     return f"{name} @ {source}"
 
 
-UV = "/opt/uv"
-"""The builder's own venv with uv in it (only to read the lock); the final stage never copies it."""
+TOOLS = "/opt/tools"
+"""The builder's own venv: the pip that installs into the app's venv from outside, and uv when a
+lock is read. The final stage never copies it, so neither pip, setuptools nor uv is in the image."""
 LOCKED = "/tmp/uv-locked.txt"  # noqa: S108 - in the builder stage only
 """`uv export` of the lock: pinned versions with every hash, which puts pip in hash-checking mode."""
 
@@ -103,32 +104,30 @@ def _context_inputs(config: Config) -> list[str]:
 
 
 def _install(config: Config) -> str:
-    """One RUN (hadolint DL3059): the venv, then the requirements files (a lock with hashes is
-    checked by pip) and the project's uv.lock (exported by a uv installed beside, never into, the
-    venv), then Pilothouse from its declared source, then the project, whose own `pilothouse`
-    dependency is already satisfied and so never looked up by bare name."""
+    """One RUN (hadolint DL3059). A tools venv holds pip (and uv, with a lock); the app's venv is
+    made without pip or setuptools, and pip installs into it from outside (`pip --python`): first
+    the requirements files (a lock with hashes is checked by pip) and the project's uv.lock
+    (exported by that uv), then Pilothouse from its declared source, then the project, whose own
+    `pilothouse` dependency is already satisfied and so never looked up by bare name."""
     c = config.deploy.container
-    pip = f"{VENV}/bin/pip install --no-cache-dir" + (
-        f" --no-index --find-links={SRC}/{c.wheelhouse}" if c.wheelhouse else ""
-    )
+    index = f" --no-index --find-links={SRC}/{c.wheelhouse}" if c.wheelhouse else ""
+    pip = f"{TOOLS}/bin/pip --python {VENV}/bin/python install --no-cache-dir{index}"
     project = None if c.project is None else SRC if c.project == "." else f"{SRC}/{c.project}"
-    steps = []
+    steps = [f"python{c.python} -m venv {TOOLS}"]
     lock = uv_lock(config)
     if lock:  # the lock, exported by uv into pinned, hashed requirements; pip checks every hash
-        uv_pip = pip.replace(f"{VENV}/", f"{UV}/")
         steps += [
-            f"python{c.python} -m venv {UV}",
-            f'{uv_pip} "uv{c.uv}"',
-            f"{UV}/bin/uv export {' '.join(UV_EXPORT)} --no-cache --project {project} --output-file {LOCKED}",
+            f'{TOOLS}/bin/pip install --no-cache-dir{index} "uv{c.uv}"',
+            f"{TOOLS}/bin/uv export {' '.join(UV_EXPORT)} --no-cache --project {project} "
+            f"--output-file {LOCKED}",
         ]
-    steps.append(f"python{c.python} -m venv {VENV}")
+    steps.append(f"python{c.python} -m venv --without-pip {VENV}")
     if c.requirements or lock:
         files = [f"{SRC}/{r}" for r in c.requirements] + ([LOCKED] if lock else [])
         steps.append(f"{pip} " + " ".join(f"-r {f}" for f in files))
     steps.append(f'{pip} "{pilothouse_requirement(config)}"')
     if project:  # with a lock its dependencies are all installed already: the project alone
         steps.append(f"{pip} {'--no-deps ' if lock else ''}{project}")
-    steps.append(f"{VENV}/bin/python -m pip uninstall --yes --quiet pip")
     steps.append(f"install -d -m 0700 -o {c.uid} -g {c.uid} {STATE_SEED}")
     return "RUN " + " \\\n    && ".join(steps) + "\n"
 
