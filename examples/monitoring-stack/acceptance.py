@@ -212,13 +212,13 @@ def test_scheduled_backup_restore_drill_and_measured_rto(stack: Stack) -> None:
 
 
 def test_backup_monitoring_metrics_from_the_store(stack: Stack) -> None:
-    from pilothouse.metrics import Metrics
     from prometheus_client import generate_latest
 
     from pilothouse.backup.metrics import publish
     from pilothouse.config import load_config
     from pilothouse.jobs.registry import Registry, load_jobs
     from pilothouse.jobs.store import open_store
+    from pilothouse.metrics import Metrics
 
     if _cli(stack, "backup", "verify").returncode != 0:  # run alone: take a backup first
         assert _cli(stack, "backup", "run").returncode == 0

@@ -33,8 +33,26 @@ BUDGET = 100_000_000
 """The reference systems' image budget: under 100 MB uncompressed."""
 
 
-def smoke(spec: RunSpec, image: str, route: str) -> SmokeResult:
-    return run_smoke(spec, image, free_ports, route=route, engine="podman", run_args=RUN_ARGS)
+def smoke(
+    spec: RunSpec,
+    image: str,
+    route: str,
+    lines: list[str] | None = None,
+    headers: dict[str, str] | None = None,
+    expect_status: int | None = None,
+) -> SmokeResult:
+    progress = (lambda _line: None) if lines is None else lines.append
+    return run_smoke(
+        spec,
+        image,
+        free_ports,
+        route=route,
+        engine="podman",
+        run_args=RUN_ARGS,
+        progress=progress,
+        headers=headers,
+        expect_status=expect_status,
+    )
 
 
 def in_image(image: str, code: str) -> str:
@@ -62,8 +80,9 @@ def test_image_is_small_without_build_tools_and_not_root(
         built.ref,
         "import os, shutil, importlib.util as u; "
         "print([t for t in ('gcc', 'cc', 'g++', 'make', 'pip', 'pip3') if shutil.which(t)], "
-        "u.find_spec('pip') is not None, "
-        "[p for p in ('/root/.cache', '/root/.cache/pip', '/src', '/wheels') if os.path.exists(p)], "
+        "u.find_spec('pip') is not None or u.find_spec('setuptools') is not None, "
+        "[p for p in ('/root/.cache', '/root/.cache/pip', '/src', '/wheels', '/opt/tools') "
+        "if os.path.exists(p)], "
         "sorted(os.listdir('/app')), os.getuid())",
     )
     app = {"shop_image": "['shop']", "orders_image": "['orders']", "quotes_image": "['quotes']",
@@ -158,8 +177,11 @@ def test_shop_runs_as_its_deployment_says(shop_image: Built) -> None:
     assert (
         spec.read_only and spec.cap_drop == ["ALL"] and spec.no_new_privileges and spec.user == "10001:10001"
     )
-    result = smoke(spec, shop_image.ref, "/items")
+    assert (spec.memory_bytes, spec.cpus) == (256 * 2**20, 0.25)  # the Deployment's resources.limits
+    lines: list[str] = []
+    result = smoke(spec, shop_image.ref, "/items", lines)
     assert result.metric_families > 0
+    assert lines[0] == "limits: memory 256Mi (no swap), cpu 0.25", lines[0]
 
 
 def test_smoke_command_reads_the_bundle_and_a_secrets_file(shop_image: Built, tmp_path: Path) -> None:
@@ -206,6 +228,7 @@ def test_shop_runs_as_compose_prod_says(shop_image: Built) -> None:
         load_config(shop_image.config), shop_image.bundle, {"SHOP_ADMIN_TOKEN": TOKEN}
     )
     assert spec.volumes == [("state", "/var/lib/shop")]
+    assert (spec.memory_bytes, spec.cpus) == (256 * 2**20, 0.25)  # compose's deploy.resources.limits
     smoke(spec, shop_image.ref, "/items")
 
 
@@ -232,6 +255,16 @@ def test_without_the_tmp_emptydir_the_shop_fails_the_smoke(shop_image: Built) ->
     with pytest.raises(
         SmokeError, match=r"(?s)exited with code 1 before /startup.*unable to open database file"
     ):
+        smoke(from_workload(docs, SHOP_SECRETS), shop_image.ref, "/items")
+
+
+def test_a_memory_limit_below_the_service_kills_it_in_the_smoke(shop_image: Built) -> None:
+    """The limits are really applied (cgroup memory controller here: v1, cgroupfs): the same
+    Deployment with 16Mi, below what the interpreter and its imports need, is killed by the kernel."""
+    docs = copy.deepcopy(rendered(shop_image.bundle, "base"))
+    pod_spec(docs)["containers"][0]["resources"]["limits"]["memory"] = "16Mi"
+    killed = r"code 137(, killed at its memory limit| \(SIGKILL: the OOM killer at its 16Mi memory)"
+    with pytest.raises(SmokeError, match=killed):
         smoke(from_workload(docs, SHOP_SECRETS), shop_image.ref, "/items")
 
 

@@ -4,6 +4,7 @@ test_built_images.py.)"""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from importlib.metadata import metadata
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pilothouse.config import config_from_dict
+from pilothouse.config import config_from_dict, load_config
 from pilothouse.config.extras import required_extras
 from pilothouse.generators.deploy import container
 from pilothouse.validation.deploy import find_tool
@@ -82,6 +83,7 @@ VARIANTS = {
     },
     "project": {"project": ".", "wheelhouse": "wheels"},
     "project-subdir": {"project": "app", "requirements": ["requirements.lock"]},
+    "uv-lock": {"project": "app", "uv_lock": True, "wheelhouse": "wheels"},
     "wheel": {"pilothouse": "dist/pilothouse-0.1.0-py3-none-any.whl"},
     "git": {"pilothouse": "git+https://github.com/example/pilothouse@v0.1.0"},
     "base": {
@@ -138,16 +140,46 @@ def test_sources_install_pilothouse_from_where_the_project_gets_it() -> None:
     git = dockerfile(deploy={"container": VARIANTS["git"]})
     assert '"pilothouse @ git+https://github.com/example/pilothouse@v0.1.0"' in git
     hermetic = dockerfile(deploy={"container": VARIANTS["project"]})
-    pip = "/opt/pip/bin/pip --python /opt/venv/bin/python install"   # the builder's pip, into the app venv
-    installs = re.findall(rf"{pip} (.*?) \\?$", hermetic, re.M)
+    into = "/opt/tools/bin/pip --python /opt/venv/bin/python install"
+    installs = re.findall(re.escape(into) + r" (.*?) \\?$", hermetic, re.M)
     assert installs and all(
         i.startswith("--no-cache-dir --no-index --find-links=/src/wheels") for i in installs
     )
+    # pip runs from the builder's tools venv: the app's venv never has pip or setuptools
+    assert "python3.11 -m venv --without-pip /opt/venv" in hermetic
     # requirements (a lock is hash-checked by pip), then Pilothouse, then the project: the project's own
     # `pilothouse` dependency is then satisfied and never looked up by bare name.
     project = dockerfile(deploy={"container": VARIANTS["project-subdir"]})
-    order = [m.group(1) for m in re.finditer(rf"{pip} --no-cache-dir (\S+)", project)]
+    order = [m.group(1) for m in re.finditer(r"/opt/venv/bin/python install --no-cache-dir (\S+)", project)]
     assert order == ["-r", '"pilothouse==0.1.0"', "/src/app"]
+
+
+def test_a_uv_lock_is_exported_by_a_uv_that_stays_in_the_builder() -> None:
+    """uv is installed pinned into the builder's tools venv, exports the lock (no dev group, not the project);
+    pip installs that with every hash checked, then the project alone (--no-deps)."""
+    text = dockerfile(deploy={"container": VARIANTS["uv-lock"]})
+    builder, final = text.rsplit("\nFROM ", 1)
+    pip = "--no-cache-dir --no-index --find-links=/src/wheels"
+    assert f'python3.11 -m venv /opt/tools \\\n    && /opt/tools/bin/pip install {pip} "uv==' in builder
+    assert (
+        "/opt/tools/bin/uv export --frozen --no-dev --no-editable --no-emit-project "
+        "--no-emit-package pilothouse --no-header --no-cache --project /src/app "
+        "--output-file /tmp/uv-locked.txt" in builder
+    )
+    into = "/opt/tools/bin/pip --python /opt/venv/bin/python install "
+    order = [m.group(1) for m in re.finditer(re.escape(into + pip) + r" (\S+ ?\S*)", builder)]
+    assert order == ["-r /tmp/uv-locked.txt", '"pilothouse==0.1.0" \\', "--no-deps /src/app"], order
+    assert "/opt/tools" not in final
+
+
+def test_a_uv_lock_beside_the_project_is_used_unless_turned_off(tmp_path: Path) -> None:
+    body = '[service]\nname = "svc"\n\n[deploy.container]\nproject = "."\n'
+    path = write_config(tmp_path, body)
+    assert container.uv_lock(load_config(path, environ={})) is None
+    (tmp_path / "uv.lock").write_text("version = 1\n")
+    assert container.uv_lock(load_config(path, environ={})) == "uv.lock"
+    path.write_text(body + "uv_lock = false\n")
+    assert container.uv_lock(load_config(path, environ={})) is None
 
 
 @pytest.mark.parametrize(
@@ -159,12 +191,16 @@ def test_sources_install_pilothouse_from_where_the_project_gets_it() -> None:
         ({"requirements": ["../requirements.txt"]}, "expected a relative path inside the build context"),
         ({"wheelhouse": "/wheels"}, "expected a relative path inside the build context"),
         ({"extras": ["Postgres!"]}, "expected an extra name"),
+        ({"uv_lock": True}, "uv_lock = true needs `project`"),
+        ({"project": ".", "uv": "latest"}, "expected a pinned uv version"),
     ],
 )
 def test_a_bad_container_section_is_one_clear_line(
     container_section: dict[str, object], expected: str, tmp_path: Path
 ) -> None:
-    body = "\n".join(f"{k} = {v!r}".replace("'", '"') for k, v in container_section.items())
+    body = "\n".join(
+        f"{k} = {json.dumps(v)}" for k, v in container_section.items()
+    )  # JSON scalars and lists are TOML values
     path = write_config(tmp_path, f'[service]\nname = "svc"\n\n[deploy.container]\n{body}\n')
     result = run_cli("config", "check", "--config", str(path))
     assert result.returncode == 2

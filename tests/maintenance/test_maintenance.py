@@ -19,13 +19,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from pilothouse.metrics import Metrics
 from prometheus_client import generate_latest
 
 from pilothouse.config import load_config
 from pilothouse.jobs.registry import Registry, load_jobs
 from pilothouse.jobs.store import open_store
 from pilothouse.maintenance.metrics import publish
+from pilothouse.metrics import Metrics
 from tests.backup.test_prometheus_logs import start_prometheus, value
 from tests.generators.monitoring.engines import Webhook
 from tests.generators.monitoring.test_bundle import generated, rules_of

@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     # Imported here: every command module is imported to build the parser, also inside an image
     # that has no deploy extra (PyYAML), where `pilothouse serve` must still start.
     from pilothouse.generators.deploy import container, facts
-    from pilothouse.image.wheelhouse import fill_command
+    from pilothouse.image.wheelhouse import fill_commands
 
     config = load(args)
     if config.source is None:
@@ -67,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
     context = config.source.resolve().parent
     tag = args.tag or facts.image_ref(config)
     if args.fill_wheelhouse:
-        engines.run_streaming(fill_command(config, context), engines.stderr_progress)
+        for step in fill_commands(config, context):
+            engines.run_streaming(step, engines.stderr_progress)
     with tempfile.TemporaryDirectory(prefix="pilothouse-build-") as tmp:
         files = container.files(config, location=tmp)
         for file_name, text in files.items():

@@ -48,6 +48,16 @@ def register(sub: Subcommands) -> None:
     parser.add_argument("--compose", action="store_true", help="run as compose.prod.yaml says instead")
     parser.add_argument("--route", default="/", help="an app route that must answer below 400 (default: /)")
     parser.add_argument(
+        "--header",
+        action="append",
+        default=[],
+        metavar="NAME:VALUE",
+        help="a header for the route's request, e.g. an API key (repeatable)",
+    )
+    parser.add_argument(
+        "--expect-status", type=int, default=None, help="the route's status instead of any below 400"
+    )
+    parser.add_argument(
         "--engine", choices=("podman", "docker"), default=None, help="default: the first installed"
     )
     parser.add_argument(
@@ -119,6 +129,12 @@ def run(args: argparse.Namespace) -> int:
         raise OperationError("smoke needs podman or docker to run the image")
     from pilothouse.image.smoke import run_smoke
 
+    headers = {}
+    for item in args.header:
+        name, sep, value = item.partition(":")
+        if not sep or not name.strip():
+            raise ConfigError(f"--header {item!r}: expected NAME:VALUE")
+        headers[name.strip()] = value.strip()
     spec = spec_from_args(args)
     print(f"smoke: {args.image} as {spec.source}", flush=True)
     result = run_smoke(
@@ -129,6 +145,8 @@ def run(args: argparse.Namespace) -> int:
         engine=engine,
         run_args=args.run_arg,
         progress=lambda line: print(f"  {line}", flush=True),
+        headers=headers,
+        expect_status=args.expect_status,
     )
     print(f"smoke: passed (ready {result.ready_seconds:.1f}s after start)", file=sys.stdout)
     return 0

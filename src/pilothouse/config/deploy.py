@@ -162,6 +162,9 @@ class MigrationsConfig(Section):
     command: Annotated[list[str], Field(min_length=1)]
 
 
+UV_VERSION = "==0.13.9"
+"""The uv that reads a project's uv.lock in the builder stage: pinned, like every install there."""
+
 _PILOTHOUSE_SOURCE = re.compile(r"^(==\d[\w.+!-]*|[\w./-]+\.whl|git\+https://[^\s@]+@[\w./-]+)$")
 
 
@@ -193,6 +196,15 @@ class ContainerConfig(Section):
     )
     wheelhouse: str | None = Field(
         default=None, description="a directory of wheels in the build context: install with --no-index"
+    )
+    uv_lock: bool | None = Field(
+        default=None,
+        description="install the project's locked dependencies from <project>/uv.lock (the builder runs "
+        "`uv export --frozen`, pip checks every hash); default: when that file exists",
+    )
+    uv: str = Field(
+        default=UV_VERSION,
+        description="the uv the builder stage installs to read uv.lock (never copied to the final image)",
     )
     extras: list[str] = Field(
         default_factory=list, description="Pilothouse extras beyond those the config implies"
@@ -230,6 +242,21 @@ class ContainerConfig(Section):
                 "a bare name would install whatever the index serves under it"
             )
         return value
+
+    @field_validator("uv")
+    @classmethod
+    def _uv(cls, value: str) -> str:
+        if not re.match(r"^==\d+(\.\d+){1,2}$", value):
+            raise ValueError("expected a pinned uv version such as '==0.13.9'")
+        return value
+
+    @model_validator(mode="after")
+    def _lock_needs_project(self) -> ContainerConfig:
+        if self.uv_lock and self.project is None:
+            raise ValueError(
+                "uv_lock = true needs `project`: the directory holding pyproject.toml and uv.lock"
+            )
+        return self
 
     @field_validator("project", "wheelhouse", "requirements", "app_paths")
     @classmethod
@@ -286,6 +313,29 @@ class SystemdConfig(Section):
     def _absolute(cls, value: str) -> str:
         if not value.startswith("/"):
             raise ValueError("expected an absolute path")
+        return value
+
+
+class StateConfig(Section):
+    """`[deploy.state]`: the pod's volume at the state directory (`[service] state_dir`).
+
+    Default an emptyDir (lives as long as the pod). `persistent = true` puts a PersistentVolumeClaim
+    (ReadWriteOnce) there instead: one pod mounts it, so it needs one replica in every environment
+    and the rolling strategy (the Deployment then uses `Recreate`: the old pod lets go of the volume
+    before the new one mounts it).
+    """
+
+    persistent: bool = False
+    size: MemoryQuantity = "1Gi"
+    storage_class: str | None = Field(default=None, description="default: the cluster's default class")
+
+    _check_size = field_validator("size")(_memory)
+
+    @field_validator("storage_class")
+    @classmethod
+    def _class(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$", value):
+            raise ValueError("expected a StorageClass name (lowercase letters, digits, '-' and '.')")
         return value
 
 
@@ -361,6 +411,7 @@ class DeployConfig(Section):
     container: ContainerConfig = Field(default_factory=ContainerConfig)
     compose: ComposeConfig = Field(default_factory=ComposeConfig)
     systemd: SystemdConfig = Field(default_factory=SystemdConfig)
+    state: StateConfig = Field(default_factory=StateConfig)
     strategy: Literal["rolling", "blue-green"] = "rolling"
     blue_green: BlueGreenConfig = Field(default_factory=BlueGreenConfig)
     egress: EgressConfig = Field(default_factory=EgressConfig)
@@ -423,6 +474,17 @@ class DeployConfig(Section):
                 )
             if max_replicas is not None and max_replicas < replicas:
                 raise ValueError(f"{where}.max_replicas ({max_replicas}) is below replicas ({replicas})")
+            if self.state.persistent and replicas > 1:
+                raise ValueError(
+                    f"{where}.replicas is {replicas} but deploy.state.persistent = true: its ReadWriteOnce "
+                    "volume is mounted by one pod; use replicas = 1, or keep shared state in PostgreSQL "
+                    "([jobs] url)"
+                )
+        if self.state.persistent and self.strategy == "blue-green":
+            raise ValueError(
+                "deploy.strategy is 'blue-green' but deploy.state.persistent = true: blue and green run "
+                "at once and one ReadWriteOnce volume can be mounted by one pod; use strategy = 'rolling'"
+            )
         return self
 
     def placed(self, service_name: str, environment: str) -> DeployConfig:

@@ -50,6 +50,16 @@ class Tmpfs:
 
 
 @dataclass(frozen=True, slots=True)
+class Claim:
+    """A PersistentVolumeClaim's mount: the smoke gives it a fresh, empty named volume (as a new
+    claim is). `owned`: the pod's fsGroup, which the kubelet applies to the volume."""
+
+    claim: str
+    target: str
+    owned: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Probes:
     startup: str
     readiness: str
@@ -76,10 +86,15 @@ class RunSpec:
     no_new_privileges: bool = False
     volumes: list[tuple[str, str]] = field(default_factory=list)
     """(named volume, path): a compose volume; the smoke creates a fresh one."""
+    claims: list[Claim] = field(default_factory=list)
     command: list[str] | None = None
     pre_stop: list[str] | None = None
     """A preStop `exec` command: it must exist in the image, or the kubelet skips the delay."""
     init: list[RunSpec] = field(default_factory=list)
+    memory_bytes: int | None = None
+    """The container's memory limit (`resources.limits.memory`, compose `deploy.resources`)."""
+    cpus: float | None = None
+    """Its CPU limit in cores (`resources.limits.cpu`)."""
 
 
 # -- Kubernetes ----------------------------------------------------------------------------------
@@ -212,6 +227,7 @@ def _container(
     sc = {**pod_sc, **(container.get("securityContext") or {})}
     files: list[FileMount] = []
     tmpfs: list[Tmpfs] = []
+    claims: list[Claim] = []
     for mount in container.get("volumeMounts") or []:
         volume = volumes.get(mount["name"])
         if volume is None:
@@ -219,6 +235,14 @@ def _container(
         if "emptyDir" in volume:
             size = (volume["emptyDir"] or {}).get("sizeLimit")
             tmpfs.append(Tmpfs(mount["mountPath"], size, owned="fsGroup" in pod_sc))
+        elif "persistentVolumeClaim" in volume:
+            name = volume["persistentVolumeClaim"]["claimName"]
+            claimed = {d["metadata"]["name"] for d in docs if d.get("kind") == "PersistentVolumeClaim"}
+            if name not in claimed:
+                raise SmokeError(
+                    f"{source}: volume {mount['name']} claims {name}, which is not in the manifests"
+                )
+            claims.append(Claim(name, mount["mountPath"], owned="fsGroup" in pod_sc))
         elif "configMap" in volume or "secret" in volume:
             files += [
                 _with_fs_group(f, pod_sc.get("fsGroup")) for f in _volume_files(volume, mount, maps, secrets)
@@ -235,11 +259,17 @@ def _container(
     annotations = template.get("metadata", {}).get("annotations") or {}
     user = sc.get("runAsUser")
     pre_stop = ((container.get("lifecycle") or {}).get("preStop") or {}).get("exec", {}).get("command")
+    limits = (container.get("resources") or {}).get("limits") or {}
+    # Imported here: the CLI imports this module in images without the deploy extra (PyYAML), which
+    # the generators package needs; `pilothouse serve` must start there.
+    from pilothouse.generators.deploy.quantity import cpu_cores, memory_bytes
+
     return RunSpec(
         source=source,
         env=_env(container, maps, secrets),
         files=files,
         tmpfs=tmpfs,
+        claims=claims,
         app_port=ports.get("http", 0),
         ops_port=ports.get("ops", 0),
         probes=Probes(
@@ -256,6 +286,8 @@ def _container(
         no_new_privileges=sc.get("allowPrivilegeEscalation") is False,
         command=[*(container.get("command") or []), *(container.get("args") or [])] or None,
         pre_stop=list(pre_stop) if pre_stop else None,
+        memory_bytes=memory_bytes(str(limits["memory"])) if "memory" in limits else None,
+        cpus=cpu_cores(str(limits["cpu"])) if "cpu" in limits else None,
     )
 
 
@@ -319,6 +351,7 @@ def from_compose(
         else:
             volumes.append((parts[0], parts[1]))
     security = svc.get("security_opt") or []
+    limits = ((svc.get("deploy") or {}).get("resources") or {}).get("limits") or {}
     return RunSpec(
         source=source,
         env=env,
@@ -337,4 +370,16 @@ def from_compose(
         ),
         volumes=volumes,
         command=svc.get("command"),
+        memory_bytes=_compose_bytes(limits["memory"]) if "memory" in limits else None,
+        cpus=float(limits["cpus"]) if "cpus" in limits else None,
     )
+
+
+def _compose_bytes(value: object) -> int:
+    """Compose's byte values: a number of bytes or '256m'-style units (binary, as compose reads them)."""
+    text = str(value).strip().lower()
+    units = {"b": 1, "k": 2**10, "kb": 2**10, "m": 2**20, "mb": 2**20, "g": 2**30, "gb": 2**30}
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([a-z]*)", text)
+    if match is None or match.group(2) not in {"", *units}:
+        raise SmokeError(f"compose: memory limit {value!r} is not a byte value")
+    return int(float(match.group(1)) * units.get(match.group(2), 1))

@@ -14,7 +14,7 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -36,22 +36,30 @@ class SmokeResult:
     steps: list[str] = field(default_factory=list)
 
 
-def _quiet(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(list(args), capture_output=True, text=True, timeout=120)
+def _quiet(*args: str, cwd: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(args), capture_output=True, text=True, timeout=120, cwd=cwd)
 
 
 class Container:
     """One named container; `close()` removes it and its volumes, whatever happened."""
 
     def __init__(
-        self, engine: str, spec: RunSpec, image: str, run_args: Sequence[str], ports: tuple[int, int]
+        self,
+        engine: str,
+        spec: RunSpec,
+        image: str,
+        run_args: Sequence[str],
+        ports: tuple[int, int],
+        limits: bool = False,
     ):
         self.engine = engine
+        self.limits = limits
         self.spec = spec
         self.image = image
         self.run_args = run_args
         self.name = f"pilothouse-smoke-{uuid.uuid4().hex[:10]}"
         self.volumes = [(f"{self.name}-{v}", path) for v, path in spec.volumes]
+        self.claims = [(f"{self.name}-{c.claim}", c) for c in spec.claims]
         self._files = tempfile.TemporaryDirectory(prefix="pilothouse-smoke-")
         self.command = self._command(image, run_args, ports)
 
@@ -66,6 +74,10 @@ class Container:
         cmd += [a for cap in spec.cap_add for a in ("--cap-add", cap)]
         if spec.no_new_privileges:
             cmd += ["--security-opt", "no-new-privileges"]
+        if self.limits and spec.memory_bytes is not None:  # no swap: the kubelet runs without it
+            cmd += ["--memory", str(spec.memory_bytes), "--memory-swap", str(spec.memory_bytes)]
+        if self.limits and spec.cpus is not None:
+            cmd += ["--cpus", f"{spec.cpus:g}"]
         for t in spec.tmpfs:
             options = [
                 o for o in ("rw", f"size={_size(t.size)}" if t.size else "", "U" if t.owned else "") if o
@@ -79,6 +91,8 @@ class Container:
             cmd += ["--volume", f"{host}:{f.target}:ro"]
         for volume, path in self.volumes:
             cmd += ["--volume", f"{volume}:{path}"]
+        for volume, claim in self.claims:  # empty like a new claim; fsGroup's ownership as U gives it
+            cmd += ["--volume", f"{volume}:{claim.target}:nocopy" + (",U" if claim.owned else "")]
         env = {
             **spec.env,
             "PILOTHOUSE_SERVICE__HOST": "127.0.0.1",
@@ -91,7 +105,9 @@ class Container:
         return cmd + (spec.command or [])
 
     def start(self) -> None:
-        result = _quiet(*self.command)
+        # In the container's own scratch directory: conmon (podman 4.3, cgroup v1) writes a file
+        # named `oom` into its working directory when the container hits its memory limit.
+        result = _quiet(*self.command, cwd=self._files.name)
         if result.returncode != 0:
             raise SmokeError(f"{self.engine} run failed: {(result.stderr.strip().splitlines() or ['?'])[-1]}")
 
@@ -99,6 +115,20 @@ class Container:
         out = _quiet(self.engine, "inspect", "--format", "{{.State.Running}} {{.State.ExitCode}}", self.name)
         running, _, code = out.stdout.strip().partition(" ")
         return running == "true", int(code or 0)
+
+    def oom_killed(self) -> bool:
+        out = _quiet(self.engine, "inspect", "--format", "{{.State.OOMKilled}}", self.name)
+        return out.stdout.strip() == "true"
+
+    def exit_cause(self, code: int) -> str:
+        """`code N`, and the memory limit when the kernel killed the container for it. podman 4.3 on
+        cgroup v1 does not report OOMKilled (seen here): a SIGKILL nobody sent names the limit too."""
+        memory = self.spec.memory_bytes
+        if self.oom_killed():
+            return f"code {code}, killed at its memory limit (OOMKilled)"
+        if code == 137 and self.limits and memory is not None:
+            return f"code 137 (SIGKILL: the OOM killer at its {memory / 2**20:g}Mi memory limit?)"
+        return f"code {code}"
 
     def logs(self, lines: int = 15, patience: float = 5.0) -> str:
         """The container's last log lines. Right after an exit the log can still be empty (the
@@ -117,9 +147,34 @@ class Container:
 
     def close(self) -> None:
         _quiet(self.engine, "rm", "--force", "--time", "0", self.name)
-        for volume, _ in self.volumes:
+        for volume, _ in [*self.volumes, *self.claims]:
             _quiet(self.engine, "volume", "rm", "--force", volume)
         self._files.cleanup()
+
+
+def limits_unavailable(engine: str) -> str | None:
+    """Why the engine cannot apply memory/CPU limits here (None: it can). podman and docker need
+    the cgroup memory and cpu controllers (cgroup v1, or v2 delegated to the user running them)."""
+    if engine == "podman":
+        out = _quiet("podman", "info", "--format", "{{.Host.CgroupsVersion}} {{.Host.CgroupControllers}}")
+        version, _, controllers = out.stdout.strip().partition(" ")
+        missing = [c for c in ("memory", "cpu") if c not in controllers.strip("[]").split()]
+        if out.returncode != 0 or missing:
+            return f"cgroup {version or '?'} without the {', '.join(missing) or '?'} controller(s)"
+        return None
+    out = _quiet(engine, "info", "--format", "{{.MemoryLimit}} {{.CPUCfsQuota}}")
+    if out.stdout.split() != ["true", "true"]:
+        return f"{engine} info reports no memory/CPU limit support"
+    return None
+
+
+def _describe_limits(spec: RunSpec) -> str:
+    parts = []
+    if spec.memory_bytes is not None:
+        parts.append(f"memory {spec.memory_bytes / 2**20:g}Mi (no swap)")
+    if spec.cpus is not None:
+        parts.append(f"cpu {spec.cpus:g}")
+    return ", ".join(parts)
 
 
 def _size(quantity: str) -> str:
@@ -139,8 +194,8 @@ def _await_status(container: Container, url: str, budget: float, what: str) -> f
         running, code = container.state()
         if not running:
             raise SmokeError(
-                f"{container.spec.source}: the container exited with code {code} before {what} answered 200; "
-                f"last log lines:\n{container.logs()}"
+                f"{container.spec.source}: the container exited with {container.exit_cause(code)} "
+                f"before {what} answered 200; last log lines:\n{container.logs()}"
             )
         try:
             response = httpx.get(url, timeout=2)
@@ -164,15 +219,29 @@ def run_smoke(
     run_args: Sequence[str] = (),
     startup_budget: float = 120.0,
     progress: Progress = lambda _line: None,
+    headers: Mapping[str, str] | None = None,
+    expect_status: int | None = None,
 ) -> SmokeResult:
     """Run `image` as `spec` says and walk it through start, ready, a request, a scrape and a stop.
 
-    `ports` hands out (app, ops) loopback ports; a start that loses a port race is retried."""
+    `ports` hands out (app, ops) loopback ports; a start that loses a port race is retried. The
+    spec's memory and CPU limits are applied when the engine can (one line says which). `route`
+    is requested with `headers` and must answer `expect_status` (default: any status below 400)."""
+    limits = False
+    if spec.memory_bytes is not None or spec.cpus is not None:
+        reason = limits_unavailable(engine)
+        limits = reason is None
+        progress(
+            f"limits: {_describe_limits(spec)}"
+            if limits
+            else f"limits NOT applied ({reason}): {_describe_limits(spec)}"
+        )
     for attempt in range(3):
         chosen = ports()
-        container = Container(engine, spec, image, run_args, chosen)
+        container = Container(engine, spec, image, run_args, chosen, limits)
         try:
-            return _walk(container, chosen, route, startup_budget, progress)
+            request = Request(route, dict(headers or {}), expect_status)
+            return _walk(container, chosen, request, startup_budget, progress)
         except SmokeError as exc:
             if ADDRESS_IN_USE not in str(exc).lower() or attempt == 2:
                 raise
@@ -182,8 +251,23 @@ def run_smoke(
     raise AssertionError("unreachable")
 
 
+@dataclass(frozen=True, slots=True)
+class Request:
+    """The app request the smoke makes, and the status it must get."""
+
+    route: str
+    headers: dict[str, str]
+    expect_status: int | None
+
+    def check(self, source: str, status: int, body: str) -> None:
+        wrong = status != self.expect_status if self.expect_status is not None else status >= 400
+        if wrong:
+            wanted = f"expected {self.expect_status}" if self.expect_status is not None else "expected < 400"
+            raise SmokeError(f"{source}: GET {self.route} answered {status} ({wanted}): {body[:200]}")
+
+
 def _walk(
-    container: Container, ports: tuple[int, int], route: str, budget: float, progress: Progress
+    container: Container, ports: tuple[int, int], request: Request, budget: float, progress: Progress
 ) -> SmokeResult:
     spec = container.spec
     ops = f"http://127.0.0.1:{ports[1]}"
@@ -202,10 +286,9 @@ def _walk(
         container, ops + spec.probes.readiness, 30.0, spec.probes.readiness
     )
     progress(f"{spec.probes.readiness} 200 after {result.ready_seconds:.1f}s")
-    response = httpx.get(f"http://127.0.0.1:{ports[0]}{route}", timeout=5)
-    if response.status_code >= 400:
-        raise SmokeError(f"{spec.source}: GET {route} answered {response.status_code}: {response.text[:200]}")
-    progress(f"GET {route} {response.status_code}")
+    response = httpx.get(f"http://127.0.0.1:{ports[0]}{request.route}", headers=request.headers, timeout=5)
+    request.check(spec.source, response.status_code, response.text)
+    progress(f"GET {request.route} {response.status_code}")
     scrape = httpx.get(ops + spec.probes.metrics, timeout=5)
     families = list(text_string_to_metric_families(scrape.text)) if scrape.status_code == 200 else []
     if not families:
@@ -223,7 +306,7 @@ def _to_completion(
     main: Container, spec: RunSpec, ports: tuple[int, int], what: str, budget: float = 120
 ) -> None:
     """Run `spec` (an init container, a hook) from the same image to exit 0."""
-    step = Container(main.engine, spec, main.image, main.run_args, ports)
+    step = Container(main.engine, spec, main.image, main.run_args, ports, main.limits)
     try:
         try:
             step.start()

@@ -7,6 +7,7 @@ host interpreter filling it must be the same minor version.
 
 from __future__ import annotations
 
+import shutil
 import sys
 import tomllib
 from pathlib import Path
@@ -42,8 +43,15 @@ def _build_requires(project: Path) -> list[str]:
     return requires
 
 
-def fill_command(config: Config, context: Path, python: str = sys.executable) -> list[str]:
-    """The `pip wheel` command that puts every wheel the Dockerfile installs into the wheelhouse."""
+LOCK_EXPORT = ".uv-locked.txt"
+"""In the wheelhouse: the host's `uv export` of the lock, which `pip wheel` fills from (hash-checked)."""
+
+
+def fill_commands(config: Config, context: Path, python: str = sys.executable) -> list[list[str]]:
+    """The commands that put every wheel the Dockerfile installs into the wheelhouse: with a uv.lock,
+    `uv export` of it and a hash-checked `pip wheel` of exactly the locked files first."""
+    from pilothouse.generators.deploy.container import UV_EXPORT, uv_lock
+
     c = config.deploy.container
     if not c.wheelhouse:
         raise ConfigError("--fill-wheelhouse: set [deploy.container] wheelhouse (a directory in the context)")
@@ -54,8 +62,26 @@ def fill_command(config: Config, context: Path, python: str = sys.executable) ->
             "fill the wheelhouse with the image's Python version"
         )
     wheels = context / c.wheelhouse
+    pip_wheel = [python, "-m", "pip", "wheel", "--wheel-dir", str(wheels), "--find-links", str(wheels)]
+    commands: list[list[str]] = []
     targets = [a for r in c.requirements for a in ("-r", str(context / r))]
+    lock = uv_lock(config)
+    if lock:
+        beside = Path(sys.executable).parent / "uv"  # installed in Pilothouse's own venv
+        uv = shutil.which("uv") or (str(beside) if beside.is_file() else None)
+        if uv is None:
+            raise ConfigError(
+                f"--fill-wheelhouse: {context / lock} is installed from its lock, and exporting it needs "
+                "uv on PATH (pip install uv)"
+            )
+        exported = wheels / LOCK_EXPORT
+        export = [uv, "export", *UV_EXPORT]
+        project = str(context / (c.project or "."))
+        commands.append([*export, "--project", project, "--output-file", str(exported)])
+        commands.append([*pip_wheel, "-r", str(exported)])
+        targets.append(f"uv{c.uv}")
     targets.append(_pilothouse_target(config, context))
     if c.project:
         targets += [str(context / c.project), *_build_requires(context / c.project)]
-    return [python, "-m", "pip", "wheel", "--wheel-dir", str(wheels), "--find-links", str(wheels), *targets]
+    commands.append([*pip_wheel, *targets])
+    return commands

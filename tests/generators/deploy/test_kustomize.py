@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -106,3 +107,30 @@ def test_secret_example_stays_outside_every_kustomization(market_bundle: Path) -
     for overlay in ("base", "dev", "prod"):
         assert not [d for d in rendered(market_bundle, overlay) if d["kind"] == "Secret"]
     assert facts.grace_period_seconds(load_config(SHOP, environ={})) == 2 + 2 + 10 + 2 + 5
+
+
+def test_a_rollout_refers_to_the_config_map_kustomize_generates(tmp_path: Path) -> None:
+    """Kustomize suffixes the generated ConfigMap's name with a hash and rewrites the references
+    of workloads it knows; a Rollout is a custom resource, so the bundle tells it where a Rollout's
+    pod template names ConfigMaps (without that, the market gateway's Rollout mounted a ConfigMap
+    that does not exist: found by tests/image/test_market_gateway.py). Single service and stack,
+    base and overlays."""
+    import subprocess
+
+    market = Path(__file__).resolve().parents[3] / "examples" / "market"
+    single, stack = tmp_path / "single", tmp_path / "stack"
+    for args in (
+        ["--config", str(market / "gateway" / "pilothouse.toml"), "--out", str(single)],
+        ["--stack", str(market / "stack.toml"), "--out", str(stack)],
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "pilothouse", "generate", "deploy", *args], capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+    for bundle, overlay in ((single, "base"), (single, "prod"), (stack, "base"), (stack, "prod")):
+        docs = rendered(bundle, overlay)
+        maps = {d["metadata"]["name"] for d in docs if d["kind"] == "ConfigMap"}
+        rollout = one(docs, "Rollout")
+        volumes = rollout["spec"]["template"]["spec"]["volumes"]
+        named = {v["configMap"]["name"] for v in volumes if "configMap" in v}
+        assert named and named <= maps, (bundle.name, overlay, named, maps)

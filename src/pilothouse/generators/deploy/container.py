@@ -19,9 +19,6 @@ DOCKERIGNORE = "Dockerfile.dockerignore"
 """BuildKit reads `<Dockerfile>.dockerignore` beside a Dockerfile that is outside the context root;
 buildah and podman are given it with `--ignorefile` (`pilothouse build` does)."""
 VENV = "/opt/venv"
-PIP_VENV = "/opt/pip"
-"""The builder stage's installer: pip lives here and installs into VENV (`pip --python`), so the
-shipped venv never holds pip, nor the setuptools (~8 MB) `python -m venv` seeds beside it."""
 SRC = "/src"
 STATE_SEED = "/state"
 """An empty directory the builder makes; the final stage copies it to the state dir owned by the
@@ -59,6 +56,40 @@ def pilothouse_requirement(config: Config) -> str:
     return f"{name} @ {source}"
 
 
+TOOLS = "/opt/tools"
+"""The builder's own venv: the pip that installs into the app's venv from outside, and uv when a
+lock is read. The final stage never copies it, so neither pip, setuptools nor uv is in the image."""
+LOCKED = "/tmp/uv-locked.txt"  # noqa: S108 - in the builder stage only
+"""`uv export` of the lock: pinned versions with every hash, which puts pip in hash-checking mode."""
+
+
+UV_EXPORT = (
+    "--frozen",
+    "--no-dev",
+    "--no-editable",
+    "--no-emit-project",
+    "--no-emit-package",
+    "pilothouse",
+    "--no-header",
+)
+"""The lock as pinned, hashed requirements: without the dev group, the project itself (installed
+after, --no-deps) and Pilothouse, which comes from its declared source as without a lock (a lock
+entry for a wheel from a find-links directory has no hash, and pip's hash mode is all or nothing)."""
+
+
+def uv_lock(config: Config) -> str | None:
+    """The project's uv.lock (relative to the build context) when the image installs from it:
+    `[deploy.container] uv_lock`, or by default when the file is there beside pyproject.toml (the
+    one look at the file system here: whether the lock exists decides what the image installs)."""
+    c = config.deploy.container
+    if c.project is None or c.uv_lock is False:
+        return None
+    lock = "uv.lock" if c.project == "." else f"{c.project.rstrip('/')}/uv.lock"
+    if c.uv_lock or (config.source is not None and (config.source.parent / lock).is_file()):
+        return lock
+    return None
+
+
 def _context_inputs(config: Config) -> list[str]:
     """What of the build context the builder stage reads."""
     c = config.deploy.container
@@ -73,21 +104,30 @@ def _context_inputs(config: Config) -> list[str]:
 
 
 def _install(config: Config) -> str:
-    """One RUN (hadolint DL3059): the venv, then the requirements files (a lock with hashes is
-    checked by pip), then Pilothouse from its declared source, then the project, whose own
-    `pilothouse` dependency is already satisfied and so never looked up by bare name. The app's
-    venv is made without pip; a second venv's pip (never copied) installs into it, so only what
-    the requirements name is shipped (no pip, no setuptools unless a requirement asks for it)."""
+    """One RUN (hadolint DL3059). A tools venv holds pip (and uv, with a lock); the app's venv is
+    made without pip or setuptools, and pip installs into it from outside (`pip --python`): first
+    the requirements files (a lock with hashes is checked by pip) and the project's uv.lock
+    (exported by that uv), then Pilothouse from its declared source, then the project, whose own
+    `pilothouse` dependency is already satisfied and so never looked up by bare name."""
     c = config.deploy.container
-    pip = f"{PIP_VENV}/bin/pip --python {VENV}/bin/python install --no-cache-dir" + (
-        f" --no-index --find-links={SRC}/{c.wheelhouse}" if c.wheelhouse else ""
-    )
-    steps = [f"python{c.python} -m venv --without-pip {VENV}", f"python{c.python} -m venv {PIP_VENV}"]
-    if c.requirements:
-        steps.append(f"{pip} " + " ".join(f"-r {SRC}/{r}" for r in c.requirements))
+    index = f" --no-index --find-links={SRC}/{c.wheelhouse}" if c.wheelhouse else ""
+    pip = f"{TOOLS}/bin/pip --python {VENV}/bin/python install --no-cache-dir{index}"
+    project = None if c.project is None else SRC if c.project == "." else f"{SRC}/{c.project}"
+    steps = [f"python{c.python} -m venv {TOOLS}"]
+    lock = uv_lock(config)
+    if lock:  # the lock, exported by uv into pinned, hashed requirements; pip checks every hash
+        steps += [
+            f'{TOOLS}/bin/pip install --no-cache-dir{index} "uv{c.uv}"',
+            f"{TOOLS}/bin/uv export {' '.join(UV_EXPORT)} --no-cache --project {project} "
+            f"--output-file {LOCKED}",
+        ]
+    steps.append(f"python{c.python} -m venv --without-pip {VENV}")
+    if c.requirements or lock:
+        files = [f"{SRC}/{r}" for r in c.requirements] + ([LOCKED] if lock else [])
+        steps.append(f"{pip} " + " ".join(f"-r {f}" for f in files))
     steps.append(f'{pip} "{pilothouse_requirement(config)}"')
-    if c.project:
-        steps.append(f"{pip} {SRC if c.project == '.' else f'{SRC}/{c.project}'}")
+    if project:  # with a lock its dependencies are all installed already: the project alone
+        steps.append(f"{pip} {'--no-deps ' if lock else ''}{project}")
     steps.append(f"install -d -m 0700 -o {c.uid} -g {c.uid} {STATE_SEED}")
     return "RUN " + " \\\n    && ".join(steps) + "\n"
 

@@ -115,13 +115,38 @@ def _mounts_and_volumes(config: Config) -> tuple[list[Obj], list[Obj]]:
     ]
     volumes: list[Obj] = [
         {"configMap": {"name": f"{config.service.name}-config"}, "name": "config"},
-        {"emptyDir": {"sizeLimit": "256Mi"}, "name": STATE_VOLUME},
+        _state_volume(config),
         {"emptyDir": {"sizeLimit": "64Mi"}, "name": TMP_VOLUME},
     ]
     for m in facts.secret_mounts(config):
         mounts.append({"mountPath": m.mount_dir, "name": m.volume, "readOnly": True})
         volumes.append({"name": m.volume, "secret": {"defaultMode": 0o400, "secretName": m.secret_name}})
     return mounts, volumes
+
+
+def state_claim_name(config: Config) -> str:
+    return f"{config.service.name}-{STATE_VOLUME}"
+
+
+def _state_volume(config: Config) -> Obj:
+    """An emptyDir (as long as the pod lives) or, with `[deploy.state] persistent`, the claim."""
+    if config.deploy.state.persistent:
+        return {"name": STATE_VOLUME, "persistentVolumeClaim": {"claimName": state_claim_name(config)}}
+    return {"emptyDir": {"sizeLimit": "256Mi"}, "name": STATE_VOLUME}
+
+
+def state_claim(config: Config) -> Obj:
+    """The PersistentVolumeClaim behind the state directory: ReadWriteOnce, the one replica's."""
+    state = config.deploy.state
+    spec: Obj = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": state.size}}}
+    if state.storage_class:
+        spec["storageClassName"] = state.storage_class
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": meta(config, state_claim_name(config)),
+        "spec": spec,
+    }
 
 
 SLEEP_ACTION_SINCE = (1, 30)
@@ -227,7 +252,11 @@ def deployment(config: Config) -> Obj:
             "replicas": config.deploy.replicas,
             "revisionHistoryLimit": 5,
             "selector": {"matchLabels": facts.labels(config)},
-            "strategy": {"rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}, "type": "RollingUpdate"},
+            "strategy": (
+                {"type": "Recreate"}  # the ReadWriteOnce claim is let go before the new pod mounts it
+                if config.deploy.state.persistent
+                else {"rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}, "type": "RollingUpdate"}
+            ),
             "template": pod_template(config),
         },
     }

@@ -36,6 +36,8 @@ def service_objects(
         files.update(rollout.objects(config))
     else:
         files["deployment.yaml"] = [k8s.deployment(config)]
+    if config.deploy.state.persistent:
+        files["state.yaml"] = [k8s.state_claim(config)]
     if exposed and config.deploy.expose == "ingress":
         files["ingress.yaml"] = [k8s.ingress(config)]
     if config.deploy.service_monitor:
@@ -49,6 +51,62 @@ def service_objects(
     scheduled = cronjobs.objects(config)
     if scheduled:
         files["cronjobs.yaml"] = scheduled
+    return files
+
+
+ROLLOUT_REFERENCES = "rollout-references.yaml"
+"""A transformer configuration: where a Rollout's pod template names ConfigMaps and Secrets."""
+
+
+def rollout_references() -> Obj:
+    """Kustomize renames a generated ConfigMap (its hash suffix) where a Deployment refers to it, but
+    knows nothing of a Rollout, a custom resource: without this, the Rollout mounted `gateway-config`,
+    which does not exist (found by running the market gateway as its Rollout says). Argo Rollouts
+    documents the same remedy, a `configurations:` file
+    (https://argoproj.github.io/argo-rollouts/features/kustomize); this one holds only the name
+    references a generated pod template has."""
+    pod = "spec/template/spec"
+    refs = {
+        "ConfigMap": [
+            "volumes/configMap/name",
+            "*/env/valueFrom/configMapKeyRef/name",
+            "*/envFrom/configMapRef/name",
+        ],
+        "Secret": [
+            "volumes/secret/secretName",
+            "*/env/valueFrom/secretKeyRef/name",
+            "*/envFrom/secretRef/name",
+        ],
+    }
+    return {
+        "nameReference": [
+            {
+                "fieldSpecs": [
+                    {"kind": "Rollout", "path": f"{pod}/{path.replace('*', containers)}"}
+                    for path in paths
+                    for containers in (("containers", "initContainers") if path.startswith("*") else ("",))
+                ],
+                "kind": kind,
+                "version": "v1",
+            }
+            for kind, paths in refs.items()
+        ]
+    }
+
+
+def service_kustomization(config: Config, resources: list[str]) -> dict[str, str]:
+    """A service's base `kustomization.yaml` (and the Rollout references it needs)."""
+    kustomization: Obj = {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "configMapGenerator": [config_map_generator(config, facts.CONFIG_FILE)],
+        "kind": "Kustomization",
+        "resources": resources,
+    }
+    files: dict[str, str] = {}
+    if config.deploy.strategy == "blue-green":
+        kustomization["configurations"] = [ROLLOUT_REFERENCES]
+        files[ROLLOUT_REFERENCES] = dump(rollout_references())
+    files["kustomization.yaml"] = dump(kustomization)
     return files
 
 
@@ -297,14 +355,8 @@ def single_service(config: Config, config_text: str, environment: str | None = N
     for file, objs in objects.items():
         files[f"k8s/base/{file}"] = dump_all(objs)
     files[f"k8s/base/{facts.CONFIG_FILE}"] = config_text
-    files["k8s/base/kustomization.yaml"] = dump(
-        {
-            "apiVersion": "kustomize.config.k8s.io/v1beta1",
-            "configMapGenerator": [config_map_generator(config, facts.CONFIG_FILE)],
-            "kind": "Kustomization",
-            "resources": sorted(objects),
-        }
-    )
+    for rel, text in service_kustomization(config, sorted(objects)).items():
+        files[f"k8s/base/{rel}"] = text
     for env in sorted(config.deploy.environments):
         if environment in (None, env):
             # No namePrefix for a Rollout: Kustomize would not rename its Service and HPA references.

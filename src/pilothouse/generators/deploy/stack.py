@@ -45,14 +45,8 @@ def generate_stack(
         location = posixpath.relpath(posixpath.join(bundle_dir, "containers", name), name)
         for rel, body in container.files(config, location).items():
             files[f"containers/{name}/{rel}"] = body
-        files[f"k8s/base/{name}/kustomization.yaml"] = dump(
-            {
-                "apiVersion": "kustomize.config.k8s.io/v1beta1",
-                "configMapGenerator": [kustomize.config_map_generator(config, facts.CONFIG_FILE)],
-                "kind": "Kustomization",
-                "resources": sorted(objects),
-            }
-        )
+        for rel, body in kustomize.service_kustomization(config, sorted(objects)).items():
+            files[f"k8s/base/{name}/{rel}"] = body
     files["k8s/base/kustomization.yaml"] = dump(
         {
             "apiVersion": "kustomize.config.k8s.io/v1beta1",

@@ -1,0 +1,1 @@
+"""notes: a uv project whose image installs from its uv.lock."""
