@@ -6,11 +6,11 @@ import argparse
 from typing import TYPE_CHECKING
 
 from pilothouse.cli._common import add_config_option, command, load
-from pilothouse.config.model import Config
 from pilothouse.errors import ConfigError
 
 if TYPE_CHECKING:
     from pilothouse.cli._common import Subcommands
+    from pilothouse.config.model import Config
 
 
 def register(sub: Subcommands) -> None:
