@@ -26,7 +26,7 @@ import httpx
 import pytest
 import yaml
 from tests.generators.monitoring.engines import Engine
-from tests.helpers import free_port, run_cli
+from tests.helpers import run_cli
 from tests.jobs.conftest import wait_until
 
 EXAMPLE = Path(__file__).resolve().parent
@@ -86,18 +86,21 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     prom_data = root / "var/lib/prometheus/metrics2"
     prom_data.mkdir(parents=True)
     _backfill(prom_data, old, recent)
-    port = free_port()
-    (root / "prometheus.yml").write_text(
-        "global: {scrape_interval: 1s}\n"
-        f"scrape_configs: [{{job_name: prometheus, static_configs: [{{targets: ['127.0.0.1:{port}']}}]}}]\n"
-    )
     binary = shutil.which("prometheus")
     assert binary, "prometheus is not installed (make tools)"
-    # retention 100d: the 40-day-old samples stay until the cleanup job removes them
-    engine = Engine([binary, f"--config.file={root / 'prometheus.yml'}", f"--storage.tsdb.path={prom_data}",
-                     "--storage.tsdb.retention.time=100d", "--web.enable-admin-api",
-                     f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
-                    f"http://127.0.0.1:{port}", "/-/ready", "prometheus", root / "prometheus.log")
+
+    def prometheus(port: int) -> list[str]:
+        (root / "prometheus.yml").write_text(
+            "global: {scrape_interval: 1s}\n"
+            "scrape_configs: [{job_name: prometheus, static_configs: "
+            f"[{{targets: ['127.0.0.1:{port}']}}]}}]\n"
+        )
+        # retention 100d: the 40-day-old samples stay until the cleanup job removes them
+        return [binary, f"--config.file={root / 'prometheus.yml'}", f"--storage.tsdb.path={prom_data}",
+                "--storage.tsdb.retention.time=100d", "--web.enable-admin-api",
+                f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"]
+
+    engine = Engine(prometheus, "/-/ready", "prometheus", root / "prometheus.log")
     wait_until(lambda: bool(_query(engine.url, "up", time.time())), 30, "Prometheus scraping itself")
     for sub in ("var/lib/grafana/dashboards", "var/lib/loki/chunks", "var/log/monitor", "var/lib/monitor",
                 "etc/ssl/monitor"):

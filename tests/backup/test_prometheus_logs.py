@@ -26,7 +26,6 @@ from pilothouse.backup import logs
 from tests.backup.conftest import ENV, PASSWORD, Service
 from tests.backup.test_backup import backup
 from tests.generators.monitoring.engines import Engine
-from tests.helpers import free_port
 from tests.jobs.conftest import wait_until
 from tests.jobs.test_cli import one_error
 
@@ -47,17 +46,20 @@ def openmetrics(end: int) -> str:
 
 
 def start_prometheus(tmp: Path, data: Path, port: int | None = None) -> Engine:
-    port = port or free_port()
-    config = tmp / "prometheus.yml"
-    config.write_text(
-        "global: {scrape_interval: 1s}\n"
-        f"scrape_configs: [{{job_name: self, static_configs: [{{targets: ['127.0.0.1:{port}']}}]}}]\n"
-    )
+    """A Prometheus with the admin API on `data`, scraping itself; on `port` when given."""
     binary = shutil.which("prometheus")
     assert binary, "prometheus is not installed (make tools)"
-    cmd = [binary, f"--config.file={config}", f"--storage.tsdb.path={data}", "--web.enable-admin-api",
-           f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"]
-    return Engine(cmd, f"http://127.0.0.1:{port}", "/-/ready", "prometheus", tmp / "prometheus.log")
+    config = tmp / "prometheus.yml"
+
+    def command(port: int) -> list[str]:
+        config.write_text(
+            "global: {scrape_interval: 1s}\n"
+            f"scrape_configs: [{{job_name: self, static_configs: [{{targets: ['127.0.0.1:{port}']}}]}}]\n"
+        )
+        return [binary, f"--config.file={config}", f"--storage.tsdb.path={data}", "--web.enable-admin-api",
+                f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"]
+
+    return Engine(command, "/-/ready", "prometheus", tmp / "prometheus.log", port=port)
 
 
 def value(url: str, query: str, at: float) -> list[dict[str, object]]:
@@ -179,10 +181,9 @@ path = "{data}"
 
 def test_prometheus_without_the_admin_api_is_one_line(service: Service, tmp_path: Path) -> None:
     data = tmp_path / "plain"
-    port = free_port()
-    engine = Engine([shutil.which("prometheus") or "prometheus", "--config.file=/dev/null",
-                     f"--storage.tsdb.path={data}", f"--web.listen-address=127.0.0.1:{port}"],
-                    f"http://127.0.0.1:{port}", "/-/ready", "prometheus", tmp_path / "plain.log")
+    engine = Engine(lambda port: [shutil.which("prometheus") or "prometheus", "--config.file=/dev/null",
+                                  f"--storage.tsdb.path={data}", f"--web.listen-address=127.0.0.1:{port}"],
+                    "/-/ready", "prometheus", tmp_path / "plain.log")
     try:
         with_targets(service, f"""
 [[backup.targets]]

@@ -51,10 +51,18 @@ class Engine:
     answers the readiness probe); that is a collision, and the daemon starts again on a new port.
     """
 
-    def __init__(self, command: Callable[[int], list[str]], ready_path: str, name: str, log: Path) -> None:
+    def __init__(
+        self,
+        command: Callable[[int], list[str]],
+        ready_path: str,
+        name: str,
+        log: Path,
+        port: int | None = None,
+    ) -> None:
+        """`port`: start on that port (a restart where the data names it), with no retry."""
         self.name, self.log = name, log
-        for _ in range(START_TRIES):
-            self.port = free_port()
+        for _ in range(1 if port else START_TRIES):
+            self.port = port or free_port()
             self.url = f"http://127.0.0.1:{self.port}"
             self.proc = subprocess.Popen(command(self.port), stdout=log.open("wb"), stderr=subprocess.STDOUT)
             try:
