@@ -50,6 +50,7 @@ demo: $(DEMO_STAMP)
 
 lint: venv
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 
 typecheck: venv

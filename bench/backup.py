@@ -76,18 +76,25 @@ def fill_tsdb(directory: Path, samples: int, series: int = 100) -> None:
             out.write("".join(f'bench_value{{s="{n}"}} {(i * n) % 1000} {ts}\n' for n in range(series)))
         out.write("# EOF\n")
     data = directory / "data"
-    subprocess.run(["promtool", "tsdb", "create-blocks-from", "openmetrics", str(source), str(data)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["promtool", "tsdb", "create-blocks-from", "openmetrics", str(source), str(data)],
+        check=True,
+        capture_output=True,
+    )
     source.unlink()
 
 
 def config_text(repo: str, db_url: str, files: Path, prom_url: str, prom_data: Path, s3: str | None) -> str:
-    s3_section = """
+    s3_section = (
+        """
 [backup.s3]
 access_key_id = { secret = "backup.s3_key", env = "BENCH_S3_KEY" }
 secret_access_key = { secret = "backup.s3_secret", env = "BENCH_S3_SECRET" }
 region = "us-east-1"
-""" if s3 else ""
+"""
+        if s3
+        else ""
+    )
     return f"""
 [service]
 name = "bench"
@@ -118,8 +125,14 @@ path = "{prom_data}"
 
 def cli(config: Path, *args: str) -> dict[str, Any]:
     env = {**os.environ, "BENCH_BACKUP_PASSWORD": PASSWORD, **KEYS}
-    proc = subprocess.run([*PILOTHOUSE, "backup", *args, "-c", str(config), "--format", "json"],
-                          capture_output=True, text=True, env=env, cwd=config.parent, check=False)
+    proc = subprocess.run(
+        [*PILOTHOUSE, "backup", *args, "-c", str(config), "--format", "json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=config.parent,
+        check=False,
+    )
     if proc.returncode != 0:
         raise SystemExit(f"backup {args[0]} failed:\n{proc.stderr[-3000:]}")
     found: dict[str, Any] = json.loads(proc.stdout)
@@ -130,14 +143,26 @@ def manifest(repo: str, s3: bool) -> dict[str, Any]:
     env = {**os.environ, "RESTIC_PASSWORD": PASSWORD}
     if s3:
         env |= {"AWS_ACCESS_KEY_ID": KEYS["BENCH_S3_KEY"], "AWS_SECRET_ACCESS_KEY": KEYS["BENCH_S3_SECRET"]}
-    out = subprocess.run(["restic", "-r", repo, "dump", "latest", "/manifest.json", "--tag", "manifest"],
-                         capture_output=True, env=env, check=True).stdout
+    out = subprocess.run(
+        ["restic", "-r", repo, "dump", "latest", "/manifest.json", "--tag", "manifest"],
+        capture_output=True,
+        env=env,
+        check=True,
+    ).stdout
     found: dict[str, Any] = json.loads(out)
     return found
 
 
-def measure(args: argparse.Namespace, where: str, repo: str, work: Path, db_url: str, files: Path,
-            prom_url: str, prom_data: Path) -> dict[str, Any]:
+def measure(
+    args: argparse.Namespace,
+    where: str,
+    repo: str,
+    work: Path,
+    db_url: str,
+    files: Path,
+    prom_url: str,
+    prom_data: Path,
+) -> dict[str, Any]:
     config = work / where / "pilothouse.toml"
     config.parent.mkdir()
     config.write_text(config_text(repo, db_url, files, prom_url, prom_data, repo if where == "s3" else None))
@@ -153,13 +178,17 @@ def measure(args: argparse.Namespace, where: str, repo: str, work: Path, db_url:
         row = {"bytes": size, "backup_s": entry["seconds"], "restore_test_s": checked[name]["rto_seconds"]}
         if name == "metrics":
             millions = entry["tsdb"]["samples"] / 1e6
-            row |= {"samples": entry["tsdb"]["samples"],
-                    "backup_s_per_million_samples": round(entry["seconds"] / millions, 2),
-                    "restore_test_s_per_million_samples": round(checked[name]["rto_seconds"] / millions, 2)}
+            row |= {
+                "samples": entry["tsdb"]["samples"],
+                "backup_s_per_million_samples": round(entry["seconds"] / millions, 2),
+                "restore_test_s_per_million_samples": round(checked[name]["rto_seconds"] / millions, 2),
+            }
         else:
             gb = size / 1e9
-            row |= {"backup_s_per_gb": round(entry["seconds"] / gb, 1),
-                    "restore_test_s_per_gb": round(checked[name]["rto_seconds"] / gb, 1)}
+            row |= {
+                "backup_s_per_gb": round(entry["seconds"] / gb, 1),
+                "restore_test_s_per_gb": round(checked[name]["rto_seconds"] / gb, 1),
+            }
         rows[name] = row
     run_s = round(run_seconds, 1)
     return {"repository": where, "run_s": run_s, "rto_s": drill["rto_seconds"], "targets": rows}

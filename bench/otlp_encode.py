@@ -149,9 +149,19 @@ def _callgrind(encoder: str, batches: int) -> int:
     with tempfile.TemporaryDirectory(prefix="pilothouse-callgrind-") as tmp:
         log = Path(tmp) / "valgrind.log"
         subprocess.run(
-            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={tmp}/out", f"--log-file={log}",
-             sys.executable, __file__, "--run", encoder, str(batches)],
-            check=True, cwd=ROOT,
+            [
+                "valgrind",
+                "--tool=callgrind",
+                f"--callgrind-out-file={tmp}/out",
+                f"--log-file={log}",
+                sys.executable,
+                __file__,
+                "--run",
+                encoder,
+                str(batches),
+            ],
+            check=True,
+            cwd=ROOT,
         )
         match = _COLLECTED.search(log.read_text())
         if match is None:

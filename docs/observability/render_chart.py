@@ -31,8 +31,12 @@ from pilothouse.config import load_config  # noqa: E402
 from pilothouse.generators.monitoring import generate  # noqa: E402
 
 STATE_PANELS = ("Readiness checks (1 pass, 0 fail)", "Lifecycle state")
-PANELS = ("Request rate by route", "Latency p50 / p90 / p99", "Readiness checks (1 pass, 0 fail)",
-          "Lifecycle state")
+PANELS = (
+    "Request rate by route",
+    "Latency p50 / p90 / p99",
+    "Readiness checks (1 pass, 0 fail)",
+    "Lifecycle state",
+)
 TOKEN = "chart-admin-token-0f1e2d3c4b5a"  # noqa: S105 - a throwaway token for the local demo
 
 
@@ -63,11 +67,19 @@ def main() -> None:
         board = json.loads((tmp / "bundle/grafana/dashboards/shop-overview.json").read_text())
         queries = {p["title"]: p["targets"] for p in board["panels"] if p["title"] in PANELS}
         # Access log off: ServeProcess reads the child's output only at exit, so a full pipe would block it.
-        env = {"SHOP_ADMIN_TOKEN": TOKEN, "PILOTHOUSE_JOBS__PATH": str(tmp / "jobs.sqlite3"),
-               "PILOTHOUSE_TELEMETRY__ACCESS_LOG": "false"}
+        env = {
+            "SHOP_ADMIN_TOKEN": TOKEN,
+            "PILOTHOUSE_JOBS__PATH": str(tmp / "jobs.sqlite3"),
+            "PILOTHOUSE_TELEMETRY__ACCESS_LOG": "false",
+        }
         with ServeProcess(SHOP_DIR / "pilothouse.toml", cwd=SHOP_DIR, env=env) as shop:
-            prom = engines.prometheus(tmp, "shop", f"127.0.0.1:{shop.ops_port}",
-                                      [tmp / "bundle/prometheus/rules/shop.rules.yaml"], interval="2s")
+            prom = engines.prometheus(
+                tmp,
+                "shop",
+                f"127.0.0.1:{shop.ops_port}",
+                [tmp / "bundle/prometheus/rules/shop.rules.yaml"],
+                interval="2s",
+            )
             stop = threading.Event()
             worker = threading.Thread(target=traffic, args=(shop, stop))
             start = time.time()
@@ -89,9 +101,16 @@ def main() -> None:
                 for target in queries[title]:
                     # What Grafana would send with a 2 s scrape: $__rate_interval of about 4 scrapes.
                     expr = prometheus_query(target["expr"].replace("$__rate_interval", "10s"))
-                    result = httpx.get(f"{prom.url}/api/v1/query_range", timeout=10, params={
-                        "query": expr, "start": start, "end": end, "step": 2,
-                    }).json()["data"]["result"]
+                    result = httpx.get(
+                        f"{prom.url}/api/v1/query_range",
+                        timeout=10,
+                        params={
+                            "query": expr,
+                            "start": start,
+                            "end": end,
+                            "step": 2,
+                        },
+                    ).json()["data"]["result"]
                     for series in result:
                         legend = target["legendFormat"]
                         for key, value in series["metric"].items():
@@ -100,8 +119,13 @@ def main() -> None:
                         ys = [float(v) for _, v in series["values"]]
                         if title in STATE_PANELS:  # drawn like Grafana's state timeline
                             rows.append(legend.split(" ", 1)[-1])
-                            ax.scatter(xs, [len(rows)] * len(xs), s=6, marker="s",
-                                       c=["tab:green" if y == 1 else "tab:red" for y in ys])
+                            ax.scatter(
+                                xs,
+                                [len(rows)] * len(xs),
+                                s=6,
+                                marker="s",
+                                c=["tab:green" if y == 1 else "tab:red" for y in ys],
+                            )
                         else:
                             ax.plot(xs, ys, label=legend)
                 ax.set_title(title)
@@ -111,8 +135,10 @@ def main() -> None:
                     ax.set_ylim(0.5, len(rows) + 0.5)
                 else:
                     ax.legend(fontsize=7, loc="upper left")
-            fig.suptitle("shop: generated overview panels over real Prometheus data "
-                         "(burst at 40-70 s, operator drain at 80-95 s)")
+            fig.suptitle(
+                "shop: generated overview panels over real Prometheus data "
+                "(burst at 40-70 s, operator drain at 80-95 s)"
+            )
             fig.tight_layout()
             fig.savefig(Path(__file__).with_name("overview.png"), dpi=90)
             prom.stop()

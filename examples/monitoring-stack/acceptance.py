@@ -58,8 +58,11 @@ def _backfill(data: Path, old: int, recent: int) -> None:
         lines += [f'stack_samples_total{{part="{start}"}} {i} {start + 15 * i}' for i in range(240)]
     source = data.parent / "backfill.om"
     source.write_text("\n".join(lines) + "\n# EOF\n")
-    subprocess.run(["promtool", "tsdb", "create-blocks-from", "openmetrics", str(source), str(data)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["promtool", "tsdb", "create-blocks-from", "openmetrics", str(source), str(data)],
+        check=True,
+        capture_output=True,
+    )
 
 
 def _cert(path: Path, days: float) -> None:
@@ -71,9 +74,16 @@ def _cert(path: Path, days: float) -> None:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "grafana.monitor.example")])
     now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=80))
-            .not_valid_after(now + datetime.timedelta(days=days)).sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=80))
+        .not_valid_after(now + datetime.timedelta(days=days))
+        .sign(key, hashes.SHA256())
+    )
     path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
 
@@ -96,14 +106,25 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             f"[{{targets: ['127.0.0.1:{port}']}}]}}]\n"
         )
         # retention 100d: the 40-day-old samples stay until the cleanup job removes them
-        return [binary, f"--config.file={root / 'prometheus.yml'}", f"--storage.tsdb.path={prom_data}",
-                "--storage.tsdb.retention.time=100d", "--web.enable-admin-api",
-                f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"]
+        return [
+            binary,
+            f"--config.file={root / 'prometheus.yml'}",
+            f"--storage.tsdb.path={prom_data}",
+            "--storage.tsdb.retention.time=100d",
+            "--web.enable-admin-api",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--log.level=warn",
+        ]
 
     engine = Engine(prometheus, "/-/ready", "prometheus", root / "prometheus.log")
     wait_until(lambda: bool(_query(engine.url, "up", time.time())), 30, "Prometheus scraping itself")
-    for sub in ("var/lib/grafana/dashboards", "var/lib/loki/chunks", "var/log/monitor", "var/lib/monitor",
-                "etc/ssl/monitor"):
+    for sub in (
+        "var/lib/grafana/dashboards",
+        "var/lib/loki/chunks",
+        "var/log/monitor",
+        "var/lib/monitor",
+        "etc/ssl/monitor",
+    ):
         (root / sub).mkdir(parents=True, exist_ok=True)
     (root / "var/lib/grafana/dashboards/overview.json").write_text('{"title": "Overview"}\n')
     (root / "var/lib/loki/chunks/0001").write_bytes(bytes(range(256)) * 64)
@@ -111,9 +132,16 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     (root / "var/log/monitor/monitor.log.1").write_text("yesterday\n" * 500)
     _cert(root / "etc/ssl/monitor/grafana.pem", 10)  # inside the 21-day warning
     text = CONFIG.read_text()
-    for host_path in ("/var/lib/prometheus/metrics2", "/var/lib/prometheus", "/var/lib/grafana/dashboards",
-                      "/var/lib/loki", "/var/log/monitor", "/var/backups/monitor", "/var/lib/monitor",
-                      "/etc/ssl/monitor"):
+    for host_path in (
+        "/var/lib/prometheus/metrics2",
+        "/var/lib/prometheus",
+        "/var/lib/grafana/dashboards",
+        "/var/lib/loki",
+        "/var/log/monitor",
+        "/var/backups/monitor",
+        "/var/lib/monitor",
+        "/etc/ssl/monitor",
+    ):
         text = text.replace(f'"{host_path}', f'"{root}{host_path}')
     text = text.replace("http://127.0.0.1:9091", engine.url)
     text = text.replace('renew_command = ["certbot", "renew", "--quiet"]\n', "")  # no certbot here
@@ -177,8 +205,15 @@ def test_systemd_units_ordered_restarting_limited_and_verified(bundle: Path) -> 
     main = (systemd / "monitor.service").read_text()
     assert "After=network-online.target prometheus.service" in main
     assert "Wants=network-online.target prometheus.service" in main
-    for line in ("Restart=on-failure", "RestartSec=2s", "StartLimitBurst=5", "MemoryMax=268435456",
-                 "CPUQuota=100%", "TimeoutStartSec=60s", "ProtectSystem=strict"):
+    for line in (
+        "Restart=on-failure",
+        "RestartSec=2s",
+        "StartLimitBurst=5",
+        "MemoryMax=268435456",
+        "CPUQuota=100%",
+        "TimeoutStartSec=60s",
+        "ProtectSystem=strict",
+    ):
         assert line in main, line
     for job in SCHEDULED:
         base = f"monitor-{job.replace('.', '-')}"
@@ -196,9 +231,17 @@ def test_scheduled_backup_restore_drill_and_measured_rto(stack: Stack) -> None:
     ran = _cli(stack, "jobs", "run", "pilothouse.backup", "--format", "json")  # what the timer runs
     assert ran.returncode == 0, ran.stderr
     steps = {s["name"]: s["outcome"] for s in json.loads(ran.stdout)["steps"]}
-    assert steps == {"prepare": "ok", "target-prometheus": "ok", "target-grafana": "ok", "target-loki": "ok",
-                     "target-logs": "ok", "target-config": "ok", "target-jobs": "ok", "manifest": "ok",
-                     "forget": "ok"}
+    assert steps == {
+        "prepare": "ok",
+        "target-prometheus": "ok",
+        "target-grafana": "ok",
+        "target-loki": "ok",
+        "target-logs": "ok",
+        "target-config": "ok",
+        "target-jobs": "ok",
+        "manifest": "ok",
+        "forget": "ok",
+    }
     verify = _cli(stack, "backup", "verify")
     assert verify.returncode == 0, verify.stderr
     drill = _cli(stack, "backup", "restore-test", "--format", "json")
@@ -278,8 +321,14 @@ def test_alerts_runbooks_and_dashboards_validate(bundle: Path) -> None:
     monitoring = bundle / "monitoring"
     verdicts = _verdicts(monitoring)
     assert {"promtool check rules", "promtool test rules"} <= {v["tool"] for v in verdicts}
-    for alert in ("BackupTooOld", "RestoreTestFailing", "ScheduleNotSucceeding", "CertificateExpiring",
-                  "ReadinessFailing", "TargetDown"):
+    for alert in (
+        "BackupTooOld",
+        "RestoreTestFailing",
+        "ScheduleNotSucceeding",
+        "CertificateExpiring",
+        "ReadinessFailing",
+        "TargetDown",
+    ):
         runbook = monitoring / "runbooks" / f"{alert}.md"
         assert runbook.is_file(), alert
 
@@ -289,6 +338,10 @@ def test_the_context_files_are_current() -> None:
     assert done.returncode == 0, done.stderr + "\n(run: pilothouse generate context -c " + str(CONFIG) + ")"
     assert "@AGENTS.md" in (EXAMPLE / "CLAUDE.md").read_text()  # Claude Code's import of the context
     text = (EXAMPLE / "AGENTS.md").read_text()
-    for needed in ("pilothouse_backup_last_success_timestamp_seconds", "pilothouse_certificate_expiring",
-                   "pilothouse.backup", "## Ports and endpoints"):
+    for needed in (
+        "pilothouse_backup_last_success_timestamp_seconds",
+        "pilothouse_certificate_expiring",
+        "pilothouse.backup",
+        "## Ports and endpoints",
+    ):
         assert needed in text, needed

@@ -7,7 +7,7 @@ from __future__ import annotations
 from tests.backup.conftest import Service
 from tests.backup.test_backup import backup
 
-APP = '''
+APP = """
 from pathlib import Path
 
 from pilothouse import current_runtime
@@ -24,7 +24,7 @@ current_runtime().on_start(flush)
 
 async def app(scope, receive, send):
     raise RuntimeError("not served in this test")
-'''
+"""
 
 
 def test_backup_run_runs_the_hooks_the_app_registers(service: Service) -> None:

@@ -56,8 +56,14 @@ def start_prometheus(tmp: Path, data: Path, port: int | None = None) -> Engine:
             "global: {scrape_interval: 1s}\n"
             f"scrape_configs: [{{job_name: self, static_configs: [{{targets: ['127.0.0.1:{port}']}}]}}]\n"
         )
-        return [binary, f"--config.file={config}", f"--storage.tsdb.path={data}", "--web.enable-admin-api",
-                f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"]
+        return [
+            binary,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={data}",
+            "--web.enable-admin-api",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--log.level=warn",
+        ]
 
     return Engine(command, "/-/ready", "prometheus", tmp / "prometheus.log", port=port)
 
@@ -76,8 +82,11 @@ def tsdb(tmp_path: Path) -> Iterator[tuple[Path, Engine, int]]:
     source = tmp_path / "prom" / "backfill.om"
     end = int(time.time()) - 3 * 3600
     source.write_text(openmetrics(end))
-    subprocess.run(["promtool", "tsdb", "create-blocks-from", "openmetrics", str(source), str(data)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["promtool", "tsdb", "create-blocks-from", "openmetrics", str(source), str(data)],
+        check=True,
+        capture_output=True,
+    )
     engine = start_prometheus(tmp_path / "prom", data)
     wait_until(lambda: bool(value(engine.url, "up", time.time())), 30, "a scrape in the head")
     yield data, engine, end - STEP
@@ -103,14 +112,17 @@ def test_prometheus_snapshot_backed_up_opened_after_restore_and_restored(
     service: Service, tsdb: tuple[Path, Engine, int], tmp_path: Path
 ) -> None:
     data, engine, last = tsdb
-    with_targets(service, f"""
+    with_targets(
+        service,
+        f"""
 [[backup.targets]]
 name = "metrics"
 kind = "prometheus"
 url = "{engine.url}"
 path = "{data}"
 query = "{QUERY}"
-""")
+""",
+    )
     ran = backup(service, "run", "--only", "metrics", "--format", "json")
     assert ran.returncode == 0, ran.stderr
     assert not list((data / "snapshots").glob("*"))  # the snapshot's hard links are gone
@@ -151,13 +163,16 @@ def test_a_restore_test_that_sees_other_data_fails(
     """restore-test compares what the restored Prometheus answers with the manifest: the older
     restored blocks removed before it opens them, it fails naming the difference."""
     data, engine, _ = tsdb
-    with_targets(service, f"""
+    with_targets(
+        service,
+        f"""
 [[backup.targets]]
 name = "metrics"
 kind = "prometheus"
 url = "{engine.url}"
 path = "{data}"
-""")
+""",
+    )
     assert backup(service, "run", "--only", "metrics").returncode == 0
     from pilothouse.backup import tsdb as module
     from pilothouse.backup.drills import restore_test
@@ -181,17 +196,28 @@ path = "{data}"
 
 def test_prometheus_without_the_admin_api_is_one_line(service: Service, tmp_path: Path) -> None:
     data = tmp_path / "plain"
-    engine = Engine(lambda port: [shutil.which("prometheus") or "prometheus", "--config.file=/dev/null",
-                                  f"--storage.tsdb.path={data}", f"--web.listen-address=127.0.0.1:{port}"],
-                    "/-/ready", "prometheus", tmp_path / "plain.log")
+    engine = Engine(
+        lambda port: [
+            shutil.which("prometheus") or "prometheus",
+            "--config.file=/dev/null",
+            f"--storage.tsdb.path={data}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        "/-/ready",
+        "prometheus",
+        tmp_path / "plain.log",
+    )
     try:
-        with_targets(service, f"""
+        with_targets(
+            service,
+            f"""
 [[backup.targets]]
 name = "metrics"
 kind = "prometheus"
 url = "{engine.url}"
 path = "{data}"
-""")
+""",
+        )
         failed = backup(service, "run", "--only", "metrics", "--format", "json")
         assert failed.returncode == 1
         step = next(s for s in json.loads(failed.stdout)["steps"] if s["name"] == "target-metrics")
@@ -221,13 +247,16 @@ def test_log_directory_with_rotation(service: Service, tmp_path: Path) -> None:
     logs_dir.mkdir()
     (logs_dir / "app.log").write_bytes(os.urandom(3 << 20).hex().encode())  # 6 MiB of text
     (logs_dir / "notes.txt").write_text("not a log\n")
-    with_targets(service, f"""
+    with_targets(
+        service,
+        f"""
 [[backup.targets]]
 name = "applogs"
 kind = "logs"
 path = "{logs_dir}"
 pattern = "*.log*"
-""")
+""",
+    )
     first = backup(service, "run", "--only", "applogs", "--format", "json")
     assert first.returncode == 0, first.stderr
     rotate(logs_dir)

@@ -85,8 +85,12 @@ def test_image_is_small_without_build_tools_and_not_root(
         "if os.path.exists(p)], "
         "sorted(os.listdir('/app')), os.getuid())",
     )
-    app = {"shop_image": "['shop']", "orders_image": "['orders']", "quotes_image": "['quotes']",
-           "transactions_image": "['mainframe']"}[fixture]
+    app = {
+        "shop_image": "['shop']",
+        "orders_image": "['orders']",
+        "quotes_image": "['quotes']",
+        "transactions_image": "['mainframe']",
+    }[fixture]
     assert found == f"[] False [] {app} 10001", found
 
 
@@ -224,9 +228,7 @@ def test_fastapi_project_installs_from_its_pyproject_and_answers(quotes_image: B
 
 
 def test_shop_runs_as_compose_prod_says(shop_image: Built) -> None:
-    spec = compose_for(
-        load_config(shop_image.config), shop_image.bundle, {"SHOP_ADMIN_TOKEN": TOKEN}
-    )
+    spec = compose_for(load_config(shop_image.config), shop_image.bundle, {"SHOP_ADMIN_TOKEN": TOKEN})
     assert spec.volumes == [("state", "/var/lib/shop")]
     assert (spec.memory_bytes, spec.cpus) == (256 * 2**20, 0.25)  # compose's deploy.resources.limits
     smoke(spec, shop_image.ref, "/items")

@@ -44,8 +44,19 @@ def dockerfile(**sections: object) -> str:
         ({"service": {**BASE["service"], "loop": "auto", "http": "auto"}}, []),
         ({"jobs": {"schedules": [{"name": "nightly", "job": "tick", "cron": "0 3 * * *"}]}}, ["schedules"]),
         (
-            {"protection": {"rate_limits": [{"name": "api", "limit": 5, "window": "1s", "storage": "redis",
-                                             "redis_url": "redis://cache:6379/0"}]}},
+            {
+                "protection": {
+                    "rate_limits": [
+                        {
+                            "name": "api",
+                            "limit": 5,
+                            "window": "1s",
+                            "storage": "redis",
+                            "redis_url": "redis://cache:6379/0",
+                        }
+                    ]
+                }
+            },
             ["redis"],
         ),
     ],

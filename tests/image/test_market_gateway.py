@@ -66,8 +66,10 @@ def test_the_gateway_runs_as_the_market_rollout_says(gateway_image: Built, tmp_p
     # Without the key the gateway refuses the same request: the smoke says which status came back.
     refused = run_cli(*args, "--expect-status=404", timeout=300)
     assert refused.returncode == 1
-    assert refused.stderr.strip().splitlines()[-1].startswith(
-        f"pilothouse: error: Rollout gateway: GET {NO_SUCH_SERVICE} answered 401 (expected 404)"
+    assert (
+        refused.stderr.strip()
+        .splitlines()[-1]
+        .startswith(f"pilothouse: error: Rollout gateway: GET {NO_SUCH_SERVICE} answered 401 (expected 404)")
     )
 
 

@@ -49,8 +49,10 @@ def test_submit_then_cancel_a_queued_job(tmp_path: Path) -> None:
         (
             ("jobs", "run", "nope"),
             2,
-            ("unknown job 'nope' (known: fragile, gated, pilothouse.prune-jobs, pilothouse.report, "
-             "secretive, slow, stubborn, tick)",),
+            (
+                "unknown job 'nope' (known: fragile, gated, pilothouse.prune-jobs, pilothouse.report, "
+                "secretive, slow, stubborn, tick)",
+            ),
         ),
         (
             ("jobs", "submit", "slow", "--param", "seconds=soon"),

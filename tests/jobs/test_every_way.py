@@ -43,7 +43,9 @@ def errors_counted(metrics: str) -> float:
 
 @pytest.mark.parametrize("way", ["run", "worker", "serve", "supervisor"])
 def test_every_way_of_running_a_job_gets_secrets_and_telemetry(
-    way: str, tmp_path: Path, http_receiver: Receiver  # noqa: F811
+    way: str,
+    tmp_path: Path,
+    http_receiver: Receiver,  # noqa: F811
 ) -> None:
     path = job_config(tmp_path)
     env = {
@@ -74,5 +76,7 @@ def test_every_way_of_running_a_job_gets_secrets_and_telemetry(
     assert [event for *_, event in ledger(tmp_path)] == ["secret-ok"], output
     (record,) = open_store(load_config(path)).list_jobs(None, 10)
     assert (record.outcome, record.max_rc) == ("failed", 12)
-    wait_until(lambda: {"job secretive", "step read-secret"} <= {s.name for s in http_receiver.spans},
-               what="the job's spans at the OTLP receiver")
+    wait_until(
+        lambda: {"job secretive", "step read-secret"} <= {s.name for s in http_receiver.spans},
+        what="the job's spans at the OTLP receiver",
+    )

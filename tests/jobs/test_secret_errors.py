@@ -56,8 +56,15 @@ def leaky(request: pytest.FixtureRequest, tmp_path: Path, postgres_url: str, pg_
         f'[jobs]\nmodule = "leaky_jobs"\npath = "jobs.sqlite3"\n{store}\n',
     )
     ran = run_cli(
-        "jobs", "run", "leaky", "-c", str(config), "--format", "json",
-        env={"LEAKY_API_KEY": SECRET}, cwd=tmp_path,
+        "jobs",
+        "run",
+        "leaky",
+        "-c",
+        str(config),
+        "--format",
+        "json",
+        env={"LEAKY_API_KEY": SECRET},
+        cwd=tmp_path,
     )
     assert ran.returncode == 1, ran.stderr
     return LeakyRun(tmp_path, config, postgres_url, schema, ran)

@@ -149,6 +149,12 @@ def test_postgres_tables_live_in_their_schema(postgres_url: str, pg_schema: str,
             )
         }
     assert tables == {
-        "jobs", "job_steps", "job_workers", "job_control", "job_schema_versions",
-        "job_leases", "job_schedules", "job_schedule_runs",  # migration 2: schedules
+        "jobs",
+        "job_steps",
+        "job_workers",
+        "job_control",
+        "job_schema_versions",
+        "job_leases",
+        "job_schedules",
+        "job_schedule_runs",  # migration 2: schedules
     }

@@ -53,8 +53,19 @@ def jobs_run(
     config: Path, name: str, *params: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     args = [f"--param={p}" for p in params]
-    return run_cli("jobs", "run", name, *args, "-c", str(config), "--format", "json", env=env or {},
-                   cwd=config.parent, timeout=120)
+    return run_cli(
+        "jobs",
+        "run",
+        name,
+        *args,
+        "-c",
+        str(config),
+        "--format",
+        "json",
+        env=env or {},
+        cwd=config.parent,
+        timeout=120,
+    )
 
 
 # -- Prometheus cleanup ---------------------------------------------------------------------------
@@ -69,8 +80,11 @@ def test_prometheus_cleanup_deletes_only_what_is_older(tmp_path: Path) -> None:
     source = tmp_path / "data.om"
     source.write_text("\n".join(lines) + "\n# EOF\n")
     data = tmp_path / "tsdb"
-    subprocess.run(["promtool", "tsdb", "create-blocks-from", "openmetrics", str(source), str(data)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["promtool", "tsdb", "create-blocks-from", "openmetrics", str(source), str(data)],
+        check=True,
+        capture_output=True,
+    )
     engine = start_prometheus(tmp_path, data)
     try:
         assert value(engine.url, "kept_total", old + 1500) and value(engine.url, "kept_total", recent + 1500)
@@ -111,7 +125,10 @@ def make_cert(directory: Path, name: str, days: float) -> tuple[Path, Path]:
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = datetime.datetime.now(datetime.UTC)
     cert = (
-        x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(days=400))
         .not_valid_after(now + datetime.timedelta(days=days))
@@ -119,8 +136,11 @@ def make_cert(directory: Path, name: str, days: float) -> tuple[Path, Path]:
     )
     cert_path, key_path = directory / f"{name}.pem", directory / f"{name}.key"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
     return cert_path, key_path
 
 
@@ -178,7 +198,10 @@ def test_certificate_expiry_of_files_and_endpoints_with_renewal(
     good, _ = make_cert(certs, "good", 200)
     soon, _ = make_cert(certs, "soon", 3)
     fresh, _ = make_cert(certs, "fresh", 90)
-    config = write_config(tmp_path, base(f"""
+    config = write_config(
+        tmp_path,
+        base(
+            f"""
 certificate_warning = "21d"
 [[maintenance.certificates]]
 name = "api"
@@ -186,7 +209,10 @@ file = "{good}"
 [[maintenance.certificates]]
 name = "web"
 url = "{tls_endpoint}"
-""", jobs_store))
+""",
+            jobs_store,
+        ),
+    )
     assert expiring(config) == {"api": 0.0, "web": 0.0}  # never checked: nothing known to be wrong
     ran = jobs_run(config, "pilothouse.certificates")
     assert ran.returncode == 0, ran.stderr  # a warning is not a failure
@@ -199,12 +225,17 @@ url = "{tls_endpoint}"
     # The renewal hook: the file expiring soon is replaced by the command, then checked again.
     renew = tmp_path / "renew.py"
     renew.write_text(f"import shutil\nshutil.copyfile({str(fresh)!r}, {str(soon)!r})\n")
-    config.write_text(base(f"""
+    config.write_text(
+        base(
+            f"""
 renew_command = ["{sys.executable}", "{renew}"]
 [[maintenance.certificates]]
 name = "api"
 file = "{soon}"
-""", jobs_store))
+""",
+            jobs_store,
+        )
+    )
     ran = jobs_run(config, "pilothouse.certificates")
     assert ran.returncode == 0, ran.stderr
     assert {s["name"]: s["rc"] for s in json.loads(ran.stdout)["steps"]} == {"cert-api": 0}
@@ -212,14 +243,19 @@ file = "{soon}"
     assert expiring(config) == {"api": 0.0}
 
     expired, _ = make_cert(certs, "expired", -1)
-    config.write_text(base(f"""
+    config.write_text(
+        base(
+            f"""
 [[maintenance.certificates]]
 name = "api"
 file = "{expired}"
 [[maintenance.certificates]]
 name = "gone"
-file = "{certs / 'missing.pem'}"
-""", jobs_store))
+file = "{certs / "missing.pem"}"
+""",
+            jobs_store,
+        )
+    )
     ran = jobs_run(config, "pilothouse.certificates")
     assert ran.returncode == 1
     assert {s["name"]: s["rc"] for s in json.loads(ran.stdout)["steps"]} == {"cert-api": 8, "cert-gone": 8}
@@ -229,11 +265,14 @@ file = "{certs / 'missing.pem'}"
 
 def test_certificate_alert_is_tested_and_documented(tmp_path: Path) -> None:
     cert, _ = make_cert(tmp_path, "c", 100)
-    config = write_config(tmp_path, base(f"""
+    config = write_config(
+        tmp_path,
+        base(f"""
 [[maintenance.certificates]]
 name = "api"
 file = "{cert}"
-"""))
+"""),
+    )
     out = generated(tmp_path, config)
     result = run_cli("validate", str(out), "--format", "json", "--strict")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -263,18 +302,22 @@ def test_bad_maintenance_config_is_one_line(tmp_path: Path, maintenance: str, fr
 def test_report_from_the_store_to_a_directory_and_a_webhook(tmp_path: Path) -> None:
     hook = Webhook()
     reports = tmp_path / "reports"
-    config = write_config(tmp_path, base(f"""
+    config = write_config(
+        tmp_path,
+        base(f"""
 report_dir = "{reports}"
 report_webhook = {{ secret = "ops.report_url", env = "MT_REPORT_URL" }}
-""") + f"""
+""")
+        + f"""
 [backup]
-repository = "{tmp_path / 'repo'}"
+repository = "{tmp_path / "repo"}"
 password = {{ secret = "backup.password", env = "MT_BACKUP_PASSWORD" }}
 [[backup.targets]]
 name = "files"
 kind = "directory"
 path = "{tmp_path}"
-""")
+""",
+    )
     env = {"MT_REPORT_URL": hook.url + "/report", "MT_BACKUP_PASSWORD": "pw-pw-pw-pw-pw"}
     try:
         assert jobs_run(config, "pilothouse.prune-jobs", env=env).returncode == 0

@@ -89,7 +89,13 @@ def uvicorn(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> Se
     path = config(tmp_path)
     process = ServeProcess(path, env={"PILOTHOUSE_CONFIG": str(path), **(env or {})})
     process.cmd = [
-        sys.executable, "-m", "uvicorn", "tests.apps.attached:app", "--port", str(process.app_port), *args
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "tests.apps.attached:app",
+        "--port",
+        str(process.app_port),
+        *args,
     ]
     process.cwd = ROOT
     return process

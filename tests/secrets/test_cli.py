@@ -90,9 +90,7 @@ def test_check_exits_1_when_a_required_secret_is_missing(workdir: Path) -> None:
         timeout=60,
     )
     assert result.returncode == 1
-    assert (
-        f"MISSING  db.url: looked in kubernetes {workdir}/mnt/db/url, env SHOP_DB_URL" in result.stdout
-    )
+    assert f"MISSING  db.url: looked in kubernetes {workdir}/mnt/db/url, env SHOP_DB_URL" in result.stdout
     assert "1/3 secret(s) ok" in result.stdout
 
 

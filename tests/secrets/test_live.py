@@ -19,9 +19,7 @@ from tests.secrets.kube import SecretVolume
 def store_for(
     tmp_path: Path, *refs: SecretRef, environ: dict[str, str] | None = None, **hooks: Any
 ) -> SecretStore:
-    config = config_from_dict(
-        {"service": {"name": "shop"}, "secrets": {"mount_dir": str(tmp_path / "mnt")}}
-    )
+    config = config_from_dict({"service": {"name": "shop"}, "secrets": {"mount_dir": str(tmp_path / "mnt")}})
     return SecretStore(SecretResolver(config, environ=environ or {}), refs, **hooks)
 
 

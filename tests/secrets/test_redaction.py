@@ -171,9 +171,7 @@ def test_no_secret_value_anywhere(tmp_path: Path) -> None:
         ("config", "show"): [["--config", str(config)], ["--config", str(config), "--format", "json"]],
         ("secrets", "check"): [["--config", str(config)], ["--config", str(config), "--format", "json"]],
         ("secrets", "policy"): [["--config", str(config)]],
-        ("secrets", "rotate-test"): [
-            ["--config", str(config), "--timeout", "300ms", "--interval", "100ms"]
-        ],
+        ("secrets", "rotate-test"): [["--config", str(config), "--timeout", "300ms", "--interval", "100ms"]],
         ("generate", "deploy"): [["--config", str(config), "--out", str(out_dir / "deploy")]],
         ("generate", "monitoring"): [["--config", str(config), "--out", str(out_dir / "monitoring")]],
     }
@@ -197,9 +195,7 @@ def test_no_secret_value_anywhere(tmp_path: Path) -> None:
         assert "is readable by every user" in result.stdout + result.stderr
         captured.append(result.stdout + result.stderr)
     dev_env.chmod(0o600)
-    missing = run_cli(
-        "serve", "--config", str(config), env={**cli_env, "SHOP_CACHE_URL": ""}, cwd=tmp_path
-    )
+    missing = run_cli("serve", "--config", str(config), env={**cli_env, "SHOP_CACHE_URL": ""}, cwd=tmp_path)
     assert missing.returncode == 2 and "required secret 'cache.url' not found" in missing.stderr
     captured.append(missing.stdout + missing.stderr)
 

@@ -62,9 +62,7 @@ def test_unreachable_vault_stops_startup(tmp_path: Path) -> None:
 
 
 def test_leases_are_revoked_at_shutdown(bao: Bao, database: str, approle: None, tmp_path: Path) -> None:
-    plain = write_config(
-        tmp_path, CONFIG.format(address=bao.address, path=database, auth=""), "plain.toml"
-    )
+    plain = write_config(tmp_path, CONFIG.format(address=bao.address, path=database, auth=""), "plain.toml")
     ids = login_with_approle(bao, load_config(plain), "shop-serve")
     auth = f'auth = {{ method = "approle", role_id = "{ids["role_id"]}" }}'
     config = write_config(tmp_path, CONFIG.format(address=bao.address, path=database, auth=auth))

@@ -84,16 +84,13 @@ def test_order_is_honoured_first_hit_wins(tmp_path: Path) -> None:
     env = {"SHOP_DB_URL": "from-env"}
     ref = SecretRef(secret="db.url")
     assert (
-        resolver(tmp_path, env, sources=["kubernetes", "env", "file"], file="s.toml").get(ref)
-        == "from-kube"
+        resolver(tmp_path, env, sources=["kubernetes", "env", "file"], file="s.toml").get(ref) == "from-kube"
     )
     assert (
-        resolver(tmp_path, env, sources=["env", "kubernetes", "file"], file="s.toml").get(ref)
-        == "from-env"
+        resolver(tmp_path, env, sources=["env", "kubernetes", "file"], file="s.toml").get(ref) == "from-env"
     )
     assert (
-        resolver(tmp_path, env, sources=["file", "env", "kubernetes"], file="s.toml").get(ref)
-        == "from-file"
+        resolver(tmp_path, env, sources=["file", "env", "kubernetes"], file="s.toml").get(ref) == "from-file"
     )
     # a source without the secret is skipped, the next one answers
     chained = resolver(tmp_path, env, sources=["kubernetes", "env", "file"], file="s.toml")

@@ -57,9 +57,7 @@ def test_kv_v2_read_and_rotation_to_a_new_version(bao: Bao, prefix: str) -> None
         path=f"{prefix}/db", secret={"url": "postgresql://app@db/shop", "password": "v1-pass"}
     )
     config = vault_config(bao.address, prefix, declare=["db.url", "db.password"])
-    store = SecretStore(
-        SecretResolver(config, environ={"VAULT_TOKEN": ROOT_TOKEN}), config.secret_refs()
-    )
+    store = SecretStore(SecretResolver(config, environ={"VAULT_TOKEN": ROOT_TOKEN}), config.secret_refs())
     try:
         store.load_all()
         password = store.get("db.password")
@@ -68,8 +66,7 @@ def test_kv_v2_read_and_rotation_to_a_new_version(bao: Bao, prefix: str) -> None
         assert (password.resolved.source, password.resolved.version) == ("vault", "1")
         assert password.resolved.location == f"secret/{prefix}/db [password]"
         assert (
-            password.resolved.updated_at is not None
-            and abs(password.resolved.updated_at - time.time()) < 60
+            password.resolved.updated_at is not None and abs(password.resolved.updated_at - time.time()) < 60
         )
 
         kv.create_or_update_secret(
@@ -84,12 +81,8 @@ def test_kv_v2_read_and_rotation_to_a_new_version(bao: Bao, prefix: str) -> None
 
 
 def test_approle_login_under_the_generated_policy(bao: Bao, prefix: str, approle: None) -> None:
-    bao.client().secrets.kv.v2.create_or_update_secret(
-        path=f"{prefix}/api", secret={"token": "api-tok-1"}
-    )
-    bao.client().secrets.kv.v2.create_or_update_secret(
-        path=f"{prefix}/other", secret={"key": "not-yours"}
-    )
+    bao.client().secrets.kv.v2.create_or_update_secret(path=f"{prefix}/api", secret={"token": "api-tok-1"})
+    bao.client().secrets.kv.v2.create_or_update_secret(path=f"{prefix}/other", secret={"key": "not-yours"})
     allowed = vault_config(bao.address, prefix, declare=["api.token"])
     ids = login_with_approle(bao, allowed, f"shop-{prefix}")
     auth = {"method": "approle", "role_id": ids["role_id"], "secret_id_env": "SHOP_SECRET_ID"}
@@ -197,9 +190,9 @@ def test_revoked_or_expired_token(bao: Bao, prefix: str, how: str) -> None:
     bao.client().secrets.kv.v2.create_or_update_secret(
         path=f"{prefix}/db", secret={"password": "kept-pass-1"}
     )
-    token = bao.client().auth.token.create(ttl="1h" if how == "revoked" else "2s", renewable=False)[
-        "auth"
-    ]["client_token"]
+    token = bao.client().auth.token.create(ttl="1h" if how == "revoked" else "2s", renewable=False)["auth"][
+        "client_token"
+    ]
     config = vault_config(bao.address, prefix, declare=["db.password"])
     store = SecretStore(SecretResolver(config, environ={"VAULT_TOKEN": token}), config.secret_refs())
     store.load_all()
@@ -247,9 +240,7 @@ class FakeTokenReview:
                 body = json.loads(self.rfile.read(int(self.headers["content-length"])))
                 reviewed.append(body["spec"]["token"])
                 user = {"username": "system:serviceaccount:default:shop", "uid": "uid-1", "groups": []}
-                data = json.dumps(
-                    {"kind": "TokenReview", "status": {"authenticated": True, "user": user}}
-                )
+                data = json.dumps({"kind": "TokenReview", "status": {"authenticated": True, "user": user}})
                 self.send_response(201)
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(data)))
@@ -284,9 +275,7 @@ def service_account_jwt() -> str:
 
 def test_kubernetes_auth_login(bao: Bao, prefix: str, tmp_path: Path) -> None:
     client = bao.client()
-    client.secrets.kv.v2.create_or_update_secret(
-        path=f"{prefix}/db", secret={"password": "k8s-auth-pass"}
-    )
+    client.secrets.kv.v2.create_or_update_secret(path=f"{prefix}/db", secret={"password": "k8s-auth-pass"})
     kube = FakeTokenReview()
     try:
         mount = f"k8s-{prefix}"

@@ -38,8 +38,9 @@ def _orders(serve: ServeProcess, sent: int) -> str:
 @pytest.mark.parametrize("workers", [1, 2])
 def test_default_registry_is_served(tmp_path: Path, workers: int) -> None:
     config = write_config(tmp_path, CONFIG.format(extra=""))
-    serve = ServeProcess(config, cwd=ROOT, env={"PYTHONPATH": str(ROOT)},
-                         args=("--workers", str(workers))).start(timeout=40)
+    serve = ServeProcess(
+        config, cwd=ROOT, env={"PYTHONPATH": str(ROOT)}, args=("--workers", str(workers))
+    ).start(timeout=40)
     try:
         body = _orders(serve, 12)
         assert value(body, "broker_orders_total", outcome="accepted") == 12

@@ -54,7 +54,8 @@ def test_spans_wait_for_the_delay_or_a_flush(monkeypatch: pytest.MonkeyPatch) ->
 
 def test_a_full_batch_is_exported_without_a_flush(monkeypatch: pytest.MonkeyPatch) -> None:
     spans, processor, exporter = _spans(
-        monkeypatch, OTEL_BSP_SCHEDULE_DELAY="600000", OTEL_BSP_MAX_EXPORT_BATCH_SIZE="4")
+        monkeypatch, OTEL_BSP_SCHEDULE_DELAY="600000", OTEL_BSP_MAX_EXPORT_BATCH_SIZE="4"
+    )
     for _ in range(4):
         spans.start("GET", {}, None, None, None).end()
     deadline = time.monotonic() + 5
@@ -68,7 +69,8 @@ def test_spans_arriving_during_an_export_wait_for_a_full_batch(monkeypatch: pyte
     """Woken by a full batch, the exporter sends full batches only: the spans that arrive while
     it posts are not chased with ever smaller exports (each paying a POST's fixed cost)."""
     spans, processor, exporter = _spans(
-        monkeypatch, OTEL_BSP_SCHEDULE_DELAY="600000", OTEL_BSP_MAX_EXPORT_BATCH_SIZE="4")
+        monkeypatch, OTEL_BSP_SCHEDULE_DELAY="600000", OTEL_BSP_MAX_EXPORT_BATCH_SIZE="4"
+    )
     sizes: list[int] = []
     export = exporter.export
 
@@ -93,10 +95,12 @@ def test_spans_arriving_during_an_export_wait_for_a_full_batch(monkeypatch: pyte
     assert sizes == [4, 2]
 
 
-def test_a_full_queue_drops_and_says_so(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-                                        ) -> None:
+def test_a_full_queue_drops_and_says_so(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     spans, processor, exporter = _spans(
-        monkeypatch, OTEL_BSP_SCHEDULE_DELAY="600000", OTEL_BSP_MAX_QUEUE_SIZE="2")
+        monkeypatch, OTEL_BSP_SCHEDULE_DELAY="600000", OTEL_BSP_MAX_QUEUE_SIZE="2"
+    )
     for _ in range(5):
         spans.start("GET", {}, None, None, None).end()
     processor.shutdown()  # exports what was queued
@@ -109,7 +113,8 @@ def test_a_full_queue_drops_and_says_so(monkeypatch: pytest.MonkeyPatch, caplog:
 def test_a_forked_child_exports_its_own_spans(monkeypatch: pytest.MonkeyPatch) -> None:
     """The export thread does not survive fork(); the child's first span starts a new one."""
     spans, processor, exporter = _spans(
-        monkeypatch, OTEL_BSP_SCHEDULE_DELAY="10", OTEL_BSP_MAX_EXPORT_BATCH_SIZE="1")
+        monkeypatch, OTEL_BSP_SCHEDULE_DELAY="10", OTEL_BSP_MAX_EXPORT_BATCH_SIZE="1"
+    )
     spans.start("GET", {}, None, None, None).end()  # the parent's thread is running now
     read, write = os.pipe()
     pid = os.fork()
@@ -256,10 +261,18 @@ def test_access_line_is_queued_in_order_and_same_as_a_record(handler: io.StringI
         current_request.reset(token)
     first, second = (json.loads(line) for line in handler.getvalue().splitlines())
     assert first == {
-        "timestamp": first["timestamp"], "level": "info", "logger": "pilothouse.access",
-        "message": 'GET /a"b\\c\u00e9 200 12.3ms', "service": "svc", "request_id": "rid-1",
-        "correlation_id": 'tx "1"', "trace_id": "ab" * 16, "span_id": "cd" * 8,
-        "http_route": "/a/{x}", "status": 200, "duration_ms": 12.3,
+        "timestamp": first["timestamp"],
+        "level": "info",
+        "logger": "pilothouse.access",
+        "message": 'GET /a"b\\c\u00e9 200 12.3ms',
+        "service": "svc",
+        "request_id": "rid-1",
+        "correlation_id": 'tx "1"',
+        "trace_id": "ab" * 16,
+        "span_id": "cd" * 8,
+        "http_route": "/a/{x}",
+        "status": 200,
+        "duration_ms": 12.3,
     }
     assert first["timestamp"].endswith("Z") and second["message"] == "after"
 

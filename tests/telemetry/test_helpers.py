@@ -45,8 +45,9 @@ def test_psycopg_pool_utilization(metrics: Metrics, postgres_url: str) -> None:
 def test_sqlalchemy_pool_utilization(metrics: Metrics, postgres_url: str) -> None:
     from sqlalchemy import create_engine, text
 
-    engine = create_engine(postgres_url.replace("postgresql://", "postgresql+psycopg://"),
-                           pool_size=3, max_overflow=2)
+    engine = create_engine(
+        postgres_url.replace("postgresql://", "postgresql+psycopg://"), pool_size=3, max_overflow=2
+    )
     try:
         watch_pool("orm", engine)
         with engine.connect() as conn:

@@ -33,8 +33,11 @@ def test_every_line_is_json_and_a_request_shares_its_ids(
     config_factory: Callable[..., Path], serve_env: dict[str, str]
 ) -> None:
     config = config_factory('traces = "otlp"\nlog_format = "json"')
-    env = {**serve_env, "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9",
-           "OTEL_BSP_SCHEDULE_DELAY": "600000"}
+    env = {
+        **serve_env,
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9",
+        "OTEL_BSP_SCHEDULE_DELAY": "600000",
+    }
     (given, generated), output = _run(config, env, ("/work", {"X-Request-ID": "req-given-1"}), ("/work", {}))
     lines = [json.loads(line) for line in output.splitlines() if line.strip()]
     for line in lines:

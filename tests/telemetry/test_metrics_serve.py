@@ -51,21 +51,29 @@ def test_counts_and_buckets_are_exact(config_factory: Callable[..., Path], serve
     assert count("GET", "/items/{id}", "200", "_bucket", le="0.5") == 8
     assert count("GET", "/items/{id}", "200", "_sum") >= 0.9
     # Nothing else was counted (e.g. the ops port is not instrumented).
-    total = sum(
-        float(line.rsplit(" ", 1)[1]) for line in body.splitlines() if line.startswith(H + "_count")
-    )
+    total = sum(float(line.rsplit(" ", 1)[1]) for line in body.splitlines() if line.startswith(H + "_count"))
     assert total == 17
     assert value(body, "http_server_active_requests", http_request_method="GET") == 0
-    assert value(body, "pilothouse_build_info", service="demo", version="1.2.3",
-                 python_version=__import__("platform").python_version()) == 1
+    assert (
+        value(
+            body,
+            "pilothouse_build_info",
+            service="demo",
+            version="1.2.3",
+            python_version=__import__("platform").python_version(),
+        )
+        == 1
+    )
 
 
-def test_exposition_formats_and_promtool(config_factory: Callable[..., Path], serve_env: dict[str, str],
-                                         tmp_path: Path) -> None:
+def test_exposition_formats_and_promtool(
+    config_factory: Callable[..., Path], serve_env: dict[str, str], tmp_path: Path
+) -> None:
     with ServeProcess(config_factory('traces = "console"'), env=serve_env) as serve:
         trace_id = "0af7651916cd43dd8448eb211c80319c"
-        r = httpx.get(f"{serve.app_url}/items/1",
-                      headers={"traceparent": f"00-{trace_id}-b7ad6b7169203331-01"})
+        r = httpx.get(
+            f"{serve.app_url}/items/1", headers={"traceparent": f"00-{trace_id}-b7ad6b7169203331-01"}
+        )
         assert r.status_code == 200
         text = httpx.get(f"{serve.ops_url}/metrics")
         om = httpx.get(f"{serve.ops_url}/metrics", headers={"Accept": "application/openmetrics-text"})

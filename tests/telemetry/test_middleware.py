@@ -34,8 +34,9 @@ def _runtime(**telemetry: Any) -> Runtime:
     return runtime
 
 
-async def _call(app: Any, method: str, path: str, headers: list[tuple[bytes, bytes]] | None = None
-                ) -> tuple[int, dict[bytes, bytes]]:
+async def _call(
+    app: Any, method: str, path: str, headers: list[tuple[bytes, bytes]] | None = None
+) -> tuple[int, dict[bytes, bytes]]:
     sent: list[dict[str, Any]] = []
 
     async def receive() -> dict[str, Any]:
@@ -44,10 +45,20 @@ async def _call(app: Any, method: str, path: str, headers: list[tuple[bytes, byt
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
-             "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
-             "root_path": "", "headers": headers or [], "client": ("127.0.0.1", 1),
-             "server": ("127.0.0.1", 80)}
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": headers or [],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+    }
     await app(scope, receive, send)
     return sent[0]["status"], dict(sent[0]["headers"])
 
@@ -128,8 +139,15 @@ async def _cancelled(app: Any, start_first: bool) -> tuple[list[dict[str, Any]],
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    scope = {"type": "http", "method": "GET", "scheme": "http", "path": "/hang", "root_path": "",
-             "headers": [], "start_first": start_first}
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/hang",
+        "root_path": "",
+        "headers": [],
+        "start_first": start_first,
+    }
     task = asyncio.create_task(app(scope, receive, send))
     await asyncio.sleep(0.01)
     task.cancel()
@@ -159,9 +177,21 @@ async def test_requests_cut_at_the_drain_deadline_through_the_telemetry_middlewa
     assert isinstance(error, asyncio.CancelledError) and [m.get("status") for m in sent] == [200]
     assert (runtime.dropped, runtime.inflight) == (2, 0)
     body = generate_latest(runtime.metrics.registry).decode()
-    assert samples(body)[("http_server_request_duration_seconds_count", frozenset(
-        {"http_request_method": "GET", "http_route": "_unmatched", "http_response_status_code": "503"}.items()
-    ))] == 1
+    assert (
+        samples(body)[
+            (
+                "http_server_request_duration_seconds_count",
+                frozenset(
+                    {
+                        "http_request_method": "GET",
+                        "http_route": "_unmatched",
+                        "http_response_status_code": "503",
+                    }.items()
+                ),
+            )
+        ]
+        == 1
+    )
 
 
 async def echo_twice(request: Request) -> PlainTextResponse:

@@ -16,8 +16,9 @@ from tests.telemetry.conftest import value
 def test_two_workers_total_equals_requests_sent(
     config_factory: Callable[..., Path], serve_env: dict[str, str]
 ) -> None:
-    serve = ServeProcess(config_factory('traces = "none"\naccess_log = false'), env=serve_env,
-                         args=("--workers", "2")).start(timeout=40)
+    serve = ServeProcess(
+        config_factory('traces = "none"\naccess_log = false'), env=serve_env, args=("--workers", "2")
+    ).start(timeout=40)
     try:
         sent = 60
         for _ in range(sent):
@@ -28,8 +29,11 @@ def test_two_workers_total_equals_requests_sent(
         body = httpx.get(f"{serve.ops_url}/metrics").text
         status = httpx.get(f"{serve.ops_url}/status").json()
         pids = {str(w["pid"]) for w in status["workers"]}
-        labels = {"http_request_method": "GET", "http_route": "/items/{id}",
-                  "http_response_status_code": "200"}
+        labels = {
+            "http_request_method": "GET",
+            "http_route": "/items/{id}",
+            "http_response_status_code": "200",
+        }
         assert value(body, "http_server_request_duration_seconds_count", **labels) == sent
         assert value(body, "http_server_request_duration_seconds_bucket", le="+Inf", **labels) == sent
         # One summed series, not one per worker; and the supervisor's own metrics stay single.

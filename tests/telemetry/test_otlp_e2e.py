@@ -85,8 +85,11 @@ def grpc_receiver() -> Iterator[Receiver]:
 
 @pytest.mark.parametrize("protocol", ["http", "grpc"])
 def test_spans_reach_an_otlp_receiver_after_sigterm(
-    protocol: str, request: pytest.FixtureRequest, config_factory: Callable[..., Path],
-    serve_env: dict[str, str], postgres_url: str,
+    protocol: str,
+    request: pytest.FixtureRequest,
+    config_factory: Callable[..., Path],
+    serve_env: dict[str, str],
+    postgres_url: str,
 ) -> None:
     receiver: Receiver = request.getfixturevalue(f"{protocol}_receiver")
     config = config_factory(
@@ -100,8 +103,10 @@ def test_spans_reach_an_otlp_receiver_after_sigterm(
     }
     serve = ServeProcess(config, env=env).start()
     try:
-        r = httpx.get(f"{serve.app_url}/work", headers={
-            "traceparent": f"00-{TRACE_ID}-00f067aa0ba902b7-01", "X-Transaction-ID": "TX-1"})
+        r = httpx.get(
+            f"{serve.app_url}/work",
+            headers={"traceparent": f"00-{TRACE_ID}-00f067aa0ba902b7-01", "X-Transaction-ID": "TX-1"},
+        )
         assert r.status_code == 200
         assert receiver.spans == []
         serve.signal(signal.SIGTERM)

@@ -68,24 +68,49 @@ def every_kind_of_span() -> list[ReadableSpan]:
     memory = InMemorySpanExporter()
     provider = TracerProvider(
         resource=Resource.create(
-            {"service.name": "wire", "service.version": "1.2.3", "replicas": 3, "ratio": 0.5,
-             "canary": True, "zones": ("a", "b")}
+            {
+                "service.name": "wire",
+                "service.version": "1.2.3",
+                "replicas": 3,
+                "ratio": 0.5,
+                "canary": True,
+                "zones": ("a", "b"),
+            }
         )
     )
     provider.add_span_processor(SimpleSpanProcessor(memory))
     tracer = provider.get_tracer("pilothouse", "9.9")
     remote = trace.propagation.set_span_in_context(
         trace.NonRecordingSpan(
-            trace.SpanContext(0x5BF92F3577B34DA6A3CE929D0E0E4736, 0x00F067AA0BA902B7, True,
-                              trace.TraceFlags(1), trace.TraceState([("vendor", "x1")]))
+            trace.SpanContext(
+                0x5BF92F3577B34DA6A3CE929D0E0E4736,
+                0x00F067AA0BA902B7,
+                True,
+                trace.TraceFlags(1),
+                trace.TraceState([("vendor", "x1")]),
+            )
         )
     )
     attributes = {
-        "text": "héllo", "int": 42, "negative": -7, "big": 2**62, "float": 3.25, "true": True,
-        "false": False, "texts": ("a", "b"), "ints": (1, -2), "floats": (0.5, 1.5), "bools": (True, False),
+        "text": "héllo",
+        "int": 42,
+        "negative": -7,
+        "big": 2**62,
+        "float": 3.25,
+        "true": True,
+        "false": False,
+        "texts": ("a", "b"),
+        "ints": (1, -2),
+        "floats": (0.5, 1.5),
+        "bools": (True, False),
     }
-    kinds = [trace.SpanKind.SERVER, trace.SpanKind.CLIENT, trace.SpanKind.PRODUCER,
-             trace.SpanKind.CONSUMER, trace.SpanKind.INTERNAL]
+    kinds = [
+        trace.SpanKind.SERVER,
+        trace.SpanKind.CLIENT,
+        trace.SpanKind.PRODUCER,
+        trace.SpanKind.CONSUMER,
+        trace.SpanKind.INTERNAL,
+    ]
     with tracer.start_as_current_span("root", context=remote, kind=kinds[0], attributes=attributes) as root:
         root.add_event("checkpoint", {"step": 1, "ok": True})
         root.set_status(trace.StatusCode.OK)
@@ -170,11 +195,16 @@ def check_decoded(request: ExportTraceServiceRequest, spans: list[ReadableSpan])
 
 def test_http_export_decodes_as_the_official_encoders_message(http_receiver: HttpReceiver) -> None:
     spans = every_kind_of_span()
-    exporter = OtlpExporter(OtlpSettings.from_env("http", {
-        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{http_receiver.port}",
-        "OTEL_EXPORTER_OTLP_TRACES_HEADERS": "x-tenant=acme,authorization=Bearer%20t0k",
-        "OTEL_EXPORTER_OTLP_COMPRESSION": "gzip",
-    }))
+    exporter = OtlpExporter(
+        OtlpSettings.from_env(
+            "http",
+            {
+                "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{http_receiver.port}",
+                "OTEL_EXPORTER_OTLP_TRACES_HEADERS": "x-tenant=acme,authorization=Bearer%20t0k",
+                "OTEL_EXPORTER_OTLP_COMPRESSION": "gzip",
+            },
+        )
+    )
     assert exporter.export(spans) is SpanExportResult.SUCCESS
     exporter.shutdown()
     ((headers, request),) = http_receiver.requests
@@ -189,11 +219,16 @@ def test_grpc_export_decodes_as_the_official_encoders_message(
 ) -> None:
     port, got = grpc_receiver
     spans = every_kind_of_span()
-    exporter = OtlpExporter(OtlpSettings.from_env("grpc", {
-        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}",
-        "OTEL_EXPORTER_OTLP_HEADERS": "x-tenant=acme",
-        "OTEL_EXPORTER_OTLP_COMPRESSION": "gzip",
-    }))
+    exporter = OtlpExporter(
+        OtlpSettings.from_env(
+            "grpc",
+            {
+                "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}",
+                "OTEL_EXPORTER_OTLP_HEADERS": "x-tenant=acme",
+                "OTEL_EXPORTER_OTLP_COMPRESSION": "gzip",
+            },
+        )
+    )
     assert exporter.export(spans) is SpanExportResult.SUCCESS
     exporter.shutdown()
     ((metadata, request),) = got
@@ -203,18 +238,28 @@ def test_grpc_export_decodes_as_the_official_encoders_message(
 
 def test_429_and_503_are_retried_after_retry_after(http_receiver: HttpReceiver) -> None:
     http_receiver.answers = [(503, {"Retry-After": "0"}), (429, {"Retry-After": "0"})]
-    exporter = OtlpExporter(OtlpSettings.from_env("http", {
-        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": f"http://127.0.0.1:{http_receiver.port}/custom/path",
-    }))
+    exporter = OtlpExporter(
+        OtlpSettings.from_env(
+            "http",
+            {
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": f"http://127.0.0.1:{http_receiver.port}/custom/path",
+            },
+        )
+    )
     assert exporter.export(every_kind_of_span()) is SpanExportResult.SUCCESS
     assert len(http_receiver.requests) == 3  # two refusals, then delivered
 
 
 def test_a_non_retryable_answer_fails_the_batch_at_once(http_receiver: HttpReceiver) -> None:
     http_receiver.answers = [(400, {})]
-    exporter = OtlpExporter(OtlpSettings.from_env("http", {
-        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{http_receiver.port}",
-    }))
+    exporter = OtlpExporter(
+        OtlpSettings.from_env(
+            "http",
+            {
+                "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{http_receiver.port}",
+            },
+        )
+    )
     assert exporter.export(every_kind_of_span()) is SpanExportResult.FAILURE
     assert len(http_receiver.requests) == 1
 
@@ -228,13 +273,16 @@ def test_retry_after_forms() -> None:
 def test_settings_follow_the_opentelemetry_variables(tmp_path: Path) -> None:
     ca = tmp_path / "ca.pem"
     ca.write_text("not read here")
-    settings = OtlpSettings.from_env("http", {
-        "OTEL_EXPORTER_OTLP_ENDPOINT": "https://collector:4318/",
-        "OTEL_EXPORTER_OTLP_TIMEOUT": "2.5",
-        "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT": "4",
-        "OTEL_EXPORTER_OTLP_CERTIFICATE": str(ca),
-        "OTEL_EXPORTER_OTLP_COMPRESSION": "none",
-    })
+    settings = OtlpSettings.from_env(
+        "http",
+        {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": "https://collector:4318/",
+            "OTEL_EXPORTER_OTLP_TIMEOUT": "2.5",
+            "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT": "4",
+            "OTEL_EXPORTER_OTLP_CERTIFICATE": str(ca),
+            "OTEL_EXPORTER_OTLP_COMPRESSION": "none",
+        },
+    )
     assert settings.endpoint == "https://collector:4318/v1/traces"
     assert settings.timeout == 4.0 and settings.certificate == str(ca) and not settings.gzip
     assert OtlpSettings.from_env("http", {}).endpoint == "http://localhost:4318/v1/traces"
@@ -289,7 +337,9 @@ def refusing_endpoint() -> Iterator[str]:
 
 @pytest.mark.parametrize("endpoint", ["hanging_endpoint", "refusing_endpoint"])
 def test_a_stuck_receiver_costs_requests_nothing_and_shutdown_keeps_its_deadline(
-    endpoint: str, request: pytest.FixtureRequest, config_factory: Callable[..., Path],
+    endpoint: str,
+    request: pytest.FixtureRequest,
+    config_factory: Callable[..., Path],
     serve_env: dict[str, str],
 ) -> None:
     url: str = request.getfixturevalue(endpoint)
@@ -358,19 +408,25 @@ def _self_signed(directory: Path) -> tuple[Path, Path]:
     now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder()
-        .subject_name(name).issuer_name(name).public_key(key.public_key())
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                       critical=False)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False
+        )
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
     cert_path, key_path = directory / "cert.pem", directory / "key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
     return cert_path, key_path
 
 
@@ -387,11 +443,17 @@ def test_https_receiver_is_verified_with_the_configured_certificate(
     http_receiver.server.socket = tls.wrap_socket(http_receiver.server.socket, server_side=True)
     url = f"https://127.0.0.1:{http_receiver.port}"
     spans = every_kind_of_span()
-    untrusting = OtlpExporter(OtlpSettings.from_env("http", {
-        "OTEL_EXPORTER_OTLP_ENDPOINT": url, "OTEL_EXPORTER_OTLP_TIMEOUT": "0.5"}))
+    untrusting = OtlpExporter(
+        OtlpSettings.from_env(
+            "http", {"OTEL_EXPORTER_OTLP_ENDPOINT": url, "OTEL_EXPORTER_OTLP_TIMEOUT": "0.5"}
+        )
+    )
     assert untrusting.export(spans) is SpanExportResult.FAILURE
-    trusting = OtlpExporter(OtlpSettings.from_env("http", {
-        "OTEL_EXPORTER_OTLP_ENDPOINT": url, "OTEL_EXPORTER_OTLP_CERTIFICATE": str(cert)}))
+    trusting = OtlpExporter(
+        OtlpSettings.from_env(
+            "http", {"OTEL_EXPORTER_OTLP_ENDPOINT": url, "OTEL_EXPORTER_OTLP_CERTIFICATE": str(cert)}
+        )
+    )
     assert trusting.export(spans) is SpanExportResult.SUCCESS
     assert len(http_receiver.requests) == 1
     untrusting.shutdown()
@@ -422,8 +484,9 @@ def test_grpc_unavailable_is_retried_and_invalid_argument_is_not() -> None:
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     try:
-        exporter = OtlpExporter(OtlpSettings.from_env("grpc", {
-            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}"}))
+        exporter = OtlpExporter(
+            OtlpSettings.from_env("grpc", {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}"})
+        )
         spans = every_kind_of_span()
         assert exporter.export(spans) is SpanExportResult.SUCCESS
         assert calls == [grpc.StatusCode.UNAVAILABLE, None]

@@ -60,20 +60,29 @@ def _setup(keep: bool, ratio: float = 0.0) -> tuple[Any, InMemorySpanExporter]:
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    routes = [Route("/ok", ok), Route("/503", unavailable), Route("/404", missing), Route("/boom", boom),
-              Route("/slow", slow)]
+    routes = [
+        Route("/ok", ok),
+        Route("/503", unavailable),
+        Route("/404", missing),
+        Route("/boom", boom),
+        Route("/slow", slow),
+    ]
     app = Starlette(routes=routes)
     app.state.provider = provider
     starter = ServerSpanStarter(
-        provider.get_tracer("pilothouse"), ratio, keep_errors_and_slow=keep, slow_after=SLOW_AFTER  # type: ignore[arg-type]
+        provider.get_tracer("pilothouse"),
+        ratio,
+        keep_errors_and_slow=keep,
+        slow_after=SLOW_AFTER,  # type: ignore[arg-type]
     )
     telemetry = TelemetryConfig(access_log=False)
     middleware = TelemetryMiddleware(app, metrics=None, telemetry=telemetry, spans=starter)
     return middleware, exporter
 
 
-async def _exported(app: Any, exporter: InMemorySpanExporter, path: str,
-                    headers: list[tuple[bytes, bytes]] | None = None) -> list[Any]:
+async def _exported(
+    app: Any, exporter: InMemorySpanExporter, path: str, headers: list[tuple[bytes, bytes]] | None = None
+) -> list[Any]:
     exporter.clear()
     with contextlib.suppress(ValueError):  # /boom: the app's exception reaches the server
         await _call(app, "GET", path, headers)
@@ -125,8 +134,11 @@ def test_through_serve_only_the_failed_and_slow_reach_the_receiver(
         'traces = "otlp"\nsample_ratio = 0.0\nkeep_errors_and_slow = true',
         '[slo]\nlatency = { threshold = "500ms", target = 0.99 }',
     )
-    env = {**serve_env, "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{http_receiver.port}",
-           "OTEL_BSP_SCHEDULE_DELAY": "10"}
+    env = {
+        **serve_env,
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{http_receiver.port}",
+        "OTEL_BSP_SCHEDULE_DELAY": "10",
+    }
     serve = ServeProcess(config, env=env).start()
     try:
         with httpx.Client(base_url=serve.app_url, timeout=30) as client:

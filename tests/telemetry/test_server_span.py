@@ -77,8 +77,9 @@ async def boom(request: Request) -> PlainTextResponse:
     raise ValueError("broken")
 
 
-def _setup(ratio: float | None, sampler: Any = None, metrics: Metrics | None = None
-           ) -> tuple[Any, InMemorySpanExporter]:
+def _setup(
+    ratio: float | None, sampler: Any = None, metrics: Metrics | None = None
+) -> tuple[Any, InMemorySpanExporter]:
     exporter = InMemorySpanExporter()
     provider = TracerProvider(sampler=sampler) if sampler is not None else TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
@@ -100,9 +101,16 @@ def _named(exporter: InMemorySpanExporter) -> dict[str, ReadableSpan]:
 @pytest.mark.parametrize("ratio", [1.0, None])
 async def test_server_span_nests_children_and_continues_the_caller(ratio: float | None) -> None:
     app, exporter = _setup(ratio)
-    status, headers = await _call(app, "GET", "/child/3", [
-        (b"traceparent", f"00-{TRACE_ID}-{PARENT_ID}-01".encode()), (b"tracestate", b"vendor=x"),
-        (b"x-tx", b"TX-5")])
+    status, headers = await _call(
+        app,
+        "GET",
+        "/child/3",
+        [
+            (b"traceparent", f"00-{TRACE_ID}-{PARENT_ID}-01".encode()),
+            (b"tracestate", b"vendor=x"),
+            (b"x-tx", b"TX-5"),
+        ],
+    )
     assert status == 200
     named = _named(exporter)
     server, kid = named["GET /child/{n}"], named["child"]
@@ -114,14 +122,19 @@ async def test_server_span_nests_children_and_continues_the_caller(ratio: float 
     assert kid.context.trace_id == server.context.trace_id
     assert dict(kid.attributes or {}) == {"k": "v", "set_by_app": "yes"}
     assert dict(server.attributes or {}) == {
-        "http.request.method": "GET", "url.path": "/child/3", "url.scheme": "http",
-        "correlation_id": "TX-5", "on_server": 7,
-        "http.response.status_code": 200, "http.route": "/child/{n}",
+        "http.request.method": "GET",
+        "url.path": "/child/3",
+        "url.scheme": "http",
+        "correlation_id": "TX-5",
+        "on_server": 7,
+        "http.response.status_code": 200,
+        "http.route": "/child/{n}",
     }
     assert server.start_time is not None and server.end_time is not None
     assert server.start_time <= kid.start_time <= kid.end_time <= server.end_time  # type: ignore[operator]
     assert headers[b"traceparent"] == traceparent.format_header(
-        TRACE_ID, format(server.context.span_id, "016x"), server.context.trace_flags)
+        TRACE_ID, format(server.context.span_id, "016x"), server.context.trace_flags
+    )
     assert server.resource.attributes["service.name"]  # the provider's resource
     assert '"name": "GET /child/{n}"' in server.to_json()  # what the console exporter prints
 
@@ -173,8 +186,12 @@ async def test_baggage_is_propagated_to_the_app() -> None:
 
     app, exporter = _setup(1.0)
     app.app.router.routes.append(Route("/read", read))
-    await _call(app, "GET", "/read", [(b"baggage", b"tenant=acme"),
-                                      (b"traceparent", f"00-{TRACE_ID}-{PARENT_ID}-01".encode())])
+    await _call(
+        app,
+        "GET",
+        "/read",
+        [(b"baggage", b"tenant=acme"), (b"traceparent", f"00-{TRACE_ID}-{PARENT_ID}-01".encode())],
+    )
     assert seen == {"tenant": "acme"}
     (span,) = exporter.get_finished_spans()
     assert format(span.context.trace_id, "032x") == TRACE_ID

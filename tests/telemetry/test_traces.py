@@ -17,9 +17,14 @@ PARENT_ID = "00f067aa0ba902b7"
 
 
 def _client(**telemetry: Any) -> httpx.AsyncClient:
-    runtime = Runtime(Config.model_validate(
-        {"service": {"name": "demo"}, "telemetry": {"traces": "console", "access_log": False, **telemetry}}
-    ))
+    runtime = Runtime(
+        Config.model_validate(
+            {
+                "service": {"name": "demo"},
+                "telemetry": {"traces": "console", "access_log": False, **telemetry},
+            }
+        )
+    )
     feature.install(runtime)  # keeps the provider the fixture installed
     app = runtime.wrap(demo_app.app)
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://demo")

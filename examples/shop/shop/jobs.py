@@ -1,7 +1,7 @@
 """The shop's batch jobs, found through `[jobs] module = "shop.jobs"` in pilothouse.toml.
 
-    pilothouse jobs run restock-report --param threshold=10
-    pilothouse jobs submit reindex --wait
+pilothouse jobs run restock-report --param threshold=10
+pilothouse jobs submit reindex --wait
 """
 
 from __future__ import annotations

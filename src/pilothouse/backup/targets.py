@@ -240,9 +240,7 @@ def backup_paths(restic: Restic, paths: list[Path], tags: str, cancelled: Callab
     }
 
 
-def backup_logs(
-    restic: Restic, root: Path, pattern: str, tags: str, cancelled: Callable[[], bool]
-) -> Entry:
+def backup_logs(restic: Restic, root: Path, pattern: str, tags: str, cancelled: Callable[[], bool]) -> Entry:
     """The files of a log directory matching `pattern`, with each one's facts (see logs.py)."""
     from pilothouse.backup import logs
 

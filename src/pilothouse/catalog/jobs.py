@@ -64,8 +64,9 @@ SPECS: tuple[MetricSpec, ...] = (
 
 def _schedule_gauge(name: str, help_text: str, unit: str = "seconds") -> MetricSpec:
     """A per-schedule gauge read from the job store (every replica exports the same value: max)."""
-    return MetricSpec(name=name, type="gauge", help=help_text, labels=("schedule",), unit=unit,
-                      multiprocess_mode="max")
+    return MetricSpec(
+        name=name, type="gauge", help=help_text, labels=("schedule",), unit=unit, multiprocess_mode="max"
+    )
 
 
 SCHEDULE_LAST_FIRE = _schedule_gauge(

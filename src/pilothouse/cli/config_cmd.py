@@ -84,4 +84,3 @@ def run_show(args: argparse.Namespace) -> int:
     else:
         print("\n".join(f"{key} = {json.dumps(value)}" for key, value in flatten(data)))
     return 0
-

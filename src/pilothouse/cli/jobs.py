@@ -383,18 +383,29 @@ def run_schedules(args: argparse.Namespace) -> int:
     for schedule in config.jobs.schedules:
         state = states.get(schedule.key)
         upcoming = cron.next_fires(schedule.cron, schedule.timezone, now, args.count)
-        data.append({
-            "name": schedule.key, "job": schedule.job, "cron": schedule.cron, "timezone": schedule.timezone,
-            "scheduler": config.jobs.scheduler, "next": upcoming,
-            "state": state.as_dict() if state is not None else None,
-        })
-        rows.append((
-            schedule.key, schedule.job, schedule.cron, schedule.timezone,
-            ", ".join(_when(t, schedule.timezone) for t in upcoming),
-            _when(state.last_fire, schedule.timezone) if state else "-",
-            _when(state.last_success, schedule.timezone) if state and state.last_success else "-",
-            str(state.missed) if state else "-",
-        ))
+        data.append(
+            {
+                "name": schedule.key,
+                "job": schedule.job,
+                "cron": schedule.cron,
+                "timezone": schedule.timezone,
+                "scheduler": config.jobs.scheduler,
+                "next": upcoming,
+                "state": state.as_dict() if state is not None else None,
+            }
+        )
+        rows.append(
+            (
+                schedule.key,
+                schedule.job,
+                schedule.cron,
+                schedule.timezone,
+                ", ".join(_when(t, schedule.timezone) for t in upcoming),
+                _when(state.last_fire, schedule.timezone) if state else "-",
+                _when(state.last_success, schedule.timezone) if state and state.last_success else "-",
+                str(state.missed) if state else "-",
+            )
+        )
     header = ("SCHEDULE", "JOB", "CRON", "TIMEZONE", "NEXT", "LAST FIRE", "LAST SUCCESS", "MISSED")
     text = _table(header, rows) if rows else "no [[jobs.schedules]] in the config"
     if rows and config.jobs.scheduler != "worker":

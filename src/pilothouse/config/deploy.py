@@ -490,10 +490,12 @@ class DeployConfig(Section):
     def placed(self, service_name: str, environment: str) -> DeployConfig:
         """`effective(environment)` in the environment's namespace, behind its host: what the
         objects kustomize renders say (example Secrets, database URLs, analysis queries)."""
-        return self.effective(environment).model_copy(update={
-            "namespace": self.environment_namespace(service_name, environment),
-            "host": self.environment_host(service_name, environment),
-        })
+        return self.effective(environment).model_copy(
+            update={
+                "namespace": self.environment_namespace(service_name, environment),
+                "host": self.environment_host(service_name, environment),
+            }
+        )
 
     def environment_namespace(self, service_name: str, environment: str) -> str:
         """Where an environment's objects go: its own namespace unless it names one."""

@@ -61,8 +61,6 @@ def config_from_dict(
     return config
 
 
-
-
 def _refuse_literal_credentials(data: dict[str, Any], label: str, origins: dict[Loc, str]) -> None:
     """Every value of the file is published (ConfigMap, env, unit files): none may be a credential."""
     lines = []
@@ -73,14 +71,6 @@ def _refuse_literal_credentials(data: dict[str, Any], label: str, origins: dict[
         lines.append(f"{where}: {_short(shown if shown != value else MASK)} is invalid: {advice(what)}")
     if lines:
         raise ConfigError("\n".join(lines))
-
-
-
-
-
-
-
-
 
 
 def _fold_union_branches(errors: list[Any], data: dict[str, Any]) -> list[Any]:

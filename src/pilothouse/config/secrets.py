@@ -32,9 +32,7 @@ _GROUP = re.compile(r"^[a-z0-9]([a-z0-9_.-]*[a-z0-9])?$")
 
 def _vault_path(value: str) -> str:
     if not _VAULT_PATH.match(value):
-        raise ValueError(
-            "expected a Vault path such as 'secret' or 'database/creds/shop' (no leading '/')"
-        )
+        raise ValueError("expected a Vault path such as 'secret' or 'database/creds/shop' (no leading '/')")
     return value
 
 
@@ -42,12 +40,8 @@ class TokenAuth(Section):
     """A token from the environment or a file (e.g. written by a Vault Agent sink)."""
 
     method: Literal["token"] = "token"
-    token_env: str = Field(
-        default="VAULT_TOKEN", description="environment variable holding the token"
-    )
-    token_file: str | None = Field(
-        default=None, description="file holding the token (wins over token_env)"
-    )
+    token_env: str = Field(default="VAULT_TOKEN", description="environment variable holding the token")
+    token_file: str | None = Field(default=None, description="file holding the token (wins over token_env)")
 
 
 class AppRoleAuth(Section):
@@ -121,9 +115,7 @@ class VaultConfig(Section):
 
 
 class SecretsConfig(Section):
-    sources: list[SourceName] = Field(
-        default_factory=lambda: list[SourceName](["kubernetes", "env"])
-    )
+    sources: list[SourceName] = Field(default_factory=lambda: list[SourceName](["kubernetes", "env"]))
     mount_dir: str = Field(
         default="/var/run/secrets/pilothouse",
         description="absolute: Kubernetes mounts Secrets here, and the container reads its config "

@@ -95,18 +95,28 @@ class Scheduler:
         if not chosen:  # everything is too late: move past it, counted as missed
             outcome, _ = self._fire(schedule, expected, slots[-1], missed, None)
             if outcome == "advanced":
-                log.warning("schedule %s: %d run(s) missed (later than %gs)", schedule.key, missed,
-                            schedule.deadline)
+                log.warning(
+                    "schedule %s: %d run(s) missed (later than %gs)", schedule.key, missed, schedule.deadline
+                )
             return
         for slot in chosen:
             outcome, job_id = self._fire(schedule, expected, slot, missed, job)
             if outcome in ("not-holder", "draining", "raced"):
                 return
             if missed:
-                log.warning("schedule %s: %d missed run(s) not started (misfire %s)", schedule.key, missed,
-                            schedule.misfire)
-            log.info("schedule %s: slot %.0f %s%s", schedule.key, slot, outcome,
-                     f" job #{job_id}" if job_id is not None else " (previous run still active)")
+                log.warning(
+                    "schedule %s: %d missed run(s) not started (misfire %s)",
+                    schedule.key,
+                    missed,
+                    schedule.misfire,
+                )
+            log.info(
+                "schedule %s: slot %.0f %s%s",
+                schedule.key,
+                slot,
+                outcome,
+                f" job #{job_id}" if job_id is not None else " (previous run still active)",
+            )
             yield Fired(schedule.key, slot, outcome, job_id)
             expected, missed = slot, 0
 

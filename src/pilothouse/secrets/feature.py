@@ -46,18 +46,14 @@ def install(runtime: Runtime) -> None:
         raise
     registry.activate(store)
     watcher = Watcher(store, config.secrets.watch_interval)
-    runtime.add_check(
-        Check(CHECK_NAME, CHECK_NAME, critical=False, timeout=1.0, probe=reload_probe(store))
-    )
+    runtime.add_check(Check(CHECK_NAME, CHECK_NAME, critical=False, timeout=1.0, probe=reload_probe(store)))
     runtime.on_start(watcher.start)
     runtime.on_drain(watcher.stop)
 
     async def close() -> None:
         await watcher.stop()
         registry.activate(None)
-        await asyncio.to_thread(
-            store.close
-        )  # revokes Vault leases: credentials end with the process
+        await asyncio.to_thread(store.close)  # revokes Vault leases: credentials end with the process
 
     runtime.on_flush(close)
 

@@ -28,9 +28,7 @@ def vault_policy(config: Config) -> str:
     ]
     rules += [_rule(path, "read", why="leased (dynamic) credentials") for path in leased]
     if leased:
-        rules.append(
-            _rule("sys/leases/renew", "update", why="renew the leases above before they expire")
-        )
+        rules.append(_rule("sys/leases/renew", "update", why="renew the leases above before they expire"))
         rules.append(_rule("sys/leases/revoke", "update", why="revoke them at shutdown"))
     rules.append(_rule("auth/token/lookup-self", "read", why="check the token at startup"))
     rules.append(_rule("auth/token/renew-self", "update", why="keep the login token alive"))

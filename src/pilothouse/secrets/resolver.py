@@ -91,9 +91,7 @@ class SecretResolver:
         """Like `resolve`, but a missing secret is a SecretError listing every place looked."""
         resolved = self.resolve(ref)
         if resolved is None:
-            raise SecretError(
-                f"secret '{ref.secret}' not found; looked in: {', '.join(self.where(ref))}"
-            )
+            raise SecretError(f"secret '{ref.secret}' not found; looked in: {', '.join(self.where(ref))}")
         return resolved
 
     @property

@@ -128,8 +128,20 @@ def unsuppress(token: object | None) -> None:
 
 # -- 6. ReadableSpan's fields ------------------------------------------------------------------
 
-_FIELDS = ("_name", "_context", "_parent", "_attributes", "_events", "_links", "_kind", "_status",
-           "_start_time", "_end_time", "_resource", "_instrumentation_scope")
+_FIELDS = (
+    "_name",
+    "_context",
+    "_parent",
+    "_attributes",
+    "_events",
+    "_links",
+    "_kind",
+    "_status",
+    "_start_time",
+    "_end_time",
+    "_resource",
+    "_instrumentation_scope",
+)
 
 
 def _readable_span_layout() -> bool:
@@ -138,17 +150,30 @@ def _readable_span_layout() -> bool:
     status = Status(StatusCode.ERROR, "x")
     span = object.__new__(ReadableSpan)
     values: dict[str, Any] = {
-        "_name": "n", "_context": context, "_parent": None, "_attributes": {"k": "v"}, "_events": (),
-        "_links": (), "_kind": SpanKind.SERVER, "_status": status, "_start_time": 1, "_end_time": 2,
-        "_resource": None, "_instrumentation_scope": None,
+        "_name": "n",
+        "_context": context,
+        "_parent": None,
+        "_attributes": {"k": "v"},
+        "_events": (),
+        "_links": (),
+        "_kind": SpanKind.SERVER,
+        "_status": status,
+        "_start_time": 1,
+        "_end_time": 2,
+        "_resource": None,
+        "_instrumentation_scope": None,
     }
     try:
         for key, value in values.items():
             setattr(span, key, value)
         return (
-            span.name == "n" and span.context is context and span.kind is SpanKind.SERVER
-            and dict(span.attributes or {}) == {"k": "v"} and span.status is status
-            and span.start_time == 1 and span.end_time == 2
+            span.name == "n"
+            and span.context is context
+            and span.kind is SpanKind.SERVER
+            and dict(span.attributes or {}) == {"k": "v"}
+            and span.status is status
+            and span.start_time == 1
+            and span.end_time == 2
         )
     except Exception:
         return False

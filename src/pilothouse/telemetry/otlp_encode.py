@@ -79,8 +79,9 @@ def _any_value(value: Any) -> bytes:
     if isinstance(value, (list, tuple)):  # ArrayValue { repeated AnyValue values = 1 }
         return _length_delimited(b"\x2a", b"".join(_length_delimited(b"\x0a", _any_value(v)) for v in value))
     if isinstance(value, Mapping):  # KeyValueList { repeated KeyValue values = 1 }
-        return _length_delimited(b"\x32", b"".join(_length_delimited(b"\x0a", _key_value(k, v))
-                                                   for k, v in value.items()))
+        return _length_delimited(
+            b"\x32", b"".join(_length_delimited(b"\x0a", _key_value(k, v)) for k, v in value.items())
+        )
     if isinstance(value, bool):  # a bool subclass (numpy's is not, but be exact)
         return b"\x10\x01" if value else b"\x10\x00"
     if isinstance(value, int):
@@ -294,4 +295,3 @@ def encode_request(spans: Iterable[Any]) -> bytes:
         body.append(_schema_url(b"\x1a", resource))
         out.append(_length_delimited(b"\x0a", b"".join(body)))
     return b"".join(out)
-

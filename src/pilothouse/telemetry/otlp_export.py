@@ -182,8 +182,10 @@ class HttpTransport:
         headers.update(settings.headers)
         cert: Any = None
         if settings.client_certificate:
-            cert = (settings.client_certificate, settings.client_key) if settings.client_key else (
-                settings.client_certificate
+            cert = (
+                (settings.client_certificate, settings.client_key)
+                if settings.client_key
+                else (settings.client_certificate)
             )
         verify: Any = True
         if settings.certificate:
@@ -234,8 +236,15 @@ class GrpcTransport:
         self._metadata = tuple(settings.headers.items())
         code = grpc.StatusCode
         self._retryable = frozenset(
-            (code.UNAVAILABLE, code.RESOURCE_EXHAUSTED, code.DEADLINE_EXCEEDED, code.ABORTED,
-             code.CANCELLED, code.OUT_OF_RANGE, code.DATA_LOSS)
+            (
+                code.UNAVAILABLE,
+                code.RESOURCE_EXHAUSTED,
+                code.DEADLINE_EXCEEDED,
+                code.ABORTED,
+                code.CANCELLED,
+                code.OUT_OF_RANGE,
+                code.DATA_LOSS,
+            )
         )
 
     def _connect(self) -> Any:
@@ -247,6 +256,7 @@ class GrpcTransport:
         if insecure:
             self._channel = grpc.insecure_channel(target, compression=compression)
         else:
+
             def read(path: str | None) -> bytes | None:
                 if path is None:
                     return None
@@ -316,8 +326,12 @@ class OtlpExporter(SpanExporter):
                 break
         if outcome.sent:
             return SpanExportResult.SUCCESS
-        log.warning("OTLP export to %s failed (%s): %d spans dropped", self.settings.endpoint,
-                    outcome.reason, len(spans))
+        log.warning(
+            "OTLP export to %s failed (%s): %d spans dropped",
+            self.settings.endpoint,
+            outcome.reason,
+            len(spans),
+        )
         return SpanExportResult.FAILURE
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:

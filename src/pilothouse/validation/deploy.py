@@ -249,8 +249,14 @@ def _systemd(root: Path, scratch: Path) -> list[Verdict]:
         proc = _run([tool, "verify", "--man=no", str(copy)])
         problems = (proc.stdout + proc.stderr).strip()
         ok = proc.returncode == 0 and not problems
-        out.append(Verdict("systemd-analyze verify", _rel(root, timer), "pass" if ok else "fail",
-                           "" if ok else _last_line(problems)))
+        out.append(
+            Verdict(
+                "systemd-analyze verify",
+                _rel(root, timer),
+                "pass" if ok else "fail",
+                "" if ok else _last_line(problems),
+            )
+        )
     return out
 
 

@@ -26,31 +26,47 @@ def _run(cmd: Sequence[str], cwd: Path | None = None) -> subprocess.CompletedPro
 
 def _detail(proc: subprocess.CompletedProcess[str]) -> str:
     text = (proc.stdout + proc.stderr).strip()
-    failing = [line.strip() for line in text.splitlines()
-               if "FAIL" in line or "error" in line.lower() or line.strip().startswith("name:")]
+    failing = [
+        line.strip()
+        for line in text.splitlines()
+        if "FAIL" in line or "error" in line.lower() or line.strip().startswith("name:")
+    ]
     return " | ".join(failing or text.splitlines()[-1:])[:400]
 
 
 def _verdict(tool: str, target: str, proc: subprocess.CompletedProcess[str]) -> Verdict:
-    return Verdict(tool, target, "pass" if proc.returncode == 0 else "fail",
-                   "" if proc.returncode == 0 else _detail(proc))
+    return Verdict(
+        tool,
+        target,
+        "pass" if proc.returncode == 0 else "fail",
+        "" if proc.returncode == 0 else _detail(proc),
+    )
 
 
 def _rules(root: Path, promtool: str) -> Iterator[Verdict]:
     for rules in sorted((root / "prometheus" / "rules").glob("*.yaml")):
-        yield _verdict("promtool check rules", str(rules.relative_to(root)),
-                       _run([promtool, "check", "rules", str(rules)]))
+        yield _verdict(
+            "promtool check rules",
+            str(rules.relative_to(root)),
+            _run([promtool, "check", "rules", str(rules)]),
+        )
     for tests in sorted((root / "prometheus" / "tests").glob("*.yaml")):
-        yield _verdict("promtool test rules", str(tests.relative_to(root)),
-                       _run([promtool, "test", "rules", tests.name], cwd=tests.parent))
+        yield _verdict(
+            "promtool test rules",
+            str(tests.relative_to(root)),
+            _run([promtool, "test", "rules", tests.name], cwd=tests.parent),
+        )
     crd = root / "kubernetes" / "prometheusrule.yaml"
     if crd.is_file():
         spec = yaml.safe_load(crd.read_text())["spec"]
         with tempfile.TemporaryDirectory() as tmp:
             plain = Path(tmp) / "prometheusrule-groups.yaml"
             plain.write_text(yaml.safe_dump(spec))
-            yield _verdict("promtool check rules", "kubernetes/prometheusrule.yaml (spec)",
-                           _run([promtool, "check", "rules", str(plain)]))
+            yield _verdict(
+                "promtool check rules",
+                "kubernetes/prometheusrule.yaml (spec)",
+                _run([promtool, "check", "rules", str(plain)]),
+            )
 
 
 def _alertmanager(root: Path, amtool: str) -> Iterator[Verdict]:
@@ -67,8 +83,17 @@ def _alertmanager(root: Path, amtool: str) -> Iterator[Verdict]:
     for case in yaml.safe_load(cases.read_text())["tests"]:
         labels: dict[str, Any] = case["labels"]
         receivers = ",".join(case["receivers"])
-        proc = _run([amtool, "config", "routes", "test", f"--config.file={path}",
-                     f"--verify.receivers={receivers}", *(f"{k}={v}" for k, v in sorted(labels.items()))])
+        proc = _run(
+            [
+                amtool,
+                "config",
+                "routes",
+                "test",
+                f"--config.file={path}",
+                f"--verify.receivers={receivers}",
+                *(f"{k}={v}" for k, v in sorted(labels.items())),
+            ]
+        )
         verdict = _verdict("amtool config routes test", f"{target} severity={labels.get('severity')}", proc)
         if verdict.status == "pass":
             verdict = Verdict(verdict.tool, verdict.target, "pass", f"-> {receivers}")

@@ -111,9 +111,11 @@ _REQUIRED = re.compile(r"\$\{(\w+):\?[^}]*\}")
 def _interpolate(value: str, env: dict[str, str]) -> str:
     """Compose's `${VAR:?message}`: the value of VAR, an error when it is unset or empty
     (https://docs.docker.com/reference/compose-file/interpolation/)."""
+
     def one(match: re.Match[str]) -> str:
         assert env.get(match.group(1)), f"compose would refuse: {match.group(1)} is unset or empty"
         return env[match.group(1)]
+
     return _REQUIRED.sub(one, value)
 
 
@@ -123,16 +125,20 @@ def _secrets_check(env: dict[str, str]) -> str:
     return result.stdout
 
 
-def test_compose_dev_resolves_every_secret_with_the_generated_examples(orders_bundle: Path,
-                                                                       tmp_path: Path) -> None:
+def test_compose_dev_resolves_every_secret_with_the_generated_examples(
+    orders_bundle: Path, tmp_path: Path
+) -> None:
     """The app container's environment (interpolated from compose.dev.env) and its compose
     secrets (the generated secrets.dev files, put where their `target` says) satisfy
     `pilothouse secrets check`; the database URL names the compose `postgres` service."""
     document = yaml.safe_load((orders_bundle / "compose.yaml").read_text())
     app, db = document["services"]["orders"], document["services"]["postgres"]
     dotenv = _env_file(orders_bundle / "compose.dev.env")
-    env = {k: _interpolate(str(v), dotenv) for k, v in app["environment"].items()
-           if k not in ("PILOTHOUSE_CONFIG", "PYTHONPATH")}
+    env = {
+        k: _interpolate(str(v), dotenv)
+        for k, v in app["environment"].items()
+        if k not in ("PILOTHOUSE_CONFIG", "PYTHONPATH")
+    }
     root = tmp_path / "container"
     mount_dir = load_config(ORDERS, environ={}).secrets.mount_dir
     for use in app["secrets"]:
@@ -168,14 +174,21 @@ traces = "otlp"
 """
 
 
-@pytest.mark.parametrize(("extra", "compose", "systemd"), [
-    ("", None, None),
-    ('[deploy.compose]\notlp_endpoint = "http://otel-collector:4318"\n'
-     '[deploy.systemd]\notlp_endpoint = "http://127.0.0.1:4318"',
-     "http://otel-collector:4318", "http://127.0.0.1:4318"),
-])
-def test_each_target_gets_its_own_otlp_endpoint(tmp_path: Path, extra: str, compose: str | None,
-                                                systemd: str | None) -> None:
+@pytest.mark.parametrize(
+    ("extra", "compose", "systemd"),
+    [
+        ("", None, None),
+        (
+            '[deploy.compose]\notlp_endpoint = "http://otel-collector:4318"\n'
+            '[deploy.systemd]\notlp_endpoint = "http://127.0.0.1:4318"',
+            "http://otel-collector:4318",
+            "http://127.0.0.1:4318",
+        ),
+    ],
+)
+def test_each_target_gets_its_own_otlp_endpoint(
+    tmp_path: Path, extra: str, compose: str | None, systemd: str | None
+) -> None:
     """The pod's collector is a Kubernetes DNS name; compose and systemd used to get it too."""
     config = write_config(tmp_path, OTLP.format(extra=extra))
     out = generate(tmp_path / "deploy", "--config", str(config))

@@ -136,13 +136,13 @@ def test_no_secret_value_reaches_any_file_or_output(tmp_path: Path) -> None:
     assert "secrets.example.yaml" not in base
 
 
-HANGING_CHECK = '''
+HANGING_CHECK = """
 import asyncio
 
 
 async def forever() -> None:
     await asyncio.sleep(3600)
-'''
+"""
 
 
 def test_readiness_probe_timeout_covers_the_slowest_check(

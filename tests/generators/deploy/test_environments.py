@@ -79,8 +79,9 @@ def test_each_environment_has_its_own_namespace_host_and_secrets(bundle: Path) -
         assert one(docs, "Namespace")["metadata"]["name"] == f"envshop-{env}"
         host = one(docs, "Ingress")["spec"]["rules"][0]["host"]
         assert host == f"{env}.envshop.example.com"
-        examples = [d for d in yaml.safe_load_all((bundle / "k8s" / env / "secrets.example.yaml").read_text())
-                    if d]
+        examples = [
+            d for d in yaml.safe_load_all((bundle / "k8s" / env / "secrets.example.yaml").read_text()) if d
+        ]
         provided = {(d["metadata"]["namespace"], d["metadata"]["name"]) for d in examples}
         wanted = {(d["metadata"]["namespace"], name) for d in docs for name in _secret_refs(d)}
         assert wanted, "the workloads reference Secrets"
@@ -111,8 +112,11 @@ def test_service_monitor_selects_only_its_environments_metrics_service(bundle: P
     for env in ("staging", "prod"):
         docs = rendered(bundle, env)
         selector = one(docs, "ServiceMonitor")["spec"]["selector"]["matchLabels"]
-        matched = [d["metadata"]["name"] for d in docs
-                   if d["kind"] == "Service" and selector.items() <= d["metadata"]["labels"].items()]
+        matched = [
+            d["metadata"]["name"]
+            for d in docs
+            if d["kind"] == "Service" and selector.items() <= d["metadata"]["labels"].items()
+        ]
         assert matched == [f"{env}-envshop-metrics"]
         assert selector["app.kubernetes.io/instance"] == env
 
@@ -120,16 +124,35 @@ def test_service_monitor_selects_only_its_environments_metrics_service(bundle: P
 def test_kustomize_leaves_outside_secret_names_alone(tmp_path: Path) -> None:
     """The rule the overlays work around, shown with kustomize itself."""
     (tmp_path / "base").mkdir()
-    (tmp_path / "base" / "pod.yaml").write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
-        "spec": {"containers": [{"name": "c", "image": "x", "env": [
-            {"name": "A", "valueFrom": {"secretKeyRef": {"name": "shop-db", "key": "url"}}}]}]},
-    }))
+    (tmp_path / "base" / "pod.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": "p"},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "c",
+                            "image": "x",
+                            "env": [
+                                {
+                                    "name": "A",
+                                    "valueFrom": {"secretKeyRef": {"name": "shop-db", "key": "url"}},
+                                }
+                            ],
+                        }
+                    ]
+                },
+            }
+        )
+    )
     (tmp_path / "base" / "kustomization.yaml").write_text("resources: [pod.yaml]\n")
     (tmp_path / "prod").mkdir()
     (tmp_path / "prod" / "kustomization.yaml").write_text("resources: [../base]\nnamePrefix: prod-\n")
-    out = subprocess.run(["kubectl", "kustomize", str(tmp_path / "prod")], capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run(
+        ["kubectl", "kustomize", str(tmp_path / "prod")], capture_output=True, text=True, check=True
+    ).stdout
     pod = yaml.safe_load(out)
     assert pod["metadata"]["name"] == "prod-p"
     assert list(_secret_refs(pod)) == ["shop-db"]
@@ -138,11 +161,15 @@ def test_kustomize_leaves_outside_secret_names_alone(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("extra", "expected"),
     [
-        ('namespace = "envshop-staging"',
-         "deploy.environments.prod and deploy.environments.staging both use namespace 'envshop-staging'"),
-        ('host = "staging.envshop.example.com"',
-         "deploy.environments.prod and deploy.environments.staging both use host "
-         "'staging.envshop.example.com'"),
+        (
+            'namespace = "envshop-staging"',
+            "deploy.environments.prod and deploy.environments.staging both use namespace 'envshop-staging'",
+        ),
+        (
+            'host = "staging.envshop.example.com"',
+            "deploy.environments.prod and deploy.environments.staging both use host "
+            "'staging.envshop.example.com'",
+        ),
     ],
 )
 def test_two_environments_in_one_place_are_a_config_error(tmp_path: Path, extra: str, expected: str) -> None:

@@ -66,7 +66,11 @@ def test_generated_logrotate_rotates_the_log_targets(tmp_path: Path) -> None:
         (logs / "app.log").write_text(f"day {day}\n")
         logrotate(conf, state)
     assert sorted(p.name for p in logs.iterdir()) == [
-        "app.log", "app.log.1", "app.log.2.gz", "app.log.3.gz", "other.txt"  # rotate = 3
+        "app.log",
+        "app.log.1",
+        "app.log.2.gz",
+        "app.log.3.gz",
+        "other.txt",  # rotate = 3
     ]
 
 

@@ -127,8 +127,11 @@ def test_timers_pass_validators_and_fire_when_croniter_says(tmp_path: Path) -> N
     # what the main unit sets for its process (StateDirectory=, environment, limits, sandbox), less
     # what only a long-running `serve` has
     own = ("Type=", "ExecStart=", "Restart", "TimeoutStartSec=", "#")
-    shared = [line for line in main.split("[Service]")[1].split("[Install]")[0].splitlines()
-              if line and not line.startswith(own)]
+    shared = [
+        line
+        for line in main.split("[Service]")[1].split("[Install]")[0].splitlines()
+        if line and not line.startswith(own)
+    ]
     assert "StateDirectoryMode=0700" in shared
     for schedule in config.jobs.schedules:
         timer = (out / f"systemd/shop-{schedule.key}.timer").read_text()

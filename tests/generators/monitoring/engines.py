@@ -106,15 +106,25 @@ class Engine:
                 self.proc.wait()
 
 
-def prometheus(tmp: Path, job: str, target: str, rule_files: list[Path],
-               alertmanager: str | None = None, interval: str = "1s") -> Engine:
+def prometheus(
+    tmp: Path,
+    job: str,
+    target: str,
+    rule_files: list[Path],
+    alertmanager: str | None = None,
+    interval: str = "1s",
+) -> Engine:
     """Prometheus scraping `target` (host:port) as `job`, evaluating `rule_files`."""
     scrape = [{"job_name": job, "static_configs": [{"targets": [target]}]}]
     return prometheus_with(tmp, scrape, rule_files, alertmanager, interval)
 
 
-def prometheus_config(scrape_configs: list[dict[str, Any]], rule_files: list[Path],
-                      alertmanager: str | None = None, interval: str = "1s") -> dict[str, Any]:
+def prometheus_config(
+    scrape_configs: list[dict[str, Any]],
+    rule_files: list[Path],
+    alertmanager: str | None = None,
+    interval: str = "1s",
+) -> dict[str, Any]:
     config: dict[str, Any] = {
         "global": {"scrape_interval": interval, "evaluation_interval": interval},
         "rule_files": [str(p) for p in rule_files],
@@ -125,8 +135,13 @@ def prometheus_config(scrape_configs: list[dict[str, Any]], rule_files: list[Pat
     return config
 
 
-def prometheus_with(tmp: Path, scrape_configs: list[dict[str, Any]], rule_files: list[Path],
-                    alertmanager: str | None = None, interval: str = "1s") -> Engine:
+def prometheus_with(
+    tmp: Path,
+    scrape_configs: list[dict[str, Any]],
+    rule_files: list[Path],
+    alertmanager: str | None = None,
+    interval: str = "1s",
+) -> Engine:
     """Prometheus with the given scrape configs (relabeling and all), evaluating `rule_files`;
     `Engine.reload(prometheus_config(...))` swaps them while it runs."""
     config = prometheus_config(scrape_configs, rule_files, alertmanager, interval)
@@ -136,8 +151,13 @@ def prometheus_with(tmp: Path, scrape_configs: list[dict[str, Any]], rule_files:
     assert binary, "prometheus is not installed (make tools)"
 
     def command(port: int) -> list[str]:
-        return [binary, f"--config.file={path}", f"--storage.tsdb.path={tmp / 'tsdb'}",
-                f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"]
+        return [
+            binary,
+            f"--config.file={path}",
+            f"--storage.tsdb.path={tmp / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--log.level=warn",
+        ]
 
     return Engine(command, "/-/ready", "prometheus", tmp / "prometheus.log")
 
@@ -147,8 +167,14 @@ def alertmanager(tmp: Path, config: Path) -> Engine:
     assert binary, "alertmanager is not installed (make tools)"
 
     def command(port: int) -> list[str]:
-        return [binary, f"--config.file={config}", f"--storage.path={tmp / 'am-data'}",
-                f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=", "--log.level=warn"]
+        return [
+            binary,
+            f"--config.file={config}",
+            f"--storage.path={tmp / 'am-data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--cluster.listen-address=",
+            "--log.level=warn",
+        ]
 
     return Engine(command, "/-/ready", "alertmanager", tmp / "alertmanager.log")
 

@@ -33,8 +33,15 @@ def _sanitize(name: str) -> str:
 
 def _user_relabeling(rule: Obj) -> Obj:
     """promcfg.go `generateRelabelConfig`: the CRD's camelCase fields as Prometheus keys."""
-    keys = {"sourceLabels": "source_labels", "separator": "separator", "targetLabel": "target_label",
-            "regex": "regex", "modulus": "modulus", "replacement": "replacement", "action": "action"}
+    keys = {
+        "sourceLabels": "source_labels",
+        "separator": "separator",
+        "targetLabel": "target_label",
+        "regex": "regex",
+        "modulus": "modulus",
+        "replacement": "replacement",
+        "action": "action",
+    }
     out = {keys[k]: v for k, v in rule.items()}
     if "action" in out:
         out["action"] = str(out["action"]).lower()
@@ -47,19 +54,39 @@ def relabel_configs(monitor: Obj, endpoint_index: int = 0) -> list[Obj]:
     rules: list[Obj] = [{"source_labels": ["job"], "target_label": "__tmp_prometheus_job_name"}]
     for key in sorted(spec["selector"].get("matchLabels", {})):
         value = spec["selector"]["matchLabels"][key]
-        rules.append({"action": "keep", "regex": f"({value});true", "source_labels": [
-            f"__meta_kubernetes_service_label_{_sanitize(key)}",
-            f"__meta_kubernetes_service_labelpresent_{_sanitize(key)}"]})
+        rules.append(
+            {
+                "action": "keep",
+                "regex": f"({value});true",
+                "source_labels": [
+                    f"__meta_kubernetes_service_label_{_sanitize(key)}",
+                    f"__meta_kubernetes_service_labelpresent_{_sanitize(key)}",
+                ],
+            }
+        )
     assert not spec["selector"].get("matchExpressions"), "not transcribed: matchExpressions"
-    rules.append({"action": "keep", "source_labels": ["__meta_kubernetes_endpoint_port_name"],
-                  "regex": ep["port"]})
-    target = ["__meta_kubernetes_endpoint_address_target_kind",
-              "__meta_kubernetes_endpoint_address_target_name"]
+    rules.append(
+        {"action": "keep", "source_labels": ["__meta_kubernetes_endpoint_port_name"], "regex": ep["port"]}
+    )
+    target = [
+        "__meta_kubernetes_endpoint_address_target_kind",
+        "__meta_kubernetes_endpoint_address_target_name",
+    ]
     rules += [
-        {"source_labels": target, "separator": ";", "regex": "Node;(.*)", "replacement": "${1}",
-         "target_label": "node"},
-        {"source_labels": target, "separator": ";", "regex": "Pod;(.*)", "replacement": "${1}",
-         "target_label": "pod"},
+        {
+            "source_labels": target,
+            "separator": ";",
+            "regex": "Node;(.*)",
+            "replacement": "${1}",
+            "target_label": "node",
+        },
+        {
+            "source_labels": target,
+            "separator": ";",
+            "regex": "Pod;(.*)",
+            "replacement": "${1}",
+            "target_label": "pod",
+        },
         {"source_labels": ["__meta_kubernetes_namespace"], "target_label": "namespace"},
         {"source_labels": ["__meta_kubernetes_service_name"], "target_label": "service"},
         {"source_labels": ["__meta_kubernetes_pod_name"], "target_label": "pod"},
@@ -67,13 +94,26 @@ def relabel_configs(monitor: Obj, endpoint_index: int = 0) -> list[Obj]:
         {"action": "drop", "source_labels": ["__meta_kubernetes_pod_phase"], "regex": "(Failed|Succeeded)"},
     ]
     for label in spec.get("targetLabels", []):
-        rules.append({"source_labels": [f"__meta_kubernetes_service_label_{_sanitize(label)}"],
-                      "target_label": _sanitize(label), "regex": "(.+)", "replacement": "${1}"})
-    rules.append({"source_labels": ["__meta_kubernetes_service_name"], "target_label": "job",
-                  "replacement": "${1}"})
+        rules.append(
+            {
+                "source_labels": [f"__meta_kubernetes_service_label_{_sanitize(label)}"],
+                "target_label": _sanitize(label),
+                "regex": "(.+)",
+                "replacement": "${1}",
+            }
+        )
+    rules.append(
+        {"source_labels": ["__meta_kubernetes_service_name"], "target_label": "job", "replacement": "${1}"}
+    )
     if spec.get("jobLabel"):
-        rules.append({"source_labels": [f"__meta_kubernetes_service_label_{_sanitize(spec['jobLabel'])}"],
-                      "target_label": "job", "regex": "(.+)", "replacement": "${1}"})
+        rules.append(
+            {
+                "source_labels": [f"__meta_kubernetes_service_label_{_sanitize(spec['jobLabel'])}"],
+                "target_label": "job",
+                "regex": "(.+)",
+                "replacement": "${1}",
+            }
+        )
     rules.append({"target_label": "endpoint", "replacement": ep["port"]})
     rules += [_user_relabeling(r) for r in ep.get("relabelings", [])]
     return rules

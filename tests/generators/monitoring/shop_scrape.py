@@ -53,13 +53,24 @@ def exercise(shop: ServeProcess, env: dict[str, str]) -> None:
             client.get("/items/no-such-sku")
             client.post("/orders", json={"sku": "mug"})
             httpx.get(f"{shop.ops_url}/ready", timeout=5)
-    ran = run_cli("jobs", "submit", "reindex", "--param", "seconds=0.1", "--wait", "-c", str(SHOP),
-                  env=env, cwd=SHOP_DIR)
+    ran = run_cli(
+        "jobs",
+        "submit",
+        "reindex",
+        "--param",
+        "seconds=0.1",
+        "--wait",
+        "-c",
+        str(SHOP),
+        env=env,
+        cwd=SHOP_DIR,
+    )
     assert ran.returncode == 0, ran.stdout + ran.stderr
 
 
-def unscraped(api: str, plan: alerts.Plan, where: str, expr: str,
-              exempt: dict[str, str] = NOT_IN_SHOP_SCRAPE) -> list[str]:
+def unscraped(
+    api: str, plan: alerts.Plan, where: str, expr: str, exempt: dict[str, str] = NOT_IN_SHOP_SCRAPE
+) -> list[str]:
     """What `expr` selects or groups by that the real scrape does not have."""
     refs, seen, problems = references(expr), set[str](), []
     for name, matchers in refs.selectors:
@@ -82,8 +93,12 @@ def wait_for_samples(url: str, plan: alerts.Plan, timeout: float = 30) -> None:
     wanted = (alerts.REQUESTS_RECORD, job_metrics.JOB_RUNS.sample_name)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        answers = [httpx.get(f"{url}/api/v1/query", params={"query": f'{name}{{job="{plan.job}"}}'},
-                             timeout=5).json()["data"]["result"] for name in wanted]
+        answers = [
+            httpx.get(
+                f"{url}/api/v1/query", params={"query": f'{name}{{job="{plan.job}"}}'}, timeout=5
+            ).json()["data"]["result"]
+            for name in wanted
+        ]
         if all(answers):
             return
         time.sleep(0.5)

@@ -66,10 +66,16 @@ group_interval = "1s"
 """
 
 
-def _alerts(hook: engines.Webhook, status: str, name: str = "ReadinessFailing",
-            path: str = "/page") -> list[dict[str, Any]]:
-    return [a for p in hook.payloads if p["path"] == path for a in p["alerts"]
-            if a["labels"].get("alertname") == name and a["status"] == status]
+def _alerts(
+    hook: engines.Webhook, status: str, name: str = "ReadinessFailing", path: str = "/page"
+) -> list[dict[str, Any]]:
+    return [
+        a
+        for p in hook.payloads
+        if p["path"] == path
+        for a in p["alerts"]
+        if a["labels"].get("alertname") == name and a["status"] == status
+    ]
 
 
 def _wait(predicate: Callable[[], bool], server: ServeProcess, timeout: float) -> None:
@@ -103,19 +109,28 @@ def test_alerts_route_inhibit_and_resolve(tmp_path: Path) -> None:
     try:
         am = engines.alertmanager(tmp_path, out / "alertmanager" / "alertmanager.yaml")
         started.append(am)
-        prom = engines.prometheus(tmp_path, "e2e-alerts", f"127.0.0.1:{server.ops_port}",
-                                  [out / "prometheus" / "rules" / "e2e-alerts.rules.yaml"],
-                                  alertmanager=am.url.removeprefix("http://"))
+        prom = engines.prometheus(
+            tmp_path,
+            "e2e-alerts",
+            f"127.0.0.1:{server.ops_port}",
+            [out / "prometheus" / "rules" / "e2e-alerts.rules.yaml"],
+            alertmanager=am.url.removeprefix("http://"),
+        )
         started.append(prom)
 
         _wait(lambda: bool(_alerts(hook, "firing")), server, timeout=40)
         alert = _alerts(hook, "firing")[0]
         assert alert["labels"] == {
-            "alertname": "ReadinessFailing", "severity": "critical", "service": "e2e-alerts",
-            "job": "e2e-alerts", "instance": f"127.0.0.1:{server.ops_port}",
+            "alertname": "ReadinessFailing",
+            "severity": "critical",
+            "service": "e2e-alerts",
+            "job": "e2e-alerts",
+            "instance": f"127.0.0.1:{server.ops_port}",
         }
-        assert alert["annotations"]["runbook_url"] == \
-            "https://runbooks.example.test/e2e-alerts/ReadinessFailing.md"
+        assert (
+            alert["annotations"]["runbook_url"]
+            == "https://runbooks.example.test/e2e-alerts/ReadinessFailing.md"
+        )
         assert f"127.0.0.1:{server.ops_port}" in alert["annotations"]["summary"]
         _wait(lambda: bool(_alerts(hook, "firing", path="/escalate")), server, timeout=20)
         first = {p["path"]: p["received"] for p in reversed(hook.payloads)}
@@ -126,8 +141,11 @@ def test_alerts_route_inhibit_and_resolve(tmp_path: Path) -> None:
                 client.get("/slow", params={"seconds": "0.8"})
         # Alertmanager marks inhibition when it flushes the group (after group_wait); a broken
         # inhibit rule would leave it "active" and deliver it, failing the wait or the asserts.
-        _wait(lambda: (_am_alert(am, "HighLatencyP99") or {}).get("status", {}).get("state") == "suppressed",
-              server, timeout=40)
+        _wait(
+            lambda: (_am_alert(am, "HighLatencyP99") or {}).get("status", {}).get("state") == "suppressed",
+            server,
+            timeout=40,
+        )
         latency = _am_alert(am, "HighLatencyP99")
         assert latency is not None and latency["status"]["inhibitedBy"]
         assert not _alerts(hook, "firing", "HighLatencyP99", "/ticket")

@@ -32,8 +32,12 @@ def generated(tmp_path: Path, config: Path = SHOP) -> Path:
 
 
 def rules_of(root: Path, pattern: str = "prometheus/rules/*.yaml") -> list[dict[str, object]]:
-    return [rule for path in sorted(root.glob(pattern))
-            for group in yaml.safe_load(path.read_text())["groups"] for rule in group["rules"]]
+    return [
+        rule
+        for path in sorted(root.glob(pattern))
+        for group in yaml.safe_load(path.read_text())["groups"]
+        for rule in group["rules"]
+    ]
 
 
 def test_generate_then_validate_passes_with_real_tools(tmp_path: Path) -> None:
@@ -42,8 +46,12 @@ def test_generate_then_validate_passes_with_real_tools(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     verdicts = json.loads(result.stdout)
     tools = {v["tool"] for v in verdicts}
-    assert tools == {"promtool check rules", "promtool test rules", "amtool check-config",
-                     "amtool config routes test"}
+    assert tools == {
+        "promtool check rules",
+        "promtool test rules",
+        "amtool check-config",
+        "amtool config routes test",
+    }
     assert all(v["status"] == "pass" for v in verdicts)
     routes = {v["target"].rsplit("=", 1)[1]: v["detail"] for v in verdicts if "routes" in v["tool"]}
     assert routes == {"critical": "-> pager,pager-secondary", "warning": "-> chat"}
@@ -64,8 +72,11 @@ def test_an_alert_that_cannot_fire_fails_promtool(tmp_path: Path) -> None:
     rules = out / "prometheus/rules/shop.rules.yaml"
     text = rules.read_text()
     assert "job:pilothouse_slo_errors:ratio_rate5m > 0.05\n" in text
-    rules.write_text(text.replace("job:pilothouse_slo_errors:ratio_rate5m > 0.05\n",
-                                  "job:pilothouse_slo_errors:ratio_rate5m > 2\n"))
+    rules.write_text(
+        text.replace(
+            "job:pilothouse_slo_errors:ratio_rate5m > 0.05\n", "job:pilothouse_slo_errors:ratio_rate5m > 2\n"
+        )
+    )
     verdicts = {v.tool: v for v in validate(out)}
     assert verdicts["promtool test rules"].status == "fail"
     assert "HighErrorRatio" in verdicts["promtool test rules"].detail
@@ -106,20 +117,28 @@ def test_runbooks_cover_every_alert_and_name_real_commands(tmp_path: Path) -> No
         for section in ("## What it means", "## Impact", "## First checks", "## Mitigation", "## Escalation"):
             assert section in page, (name, section)
         assert str(rule["expr"]) in page
-    commands = {m.group(1) for p in (out / "runbooks").glob("*.md")
-                for m in re.finditer(r"pilothouse ([a-z-]+(?: [a-z-]+)?)", p.read_text())}
+    commands = {
+        m.group(1)
+        for p in (out / "runbooks").glob("*.md")
+        for m in re.finditer(r"pilothouse ([a-z-]+(?: [a-z-]+)?)", p.read_text())
+    }
     assert commands
     for command in commands:
         assert run_cli(*command.split(), "--help").returncode == 0, command
 
 
 def test_runbook_url_pending_and_maintenance_come_from_config(tmp_path: Path) -> None:
-    config = write_config(tmp_path, MINIMAL.format(extra="""
+    config = write_config(
+        tmp_path,
+        MINIMAL.format(
+            extra="""
 [monitoring]
 runbook_base_url = "https://ops.example.test/tiny/"
 pending = { ReadinessFailing = "5s" }
 maintenance = [{ weekdays = ["saturday", "sunday"], start = "02:00", end = "04:00" }]
-"""))
+"""
+        ),
+    )
     out = generated(tmp_path, config)
     assert all(v.status == "pass" for v in validate(out)), validate(out)
     alertmanager = yaml.safe_load((out / "alertmanager/alertmanager.yaml").read_text())
@@ -134,13 +153,18 @@ maintenance = [{ weekdays = ["saturday", "sunday"], start = "02:00", end = "04:0
     assert "JobFailures" not in rules and not any(a.startswith("SLO") for a in rules)
 
 
-@pytest.mark.parametrize(("extra", "message"), [
-    ('[monitoring]\npending = { NoSuchAlert = "1m" }', "monitoring.pending: unknown alert 'NoSuchAlert'"),
-    ('[slo]\nlatency = { threshold = "300ms", target = 0.99 }',
-     "slo.latency.threshold: 300ms is not a bucket"),
-    ('[monitoring.receivers.pager]\nkind = "pagerduty"\nrouting_key_file = "key.txt"', "absolute path"),
-    ('[monitoring.routing]\npage = "nobody"', "routing.page = 'nobody' is not a receiver"),
-])
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ('[monitoring]\npending = { NoSuchAlert = "1m" }', "monitoring.pending: unknown alert 'NoSuchAlert'"),
+        (
+            '[slo]\nlatency = { threshold = "300ms", target = 0.99 }',
+            "slo.latency.threshold: 300ms is not a bucket",
+        ),
+        ('[monitoring.receivers.pager]\nkind = "pagerduty"\nrouting_key_file = "key.txt"', "absolute path"),
+        ('[monitoring.routing]\npage = "nobody"', "routing.page = 'nobody' is not a receiver"),
+    ],
+)
 def test_config_mistakes_are_one_line_and_exit_2(tmp_path: Path, extra: str, message: str) -> None:
     config = write_config(tmp_path, MINIMAL.format(extra=extra))
     result = run_cli("generate", "monitoring", "-c", str(config), "--out", str(tmp_path / "out"))
@@ -153,12 +177,23 @@ def test_config_mistakes_are_one_line_and_exit_2(tmp_path: Path, extra: str, mes
 def test_alertmanager_holds_file_references_never_keys(tmp_path: Path) -> None:
     out = generated(tmp_path)
     config = yaml.safe_load((out / "alertmanager/alertmanager.yaml").read_text())
-    keys = {key for receiver in config["receivers"] for kind, entries in receiver.items() if kind != "name"
-            for entry in entries for key in entry}
+    keys = {
+        key
+        for receiver in config["receivers"]
+        for kind, entries in receiver.items()
+        if kind != "name"
+        for entry in entries
+        for key in entry
+    }
     assert {"routing_key_file", "api_url_file"} <= keys
     assert not keys & {"routing_key", "service_key", "api_url"}
-    assert config["inhibit_rules"] == [{"source_matchers": ['severity="critical"'],
-                                        "target_matchers": ['severity="warning"'], "equal": ["service"]}]
+    assert config["inhibit_rules"] == [
+        {
+            "source_matchers": ['severity="critical"'],
+            "target_matchers": ['severity="warning"'],
+            "equal": ["service"],
+        }
+    ]
     assert config["route"]["group_by"] == ["service", "alertname"]
 
 
@@ -180,10 +215,19 @@ def test_dashboards_round_trip_through_the_sdk_schema(tmp_path: Path) -> None:
 def test_overview_has_the_promised_panels(tmp_path: Path) -> None:
     data = json.loads((generated(tmp_path) / "grafana/dashboards/shop-overview.json").read_text())
     titles = {p["title"] for p in data["panels"]}
-    assert {"Request rate by route", "Error ratio (5xx)", "Latency p50 / p90 / p99", "Active requests",
-            "CPU (cores)", "Resident memory",
-            "Readiness checks (1 pass, 0 fail)", "Lifecycle state", "Build",
-            "Error budget remaining, availability (30d)", "Burn rate, availability"} <= titles
+    assert {
+        "Request rate by route",
+        "Error ratio (5xx)",
+        "Latency p50 / p90 / p99",
+        "Active requests",
+        "CPU (cores)",
+        "Resident memory",
+        "Readiness checks (1 pass, 0 fail)",
+        "Lifecycle state",
+        "Build",
+        "Error budget remaining, availability (30d)",
+        "Burn rate, availability",
+    } <= titles
     assert [v["name"] for v in data["templating"]["list"]] == ["datasource", "namespace", "instance"]
     # The shop calls no pool or queue helper: no panel would ever show data.
     assert not titles & {"Connection pool utilization", "Queue depth"}
@@ -215,8 +259,10 @@ def test_panels_and_alerts_follow_what_the_service_declares(tmp_path: Path) -> N
     out = generated(tmp_path / "declared", write_config(tmp_path, MINIMAL.format(extra=HELPERS), "x.toml"))
     alerts = {r.get("alert"): r for r in rules_of(out)}
     assert {"PoolSaturated", "QueueGrowing", "BrokerOrdersHigh", "BrokerBacklogHigh"} <= set(alerts)
-    assert alerts["BrokerOrdersHigh"]["expr"] == \
-        'sum by (outcome) (rate(broker_orders_total{job="tiny"}[5m])) > 5.0'
+    assert (
+        alerts["BrokerOrdersHigh"]["expr"]
+        == 'sum by (outcome) (rate(broker_orders_total{job="tiny"}[5m])) > 5.0'
+    )
     assert alerts["BrokerBacklogHigh"]["labels"]["severity"] == "critical"
     app = json.loads((out / "grafana/dashboards/tiny-application.json").read_text())
     exprs = [t["expr"] for p in app["panels"] for t in p.get("targets") or []]

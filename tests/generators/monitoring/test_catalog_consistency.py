@@ -71,8 +71,9 @@ def test_real_scrape_has_every_queried_series(tmp_path: Path) -> None:
     assert [job["job_name"] for job in compose] == [plan.job]
     with ServeProcess(SHOP, cwd=SHOP_DIR, env=env) as shop:
         compose[0]["static_configs"] = [{"targets": [f"127.0.0.1:{shop.ops_port}"]}]
-        prom = engines.prometheus_with(tmp_path, compose,
-                                       [root / "prometheus" / "rules" / f"{plan.service}.rules.yaml"])
+        prom = engines.prometheus_with(
+            tmp_path, compose, [root / "prometheus" / "rules" / f"{plan.service}.rules.yaml"]
+        )
         try:
             exercise(shop, env)
             wait_for_samples(prom.url, plan)
@@ -80,8 +81,11 @@ def test_real_scrape_has_every_queried_series(tmp_path: Path) -> None:
             for where, expr in expressions.items():
                 answer = httpx.get(f"{api}/query", params={"query": prometheus_query(expr)}, timeout=10)
                 assert answer.json()["status"] == "success", f"{where}: Prometheus refused {expr}"
-            missing = [problem for where, expr in expressions.items()
-                       for problem in unscraped(api, plan, where, expr)]
+            missing = [
+                problem
+                for where, expr in expressions.items()
+                for problem in unscraped(api, plan, where, expr)
+            ]
             assert not missing, "\n".join(missing)
         finally:
             prom.stop()
@@ -91,7 +95,9 @@ def test_real_scrape_has_every_queried_series(tmp_path: Path) -> None:
 def test_application_helpers_are_scraped(tmp_path: Path, postgres_url: str) -> None:
     """What the shop does not exercise: the application dashboard and the pool and queue alerts,
     against a service calling every helper with a real psycopg pool."""
-    config_path = write_config(tmp_path, """
+    config_path = write_config(
+        tmp_path,
+        """
         [service]
         name = "helpers"
         app = "tests.generators.monitoring.helper_app:app"
@@ -99,13 +105,17 @@ def test_application_helpers_are_scraped(tmp_path: Path, postgres_url: str) -> N
         access_log = false
         [monitoring]
         helpers = ["unit_of_work", "command", "queue_depth", "watch_pool"]
-    """)
+    """,
+    )
     config = load_config(config_path)
     plan = alerts.plan(config)
     root = write(tmp_path / "bundle", generate(config))
     app_series = {name for spec in app_metrics.SPECS for name in spec.series()}
-    expressions = {where: expr for where, expr in bundle_expressions(root).items()
-                   if any(name in app_series for name, _ in references(expr).selectors)}
+    expressions = {
+        where: expr
+        for where, expr in bundle_expressions(root).items()
+        if any(name in app_series for name, _ in references(expr).selectors)
+    }
     assert len(expressions) >= len(app_metrics.SPECS) + 2  # every panel, PoolSaturated, QueueGrowing
     with ServeProcess(config_path, cwd=ROOT, env={"DATABASE_URL": postgres_url}) as service:
         prom = engines.prometheus(tmp_path, plan.job, f"127.0.0.1:{service.ops_port}", [])
@@ -117,8 +127,11 @@ def test_application_helpers_are_scraped(tmp_path: Path, postgres_url: str) -> N
             missing = ["not scraped yet"]
             while missing and time.monotonic() < deadline:
                 time.sleep(0.5)
-                missing = [problem for where, expr in expressions.items()
-                           for problem in unscraped(api, plan, where, expr, exempt={})]
+                missing = [
+                    problem
+                    for where, expr in expressions.items()
+                    for problem in unscraped(api, plan, where, expr, exempt={})
+                ]
             assert not missing, "\n".join(missing)
         finally:
             prom.stop()

@@ -38,8 +38,9 @@ def _api(prom: engines.Engine, path: str, **params: str) -> Any:
 
 
 def _firing(prom: engines.Engine, name: str) -> bool:
-    return any(a["labels"]["alertname"] == name and a["state"] == "firing"
-               for a in _api(prom, "alerts")["alerts"])
+    return any(
+        a["labels"]["alertname"] == name and a["state"] == "firing" for a in _api(prom, "alerts")["alerts"]
+    )
 
 
 @pytest.mark.slow
@@ -65,21 +66,34 @@ def test_rules_find_their_series_under_operator_labels(tmp_path: Path) -> None:
             assert len(targets) == 1, "the ServiceMonitor keeps the metrics Service only"
             labels = targets[0]["labels"]
             assert labels["job"] == plan.job == config.prometheus_job == "shop"
-            assert (labels["namespace"], labels["service"], labels["endpoint"]) == \
-                ("shop-prod", "prod-shop-metrics", "ops")
+            assert (labels["namespace"], labels["service"], labels["endpoint"]) == (
+                "shop-prod",
+                "prod-shop-metrics",
+                "ops",
+            )
 
             exercise(shop, env)
             wait_for_samples(prom.url, plan)
-            expressions = {where: expr for where, expr in bundle_expressions(root).items()
-                           if where.startswith(rules.name)}
+            expressions = {
+                where: expr
+                for where, expr in bundle_expressions(root).items()
+                if where.startswith(rules.name)
+            }
             assert {f"{rules.name}:{a.name}" for a in plan.alerts} <= set(expressions)
-            missing = [problem for where, expr in expressions.items()
-                       for problem in unscraped(f"{prom.url}/api/v1", plan, where, expr)]
+            missing = [
+                problem
+                for where, expr in expressions.items()
+                for problem in unscraped(f"{prom.url}/api/v1", plan, where, expr)
+            ]
             assert not missing, "\n".join(missing)
 
             def recorded() -> list[str]:
-                return [r.record for r in plan.recordings
-                        if not _api(prom, "query", query=f'{r.record}{{job="{plan.job}"}}')["result"]]
+                return [
+                    r.record
+                    for r in plan.recordings
+                    if not _api(prom, "query", query=f'{r.record}{{job="{plan.job}"}}')["result"]
+                ]
+
             wait_until(lambda: not recorded(), 30, "every recording rule to have a series")
             assert not _firing(prom, "TargetMissing") and not _firing(prom, "TargetDown")
 

@@ -20,8 +20,10 @@ HTTP = http_metrics.HTTP_SERVER_REQUEST_DURATION
 
 def test_selectors_use_catalog_names_and_escape_values() -> None:
     assert selector(http_metrics.HTTP_SERVER_REQUESTS_DROPPED) == "pilothouse_http_requests_dropped_total"
-    assert selector(HTTP, Matcher("http_route", 'a"b'), part="count") == \
-        'http_server_request_duration_seconds_count{http_route="a\\"b"}'
+    assert (
+        selector(HTTP, Matcher("http_route", 'a"b'), part="count")
+        == 'http_server_request_duration_seconds_count{http_route="a\\"b"}'
+    )
 
 
 def test_undeclared_label_or_series_part_is_refused() -> None:
@@ -39,11 +41,14 @@ def test_target_label_collision_is_renamed_as_prometheus_does() -> None:
 
 
 def test_aggregations_and_bucket_bounds() -> None:
-    assert rate_sum(HTTP, (), 300, (), part="count") == \
-        "sum (rate(http_server_request_duration_seconds_count[5m]))"
+    assert (
+        rate_sum(HTTP, (), 300, (), part="count")
+        == "sum (rate(http_server_request_duration_seconds_count[5m]))"
+    )
     assert quantile(0.99, HTTP, (Matcher("job", "shop"),), 3600, ("http_route",)) == (
         "histogram_quantile(0.99, sum by (http_route, le) "
-        '(rate(http_server_request_duration_seconds_bucket{job="shop"}[1h])))')
+        '(rate(http_server_request_duration_seconds_bucket{job="shop"}[1h])))'
+    )
     assert bucket_le(HTTP, 1.0) == "1.0"
     with pytest.raises(ValueError, match="300ms is not a bucket bound"):
         bucket_le(HTTP, 0.3)

@@ -57,8 +57,12 @@ def _worker_on_a_free_port(tmp_path: Path) -> tuple[subprocess.Popen[bytes], int
     for _ in range(5):
         port = free_port()
         config = write_config(tmp_path, CONFIG.format(port=port, schedules=SCHEDULE))
-        proc = subprocess.Popen([*PILOTHOUSE, "jobs", "worker", "-c", str(config)], cwd=tmp_path,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [*PILOTHOUSE, "jobs", "worker", "-c", str(config)],
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         wait_until(lambda: proc.poll() is not None or _scrape(port), 30, "the ops port")  # noqa: B023
         if proc.poll() is None:
             return proc, port
@@ -77,8 +81,11 @@ def test_worker_exports_every_schedule_series(tmp_path: Path) -> None:
     proc, port = _worker_on_a_free_port(tmp_path)
     try:
         wanted = [spec.name for spec in job_metrics.SCHEDULE_SPECS]
-        wait_until(lambda: all(f'{name}{{schedule="every-second"}}' in _scrape(port) for name in wanted), 30,
-                   "the schedule series")
+        wait_until(
+            lambda: all(f'{name}{{schedule="every-second"}}' in _scrape(port) for name in wanted),
+            30,
+            "the schedule series",
+        )
     finally:
         proc.terminate()
         assert proc.wait(timeout=20) == 0

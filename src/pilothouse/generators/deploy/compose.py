@@ -201,8 +201,14 @@ def dev_secret_files(config: Config) -> dict[str, str]:
     """`secrets.dev/<secret>` for compose.yaml and `compose.dev.env` for its `${VAR:?}`
     interpolations: example values pointing at the compose services (the trust-auth database,
     redis); the rest CHANGE-ME. Development only: compose.prod.yaml reads `secrets/`."""
-    files = {f"{DEV_SECRETS}/{ref.secret}": secret_examples.example_value(config, ref, "compose-dev") + "\n"
-             for ref in config.secret_refs()} if "kubernetes" in config.secrets.sources else {}
+    files = (
+        {
+            f"{DEV_SECRETS}/{ref.secret}": secret_examples.example_value(config, ref, "compose-dev") + "\n"
+            for ref in config.secret_refs()
+        }
+        if "kubernetes" in config.secrets.sources
+        else {}
+    )
     interpolated = _environment(config, dev=True)
     wanted = {item.env for item in facts.secret_envs(config) if str(interpolated[item.env]).startswith("${")}
     examples = secret_examples.env_examples(config, "compose-dev", runtime_refs=True)

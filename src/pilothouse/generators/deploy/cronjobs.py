@@ -53,8 +53,13 @@ def cron_job(config: Config, schedule: ScheduleConfig, index: int) -> Obj:
         "securityContext": app["securityContext"],
         "volumeMounts": app["volumeMounts"],
     }
-    keep = ("automountServiceAccountToken", "securityContext", "serviceAccountName",
-            "terminationGracePeriodSeconds", "volumes")
+    keep = (
+        "automountServiceAccountToken",
+        "securityContext",
+        "serviceAccountName",
+        "terminationGracePeriodSeconds",
+        "volumes",
+    )
     pod_spec = {k: template["spec"][k] for k in keep} | {"containers": [container], "restartPolicy": "Never"}
     return {
         "apiVersion": "batch/v1",

@@ -24,7 +24,12 @@ Obj = dict[str, Any]
 ANYWHERE = "0.0.0.0/0"
 DNS_PORT = 53
 _DEFAULT_PORTS = {
-    "postgresql": 5432, "postgres": 5432, "redis": 6379, "rediss": 6379, "http": 80, "https": 443,
+    "postgresql": 5432,
+    "postgres": 5432,
+    "redis": 6379,
+    "rediss": 6379,
+    "http": 80,
+    "https": 443,
 }
 
 

@@ -244,16 +244,25 @@ def overlay_patches(
     if cron_ops:
         patches += [{"patch": dump(cron_ops), "target": _target(obj)} for obj in cronjobs.objects(config)]
     if exposed and config.deploy.expose == "ingress":
-        host = [{"op": "replace", "path": "/spec/rules/0/host",
-                 "value": config.deploy.environment_host(name, environment)}]
+        host = [
+            {
+                "op": "replace",
+                "path": "/spec/rules/0/host",
+                "value": config.deploy.environment_host(name, environment),
+            }
+        ]
         patches.append({"patch": dump(host), "target": {"kind": "Ingress", "name": name}})
     if prefix:
         patches += _prefixed_secret_patches(config, prefix)
     if config.deploy.strategy == "blue-green":
         # The analysis query names the namespace, which the environment changes.
         template = rollout.analysis_template(placed_in(config, environment))
-        patches.append({"patch": dump([{"op": "replace", "path": "/spec", "value": template["spec"]}]),
-                        "target": _target(template)})
+        patches.append(
+            {
+                "patch": dump([{"op": "replace", "path": "/spec", "value": template["spec"]}]),
+                "target": _target(template),
+            }
+        )
     base, wanted = _by_kind(k8s.autoscaling(config)), _by_kind(k8s.autoscaling(env_config))
     extra: list[Obj] = []
     for kind in sorted(set(base) | set(wanted)):
@@ -282,8 +291,11 @@ def overlay_patches(
 
 def environment_namespace(configs: Sequence[Config], environment: str) -> str:
     """The one namespace of an overlay; services of a stack that disagree are a config error."""
-    found = {c.deploy.environment_namespace(c.service.name, environment): c.service.name
-             for c in configs if environment in c.deploy.environments}
+    found = {
+        c.deploy.environment_namespace(c.service.name, environment): c.service.name
+        for c in configs
+        if environment in c.deploy.environments
+    }
     if len(found) != 1:
         names = ", ".join(f"{svc}: {ns}" for ns, svc in sorted(found.items()))
         raise ConfigError(f"deploy.environments.{environment}.namespace: the services disagree ({names})")
@@ -325,8 +337,10 @@ def overlay(
     # Kustomize knows where a Deployment keeps its selector, not a Rollout or a ServiceMonitor: say so.
     fields: list[Obj] = []
     if any(c.deploy.strategy == "blue-green" for c in configs):
-        fields += [{"create": True, "kind": "Rollout", "path": path}
-                   for path in ("spec/selector/matchLabels", "spec/template/metadata/labels")]
+        fields += [
+            {"create": True, "kind": "Rollout", "path": path}
+            for path in ("spec/selector/matchLabels", "spec/template/metadata/labels")
+        ]
     if any(c.deploy.service_monitor for c in configs):
         fields.append({"create": True, "kind": "ServiceMonitor", "path": "spec/selector/matchLabels"})
     if fields:

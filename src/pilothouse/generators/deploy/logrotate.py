@@ -35,7 +35,7 @@ def files(config: Config) -> dict[str, str]:
         return {}
     header = (
         f"# logrotate for the log directories of {config.service.name}"
-        " ([[backup.targets]] kind = \"logs\").\n"
+        ' ([[backup.targets]] kind = "logs").\n'
         f"# Install: cp this /etc/logrotate.d/{config.service.name}  (logrotate runs it daily)\n"
     )
     body = "\n".join(stanza(t.path or "", t.active, t.rotate) for t in targets)

@@ -59,6 +59,8 @@ def env_examples(config: Config, target: Target, runtime_refs: bool) -> dict[str
         out[var] = (example_value(config, ref, target), f"secret '{ref.secret}', read by the app")
     if runtime_refs and "env" in config.secrets.sources:
         for ref in config.secret_refs():
-            out.setdefault(env_name(config.service.name, ref),
-                           (example_value(config, ref, target), f"secret '{ref.secret}'"))
+            out.setdefault(
+                env_name(config.service.name, ref),
+                (example_value(config, ref, target), f"secret '{ref.secret}'"),
+            )
     return out

@@ -23,17 +23,25 @@ MAINTENANCE = "maintenance"
 
 def _receiver(name: str, receiver: ReceiverConfig) -> dict[str, Any]:
     if isinstance(receiver, PagerDutyReceiver):
-        return {"name": name, "pagerduty_configs": [{"routing_key_file": receiver.routing_key_file,
-                                                     "send_resolved": True}]}
+        return {
+            "name": name,
+            "pagerduty_configs": [{"routing_key_file": receiver.routing_key_file, "send_resolved": True}],
+        }
     if isinstance(receiver, SlackReceiver):
-        return {"name": name, "slack_configs": [{
-            "api_url_file": receiver.api_url_file,
-            "channel": receiver.channel,
-            "send_resolved": True,
-            "title": '[{{ .Status | toUpper }}] {{ .CommonLabels.alertname }} ({{ .CommonLabels.service }})',
-            "text": "{{ range .Alerts }}{{ .Annotations.summary }}\nRunbook: {{ .Annotations.runbook_url }}\n"
-                    "{{ end }}",
-        }]}
+        return {
+            "name": name,
+            "slack_configs": [
+                {
+                    "api_url_file": receiver.api_url_file,
+                    "channel": receiver.channel,
+                    "send_resolved": True,
+                    "title": "[{{ .Status | toUpper }}] {{ .CommonLabels.alertname }} "
+                    "({{ .CommonLabels.service }})",
+                    "text": "{{ range .Alerts }}{{ .Annotations.summary }}\n"
+                    "Runbook: {{ .Annotations.runbook_url }}\n{{ end }}",
+                }
+            ],
+        }
     return {"name": name, "webhook_configs": [{"url": receiver.url, "send_resolved": True}]}
 
 
@@ -41,19 +49,23 @@ def render(config: Config) -> dict[str, str]:
     mon = config.monitoring
     routing = mon.routing
     critical, warning = ['severity="critical"'], ['severity="warning"']
-    routes: list[dict[str, Any]] = [{
-        "receiver": routing.page,
-        "matchers": critical,
-        "repeat_interval": format_duration(routing.page_repeat_interval),
-        "continue": routing.escalation is not None,
-    }]
-    if routing.escalation is not None:
-        routes.append({
-            "receiver": routing.escalation,
+    routes: list[dict[str, Any]] = [
+        {
+            "receiver": routing.page,
             "matchers": critical,
-            "group_wait": format_duration(routing.escalate_after),
             "repeat_interval": format_duration(routing.page_repeat_interval),
-        })
+            "continue": routing.escalation is not None,
+        }
+    ]
+    if routing.escalation is not None:
+        routes.append(
+            {
+                "receiver": routing.escalation,
+                "matchers": critical,
+                "group_wait": format_duration(routing.escalate_after),
+                "repeat_interval": format_duration(routing.page_repeat_interval),
+            }
+        )
     ticket: dict[str, Any] = {
         "receiver": routing.ticket,
         "matchers": warning,
@@ -72,23 +84,34 @@ def render(config: Config) -> dict[str, str]:
             "repeat_interval": format_duration(routing.ticket_repeat_interval),
             "routes": routes,
         },
-        "inhibit_rules": [{
-            "source_matchers": critical,
-            "target_matchers": warning,
-            "equal": ["service"],
-        }],
+        "inhibit_rules": [
+            {
+                "source_matchers": critical,
+                "target_matchers": warning,
+                "equal": ["service"],
+            }
+        ],
         "receivers": [_receiver(name, receiver) for name, receiver in sorted(mon.receivers.items())],
     }
     if mon.maintenance:
-        document["time_intervals"] = [{
-            "name": MAINTENANCE,
-            "time_intervals": [
-                {"weekdays": list(w.weekdays), "times": [{"start_time": w.start, "end_time": w.end}]}
-                for w in mon.maintenance
-            ],
-        }]
-    expected = {"critical": [routing.page, *([routing.escalation] if routing.escalation else [])],
-                "warning": [routing.ticket]}
-    tests = [{"labels": {"severity": severity, "service": config.service.name, "alertname": "RoutingTest"},
-              "receivers": receivers} for severity, receivers in expected.items()]
+        document["time_intervals"] = [
+            {
+                "name": MAINTENANCE,
+                "time_intervals": [
+                    {"weekdays": list(w.weekdays), "times": [{"start_time": w.start, "end_time": w.end}]}
+                    for w in mon.maintenance
+                ],
+            }
+        ]
+    expected = {
+        "critical": [routing.page, *([routing.escalation] if routing.escalation else [])],
+        "warning": [routing.ticket],
+    }
+    tests = [
+        {
+            "labels": {"severity": severity, "service": config.service.name, "alertname": "RoutingTest"},
+            "receivers": receivers,
+        }
+        for severity, receivers in expected.items()
+    ]
     return {PATH: dump(document), ROUTING_TESTS: dump({"tests": tests})}

@@ -178,7 +178,9 @@ class _Builder:
     def target_down(self) -> Alert:
         up = selector(SCRAPE_UP, *self.m)
         return Alert(
-            name="TargetDown", severity="critical", expr=f"{up} == 0",
+            name="TargetDown",
+            severity="critical",
+            expr=f"{up} == 0",
             pending=self.pending("TargetDown", 120),
             summary="Prometheus cannot scrape {{ $labels.instance }} of " + self.service,
             description="The metrics endpoint of {{ $labels.instance }} (job {{ $labels.job }}) "
@@ -187,13 +189,19 @@ class _Builder:
             impact="That instance is probably not serving; the others carry its traffic.",
             steps=(
                 Step("Which targets are down", promql=up),
-                Step("Is the process alive (liveness)",
-                     command=f"curl -s http://<instance>{self.config.probes.liveness_path}"),
-                Step("Recent lifecycle of the process", command=f"curl -s http://<instance>"
-                     f"{self.config.probes.status_path}"),
+                Step(
+                    "Is the process alive (liveness)",
+                    command=f"curl -s http://<instance>{self.config.probes.liveness_path}",
+                ),
+                Step(
+                    "Recent lifecycle of the process",
+                    command=f"curl -s http://<instance>{self.config.probes.status_path}",
+                ),
             ),
-            mitigation=("Restart the instance if liveness fails.",
-                        "Check network policies between Prometheus and the ops port."),
+            mitigation=(
+                "Restart the instance if liveness fails.",
+                "Check network policies between Prometheus and the ops port.",
+            ),
             firing=Scenario((Series(self.sel(SCRAPE_UP), "0x{n}"),), self.labels()),
             quiet=Scenario((Series(self.sel(SCRAPE_UP), "1x{n}"),), None),
         )
@@ -204,25 +212,35 @@ class _Builder:
         up = selector(SCRAPE_UP, *self.m)
         other = selector(SCRAPE_UP, Matcher("job", f"not-{self.job}"), Matcher("instance", self.instance))
         return Alert(
-            name="TargetMissing", severity="critical", expr=f"absent({up})",
+            name="TargetMissing",
+            severity="critical",
+            expr=f"absent({up})",
             pending=self.pending("TargetMissing", 300),
             summary=f"Prometheus has no target of job {self.job} ({self.service})",
-            description=f"No target with job=\"{self.job}\" exists: service discovery finds no "
+            description=f'No target with job="{self.job}" exists: service discovery finds no '
             "instance, or they are scraped under another job label, so no other alert of "
             f"{self.service} can fire.",
             meaning="Prometheus does not scrape the service at all.",
             impact="The service is unmonitored: outages, errors and slowness go unnoticed.",
             steps=(
-                Step("Which jobs Prometheus has (is the service there under another name)",
-                     promql="count by (job) (up)"),
-                Step("Is the ServiceMonitor selecting the metrics Service",
-                     command="kubectl get servicemonitor,service -l app.kubernetes.io/component=metrics -A"),
-                Step("Are pods running and ready", command="kubectl get pods -l "
-                     f"app.kubernetes.io/name={self.service} -A"),
+                Step(
+                    "Which jobs Prometheus has (is the service there under another name)",
+                    promql="count by (job) (up)",
+                ),
+                Step(
+                    "Is the ServiceMonitor selecting the metrics Service",
+                    command="kubectl get servicemonitor,service -l app.kubernetes.io/component=metrics -A",
+                ),
+                Step(
+                    "Are pods running and ready",
+                    command=f"kubectl get pods -l app.kubernetes.io/name={self.service} -A",
+                ),
             ),
-            mitigation=("Fix the scrape configuration so the target appears with job "
-                        f"\"{self.job}\" ([monitoring].job).",
-                        "If the service is gone on purpose, remove its rules."),
+            mitigation=(
+                "Fix the scrape configuration so the target appears with job "
+                f'"{self.job}" ([monitoring].job).',
+                "If the service is gone on purpose, remove its rules.",
+            ),
             firing=Scenario((Series(other, "1x{n}"),), {"job": self.job}),
             quiet=Scenario((Series(self.sel(SCRAPE_UP), "1x{n}"),), None),
         )
@@ -237,26 +255,35 @@ class _Builder:
         fired = self.labels() if critical else self.labels(check="dependency")
         what = "a critical readiness check" if critical else "non-critical check {{ $labels.check }}"
         return Alert(
-            name=name, severity="critical" if critical else "warning", expr=expr,
+            name=name,
+            severity="critical" if critical else "warning",
+            expr=expr,
             pending=self.pending(name, 60 if critical else 600),
             summary=f"{{{{ $labels.instance }}}} of {self.service} fails {what}",
             description=f"{what.capitalize()} fails on {{{{ $labels.instance }}}}: "
-            + ("the instance is out of the load balancer." if critical
-               else "it keeps serving, degraded."),
-            meaning="A dependency check behind readiness fails." if critical
+            + ("the instance is out of the load balancer." if critical else "it keeps serving, degraded."),
+            meaning="A dependency check behind readiness fails."
+            if critical
             else "A non-critical dependency check fails; readiness still passes.",
             impact="Instances failing readiness receive no traffic; if all fail, the service is down."
-            if critical else "Features depending on that dependency may be degraded.",
+            if critical
+            else "Features depending on that dependency may be degraded.",
             steps=(
                 Step("Which checks fail, where", promql=f"{selector(spec, *self.m)} == 0"),
-                Step("The readiness body names the failing check and its error",
-                     command=f"curl -s {self.ops}"),
-                Step("Check latency (a slow dependency times out)",
-                     promql=quantile(0.99, lifecycle_metrics.READINESS_CHECK_DURATION, self.m, 300,
-                                     ("instance", "check"))),
+                Step(
+                    "The readiness body names the failing check and its error", command=f"curl -s {self.ops}"
+                ),
+                Step(
+                    "Check latency (a slow dependency times out)",
+                    promql=quantile(
+                        0.99, lifecycle_metrics.READINESS_CHECK_DURATION, self.m, 300, ("instance", "check")
+                    ),
+                ),
             ),
-            mitigation=("Fix or fail over the dependency named in the readiness body.",
-                        "If the check itself is wrong, correct [[checks]] in pilothouse.toml."),
+            mitigation=(
+                "Fix or fail over the dependency named in the readiness body.",
+                "If the check itself is wrong, correct [[checks]] in pilothouse.toml.",
+            ),
             firing=Scenario((Series(sample, "0x{n}"),), fired),
             quiet=Scenario((Series(sample, "1x{n}"),), None),
         )
@@ -268,8 +295,11 @@ class _Builder:
 
         def buckets(below: str) -> tuple[Series, ...]:
             """Observations between threshold/2 and 4x threshold; `below` of them under threshold/2."""
-            labels = {"http_request_method": "GET", "http_route": "/items",
-                      "http_response_status_code": "200"}
+            labels = {
+                "http_request_method": "GET",
+                "http_route": "/items",
+                "http_response_status_code": "200",
+            }
             return (
                 Series(self.sel(HTTP, _part="bucket", le=lo_le, **labels), below),
                 Series(self.sel(HTTP, _part="bucket", le=hi_le, **labels), "0+10x{n}"),
@@ -277,7 +307,9 @@ class _Builder:
             )
 
         return Alert(
-            name="HighLatencyP99", severity="warning", expr=f"{P99_RECORD} > {threshold}",
+            name="HighLatencyP99",
+            severity="warning",
+            expr=f"{P99_RECORD} > {threshold}",
             pending=self.pending("HighLatencyP99", 300),
             summary=f"{self.service} p99 latency above {limit}",
             description=f"The 99th percentile of request duration of {self.service} has been above "
@@ -285,18 +317,28 @@ class _Builder:
             meaning=f"One request in a hundred takes longer than {limit}.",
             impact="Slow pages or timeouts for users; callers may retry and add load.",
             steps=(
-                Step("p99 by route: is it one route or all",
-                     promql=quantile(0.99, HTTP, self.m, 300, ("http_route",))),
-                Step("Traffic: did load change", promql=rate_sum(HTTP, self.m, 300, ("http_route",),
-                                                                 part="count")),
-                Step("Saturation: pool utilization",
-                     promql=f"max by (instance, pool) ({selector(app_metrics.POOL_UTILIZATION, *self.m)})")
-                if uses(self.config, "watch_pool") else
-                Step("Saturation: CPU per instance",
-                     promql=f"rate({selector(process_metrics.PROCESS_CPU_SECONDS, *self.m)}[5m])"),
+                Step(
+                    "p99 by route: is it one route or all",
+                    promql=quantile(0.99, HTTP, self.m, 300, ("http_route",)),
+                ),
+                Step(
+                    "Traffic: did load change",
+                    promql=rate_sum(HTTP, self.m, 300, ("http_route",), part="count"),
+                ),
+                Step(
+                    "Saturation: pool utilization",
+                    promql=f"max by (instance, pool) ({selector(app_metrics.POOL_UTILIZATION, *self.m)})",
+                )
+                if uses(self.config, "watch_pool")
+                else Step(
+                    "Saturation: CPU per instance",
+                    promql=f"rate({selector(process_metrics.PROCESS_CPU_SECONDS, *self.m)}[5m])",
+                ),
             ),
-            mitigation=("Scale out if CPU or pools are saturated.",
-                        "Roll back the last deploy if latency rose with it."),
+            mitigation=(
+                "Scale out if CPU or pools are saturated.",
+                "Roll back the last deploy if latency rose with it.",
+            ),
             firing=Scenario(buckets("0x{n}"), {"job": self.job}),
             quiet=Scenario(buckets("0+10x{n}"), None),
         )
@@ -308,7 +350,9 @@ class _Builder:
         ok = self.sel(HTTP, _part="count", http_response_status_code="200", **labels)
         bad = self.sel(HTTP, _part="count", http_response_status_code="500", **labels)
         return Alert(
-            name="HighErrorRatio", severity="critical", expr=f"{errors} > {limit}",
+            name="HighErrorRatio",
+            severity="critical",
+            expr=f"{errors} > {limit}",
             pending=self.pending("HighErrorRatio", 300),
             summary=f"{self.service} answers more than {limit:.0%} of requests with 5xx",
             description=f"More than {limit:.1%} (monitoring.error_ratio) of the requests to "
@@ -316,15 +360,26 @@ class _Builder:
             meaning="The service itself fails requests (status 5xx).",
             impact="Users see errors.",
             steps=(
-                Step("Errors by route and status",
-                     promql=rate_sum(HTTP, (*self.m, SERVER_ERRORS), 300,
-                                     ("http_route", "http_response_status_code"), part="count")),
+                Step(
+                    "Errors by route and status",
+                    promql=rate_sum(
+                        HTTP,
+                        (*self.m, SERVER_ERRORS),
+                        300,
+                        ("http_route", "http_response_status_code"),
+                        part="count",
+                    ),
+                ),
                 Step("Readiness of dependencies", command=f"curl -s {self.ops}"),
-                Step("Error log lines of the last minutes (Loki)",
-                     command=f'logcli query \'{{service="{self.service}", level="error"}}\' --since=15m'),
+                Step(
+                    "Error log lines of the last minutes (Loki)",
+                    command=f'logcli query \'{{service="{self.service}", level="error"}}\' --since=15m',
+                ),
             ),
-            mitigation=("Roll back the last deploy if errors started with it.",
-                        "Fail over or restore the dependency named in the logs."),
+            mitigation=(
+                "Roll back the last deploy if errors started with it.",
+                "Fail over or restore the dependency named in the logs.",
+            ),
             firing=Scenario((Series(ok, "0+10x{n}"), Series(bad, "0+10x{n}")), {"job": self.job}),
             quiet=Scenario((Series(ok, "0+10x{n}"), Series(bad, "0x{n}")), None),
         )
@@ -334,7 +389,8 @@ class _Builder:
         limit = self.mon.pool_utilization
         sample = self.sel(spec, pool="db")
         return Alert(
-            name="PoolSaturated", severity="warning",
+            name="PoolSaturated",
+            severity="warning",
             expr=f"max by (job, instance, pool) ({selector(spec, *self.m)}) > {limit}",
             pending=self.pending("PoolSaturated", 300),
             summary="Pool {{ $labels.pool }} of {{ $labels.instance }} is "
@@ -345,12 +401,16 @@ class _Builder:
             impact="Requests queue for a connection: latency rises, then timeouts.",
             steps=(
                 Step("Utilization per pool", promql=f"max by (instance, pool) ({selector(spec, *self.m)})"),
-                Step("Connections in use vs maximum",
-                     promql=f"sum by (pool) ({selector(app_metrics.POOL_CONNECTIONS_IN_USE, *self.m)})"),
+                Step(
+                    "Connections in use vs maximum",
+                    promql=f"sum by (pool) ({selector(app_metrics.POOL_CONNECTIONS_IN_USE, *self.m)})",
+                ),
                 Step("Latency impact", promql=P99_RECORD),
             ),
-            mitigation=("Look for slow queries holding connections.",
-                        "Raise the pool maximum if the database has headroom, or scale out."),
+            mitigation=(
+                "Look for slow queries holding connections.",
+                "Raise the pool maximum if the database has headroom, or scale out.",
+            ),
             firing=Scenario((Series(sample, "0.95x{n}"),), self.labels(pool="db")),
             quiet=Scenario((Series(sample, "0.5x{n}"),), None),
         )
@@ -364,7 +424,9 @@ class _Builder:
         sample = self.sel(spec) if is_jobs else self.sel(spec, queue="orders")
         what = "the job queue" if is_jobs else "queue {{ $labels.queue }}"
         return Alert(
-            name=name, severity="warning", expr=f"deriv({depth}{window(span)}) > 0 and {depth} > 0",
+            name=name,
+            severity="warning",
+            expr=f"deriv({depth}{window(span)}) > 0 and {depth} > 0",
             pending=self.pending(name, span),
             summary=f"{what.capitalize()} of {self.service} keeps growing",
             description=f"The depth of {what} on {{{{ $labels.instance }}}} has grown for "
@@ -373,17 +435,33 @@ class _Builder:
             impact="Work is delayed; eventually memory or storage runs out.",
             steps=(
                 Step("Depth over time", promql=depth),
-                *((Step("Processing rate (jobs finished)",
-                        promql=rate_sum(job_metrics.JOB_RUNS, self.m, 300, ("outcome",))),) if is_jobs else
-                  (Step("Processing rate (units of work)", promql=rate_sum(
-                      app_metrics.UNIT_OF_WORK_EXECUTIONS, self.m, 300, ("unit", "outcome"))),)
-                  if uses(self.config, "unit_of_work") else ()),
+                *(
+                    (
+                        Step(
+                            "Processing rate (jobs finished)",
+                            promql=rate_sum(job_metrics.JOB_RUNS, self.m, 300, ("outcome",)),
+                        ),
+                    )
+                    if is_jobs
+                    else (
+                        Step(
+                            "Processing rate (units of work)",
+                            promql=rate_sum(
+                                app_metrics.UNIT_OF_WORK_EXECUTIONS, self.m, 300, ("unit", "outcome")
+                            ),
+                        ),
+                    )
+                    if uses(self.config, "unit_of_work")
+                    else ()
+                ),
                 Step("Are workers draining, how many jobs run and wait", command="pilothouse jobs status")
-                if is_jobs else Step("Are consumers draining or not ready", command=f"curl -s {self.ops}"),
+                if is_jobs
+                else Step("Are consumers draining or not ready", command=f"curl -s {self.ops}"),
             ),
             mitigation=("Scale out consumers.", "Find the slow or failing consumer step and fix it."),
-            firing=Scenario((Series(sample, "0+5x{n}"),), self.labels() if is_jobs
-                            else self.labels(queue="orders")),
+            firing=Scenario(
+                (Series(sample, "0+5x{n}"),), self.labels() if is_jobs else self.labels(queue="orders")
+            ),
             quiet=Scenario((Series(sample, "10x{n}"),), None),
             lead=span + 300,
         )
@@ -394,7 +472,8 @@ class _Builder:
         failed = Matcher("outcome", "failed|lost", "=~")
         sample = self.sel(spec, outcome="failed", **{job_label: "nightly"})
         return Alert(
-            name="JobFailures", severity="warning",
+            name="JobFailures",
+            severity="warning",
             expr=f"{rate_sum(spec, (*self.m, failed), 900, ('job', job_label), func='increase')} > 0",
             pending=self.pending("JobFailures", 0),
             summary=f"Job {{{{ $labels.{job_label} }}}} of {self.service} failed",
@@ -402,14 +481,20 @@ class _Builder:
             meaning="A job run ended failed (a step abended or timed out) or was lost with its worker.",
             impact="Whatever the job produces (reports, syncs, cleanups) is missing or late.",
             steps=(
-                Step("Runs by outcome, and the failed runs themselves",
-                     promql=rate_sum(spec, self.m, 3600, (job_label, "outcome"), func="increase"),
-                     command="pilothouse jobs list --state finished --limit 20"),
-                Step("Step errors", promql=rate_sum(job_metrics.JOB_ERRORS, self.m, 3600, (job_label,),
-                                                    func="increase")),
-                Step("Last return code per job, then the steps of a failed run",
-                     promql=selector(job_metrics.JOB_RETURN_CODE, *self.m),
-                     command="pilothouse jobs show <id>"),
+                Step(
+                    "Runs by outcome, and the failed runs themselves",
+                    promql=rate_sum(spec, self.m, 3600, (job_label, "outcome"), func="increase"),
+                    command="pilothouse jobs list --state finished --limit 20",
+                ),
+                Step(
+                    "Step errors",
+                    promql=rate_sum(job_metrics.JOB_ERRORS, self.m, 3600, (job_label,), func="increase"),
+                ),
+                Step(
+                    "Last return code per job, then the steps of a failed run",
+                    promql=selector(job_metrics.JOB_RETURN_CODE, *self.m),
+                    command="pilothouse jobs show <id>",
+                ),
             ),
             mitigation=("Read the failed run's step log and rerun the job once the cause is fixed.",),
             firing=Scenario((Series(sample, "0+1x{n}"),), {"job": self.job, job_label: "nightly"}),
@@ -423,7 +508,9 @@ class _Builder:
         age = f"(time() - {by} ({selector(last, *self.m)}))"
         expr = f"{age} > {by} ({selector(window, *self.m)})"
         return Alert(
-            name="ScheduleNotSucceeding", severity="warning", expr=expr,
+            name="ScheduleNotSucceeding",
+            severity="warning",
+            expr=expr,
             pending=self.pending("ScheduleNotSucceeding", 0),
             summary=f"Schedule {{{{ $labels.schedule }}}} of {self.service} has not succeeded in its period",
             description="No run of schedule {{ $labels.schedule }} finished ok within its longest period "
@@ -442,11 +529,20 @@ class _Builder:
                 "then run it once by hand: `pilothouse jobs run <job>`.",
                 "If nothing fires, check that a worker runs (`pilothouse jobs status`) and [jobs].scheduler.",
             ),
-            firing=Scenario((Series(self.sel(last, schedule="nightly"), "0x{n}"),
-                             Series(self.sel(window, schedule="nightly"), "600x{n}")),
-                            {"job": self.job, "schedule": "nightly"}),
-            quiet=Scenario((Series(self.sel(last, schedule="nightly"), "0+60x{n}"),
-                            Series(self.sel(window, schedule="nightly"), "600x{n}")), None),
+            firing=Scenario(
+                (
+                    Series(self.sel(last, schedule="nightly"), "0x{n}"),
+                    Series(self.sel(window, schedule="nightly"), "600x{n}"),
+                ),
+                {"job": self.job, "schedule": "nightly"},
+            ),
+            quiet=Scenario(
+                (
+                    Series(self.sel(last, schedule="nightly"), "0+60x{n}"),
+                    Series(self.sel(window, schedule="nightly"), "600x{n}"),
+                ),
+                None,
+            ),
             lead=900,
         )
 
@@ -456,7 +552,9 @@ class _Builder:
         spec = backup_metrics.BACKUP_LAST_SUCCESS
         age = f"time() - max by (job, target) ({selector(spec, *self.m)})"
         return Alert(
-            name="BackupTooOld", severity="critical", expr=f"{age} > {limit:g}",
+            name="BackupTooOld",
+            severity="critical",
+            expr=f"{age} > {limit:g}",
             pending=self.pending("BackupTooOld", 0),
             summary=f"No good backup of {{{{ $labels.target }}}} ({self.service}) in "
             f"{format_duration(limit)}",
@@ -466,15 +564,19 @@ class _Builder:
             impact="A disaster now would lose everything written since the last good backup.",
             steps=(
                 Step("Age of the last good backup per target", promql=age),
-                Step("The backup runs and their failed steps",
-                     command="pilothouse jobs list --state finished"),
+                Step(
+                    "The backup runs and their failed steps", command="pilothouse jobs list --state finished"
+                ),
                 Step("Is the backup scheduled and firing", command="pilothouse jobs schedules"),
                 Step("Run one now and read its steps", command="pilothouse backup run"),
             ),
-            mitigation=("Fix the failing step (repository reachable, password, disk, database) and run "
-                        "`pilothouse backup run`; then `pilothouse backup verify`.",),
-            firing=Scenario((Series(self.sel(spec, target="db"), "0x{n}"),),
-                            {"job": self.job, "target": "db"}),
+            mitigation=(
+                "Fix the failing step (repository reachable, password, disk, database) and run "
+                "`pilothouse backup run`; then `pilothouse backup verify`.",
+            ),
+            firing=Scenario(
+                (Series(self.sel(spec, target="db"), "0x{n}"),), {"job": self.job, "target": "db"}
+            ),
             quiet=Scenario((Series(self.sel(spec, target="db"), "0+60x{n}"),), None),
             lead=limit + 600,
         )
@@ -483,7 +585,9 @@ class _Builder:
         spec = backup_metrics.RESTORE_TEST_FAILING
         expr = f"max by (job) ({selector(spec, *self.m)}) == 1"
         return Alert(
-            name="RestoreTestFailing", severity="warning", expr=expr,
+            name="RestoreTestFailing",
+            severity="warning",
+            expr=expr,
             pending=self.pending("RestoreTestFailing", 0),
             summary=f"The restore test of {self.service} is failing",
             description="The newest pilothouse.backup-restore-test run did not end ok: the latest "
@@ -495,8 +599,10 @@ class _Builder:
                 Step("Run the drill by hand", command="pilothouse backup restore-test"),
                 Step("Check the repository", command="pilothouse backup verify"),
             ),
-            mitigation=("Fix the cause (a damaged repository: restore it from the offsite copy; a "
-                        "checksum mismatch: take a new backup now), then rerun the drill.",),
+            mitigation=(
+                "Fix the cause (a damaged repository: restore it from the offsite copy; a "
+                "checksum mismatch: take a new backup now), then rerun the drill.",
+            ),
             firing=Scenario((Series(self.sel(spec), "1x{n}"),), {"job": self.job}),
             quiet=Scenario((Series(self.sel(spec), "0x{n}"),), None),
         )
@@ -506,7 +612,9 @@ class _Builder:
         warning = format_duration(self.config.maintenance.certificate_warning)
         expr = f"max by (job, certificate) ({selector(spec, *self.m)}) == 1"
         return Alert(
-            name="CertificateExpiring", severity="warning", expr=expr,
+            name="CertificateExpiring",
+            severity="warning",
+            expr=expr,
             pending=self.pending("CertificateExpiring", 0),
             summary=f"Certificate {{{{ $labels.certificate }}}} of {self.service} needs renewal",
             description="The newest pilothouse.certificates check of {{ $labels.certificate }} did not "
@@ -515,15 +623,20 @@ class _Builder:
             meaning="A certificate the service relies on is about to expire (or already has).",
             impact="When it expires, clients refuse the TLS connection: the service is down for them.",
             steps=(
-                Step("Which certificates, and what the check said",
-                     command="pilothouse jobs list --state finished"),
+                Step(
+                    "Which certificates, and what the check said",
+                    command="pilothouse jobs list --state finished",
+                ),
                 Step("Check again now", command="pilothouse jobs run pilothouse.certificates"),
             ),
-            mitigation=("Renew the certificate (the [maintenance].renew_command, e.g. `certbot renew`), "
-                        "reload what serves it, then run the check again: the alert clears when it "
-                        "ends ok.",),
-            firing=Scenario((Series(self.sel(spec, certificate="web"), "1x{n}"),),
-                            {"job": self.job, "certificate": "web"}),
+            mitigation=(
+                "Renew the certificate (the [maintenance].renew_command, e.g. `certbot renew`), "
+                "reload what serves it, then run the check again: the alert clears when it "
+                "ends ok.",
+            ),
+            firing=Scenario(
+                (Series(self.sel(spec, certificate="web"), "1x{n}"),), {"job": self.job, "certificate": "web"}
+            ),
             quiet=Scenario((Series(self.sel(spec, certificate="web"), "0x{n}"),), None),
         )
 
@@ -536,21 +649,30 @@ class _Builder:
         sample = self.sel(spec, **{label: "x" for label in spec.labels})
         fired = {scraped_label(spec, label): "x" for label in spec.labels}
         # promtool samples once a minute: a counter growing by `step` a minute has rate step/60.
-        high, low = (f"0+{limit * 120 + 1}x{{n}}", "0x{n}") if spec.type == "counter" else \
-            (f"{limit * 2 + 1}x{{n}}", f"{limit - 1}x{{n}}")
+        high, low = (
+            (f"0+{limit * 120 + 1}x{{n}}", "0x{n}")
+            if spec.type == "counter"
+            else (f"{limit * 2 + 1}x{{n}}", f"{limit - 1}x{{n}}")
+        )
         what = "per second " if spec.type == "counter" else ""
         return Alert(
-            name=name, severity=metric.severity, expr=f"{expr} > {limit}",
+            name=name,
+            severity=metric.severity,
+            expr=f"{expr} > {limit}",
             pending=self.pending(name, metric.pending),
             summary=f"{spec.name} of {self.service} {what}above {limit}",
             description=f"{spec.name} has been above {limit} {what}(monitoring.metrics alert_above): "
             f"{spec.help}",
             meaning=f"The application metric {spec.name} crossed the limit the service declared.",
             impact="Whatever the service counts with this metric is outside its expected range.",
-            steps=(Step(f"{spec.name} over time", promql=expr),
-                   Step("Readiness of dependencies", command=f"curl -s {self.ops}")),
-            mitigation=("Read the service's logs around the time the metric rose.",
-                        "If the limit is wrong, change alert_above in [[monitoring.metrics]]."),
+            steps=(
+                Step(f"{spec.name} over time", promql=expr),
+                Step("Readiness of dependencies", command=f"curl -s {self.ops}"),
+            ),
+            mitigation=(
+                "Read the service's logs around the time the metric rose.",
+                "If the limit is wrong, change alert_above in [[monitoring.metrics]].",
+            ),
             firing=Scenario((Series(sample, high),), fired),
             quiet=Scenario((Series(sample, low),), None),
         )
@@ -559,7 +681,9 @@ class _Builder:
         spec = http_metrics.HTTP_SERVER_REQUESTS_DROPPED
         expr = f"increase({selector(spec, *self.m)}[1h]) > 0"
         return Alert(
-            name="RequestsDroppedAtShutdown", severity="warning", expr=expr,
+            name="RequestsDroppedAtShutdown",
+            severity="warning",
+            expr=expr,
             pending=self.pending("RequestsDroppedAtShutdown", 0),
             summary=f"{self.service} cut in-flight requests at shutdown",
             description="{{ $labels.instance }} still had requests in flight when "
@@ -568,8 +692,10 @@ class _Builder:
             impact="Some users got errors during a deploy or scale-down.",
             steps=(
                 Step("Dropped requests per instance", promql=expr.removesuffix(" > 0")),
-                Step("Slowest routes (candidates for the cut)",
-                     promql=quantile(0.99, HTTP, self.m, 3600, ("http_route",))),
+                Step(
+                    "Slowest routes (candidates for the cut)",
+                    promql=quantile(0.99, HTTP, self.m, 3600, ("http_route",)),
+                ),
                 Step("The configured budget", command="pilothouse config show"),
             ),
             mitigation=("Raise lifecycle.drain_timeout above the slowest route's p99.",),
@@ -586,8 +712,9 @@ class _Builder:
             assert slo.latency is not None
             target, title = slo.latency.target, "latency"
         budget = round(1 - target, 10)
-        pairs = ((3600, 300, 14.4), (21600, 1800, 6.0)) if fast else (
-            (86400, 7200, 3.0), (259200, 21600, 1.0))
+        pairs = (
+            ((3600, 300, 14.4), (21600, 1800, 6.0)) if fast else ((86400, 7200, 3.0), (259200, 21600, 1.0))
+        )
         expr = " or ".join(
             f"({recorded_ratio(kind, long)} > ({factor} * {budget}) and "
             f"{recorded_ratio(kind, short)} > ({factor} * {budget}))"
@@ -602,13 +729,16 @@ class _Builder:
             calm = (Series(ok, "0+10x{n}"), Series(bad, "0x{n}"))
         else:
             count = self.sel(HTTP, _part="count", http_response_status_code="200", **labels)
-            le = self.sel(HTTP, _part="bucket", le=self.latency_le(), http_response_status_code="200",
-                          **labels)
+            le = self.sel(
+                HTTP, _part="bucket", le=self.latency_le(), http_response_status_code="200", **labels
+            )
             fire = (Series(count, "0+10x{n}"), Series(le, "0x{n}"))
             calm = (Series(count, "0+10x{n}"), Series(le, "0+10x{n}"))
         windows = " and ".join(f"{format_duration(a)}/{format_duration(b)} at {f}x" for a, b, f in pairs)
         return Alert(
-            name=name, severity="critical" if fast else "warning", expr=expr,
+            name=name,
+            severity="critical" if fast else "warning",
+            expr=expr,
             pending=self.pending(name, 120 if fast else 900),
             summary=f"{self.service} burns its {title} error budget "
             + ("fast: page" if fast else "steadily: ticket"),
@@ -619,13 +749,18 @@ class _Builder:
             impact="Users already see errors or slow responses; more will if nothing changes.",
             steps=(
                 Step("Burn over the short windows", promql=f"{recorded_ratio(kind, 300)} / {budget}"),
-                Step("Which routes contribute",
-                     promql=rate_sum(HTTP, (*self.m, SERVER_ERRORS), 3600, ("http_route",), part="count")
-                     if kind == "errors" else quantile(0.99, HTTP, self.m, 3600, ("http_route",))),
+                Step(
+                    "Which routes contribute",
+                    promql=rate_sum(HTTP, (*self.m, SERVER_ERRORS), 3600, ("http_route",), part="count")
+                    if kind == "errors"
+                    else quantile(0.99, HTTP, self.m, 3600, ("http_route",)),
+                ),
                 Step("Readiness of dependencies", command=f"curl -s {self.ops}"),
             ),
-            mitigation=("Roll back or fail over first, investigate after.",
-                        "If the SLO itself is wrong, change [slo] in pilothouse.toml."),
+            mitigation=(
+                "Roll back or fail over first, investigate after.",
+                "If the SLO itself is wrong, change [slo] in pilothouse.toml.",
+            ),
             firing=Scenario(fire, {"job": self.job}),
             quiet=Scenario(calm, None),
             lead=3900 if fast else 7500,
@@ -667,5 +802,6 @@ def plan(config: Config) -> Plan:
     if unknown:
         known = ", ".join(a.name for a in alerts)
         raise ConfigError(f"monitoring.pending: unknown alert '{unknown[0]}' (known: {known})")
-    return Plan(builder.service, builder.job, builder.recordings(), alerts,
-                config.monitoring.runbook_base_url)
+    return Plan(
+        builder.service, builder.job, builder.recordings(), alerts, config.monitoring.runbook_base_url
+    )

@@ -20,8 +20,11 @@ UNITS = {"seconds": "s", "bytes": "bytes", "ratio": "percentunit"}
 def spec_of(metric: AppMetric) -> MetricSpec:
     """A configured app metric as a spec, so its PromQL is checked like the catalog's."""
     return MetricSpec(
-        name=metric.family, type=metric.type, help=metric.help or f"{metric.name} (declared by the app)",
-        labels=tuple(metric.labels), unit=metric.unit,
+        name=metric.family,
+        type=metric.type,
+        help=metric.help or f"{metric.name} (declared by the app)",
+        labels=tuple(metric.labels),
+        unit=metric.unit,
         buckets=DEFAULT_LATENCY_BUCKETS if metric.type == "histogram" else (),
     )
 

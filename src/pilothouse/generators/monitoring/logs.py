@@ -35,7 +35,9 @@ def log_alerts(config: Config) -> tuple[Alert, ...]:
     quiet = Scenario((), None)
     return (
         Alert(
-            name="LogErrorRate", severity="warning", expr=f"{errors} > {rate}",
+            name="LogErrorRate",
+            severity="warning",
+            expr=f"{errors} > {rate}",
             pending=config.monitoring.pending.get("LogErrorRate", 600),
             summary=f"{service} logs more than {rate} errors per second",
             description=f"Lines at level error or critical from {service} exceed {rate}/s "
@@ -43,31 +45,42 @@ def log_alerts(config: Config) -> tuple[Alert, ...]:
             meaning="The service reports failures in its logs faster than usual.",
             impact="Depends on the failing operation; often failed requests or jobs.",
             steps=(
-                Step("Which loggers log errors", promql=f'sum by (logger) (rate({{service="{service}", '
-                     f'level=~"error|critical"}} | json [5m]))'),
-                Step("Recent error lines with their request ids",
-                     promql=f'{{service="{service}", level=~"error|critical"}} | json | line_format '
-                     '"{{.request_id}} {{.logger}} {{.message}}"'),
+                Step(
+                    "Which loggers log errors",
+                    promql=f'sum by (logger) (rate({{service="{service}", '
+                    f'level=~"error|critical"}} | json [5m]))',
+                ),
+                Step(
+                    "Recent error lines with their request ids",
+                    promql=f'{{service="{service}", level=~"error|critical"}} | json | line_format '
+                    '"{{.request_id}} {{.logger}} {{.message}}"',
+                ),
                 Step("Are requests failing too (Prometheus)", command="see runbook HighErrorRatio"),
             ),
             mitigation=("Follow the request_id of an error line through the logs and traces.",),
-            firing=quiet, quiet=quiet,
+            firing=quiet,
+            quiet=quiet,
         ),
         Alert(
-            name="FatalLogMessage", severity="critical", expr=f"{fatal} > 0",
+            name="FatalLogMessage",
+            severity="critical",
+            expr=f"{fatal} > 0",
             pending=config.monitoring.pending.get("FatalLogMessage", 0),
             summary=f"{service} logged an unhandled exception or a failed startup",
             description=f"A line matching '{fatal_filter}' was logged by {service}.",
             meaning="Code raised an exception nothing handled, or the app could not start.",
             impact="The request failed with a 500, or the instance is not serving at all.",
             steps=(
-                Step("The lines and their exceptions",
-                     promql=f'{stream} |~ "{fatal_filter}" | json | line_format "{{{{.exception}}}}"'),
+                Step(
+                    "The lines and their exceptions",
+                    promql=f'{stream} |~ "{fatal_filter}" | json | line_format "{{{{.exception}}}}"',
+                ),
                 Step("Is the instance up", command=f"curl -s http://<instance>{config.probes.startup_path}"),
                 Step("Did it start with a deploy", command="kubectl rollout history deployment/" + service),
             ),
             mitigation=("Roll back if it started with a deploy; otherwise fix the exception.",),
-            firing=quiet, quiet=quiet,
+            firing=quiet,
+            quiet=quiet,
         ),
     )
 
@@ -90,43 +103,77 @@ def render(config: Config, plan: Plan) -> dict[str, str]:
     loki = urlsplit(mon.loki_url)
     fluent_bit = {
         # The `json` parser comes from the parsers file of the official image.
-        "service": {"flush": 1, "log_level": "info", "http_server": "on", "http_port": 2020,
-                    "parsers_file": "/fluent-bit/etc/parsers.conf"},
+        "service": {
+            "flush": 1,
+            "log_level": "info",
+            "http_server": "on",
+            "http_port": 2020,
+            "parsers_file": "/fluent-bit/etc/parsers.conf",
+        },
         "pipeline": {
-            "inputs": [{
-                "name": "tail", "tag": f"app.{service}", "path": _container_logs(service),
-                "multiline.parser": "cri", "db": f"/var/fluent-bit/state/{service}.db",
-                "mem_buf_limit": "16MB", "skip_long_lines": "on", "refresh_interval": 5,
-            }],
-            "filters": [{
-                "name": "parser", "match": f"app.{service}", "key_name": "log",
-                "parser": "json", "reserve_data": "on",
-            }],
-            "outputs": [{
-                "name": "loki", "match": f"app.{service}", "host": loki.hostname,
-                "port": loki.port or (443 if loki.scheme == "https" else 80),
-                "tls": "on" if loki.scheme == "https" else "off",
-                "labels": f"service={service}", "label_keys": "$level",
-                "line_format": "json", "remove_keys": "service,level",
-            }],
+            "inputs": [
+                {
+                    "name": "tail",
+                    "tag": f"app.{service}",
+                    "path": _container_logs(service),
+                    "multiline.parser": "cri",
+                    "db": f"/var/fluent-bit/state/{service}.db",
+                    "mem_buf_limit": "16MB",
+                    "skip_long_lines": "on",
+                    "refresh_interval": 5,
+                }
+            ],
+            "filters": [
+                {
+                    "name": "parser",
+                    "match": f"app.{service}",
+                    "key_name": "log",
+                    "parser": "json",
+                    "reserve_data": "on",
+                }
+            ],
+            "outputs": [
+                {
+                    "name": "loki",
+                    "match": f"app.{service}",
+                    "host": loki.hostname,
+                    "port": loki.port or (443 if loki.scheme == "https" else 80),
+                    "tls": "on" if loki.scheme == "https" else "off",
+                    "labels": f"service={service}",
+                    "label_keys": "$level",
+                    "line_format": "json",
+                    "remove_keys": "service,level",
+                }
+            ],
         },
     }
     retention = format_duration(mon.log_retention)
     loki_limits = {
         "limits_config": {"retention_period": retention},
-        "compactor": {"retention_enabled": True, "delete_request_store": "filesystem",
-                      "working_directory": "/loki/compactor"},
+        "compactor": {
+            "retention_enabled": True,
+            "delete_request_store": "filesystem",
+            "working_directory": "/loki/compactor",
+        },
     }
     es = urlsplit(mon.elasticsearch_url)
     filebeat = {
-        "filebeat.inputs": [{
-            "type": "filestream", "id": f"{service}-containers", "paths": [_container_logs(service)],
-            "parsers": [{"container": {"format": "cri"}},
-                        {"ndjson": {"target": "", "add_error_key": True, "overwrite_keys": True}}],
-        }],
+        "filebeat.inputs": [
+            {
+                "type": "filestream",
+                "id": f"{service}-containers",
+                "paths": [_container_logs(service)],
+                "parsers": [
+                    {"container": {"format": "cri"}},
+                    {"ndjson": {"target": "", "add_error_key": True, "overwrite_keys": True}},
+                ],
+            }
+        ],
         "processors": [{"drop_fields": {"fields": ["agent.ephemeral_id"], "ignore_missing": True}}],
-        "output.elasticsearch": {"hosts": [f"{es.scheme}://{es.netloc}"],
-                                 "index": f"{service}-logs-%{{+yyyy.MM.dd}}"},
+        "output.elasticsearch": {
+            "hosts": [f"{es.scheme}://{es.netloc}"],
+            "index": f"{service}-logs-%{{+yyyy.MM.dd}}",
+        },
         "setup.template.name": f"{service}-logs",
         "setup.template.pattern": f"{service}-logs-*",
         "setup.ilm.enabled": False,

@@ -84,14 +84,21 @@ def by(labels: Iterable[str]) -> str:
     return f"by ({', '.join(names)}) " if names else ""
 
 
-def rate_sum(spec: MetricSpec, matchers: tuple[Matcher, ...], seconds: float, group: Iterable[str],
-             part: str | None = None, func: str = "rate") -> str:
+def rate_sum(
+    spec: MetricSpec,
+    matchers: tuple[Matcher, ...],
+    seconds: float,
+    group: Iterable[str],
+    part: str | None = None,
+    func: str = "rate",
+) -> str:
     """`sum by (group) (rate(selector[w]))`: the shape of nearly every counter panel and rule."""
     return f"sum {by(group)}({func}({selector(spec, *matchers, part=part)}{window(seconds)}))"
 
 
-def quantile(q: float, spec: MetricSpec, matchers: tuple[Matcher, ...], seconds: float,
-             group: Iterable[str]) -> str:
+def quantile(
+    q: float, spec: MetricSpec, matchers: tuple[Matcher, ...], seconds: float, group: Iterable[str]
+) -> str:
     """`histogram_quantile` over a catalog histogram, grouped by `group` plus `le`."""
     return f"histogram_quantile({q}, {rate_sum(spec, matchers, seconds, (*group, 'le'), part='bucket')})"
 

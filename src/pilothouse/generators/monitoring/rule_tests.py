@@ -30,17 +30,21 @@ def _case(plan: Plan, alert: Alert, scenario: Scenario, fires: bool) -> dict[str
     expected: list[dict[str, Any]] = []
     if scenario.labels is not None:
         notes = rule_annotations(plan, alert)
-        expected.append({
-            "exp_labels": {**scenario.labels, **rule_labels(plan, alert)},
-            "exp_annotations": {k: _expand(v, scenario.labels) for k, v in notes.items()},
-        })
+        expected.append(
+            {
+                "exp_labels": {**scenario.labels, **rule_labels(plan, alert)},
+                "exp_annotations": {k: _expand(v, scenario.labels) for k, v in notes.items()},
+            }
+        )
     return {
         "name": f"{alert.name} {'fires' if fires else 'stays quiet'}",
         "interval": "1m",
-        "input_series": [{"series": s.selector, "values": s.values.format(n=minutes + 5)}
-                         for s in scenario.series],
-        "alert_rule_test": [{"eval_time": format_duration(minutes * 60), "alertname": alert.name,
-                             "exp_alerts": expected}],
+        "input_series": [
+            {"series": s.selector, "values": s.values.format(n=minutes + 5)} for s in scenario.series
+        ],
+        "alert_rule_test": [
+            {"eval_time": format_duration(minutes * 60), "alertname": alert.name, "exp_alerts": expected}
+        ],
     }
 
 

@@ -35,8 +35,10 @@ def _alert_rule(plan: Plan, alert: Alert) -> dict[str, Any]:
 def groups(plan: Plan) -> list[dict[str, Any]]:
     """Recording rules first (alerts read them), then alerts."""
     return [
-        {"name": f"{plan.service}.recording",
-         "rules": [{"record": r.record, "expr": r.expr} for r in plan.recordings]},
+        {
+            "name": f"{plan.service}.recording",
+            "rules": [{"record": r.record, "expr": r.expr} for r in plan.recordings],
+        },
         {"name": f"{plan.service}.alerts", "rules": [_alert_rule(plan, a) for a in plan.alerts]},
     ]
 
@@ -52,8 +54,12 @@ def render(plan: Plan) -> dict[str, str]:
         "kind": "PrometheusRule",
         "metadata": {
             "name": f"{plan.service}-rules",
-            "labels": {"app.kubernetes.io/name": plan.service, "app.kubernetes.io/managed-by": "pilothouse",
-                       "prometheus": "k8s", "role": "alert-rules"},
+            "labels": {
+                "app.kubernetes.io/name": plan.service,
+                "app.kubernetes.io/managed-by": "pilothouse",
+                "prometheus": "k8s",
+                "role": "alert-rules",
+            },
         },
         "spec": {"groups": rule_groups},
     }

@@ -2,7 +2,6 @@
 the answer does not depend on which process ran the job: a worker, `pilothouse jobs run`, a
 CronJob)."""
 
-
 from __future__ import annotations
 
 from pilothouse.jobs.store.retention import RetentionSql

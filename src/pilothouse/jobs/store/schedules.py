@@ -68,8 +68,14 @@ class SchedulingSql(SqlStore):
             params,
         )
         return [
-            ScheduleState(str(n), float(f), None if j is None else int(j), int(m), float(c),
-                          None if ok is None else float(ok))
+            ScheduleState(
+                str(n),
+                float(f),
+                None if j is None else int(j),
+                int(m),
+                float(c),
+                None if ok is None else float(ok),
+            )
             for n, f, j, m, c, ok in rows
         ]
 
@@ -79,8 +85,10 @@ class SchedulingSql(SqlStore):
             " WHERE schedule = ? ORDER BY fire_at DESC LIMIT ?",
             (name, limit),
         )
-        return [ScheduleRun(str(s), float(f), None if j is None else int(j), str(b), float(a))
-                for s, f, j, b, a in rows]
+        return [
+            ScheduleRun(str(s), float(f), None if j is None else int(j), str(b), float(a))
+            for s, f, j, b, a in rows
+        ]
 
     # -- firing --------------------------------------------------------------------------------
 
@@ -100,8 +108,9 @@ class SchedulingSql(SqlStore):
         advance). One transaction: the caller must hold `lease`, nobody may have moved the
         schedule meanwhile, the store must not be draining. Returns the outcome and the job id."""
         with self._tx() as run:
-            if not run("SELECT 1 FROM {leases} WHERE name = ? AND owner = ? AND expires_at >= {now}",
-                       (lease, owner)):
+            if not run(
+                "SELECT 1 FROM {leases} WHERE name = ? AND owner = ? AND expires_at >= {now}", (lease, owner)
+            ):
                 return "not-holder", None
             if job is not None and run("SELECT 1 FROM {control} WHERE key = 'draining'"):
                 return "draining", None  # the slot stays due: the misfire policy decides after undrain
@@ -131,8 +140,10 @@ class SchedulingSql(SqlStore):
                         (previous,),
                     )
             job_id = int(
-                run(INSERT_JOB, (job.name, json.dumps(job.params, sort_keys=True), job.max_attempts,
-                                 job.on_lost, None))[0][0]
+                run(
+                    INSERT_JOB,
+                    (job.name, json.dumps(job.params, sort_keys=True), job.max_attempts, job.on_lost, None),
+                )[0][0]
             )
             run(
                 "INSERT INTO {schedule_runs} (schedule, fire_at, job_id, fired_by, fired_at)"

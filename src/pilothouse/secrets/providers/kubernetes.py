@@ -26,16 +26,12 @@ def read_secret_file(path: Path) -> Found | None:
     except (FileNotFoundError, NotADirectoryError):
         return None
     except OSError as exc:
-        raise SecretError(
-            f"cannot read secret file {path}: {exc.strerror or type(exc).__name__}"
-        ) from None
+        raise SecretError(f"cannot read secret file {path}: {exc.strerror or type(exc).__name__}") from None
     try:
         text = raw.decode("utf-8").strip()
     except UnicodeDecodeError:
         raise SecretError(f"secret file {path} is not UTF-8 text") from None
-    return Found(
-        text, str(path), updated_at=stat.st_mtime, version=f"{stat.st_ino}:{stat.st_mtime_ns}"
-    )
+    return Found(text, str(path), updated_at=stat.st_mtime, version=f"{stat.st_ino}:{stat.st_mtime_ns}")
 
 
 class KubernetesProvider:

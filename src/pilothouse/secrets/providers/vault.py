@@ -38,9 +38,7 @@ class VaultProvider:
 
     name = "vault"
 
-    def __init__(
-        self, config: VaultConfig, service: str, environ: Mapping[str, str] | None = None
-    ) -> None:
+    def __init__(self, config: VaultConfig, service: str, environ: Mapping[str, str] | None = None) -> None:
         self.config = config
         self.session = VaultSession(config, os.environ if environ is None else environ)
         self.kv = KvReader(self.session, config.path or service)
@@ -69,9 +67,7 @@ class VaultProvider:
             if lease is None or key not in lease.data:
                 return None
             where = f"{self.config.dynamic[group]} [{key}]"
-            return Found(
-                str(lease.data[key]), where, updated_at=lease.obtained_wall, version=lease.lease_id
-            )
+            return Found(str(lease.data[key]), where, updated_at=lease.obtained_wall, version=lease.lease_id)
         entry = self.kv.entry(group)
         if entry is None or key not in entry.data:
             return None

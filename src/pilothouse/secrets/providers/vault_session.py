@@ -106,9 +106,7 @@ class VaultSession:
 
     def _auth_login(self, client: Any, auth: AppRoleAuth | KubernetesAuth) -> Any:
         if isinstance(auth, AppRoleAuth):
-            secret_id = self._credential(
-                auth.secret_id_file, auth.secret_id_env, "AppRole secret id"
-            )
+            secret_id = self._credential(auth.secret_id_file, auth.secret_id_env, "AppRole secret id")
             return client.auth.approle.login(
                 role_id=auth.role_id, secret_id=secret_id, mount_point=auth.mount
             )
@@ -121,9 +119,7 @@ class VaultSession:
             try:
                 value = Path(file).read_text(encoding="utf-8").strip()
             except OSError as exc:
-                raise SecretError(
-                    f"cannot read the Vault {what} from {file}: {exc.strerror}"
-                ) from None
+                raise SecretError(f"cannot read the Vault {what} from {file}: {exc.strerror}") from None
         else:
             value = self.environ.get(env or "", "").strip()
         if not value:
@@ -150,17 +146,13 @@ class VaultSession:
         except (hvac.exceptions.Unauthorized, hvac.exceptions.InvalidRequest) as exc:
             raise SecretError(f"{where} refused {action}: {_first(exc)}") from None
         except requests.exceptions.Timeout:
-            raise SecretError(
-                f"{where} did not answer {action} within {self.config.timeout:g}s"
-            ) from None
+            raise SecretError(f"{where} did not answer {action} within {self.config.timeout:g}s") from None
         except requests.exceptions.ConnectionError:
             raise SecretError(f"{where} is unreachable ({action}): connection failed") from None
         except hvac.exceptions.VaultError as exc:
             if isinstance(exc, hvac.exceptions.InvalidPath):
                 raise
-            raise SecretError(
-                f"{where}: {action} failed: {type(exc).__name__}: {_first(exc)}"
-            ) from None
+            raise SecretError(f"{where}: {action} failed: {type(exc).__name__}: {_first(exc)}") from None
 
 
 def _first(exc: BaseException) -> str:
