@@ -1,6 +1,6 @@
 """Proving generated artifacts with real tools (kubectl kustomize, promtool, amtool, ...).
 
-Each module listed in `PROVIDERS` has `verdicts(root: Path) -> Iterator[Verdict]`, checking what
+Each module `providers()` lists has `verdicts(root: Path) -> Iterator[Verdict]`, checking what
 it finds under `root` (the directory `pilothouse generate` wrote) and yielding each verdict as soon
 as its tool finished (`validate(root)` is the list). A tool that is not installed is reported as
 `missing`, never as passing. Tools run without colour (`NO_COLOR=1`, `TERM=dumb`, and any ANSI
@@ -9,18 +9,15 @@ escape left is removed), so a verdict's detail is plain text in text and JSON ou
 
 from __future__ import annotations
 
-import importlib
 import os
 import re
 import subprocess
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 VerdictStatus = Literal["pass", "fail", "missing", "skipped"]
-
-PROVIDERS: tuple[str, ...] = ("pilothouse.validation.deploy", "pilothouse.validation.monitoring")
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,14 +28,28 @@ class Verdict:
     detail: str = ""
 
 
+class Provider(Protocol):
+    """A validation module: the verdicts of its tools on what it finds under `root`."""
+
+    def verdicts(self, root: Path) -> Iterator[Verdict]: ...
+
+
+def providers() -> tuple[Provider, ...]:
+    """Every validation module, imported by name (here rather than at the top: each imports
+    `Verdict` from this module)."""
+    from pilothouse.validation import deploy, monitoring
+
+    return (deploy, monitoring)
+
+
 def validate_all(root: Path) -> list[Verdict]:
     return list(iter_verdicts(root))
 
 
 def iter_verdicts(root: Path) -> Iterator[Verdict]:
     """Every provider's verdicts, each as soon as its tool finished."""
-    for name in PROVIDERS:
-        yield from importlib.import_module(name).verdicts(root)
+    for provider in providers():
+        yield from provider.verdicts(root)
 
 
 _ANSI = re.compile(
