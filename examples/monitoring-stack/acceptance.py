@@ -11,7 +11,6 @@ Run: `make examples`, or `.venv/bin/pytest tests/examples/test_monitoring_stack.
 
 from __future__ import annotations
 
-import datetime
 import gzip
 import json
 import shutil
@@ -26,7 +25,7 @@ import httpx
 import pytest
 import yaml
 from tests.generators.monitoring.engines import Engine
-from tests.helpers import run_cli
+from tests.helpers import run_cli, self_signed_certificate
 from tests.jobs.conftest import wait_until
 
 EXAMPLE = Path(__file__).resolve().parent
@@ -66,25 +65,9 @@ def _backfill(data: Path, old: int, recent: int) -> None:
 
 
 def _cert(path: Path, days: float) -> None:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "grafana.monitor.example")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=80))
-        .not_valid_after(now + datetime.timedelta(days=days))
-        .sign(key, hashes.SHA256())
+    self_signed_certificate(
+        path.parent, path.stem, days=days, common_name="grafana.monitor.example", issued_days_ago=80
     )
-    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
 
 @pytest.fixture(scope="module")

@@ -12,16 +12,14 @@ import contextlib
 import importlib.util
 import re
 import sys
-import threading
 import uuid
 from collections.abc import Iterator
-from http.server import ThreadingHTTPServer
 from typing import Any
 
 import psycopg
 
 from tests.helpers import ROOT
-from tests.telemetry.test_otlp_e2e import Receiver, _Receiver
+from tests.telemetry.test_otlp_e2e import otlp_receiver as otlp_receiver  # for the examples
 
 EXAMPLES = ROOT / "examples"
 # A proof cell names a test of the example's acceptance.py (`test_x`) or of the suite
@@ -48,21 +46,6 @@ def cited_tests(name: str) -> list[tuple[str | None, str]]:
     """(suite file or None for the example's own acceptance.py, test name) per citation."""
     text = (EXAMPLES / name / "ACCEPTANCE.md").read_text()
     return [(m.group(1), m.group(2)) for m in CITED_TEST.finditer(text)]
-
-
-@contextlib.contextmanager
-def otlp_receiver() -> Iterator[Receiver]:
-    """An OTLP/HTTP trace receiver (tests/telemetry/test_otlp_e2e.py's), for a module's run."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
-    server.spans = []  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    receiver = Receiver(server.server_port)
-    receiver.spans = server.spans  # type: ignore[attr-defined]
-    try:
-        yield receiver
-    finally:
-        server.shutdown()
 
 
 @contextlib.contextmanager

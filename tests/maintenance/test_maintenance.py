@@ -6,7 +6,6 @@ directory and posted to a webhook."""
 
 from __future__ import annotations
 
-import datetime
 import json
 import shutil
 import ssl
@@ -29,7 +28,7 @@ from pilothouse.metrics import Metrics
 from tests.backup.test_prometheus_logs import start_prometheus, value
 from tests.generators.monitoring.engines import Webhook
 from tests.generators.monitoring.test_bundle import generated, rules_of
-from tests.helpers import run_cli, write_config
+from tests.helpers import run_cli, self_signed_certificate, write_config
 from tests.jobs.conftest import pg_schema, pg_store  # noqa: F401 - pg_schema is a fixture
 
 BASE = """
@@ -116,32 +115,7 @@ def test_prometheus_cleanup_without_the_admin_api_fails_clearly(tmp_path: Path) 
 
 def make_cert(directory: Path, name: str, days: float) -> tuple[Path, Path]:
     """A self-signed certificate for 127.0.0.1 valid for `days` more days (negative: expired)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=400))
-        .not_valid_after(now + datetime.timedelta(days=days))
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / f"{name}.pem", directory / f"{name}.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    return cert_path, key_path
+    return self_signed_certificate(directory, name, days=days, issued_days_ago=400)
 
 
 @pytest.fixture

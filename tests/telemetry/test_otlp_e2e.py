@@ -3,6 +3,7 @@ which decodes the protobuf. Spans ended just before SIGTERM arrive through the s
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
 from collections.abc import Callable, Iterator
@@ -50,16 +51,25 @@ class Receiver:
                 self.spans.extend(scope.spans)
 
 
-@pytest.fixture
-def http_receiver() -> Iterator[Receiver]:
+@contextlib.contextmanager
+def otlp_receiver() -> Iterator[Receiver]:
+    """An OTLP/HTTP trace receiver on a free loopback port, answering 200, keeping every span."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
     server.spans = []  # type: ignore[attr-defined]
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     receiver = Receiver(server.server_port)
     receiver.spans = server.spans  # type: ignore[attr-defined]
-    yield receiver
-    server.shutdown()
+    try:
+        yield receiver
+    finally:
+        server.shutdown()
+
+
+@pytest.fixture
+def http_receiver() -> Iterator[Receiver]:
+    with otlp_receiver() as receiver:
+        yield receiver
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from pilothouse.errors import ConfigError
 from pilothouse.telemetry.otlp_export import OtlpExporter, OtlpSettings, retry_after_seconds
 from pilothouse.telemetry.server_span import ServerSpanStarter
-from tests.helpers import ServeProcess
+from tests.helpers import ServeProcess, self_signed_certificate
 from tests.telemetry.conftest import HttpReceiver, value
 
 REMOTE_PARENT = "00-5bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
@@ -393,43 +393,6 @@ def test_spans_reach_a_receiver_through_serve_with_gzip(
     assert resource["service.name"] == "demo" and resource["service.version"] == "1.2.3"
 
 
-def _self_signed(directory: Path) -> tuple[Path, Path]:
-    """A certificate for 127.0.0.1 signed by itself (it is its own CA): (cert, key) PEM files."""
-    import datetime
-    import ipaddress
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "otlp-test")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    return cert_path, key_path
-
-
 def test_https_receiver_is_verified_with_the_configured_certificate(
     http_receiver: HttpReceiver, tmp_path: Path
 ) -> None:
@@ -437,7 +400,7 @@ def test_https_receiver_is_verified_with_the_configured_certificate(
     an export without it fails: the certificate is not one the system trusts)."""
     import ssl
 
-    cert, key = _self_signed(tmp_path)
+    cert, key = self_signed_certificate(tmp_path, "otlp", days=1, common_name="otlp-test", ip="127.0.0.1")
     tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     tls.load_cert_chain(cert, key)
     http_receiver.server.socket = tls.wrap_socket(http_receiver.server.socket, server_side=True)
