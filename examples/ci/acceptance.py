@@ -207,8 +207,8 @@ def run(
                 ),
                 timeout=60,
             )
-            record.drain_timed_out = _cli(env, config, "drain", "--timeout", "1s")
-            record.status_draining = _json(_cli(env, config, "status", "--format", "json"))
+            record.drain_timed_out = _cli(env, config, "jobs", "drain", "--timeout", "1s")
+            record.status_draining = _json(_cli(env, config, "jobs", "status", "--format", "json"))
             record.submit_refused = _cli(
                 env, config, "jobs", "submit", "build", "-p", "pipeline=shop", "-p", "run=3"
             )
@@ -217,10 +217,12 @@ def run(
                 headers={"Authorization": f"Bearer {env['CI_ADMIN_TOKEN']}"},
                 json={"job": "build", "params": {"pipeline": "shop", "run": "4"}},
             )
-            record.drain_forced = _cli(env, config, "drain", "--timeout", "1s", "--force", "--format", "json")
+            record.drain_forced = _cli(
+                env, config, "jobs", "drain", "--timeout", "1s", "--force", "--format", "json"
+            )
             record.long_build = _json(_cli(env, config, "jobs", "show", str(long["id"]), "--format", "json"))
-            record.undrain = _cli(env, config, "undrain")
-            record.status_after = _json(_cli(env, config, "status", "--format", "json"))
+            record.undrain = _cli(env, config, "jobs", "undrain")
+            record.status_after = _json(_cli(env, config, "jobs", "status", "--format", "json"))
             record.metrics = httpx.get(f"{ops}/metrics").text
             server.signal(signal.SIGTERM)
             record.exit_code = server.wait(60)
