@@ -89,8 +89,9 @@ def _query(url: str, expr: str) -> list[dict[str, Any]]:
         body = reply.json()
     except (httpx.HTTPError, ValueError) as exc:
         raise OperationError(f"Prometheus at {url}: {type(exc).__name__}: {exc}") from None
-    if body.get("status") != "success":
-        raise OperationError(f"Prometheus at {url}: {body.get('error', reply.status_code)}")
+    if not isinstance(body, dict) or body.get("status") != "success":
+        error = body.get("error") if isinstance(body, dict) else None
+        raise OperationError(f"Prometheus at {url}: {error or f'answered {reply.status_code}'}")
     return list(body["data"]["result"])
 
 
