@@ -1,5 +1,6 @@
-"""A tiny ASGI app for lifecycle tests: `/hello`, `/slow?seconds=N`; its lifespan startup takes
-$STARTUP_DELAY seconds, and its shutdown appends a line with its process id to the file named by
+"""A tiny ASGI app for lifecycle tests: `/hello`, `/slow?seconds=N`, `/status?code=N` (answers
+N); its lifespan startup takes $STARTUP_DELAY seconds, and its shutdown appends a line with its
+process id to the file named by
 $SHUTDOWN_MARKER so tests can prove the app's shutdown hooks ran (in every worker process);
 $SHUTDOWN_BLOCK seconds of a blocking sleep in its shutdown freeze the event loop (a hung app).
 `/hog` opens files until the process has no descriptor left (held until `/release`), so tests
@@ -31,6 +32,10 @@ async def slow(request: Request) -> JSONResponse:
     return JSONResponse({"slept": seconds})
 
 
+async def status(request: Request) -> PlainTextResponse:
+    return PlainTextResponse("status", status_code=int(request.query_params.get("code", "200")))
+
+
 _held: list[IO[bytes]] = []
 
 
@@ -60,6 +65,12 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
 
 
 app = Starlette(
-    routes=[Route("/hello", hello), Route("/slow", slow), Route("/hog", hog), Route("/release", release)],
+    routes=[
+        Route("/hello", hello),
+        Route("/slow", slow),
+        Route("/status", status),
+        Route("/hog", hog),
+        Route("/release", release),
+    ],
     lifespan=lifespan,
 )

@@ -2,12 +2,14 @@
 real Prometheus (samples older than the cut gone, newer ones kept), certificate expiry of a PEM
 file and of a real TLS endpoint with the renewal hook, the metric every worker publishes from the
 store and the promtool-tested CertificateExpiring alert, and the operations report written to a
-directory and posted to a webhook."""
+directory and posted to a webhook, with the readiness and the SLO error budget left of a real
+`pilothouse serve` as a real Prometheus scraped it (and as its ops port answers it)."""
 
 from __future__ import annotations
 
 import json
 import shutil
+import socket
 import ssl
 import subprocess
 import sys
@@ -17,6 +19,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import httpx
 import pytest
 from prometheus_client import generate_latest
 
@@ -28,7 +31,7 @@ from pilothouse.metrics import Metrics
 from tests.backup.test_prometheus_logs import start_prometheus, value
 from tests.generators.monitoring.engines import Webhook
 from tests.generators.monitoring.test_bundle import generated, rules_of
-from tests.helpers import run_cli, self_signed_certificate, write_config
+from tests.helpers import ROOT, ServeProcess, eventually, run_cli, self_signed_certificate, write_config
 from tests.jobs.conftest import pg_schema, pg_store  # noqa: F401 - pg_schema is a fixture
 
 BASE = """
@@ -273,7 +276,16 @@ def test_bad_maintenance_config_is_one_line(tmp_path: Path, maintenance: str, fr
 # -- the report -----------------------------------------------------------------------------------
 
 
-def test_report_from_the_store_to_a_directory_and_a_webhook(tmp_path: Path) -> None:
+@pytest.fixture
+def refused_port() -> Iterator[int]:
+    """A loopback port bound but not listening while the test runs: connecting to it is refused
+    (nothing else can take it meanwhile)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[1]
+
+
+def test_report_from_the_store_to_a_directory_and_a_webhook(tmp_path: Path, refused_port: int) -> None:
     hook = Webhook()
     reports = tmp_path / "reports"
     config = write_config(
@@ -292,7 +304,11 @@ kind = "directory"
 path = "{tmp_path}"
 """,
     )
-    env = {"MT_REPORT_URL": hook.url + "/report", "MT_BACKUP_PASSWORD": "pw-pw-pw-pw-pw"}
+    env = {
+        "MT_REPORT_URL": hook.url + "/report",
+        "MT_BACKUP_PASSWORD": "pw-pw-pw-pw-pw",
+        "PILOTHOUSE_OPS__PORT": str(refused_port),  # no service, no Prometheus: readiness unknown
+    }
     try:
         assert jobs_run(config, "pilothouse.prune-jobs", env=env).returncode == 0
         bad = jobs_run(config, "pilothouse.prune-jobs", "max_age=soon", env=env)
@@ -311,6 +327,173 @@ path = "{tmp_path}"
     assert [f["job"] for f in report["failures"]] == ["pilothouse.prune-jobs"]
     assert "backup of files: never" in report["attention"]
     assert {d["what"] for d in report["disk"]} >= {"job store", "backup repository", "reports"}
+    assert report["readiness"]["status"] == "unknown"
+    (reason,) = report["readiness"]["reasons"]
+    assert f"127.0.0.1:{refused_port}/ready" in reason and "ConnectError" in reason
+    assert report["slo"] == {}  # no [slo]
     text = written.with_suffix(".md").read_text()
     assert "## Needs attention" in text and "| pilothouse.prune-jobs | 2 | 1 |" in text
+    assert "## Readiness\n\nStatus: unknown (ops endpoint http://127.0.0.1:" in text
     assert shutil.which("restic")  # the backup section only needs to load; nothing ran restic
+
+
+SERVED = """
+[service]
+name = "mt"
+app = "tests.apps.slow:app"
+[telemetry]
+log_format = "text"
+[jobs]
+path = "jobs.sqlite3"
+[slo]
+availability = 0.9
+latency = {{ threshold = "500ms", target = 0.8 }}
+[[checks]]
+name = "cache"
+kind = "tcp"
+host = "127.0.0.1"
+port = {refused}
+critical = {critical}
+[maintenance]
+report_dir = "{reports}"
+{prometheus}
+"""
+
+
+SAMPLES = 80
+APP_IMPORTABLE = {"PYTHONPATH": str(ROOT)}
+"""The job runner imports the service's app (tests.apps.slow) like serve does."""
+
+
+def served_config(tmp_path: Path, refused: int, critical: bool, prometheus: str = "") -> Path:
+    return write_config(
+        tmp_path,
+        SERVED.format(
+            refused=refused,
+            reports=tmp_path / "reports",
+            critical=str(critical).lower(),
+            prometheus=f'prometheus = "{prometheus}"' if prometheus else "",
+        ),
+    )
+
+
+def written_report(tmp_path: Path) -> tuple[dict[str, object], str]:
+    (written,) = (tmp_path / "reports").glob("report-*.json")
+    return json.loads(written.read_text()), written.with_suffix(".md").read_text()
+
+
+def instant(url: str, expr: str) -> list[dict[str, object]]:
+    return value(url, expr, time.time())
+
+
+def count_of(url: str, route: str) -> float:
+    """The request count Prometheus scraped last for `route` (-1 while it has none)."""
+    found = instant(url, f'sum(http_server_request_duration_seconds_count{{job="mt",http_route="{route}"}})')
+    return float(found[0]["value"][1]) if found else -1.0  # type: ignore[index]
+
+
+def test_report_readiness_and_slo_budget_from_prometheus_scraping_serve(
+    tmp_path: Path, refused_port: int
+) -> None:
+    """A real serve answers good, failing (5xx) and slow requests; a real Prometheus scrapes it under
+    the job label the generated rules select on; the report's budgets are the counts we caused."""
+    from tests.generators.monitoring.engines import prometheus_with
+
+    config = served_config(tmp_path, refused_port, critical=False)
+    with ServeProcess(config, cwd=ROOT) as serve:
+        assert httpx.get(f"{serve.ops_url}/ready", timeout=10).status_code == 200  # a probe runs the checks
+        # One request per series before the first scrape: a counter's increase starts at its first
+        # scrape, so these are not counted, and every series has its samples at the same scrapes.
+        routes = {"/hello": "/hello", "/status": "/status?code=500", "/slow": "/slow?seconds=0.7"}
+        for path in routes.values():
+            httpx.get(serve.app_url + path, timeout=10)
+        scrape = {"job_name": "mt", "static_configs": [{"targets": [f"127.0.0.1:{serve.ops_port}"]}]}
+        prom = prometheus_with(tmp_path, [scrape], [], interval="250ms")
+        try:
+            eventually(lambda: all(count_of(prom.url, r) == 1 for r in routes), 30)
+            good, failed, slow = 30, 10, 2
+            for path, times in (("/hello", good), ("/status?code=500", failed), ("/slow?seconds=0.7", slow)):
+                for _ in range(times):
+                    httpx.get(serve.app_url + path, timeout=10)
+            eventually(
+                lambda: (
+                    (count_of(prom.url, "/hello"), count_of(prom.url, "/status"), count_of(prom.url, "/slow"))
+                    == (1 + good, 1 + failed, 1 + slow)
+                ),
+                30,
+            )
+            eventually(
+                lambda: bool(instant(prom.url, 'pilothouse_readiness_check_status{check="cache"} == 0'))
+            )
+            # rate() extrapolates each series towards the window's start by up to half a scrape
+            # interval (less for a counter whose first value is near zero), so the extrapolation
+            # differs a little between series; with SAMPLES scrapes it is under 1/(2*SAMPLES).
+            eventually(
+                lambda: bool(instant(prom.url, f'count_over_time(up{{job="mt"}}[1h]) >= {SAMPLES}')), 60
+            )
+            config = served_config(tmp_path, refused_port, critical=False, prometheus=prom.url)
+            ran = jobs_run(config, "pilothouse.report", env=APP_IMPORTABLE)
+        finally:
+            prom.stop()
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads(ran.stdout)["max_rc"] == 4  # the availability budget is overspent
+    report, text = written_report(tmp_path)
+    total = good + failed + slow
+    availability = 1 - (failed / total) / (1 - 0.9)  # 10 of 42 bad against a 10 % budget: -1.38
+    latency = 1 - (slow / total) / (1 - 0.8)  # 2 of 42 slower than 500ms against 20 %: 0.76
+    slo = report["slo"]
+    assert isinstance(slo, dict)
+    assert slo["availability"]["objective"] == 0.9 and slo["availability"]["window_days"] == 30
+    assert slo["availability"]["budget_left"] == pytest.approx(availability, abs=0.03)
+    assert slo["latency"]["budget_left"] == pytest.approx(latency, abs=0.01)
+    ready = report["readiness"]
+    assert isinstance(ready, dict)
+    assert (ready["status"], ready["source"], ready["instances"], ready["down"]) == (
+        "ready",
+        "prometheus",
+        1,
+        [],
+    )
+    assert ready["failing"] == [
+        {"check": "cache", "critical": False, "instance": f"127.0.0.1:{serve.ops_port}"}
+    ]
+    attention = report["attention"]
+    assert isinstance(attention, list)
+    assert [a for a in attention if a.startswith("SLO")] == [
+        f"SLO availability: error budget overspent ({slo['availability']['budget_left']:.1%} left)"
+    ]
+    assert not any("not ready" in a for a in attention)  # a failing non-critical check: still ready
+    assert "Status: ready, from 1 instance(s) scraped by Prometheus" in text
+    assert "- cache failing on 127.0.0.1:" in text
+    assert f"| latency | 80.000% | 30 d | {slo['latency']['budget_left']:.1%} |" in text
+
+
+def test_report_readiness_from_the_ops_port_without_prometheus(tmp_path: Path, refused_port: int) -> None:
+    """No Prometheus: readiness as serve's own /ready answers it (asked on loopback for a wildcard
+    host); the budgets are unknown, with the reason; a service not ready needs attention."""
+    config = served_config(tmp_path, refused_port, critical=True)
+    with ServeProcess(config, cwd=ROOT) as serve:
+        env = {
+            **APP_IMPORTABLE,
+            "PILOTHOUSE_OPS__HOST": "0.0.0.0",
+            "PILOTHOUSE_OPS__PORT": str(serve.ops_port),
+        }
+        ran = jobs_run(config, "pilothouse.report", env=env)
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads(ran.stdout)["max_rc"] == 4
+    report, text = written_report(tmp_path)
+    ready = report["readiness"]
+    assert isinstance(ready, dict)
+    assert (ready["status"], ready["source"]) == ("not ready", "ops")
+    assert ready["url"] == f"http://127.0.0.1:{serve.ops_port}/ready"
+    (failing,) = ready["failing"]
+    assert failing["check"] == "cache" and failing["critical"] is True and failing["error"]
+    assert "service not ready (ops): check cache failing" in report["attention"]  # type: ignore[operator]
+    slo = report["slo"]
+    assert isinstance(slo, dict)
+    assert {name: (e["budget_left"], e["reason"]) for name, e in slo.items()} == {
+        "availability": (None, "no [maintenance].prometheus to query"),
+        "latency": (None, "no [maintenance].prometheus to query"),
+    }
+    assert "Status: not ready, from its ops endpoint" in text and "- cache (critical) failing" in text
+    assert "| availability | 90.000% | 30 d | unknown: no [maintenance].prometheus to query |" in text

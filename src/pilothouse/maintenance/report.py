@@ -1,9 +1,19 @@
 """`pilothouse.report`: the daily operations report, Markdown and JSON, from the job store (runs and
-failures in the window, backup age per target, the last restore test, schedules, certificates)
-and, when `[maintenance].prometheus` is set, the alerts firing now; disk use of the places the
-service keeps state. Written to `[maintenance].report_dir` and/or POSTed (JSON) to
-`report_webhook`. RC 4 when something needs attention (a failed run, a backup older than
-`[backup].alert_after`, a failing restore test or certificate, an alert firing).
+failures in the window, backup age per target, the last restore test, schedules, certificates),
+the service's readiness, the error budget left of each `[slo]` objective, and, when
+`[maintenance].prometheus` is set, the alerts firing now; disk use of the places the service
+keeps state. Written to `[maintenance].report_dir` and/or POSTed (JSON) to `report_webhook`.
+
+Readiness comes from Prometheus when `[maintenance].prometheus` is set and scrapes the service
+(`up` and `pilothouse_readiness_check_status` of its job, `[monitoring].job`: every instance,
+every check), else from the service's own ops port (`GET <[ops].host:port><readiness_path>`, a
+5 s timeout; a wildcard host is asked on loopback); when neither answers it is "unknown" with the
+reasons, never an error. The SLO budget left is `1 - bad_ratio / (1 - objective)` over the SLO
+window (30 days), queried from Prometheus with the expressions the recording rules and the
+dashboard use (`pilothouse.catalog.slo`); without Prometheus, or without traffic, it is unknown.
+
+RC 4 when something needs attention (a failed run, a backup older than `[backup].alert_after`, a
+failing restore test or certificate, an alert firing, a service not ready, a spent error budget).
 """
 
 from __future__ import annotations
@@ -18,6 +28,9 @@ from typing import Any
 
 import httpx
 
+from pilothouse.catalog import lifecycle as lifecycle_metrics
+from pilothouse.catalog.promql import SCRAPE_UP, Matcher, selector
+from pilothouse.catalog.slo import SLO_WINDOW, TITLES, budget_left, objectives
 from pilothouse.config.model import Config
 from pilothouse.errors import ConfigError, OperationError
 from pilothouse.jobs.context import StepContext
@@ -60,6 +73,135 @@ def _disk(places: dict[str, str]) -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+PROMETHEUS_TIMEOUT = 30.0
+OPS_TIMEOUT = 5.0
+WILDCARD_HOSTS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
+
+
+def _query(url: str, expr: str) -> list[dict[str, Any]]:
+    """An instant query's result vector; OperationError with the reason when it fails."""
+    try:
+        reply = httpx.get(
+            f"{url.rstrip('/')}/api/v1/query", params={"query": expr}, timeout=PROMETHEUS_TIMEOUT
+        )
+        body = reply.json()
+    except (httpx.HTTPError, ValueError) as exc:
+        raise OperationError(f"Prometheus at {url}: {type(exc).__name__}: {exc}") from None
+    if not isinstance(body, dict) or body.get("status") != "success":
+        error = body.get("error") if isinstance(body, dict) else None
+        raise OperationError(f"Prometheus at {url}: {error or f'answered {reply.status_code}'}")
+    return list(body["data"]["result"])
+
+
+def _readiness_from_prometheus(config: Config, url: str) -> dict[str, Any] | str:
+    """Readiness of every scraped instance of the service's job; a reason string when unknown."""
+    job = Matcher("job", config.prometheus_job)
+    try:
+        targets = _query(url, selector(SCRAPE_UP, job))
+        checks = _query(url, selector(lifecycle_metrics.READINESS_CHECK_STATUS, job))
+    except OperationError as exc:
+        return str(exc)
+    if not targets:
+        return f"Prometheus at {url} scrapes no target with job {config.prometheus_job!r}"
+    down = sorted(t["metric"].get("instance", "") for t in targets if float(t["value"][1]) != 1)
+    failing = sorted(
+        (
+            {
+                "check": c["metric"].get("check", ""),
+                "critical": c["metric"].get("critical") == "true",
+                "instance": c["metric"].get("instance", ""),
+            }
+            for c in checks
+            if float(c["value"][1]) != 1
+        ),
+        key=lambda f: (f["check"], f["instance"]),
+    )
+    ready = not down and not any(f["critical"] for f in failing)
+    return {
+        "status": "ready" if ready else "not ready",
+        "source": "prometheus",
+        "instances": len(targets),
+        "down": down,
+        "failing": failing,
+    }
+
+
+def _ops_url(config: Config) -> str:
+    host = WILDCARD_HOSTS.get(config.ops.host, config.ops.host)
+    host = f"[{host}]" if ":" in host else host
+    return f"http://{host}:{config.ops.port}{config.probes.readiness_path}"
+
+
+def _readiness_from_ops(config: Config) -> dict[str, Any] | str:
+    """Readiness as the service's own ops port answers it; a reason string when unknown."""
+    url = _ops_url(config)
+    try:
+        reply = httpx.get(url, timeout=OPS_TIMEOUT)
+        body = reply.json()
+    except (httpx.HTTPError, ValueError) as exc:
+        return f"ops endpoint {url}: {type(exc).__name__}: {exc}"
+    if reply.status_code not in (200, 503) or not isinstance(body, dict):
+        return f"ops endpoint {url}: answered {reply.status_code}"
+    checks = body.get("checks") or {}
+    return {
+        "status": "ready" if reply.status_code == 200 else "not ready",
+        "source": "ops",
+        "url": url,
+        "state": body.get("state", ""),
+        "reason": body.get("reason", ""),
+        "failing": sorted(
+            (
+                {"check": name, "critical": bool(c.get("critical")), "error": c.get("error", "")}
+                for name, c in checks.items()
+                if c.get("status") != "pass"
+            ),
+            key=lambda f: f["check"],
+        ),
+    }
+
+
+def readiness(config: Config) -> dict[str, Any]:
+    """The service's readiness from the first source that knows it (Prometheus, then the ops port);
+    "unknown" with every source's reason when none does."""
+    reasons = []
+    if config.maintenance.prometheus:
+        found = _readiness_from_prometheus(config, config.maintenance.prometheus)
+        if isinstance(found, dict):
+            return found
+        reasons.append(found)
+    found = _readiness_from_ops(config)
+    if isinstance(found, dict):
+        return found
+    return {"status": "unknown", "source": None, "reasons": [*reasons, found]}
+
+
+def slo_budgets(config: Config) -> dict[str, dict[str, Any]]:
+    """The error budget left of each `[slo]` objective over the SLO window (None when unknown)."""
+    found: dict[str, dict[str, Any]] = {}
+    url = config.maintenance.prometheus
+    for kind, objective in objectives(config).items():
+        entry: dict[str, Any] = {
+            "objective": objective,
+            "window_days": SLO_WINDOW / 86400,
+            "budget_left": None,
+        }
+        if not url:
+            entry["reason"] = "no [maintenance].prometheus to query"
+        else:
+            try:
+                result = _query(url, budget_left(config, kind, (Matcher("job", config.prometheus_job),)))
+            except OperationError as exc:
+                entry["reason"] = str(exc)
+            else:
+                number = float(result[0]["value"][1]) if result else float("nan")
+                if number == number:  # not NaN: there were requests in the window
+                    entry["budget_left"] = round(number, 6)
+                else:
+                    entry["reason"] = f"no requests of job {config.prometheus_job!r} in the window"
+        found[TITLES[kind]] = entry
+    return found
 
 
 def _firing(url: str) -> list[dict[str, str]]:
@@ -130,6 +272,8 @@ def collect(config: Config, hours: float, now: float | None = None) -> dict[str,
         "certificates": certs,
         "schedules": schedules,
         "disk": _disk(_places(config)),
+        "readiness": readiness(config),
+        "slo": slo_budgets(config),
     }
     if config.maintenance.prometheus:
         report["alerts_firing"] = _firing(config.maintenance.prometheus)
@@ -148,6 +292,17 @@ def attention(config: Config, report: dict[str, Any]) -> list[str]:
                 found.append(
                     f"backup of {target.name}: " + ("never" if age is None else f"{age / 3600:.1f} h old")
                 )
+    ready = report["readiness"]
+    if ready["status"] == "not ready":
+        why = [f"instance {i} down" for i in ready.get("down", [])]
+        why += [f"check {f['check']} failing" for f in ready["failing"] if f["critical"]]
+        why += [ready["reason"]] if ready.get("reason") else []
+        found.append(f"service not ready ({ready['source']}): {', '.join(why) or ready.get('state', '')}")
+    found += [
+        f"SLO {name}: error budget overspent ({entry['budget_left']:.1%} left)"
+        for name, entry in report["slo"].items()
+        if entry["budget_left"] is not None and entry["budget_left"] < 0
+    ]
     drill = report["restore_test"]
     if drill is not None and drill["outcome"] not in GOOD:
         found.append(f"restore test ended {drill['outcome']}")
@@ -165,6 +320,22 @@ def markdown(report: dict[str, Any]) -> str:
     lines = [f"# Operations report: {report['service']}, {when}", ""]
     lines += ["## Needs attention", ""]
     lines += [f"- {item}" for item in report["attention"]] or ["- nothing"]
+    lines += ["", "## Readiness", "", _readiness_line(report["readiness"])]
+    lines += [
+        f"- {f['check']}{' (critical)' if f['critical'] else ''} failing"
+        + (f" on {f['instance']}" if f.get("instance") else "")
+        + (f": {f['error']}" if f.get("error") else "")
+        for f in report["readiness"].get("failing", [])
+    ]
+    if report["slo"]:
+        lines += ["", "## SLO error budget left", "", "| SLO | objective | window | budget left |"]
+        lines += ["|---|---|---|---|"]
+        lines += [
+            f"| {name} | {e['objective']:.3%} | {e['window_days']:g} d | "
+            + ("unknown: " + e["reason"] if e["budget_left"] is None else f"{e['budget_left']:.1%}")
+            + " |"
+            for name, e in report["slo"].items()
+        ]
     lines += [
         "",
         f"## Jobs in the last {report['window_hours']:g} h",
@@ -197,6 +368,17 @@ def markdown(report: dict[str, Any]) -> str:
             f"- {a['alert']} ({a['severity']}) since {a['since']}" for a in report["alerts_firing"]
         ] or ["- none"]
     return "\n".join(lines) + "\n"
+
+
+def _readiness_line(ready: dict[str, Any]) -> str:
+    if ready["status"] == "unknown":
+        return "Status: unknown (" + "; ".join(ready["reasons"]) + ")"
+    where = (
+        f"{ready['instances']} instance(s) scraped by Prometheus"
+        if ready["source"] == "prometheus"
+        else f"its ops endpoint {ready['url']}"
+    )
+    return f"Status: {ready['status']}, from {where}"
 
 
 def deliver(config: Config, report: dict[str, Any]) -> list[str]:

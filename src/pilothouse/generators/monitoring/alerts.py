@@ -19,6 +19,7 @@ from pilothouse.catalog import jobs as job_metrics
 from pilothouse.catalog import lifecycle as lifecycle_metrics
 from pilothouse.catalog import maintenance as maintenance_metrics
 from pilothouse.catalog import process as process_metrics
+from pilothouse.catalog.slo import SERVER_ERRORS, bad_ratio, budget, latency_le
 from pilothouse.config.model import Config
 from pilothouse.config.monitoring import AppMetric
 from pilothouse.durations import format_duration
@@ -27,7 +28,6 @@ from pilothouse.generators.monitoring.app_metrics import panel_query, spec_of, u
 from pilothouse.generators.monitoring.promql import (
     SCRAPE_UP,
     Matcher,
-    bucket_le,
     quantile,
     rate_sum,
     scraped_label,
@@ -37,8 +37,6 @@ from pilothouse.generators.monitoring.promql import (
 
 Severity = Literal["critical", "warning"]
 HTTP = http_metrics.HTTP_SERVER_REQUEST_DURATION
-SERVER_ERRORS = Matcher("http_response_status_code", "5..", "=~")
-NOT_SERVER_ERRORS = Matcher("http_response_status_code", "5..", "!~")
 SLO_WINDOWS = (300.0, 1800.0, 3600.0, 7200.0, 21600.0, 86400.0, 259200.0)
 """The SLI windows the burn-rate alerts need (5m 30m 1h 2h 6h 1d 3d)."""
 
@@ -111,15 +109,6 @@ def recorded_ratio(kind: str, seconds: float) -> str:
     return f"job:pilothouse_slo_{kind}:ratio_rate{format_duration(seconds)}"
 
 
-def latency_le(config: Config) -> str:
-    """The `le` bucket of the latency SLO threshold; ConfigError when it is not a bucket bound."""
-    assert config.slo.latency is not None
-    try:
-        return bucket_le(HTTP, config.slo.latency.threshold)
-    except ValueError as exc:
-        raise ConfigError(f"slo.latency.threshold: {exc}") from None
-
-
 P99_RECORD = "job:http_server_request_duration_seconds:p99_rate5m"
 REQUESTS_RECORD = "job:http_server_requests:rate5m"
 
@@ -159,15 +148,12 @@ class _Builder:
         slo = self.config.slo
         windows = SLO_WINDOWS if slo.availability else (300.0,)
         for seconds in windows:
-            good = rate_sum(HTTP, (*self.m, NOT_SERVER_ERRORS), seconds, ("job",), part="count")
-            total = rate_sum(HTTP, self.m, seconds, ("job",), part="count")
-            rules.append(Recording(recorded_ratio("errors", seconds), f"1 - ({good} / {total})"))
+            ratio = bad_ratio(self.config, "errors", self.m, seconds, ("job",))
+            rules.append(Recording(recorded_ratio("errors", seconds), ratio))
         if slo.latency is not None:
-            le = self.latency_le()
             for seconds in SLO_WINDOWS:
-                fast = rate_sum(HTTP, (*self.m, Matcher("le", le)), seconds, ("job",), part="bucket")
-                total = rate_sum(HTTP, self.m, seconds, ("job",), part="count")
-                rules.append(Recording(recorded_ratio("slow", seconds), f"1 - ({fast} / {total})"))
+                ratio = bad_ratio(self.config, "slow", self.m, seconds, ("job",))
+                rules.append(Recording(recorded_ratio("slow", seconds), ratio))
         return tuple(rules)
 
     def latency_le(self) -> str:
@@ -711,13 +697,13 @@ class _Builder:
         else:
             assert slo.latency is not None
             target, title = slo.latency.target, "latency"
-        budget = round(1 - target, 10)
+        allowed = budget(target)
         pairs = (
             ((3600, 300, 14.4), (21600, 1800, 6.0)) if fast else ((86400, 7200, 3.0), (259200, 21600, 1.0))
         )
         expr = " or ".join(
-            f"({recorded_ratio(kind, long)} > ({factor} * {budget}) and "
-            f"{recorded_ratio(kind, short)} > ({factor} * {budget}))"
+            f"({recorded_ratio(kind, long)} > ({factor} * {allowed}) and "
+            f"{recorded_ratio(kind, short)} > ({factor} * {allowed}))"
             for long, short, factor in pairs
         )
         name = f"SLO{title.capitalize()}BudgetBurn{'Fast' if fast else 'Slow'}"
@@ -748,7 +734,7 @@ class _Builder:
             + ("within days." if fast else "before the window ends."),
             impact="Users already see errors or slow responses; more will if nothing changes.",
             steps=(
-                Step("Burn over the short windows", promql=f"{recorded_ratio(kind, 300)} / {budget}"),
+                Step("Burn over the short windows", promql=f"{recorded_ratio(kind, 300)} / {allowed}"),
                 Step(
                     "Which routes contribute",
                     promql=rate_sum(HTTP, (*self.m, SERVER_ERRORS), 3600, ("http_route",), part="count")

@@ -24,15 +24,10 @@ from pilothouse.catalog import jobs as job_metrics
 from pilothouse.catalog import lifecycle as lifecycle_metrics
 from pilothouse.catalog import process as process_metrics
 from pilothouse.catalog import protection as protection_metrics
+from pilothouse.catalog.slo import NOT_SERVER_ERRORS, SLO_WINDOW, TITLES, budget, budget_left, objectives
 from pilothouse.config.model import Config
 from pilothouse.generators.monitoring import app_metrics
-from pilothouse.generators.monitoring.alerts import (
-    HTTP,
-    NOT_SERVER_ERRORS,
-    Plan,
-    latency_le,
-    recorded_ratio,
-)
+from pilothouse.generators.monitoring.alerts import HTTP, Plan, recorded_ratio
 from pilothouse.generators.monitoring.promql import (
     Matcher,
     quantile,
@@ -255,27 +250,15 @@ def _overview(config: Config, plan: Plan) -> _Board:
         description="Instances per version: two versions mean a rollout is in progress.",
     )
     b.stat("Instances up", f"count({selector(lifecycle_metrics.BUILD_INFO, *m)})", width=12)
-    slo = config.slo
-    if slo.availability is not None or slo.latency is not None:
+    if objectives(config):
         b.row("Service level objectives")
-        for kind, target in (
-            ("errors", slo.availability),
-            ("slow", slo.latency.target if slo.latency else None),
-        ):
-            if target is None:
-                continue
-            budget = round(1 - target, 10)
-            label = "availability" if kind == "errors" else "latency"
-            scope, month = (Matcher("job", plan.job),), 2592000.0
-            total = rate_sum(HTTP, scope, month, (), part="count")
-            if kind == "errors":
-                good = rate_sum(HTTP, (*scope, NOT_SERVER_ERRORS), month, (), part="count")
-            else:
-                good = rate_sum(HTTP, (*scope, Matcher("le", latency_le(config))), month, (), part="bucket")
-            bad_30d = f"1 - ({good} / {total})"
+        for kind, target in objectives(config).items():
+            allowed = budget(target)
+            label = TITLES[kind]
+            scope = (Matcher("job", plan.job),)
             b.stat(
-                f"Error budget remaining, {label} (30d)",
-                f"1 - ({bad_30d}) / {budget}",
+                f"Error budget remaining, {label} ({SLO_WINDOW / 86400:g}d)",
+                budget_left(config, kind, scope),
                 "percentunit",
                 width=8,
                 description=f"Target {target:.3%}: 100% is an untouched budget, 0% is spent.",
@@ -283,7 +266,7 @@ def _overview(config: Config, plan: Plan) -> _Board:
             b.series(
                 f"Burn rate, {label}",
                 [
-                    (f'{recorded_ratio(kind, w)}{{job="{plan.job}"}} / {budget}', name)
+                    (f'{recorded_ratio(kind, w)}{{job="{plan.job}"}} / {allowed}', name)
                     for w, name in ((3600.0, "1h"), (21600.0, "6h"), (86400.0, "1d"))
                 ],
                 "short",
