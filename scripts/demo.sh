@@ -19,7 +19,7 @@ print(f"""Shop demo (SQLite at examples/shop/shop.sqlite3; set DATABASE_URL for 
   token:      TOKEN=$(cat {token})   (the admin token, made for this checkout)
   drain:      curl -XPOST {auth} localhost:{ops}/admin/drain
   jobs:       curl -XPOST {auth} localhost:{ops}/admin/jobs -d \x27{{"job":"restock-report"}}\x27
-              (cd examples/shop; {cli} jobs list; {cli} status; {cli} drain)
+              (cd examples/shop; {cli} jobs list; {cli} jobs status; {cli} jobs drain)
   stop:       Ctrl-C (graceful: readiness fails, pre-stop wait, drain, exit 0)""")
 '
 exec "$bin/pilothouse" serve
