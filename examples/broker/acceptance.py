@@ -312,7 +312,7 @@ def test_hpa_and_blue_green_rollout(tmp_path: Path) -> None:
     docs = [
         d for f in sorted((out / "k8s/base").glob("*.yaml")) for d in yaml.safe_load_all(f.read_text()) if d
     ]
-    kinds = {d["kind"]: d for d in docs}
+    kinds = {d["kind"]: d for d in docs if "kind" in d}  # not the kustomize configurations
     hpa = kinds["HorizontalPodAutoscaler"]["spec"]
     assert (hpa["minReplicas"], hpa["maxReplicas"], hpa["scaleTargetRef"]["kind"]) == (3, 10, "Rollout")
     blue_green = kinds["Rollout"]["spec"]["strategy"]["blueGreen"]
