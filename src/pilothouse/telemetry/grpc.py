@@ -43,6 +43,8 @@ nothing else in Pilothouse imports this module.
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from time import perf_counter
@@ -68,6 +70,7 @@ SERVER_ERROR_CODES = frozenset(
     ("UNKNOWN", "DEADLINE_EXCEEDED", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS")
 )
 TRACE_KEYS = ("traceparent", "tracestate")
+_KINDS = (("unary_unary", False), ("unary_stream", True), ("stream_unary", False), ("stream_stream", True))
 _PENDING: set[Any] = set()  # tasks ending streamed client calls' spans (kept until they ran)
 
 
@@ -137,12 +140,14 @@ def _observe(spec: MetricSpec, service: str, method: str, code: int, started: fl
 
 
 class _ServerCall:
-    """One RPC being served: its span (made current) and its metrics."""
+    """One RPC being served, as a `with` block around its handler: its span (current inside) and
+    its metrics."""
 
-    __slots__ = ("_grpc", "_otel", "_started", "_token", "method", "service", "span")
+    __slots__ = ("_context", "_grpc", "_otel", "_started", "_token", "method", "service", "span")
 
     def __init__(self, owner: _ServerInterceptorBase, details: Any, context: Any) -> None:
         self._grpc = owner.grpc
+        self._context = context
         name, self.service, self.method = split_method(details.method)
         self._started = perf_counter()
         self.span: Any = None
@@ -174,11 +179,20 @@ class _ServerCall:
         self.span = starter.start(name, attributes, header, state_header, None)
         self._token = self._otel.attach_span(self.span)
 
+    def __enter__(self) -> _ServerCall:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: Any) -> None:
+        self.end(self._context, error)
+
     def end(self, context: Any, error: BaseException | None) -> None:
         """End the span with the call's status (the handler's `set_code`/`abort`, else OK, or
-        UNKNOWN for an exception gRPC turns into that status) and observe its duration."""
+        UNKNOWN for an exception gRPC turns into that status; CANCELLED for a call cancelled
+        while it ran) and observe its duration."""
         codes = self._grpc.StatusCode
         code = context.code() if context is not None else None
+        if isinstance(error, (GeneratorExit, asyncio.CancelledError)):  # the caller went away
+            error, code = None, code or codes.CANCELLED
         aborted = error is not None and code is not None and code is not codes.OK
         if error is not None and not aborted:
             code = codes.UNKNOWN
@@ -227,50 +241,28 @@ class _ServerInterceptorBase:
     def _wrap(self, handler: Any, details: Any, wrap: Callable[[Any, bool], Any]) -> Any:
         if handler is None:  # an unimplemented method: gRPC answers UNIMPLEMENTED, nothing is recorded
             return None
-        grpc = self.grpc
-        if handler.unary_unary is not None:
-            return grpc.unary_unary_rpc_method_handler(
-                wrap(handler.unary_unary, False), handler.request_deserializer, handler.response_serializer
-            )
-        if handler.unary_stream is not None:
-            return grpc.unary_stream_rpc_method_handler(
-                wrap(handler.unary_stream, True), handler.request_deserializer, handler.response_serializer
-            )
-        if handler.stream_unary is not None:
-            return grpc.stream_unary_rpc_method_handler(
-                wrap(handler.stream_unary, False), handler.request_deserializer, handler.response_serializer
-            )
-        return grpc.stream_stream_rpc_method_handler(
-            wrap(handler.stream_stream, True), handler.request_deserializer, handler.response_serializer
-        )
+        for kind, streams in _KINDS:
+            behavior = getattr(handler, kind)
+            if behavior is not None:
+                make = getattr(self.grpc, f"{kind}_rpc_method_handler")
+                return make(
+                    wrap(behavior, streams), handler.request_deserializer, handler.response_serializer
+                )
+        return handler
 
     def _sync_behavior(self, details: Any) -> Callable[[Any, bool], Any]:
         def wrap(behavior: Callable[..., Any], streams: bool) -> Any:
             if streams:
 
                 def stream(request: Any, context: Any) -> Iterator[Any]:
-                    call = _ServerCall(self, details, context)
-                    error: BaseException | None = None
-                    try:
+                    with _ServerCall(self, details, context):
                         yield from behavior(request, context)
-                    except BaseException as exc:
-                        error = exc
-                        raise
-                    finally:
-                        call.end(context, error)
 
                 return stream
 
             def unary(request: Any, context: Any) -> Any:
-                call = _ServerCall(self, details, context)
-                error: BaseException | None = None
-                try:
+                with _ServerCall(self, details, context):
                     return behavior(request, context)
-                except BaseException as exc:
-                    error = exc
-                    raise
-                finally:
-                    call.end(context, error)
 
             return unary
 
@@ -303,35 +295,19 @@ def _aio_server_interceptor_class() -> type:
             sync = self._sync_behavior(details)
 
             def wrap(behavior: Callable[..., Any], streams: bool) -> Any:
-                import inspect
-
                 if inspect.isasyncgenfunction(behavior):
 
                     async def stream(request: Any, context: Any) -> AsyncIterator[Any]:
-                        call = _ServerCall(self, details, context)
-                        error: BaseException | None = None
-                        try:
+                        with _ServerCall(self, details, context):
                             async for response in behavior(request, context):
                                 yield response
-                        except BaseException as exc:
-                            error = exc
-                            raise
-                        finally:
-                            call.end(context, error)
 
                     return stream
                 if inspect.iscoroutinefunction(behavior):
 
                     async def unary(request: Any, context: Any) -> Any:
-                        call = _ServerCall(self, details, context)
-                        error: BaseException | None = None
-                        try:
+                        with _ServerCall(self, details, context):
                             return await behavior(request, context)
-                        except BaseException as exc:
-                            error = exc
-                            raise
-                        finally:
-                            call.end(context, error)
 
                     return unary
                 return sync(behavior, streams)
@@ -465,8 +441,6 @@ def aio_client_interceptors(target: str) -> list[Any]:
         return rpc
 
     async def stream_response(continuation: Callable[..., Any], details: Any, request: Any) -> Any:
-        import asyncio
-
         call = _ClientCall(where, details, True, grpc)
         try:
             rpc = await continuation(call.details, request)
