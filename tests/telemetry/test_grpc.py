@@ -5,6 +5,7 @@ decoded there with the official protobuf classes."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from concurrent import futures
 from typing import Any
@@ -28,6 +29,7 @@ from pilothouse.telemetry.grpc import (
 )
 from pilothouse.telemetry.otlp_export import OtlpExporter, OtlpSettings
 from pilothouse.telemetry.state import state
+from tests.helpers import eventually
 from tests.telemetry.conftest import HttpReceiver, value
 
 SERVICE = "pilothouse.test.Runs"
@@ -300,3 +302,69 @@ def test_grpcio_is_imported_only_when_an_interceptor_is_made() -> None:
 
     assert "grpc" not in loaded_after("import pilothouse.telemetry.feature, pilothouse.telemetry.grpc")
     assert "grpc" in loaded_after("import pilothouse.telemetry.grpc as g; g.aio_server_interceptor()")
+
+
+async def test_streamed_requests_and_a_deadline_the_handler_missed(exported: Any) -> None:
+    """Client streaming and bidirectional calls trace as the unary ones; a call past its deadline
+    is DEADLINE_EXCEEDED on the client, and the server span of the cancelled handler ends too."""
+    release = asyncio.Event()  # never set: the handler waits past the deadline
+
+    async def collect(requests: Any, context: Any) -> bytes:
+        return b",".join([r async for r in requests])
+
+    async def echo(requests: Any, context: Any) -> Any:
+        async for request in requests:
+            yield request.upper()
+
+    async def stuck(request: bytes, context: Any) -> bytes:
+        await release.wait()
+        return b""
+
+    interceptor = aio_server_interceptor()
+    server = grpc.aio.server(interceptors=[interceptor])
+    server.add_generic_rpc_handlers(
+        [
+            grpc.method_handlers_generic_handler(
+                SERVICE,
+                {
+                    "Collect": grpc.stream_unary_rpc_method_handler(collect),
+                    "Echo": grpc.stream_stream_rpc_method_handler(echo),
+                    "Stuck": grpc.unary_unary_rpc_method_handler(stuck),
+                },
+            )
+        ]
+    )
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    target = f"127.0.0.1:{port}"
+    try:
+        async with grpc.aio.insecure_channel(target, interceptors=aio_client_interceptors(target)) as channel:
+            assert await channel.stream_unary(f"/{SERVICE}/Collect")(iter([b"a", b"b"])) == b"a,b"
+            echoed = [r async for r in channel.stream_stream(f"/{SERVICE}/Echo")(iter([b"x", b"y"]))]
+            assert echoed == [b"X", b"Y"]
+            with pytest.raises(grpc.aio.AioRpcError) as late:
+                await channel.unary_unary(f"/{SERVICE}/Stuck")(b"", timeout=0.2)
+            assert late.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    finally:
+        await server.stop(None)
+
+    def ended() -> dict[str, list[Span]]:
+        spans = exported()
+        return spans if len(spans.get(f"{SERVICE}/Echo", ())) == 2 else {}
+
+    eventually(lambda: bool(ended()))  # a streamed call's client span ends in a task after the stream
+    spans = ended()
+    for method in ("Collect", "Echo"):
+        client, server_span = sorted(spans[f"{SERVICE}/{method}"], key=lambda s: s.kind, reverse=True)
+        assert (client.kind, server_span.kind) == (Span.SPAN_KIND_CLIENT, Span.SPAN_KIND_SERVER)
+        assert server_span.parent_span_id == client.span_id and server_span.trace_id == client.trace_id
+        assert attrs(client)["rpc.grpc.status_code"] == attrs(server_span)["rpc.grpc.status_code"] == 0
+    client, server_span = sorted(spans[f"{SERVICE}/Stuck"], key=lambda s: s.kind, reverse=True)
+    assert attrs(client)["rpc.grpc.status_code"] == 4 and client.status.message == "DEADLINE_EXCEEDED"
+    assert server_span.parent_span_id == client.span_id
+    assert not server_span.events  # cancelled by gRPC, not an exception of the handler
+    assert attrs(server_span)["rpc.grpc.status_code"] == 4  # the deadline passed (not CANCELLED: 1)
+    assert (server_span.status.code, server_span.status.message) == (
+        Status.STATUS_CODE_ERROR,
+        "DEADLINE_EXCEEDED",
+    )

@@ -35,7 +35,9 @@ and DATA_LOSS (the others are the caller's errors, e.g. NOT_FOUND) and for a han
 raised. The status description is the code's name or the exception's type, never the status
 details; an exception is recorded as the `exception` event with its message and stack trace
 passed through `pilothouse.redaction.redact` (secrets, URL credentials, `password=` pairs
-masked). Metadata values are never recorded.
+masked). Metadata values are never recorded. A handler gRPC cancels (no exception of its own) ends
+as DEADLINE_EXCEEDED when its deadline passed, else CANCELLED; so does a client call its caller
+cancels (CANCELLED).
 
 grpcio is optional (`pilothouse[grpc]`): this module imports it when an interceptor is made, and
 nothing else in Pilothouse imports this module.
@@ -191,8 +193,8 @@ class _ServerCall:
         while it ran) and observe its duration."""
         codes = self._grpc.StatusCode
         code = context.code() if context is not None else None
-        if isinstance(error, (GeneratorExit, asyncio.CancelledError)):  # the caller went away
-            error, code = None, code or codes.CANCELLED
+        if isinstance(error, (GeneratorExit, asyncio.CancelledError)):  # gRPC cancelled the handler
+            error, code = None, code or _cancelled(codes, context)
         aborted = error is not None and code is not None and code is not codes.OK
         if error is not None and not aborted:
             code = codes.UNKNOWN
@@ -213,6 +215,12 @@ class _ServerCall:
         if self._token is not None:
             otel.detach_span(self._token)
         _observe(rpc_metrics.RPC_SERVER_CALL_DURATION, self.service, self.method, number, self._started)
+
+
+def _cancelled(codes: Any, context: Any) -> Any:
+    """Why a handler was cancelled: its deadline passed, or the caller went away."""
+    remaining = context.time_remaining() if context is not None else None
+    return codes.DEADLINE_EXCEEDED if remaining is not None and remaining <= 0 else codes.CANCELLED
 
 
 class _ServerInterceptorBase:
@@ -335,9 +343,10 @@ def aio_server_interceptor(server_address: str | None = None, server_port: int |
 class _ClientCall:
     """One outgoing call: its CLIENT span and the details carrying its context in the metadata."""
 
-    __slots__ = ("_started", "details", "method", "service", "span")
+    __slots__ = ("_grpc", "_started", "details", "method", "service", "span")
 
     def __init__(self, target: tuple[str | None, int | None], details: Any, aio: bool, grpc: Any) -> None:
+        self._grpc = grpc
         name, self.service, self.method = split_method(details.method)
         self._started = perf_counter()
         self.span: Any = None
@@ -366,6 +375,8 @@ class _ClientCall:
         self.details = _with_metadata(details, grpc.aio.Metadata(*metadata) if aio else tuple(metadata))
 
     def end(self, code: Any, error: BaseException | None) -> None:
+        if isinstance(error, asyncio.CancelledError):  # the caller gave up on the call
+            error, code = None, self._grpc.StatusCode.CANCELLED
         span = self.span
         number = 2 if error is not None else code.value[0]  # UNKNOWN: the call never got a status
         if span is not None:
@@ -416,10 +427,18 @@ def client_interceptors(target: str) -> list[Any]:
         outcome.add_done_callback(lambda done: call.end(done.code(), None))
         return outcome
 
-    kinds = ("unary_unary", "unary_stream", "stream_unary", "stream_stream")
-    bases = tuple(getattr(grpc, f"{kind.title().replace('_', '')}ClientInterceptor") for kind in kinds)
-    interceptor = type("ClientInterceptor", bases, {f"intercept_{kind}": intercept for kind in kinds})
+    bases = tuple(_base(grpc, kind) for kind, _ in _KINDS)
+    interceptor = type("ClientInterceptor", bases, {f"intercept_{kind}": intercept for kind, _ in _KINDS})
     return [interceptor()]
+
+
+def _camel(kind: str) -> str:
+    return kind.title().replace("_", "")  # unary_stream -> UnaryStream
+
+
+def _base(module: Any, kind: str) -> Any:
+    """grpc's (or grpc.aio's) client interceptor class for one call kind."""
+    return getattr(module, f"{_camel(kind)}ClientInterceptor")
 
 
 def aio_client_interceptors(target: str) -> list[Any]:
@@ -459,20 +478,12 @@ def aio_client_interceptors(target: str) -> list[Any]:
         rpc.add_done_callback(done)
         return rpc
 
-    class UnaryUnary(aio.UnaryUnaryClientInterceptor):  # type: ignore[misc,name-defined]
-        async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
-            return await unary_response(continuation, details, request)
+    def interceptor(kind: str, streams: bool) -> Any:
+        wrap = stream_response if streams else unary_response
 
-    class StreamUnary(aio.StreamUnaryClientInterceptor):  # type: ignore[misc,name-defined]
-        async def intercept_stream_unary(self, continuation: Any, details: Any, requests: Any) -> Any:
-            return await unary_response(continuation, details, requests)
+        async def intercept(self: Any, continuation: Any, details: Any, request: Any) -> Any:
+            return await wrap(continuation, details, request)
 
-    class UnaryStream(aio.UnaryStreamClientInterceptor):  # type: ignore[misc,name-defined]
-        async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
-            return await stream_response(continuation, details, request)
+        return type(f"{_camel(kind)}Interceptor", (_base(aio, kind),), {f"intercept_{kind}": intercept})()
 
-    class StreamStream(aio.StreamStreamClientInterceptor):  # type: ignore[misc,name-defined]
-        async def intercept_stream_stream(self, continuation: Any, details: Any, requests: Any) -> Any:
-            return await stream_response(continuation, details, requests)
-
-    return [UnaryUnary(), StreamUnary(), UnaryStream(), StreamStream()]
+    return [interceptor(kind, streams) for kind, streams in _KINDS]
