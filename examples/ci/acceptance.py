@@ -377,6 +377,7 @@ def test_trace_spans_for_grpc_calls(run: Run) -> None:
     assert ok.status.code == not_found.status.code == Status.STATUS_CODE_UNSET  # NOT_FOUND: the caller's
     assert (failed.status.code, failed.status.message) == (Status.STATUS_CODE_ERROR, "JSONDecodeError")
     assert [e.name for e in failed.events] == ["exception"]
+    assert _attributes(failed)["error.type"] == "json.decoder.JSONDecodeError"
     served_count = "rpc_server_call_duration_seconds_count"
     labels = {"rpc_service": "ci.runner.v1.RunnerStatus"}
     assert value(run.metrics, served_count, **labels, rpc_method="Report", rpc_grpc_status_code="0") == 1

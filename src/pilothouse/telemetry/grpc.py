@@ -118,14 +118,21 @@ def _peer(peer: str | None) -> tuple[str | None, int | None]:
     return rest or None, None
 
 
-def _exception_event(span: Any, error: BaseException) -> None:
-    """The SDK's `exception` event, message and stack trace redacted; ERROR status with the type."""
+def _type_name(error: BaseException) -> str:
+    """The exception's fully qualified class name (`json.decoder.JSONDecodeError`, `ValueError`)."""
     cls = type(error)
-    module = cls.__module__
+    return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _exception_event(span: Any, error: BaseException) -> None:
+    """The SDK's `exception` event, message and stack trace redacted; ERROR status with the
+    class's name; `error.type`, its qualified name."""
+    cls = type(error)
+    span.set_attribute("error.type", _type_name(error))
     span.add_event(
         "exception",
         {
-            "exception.type": f"{module}.{cls.__qualname__}" if module != "builtins" else cls.__qualname__,
+            "exception.type": _type_name(error),
             "exception.message": redact(str(error)),
             "exception.stacktrace": redact("".join(traceback.format_exception(error))),
             "exception.escaped": "True",
@@ -206,7 +213,6 @@ class _ServerCall:
         if otel is not None and type(span) is otel.server_span and span._end_time is None:
             span.values["rpc.grpc.status_code"] = number
             if error is not None and not aborted:
-                span.values["error.type"] = type(error).__qualname__
                 _exception_event(span, error)
             elif code.name in SERVER_ERROR_CODES:
                 span.values["error.type"] = code.name
@@ -381,7 +387,6 @@ class _ClientCall:
         number = 2 if error is not None else code.value[0]  # UNKNOWN: the call never got a status
         if span is not None:
             if error is not None:
-                span.set_attribute("error.type", type(error).__qualname__)
                 _exception_event(span, error)
             else:
                 span.set_attribute("rpc.grpc.status_code", number)
