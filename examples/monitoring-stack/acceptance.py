@@ -8,7 +8,9 @@ The example's config names host paths (/var/lib/prometheus/metrics2, /var/backup
 Prometheus's URL pointing at a real Prometheus started there, the package index at a local one
 (the distributions installed here, httpx newer with an advisory fixed in it), apt at private
 repositories offering a security and a plain upgrade of installed packages (`APT_CONFIG`), and the
-report's webhook at a local receiver.
+report's webhook at a local receiver, and `[deploy].image` at a real OCI registry on loopback
+(Debian's docker-registry) holding `monitor:1.0.0`, with `image_apply` a `podman pull` (no compose
+engine here).
 
 Run: `make examples`, or `.venv/bin/pytest tests/examples/test_monitoring_stack.py`.
 """
@@ -31,7 +33,15 @@ import yaml
 from tests.generators.monitoring.engines import Engine, Webhook
 from tests.helpers import run_cli, self_signed_certificate
 from tests.jobs.conftest import wait_until
-from tests.maintenance.package_index import PLAIN_PACKAGE, SECURITY_PACKAGE, PackageIndex, apt_config
+from tests.maintenance.package_index import (
+    PLAIN_PACKAGE,
+    SECURITY_PACKAGE,
+    LocalRegistry,
+    PackageIndex,
+    apt_config,
+    podman,
+    tiny_image,
+)
 
 EXAMPLE = Path(__file__).resolve().parent
 CONFIG = EXAMPLE / "pilothouse.toml"
@@ -58,6 +68,8 @@ class Stack:
     index: PackageIndex
     webhook: Webhook
     env: dict[str, str]
+    registry: LocalRegistry
+    image: str  # the reference [deploy].image:tag names in the registry
 
 
 def _backfill(data: Path, old: int, recent: int) -> None:
@@ -143,6 +155,15 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         {"id": "GHSA-monitor-0001", "aliases": ["CVE-2099-0001"], "fixed_in": ["99.0.0"]}
     ]
     text = text.replace("https://pypi.org/pypi", index.url)
+    registry = LocalRegistry(root / "registry")
+    image = f"{registry.host}/monitor:1.0.0"
+    podman("push", "-q", "--tls-verify=false", tiny_image(root, "monitor-stack-v1", "1\n"), image)
+    text = text.replace('image = "registry.example.com/monitor"', f'image = "{registry.host}/monitor"')
+    text = text.replace("image = true ", f'registry_url = "{registry.url}"\nimage = true ')
+    text = text.replace(
+        '["docker", "compose", "-f", "/etc/monitor/compose.prod.yaml", "up", "-d", "--pull", "always"]',
+        json.dumps(["podman", "pull", "-q", "--tls-verify=false", image]),
+    )
     webhook = Webhook()
     env = {
         **ENV,
@@ -153,11 +174,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     config = root / "example/pilothouse.toml"
     config.write_text(text)
     try:
-        yield Stack(root, config, engine, prom_data, old, recent, index, webhook, env)
+        yield Stack(root, config, engine, prom_data, old, recent, index, webhook, env, registry, image)
     finally:
         engine.stop()
         index.stop()
         webhook.stop()
+        registry.stop()
+        for name in (image, "localhost/monitor-stack-v1:latest", "localhost/monitor-stack-v2:latest"):
+            subprocess.run(["podman", "rmi", "-f", name], capture_output=True, check=False)
 
 
 def _cli(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
@@ -325,7 +349,7 @@ def test_update_check_notification_and_security_patch_runbook(stack: Stack, bund
     ran = _cli(stack, "jobs", "run", "pilothouse.updates", "--format", "json")  # what its timer runs
     assert ran.returncode == 0, ran.stderr  # updates pending: a warning (RC 4), not a failure
     steps = {s["name"]: s["rc"] for s in json.loads(ran.stdout)["steps"]}
-    assert steps == {"python": 4, "python-security": 4, "apt": 4, "apt-security": 4}
+    assert steps == {"python": 4, "python-security": 4, "apt": 4, "apt-security": 4, "image": 0}
     assert "-> 99.0.0 (security: GHSA-monitor-0001)" in ran.stderr
     assert f"apt update: {SECURITY_PACKAGE} " in ran.stderr and f"apt update: {PLAIN_PACKAGE} " in ran.stderr
 
@@ -366,6 +390,27 @@ def test_update_check_notification_and_security_patch_runbook(stack: Stack, bund
         "pilothouse status",
     ):
         assert step in runbook, step
+
+
+def test_container_updates_pulled_from_the_registry(stack: Stack) -> None:
+    """5.1d: a new image pushed under the deployed tag is found (the registry's digest is not this
+    host's), `image_apply` pulls it (here `podman pull`; the example's compose `up -d --pull
+    always` recreates the containers), and the check ends ok with the new digest here."""
+    podman("pull", "-q", "--tls-verify=false", stack.image)  # this host runs what is published now
+    podman("push", "-q", "--tls-verify=false", tiny_image(stack.root, "monitor-stack-v2", "2\n"), stack.image)
+    published = httpx.head(
+        f"{stack.registry.url}/v2/monitor/manifests/1.0.0",
+        headers={"accept": "application/vnd.oci.image.manifest.v1+json"},
+    ).headers["docker-content-digest"]
+    here = json.loads(podman("image", "inspect", "--format", "{{json .RepoDigests}}", stack.image))
+    assert not any(d.endswith(f"@{published}") for d in here)
+    ran = _cli(stack, "jobs", "run", "pilothouse.updates", "--format", "json")
+    assert ran.returncode == 0, ran.stderr
+    assert {s["name"]: s["rc"] for s in json.loads(ran.stdout)["steps"]}["image"] == 0
+    assert f"image: found {stack.image} sha256:" in ran.stderr and f"-> {published}" in ran.stderr
+    assert "image: image_apply ran" in ran.stderr
+    here = json.loads(podman("image", "inspect", "--format", "{{json .RepoDigests}}", stack.image))
+    assert any(d.endswith(f"@{published}") for d in here)
 
 
 def test_log_rotation_of_the_log_directory(bundle: Path, tmp_path: Path) -> None:

@@ -125,3 +125,57 @@ def apt_config(root: Path) -> Path:
         capture_output=True,
     )
     return conf
+
+
+class LocalRegistry:
+    """A real OCI registry (Debian's `docker-registry`, the distribution project's) on a loopback
+    port the kernel picks, storing under `root`; images are pushed to it with podman."""
+
+    def __init__(self, root: Path) -> None:
+        from tests.jobs.conftest import wait_until
+
+        binary = shutil.which("docker-registry")
+        assert binary, "docker-registry is not installed (make tools)"
+        (root / "data").mkdir(parents=True)
+        config = root / "registry.yml"
+        config.write_text(
+            "version: 0.1\nlog: {level: error}\n"
+            f"storage: {{filesystem: {{rootdirectory: {root / 'data'}}}, delete: {{enabled: true}}}}\n"
+            "http: {addr: '127.0.0.1:0'}\n"
+        )
+        self.log = (root / "registry.log").open("w")
+        self.proc = subprocess.Popen([binary, "serve", str(config)], stdout=self.log, stderr=self.log)
+        self.port = 0
+
+        def listening() -> bool:
+            assert self.proc.poll() is None, (root / "registry.log").read_text()
+            out = subprocess.run(["ss", "-Hltnp"], capture_output=True, text=True, check=True).stdout
+            for line in out.splitlines():
+                if f"pid={self.proc.pid}," in line:
+                    self.port = int(line.split()[3].rsplit(":", 1)[1])
+                    return True
+            return False
+
+        wait_until(listening, 30, "the registry listening")
+        self.host = f"127.0.0.1:{self.port}"
+        self.url = f"http://{self.host}"
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+        self.log.close()
+
+
+def podman(*args: str) -> str:
+    return subprocess.run(["podman", *args], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def tiny_image(root: Path, name: str, content: str) -> str:
+    """A one-file image imported into podman's store (no base image, no network)."""
+    tree = root / name
+    tree.mkdir(parents=True)
+    (tree / "version").write_text(content)
+    subprocess.run(["tar", "-C", str(tree), "-cf", f"{tree}.tar", "."], check=True)
+    reference = f"localhost/{name}:latest"
+    podman("import", "-q", f"{tree}.tar", reference)
+    return reference

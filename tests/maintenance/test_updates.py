@@ -40,9 +40,12 @@ from tests.jobs.conftest import pg_schema as pg_schema  # a fixture (of jobs_sto
 from tests.maintenance.package_index import (
     PLAIN_PACKAGE,
     SECURITY_PACKAGE,
+    LocalRegistry,
     PackageIndex,
     apt_config,
     installed_deb,
+    podman,
+    tiny_image,
 )
 from tests.maintenance.test_maintenance import base, jobs_run
 from tests.maintenance.test_maintenance import jobs_store as jobs_store  # a fixture
@@ -292,3 +295,66 @@ def test_bad_updates_config_is_one_line(tmp_path: Path, updates: str, fragment: 
 
     config = write_config(tmp_path, base(f"[maintenance.updates]\n{updates}"))
     one_error(run_cli("jobs", "run", "pilothouse.updates", "-c", str(config)), 2, str(config), fragment)
+
+
+def test_container_image_updates_from_a_real_registry(tmp_path: Path, refused_port: int) -> None:
+    """5.1d: the tag `[deploy].image` names is pushed to a real OCI registry; the check compares
+    the registry's digest with podman's copy here, `image_apply` pulls the new one."""
+    registry = LocalRegistry(tmp_path / "registry")
+    name = f"phupd-{os.getpid()}"
+    first, second = tiny_image(tmp_path, f"{name}-a", "one\n"), tiny_image(tmp_path, f"{name}-b", "two\n")
+    reference = f"{registry.host}/{name}:1.0.0"
+    insecure = "--tls-verify=false"
+
+    def configure(apply: str = "", registry_url: str = registry.url) -> Path:
+        return write_config(
+            tmp_path,
+            base(f"""
+[maintenance.updates]
+python = false
+image = true
+registry_url = "{registry_url}"
+{apply}
+""")
+            + f'[deploy]\nimage = "{registry.host}/{name}"\ntag = "1.0.0"\n',
+        )
+
+    try:
+        podman("push", "-q", insecure, first, reference)
+        config = configure()
+        ran = jobs_run(config, "pilothouse.updates")  # published, not on this host yet
+        assert ran.returncode == 0 and rcs(ran) == {"image": 4}, ran.stderr
+        assert f"image update: {reference} absent -> sha256:" in ran.stderr
+
+        podman("pull", "-q", insecure, reference)
+        ran = jobs_run(config, "pilothouse.updates")
+        assert rcs(ran) == {"image": 0}, ran.stderr
+        assert pending(config) == {("image", "all"): 0.0}
+
+        podman("push", "-q", insecure, second, reference)  # a new image under the same tag
+        published = httpx.head(
+            f"{registry.url}/v2/{name}/manifests/1.0.0",
+            headers={"accept": "application/vnd.oci.image.manifest.v1+json"},
+        ).headers["docker-content-digest"]
+        ran = jobs_run(config, "pilothouse.updates")
+        assert rcs(ran) == {"image": 4}, ran.stderr
+        assert f"-> {published}" in ran.stderr
+        assert pending(config) == {("image", "all"): 1.0}
+
+        config = configure(f'image_apply = ["podman", "pull", "-q", "{insecure}", "{reference}"]')
+        ran = jobs_run(config, "pilothouse.updates")
+        assert rcs(ran) == {"image": 0} and "image: image_apply ran" in ran.stderr, ran.stderr
+        assert any(
+            d.endswith(f"@{published}")
+            for d in json.loads(podman("image", "inspect", "--format", "{{json .RepoDigests}}", reference))
+        )
+
+        config = configure(registry_url=f"http://127.0.0.1:{refused_port}")
+        ran = jobs_run(config, "pilothouse.updates")
+        assert ran.returncode == 1 and rcs(ran) == {"image": 12}
+        assert f"registry http://127.0.0.1:{refused_port}: ConnectError" in ran.stderr
+        assert "Traceback" not in ran.stderr
+    finally:
+        registry.stop()
+        for image in (first, second, reference):
+            subprocess.run(["podman", "rmi", "-f", image], capture_output=True, check=False)

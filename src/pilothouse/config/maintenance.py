@@ -67,6 +67,17 @@ class UpdatesConfig(Section):
     )
     ignore: list[str] = Field(default_factory=list, description="distributions never checked")
     apt: bool = Field(default=False, description="also check Debian packages (`apt-get -s upgrade`)")
+    image: bool = Field(
+        default=False,
+        description="also check `[deploy].image` at its tag: the registry's digest against this host's copy",
+    )
+    registry_url: str | None = Field(
+        default=None, description="the image registry's base URL (default: https://<the image's registry>)"
+    )
+    image_apply: list[str] = Field(
+        default_factory=list,
+        description="run (argv) when the registry has a newer image (pull, recreate); checked again after",
+    )
     timeout: Duration = Field(default=10.0, description="per request to the index, and for apt-get")
     concurrency: int = Field(default=8, ge=1, le=64, description="index requests in flight at once")
 
@@ -74,6 +85,11 @@ class UpdatesConfig(Section):
     @classmethod
     def _index_url(cls, value: str) -> str:
         return http_url(value).rstrip("/")
+
+    @field_validator("registry_url")
+    @classmethod
+    def _registry_url(cls, value: str | None) -> str | None:
+        return None if value is None else http_url(value).rstrip("/")
 
 
 class MaintenanceConfig(Section):

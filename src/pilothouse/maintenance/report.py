@@ -281,7 +281,7 @@ def collect(config: Config, hours: float, now: float | None = None) -> dict[str,
     if config.maintenance.updates is not None:
         from pilothouse.maintenance.updates import check_all
 
-        report["updates"] = check_all(config.maintenance.updates)
+        report["updates"] = check_all(config)
     if config.maintenance.prometheus:
         report["alerts_firing"] = _firing(config.maintenance.prometheus)
     report["attention"] = attention(config, report)
@@ -324,6 +324,8 @@ def attention(config: Config, report: dict[str, Any]) -> list[str]:
         security = [u["name"] for u in found_updates["updates"] if u["security"]]
         if security:
             found.append(f"security updates pending ({kind}): {', '.join(security)}")
+        if kind == "image" and found_updates["updates"]:
+            found.append(f"newer image published: {found_updates['updates'][0]['name']}")
     found += [f"alert {a['alert']} ({a['severity']}) firing" for a in report.get("alerts_firing", [])]
     return found
 

@@ -13,10 +13,16 @@ each (`[maintenance.updates]`):
 - `apt` (`apt = true`): the upgrades `apt-get -s upgrade` would make on this host (a simulation:
   no root, no lock, nothing changed; it reads the package lists as the host's last `apt-get
   update` left them), an upgrade from a `*-security` suite being a security update.
+- `image` (`image = true`, container updates on a compose or podman host): the digest the
+  registry serves for `[deploy].image` at its tag (OCI distribution API, anonymous bearer token
+  when asked) against the repository digests of this host's copy (`podman`/`docker image
+  inspect`); a different or missing one is an update. `image_apply` (e.g. a pull and `compose up
+  -d`) runs then, and the image is checked again. No `-security` step: a digest says nothing of
+  why it changed.
 
 Each `<kind>` step ends RC 0 when nothing is pending, 4 when updates are pending (named in the
 log), 12 when it cannot check (index unreachable or answering errors, apt-get failing: the reason
-in the log, never a traceback); its `<kind>-security` step ends 4 when security updates are
+in the log, never a traceback); its `<kind>-security` step (python, apt) ends 4 when security updates are
 among them. Every job worker publishes `pilothouse_updates_pending{kind, scope}` from the
 store; SecurityUpdatesAvailable fires on scope "security"; the daily report lists the updates.
 
@@ -27,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.metadata
+import json
 import os
 import re
 import shutil
@@ -46,7 +53,8 @@ from pilothouse.jobs.definition import OK, WARNING, Job
 
 UPDATES = "pilothouse.updates"
 CANNOT_CHECK = 12
-KINDS = ("python", "apt")
+KINDS = ("python", "apt", "image")
+SECURITY_KINDS = ("python", "apt")
 _SEPARATORS = re.compile(r"[-_.]+")
 
 
@@ -80,6 +88,7 @@ class Findings:
     skipped: list[str] = field(default_factory=list)
     checked: int = 0
     error: str | None = None
+    notes: list[str] = field(default_factory=list)
 
     @property
     def security(self) -> list[Update]:
@@ -284,6 +293,114 @@ def check_apt(section: UpdatesConfig, env: Mapping[str, str] | None = None) -> F
     return findings
 
 
+# -- the container image ------------------------------------------------------------------------
+
+MANIFESTS = ", ".join(
+    (
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+    )
+)
+_CHALLENGE = re.compile(r'(\w+)="([^"]*)"')
+
+
+def image_reference(config: Config) -> tuple[str, str, str, str]:
+    """(reference as the engine names it, registry host, repository, tag) of `[deploy].image`."""
+    image = config.deploy.image
+    if not image:
+        raise ConfigError(f"{config.source}: [maintenance.updates].image needs [deploy].image")
+    tag = config.deploy.tag or config.service.version
+    first, _, rest = image.partition("/")
+    if rest and ("." in first or ":" in first or first == "localhost"):
+        host, repository = first, rest
+    else:
+        host, repository = "docker.io", image if rest else f"library/{image}"
+    return f"{image}:{tag}", host, repository, tag
+
+
+async def registry_digest(base: str, repository: str, tag: str, limit: float) -> str:
+    """The digest the registry serves for `repository:tag` (OCI distribution API; an anonymous
+    bearer token when the registry asks for one)."""
+    url = f"{base}/v2/{repository}/manifests/{tag}"
+    headers = {"accept": MANIFESTS}
+    async with httpx.AsyncClient(timeout=limit, follow_redirects=True) as client:
+        try:
+            reply = await client.head(url, headers=headers)
+            challenge = reply.headers.get("www-authenticate", "")
+            if reply.status_code == 401 and challenge.lower().startswith("bearer "):
+                fields = dict(_CHALLENGE.findall(challenge))
+                realm = fields.pop("realm", "")
+                token = (await client.get(realm, params=fields)).json()
+                bearer = token.get("token") or token.get("access_token") or ""
+                reply = await client.head(url, headers={**headers, "authorization": f"Bearer {bearer}"})
+        except (httpx.HTTPError, ValueError) as exc:
+            raise _Unreachable(f"registry {_where(base)}: {type(exc).__name__}") from None
+    digest = reply.headers.get("docker-content-digest")
+    if reply.status_code != 200 or not digest:
+        raise _Unreachable(f"registry {_where(base)}: {repository}:{tag} answered {reply.status_code}")
+    return str(digest)
+
+
+def local_digests(reference: str, env: Mapping[str, str] | None = None) -> list[str] | None:
+    """The repository digests of this host's copy of `reference` (podman or docker); None when
+    the host has none."""
+    engine = shutil.which("podman") or shutil.which("docker")
+    if engine is None:
+        raise _Unreachable("neither podman nor docker is installed here")
+    proc = subprocess.run(
+        [engine, "image", "inspect", "--format", "{{json .RepoDigests}}", reference],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+        env=None if env is None else dict(env),
+    )
+    if proc.returncode != 0:
+        return None
+    found = json.loads(proc.stdout.strip() or "[]")
+    return [str(d) for d in found or ()]
+
+
+async def _image_once(config: Config, section: UpdatesConfig) -> Findings:
+    findings = Findings("image")
+    reference, host, repository, tag = image_reference(config)
+    base = section.registry_url or f"https://{'registry-1.docker.io' if host == 'docker.io' else host}"
+    try:
+        published = await registry_digest(base, repository, tag, section.timeout)
+        here = await asyncio.to_thread(local_digests, reference)
+    except _Unreachable as exc:
+        findings.error = str(exc)
+        return findings
+    findings.checked = 1
+    if here is None or not any(d.endswith(f"@{published}") for d in here):
+        own = [d for d in here or () if d.partition("@")[0] == reference.rpartition(":")[0]]
+        have = "absent" if here is None else (own or here or ["@unpublished"])[0].rpartition("@")[2]
+        findings.updates.append(Update("image", reference, have, published))
+    return findings
+
+
+async def check_image(config: Config, section: UpdatesConfig) -> Findings:
+    """Is the registry's image of `[deploy].image:tag` the one this host has? When not and
+    `image_apply` is set, run it (pull, recreate the containers) and check again."""
+    findings = await _image_once(config, section)
+    if findings.updates and section.image_apply:
+        found = [f"found {u.line()}" for u in findings.updates]
+        ran = await asyncio.to_thread(_apply, section.image_apply)
+        findings = await _image_once(config, section)
+        findings.notes += [*found, ran]
+    return findings
+
+
+def _apply(command: list[str]) -> str:
+    proc = subprocess.run(command, capture_output=True, text=True, check=False, timeout=1800)
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:]
+        return f"image_apply exited {proc.returncode}: {tail[0] if tail else ''}"
+    return "image_apply ran"
+
+
 # -- the job and the report ---------------------------------------------------------------------
 
 
@@ -291,17 +408,21 @@ def kinds(section: UpdatesConfig) -> tuple[str, ...]:
     return tuple(k for k in KINDS if getattr(section, k))
 
 
-async def check(section: UpdatesConfig, kind: str) -> Findings:
+async def check(config: Config, section: UpdatesConfig, kind: str, apply: bool = True) -> Findings:
     if kind == "python":
         return await check_python(section)
+    if kind == "image":
+        return await (check_image if apply else _image_once)(config, section)
     return await asyncio.to_thread(check_apt, section)
 
 
-def check_all(section: UpdatesConfig) -> dict[str, dict[str, Any]]:
-    """Every configured kind's findings (for the report; blocking)."""
+def check_all(config: Config) -> dict[str, dict[str, Any]]:
+    """Every configured kind's findings (for the report: nothing applied; blocking)."""
+    section = config.maintenance.updates
+    assert section is not None
 
     async def run() -> list[Findings]:
-        return list(await asyncio.gather(*(check(section, k) for k in kinds(section))))
+        return list(await asyncio.gather(*(check(config, section, k, apply=False) for k in kinds(section))))
 
     return {f.kind: f.as_dict() for f in asyncio.run(run())}
 
@@ -309,13 +430,17 @@ def check_all(section: UpdatesConfig) -> dict[str, dict[str, Any]]:
 def updates_job(config: Config) -> Job:
     section = config.maintenance.updates
     assert section is not None
+    if section.image:
+        image_reference(config)  # a config error when loading, not when the job runs
     job = Job(UPDATES, {}, description="check for (security) updates of Python distributions and apt")
 
     for kind in kinds(section):
 
         async def found(ctx: StepContext, kind: str = kind) -> int:
-            findings = await check(section, kind)
+            findings = await check(config, section, kind)
             ctx.shared[kind] = findings
+            for note in findings.notes:
+                ctx.log.info("%s: %s", kind, note)
             if findings.error is not None:
                 ctx.log.error("%s: cannot check: %s", kind, findings.error)
             for update in findings.updates:
@@ -337,5 +462,6 @@ def updates_job(config: Config) -> Job:
             return WARNING if findings.security else OK
 
         job.step(kind, timeout=600)(found)
-        job.step(f"{kind}-security")(security)
+        if kind in SECURITY_KINDS:
+            job.step(f"{kind}-security")(security)
     return job
