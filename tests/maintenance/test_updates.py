@@ -17,13 +17,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from prometheus_client import generate_latest
 
-from pilothouse.config import load_config
 from pilothouse.config.maintenance import UpdatesConfig
-from pilothouse.jobs.registry import Registry, load_jobs
-from pilothouse.jobs.store import open_store
-from pilothouse.maintenance.metrics import publish
 from pilothouse.maintenance.updates import (
     check_apt,
     check_python,
@@ -32,7 +27,6 @@ from pilothouse.maintenance.updates import (
     parse_apt_simulation,
     security_fixes,
 )
-from pilothouse.metrics import Metrics
 from tests.generators.monitoring.engines import Webhook
 from tests.generators.monitoring.test_bundle import generated, rules_of
 from tests.helpers import run_cli, write_config
@@ -47,7 +41,7 @@ from tests.maintenance.package_index import (
     podman,
     tiny_image,
 )
-from tests.maintenance.test_maintenance import base, jobs_run
+from tests.maintenance.test_maintenance import base, jobs_run, published, reporting
 from tests.maintenance.test_maintenance import jobs_store as jobs_store  # a fixture
 from tests.maintenance.test_maintenance import refused_port as refused_port  # a fixture
 
@@ -62,17 +56,8 @@ def index() -> Iterator[PackageIndex]:
     served.stop()
 
 
-def pending(config: Path) -> dict[tuple[str, str], float]:
-    loaded = load_config(config)
-    metrics = Metrics()
-    publish(open_store(loaded), load_jobs(loaded, Registry()), metrics)
-    found = {}
-    for line in generate_latest(metrics.registry).decode().splitlines():
-        if line.startswith("pilothouse_updates_pending{"):
-            labels, number = line.rsplit(" ", 1)
-            kind, scope = labels.split('"')[1], labels.split('"')[3]
-            found[(kind, scope)] = float(number)
-    return found
+def pending(config: Path) -> dict[tuple[str, ...], float]:
+    return published(config, "pilothouse_updates_pending")
 
 
 def rcs(ran: subprocess.CompletedProcess[str]) -> dict[str, int]:
@@ -219,18 +204,10 @@ def test_apt_step_and_report_section_posted_to_the_webhook(tmp_path: Path, index
     conf = apt_config(tmp_path / "apt")
     index.releases["httpx"] = "99.0.0"
     index.vulnerabilities[("httpx", INSTALLED["httpx"])] = [ADVISORY]
-    hook = Webhook()
     reports = tmp_path / "reports"
-    config = write_config(
-        tmp_path,
-        base(f"""
-report_dir = "{reports}"
-report_webhook = {{ secret = "ops.report_url", env = "MT_REPORT_URL" }}
-[maintenance.updates]
-index_url = "{index.url}"
-apt = true
-"""),
-    )
+    updates = f'[maintenance.updates]\nindex_url = "{index.url}"\napt = true\n'
+    config = write_config(tmp_path, base(reporting(reports) + updates))
+    hook = Webhook()
     env = {"APT_CONFIG": str(conf), "MT_REPORT_URL": hook.url + "/report", "PILOTHOUSE_OPS__PORT": "1"}
     try:
         ran = jobs_run(config, "pilothouse.updates", env=env)

@@ -394,11 +394,9 @@ async def check_image(config: Config, section: UpdatesConfig) -> Findings:
 
 
 def _apply(command: list[str]) -> str:
-    proc = subprocess.run(command, capture_output=True, text=True, check=False, timeout=1800)
-    if proc.returncode != 0:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:]
-        return f"image_apply exited {proc.returncode}: {tail[0] if tail else ''}"
-    return "image_apply ran"
+    from pilothouse.maintenance.certificates import run_hook
+
+    return run_hook(command, "image_apply", timeout=1800)
 
 
 # -- the job and the report ---------------------------------------------------------------------
