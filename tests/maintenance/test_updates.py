@@ -265,6 +265,8 @@ def test_security_updates_alert_is_tested_and_its_runbook_is_the_patch_procedure
         ('index_url = "pypi.org/pypi"', "expected an http:// or https:// URL"),
         ("concurrency = 0", "concurrency"),
         ('timeout = "soon"', "timeout"),
+        ("image = true", "[maintenance.updates].image needs [deploy].image"),
+        ('registry_url = "https://user:pw@registry.example"', "password"),
     ],
 )
 def test_bad_updates_config_is_one_line(tmp_path: Path, updates: str, fragment: str) -> None:
