@@ -254,6 +254,19 @@ def run(
             record.long_build = _json(_cli(env, config, "jobs", "show", str(long["id"]), "--format", "json"))
             record.undrain = _cli(env, config, "jobs", "undrain")
             record.status_after = _json(_cli(env, config, "jobs", "status", "--format", "json"))
+            # The worker records the cancelled build in the store, then counts it: on a loaded
+            # machine the CLI can read the first before the second happened.
+            eventually(
+                lambda: (
+                    value(
+                        httpx.get(f"{ops}/metrics").text,
+                        "pilothouse_job_runs_total",
+                        job="build",
+                        outcome="cancelled",
+                    )
+                    > 0
+                )
+            )
             record.metrics = httpx.get(f"{ops}/metrics").text
             server.signal(signal.SIGTERM)
             record.exit_code = server.wait(60)
