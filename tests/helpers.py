@@ -134,6 +134,7 @@ class ServeProcess:
 
     def launch(self) -> subprocess.Popen[str]:
         """Start the process without waiting for it."""
+        self.killed = False
         self.proc = subprocess.Popen(
             self.cmd,
             cwd=self.cwd,
