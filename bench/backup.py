@@ -18,13 +18,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import psycopg
+from tests.backup.builders import backup_config, create_database, s3_keys, target
 from tests.backup.test_prometheus_logs import start_prometheus
 from tests.helpers import PILOTHOUSE
 
@@ -51,10 +51,7 @@ def versions() -> dict[str, str]:
 
 
 def fill_database(rows: int) -> tuple[str, str]:
-    name = f"bench_backup_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    url = POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
+    name, url = create_database(POSTGRES_URL, "bench_backup")
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("CREATE TABLE t (id int PRIMARY KEY, a text, b text)")
         conn.execute(
@@ -85,42 +82,13 @@ def fill_tsdb(directory: Path, samples: int, series: int = 100) -> None:
 
 
 def config_text(repo: str, db_url: str, files: Path, prom_url: str, prom_data: Path, s3: str | None) -> str:
-    s3_section = (
-        """
-[backup.s3]
-access_key_id = { secret = "backup.s3_key", env = "BENCH_S3_KEY" }
-secret_access_key = { secret = "backup.s3_secret", env = "BENCH_S3_SECRET" }
-region = "us-east-1"
-"""
-        if s3
-        else ""
-    )
-    return f"""
-[service]
-name = "bench"
-[telemetry]
-log_format = "text"
-[jobs]
-path = "jobs.sqlite3"
-[backup]
-repository = "{repo}"
-password = {{ secret = "backup.password", env = "BENCH_BACKUP_PASSWORD" }}
-verify_subset = "1%"
-{s3_section}
-[[backup.targets]]
-name = "db"
-kind = "postgres"
-url = "{db_url}"
-[[backup.targets]]
-name = "files"
-kind = "directory"
-path = "{files}"
-[[backup.targets]]
-name = "metrics"
-kind = "prometheus"
-url = "{prom_url}"
-path = "{prom_data}"
-"""
+    targets = [
+        target("db", "postgres", url=db_url),
+        target("files", "directory", path=files),
+        target("metrics", "prometheus", url=prom_url, path=prom_data),
+    ]
+    extra = s3_keys("BENCH_S3_KEY", "BENCH_S3_SECRET") if s3 else ""
+    return backup_config("bench", repo, "BENCH_BACKUP_PASSWORD", targets, verify_subset="1%", extra=extra)
 
 
 def cli(config: Path, *args: str) -> dict[str, Any]:

@@ -77,6 +77,12 @@ def one(docs: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[
     return found[0]
 
 
+STOP_GRACE = 35.0
+"""Seconds `ServeProcess.stop` waits after SIGTERM before it kills: above the default
+`[lifecycle]` hard_exit_after (5 + 20 + 3 + 3 s), so a stuck shutdown ends with the runtime's
+own forced exit first; the kill is for a process that does not exit at all."""
+
+
 class ServeProcess:
     """`pilothouse serve` in a subprocess on free loopback ports.
 
@@ -106,6 +112,7 @@ class ServeProcess:
         self.cmd = [*PILOTHOUSE, *command, "--config", str(config), *args]
         self.cwd = cwd or config.parent
         self.proc: subprocess.Popen[str] | None = None
+        self.killed = False
         # Output goes to a file, not a pipe: a pipe nobody reads fills at 64 KiB and blocks the
         # served process mid-test (a few hundred JSON access-log lines).
         self._log = tempfile.TemporaryFile(mode="w+", encoding="utf-8")  # noqa: SIM115 - lives as long as the process
@@ -127,6 +134,7 @@ class ServeProcess:
 
     def launch(self) -> subprocess.Popen[str]:
         """Start the process without waiting for it."""
+        self.killed = False
         self.proc = subprocess.Popen(
             self.cmd,
             cwd=self.cwd,
@@ -217,10 +225,22 @@ class ServeProcess:
         assert self.proc is not None
         return self.proc.wait(timeout=timeout)
 
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.wait()
+    def stop(self, grace: float = STOP_GRACE) -> int | None:
+        """Stop as an orchestrator stops a pod: SIGTERM, then wait up to `grace` seconds for the
+        shutdown (pre-stop wait, drain, flush), so the last log lines (the last request's access
+        line) reach `output`; killed only when still running after that. The exit code (None
+        when never launched); `killed` says whether the bound was reached."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                self.killed = True
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
 
     def __enter__(self) -> ServeProcess:
         return self.start() if self.proc is None else self

@@ -1,7 +1,9 @@
-"""The shared test helpers hold on a busy machine: a port taken between pick and bind is a retry."""
+"""The shared test helpers hold on a busy machine: a port taken between pick and bind is a retry;
+`ServeProcess.stop` stops as an orchestrator does (SIGTERM, the drain, a kill only past a bound)."""
 
 from __future__ import annotations
 
+import json
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -61,3 +63,39 @@ def test_a_fixed_port_that_is_taken_fails_at_once(taken: socket.socket, tmp_path
     server = ServeProcess(write_config(tmp_path, CONFIG), app_port=taken.getsockname()[1], cwd=helpers.ROOT)
     with pytest.raises(RuntimeError, match="serve exited with 1"):
         server.start()
+
+
+STOPPING = """
+[service]
+name = "stopping"
+app = "tests.apps.slow:app"
+
+[lifecycle]
+pre_stop_delay = "0s"
+drain_timeout = "{drain}"
+flush_timeout = "1s"
+
+[telemetry]
+log_format = "json"
+"""
+
+
+def test_stop_is_sigterm_and_the_last_lines_are_in_the_output(tmp_path: Path) -> None:
+    """The shutdown runs to its end: exit 0, the last request's access line and the final
+    "stopped" line are in the output (a kill ends the process with -9 before either is sure)."""
+    server = ServeProcess(write_config(tmp_path, STOPPING.format(drain="5s")), cwd=helpers.ROOT).start()
+    last = httpx.get(f"{server.app_url}/hello").headers["x-request-id"]
+    assert server.stop() == 0
+    assert not server.killed
+    lines = [json.loads(line) for line in server.output.splitlines() if line.startswith("{")]
+    assert any(line["logger"] == "pilothouse.access" and line.get("request_id") == last for line in lines)
+    assert lines[-1]["message"] == "stopped", lines[-1]
+
+
+def test_stop_kills_a_process_still_running_after_the_bound(tmp_path: Path) -> None:
+    """An app whose shutdown blocks its event loop (60 s) and a drain deadline far beyond the
+    bound: the runtime's own forced exit would come only after a minute; stop kills it."""
+    config = write_config(tmp_path, STOPPING.format(drain="60s"))
+    server = ServeProcess(config, cwd=helpers.ROOT, env={"SHUTDOWN_BLOCK": "60"}).start()
+    assert server.stop(grace=1) == -9
+    assert server.killed

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import signal
 import subprocess
 import sys
 from contextlib import ExitStack
@@ -108,12 +107,10 @@ def run(postgres_url: str, bundle: Path) -> Any:
         answer = httpx.get(f"{gateway.app_url}/api/users/2", headers={"X-API-Key": key})
         record.request_id = answer.headers["x-request-id"]
         record.metrics = {name: httpx.get(f"{p.ops_url}/metrics").text for name, p in procs.items()}
-        # Stopped as an orchestrator stops them (SIGTERM, then the drain): a kill would lose the
-        # log lines still in the log writer's buffer, such as the last request's access line.
+        # stop() is SIGTERM and the drain, as an orchestrator stops a pod: the last request's
+        # access line is in the output (a kill could lose what the log writer still held).
         for proc in procs.values():
-            proc.signal(signal.SIGTERM)
-        for proc in procs.values():
-            proc.wait()
+            proc.stop()
         record.outputs = {name: p.output for name, p in procs.items()}
         return record
 

@@ -4,7 +4,6 @@ directory, a SQLite job store and a restic repository, all under tmp_path."""
 from __future__ import annotations
 
 import shutil
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +11,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from tests.backup.builders import backup_config, create_database, target
 from tests.helpers import write_config
 
 PASSWORD = "correct-horse-battery-staple-42"
@@ -26,52 +26,24 @@ class Service:
     repo: Path
 
 
-def config_text(repo: Path, db_url: str, data: Path, restic: str = "restic", extra: str = "") -> str:
-    return f"""
-[service]
-name = "bk"
-
-[telemetry]
-log_format = "text"
-
-[jobs]
-path = "jobs.sqlite3"
-
-[backup]
-repository = "{repo}"
-password = {{ secret = "backup.password", env = "BACKUP_TEST_PASSWORD" }}
-restic = "{restic}"
-verify_subset = "100%"
-{extra}
-
-[[backup.targets]]
-name = "db"
-kind = "postgres"
-url = "{db_url}"
-
-[[backup.targets]]
-name = "files"
-kind = "directory"
-path = "{data}"
-
-[[backup.targets]]
-name = "jobs"
-kind = "job_store"
-
-[[backup.targets]]
-name = "conf"
-kind = "config"
-"""
+def config_text(repo: str | Path, db_url: str, data: Path, restic: str = "restic", extra: str = "") -> str:
+    """The service's config: a database, a directory, the job store and the config itself."""
+    targets = [
+        target("db", "postgres", url=db_url),
+        target("files", "directory", path=data),
+        target("jobs", "job_store"),
+        target("conf", "config"),
+    ]
+    return backup_config(
+        "bk", repo, "BACKUP_TEST_PASSWORD", targets, verify_subset="100%", restic=restic, extra=extra
+    )
 
 
 @pytest.fixture
 def service(tmp_path: Path, postgres_url: str) -> Iterator[Service]:
     if shutil.which("restic") is None:
         pytest.fail("restic is not installed: run `make tools`")
-    name = f"bk_test_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(postgres_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    db_url = postgres_url.rsplit("/", 1)[0] + f"/{name}"
+    name, db_url = create_database(postgres_url, "bk_test")
     with psycopg.connect(db_url, autocommit=True) as conn:
         conn.execute("CREATE TABLE items (id int PRIMARY KEY, name text, price numeric)")
         conn.execute("INSERT INTO items SELECT g, md5(g::text), g * 1.5 FROM generate_series(1, 5000) g")

@@ -13,6 +13,7 @@ import psycopg
 import pytest
 
 from pilothouse.backup.targets import table_sums, tree_digest
+from tests.backup.builders import s3_keys
 from tests.backup.conftest import ENV, Service, config_text
 from tests.helpers import run_cli
 from tests.jobs.test_cli import one_error
@@ -21,12 +22,7 @@ KEYS = {
     "BACKUP_TEST_S3_KEY_ID": "AKIAPILOTHOUSETEST01",
     "BACKUP_TEST_S3_SECRET": "s3cr3t-not-in-any-file-0123",
 }
-S3 = """
-[backup.s3]
-access_key_id = { secret = "backup.s3_key_id", env = "BACKUP_TEST_S3_KEY_ID" }
-secret_access_key = { secret = "backup.s3_secret", env = "BACKUP_TEST_S3_SECRET" }
-region = "us-east-1"
-"""
+S3 = s3_keys("BACKUP_TEST_S3_KEY_ID", "BACKUP_TEST_S3_SECRET")
 
 
 @pytest.fixture
@@ -52,10 +48,7 @@ def objects(endpoint: str, bucket: str) -> list[str]:
 
 def test_backup_to_s3_and_restore_from_it(service: Service, s3_endpoint: str) -> None:
     repository = f"s3:{s3_endpoint}/offsite-bk/shop"
-    text = config_text(service.repo, service.db_url, service.data).replace(
-        f'repository = "{service.repo}"', f'repository = "{repository}"'
-    )
-    service.config.write_text(text.replace("[[backup.targets]]", S3 + "\n[[backup.targets]]", 1))
+    service.config.write_text(config_text(repository, service.db_url, service.data, extra=S3))
     env = {**ENV, **KEYS}
 
     def backup(*args: str) -> subprocess.CompletedProcess[str]:

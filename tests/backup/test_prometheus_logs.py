@@ -23,6 +23,7 @@ import httpx
 import pytest
 
 from pilothouse.backup import logs
+from tests.backup.builders import target
 from tests.backup.conftest import ENV, PASSWORD, Service
 from tests.backup.test_backup import backup
 from tests.generators.monitoring.engines import Engine
@@ -114,14 +115,7 @@ def test_prometheus_snapshot_backed_up_opened_after_restore_and_restored(
     data, engine, last = tsdb
     with_targets(
         service,
-        f"""
-[[backup.targets]]
-name = "metrics"
-kind = "prometheus"
-url = "{engine.url}"
-path = "{data}"
-query = "{QUERY}"
-""",
+        target("metrics", "prometheus", url=engine.url, path=data, query=QUERY),
     )
     ran = backup(service, "run", "--only", "metrics", "--format", "json")
     assert ran.returncode == 0, ran.stderr
@@ -165,13 +159,7 @@ def test_a_restore_test_that_sees_other_data_fails(
     data, engine, _ = tsdb
     with_targets(
         service,
-        f"""
-[[backup.targets]]
-name = "metrics"
-kind = "prometheus"
-url = "{engine.url}"
-path = "{data}"
-""",
+        target("metrics", "prometheus", url=engine.url, path=data),
     )
     assert backup(service, "run", "--only", "metrics").returncode == 0
     from pilothouse.backup import tsdb as module
@@ -210,13 +198,7 @@ def test_prometheus_without_the_admin_api_is_one_line(service: Service, tmp_path
     try:
         with_targets(
             service,
-            f"""
-[[backup.targets]]
-name = "metrics"
-kind = "prometheus"
-url = "{engine.url}"
-path = "{data}"
-""",
+            target("metrics", "prometheus", url=engine.url, path=data),
         )
         failed = backup(service, "run", "--only", "metrics", "--format", "json")
         assert failed.returncode == 1
@@ -249,13 +231,7 @@ def test_log_directory_with_rotation(service: Service, tmp_path: Path) -> None:
     (logs_dir / "notes.txt").write_text("not a log\n")
     with_targets(
         service,
-        f"""
-[[backup.targets]]
-name = "applogs"
-kind = "logs"
-path = "{logs_dir}"
-pattern = "*.log*"
-""",
+        target("applogs", "logs", path=logs_dir, pattern="*.log*"),
     )
     first = backup(service, "run", "--only", "applogs", "--format", "json")
     assert first.returncode == 0, first.stderr

@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from tests.helpers import ROOT, run_cli
+from tests.secrets.conftest import approle, bao  # noqa: F401  (fixtures: the broker's smoke reads OpenBao)
 
 CACHE = Path(os.environ.get("PILOTHOUSE_TEST_CACHE", ROOT / ".cache" / "pilothouse-test"))
 RUN_ARGS = ("--ulimit=nofile=1024:1024", "--ulimit=nproc=1024:1024")
@@ -158,51 +159,34 @@ def build(context: Path, name: str, build_args: list[str], *extra: str) -> Built
     return Built(context, ref, json.loads(result.stdout))
 
 
-@pytest.fixture(scope="session")
-def shop_image(
-    tmp_path_factory: pytest.TempPathFactory, build_args: list[str], pilothouse_wheel: Path
-) -> Built:
-    context = context_copy(
-        ROOT / "examples" / "shop", tmp_path_factory.mktemp("shop") / "ctx", pilothouse_wheel
-    )
-    return build(context, "shop", build_args)
+def example_image(example: str, doc: str) -> Any:
+    """A session fixture: `examples/EXAMPLE` (a directory with its pilothouse.toml) built once
+    as `localhost/pilothouse-test/<its last part>:TAG`."""
+    name = example.rsplit("/", 1)[-1]
+
+    @pytest.fixture(scope="session")
+    def image(
+        tmp_path_factory: pytest.TempPathFactory, build_args: list[str], pilothouse_wheel: Path
+    ) -> Built:
+        target = tmp_path_factory.mktemp(name) / "ctx"
+        return build(context_copy(ROOT / "examples" / example, target, pilothouse_wheel), name, build_args)
+
+    image.__doc__ = doc
+    return image
 
 
-@pytest.fixture(scope="session")
-def orders_image(
-    tmp_path_factory: pytest.TempPathFactory, build_args: list[str], pilothouse_wheel: Path
-) -> Built:
-    source = ROOT / "examples" / "market" / "orders"
-    return build(
-        context_copy(source, tmp_path_factory.mktemp("orders") / "ctx", pilothouse_wheel),
-        "orders",
-        build_args,
-    )
-
-
-@pytest.fixture(scope="session")
-def quotes_image(
-    tmp_path_factory: pytest.TempPathFactory, build_args: list[str], pilothouse_wheel: Path
-) -> Built:
-    source = ROOT / "examples" / "quotes"
-    return build(
-        context_copy(source, tmp_path_factory.mktemp("quotes") / "ctx", pilothouse_wheel),
-        "quotes",
-        build_args,
-    )
-
-
-@pytest.fixture(scope="session")
-def transactions_image(
-    tmp_path_factory: pytest.TempPathFactory, build_args: list[str], pilothouse_wheel: Path
-) -> Built:
-    """The mainframe-style reference system (examples/transactions): its size budget is 000.md's."""
-    source = ROOT / "examples" / "transactions"
-    return build(
-        context_copy(source, tmp_path_factory.mktemp("transactions") / "ctx", pilothouse_wheel),
-        "transactions",
-        build_args,
-    )
+shop_image = example_image("shop", "The demo shop (SQLite job store, a /tmp emptyDir).")
+orders_image = example_image("market/orders", "The market's orders (PostgreSQL; an init container migrates).")
+users_image = example_image("market/users", "The market's users (in memory).")
+products_image = example_image("market/products", "The market's products (in memory).")
+gateway_image = example_image("market/gateway", "The market's gateway: an Argo Rollouts Rollout.")
+quotes_image = example_image("quotes", "A FastAPI project installed from its pyproject.toml.")
+transactions_image = example_image(
+    "transactions", "The mainframe-style reference system (000): its size budget is 000.md's."
+)
+broker_image = example_image(
+    "broker", "The broker integration (reference system 001): a Rollout, Vault its first secret source."
+)
 
 
 @pytest.fixture

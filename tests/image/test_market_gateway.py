@@ -17,7 +17,7 @@ from pilothouse.cli.smoke import compose_for, rendered
 from pilothouse.config import load_config
 from pilothouse.image.runspec import from_workload
 from tests.helpers import ROOT, run_cli
-from tests.image.conftest import RUN_ARGS, Built, build, context_copy
+from tests.image.conftest import RUN_ARGS, Built
 from tests.image.test_built_images import BUDGET, TOKEN, smoke
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
@@ -26,14 +26,6 @@ PARTNER_KEY = "partner-key-7f3c9e2a41b8d6"
 NO_SUCH_SERVICE = "/api/nowhere/x"
 """Past the API-key check the gateway's own route answers 404 for an unknown upstream: the request
 went through authentication and the app (the real upstreams are other pods)."""
-
-
-@pytest.fixture(scope="session")
-def gateway_image(
-    tmp_path_factory: pytest.TempPathFactory, build_args: list[str], pilothouse_wheel: Path
-) -> Built:
-    context = context_copy(MARKET / "gateway", tmp_path_factory.mktemp("gateway") / "ctx", pilothouse_wheel)
-    return build(context, "gateway", build_args)
 
 
 def secrets_file(example: Path, target: Path) -> Path:

@@ -21,7 +21,8 @@ httptools) is subclassed:
 
 Closed connections are logged as counts at a bounded rate (`ThrottledLog`), never one line each,
 and so are failed accepts: asyncio logs "socket.accept() out of system resource" with a
-traceback on every attempt once descriptors run out (`quiet_accept_errors`).
+traceback on every attempt once descriptors run out, and its retry raises on a listener closed
+meanwhile (`quiet_accept_errors`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import asyncio
 import contextlib
 import logging
 import resource
+import socket
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -179,15 +181,34 @@ ACCEPT_ERROR = "socket.accept() out of system resource"
 ENOMEM); it stops accepting on that socket for a second and tries again."""
 
 
+def _retry_on_a_closed_listener(context: dict[str, Any]) -> bool:
+    """Whether `context` is asyncio's accept retry failing because the listener was closed.
+
+    After a failed accept the selector loop schedules `_start_serving` one second later and
+    nothing cancels that timer when the server closes: a shutdown within that second (SIGTERM
+    while descriptors ran out) makes the retry raise "Invalid file descriptor: -1" on the closed
+    socket. There is nothing left to serve, so nothing to report."""
+    handle = context.get("handle")
+    callback = getattr(handle, "_callback", None)
+    if getattr(callback, "__name__", "") != "_start_serving" or not isinstance(
+        context.get("exception"), ValueError
+    ):
+        return False
+    return any(isinstance(arg, socket.socket) and arg.fileno() == -1 for arg in getattr(handle, "_args", ()))
+
+
 def quiet_accept_errors(loop: asyncio.AbstractEventLoop) -> None:
-    """Report failed accepts on `loop` as one throttled line without a traceback; anything else
-    goes to the handler set before (or asyncio's default)."""
+    """Report failed accepts on `loop` as one throttled line without a traceback, and drop the
+    retry asyncio still runs for a listener closed meanwhile; anything else goes to the handler
+    set before (or asyncio's default)."""
     previous = loop.get_exception_handler()
     throttled = ThrottledLog(log, logging.ERROR)
 
     def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         if context.get("message") == ACCEPT_ERROR:
             throttled(f"cannot accept connections: {context.get('exception')}; retrying every second")
+        elif _retry_on_a_closed_listener(context):
+            log.debug("accept retry on a closed listener dropped")
         elif previous is not None:
             previous(loop, context)
         else:
