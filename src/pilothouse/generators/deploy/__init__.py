@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pilothouse.config import Config
 from pilothouse.errors import ConfigError
-from pilothouse.generators.deploy import compose, container, kustomize, systemd
+from pilothouse.generators.deploy import compose, container, facts, kustomize, systemd
 
 
 def generate(
@@ -19,6 +19,11 @@ def generate(
     if environment is not None and environment not in config.deploy.environments:
         known = ", ".join(sorted(config.deploy.environments)) or "none"
         raise ConfigError(f"--env {environment}: no [deploy.environments.{environment}] (defined: {known})")
+    if facts.vault_address_missing(config):
+        raise ConfigError(
+            f"{config.source}: secrets.vault.address: not set, and [deploy].env sets neither VAULT_ADDR "
+            "nor BAO_ADDR: the deployed service would not find Vault; set one of them"
+        )
     files: dict[str, str] = {}
     files.update(kustomize.single_service(config, config_text, environment))
     files.update(container.files(config, bundle_dir))

@@ -13,6 +13,7 @@ from pathlib import PurePosixPath
 from pilothouse.config import Config, SecretRef
 from pilothouse.config.schedules import ScheduleConfig
 from pilothouse.config.secret_ref import env_name, mount_path
+from pilothouse.config.secrets import KubernetesAuth
 from pilothouse.durations import format_duration
 
 CONFIG_DIR = "/etc/pilothouse"
@@ -176,6 +177,35 @@ def plain_env(config: Config, otlp_endpoint: str | None = None) -> dict[str, str
         env["OTEL_EXPORTER_OTLP_ENDPOINT"] = otlp_endpoint
     env.update(config.deploy.env)
     return dict(sorted(env.items()))
+
+
+VAULT_ADDRESS_ENV = ("VAULT_ADDR", "BAO_ADDR")
+"""Where the Vault client looks for the server when `[secrets.vault] address` is unset."""
+
+
+def uses_vault(config: Config) -> bool:
+    return "vault" in config.secrets.sources and config.secrets.vault is not None
+
+
+def vault_address_missing(config: Config) -> bool:
+    """True when a deployed service would start with Vault as a source and no address: neither
+    `[secrets.vault] address` nor VAULT_ADDR/BAO_ADDR in `[deploy].env` (or in every
+    environment's `env`, when environments are defined)."""
+    if not uses_vault(config) or config.secrets.vault is None or config.secrets.vault.address:
+        return False
+    if any(name in config.deploy.env for name in VAULT_ADDRESS_ENV):
+        return False
+    overlays = config.deploy.environments.values()
+    return not overlays or not all(any(n in e.env for n in VAULT_ADDRESS_ENV) for e in overlays)
+
+
+def vault_token_file(config: Config) -> PurePosixPath | None:
+    """The service-account token file the Vault Kubernetes auth reads, when that auth is used:
+    the pod gets a projected token there (the pod spec turns the automatic mount off)."""
+    vault = config.secrets.vault if uses_vault(config) else None
+    if vault is None or not isinstance(vault.auth, KubernetesAuth):
+        return None
+    return PurePosixPath(vault.auth.jwt_file)
 
 
 def secret_keys(config: Config) -> dict[str, set[str]]:

@@ -23,6 +23,7 @@ CHECKOV_SKIPS = {
 """Checkov checks skipped on purpose, with the reason written into the generated manifest."""
 
 TMP_VOLUME = "tmp"
+VAULT_TOKEN_VOLUME = "vault-token"  # noqa: S105 - a volume name, not a credential
 METRICS_COMPONENT = "metrics"
 STATE_VOLUME = "state"
 
@@ -121,6 +122,15 @@ def _mounts_and_volumes(config: Config) -> tuple[list[Obj], list[Obj]]:
     for m in facts.secret_mounts(config):
         mounts.append({"mountPath": m.mount_dir, "name": m.volume, "readOnly": True})
         volumes.append({"name": m.volume, "secret": {"defaultMode": 0o400, "secretName": m.secret_name}})
+    token = facts.vault_token_file(config)
+    if token is not None:
+        # Vault's Kubernetes auth logs in with the pod's service-account token. The automatic
+        # mount stays off (it would also hand the app the CA and namespace, and checkov's
+        # CKV_K8S_38 refuses it); a projected token, rotated by the kubelet, is mounted where the
+        # auth reads it: https://kubernetes.io/docs/concepts/storage/projected-volumes/#serviceaccounttoken
+        mounts.append({"mountPath": str(token.parent), "name": VAULT_TOKEN_VOLUME, "readOnly": True})
+        source = {"serviceAccountToken": {"expirationSeconds": 3600, "path": token.name}}
+        volumes.append({"name": VAULT_TOKEN_VOLUME, "projected": {"sources": [source]}})
     return mounts, volumes
 
 
