@@ -256,10 +256,9 @@ def client_headers(variant: Variant, directory: Path) -> tuple[str, ...]:
     return (f"Authorization: Bearer {token_file(variant, directory).read_text().strip()}",)
 
 
-def window_run(variant: Variant, warmup: int, requests: int, idle: float = 0.0) -> dict[str, Any]:
+def window_run(variant: Variant, warmup: int, requests: int) -> dict[str, Any]:
     """Instructions of one server process from the end of `warmup` requests to its exit, having
-    served `requests` more (callgrind instrumentation off until then: `callgrind_control -i on`),
-    or, with `idle`, having served nothing for that many seconds.
+    served `requests` more (callgrind instrumentation off until then: `callgrind_control -i on`).
     With the receiver's span and POST counts: every span must have arrived by the exit."""
     spans_each = SPANS_PER_REQUEST.get(variant.server, 0)
     with tempfile.TemporaryDirectory(prefix="pilothouse-serve-variants-") as tmp:
@@ -279,10 +278,7 @@ def window_run(variant: Variant, warmup: int, requests: int, idle: float = 0.0) 
                     switch = ["callgrind_control", "-i", "on", str(server.pid)]
                     subprocess.run(switch, check=True, stdout=quiet)
                     counting = time.monotonic()
-                    if idle:
-                        time.sleep(idle)  # the server's own timers only
-                    else:
-                        send_requests(sock, requests, request)
+                    send_requests(sock, requests, request)
             finally:
                 server.send_signal(signal.SIGINT)
                 server.wait(900)
@@ -302,36 +298,14 @@ def window_run(variant: Variant, warmup: int, requests: int, idle: float = 0.0) 
     }
 
 
-IDLE_SHORT = 5.0
-
-
-def per_request(variant: Variant, warmup: int, small: int, large: int, idle: float = 0.0) -> dict[str, Any]:
+def per_request(variant: Variant, warmup: int, small: int, large: int) -> dict[str, Any]:
     """(I(large) - I(small)) / (large - small) over two `window_run`s: start-up and warm-up are
     not counted, shutdown and the final flush cancel out, and the spans of the difference are
-    all encoded and posted within it.
-
-    With `idle`: two more runs serving nothing for IDLE_SHORT and IDLE_SHORT + `idle` seconds
-    give the instructions the server spends per wall-clock second on its own (uvicorn's 0.1 s
-    tick, the loop's wake-ups); that rate times the seconds the difference took, per request,
-    is its time-driven part, which callgrind's slowdown inflates ~50-100 times over production
-    (the caveat in the module docstring), reported beside the plain count."""
+    all encoded and posted within it."""
     runs = [window_run(variant, warmup, n) for n in (small, large)]
     cost = (runs[1]["instructions"] - runs[0]["instructions"]) / (large - small)
     print(f"callgrind {variant.name:32s} {cost:12,.0f} instructions/request", flush=True)
-    result: dict[str, Any] = {"instructions": round(cost), "runs": runs}
-    if idle:
-        quiet = [window_run(variant, warmup, 0, seconds) for seconds in (IDLE_SHORT, IDLE_SHORT + idle)]
-        spent = quiet[1]["instructions"] - quiet[0]["instructions"]
-        rate = spent / (quiet[1]["seconds"] - quiet[0]["seconds"])
-        timed = rate * (runs[1]["seconds"] - runs[0]["seconds"]) / (large - small)
-        print(f"callgrind {variant.name:32s} {rate:12,.0f} instructions/idle second", flush=True)
-        result.update(
-            idle_runs=quiet,
-            idle_per_second=round(rate),
-            time_driven=round(timed),
-            instructions_less_time_driven=round(cost - timed),
-        )
-    return result
+    return {"instructions": round(cost), "runs": runs}
 
 
 class _Null:
@@ -414,22 +388,6 @@ def table(result: dict[str, Any]) -> str:
             )
         else:
             lines.append(f"| {name} | {row.get('instructions', 0):,} | {ratio} | | | |")
-    if any("time_driven" in row for row in result["variants"].values()):
-        lines += [
-            "",
-            "| variant | idle instructions / s | time-driven / request | instructions less time-driven "
-            "| ratio, same stack |",
-            "|---|---:|---:|---:|---:|",
-        ]
-        for name, row in result["variants"].items():
-            base = result["variants"].get(row["baseline"], {})
-            if "time_driven" not in row or "instructions_less_time_driven" not in base:
-                continue
-            less = row["instructions_less_time_driven"]
-            lines.append(
-                f"| {name} | {row['idle_per_second']:,} | {row['time_driven']:,} | {less:,} "
-                f"| {base['instructions_less_time_driven'] / less:.3f} |"
-            )
     return "\n".join(lines)
 
 
@@ -457,12 +415,6 @@ def main(argv: list[str] | None = None) -> int:
         help="plain uvicorn runs without its Server header, as pilothouse serve does by default",
     )
     parser.add_argument("--jobs", type=int, default=2, help="callgrind runs at a time")
-    parser.add_argument(
-        "--idle",
-        type=float,
-        default=0.0,
-        help="also measure each server idle (seconds) and report the time-driven part (see per_request)",
-    )
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "serve_variants.json")
     args = parser.parse_args(argv)
     global NO_SERVER_HEADER
@@ -506,9 +458,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     if not args.no_callgrind:
         with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-            costs = pool.map(
-                lambda v: per_request(v, args.warmup, args.small, args.large, args.idle), variants
-            )
+            costs = pool.map(lambda v: per_request(v, args.warmup, args.small, args.large), variants)
             for variant, cost in zip(variants, costs, strict=True):
                 result["variants"][variant.name].update(cost)
     if args.rounds:
