@@ -33,6 +33,11 @@ class Deadlines:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._next = float("inf")  # when the timer fires (inf: not armed)
 
+    @property
+    def armed(self) -> bool:
+        """Whether the timer is set (only while requests run, or until it next fires)."""
+        return self._handle is not None
+
     def start(self, limit: float) -> asyncio.Task[object] | None:
         """Track the current task under `limit` seconds; the task to pass to `finish`."""
         loop = _running_loop()

@@ -38,7 +38,6 @@ class ProtectionMiddleware:
     """Wraps the app; see the module docstring."""
 
     __slots__ = (
-        "_deadlines",
         "_errors",
         "_headers",
         "_limits",
@@ -46,6 +45,7 @@ class ProtectionMiddleware:
         "_refusals",
         "_timeout_status",
         "app",
+        "deadlines",
     )
 
     def __init__(self, app: ASGIApp, config: ProtectionConfig, metrics: Metrics | None) -> None:
@@ -54,7 +54,7 @@ class ProtectionMiddleware:
         self._proxies = TrustedProxies(networks) if networks else None
         self._headers = SecurityHeaders(config.headers) if config.headers.enabled else None
         self._limits = LimitTable(config.limits) if config.limits.enabled else None
-        self._deadlines = Deadlines()  # arms its timer only when a request is tracked
+        self.deadlines = Deadlines()  # arms its timer only when a request is tracked
         self._timeout_status = config.limits.timeout_status
         self._errors = UnhandledErrors(metrics) if config.errors.enabled else None
         self._refusals = Refusals(metrics)
@@ -114,7 +114,7 @@ class ProtectionMiddleware:
                     return
             elif chunked or scope["method"] not in _BODYLESS:
                 receive = BodyLimit(receive, route.max_body_size).receive
-            task = self._deadlines.start(route.time_limit)
+            task = self.deadlines.start(route.time_limit)
         try:
             await self.app(scope, receive, send_wrapper)
         except BodyTooLarge:
@@ -124,7 +124,7 @@ class ProtectionMiddleware:
             await self._refusals.refuse(send_wrapper, scope, 413, "body_too_large", _CLOSE)
             return
         except asyncio.CancelledError:
-            if not self._deadlines.expired(task):
+            if not self.deadlines.expired(task):
                 raise  # not ours: e.g. the drain deadline (the in-flight layer answers it)
             held = None
             if started:
@@ -143,7 +143,7 @@ class ProtectionMiddleware:
             return
         finally:
             if task is not None:
-                self._deadlines.finish(task)
+                self.deadlines.finish(task)
         if held is not None:  # the app's own 500, returned normally: its page passes untouched
             await held.flush(send)
 
