@@ -136,7 +136,8 @@ CASES = {
     ),
     "server header with a line break": (
         GOOD_SERVICE + '[protection.headers]\nserver = "shop\\r\\nX-Injected: 1"\n',
-        "protection.headers.server: 'shop\\r\\nX-Injected: 1' is invalid: expected a printable ASCII header value",
+        "protection.headers.server: 'shop\\r\\nX-Injected: 1' is invalid: "
+        "expected a printable ASCII header value",
     ),
     "size without a unit": (
         GOOD_SERVICE + "[protection.limits]\nmax_body_size = 1000\n",
