@@ -56,7 +56,11 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy
 
+## The suite starts `pilothouse` in hundreds of subprocesses: with PYTHONDONTWRITEBYTECODE set (as
+## on this machine's kind) each would compile the editable sources again (about half its CPU).
+## compileall writes the bytecode once; the interpreter reads it whatever that variable says.
 pytest: venv services tools $(CHECKOV)
+	$(BIN)/python -m compileall -q src examples >/dev/null
 	$(BIN)/pytest
 
 test: venv services tools lint typecheck pytest test-latest

@@ -13,6 +13,7 @@ declare -A PACKAGE_FOR=(
   [buildah]=buildah  # container image tests: build with --isolation chroot
   [podman]=podman    # ... and run the image as deployed
   [runc]=runc        # podman --runtime runc (crun is not used here)
+  [docker-registry]=docker-registry  # pilothouse.updates image check: a real OCI registry on loopback
   [mmdebstrap]=mmdebstrap  # the test base image and the installer tests' root filesystems
   [zsh]=zsh    # tests/cli/test_completion.py: the completion scripts in the real shells
   [fish]=fish

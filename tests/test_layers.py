@@ -53,6 +53,15 @@ def test_the_cli_parser_loads_no_config_model() -> None:
     assert "pilothouse.config" not in loaded
 
 
+def test_the_cli_parser_loads_no_event_loop_process_or_network_module() -> None:
+    """What only a handler needs (an event loop, subprocesses, sockets, temporary files, hashing,
+    dataclass machinery) is imported by that handler: `--help` and `--version` stay near the
+    interpreter's own start-up (docs/cli.md, "Start-up time")."""
+    loaded = loaded_after("from pilothouse.cli import build_parser; build_parser()")
+    handler_only = {"asyncio", "subprocess", "socket", "ssl", "tempfile", "hashlib", "dataclasses"}
+    assert not loaded & handler_only, sorted(loaded & handler_only)
+
+
 def test_the_public_names_still_resolve() -> None:
     """The lazy root package hands out the same objects as their modules."""
     loaded = loaded_after(

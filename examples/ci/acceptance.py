@@ -1,7 +1,8 @@
 """Acceptance of the CI system's operations (reference system 003): every criterion of
 ACCEPTANCE.md that can run here, against a real `pilothouse serve` of this example, the shared
 PostgreSQL (pipelines and the job queue), two small HTTP servers standing in for the identity
-provider (Dex's /healthz) and the registry (/v2/), and an OTLP receiver.
+provider (Dex's /healthz) and the registry (/v2/), and an OTLP receiver. The example's own gRPC
+API (the runners' status API, `ci/runner_api.py`) is called by a build and by this test.
 
 Run: `make examples`, or `.venv/bin/pytest tests/examples/test_ci.py`. One run of the service
 (the `run` fixture) goes through readiness, a config sync, a signed build, a drain with force and
@@ -23,9 +24,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import grpc
 import httpx
 import psycopg
 import pytest
+from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 from tests.examples.acceptance import otlp_receiver
 from tests.helpers import ServeProcess, eventually, run_cli
 from tests.telemetry.conftest import value
@@ -76,6 +79,8 @@ class Run:
     health: httpx.Response
     pipelines: httpx.Response
     build: Any  # `jobs submit build --wait` (CompletedProcess)
+    runner_api: str = ""  # the gRPC API's target, from `GET /api/runner-api`
+    grpc_calls: dict[str, Any] = field(default_factory=dict)  # call -> (status code, response)
     drain_timed_out: Any = None
     status_draining: dict[str, Any] = field(default_factory=dict)
     submit_refused: Any = None
@@ -119,6 +124,28 @@ def _json(done: Any) -> Any:
     return json.loads(done.stdout)
 
 
+GRPC_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"  # the trace the test's own gRPC calls continue
+
+
+def _call_the_runner_api(target: str) -> dict[str, Any]:
+    """As a runner would (no Pilothouse here: W3C trace context by hand): the build's status, an
+    unknown build's (NOT_FOUND) and a malformed report (the handler raises: UNKNOWN)."""
+    metadata = (("traceparent", f"00-{GRPC_TRACE}-00f067aa0ba902b7-01"),)
+    calls: dict[str, Any] = {}
+    with grpc.insecure_channel(target) as channel:
+        for name, method, body in (
+            ("get", "Get", b"shop-1"),
+            ("get_unknown", "Get", b"shop-404"),
+            ("malformed", "Report", b"{not json"),
+        ):
+            stub = channel.unary_unary(f"/ci.runner.v1.RunnerStatus/{method}")
+            try:
+                calls[name] = (grpc.StatusCode.OK, stub(body, metadata=metadata, timeout=10))
+            except grpc.RpcError as exc:
+                calls[name] = (exc.code(), None)
+    return calls
+
+
 @pytest.fixture(scope="module")
 def run(
     postgres_url: str, tmp_path_factory: pytest.TempPathFactory, dependencies: tuple[Dependency, Dependency]
@@ -142,6 +169,7 @@ def run(
             "PILOTHOUSE_JOBS__CANCEL_GRACE": "1s",
             "PILOTHOUSE_LIFECYCLE__PRE_STOP_DELAY": "0s",
             "PILOTHOUSE_PROBES__CACHE_TTL": "0s",
+            "CI_RUNNER_API_PORT": "0",  # the runners' gRPC API on a port the system picks
             "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{receiver.port}",
         }
         server = ServeProcess(config, env=env, cwd=EXAMPLE).start()
@@ -181,6 +209,9 @@ def run(
                     "json",
                 ),
             )
+
+            record.runner_api = httpx.get(f"{server.app_url}/api/runner-api").json()["target"]
+            record.grpc_calls = _call_the_runner_api(record.runner_api)
 
             # The drain flow of an upgrade: a long build running, drain waits, times out, is forced.
             long = _json(
@@ -223,6 +254,19 @@ def run(
             record.long_build = _json(_cli(env, config, "jobs", "show", str(long["id"]), "--format", "json"))
             record.undrain = _cli(env, config, "jobs", "undrain")
             record.status_after = _json(_cli(env, config, "jobs", "status", "--format", "json"))
+            # The worker records the cancelled build in the store, then counts it: on a loaded
+            # machine the CLI can read the first before the second happened.
+            eventually(
+                lambda: (
+                    value(
+                        httpx.get(f"{ops}/metrics").text,
+                        "pilothouse_job_runs_total",
+                        job="build",
+                        outcome="cancelled",
+                    )
+                    > 0
+                )
+            )
             record.metrics = httpx.get(f"{ops}/metrics").text
             server.signal(signal.SIGTERM)
             record.exit_code = server.wait(60)
@@ -311,13 +355,65 @@ def test_traces_for_requests_and_job_steps_reach_the_collector(run: Run) -> None
     assert "GET /api/pipelines" in names, names
 
 
+def test_trace_spans_for_grpc_calls(run: Run) -> None:
+    """The build's `report` step calls the runners' status API over gRPC: a CLIENT span under the
+    step, the SERVER span under it (context carried in the call's metadata); the test's own calls
+    continue its traceparent; status codes and errors as the gRPC conventions say."""
+    name = "ci.runner.v1.RunnerStatus/Report"
+    spans = {(s.name, s.kind): s for s in run.spans if s.name != name or s.trace_id.hex() != GRPC_TRACE}
+    step = spans[("step report", Span.SPAN_KIND_INTERNAL)]
+    client = spans[(name, Span.SPAN_KIND_CLIENT)]
+    server = spans[(name, Span.SPAN_KIND_SERVER)]
+    assert (client.trace_id, client.parent_span_id) == (step.trace_id, step.span_id)
+    assert (server.trace_id, server.parent_span_id) == (client.trace_id, client.span_id)
+    for span in (client, server):
+        attributes = _attributes(span)
+        assert attributes["rpc.system"] == "grpc" and attributes["rpc.service"] == "ci.runner.v1.RunnerStatus"
+        assert attributes["rpc.method"] == "Report" and attributes["rpc.grpc.status_code"] == 0
+        assert attributes["server.address"] == "127.0.0.1"
+        assert attributes["server.port"] == int(run.runner_api.rsplit(":", 1)[1])
+
+    assert run.grpc_calls["get"][0] == grpc.StatusCode.OK and b"packaged" in run.grpc_calls["get"][1]
+    assert run.grpc_calls["get_unknown"][0] == grpc.StatusCode.NOT_FOUND
+    assert run.grpc_calls["malformed"][0] == grpc.StatusCode.UNKNOWN
+    served = sorted(
+        (s for s in run.spans if s.trace_id.hex() == GRPC_TRACE and s.kind == Span.SPAN_KIND_SERVER),
+        key=lambda s: s.start_time_unix_nano,
+    )
+    assert [(s.name.rsplit("/", 1)[1], _attributes(s)["rpc.grpc.status_code"]) for s in served] == [
+        ("Get", 0),
+        ("Get", 5),
+        ("Report", 2),
+    ]
+    assert {s.parent_span_id.hex() for s in served} == {"00f067aa0ba902b7"}
+    ok, not_found, failed = served
+    assert ok.status.code == not_found.status.code == Status.STATUS_CODE_UNSET  # NOT_FOUND: the caller's
+    assert (failed.status.code, failed.status.message) == (Status.STATUS_CODE_ERROR, "JSONDecodeError")
+    assert [e.name for e in failed.events] == ["exception"]
+    assert _attributes(failed)["error.type"] == "json.decoder.JSONDecodeError"
+    served_count = "rpc_server_call_duration_seconds_count"
+    labels = {"rpc_service": "ci.runner.v1.RunnerStatus"}
+    assert value(run.metrics, served_count, **labels, rpc_method="Report", rpc_grpc_status_code="0") == 1
+    assert value(run.metrics, served_count, **labels, rpc_method="Get", rpc_grpc_status_code="5") == 1
+
+
+def _attributes(span: Any) -> dict[str, Any]:
+    return {kv.key: getattr(kv.value, kv.value.WhichOneof("value")) for kv in span.attributes}
+
+
 # -- DANUBE-031: signed SLSA provenance for a build's output ---------------------------------
 
 
 def test_a_builds_artifact_is_signed_and_verifies(run: Run) -> None:
     assert run.build.returncode == 0, run.build.stdout + run.build.stderr
     steps = [(s["name"], s["outcome"]) for s in _json(run.build)["steps"]]
-    assert steps == [("checkout", "ok"), ("compile", "ok"), ("package", "ok"), ("provenance", "ok")]
+    assert steps == [
+        ("checkout", "ok"),
+        ("compile", "ok"),
+        ("package", "ok"),
+        ("report", "ok"),
+        ("provenance", "ok"),
+    ]
     artifact = run.state / "artifacts" / "shop-1.tar.gz"
     verified = run_cli(
         "provenance", "verify", str(artifact), "--key", str(run.public_key), "--builder-id", BUILDER
@@ -331,6 +427,7 @@ def test_a_builds_artifact_is_signed_and_verifies(run: Run) -> None:
         "checkout",
         "compile",
         "package",
+        "report",
     ]
 
 

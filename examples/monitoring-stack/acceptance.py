@@ -1,10 +1,16 @@
 """Acceptance of the monitoring stack's operations (reference system 004): every criterion of
 ACCEPTANCE.md that can run here, against the real parts: Prometheus (its admin API, promtool
-backfill), restic, logrotate, systemd-analyze, promtool, and this example's generated bundles.
+backfill), restic, logrotate, systemd-analyze, promtool, apt-get, a package index speaking PyPI's
+JSON API, a webhook receiver, and this example's generated bundles.
 
 The example's config names host paths (/var/lib/prometheus/metrics2, /var/backups/monitor...);
 `stack` copies the example into a temporary directory with those paths moved under it and
-Prometheus's URL pointing at a real Prometheus started there.
+Prometheus's URL pointing at a real Prometheus started there, the package index at a local one
+(the distributions installed here, httpx newer with an advisory fixed in it), apt at private
+repositories offering a security and a plain upgrade of installed packages (`APT_CONFIG`), and the
+report's webhook at a local receiver, and `[deploy].image` at a real OCI registry on loopback
+(Debian's docker-registry) holding `monitor:1.0.0`, with `image_apply` a `podman pull` (no compose
+engine here).
 
 Run: `make examples`, or `.venv/bin/pytest tests/examples/test_monitoring_stack.py`.
 """
@@ -24,9 +30,18 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from tests.generators.monitoring.engines import Engine
+from tests.generators.monitoring.engines import Engine, Webhook
 from tests.helpers import run_cli, self_signed_certificate
 from tests.jobs.conftest import wait_until
+from tests.maintenance.package_index import (
+    PLAIN_PACKAGE,
+    SECURITY_PACKAGE,
+    LocalRegistry,
+    PackageIndex,
+    apt_config,
+    podman,
+    tiny_image,
+)
 
 EXAMPLE = Path(__file__).resolve().parent
 CONFIG = EXAMPLE / "pilothouse.toml"
@@ -36,6 +51,7 @@ SCHEDULED = (
     "pilothouse.backup-restore-test",
     "pilothouse.prometheus-cleanup",
     "pilothouse.certificates",
+    "pilothouse.updates",
     "pilothouse.report",
     "pilothouse.prune-jobs",
 )
@@ -49,6 +65,11 @@ class Stack:
     prom_data: Path
     old: int  # a backfilled sample 40 days old (seconds)
     recent: int  # one 2 hours old
+    index: PackageIndex
+    webhook: Webhook
+    env: dict[str, str]
+    registry: LocalRegistry
+    image: str  # the reference [deploy].image:tag names in the registry
 
 
 def _backfill(data: Path, old: int, recent: int) -> None:
@@ -127,17 +148,44 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     ):
         text = text.replace(f'"{host_path}', f'"{root}{host_path}')
     text = text.replace("http://127.0.0.1:9091", engine.url)
+    index = PackageIndex()
+    installed = dict(index.releases)
+    index.releases["httpx"] = "99.0.0"
+    index.vulnerabilities[("httpx", installed["httpx"])] = [
+        {"id": "GHSA-monitor-0001", "aliases": ["CVE-2099-0001"], "fixed_in": ["99.0.0"]}
+    ]
+    text = text.replace("https://pypi.org/pypi", index.url)
+    registry = LocalRegistry(root / "registry")
+    image = f"{registry.host}/monitor:1.0.0"
+    podman("push", "-q", "--tls-verify=false", tiny_image(root, "monitor-stack-v1", "1\n"), image)
+    text = text.replace('image = "registry.example.com/monitor"', f'image = "{registry.host}/monitor"')
+    text = text.replace("image = true ", f'registry_url = "{registry.url}"\nimage = true ')
+    text = text.replace(
+        '["docker", "compose", "-f", "/etc/monitor/compose.prod.yaml", "up", "-d", "--pull", "always"]',
+        json.dumps(["podman", "pull", "-q", "--tls-verify=false", image]),
+    )
+    webhook = Webhook()
+    env = {
+        **ENV,
+        "APT_CONFIG": str(apt_config(root / "apt")),
+        "MONITOR_OPS_REPORT_URL": webhook.url + "/report",
+    }
     text = text.replace('renew_command = ["certbot", "renew", "--quiet"]\n', "")  # no certbot here
     config = root / "example/pilothouse.toml"
     config.write_text(text)
     try:
-        yield Stack(root, config, engine, prom_data, old, recent)
+        yield Stack(root, config, engine, prom_data, old, recent, index, webhook, env, registry, image)
     finally:
         engine.stop()
+        index.stop()
+        webhook.stop()
+        registry.stop()
+        for name in (image, "localhost/monitor-stack-v1:latest", "localhost/monitor-stack-v2:latest"):
+            subprocess.run(["podman", "rmi", "-f", name], capture_output=True, check=False)
 
 
 def _cli(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
-    return run_cli(*args, "-c", str(stack.config), env=ENV, cwd=stack.config.parent, timeout=300)
+    return run_cli(*args, "-c", str(stack.config), env=stack.env, cwd=stack.config.parent, timeout=300)
 
 
 def _query(url: str, query: str, at: float) -> list[Any]:
@@ -285,6 +333,86 @@ def test_certificate_check_health_report_and_performance(stack: Stack) -> None:
     assert text.startswith("# Operations report: monitor") and "## Disk" in text
 
 
+def test_update_check_notification_and_security_patch_runbook(stack: Stack, bundle: Path) -> None:
+    """5.4 and 4.2d: the scheduled check finds the pending updates (a Python distribution with a
+    fixed advisory; Debian packages, one from a security suite), the metric and the promtool-tested
+    alert follow, the daily report's webhook carries them, and the alert's runbook is the patch
+    procedure with the project's real commands."""
+    from prometheus_client import generate_latest
+
+    from pilothouse.config import load_config
+    from pilothouse.jobs.registry import Registry, load_jobs
+    from pilothouse.jobs.store import open_store
+    from pilothouse.maintenance.metrics import publish
+    from pilothouse.metrics import Metrics
+
+    ran = _cli(stack, "jobs", "run", "pilothouse.updates", "--format", "json")  # what its timer runs
+    assert ran.returncode == 0, ran.stderr  # updates pending: a warning (RC 4), not a failure
+    steps = {s["name"]: s["rc"] for s in json.loads(ran.stdout)["steps"]}
+    assert steps == {"python": 4, "python-security": 4, "apt": 4, "apt-security": 4, "image": 0}
+    assert "-> 99.0.0 (security: GHSA-monitor-0001)" in ran.stderr
+    assert f"apt update: {SECURITY_PACKAGE} " in ran.stderr and f"apt update: {PLAIN_PACKAGE} " in ran.stderr
+
+    config = load_config(stack.config)
+    metrics = Metrics()
+    publish(open_store(config), load_jobs(config, Registry()), metrics)
+    text = generate_latest(metrics.registry).decode()
+    for kind in ("python", "apt"):
+        assert f'pilothouse_updates_pending{{kind="{kind}",scope="security"}} 1.0' in text
+
+    before = len(stack.webhook.payloads)
+    report = _cli(stack, "jobs", "run", "pilothouse.report", "--format", "json")
+    assert report.returncode == 0, report.stderr
+    posted = stack.webhook.payloads[before]  # the notification
+    assert posted["path"] == "/report" and posted["service"] == "monitor"
+    python = posted["updates"]["python"]["updates"]
+    assert [(u["name"], u["available"], u["advisories"]) for u in python] == [
+        ("httpx", "99.0.0", ["GHSA-monitor-0001"])
+    ]
+    assert {u["name"]: u["security"] for u in posted["updates"]["apt"]["updates"]} == {
+        SECURITY_PACKAGE: True,
+        PLAIN_PACKAGE: False,
+    }
+    assert "security updates pending (python): httpx" in posted["attention"]
+    assert f"security updates pending (apt): {SECURITY_PACKAGE}" in posted["attention"]
+    (written,) = (stack.root / "var/lib/monitor/reports").glob("report-*.md")
+    assert "## Updates available" in written.read_text()
+
+    runbook = (bundle / "monitoring/runbooks/SecurityUpdatesAvailable.md").read_text()
+    for step in (
+        "pilothouse jobs run pilothouse.updates",
+        "pilothouse build --no-cache --tag registry.example.com/monitor:1.0.0-1",
+        "pilothouse smoke --image registry.example.com/monitor:1.0.0-1",
+        "pilothouse install systemd --upgrade --version 1.0.0-1",
+        "pilothouse install systemd --rollback",
+        "apt-get update && apt-get upgrade",
+        "systemctl restart monitor.service",
+        "pilothouse status",
+    ):
+        assert step in runbook, step
+
+
+def test_container_updates_pulled_from_the_registry(stack: Stack) -> None:
+    """5.1d: a new image pushed under the deployed tag is found (the registry's digest is not this
+    host's), `image_apply` pulls it (here `podman pull`; the example's compose `up -d --pull
+    always` recreates the containers), and the check ends ok with the new digest here."""
+    podman("pull", "-q", "--tls-verify=false", stack.image)  # this host runs what is published now
+    podman("push", "-q", "--tls-verify=false", tiny_image(stack.root, "monitor-stack-v2", "2\n"), stack.image)
+    published = httpx.head(
+        f"{stack.registry.url}/v2/monitor/manifests/1.0.0",
+        headers={"accept": "application/vnd.oci.image.manifest.v1+json"},
+    ).headers["docker-content-digest"]
+    here = json.loads(podman("image", "inspect", "--format", "{{json .RepoDigests}}", stack.image))
+    assert not any(d.endswith(f"@{published}") for d in here)
+    ran = _cli(stack, "jobs", "run", "pilothouse.updates", "--format", "json")
+    assert ran.returncode == 0, ran.stderr
+    assert {s["name"]: s["rc"] for s in json.loads(ran.stdout)["steps"]}["image"] == 0
+    assert f"image: found {stack.image} sha256:" in ran.stderr and f"-> {published}" in ran.stderr
+    assert "image: image_apply ran" in ran.stderr
+    here = json.loads(podman("image", "inspect", "--format", "{{json .RepoDigests}}", stack.image))
+    assert any(d.endswith(f"@{published}") for d in here)
+
+
 def test_log_rotation_of_the_log_directory(bundle: Path, tmp_path: Path) -> None:
     conf = (bundle / "deploy/systemd/logrotate/monitor.conf").read_text()
     logs = tmp_path / "logs"
@@ -309,6 +437,7 @@ def test_alerts_runbooks_and_dashboards_validate(bundle: Path) -> None:
         "RestoreTestFailing",
         "ScheduleNotSucceeding",
         "CertificateExpiring",
+        "SecurityUpdatesAvailable",
         "ReadinessFailing",
         "TargetDown",
     ):
@@ -324,6 +453,8 @@ def test_the_context_files_are_current() -> None:
     for needed in (
         "pilothouse_backup_last_success_timestamp_seconds",
         "pilothouse_certificate_expiring",
+        "pilothouse_updates_pending",
+        "pilothouse.updates",
         "pilothouse.backup",
         "## Ports and endpoints",
     ):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 from pilothouse.errors import ConfigError
@@ -23,6 +22,8 @@ def create(path: Path, data: bytes, mode: int) -> None:
 
 def replace(path: Path, text: str, mode: int = 0o644) -> None:
     """Write a temporary file beside `path`, then rename it over `path` (atomic on one filesystem)."""
+    import tempfile  # here: every CLI module imports this file, and `--help` needs none of it
+
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "w") as out:

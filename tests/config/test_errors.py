@@ -315,10 +315,11 @@ def test_too_long_a_name_is_one_line(tmp_path: Path) -> None:
 def test_a_fifo_is_refused_not_waited_on(tmp_path: Path) -> None:
     fifo = tmp_path / "pilothouse.toml"
     os.mkfifo(fifo)
-    # Before the fix this blocked in open() until the 10 s subprocess timeout raised.
-    result = run_cli("config", "check", str(fifo), timeout=10)
+    # Before the fix this blocked in open() for ever: the timeout (generous, a loaded machine can
+    # take seconds to start the CLI) is what would end it.
+    result = run_cli("config", "check", str(fifo), timeout=60)
     _assert_one_line(result, f"{fifo}: not a regular file")
-    stack = run_cli("generate", "deploy", "--stack", str(fifo), "--out", str(tmp_path / "out"), timeout=10)
+    stack = run_cli("generate", "deploy", "--stack", str(fifo), "--out", str(tmp_path / "out"), timeout=60)
     _assert_one_line(stack, f"{fifo}: not a regular file")  # the stack file is read the same way
 
 

@@ -43,6 +43,7 @@ def dockerfile(**sections: object) -> str:
         ({"service": {**BASE["service"], "http": "httptools"}}, ["fast"]),
         ({"service": {**BASE["service"], "loop": "auto", "http": "auto"}}, []),
         ({"jobs": {"schedules": [{"name": "nightly", "job": "tick", "cron": "0 3 * * *"}]}}, ["schedules"]),
+        ({"maintenance": {"updates": {"apt": True}}}, ["updates"]),
         (
             {
                 "protection": {
@@ -80,6 +81,7 @@ def test_every_derived_extra_is_an_extra_pilothouse_declares() -> None:
             "telemetry": {"traces": "otlp"},
             "secrets": {"sources": ["vault"], "vault": {"address": "https://v:8200"}},
             "service": {**BASE["service"], "loop": "uvloop"},
+            "maintenance": {"updates": {}},
         }
     )
     grpc = config_from_dict({**BASE, "telemetry": {"traces": "otlp", "otlp_protocol": "grpc"}})

@@ -145,16 +145,23 @@ def tls_endpoint(tmp_path: Path) -> Iterator[str]:
     server.server_close()
 
 
-def expiring(config: Path) -> dict[str, float]:
+def published(config: Path, metric: str) -> dict[tuple[str, ...], float]:
+    """The series of `metric` a worker publishes from the store, by their label values."""
     loaded = load_config(config)
     metrics = Metrics()
     publish(open_store(loaded), load_jobs(loaded, Registry()), metrics)
     found = {}
     for line in generate_latest(metrics.registry).decode().splitlines():
-        if line.startswith("pilothouse_certificate_expiring{"):
-            name, number = line.rsplit(" ", 1)
-            found[name.split('"')[1]] = float(number)
+        if line.startswith(metric + "{"):
+            labels, number = line.rsplit(" ", 1)
+            found[tuple(labels.split('"')[1::2])] = float(number)
     return found
+
+
+def expiring(config: Path) -> dict[str, float]:
+    return {
+        labels[0]: value for labels, value in published(config, "pilothouse_certificate_expiring").items()
+    }
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -285,15 +292,19 @@ def refused_port() -> Iterator[int]:
         yield sock.getsockname()[1]
 
 
+def reporting(reports: Path) -> str:
+    """[maintenance] keys: the report written to `reports` and posted to $MT_REPORT_URL."""
+    return (
+        f'report_dir = "{reports}"\nreport_webhook = {{ secret = "ops.report_url", env = "MT_REPORT_URL" }}\n'
+    )
+
+
 def test_report_from_the_store_to_a_directory_and_a_webhook(tmp_path: Path, refused_port: int) -> None:
     hook = Webhook()
     reports = tmp_path / "reports"
     config = write_config(
         tmp_path,
-        base(f"""
-report_dir = "{reports}"
-report_webhook = {{ secret = "ops.report_url", env = "MT_REPORT_URL" }}
-""")
+        base(reporting(reports))
         + f"""
 [backup]
 repository = "{tmp_path / "repo"}"

@@ -1,8 +1,13 @@
 """The CI API: list pipelines (from PostgreSQL) and read a build's result. Builds are jobs
 (`ci/jobs.py`), triggered with `pilothouse jobs submit build` or `POST /admin/jobs` on the ops
-port, so draining, cancelling and their metrics come from Pilothouse."""
+port, so draining, cancelling and their metrics come from Pilothouse. The runners' status API
+(gRPC, `ci/runner_api.py`) runs beside it for the app's lifetime; `GET /api/runner-api` names
+its address."""
 
 from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
 
 import psycopg
 from starlette.applications import Starlette
@@ -11,6 +16,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 import pilothouse.secrets
+from ci import runner_api
 
 
 async def pipelines(request: Request) -> JSONResponse:
@@ -24,4 +30,24 @@ async def version(request: Request) -> JSONResponse:
     return JSONResponse({"service": "ci", "version": "1.0.0"})
 
 
-app = Starlette(routes=[Route("/api/pipelines", pipelines), Route("/api/version", version)])
+async def runner_api_address(request: Request) -> JSONResponse:
+    return JSONResponse({"service": runner_api.SERVICE, "target": runner_api.target()})
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    server = await runner_api.start()
+    try:
+        yield
+    finally:
+        await server.stop(5)  # calls in flight get 5 s
+
+
+app = Starlette(
+    routes=[
+        Route("/api/pipelines", pipelines),
+        Route("/api/version", version),
+        Route("/api/runner-api", runner_api_address),
+    ],
+    lifespan=lifespan,
+)

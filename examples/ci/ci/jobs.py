@@ -1,7 +1,8 @@
 """Builds and configuration sync, as Pilothouse jobs.
 
-`build` checks a pipeline's source out into a workspace, compiles it, and packages the artifact;
-the `package` step declares its output, so the run signs SLSA provenance for it
+`build` checks a pipeline's source out into a workspace, compiles it, packages the artifact and
+reports the build's state to the runners' status API over gRPC (`ci/runner_api.py`); the
+`package` step declares its output, so the run signs SLSA provenance for it
 (`[jobs.provenance]`). `config-sync` stands in for configuration-as-code sync: it writes the
 stamp the `config-sync` freshness check reads.
 """
@@ -14,6 +15,7 @@ import tarfile
 import time
 from pathlib import Path
 
+from ci import runner_api
 from pilothouse.jobs import Param, StepContext, job
 
 # The state directory: systemd's StateDirectory= (the unit sets this variable), a volume elsewhere.
@@ -55,6 +57,13 @@ def package(ctx: StepContext) -> None:
     with tarfile.open(artifact, "w:gz") as tar:
         tar.add(_workspace(ctx) / "src", arcname="src")
         tar.add(_workspace(ctx) / "main.pyc.txt", arcname="main.pyc.txt")
+
+
+@build.step(idempotent=True, retries=2)
+async def report(ctx: StepContext) -> None:
+    """Tell the runners' status API (gRPC) the build is packaged."""
+    build_name = f"{ctx.params['pipeline']}-{ctx.params['run']}"
+    await runner_api.send_report({"build": build_name, "state": "packaged"})
 
 
 config_sync = job("config-sync", description="sync configuration-as-code; touches the freshness stamp")

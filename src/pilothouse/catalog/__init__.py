@@ -18,6 +18,7 @@ from pilothouse.catalog import (
     maintenance,
     process,
     protection,
+    rpc,
     secrets,
     telemetry,
 )
@@ -40,6 +41,7 @@ _MODULES: tuple[SpecModule, ...] = (
     maintenance,
     process,
     protection,
+    rpc,
     secrets,
     telemetry,
 )

@@ -11,4 +11,14 @@ CERTIFICATE_EXPIRING = MetricSpec(
     multiprocess_mode="max",
 )
 
-SPECS = (CERTIFICATE_EXPIRING,)
+UPDATES_PENDING = MetricSpec(
+    name="pilothouse_updates_pending",
+    type="gauge",
+    help="1 when the newest pilothouse.updates check of a kind (python, apt, image) found updates "
+    "pending (scope all) or security updates pending (scope security), else 0 (also when it could "
+    "not check).",
+    labels=("kind", "scope"),
+    multiprocess_mode="max",
+)
+
+SPECS = (CERTIFICATE_EXPIRING, UPDATES_PENDING)

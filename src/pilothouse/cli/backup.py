@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from typing import TYPE_CHECKING
 
@@ -62,6 +61,8 @@ def register(sub: Subcommands) -> None:
 
 
 def run_backup(args: argparse.Namespace) -> int:
+    import asyncio
+
     from pilothouse.backup import plan
     from pilothouse.backup.job import BACKUP
     from pilothouse.cli.jobs import _report, _run_here

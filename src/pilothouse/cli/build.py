@@ -9,15 +9,13 @@ reference, its digest and its sizes.
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pilothouse.cli._common import add_config_option, command, emit, load
 from pilothouse.errors import ConfigError, OperationError
-from pilothouse.image import engine as engines
+from pilothouse.image import ENGINES
 
 if TYPE_CHECKING:
     from pilothouse.cli._common import Subcommands
@@ -31,9 +29,7 @@ def register(sub: Subcommands) -> None:
         "pilothouse build --engine podman --tag registry.example.com/shop:1.0.0",
     )
     add_config_option(parser)
-    parser.add_argument(
-        "--engine", choices=engines.ENGINES, default=None, help="default: the first installed"
-    )
+    parser.add_argument("--engine", choices=ENGINES, default=None, help="default: the first installed")
     parser.add_argument("--tag", default=None, help="image reference (default: [deploy] image and tag)")
     parser.add_argument(
         "--build-arg", action="append", default=[], metavar="NAME=VALUE", help="e.g. BASE_IMAGE=..."
@@ -56,7 +52,11 @@ def register(sub: Subcommands) -> None:
 def run(args: argparse.Namespace) -> int:
     # Imported here: every command module is imported to build the parser, also inside an image
     # that has no deploy extra (PyYAML), where `pilothouse serve` must still start.
+    import subprocess
+    import tempfile
+
     from pilothouse.generators.deploy import container, facts
+    from pilothouse.image import engine as engines
     from pilothouse.image.wheelhouse import fill_commands
 
     config = load(args)

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import argparse
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pilothouse.cli._common import command
-from pilothouse.cli._tree import Command, pilothouse
+
+if TYPE_CHECKING:
+    from pilothouse.cli._tree import Command
 
 SHELLS = ("bash", "zsh", "fish")
 _WORD = re.compile(r"^[A-Za-z0-9_.:,=/+-]+$")
@@ -36,6 +38,8 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pilothouse.cli._tree import pilothouse  # dataclasses: only when a script is printed
+
     print(script(pilothouse(), args.shell), end="")
     return 0
 

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING
 
 from pilothouse.cli._common import add_config_option, add_preview_options, command, load, preview
 from pilothouse.errors import ConfigError, OperationError
-from pilothouse.generators.bundle import bundle_changes, write_bundle
 
 if TYPE_CHECKING:
     from pilothouse.cli._common import Subcommands
@@ -40,6 +39,8 @@ def add_target(actions: Subcommands) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pilothouse.generators.bundle import bundle_changes, write_bundle
+
     try:
         from pilothouse.generators.deploy import generate
         from pilothouse.generators.deploy.stack import generate_stack, load_stack

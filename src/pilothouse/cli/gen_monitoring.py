@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pilothouse.cli._common import add_config_option, add_preview_options, command, load, preview
-from pilothouse.generators.bundle import bundle_changes, write_bundle
 
 if TYPE_CHECKING:
     from pilothouse.cli._common import Subcommands
@@ -29,6 +28,7 @@ def add_target(actions: Subcommands) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pilothouse.generators.bundle import bundle_changes, write_bundle
     from pilothouse.generators.monitoring import generate
 
     files = generate(load(args))

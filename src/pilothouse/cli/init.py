@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,6 +31,8 @@ def register(sub: Subcommands) -> None:
 
 
 def run_init(args: argparse.Namespace) -> int:
+    import tomllib
+
     from pilothouse.config.loader import config_from_dict
     from pilothouse.scaffold.detect import detect
     from pilothouse.scaffold.render import render

@@ -4,7 +4,6 @@ from the command line."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 import signal
 import sys
 import time
@@ -146,6 +145,8 @@ def _submit(args: argparse.Namespace, config: Config) -> tuple[JobStore, Registr
 
 
 def run_now(args: argparse.Namespace) -> int:
+    import asyncio
+
     from pilothouse.features import one_job_runtime
     from pilothouse.jobs.attest import attester_for
     from pilothouse.jobs.registry import load_jobs
@@ -171,6 +172,8 @@ async def _run_here(
     run it in this process (heartbeating like a worker), inside the runtime's lifecycle whatever
     happens: start hooks (secret rotation), then the drain and flush hooks (spans exported,
     secrets closed, leases revoked)."""
+    import asyncio
+
     from pilothouse.jobs.worker import Worker, new_worker_id
 
     config = runtime.config
@@ -208,6 +211,8 @@ async def _run_here(
 
 
 def run_worker(args: argparse.Namespace) -> int:
+    import asyncio
+
     from pilothouse.config.jobs import MAX_CONCURRENCY
     from pilothouse.features import install_all
     from pilothouse.jobs.standalone import run_worker as serve_worker

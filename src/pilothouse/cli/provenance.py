@@ -10,7 +10,6 @@ import argparse
 import json
 import os
 import sys
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -176,6 +175,8 @@ def _targets(args: argparse.Namespace) -> list[tuple[str, list[dict[str, Any]], 
 
 
 def run_attest(args: argparse.Namespace) -> int:
+    import uuid
+
     from pilothouse.provenance import dsse
     from pilothouse.provenance.statement import (
         DEFAULT_BUILDER_ID,

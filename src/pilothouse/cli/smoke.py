@@ -11,8 +11,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
-import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -68,6 +66,8 @@ def register(sub: Subcommands) -> None:
 
 def free_ports() -> tuple[int, int]:
     """Two loopback ports free right now; a start that loses the race is retried by the smoke."""
+    import socket
+
     found = []
     for _ in range(2):
         with socket.socket() as sock:
@@ -86,6 +86,8 @@ def _yaml_docs(text: str) -> list[dict[str, Any]]:
 
 def rendered(bundle: Path, overlay: str) -> list[dict[str, Any]]:
     """What `kubectl apply -k` would send for this overlay."""
+    import subprocess
+
     kubectl = shutil.which("kubectl")
     if kubectl is None:
         raise OperationError("smoke needs kubectl (for `kubectl kustomize`) to read the rendered Deployment")

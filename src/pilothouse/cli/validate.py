@@ -12,13 +12,11 @@ from __future__ import annotations
 import argparse
 import sys
 from collections import Counter
-from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pilothouse.cli._common import add_format_option, command, emit
 from pilothouse.errors import UsageError
-from pilothouse.validation import Verdict, VerdictStatus, iter_verdicts
 
 TOOL_WIDTH = 26
 """Width of the tool column (the longest tool name, `amtool config routes test`, and a space):
@@ -34,6 +32,7 @@ _WORDS: tuple[tuple[VerdictStatus, str], ...] = (
 
 if TYPE_CHECKING:
     from pilothouse.cli._common import Subcommands
+    from pilothouse.validation import Verdict, VerdictStatus
 
 
 def register(sub: Subcommands) -> None:
@@ -58,6 +57,10 @@ def summary(verdicts: list[Verdict]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from pilothouse.validation import iter_verdicts
+
     root = Path(args.dir)
     if not root.is_dir():
         raise UsageError(f"{root}: not a directory (run 'pilothouse generate' first)")

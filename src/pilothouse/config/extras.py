@@ -43,6 +43,8 @@ def required_extras(config: Config) -> list[str]:
         needed.add("postgres")  # psycopg: the dump's consistent snapshot and restore-test checks
     if config.maintenance.certificates:
         needed.add("certificates")  # cryptography reads the certificates' expiry
+    if config.maintenance.updates is not None:
+        needed.add("updates")  # packaging compares the installed versions with the index's
     if config.service.http == "httptools" or config.service.loop == "uvloop":
         needed.add("fast")  # httptools and uvloop ("auto" uses them when installed)
     if "vault" in config.secrets.sources:

@@ -1,6 +1,7 @@
 """`[maintenance]`: what the built-in maintenance jobs look after (schedule them with
 `[[jobs.schedules]]`): Prometheus's admin API for cleanup, the certificates to watch (files or
-https endpoints) with a renewal hook, and where the daily operations report goes.
+https endpoints) with a renewal hook, the update check (`[maintenance.updates]`), and where the
+daily operations report goes.
 """
 
 from __future__ import annotations
@@ -51,6 +52,46 @@ class CertificateConfig(Section):
         return self
 
 
+class UpdatesConfig(Section):
+    """`pilothouse.updates`: what to check for available updates."""
+
+    python: bool = Field(
+        default=True, description="check the Python distributions installed where the job runs"
+    )
+    index_url: str = Field(
+        default="https://pypi.org/pypi",
+        description="a package index's JSON API (`<index_url>/<name>/json`, PyPI's form)",
+    )
+    packages: list[str] = Field(
+        default_factory=list, description="check only these distributions (default: every one installed)"
+    )
+    ignore: list[str] = Field(default_factory=list, description="distributions never checked")
+    apt: bool = Field(default=False, description="also check Debian packages (`apt-get -s upgrade`)")
+    image: bool = Field(
+        default=False,
+        description="also check `[deploy].image` at its tag: the registry's digest against this host's copy",
+    )
+    registry_url: str | None = Field(
+        default=None, description="the image registry's base URL (default: https://<the image's registry>)"
+    )
+    image_apply: list[str] = Field(
+        default_factory=list,
+        description="run (argv) when the registry has a newer image (pull, recreate); checked again after",
+    )
+    timeout: Duration = Field(default=10.0, description="per request to the index, and for apt-get")
+    concurrency: int = Field(default=8, ge=1, le=64, description="index requests in flight at once")
+
+    @field_validator("index_url")
+    @classmethod
+    def _index_url(cls, value: str) -> str:
+        return http_url(value).rstrip("/")
+
+    @field_validator("registry_url")
+    @classmethod
+    def _registry_url(cls, value: str | None) -> str | None:
+        return None if value is None else http_url(value).rstrip("/")
+
+
 class MaintenanceConfig(Section):
     """Targets of the built-in maintenance jobs."""
 
@@ -63,6 +104,9 @@ class MaintenanceConfig(Section):
     )
     renew_command: list[str] = Field(
         default_factory=list, description="run (argv) when a certificate needs renewal; checked again after"
+    )
+    updates: UpdatesConfig | None = Field(
+        default=None, description="check for available updates (`pilothouse.updates`); off when absent"
     )
     report_dir: str | None = Field(default=None, description="where the daily report is written")
     report_webhook: SecretRef | None = Field(

@@ -23,8 +23,7 @@ from pathlib import Path
 from typing import IO
 
 from pilothouse.errors import ConfigError, OperationError
-
-ENGINES = ("docker", "podman", "buildah")
+from pilothouse.image import ENGINES
 
 
 def find_engine(wanted: str | None = None) -> str:

@@ -65,6 +65,10 @@ def builtin_jobs(config: Config) -> list[Job]:
         from pilothouse.maintenance.certificates import certificates_job
 
         found.append(certificates_job(config))
+    if config.maintenance.updates is not None:
+        from pilothouse.maintenance.updates import updates_job
+
+        found.append(updates_job(config))
     if config.backup is not None:
         from pilothouse.backup.job import backup_job, restore_test_job
 

@@ -65,12 +65,17 @@ def verdict(until: datetime.datetime, warning: float) -> tuple[int, str]:
     return (WARNING if left < warning else OK), f"valid until {when} ({days:.1f} days left)"
 
 
-def _renew(command: list[str]) -> str:
-    proc = subprocess.run(command, capture_output=True, text=True, check=False, timeout=900)
+def run_hook(command: list[str], what: str, timeout: float = 900) -> str:
+    """Run a configured maintenance command (argv); what happened, in one line for the log."""
+    proc = subprocess.run(command, capture_output=True, text=True, check=False, timeout=timeout)
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:]
-        return f"renew command exited {proc.returncode}: {tail[0] if tail else ''}"
-    return "renew command ran"
+        return f"{what} exited {proc.returncode}: {tail[0] if tail else ''}"
+    return f"{what} ran"
+
+
+def _renew(command: list[str]) -> str:
+    return run_hook(command, "renew command")
 
 
 def certificates_job(config: Config) -> Job:

@@ -1,6 +1,8 @@
 """`pilothouse.report`: the daily operations report, Markdown and JSON, from the job store (runs and
 failures in the window, backup age per target, the last restore test, schedules, certificates),
-the service's readiness, the error budget left of each `[slo]` objective, and, when
+the service's readiness, the error budget left of each `[slo]` objective, the updates available
+(when `[maintenance.updates]` is set: checked when the report is made, the same check as
+`pilothouse.updates`, so the webhook is the update notification) and, when
 `[maintenance].prometheus` is set, the alerts firing now; disk use of the places the service
 keeps state. Written to `[maintenance].report_dir` and/or POSTed (JSON) to `report_webhook`.
 
@@ -13,7 +15,8 @@ window (30 days), queried from Prometheus with the expressions the recording rul
 dashboard use (`pilothouse.catalog.slo`); without Prometheus, or without traffic, it is unknown.
 
 RC 4 when something needs attention (a failed run, a backup older than `[backup].alert_after`, a
-failing restore test or certificate, an alert firing, a service not ready, a spent error budget).
+failing restore test or certificate, an alert firing, a service not ready, a spent error budget,
+a security update pending, an update check that could not check).
 """
 
 from __future__ import annotations
@@ -275,6 +278,10 @@ def collect(config: Config, hours: float, now: float | None = None) -> dict[str,
         "readiness": readiness(config),
         "slo": slo_budgets(config),
     }
+    if config.maintenance.updates is not None:
+        from pilothouse.maintenance.updates import check_all
+
+        report["updates"] = check_all(config)
     if config.maintenance.prometheus:
         report["alerts_firing"] = _firing(config.maintenance.prometheus)
     report["attention"] = attention(config, report)
@@ -311,6 +318,14 @@ def attention(config: Config, report: dict[str, Any]) -> list[str]:
         for name, outcome in report["certificates"].items()
         if outcome != "ok"
     ]
+    for kind, found_updates in sorted(report.get("updates", {}).items()):
+        if found_updates["error"]:
+            found.append(f"updates ({kind}): cannot check: {found_updates['error']}")
+        security = [u["name"] for u in found_updates["updates"] if u["security"]]
+        if security:
+            found.append(f"security updates pending ({kind}): {', '.join(security)}")
+        if kind == "image" and found_updates["updates"]:
+            found.append(f"newer image published: {found_updates['updates'][0]['name']}")
     found += [f"alert {a['alert']} ({a['severity']}) firing" for a in report.get("alerts_firing", [])]
     return found
 
@@ -357,6 +372,8 @@ def markdown(report: dict[str, Any]) -> str:
             + [f"- {n}: {o}" for n, o in sorted(report["certificates"].items())]
             + [""]
         )
+    if "updates" in report:
+        lines += _updates_lines(report["updates"])
     lines += ["## Disk", "", "| what | path | used | free GiB |", "|---|---|---|---|"]
     lines += [
         f"| {d['what']} | {d['path']} | {d['used_ratio']:.0%} | {d['free_bytes'] / 2**30:.1f} |"
@@ -368,6 +385,31 @@ def markdown(report: dict[str, Any]) -> str:
             f"- {a['alert']} ({a['severity']}) since {a['since']}" for a in report["alerts_firing"]
         ] or ["- none"]
     return "\n".join(lines) + "\n"
+
+
+def _updates_lines(updates: dict[str, dict[str, Any]]) -> list[str]:
+    lines = ["## Updates available", ""]
+    for kind, found in sorted(updates.items()):
+        said = f"cannot check: {found['error']}" if found["error"] else f"{len(found['updates'])} pending"
+        lines.append(f"- {kind}: {found['checked']} checked, {said}")
+    rows = [u for found in updates.values() for u in found["updates"]]
+    if rows:
+        lines += ["", "| kind | package | installed | available | security |", "|---|---|---|---|---|"]
+        lines += [
+            f"| {u['kind']} | {u['name']} | {u['installed']} | {u['available']} | "
+            + (
+                ("yes: " + ", ".join(u["advisories"]))
+                if u["advisories"]
+                else "yes"
+                if u["security"]
+                else ""
+                if u["advisories_known"]
+                else "unknown"
+            )
+            + " |"
+            for u in sorted(rows, key=lambda u: (not u["security"], u["kind"], u["name"]))
+        ]
+    return [*lines, ""]
 
 
 def _readiness_line(ready: dict[str, Any]) -> str:

@@ -32,6 +32,9 @@ TRACER_NAME = "pilothouse"
 # The provider setup_tracing built and its sample ratio: its sampler is known
 # (ParentBased(TraceIdRatioBased(ratio))), so server spans decide sampling without calling it.
 _own: tuple[TracerProvider, float] | None = None
+# The starter `server_span_starter` built last and its provider: servers other than the ASGI
+# middleware (gRPC) start their spans with the same sampling settings.
+_starter: tuple[TracerProvider, ServerSpanStarter] | None = None
 
 
 def _exporter(config: Config) -> SpanExporter:
@@ -144,13 +147,42 @@ def server_span_starter(config: Config) -> ServerSpanStarter | None:
     tracer = provider.get_tracer(TRACER_NAME)
     if not isinstance(tracer, Tracer):  # OTEL_SDK_DISABLED: a no-op tracer
         return None
+    global _starter
     telemetry, latency = config.telemetry, config.slo.latency
-    return ServerSpanStarter(
+    starter = ServerSpanStarter(
         tracer,
         _own[1] if _own is not None and _own[0] is provider else None,
         keep_errors_and_slow=telemetry.keep_errors_and_slow,
         slow_after=latency.threshold if latency is not None else None,
     )
+    _starter = (provider, starter)
+    return starter
+
+
+def current_server_span_starter() -> ServerSpanStarter | None:
+    """What starts server spans outside the HTTP middleware (the gRPC interceptors): the starter
+    `server_span_starter` built for the installed provider (same sampling, `keep_errors_and_slow`
+    and slow threshold as the HTTP server spans), else one for whatever SDK provider is installed
+    (its own sampler decides), else None (no SDK, or an API-only provider: nothing would record)."""
+    global _starter
+    try:
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import Tracer, TracerProvider
+    except ImportError:  # pragma: no cover - exercised only without the traces extra
+        return None
+    provider = trace.get_tracer_provider()
+    if _starter is not None and _starter[0] is provider:
+        return _starter[1]
+    if not isinstance(provider, TracerProvider):
+        return None
+    tracer = provider.get_tracer(TRACER_NAME)
+    if not isinstance(tracer, Tracer):
+        return None
+    from pilothouse.telemetry.server_span import ServerSpanStarter
+
+    ratio = _own[1] if _own is not None and _own[0] is provider else None
+    _starter = (provider, ServerSpanStarter(tracer, ratio))
+    return _starter[1]
 
 
 def flush_on_shutdown(runtime: Runtime, provider: TracerProvider) -> None:

@@ -626,6 +626,65 @@ class _Builder:
             quiet=Scenario((Series(self.sel(spec, certificate="web"), "0x{n}"),), None),
         )
 
+    def security_updates(self) -> Alert:
+        """The security-patch runbook: SecurityUpdatesAvailable, from `pilothouse.updates`."""
+        spec = maintenance_metrics.UPDATES_PENDING
+        expr = f"max by (job, kind) ({selector(spec, *self.m, Matcher('scope', 'security'))}) == 1"
+        service, version = self.service, self.config.service.version or "<version>"
+        image = self.config.deploy.image or self.service
+        return Alert(
+            name="SecurityUpdatesAvailable",
+            severity="warning",
+            expr=expr,
+            pending=self.pending("SecurityUpdatesAvailable", 0),
+            summary=f"Security updates of {{{{ $labels.kind }}}} packages are pending for {service}",
+            description="The newest pilothouse.updates check found {{ $labels.kind }} packages with a "
+            "newer release that fixes a known vulnerability of the installed version (Python: the "
+            "index's `vulnerabilities`; apt: an upgrade from a *-security suite).",
+            meaning="The service runs a package with a known, already fixed vulnerability.",
+            impact="Until patched, the vulnerability can be exploited; the fix is already published.",
+            steps=(
+                Step(
+                    "Which packages, the versions and the advisories (the step log)",
+                    command="pilothouse jobs run pilothouse.updates",
+                ),
+                Step("Which kinds have security updates pending", promql=expr.removesuffix(" == 1")),
+                Step("Debian upgrades from security suites", command="apt-get -s upgrade | grep -i security"),
+                Step("What the daily report listed", command="pilothouse jobs run pilothouse.report"),
+            ),
+            mitigation=(
+                "Python, in the image: raise the pin (requirements, constraints or uv.lock) to the fixed "
+                f"release, then rebuild without cache so the base image's patches come too: `pilothouse "
+                f"build --no-cache --tag {image}:{version}-1`; check it with `pilothouse smoke --image "
+                f"{image}:{version}-1`, push it and roll it out (Kubernetes: set the image, "
+                f"`kubectl rollout status deployment/{service}`; compose: `docker compose -f "
+                "compose.prod.yaml up -d`). Roll back by deploying the previous tag.",
+                "Python, on a systemd host: `pilothouse install systemd --upgrade --version "
+                f"{version}-1 --package '{service}=={version}' --package '<distribution>>=<fixed>'` "
+                "builds a new virtualenv beside the current one and switches to it; "
+                "`pilothouse install systemd --rollback` switches back if it misbehaves.",
+                "Debian packages on the host: `apt-get update && apt-get upgrade` (or let "
+                f"unattended-upgrades do it), then `systemctl restart {service}.service` so the "
+                "service loads the patched libraries; in an image they come with the rebuild above.",
+                "Verify: `pilothouse status` (ready), then `pilothouse jobs run pilothouse.updates`: "
+                "the alert clears when its *-security steps end ok.",
+            ),
+            firing=Scenario(
+                (
+                    Series(self.sel(spec, kind="python", scope="security"), "1x{n}"),
+                    Series(self.sel(spec, kind="python", scope="all"), "1x{n}"),
+                ),
+                {"job": self.job, "kind": "python"},
+            ),
+            quiet=Scenario(
+                (
+                    Series(self.sel(spec, kind="python", scope="security"), "0x{n}"),
+                    Series(self.sel(spec, kind="python", scope="all"), "1x{n}"),
+                ),
+                None,
+            ),
+        )
+
     def app_metric_alert(self, metric: AppMetric) -> Alert:
         """`[[monitoring.metrics]]` with `alert_above`: the panel's query over 5m, above the limit."""
         assert metric.alert_above is not None
@@ -773,6 +832,8 @@ class _Builder:
                 alerts += [self.backup_too_old(), self.restore_test_failing()]
             if self.config.maintenance.certificates:
                 alerts.append(self.certificate_expiring())
+            if self.config.maintenance.updates is not None:
+                alerts.append(self.security_updates())
         if self.config.slo.availability is not None:
             alerts += [self.burn("errors", fast=True), self.burn("errors", fast=False)]
         if self.config.slo.latency is not None:
