@@ -203,6 +203,11 @@ class Receiver:
         self.server.server_close()
 
 
+NO_SERVER_HEADER = False
+"""`--no-server-header`: plain uvicorn without its `Server: uvicorn` header, as `pilothouse serve`
+runs it (`[protection.headers] server` unset)."""
+
+
 def command(
     variant: Variant, port: int, directory: Path, receiver: Receiver | None
 ) -> tuple[list[str], dict[str, str]]:
@@ -222,6 +227,8 @@ def command(
         return [*argv, "--http", http, "--loop", loop], env
     argv = [sys.executable, "-m", "uvicorn", "bench.apps:app", "--host", "127.0.0.1", "--port", str(port)]
     argv += ["--http", http, "--loop", loop]
+    if NO_SERVER_HEADER:
+        argv.append("--no-server-header")
     if server == "uvicorn-default":
         return argv, env  # uvicorn's defaults: access log on, log level info
     if server in ("otel-asgi", "starlette-exporter"):
@@ -402,9 +409,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--no-callgrind", action="store_true")
+    parser.add_argument(
+        "--no-server-header",
+        action="store_true",
+        help="plain uvicorn runs without its Server header, as pilothouse serve does by default",
+    )
     parser.add_argument("--jobs", type=int, default=2, help="callgrind runs at a time")
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "serve_variants.json")
     args = parser.parse_args(argv)
+    global NO_SERVER_HEADER
+    NO_SERVER_HEADER = args.no_server_header
     servers = [s for s in args.servers.split(",") if s]
     apps = [a for a in args.apps.split(",") if a]
     from bench.apps import VARIANTS as APP_VARIANTS
@@ -431,6 +445,9 @@ def main(argv: list[str] | None = None) -> int:
             "instructions": f"callgrind, instrumentation on after {args.warmup} warm-up requests, "
             f"to exit; (I({args.large}) - I({args.small})) / {args.large - args.small}, one keep-alive "
             f"connection; OTLP batches of {BATCH} spans, sent when full (no timer)",
+            "server_header": "off (uvicorn --no-server-header)"
+            if args.no_server_header
+            else "uvicorn's default",
             "wrk": f"{args.rounds} interleaved rounds x {args.seconds}s, wrk -t1 -c{args.connections}, "
             "server on CPU 0, wrk on CPU 1",
         },

@@ -134,6 +134,11 @@ CASES = {
         GOOD_SERVICE + '[protection.limits]\nroutes = [{ path = "/slow", time_limit = "0s" }]\n',
         "protection.limits.routes[0].time_limit: '0s' is invalid: expected a time limit greater than 0s",
     ),
+    "server header with a line break": (
+        GOOD_SERVICE + '[protection.headers]\nserver = "shop\\r\\nX-Injected: 1"\n',
+        "protection.headers.server: 'shop\\r\\nX-Injected: 1' is invalid: "
+        "expected a printable ASCII header value",
+    ),
     "size without a unit": (
         GOOD_SERVICE + "[protection.limits]\nmax_body_size = 1000\n",
         "protection.limits.max_body_size: 1000 is invalid: expected a size with a unit",

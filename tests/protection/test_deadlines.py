@@ -56,3 +56,60 @@ async def test_someone_elses_cancellation_passes_through() -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert sent == []
+
+
+def limited(routes: list[dict[str, str]], default: str = "30s") -> ProtectionMiddleware:
+    config = Config.model_validate(
+        {"service": {"name": "t"}, "protection": {"limits": {"time_limit": default, "routes": routes}}}
+    )
+    return ProtectionMiddleware(sleepy, config.protection, None)
+
+
+async def test_a_shorter_route_limit_is_not_held_up_by_a_longer_running_one() -> None:
+    """The one timer fires at the earliest running deadline: a request under a short route limit
+    that starts while a long one runs re-arms it earlier (else it would wait for the 30 s)."""
+    app = limited([{"path": "/fast", "time_limit": "100ms"}])
+    long_sent: list[dict[str, Any]] = []
+    short_sent: list[dict[str, Any]] = []
+
+    async def long_send(message: dict[str, Any]) -> None:
+        long_sent.append(message)
+
+    async def short_send(message: dict[str, Any]) -> None:
+        short_sent.append(message)
+
+    long = asyncio.create_task(app(scope(), None, long_send))  # type: ignore[arg-type]
+    await asyncio.sleep(0)  # the long request is tracked first
+    await asyncio.wait_for(app({**scope(), "path": "/fast"}, None, short_send), 10)  # type: ignore[arg-type]
+    assert short_sent[0]["status"] == 504
+    assert long_sent == [] and not long.done()
+    long.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await long
+
+
+async def test_no_timer_left_armed_when_no_request_runs() -> None:
+    """No periodic wake-ups: once the requests are done, the timer fires (at the earliest
+    deadline it was armed for), finds nothing running and is not armed again."""
+
+    async def quick(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    config = Config.model_validate(
+        {"service": {"name": "t"}, "protection": {"limits": {"time_limit": "50ms"}}}
+    )
+    app = ProtectionMiddleware(quick, config.protection, None)
+
+    async def send(message: dict[str, Any]) -> None:
+        pass
+
+    for _ in range(3):
+        await app(scope(), None, send)  # type: ignore[arg-type]
+    deadlines = app.deadlines
+    assert deadlines.armed
+    async with asyncio.timeout(10):
+        while deadlines.armed:
+            await asyncio.sleep(0.01)
+    await app(scope(), None, send)  # type: ignore[arg-type]
+    assert deadlines.armed  # the next request arms it again

@@ -69,6 +69,26 @@ def test_hsts_when_a_trusted_proxy_terminated_tls(serve: Serve) -> None:
     assert "strict-transport-security" not in plain.headers
 
 
+def test_no_server_header_unless_one_is_configured(serve: Serve) -> None:
+    """uvicorn announces itself (`Server: uvicorn`) unless told not to; `serve` does not, on the
+    app's answers and on the protection layer's own, and sends the value configured in
+    `[protection.headers] server`. uvicorn's `Date` stays."""
+    quiet = serve("")
+    responses = [
+        httpx.get(f"{quiet.app_url}/client"),
+        httpx.get(f"{quiet.app_url}/no-such-route"),
+        httpx.get(f"{quiet.app_url}/client", headers={f"X-Filler-{n}": "1" for n in range(120)}),
+    ]
+    assert [response.status_code for response in responses] == [200, 404, 431]
+    for response in responses:
+        assert "server" not in response.headers, response.status_code
+        assert response.headers.get_list("date") != []
+    named = serve('[protection.headers]\nserver = "shop"\n')
+    response = httpx.get(f"{named.app_url}/client")
+    assert response.headers.get_list("server") == ["shop"]
+    assert response.headers.get_list("date") != []
+
+
 def test_headers_can_all_be_turned_off(serve: Serve) -> None:
     service = serve("[protection.headers]\nenabled = false\n")
     response = httpx.get(f"{service.app_url}/client")

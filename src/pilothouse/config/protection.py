@@ -62,8 +62,12 @@ class HeadersConfig(Section):
     strict_transport_security: str = "max-age=31536000; includeSubDomains"
     error_cache_control: str = "no-store"
     """Cache-Control for responses with status 400 and above."""
+    server: str = ""
+    """The `Server` header `pilothouse serve` sends on the app port; empty: none (uvicorn's own
+    `Server: uvicorn` stays off). Sent by the server, so `enabled` does not affect it."""
 
     @field_validator(
+        "server",
         "x_content_type_options",
         "referrer_policy",
         "content_security_policy",

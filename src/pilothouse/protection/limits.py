@@ -46,10 +46,6 @@ class LimitTable:
             for route in config.routes
         )
 
-    @property
-    def shortest_time_limit(self) -> float:
-        return min(limit.time_limit for limit in (self.default, *(limit for _, limit in self.routes)))
-
     def for_path(self, path: str) -> RouteLimit:
         for matches, limit in self.routes:
             if matches(path):

@@ -38,7 +38,6 @@ class ProtectionMiddleware:
     """Wraps the app; see the module docstring."""
 
     __slots__ = (
-        "_deadlines",
         "_errors",
         "_headers",
         "_limits",
@@ -46,6 +45,7 @@ class ProtectionMiddleware:
         "_refusals",
         "_timeout_status",
         "app",
+        "deadlines",
     )
 
     def __init__(self, app: ASGIApp, config: ProtectionConfig, metrics: Metrics | None) -> None:
@@ -54,7 +54,7 @@ class ProtectionMiddleware:
         self._proxies = TrustedProxies(networks) if networks else None
         self._headers = SecurityHeaders(config.headers) if config.headers.enabled else None
         self._limits = LimitTable(config.limits) if config.limits.enabled else None
-        self._deadlines = Deadlines(self._limits.shortest_time_limit) if self._limits else None
+        self.deadlines = Deadlines()  # arms its timer only when a request is tracked
         self._timeout_status = config.limits.timeout_status
         self._errors = UnhandledErrors(metrics) if config.errors.enabled else None
         self._refusals = Refusals(metrics)
@@ -67,7 +67,7 @@ class ProtectionMiddleware:
             self._proxies.resolve(scope)
         headers = self._headers
         tls = scope["scheme"] in _TLS
-        errors = self._errors
+        hold_500 = self._errors is not None
         started = False
         held: HeldErrorPage | None = None
 
@@ -82,13 +82,13 @@ class ProtectionMiddleware:
                 status = message["status"]
                 if headers is not None:
                     message["headers"] = headers.add(message.get("headers", ()), status, tls)
-                if status == 500 and errors is not None:
+                if status == 500 and hold_500:
                     held = HeldErrorPage(message)
                     return
                 started = True
             await send(message)
 
-        time_limit: float | None = None
+        task: asyncio.Task[object] | None = None
         if (limits := self._limits) is not None:
             request_headers = scope["headers"]
             if len(request_headers) > limits.max_header_count:
@@ -106,6 +106,7 @@ class ProtectionMiddleware:
             if size > limits.max_header_size:
                 await self._refusals.refuse(send_wrapper, scope, 431, "headers_too_large")
                 return
+            # No per-route limits configured (the default): no lookup.
             route = limits.for_path(scope["path"]) if limits.routes else limits.default
             if length is not None:
                 if length.isdigit() and int(length) > route.max_body_size:
@@ -113,9 +114,7 @@ class ProtectionMiddleware:
                     return
             elif chunked or scope["method"] not in _BODYLESS:
                 receive = BodyLimit(receive, route.max_body_size).receive
-            time_limit = route.time_limit
-
-        task = self._deadlines.start(time_limit) if time_limit is not None and self._deadlines else None
+            task = self.deadlines.start(route.time_limit)
         try:
             await self.app(scope, receive, send_wrapper)
         except BodyTooLarge:
@@ -125,7 +124,7 @@ class ProtectionMiddleware:
             await self._refusals.refuse(send_wrapper, scope, 413, "body_too_large", _CLOSE)
             return
         except asyncio.CancelledError:
-            if not self._deadlines or not self._deadlines.expired(task):
+            if not self.deadlines.expired(task):
                 raise  # not ours: e.g. the drain deadline (the in-flight layer answers it)
             held = None
             if started:
@@ -137,14 +136,14 @@ class ProtectionMiddleware:
             await self._refusals.refuse(send_wrapper, scope, self._timeout_status, "time_limit")
             return
         except Exception as exc:
-            if errors is None:
+            if self._errors is None:
                 raise
             held = None
             await self._unhandled(exc, scope, send, started, tls)
             return
         finally:
             if task is not None:
-                self._deadlines.finish(task)  # type: ignore[union-attr]
+                self.deadlines.finish(task)
         if held is not None:  # the app's own 500, returned normally: its page passes untouched
             await held.flush(send)
 

@@ -73,7 +73,10 @@ class PilothouseServer:
                 lifespan="auto",
                 log_config=None,
                 access_log=False,
+                # No `Server: uvicorn` (server software disclosure); `[protection.headers] server`
+                # names one when wanted. uvicorn keeps sending `Date`.
                 server_header=False,
+                headers=server_headers(config),
                 # Forwarded headers are believed only from `[protection].trusted_proxies`
                 # (pilothouse.protection.proxies); uvicorn's own default trusts 127.0.0.1.
                 proxy_headers=False,
@@ -192,6 +195,12 @@ class PilothouseServer:
         deadline = asyncio.get_running_loop().time() + limit
         while running_tasks(self.app_server) and asyncio.get_running_loop().time() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.01)
+
+
+def server_headers(config: Config) -> list[tuple[str, str]]:
+    """uvicorn's extra default headers on the app port: the `Server` header when configured."""
+    server = config.protection.headers.server
+    return [("server", server)] if server else []
 
 
 def app_connection_cap(config: Config) -> int:
