@@ -110,6 +110,22 @@ def test_missing_secret_lists_every_place_looked(tmp_path: Path) -> None:
     )
 
 
+def test_a_missing_secrets_file_is_a_source_with_nothing_and_the_error_says_so(tmp_path: Path) -> None:
+    """In a pod the development file does not exist: what the mount or env has resolves, an
+    optional secret nobody has is simply absent (no startup error), and a required one's error
+    names the file as missing. The file appearing later is read (the dev loop)."""
+    SecretVolume(tmp_path / "mnt", "db", {"url": DB_URL})
+    r = resolver(tmp_path, {}, sources=["kubernetes", "env", "file"], file="absent.toml")
+    assert r.require(SecretRef(secret="db.url")).value.reveal() == DB_URL
+    assert r.resolve(SecretRef(secret="db.username")) is None
+    with pytest.raises(SecretError) as err:
+        r.require(SecretRef(secret="db.password"))
+    assert str(err.value).endswith(f"file {tmp_path}/absent.toml [db.password] (the file does not exist)")
+    write_private(tmp_path / "absent.toml", '[db]\npassword = "from-file"\n')
+    assert r.require(SecretRef(secret="db.password")).source == "file"
+    assert not r.where(SecretRef(secret="db.password"))[-1].endswith("(the file does not exist)")
+
+
 def test_empty_values_do_not_count(tmp_path: Path) -> None:
     SecretVolume(tmp_path / "mnt", "db", {"url": "  \n"})
     r = resolver(tmp_path, {"SHOP_DB_URL": "from-env"}, sources=["kubernetes", "env"])

@@ -62,10 +62,12 @@ class FileProvider:
         self._signature: tuple[int, int, int] | None = None
         self._values: dict[str, str] = {}
         self._mtime = 0.0
+        self._missing = False
 
     def where(self, ref: SecretRef) -> str:
         key = ref.secret if self._is_toml else env_name(self.service, ref)
-        return f"file {self.path} [{key}]"
+        missing = " (the file does not exist)" if self._missing else ""
+        return f"file {self.path} [{key}]{missing}"
 
     @property
     def _is_toml(self) -> bool:
@@ -88,7 +90,10 @@ class FileProvider:
         try:
             info = self.path.stat()
         except FileNotFoundError:
-            raise SecretError(f"secrets file {self.path} does not exist ([secrets].file)") from None
+            # The development file is the last source, absent where the others answer (a pod): a
+            # secret nobody else has is "not found", and that error names this file as missing.
+            self._values, self._signature, self._missing = {}, None, True
+            return
         except OSError as exc:
             raise SecretError(f"cannot read secrets file {self.path}: {exc.strerror}") from None
         if not stat.S_ISREG(info.st_mode):  # chmod advice would be wrong, and a FIFO would block
@@ -117,6 +122,7 @@ class FileProvider:
         else:
             values = parse_dotenv(text, self.path)
         self._values, self._signature, self._mtime = values, signature, info.st_mtime
+        self._missing = False
 
     def close(self) -> None:
         self._values = {}
