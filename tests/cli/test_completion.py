@@ -5,21 +5,27 @@ COMP_WORDS/COMP_CWORD, as `complete -F` calls it; fish: `complete -C`, fish's ow
 completions). zsh's `compadd` exists only inside a completion widget, which needs a terminal: the
 script is loaded by the real zsh (compinit, compdef) and its function run there with `words` and
 `CURRENT` set as zsh sets them, `compadd` and `_files` replaced by functions that print what
-they are given (the only stand-ins here).
+they are given; `test_zsh_completes_at_a_terminal` then types TAB into an interactive zsh on a
+pseudo-terminal, with no stand-in, and reads the line zsh completed.
 """
 
 from __future__ import annotations
 
 import functools
+import os
+import pty
+import select
 import shlex
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
 
 from pilothouse.cli._tree import pilothouse
-from tests.helpers import PILOTHOUSE
+from pilothouse.validation import plain
+from tests.helpers import PILOTHOUSE, ROOT
 
 
 def shell(argv: list[str]) -> str:
@@ -124,6 +130,58 @@ def test_zsh_completes_in_zsh() -> None:
         "<files>",
         "bash zsh fish",
     ]
+
+
+class Terminal:
+    """An interactive zsh on a pseudo-terminal: what is typed goes in as keystrokes, what zsh
+    draws comes back (escape sequences included)."""
+
+    def __init__(self) -> None:
+        self.fd, child = pty.openpty()
+        bin_dir = str(Path(PILOTHOUSE[0]).parent)
+        env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "TERM": "xterm", "HOME": tempfile.mkdtemp(), "PS1": "$ "}
+        self.proc = subprocess.Popen(
+            ["zsh", "-f", "-i"],
+            stdin=child,
+            stdout=child,
+            stderr=child,
+            env=env,
+            cwd=ROOT,
+            start_new_session=True,
+        )
+        os.close(child)
+        self.seen = ""
+
+    def type(self, keys: str) -> None:
+        os.write(self.fd, keys.encode())
+
+    def wait_for(self, text: str, timeout: float = 60) -> str:
+        deadline = time.monotonic() + timeout
+        while text not in plain(self.seen):  # zsh draws the suffix space in bold
+            ready, _, _ = select.select([self.fd], [], [], max(0.0, deadline - time.monotonic()))
+            assert ready, f"{text!r} not shown in {timeout}s; the terminal showed {self.seen[-400:]!r}"
+            self.seen += os.read(self.fd, 4096).decode(errors="replace")
+        return self.seen
+
+    def close(self) -> None:
+        self.proc.kill()
+        self.proc.wait(10)
+        os.close(self.fd)
+
+
+def test_zsh_completes_at_a_terminal() -> None:
+    """compinit, the script sourced as a user's .zshrc would, then TAB pressed: zsh's own widget
+    completes `jobs dr` to `drain` and `completion z` to `zsh`, each unique, on the line."""
+    term = Terminal()
+    try:
+        term.type(f"autoload -Uz compinit && compinit -u && source {script_file('zsh')} && print lo''aded\n")
+        term.wait_for("loaded")
+        term.type("pilothouse jobs dr\t")
+        term.wait_for("pilothouse jobs drain ")
+        term.type("\x15pilothouse completion z\t")  # ^U: the line is emptied first
+        term.wait_for("pilothouse completion zsh ")
+    finally:
+        term.close()
 
 
 def fish_complete(line: str) -> list[str]:
