@@ -11,7 +11,7 @@ divided by the spans: the setup cancels out). With `--export`, also the whole ex
 `OtlpExporter` against the SDK's `OTLPSpanExporter` (opentelemetry-exporter-otlp-proto-http),
 CPU of this process only. Package versions are printed with the result.
 
-    .venv/bin/python bench/otlp_encode.py [--instructions] [--export]
+    .venv/bin/python bench/otlp_encode.py [--instructions] [--export] [--server-spans]
 """
 
 from __future__ import annotations
@@ -59,8 +59,9 @@ server.serve_forever()
 """
 
 
-def batch(size: int = BATCH) -> list[Any]:
-    """`size` finished spans: half server spans, half helper spans under them."""
+def batch(size: int = BATCH, helpers: bool = True) -> list[Any]:
+    """`size` finished spans: half server spans, half helper spans under them (`helpers=False`:
+    server spans only, what `pilothouse serve` exports for a route that makes no spans)."""
     from opentelemetry import trace
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
@@ -74,12 +75,13 @@ def batch(size: int = BATCH) -> list[Any]:
     provider.add_span_processor(SimpleSpanProcessor(memory))
     tracer = provider.get_tracer("pilothouse")
     starter = ServerSpanStarter(tracer, 1.0)  # type: ignore[arg-type]
-    for i in range(size // 2):
+    for i in range(size // 2 if helpers else size):
         attributes = {"http.request.method": "GET", "url.path": f"/items/{i}", "url.scheme": "http"}
         span: Any = starter.start("GET", attributes, None, None, None)
         token = trace.context_api.attach(trace.set_span_in_context(span))
-        with tracer.start_as_current_span("load item", attributes={"code.function": "load", "items": 3}):
-            pass
+        if helpers:
+            with tracer.start_as_current_span("load item", attributes={"code.function": "load", "items": 3}):
+                pass
         trace.context_api.detach(token)
         span.values["http.response.status_code"] = 200
         span.values["http.route"] = "/items/{id}"
@@ -145,7 +147,7 @@ def export_per_span(spans: list[Any], repeats: int = 20) -> dict[str, float]:
 _COLLECTED = re.compile(r"Collected : (\d+)")
 
 
-def _callgrind(encoder: str, batches: int) -> int:
+def _callgrind(encoder: str, batches: int, helpers: bool = True) -> int:
     with tempfile.TemporaryDirectory(prefix="pilothouse-callgrind-") as tmp:
         log = Path(tmp) / "valgrind.log"
         subprocess.run(
@@ -159,6 +161,7 @@ def _callgrind(encoder: str, batches: int) -> int:
                 "--run",
                 encoder,
                 str(batches),
+                *([] if helpers else ["--server-spans"]),
             ],
             check=True,
             cwd=ROOT,
@@ -169,13 +172,13 @@ def _callgrind(encoder: str, batches: int) -> int:
         return int(match.group(1))
 
 
-def instructions_per_span(encoder: str, batches: int = 4) -> float:
-    return (_callgrind(encoder, batches) - _callgrind(encoder, 0)) / (batches * BATCH)
+def instructions_per_span(encoder: str, batches: int = 4, helpers: bool = True) -> float:
+    return (_callgrind(encoder, batches, helpers) - _callgrind(encoder, 0, helpers)) / (batches * BATCH)
 
 
-def _run(encoder: str, batches: int) -> None:
+def _run(encoder: str, batches: int, helpers: bool = True) -> None:
     """The callgrind child: build the batch, encode it `batches` times (0: setup only)."""
-    spans = batch()
+    spans = batch(helpers=helpers)
     encode = encoders()[encoder]
     encode(spans[:2])  # both runs import and warm the same code
     for _ in range(batches):
@@ -186,21 +189,26 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--instructions", action="store_true", help="also count instructions (callgrind)")
     parser.add_argument("--export", action="store_true", help="also time whole exports to a local receiver")
+    parser.add_argument(
+        "--server-spans", action="store_true", help="a batch of server spans only (no helper spans)"
+    )
     parser.add_argument("--run", nargs=2, metavar=("ENCODER", "BATCHES"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.run:
-        _run(args.run[0], int(args.run[1]))
+        _run(args.run[0], int(args.run[1]), not args.server_spans)
         return 0
-    spans = batch()
+    helpers = not args.server_spans
+    spans = batch(helpers=helpers)
     sizes = {name: len(encode(spans)) for name, encode in encoders().items()}
     versions = ", ".join(f"{p} {importlib.metadata.version(p)}" for p in PACKAGES)
-    print(f"Python {platform.python_version()}, {versions}; batch of {BATCH} spans")
+    kind = "spans" if helpers else "server spans"
+    print(f"Python {platform.python_version()}, {versions}; batch of {BATCH} {kind}")
     print("| encoder | CPU µs/span | bytes/span |" + (" instructions/span |" if args.instructions else ""))
     print("|---|---:|---:|" + ("---:|" if args.instructions else ""))
     for name, encode in encoders().items():
         row = f"| {name} | {cpu_per_span(encode, spans):.2f} | {sizes[name] / len(spans):.0f} |"
         if args.instructions:
-            row += f" {instructions_per_span(name):,.0f} |"
+            row += f" {instructions_per_span(name, helpers=helpers):,.0f} |"
         print(row)
     if args.export:
         print()

@@ -99,3 +99,67 @@ def test_no_ansi_escape_codes_in_json_lines() -> None:
     assert doc["message"] == "Started server process [42]"
     assert doc["worker"] == "w1"
     assert "color_message" not in doc
+
+
+def test_the_usual_access_line_is_written_as_the_formatter_writes_any_line() -> None:
+    """The access line's one-f-string path (nothing to escape or redact) gives the text
+    `JsonFormatter.line` gives; every other line goes through `line` itself."""
+    import itertools
+
+    from pilothouse import redaction
+    from pilothouse.telemetry.access import _render
+    from pilothouse.telemetry.logs import ACCESS_LOGGER
+
+    formatters = (JsonFormatter("shop"), JsonFormatter('sh"op', "tenant"))
+    paths = (
+        "/items/42",
+        "/a@b",
+        "/x=1",
+        "/é",
+        "/\x1b[31m",
+        '/q"',
+        "/b\\s",
+        "/t\tab",
+        "/items/s3cr3t-value",
+        "/a/token=abc",
+        "/u:p@db",
+        "/go/postgres://u:pw@db/x",
+    )
+    try:
+        for (
+            secret,
+            formatter,
+            method,
+            path,
+            status,
+            micros,
+            request_id,
+            correlation,
+            ids,
+            subject,
+        ) in itertools.product(
+            (False, True),
+            formatters,
+            ("GET", 'PO"ST'),
+            paths,
+            (200, 503),
+            (0, 123, 999_999, 12_345_678),
+            (None, "abc", 'a"b', "é"),
+            (None, "c1"),
+            (None, ("a" * 32, "b" * 16)),
+            (None, "alice"),
+        ):
+            if secret:  # a registered secret: every line is redacted, so none takes the short path
+                redaction.register_secret("s3cr3t-value")
+            created = 1_700_000_000.9996
+            ms, frac = divmod(micros, 1000)
+            extra = f', "http_route": "/items/{{id}}", "status": {status}, "duration_ms": {ms}.{frac:03d}'
+            if subject is not None:
+                extra += f', "subject": {json.dumps(subject, ensure_ascii=False)}'
+            message = f"{method} {path} {status} {ms}.{frac // 100}ms"
+            expected = formatter.line(created, ACCESS_LOGGER, message, request_id, correlation, ids, extra)
+            args = (method, path, status, micros, '"/items/{id}"', request_id, correlation, ids, subject)
+            assert _render(formatter, created, *args) == expected
+            json.loads(expected)
+    finally:
+        redaction.unregister_secret("s3cr3t-value")

@@ -236,6 +236,59 @@ def test_grpc_export_decodes_as_the_official_encoders_message(
     check_decoded(request, spans)
 
 
+def server_spans_of_every_shape() -> list[ReadableSpan]:
+    """`ServerSpan`s as requests make them: new and continued traces (remote parent, trace
+    state), every attribute value type, names and values past one length byte, events, error
+    and OK statuses; and the same span twice, so the second is encoded from
+    the caches."""
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": "wire"}))
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    starter = ServerSpanStarter(provider.get_tracer("pilothouse"), None)  # type: ignore[arg-type]
+    long = "x" * 200
+    shapes: list[tuple[str | None, str | None, dict[str, Any]]] = [
+        (None, None, {}),
+        (REMOTE_PARENT, None, {"http.response.status_code": 200, "http.route": "/items/{id}"}),
+        (REMOTE_PARENT, "vendor=x1,other=y2", {"text": "héllo", "ratio": 0.5, "negative_zero": -0.0}),
+        ("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", None, {"flag": True, "one": 1}),
+        (None, None, {"big": 2**62, "negative": -7, "ints": (1, -2), "texts": ("a", "b"), "long": long}),
+        (None, None, {"zero": 0.0, "false": False, "zero_int": 0, long: "key past one length byte"}),
+    ]
+    for header, state, attributes in shapes:
+        for _ in range(2):
+            attrs = {"http.request.method": "GET", "url.path": "/x"}
+            span: Any = starter.start("GET", attrs, header, state, None)
+            span.set_attributes(attributes)
+            span._name = f"GET /{long}" if "long" in attributes else "GET /items/{id}"
+            if "one" in attributes:
+                span.add_event("checkpoint", {"step": 1})
+                span.set_status(trace.StatusCode.OK)
+            if "big" in attributes:
+                span.record_exception(RuntimeError("boom"))
+                span.set_status(trace.Status(trace.StatusCode.ERROR, "RuntimeError"))
+            span.end()
+    return list(memory.get_finished_spans())
+
+
+def test_server_spans_encode_as_any_span_and_as_the_official_encoder() -> None:
+    """The request path's spans take `encode_server_span` (their fields read directly, shared
+    parts packed together): the same bytes as the general `encode_span`, and the same message
+    as the SDK's encoder once decoded."""
+    from pilothouse.telemetry.otlp_encode import encode_request, encode_server_span, encode_span
+
+    spans = server_spans_of_every_shape()
+    assert len(spans) == 12
+    for span in spans:
+        assert encode_server_span(span) == encode_span(span)  # type: ignore[arg-type]
+    request = ExportTraceServiceRequest.FromString(encode_request(spans))
+    expected = encode_spans(spans)
+    for resource in request.resource_spans:
+        for scope in resource.scope_spans:
+            for span in scope.spans:
+                span.flags &= ~0xFF  # the SDK's encoder leaves out the W3C trace flags
+    assert request == expected
+
+
 def test_429_and_503_are_retried_after_retry_after(http_receiver: HttpReceiver) -> None:
     http_receiver.answers = [(503, {"Retry-After": "0"}), (429, {"Retry-After": "0"})]
     exporter = OtlpExporter(

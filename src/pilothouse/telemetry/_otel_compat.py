@@ -57,6 +57,9 @@ def _same_as_constructor() -> bool:
 
 
 span_context = _direct_span_context if _same_as_constructor() else _checked_span_context
+# The same check says a `SpanContext` unpacks as (trace_id, span_id, is_remote, trace_flags,
+# trace_state, is_valid): the OTLP encoder reads a server span's context that way.
+SPAN_CONTEXT_IS_TUPLE = span_context is _direct_span_context
 
 # -- 2. the runtime context's ContextVar ------------------------------------------------------
 

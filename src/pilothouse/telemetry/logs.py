@@ -126,10 +126,14 @@ class JsonFormatter(logging.Formatter):
     def _timestamp(self, created: float) -> str:
         """ISO 8601 UTC with milliseconds; the part up to the second is reused within it."""
         second = int(created)
-        if second != self._second:
-            self._second = second
-            self._second_text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-        return self._second_text + _MILLIS_Z[min(int((created - second) * 1000), 999)]
+        text = self._second_text if second == self._second else self._timestamp_second(second)
+        return text + _MILLIS_Z[min(int((created - second) * 1000), 999)]
+
+    def _timestamp_second(self, second: int) -> str:
+        """The timestamp up to `second` (a new second: rendered and kept)."""
+        self._second = second
+        self._second_text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        return self._second_text
 
     def line(
         self,

@@ -191,7 +191,7 @@ class TelemetryMiddleware:
             if request_id is None or not _SAFE_REQUEST_ID.fullmatch(request_id):
                 # A request that starts a trace takes its id (unique, and it leads from a log
                 # line straight to the trace); otherwise a random one. Not a secret either way.
-                rid_text = new_trace or f"{getrandbits(128):032x}"
+                rid_text = new_trace or getrandbits(128).to_bytes(16, "big").hex()  # as :032x
                 request_id = rid_text.encode()
             response_headers.append((rid_key, request_id))
         if traceparent is not None:

@@ -26,6 +26,10 @@ from typing import Any
 
 from opentelemetry.trace import SpanKind, StatusCode
 
+from pilothouse.telemetry._otel_compat import SPAN_CONTEXT_IS_TUPLE
+from pilothouse.telemetry.server_span import _UNSET as _SERVER_UNSET
+from pilothouse.telemetry.server_span import ServerSpan
+
 _pack_double = struct.Struct("<d").pack
 _pack_fixed64 = struct.Struct("<Q").pack
 _pack_fixed32 = struct.Struct("<I").pack
@@ -111,33 +115,51 @@ def _key_value(key: str, value: Any) -> bytes:
 
 
 # Whole attribute fields (tag, length, KeyValue) of short scalar values: most attributes repeat
-# from span to span (method, route, status, scheme). Emptied when full, so values that never
-# repeat (paths with ids) cannot keep out the ones that do for long.
-_FIELDS: dict[tuple[bytes, str, type, Any], bytes] = {}
-_MAX_CACHED_FIELDS = 4096
+# from span to span (method, route, status, scheme). One cache per field tag, then per key and
+# value type (`True == 1 == 1.0`, so the type keeps them apart), then per value: two dict
+# lookups and no key tuple per attribute. A key's values are emptied when it holds too many, so
+# values that never repeat (paths with ids) cannot keep out the ones that do for long.
+_FieldCache = dict[tuple[str, type], dict[Any, bytes]]
+_FIELDS: dict[bytes, _FieldCache] = {}
+_MAX_CACHED_VALUES = 512  # per key and type
+_MAX_CACHED_KEYS_PER_TAG = 1024
 _MAX_CACHED_TEXT = 64
-_SCALARS = frozenset((str, int, bool, float))
+_CACHED_KINDS = frozenset((str, int, bool))  # not float: 0.0 == -0.0, nan != nan
+
+
+def _field_cache(tag: bytes) -> _FieldCache:
+    cache = _FIELDS.get(tag)
+    if cache is None:
+        cache = _FIELDS[tag] = {}
+    return cache
+
+
+def _new_field(cache: _FieldCache, tag: bytes, key: str, value: Any, kind: type) -> bytes:
+    """The attribute field of a value not in `cache`, added to it when it is a short scalar."""
+    encoded = _length_delimited(tag, _key_value(key, value))
+    if kind in _CACHED_KINDS and (kind is not str or len(value) <= _MAX_CACHED_TEXT):
+        values = cache.get((key, kind))
+        if values is None:
+            if len(cache) >= _MAX_CACHED_KEYS_PER_TAG:
+                cache.clear()
+            values = cache[(key, kind)] = {}
+        elif len(values) >= _MAX_CACHED_VALUES:
+            values.clear()
+        values[value] = encoded
+    return encoded
 
 
 def _attributes(tag: bytes, attributes: Mapping[str, Any] | None) -> bytes:
     """Every attribute as a repeated KeyValue field `tag`."""
     if not attributes:
         return b""
-    fields = _FIELDS
+    cache = _FIELDS.get(tag) or _field_cache(tag)
     out = []
     for key, value in attributes.items():
         kind = type(value)
-        if kind in _SCALARS and (kind is not str or len(value) <= _MAX_CACHED_TEXT):
-            cache_key = (tag, key, kind, value)
-            encoded = fields.get(cache_key)
-            if encoded is None:
-                encoded = _length_delimited(tag, _key_value(key, value))
-                if len(fields) >= _MAX_CACHED_FIELDS:
-                    fields.clear()
-                fields[cache_key] = encoded
-        else:
-            encoded = _length_delimited(tag, _key_value(key, value))
-        out.append(encoded)
+        values = cache.get((key, kind))
+        encoded = values.get(value) if values is not None else None
+        out.append(encoded if encoded is not None else _new_field(cache, tag, key, value, kind))
     return b"".join(out)
 
 
@@ -233,6 +255,54 @@ def encode_span(span: Any) -> bytes:
     return b"".join(out)
 
 
+# -- the request path's server spans --------------------------------------------------------
+
+_pack_ids = struct.Struct(">HQQHQ").pack  # trace_id (1) and span_id (2): tags, then big-endian ids
+_pack_times = struct.Struct("<BQBQ").pack  # start_time_unix_nano (7), end_time_unix_nano (8)
+_pack_flags = struct.Struct("<HI").pack  # flags (16): its two-byte tag 0x85 0x01, then fixed32
+_LOW_64 = (1 << 64) - 1
+_NAMES: dict[str, bytes] = {}  # a server span's name (5) and kind (6) fields, by name
+_MAX_CACHED_NAMES = 1024  # names are `METHOD /route`: bounded like the route label
+
+
+def _server_name(name: str) -> bytes:
+    encoded = _string(b"\x2a", name) + _KIND[SpanKind.SERVER]
+    if len(_NAMES) >= _MAX_CACHED_NAMES:
+        _NAMES.clear()
+    _NAMES[name] = encoded
+    return encoded
+
+
+def encode_server_span(span: ServerSpan) -> bytes:
+    """What `encode_span` writes for a Pilothouse `ServerSpan` (the same bytes, tested), read from
+    its fields rather than through `ReadableSpan`'s properties (each a call, some a copy) and
+    with the parts every server span shares packed together: the request path's span, one per
+    traced request, is most of what is exported."""
+    context: Any = span._context  # a SpanContext is the tuple of its fields
+    trace_id, span_id, _, trace_flags, state, _ = context
+    parent = span._parent
+    name = span._name
+    out = [_pack_ids(0x0A10, trace_id >> 64, trace_id & _LOW_64, 0x1208, span_id)]
+    if state:
+        out.append(_string(b"\x1a", state.to_header()))
+    flags = trace_flags | _HAS_IS_REMOTE
+    if parent is not None:
+        out.append(b"\x22\x08" + parent[1].to_bytes(8, "big"))  # its span_id
+        if parent[2]:  # is_remote
+            flags |= _IS_REMOTE
+    out.append(_NAMES.get(name) or _server_name(name))
+    out.append(_pack_times(0x39, span._start_time or 0, 0x41, span._end_time or 0))
+    out.append(_attributes(b"\x4a", span._attributes))
+    for event in span._events:
+        out.append(_length_delimited(b"\x5a", _event(event)))
+    for link in span._links:
+        out.append(_length_delimited(b"\x6a", _link(link)))
+    status = span._status
+    out.append(_UNSET_STATUS if status is _SERVER_UNSET else _status(status))
+    out.append(_pack_flags(0x0185, flags))
+    return b"".join(out)
+
+
 # -- resource and scope (cached: one or two per process) -------------------------------------
 
 _RESOURCES: dict[int, tuple[Any, bytes]] = {}
@@ -271,27 +341,48 @@ def _schema_url(tag: bytes, holder: Any) -> bytes:
     return _string(tag, url) if url else b""
 
 
+_SPAN_FIELDS: dict[int, bytes] = {}  # ScopeSpans.spans (2): the tag and length, by length
+
+
+def _span_field(length: int) -> bytes:
+    encoded = b"\x12" + varint(length)
+    if length < 0x4000:
+        _SPAN_FIELDS[length] = encoded
+    return encoded
+
+
 def encode_request(spans: Iterable[Any]) -> bytes:
     """ExportTraceServiceRequest { repeated ResourceSpans resource_spans = 1 } for `spans`,
     grouped by resource, then by instrumentation scope (in first-seen order)."""
     groups: dict[int, tuple[Any, dict[int, tuple[Any, list[bytes]]]]] = {}
+    last_resource = last_scope = encoded = None
     for span in spans:
-        resource = span.resource
-        by_scope = groups.get(id(resource))
-        if by_scope is None:
-            by_scope = groups[id(resource)] = (resource, {})
-        scope = span.instrumentation_scope
-        entry = by_scope[1].get(id(scope))
-        if entry is None:
-            entry = by_scope[1][id(scope)] = (scope, [])
-        entry[1].append(_length_delimited(b"\x12", encode_span(span)))
+        if type(span) is ServerSpan and SPAN_CONTEXT_IS_TUPLE:
+            starter = span._spans
+            resource, scope = starter.resource, starter.scope
+            body = encode_server_span(span)
+        else:
+            resource, scope = span.resource, span.instrumentation_scope
+            body = encode_span(span)
+        if encoded is None or resource is not last_resource or scope is not last_scope:
+            last_resource, last_scope = resource, scope
+            by_scope = groups.get(id(resource))
+            if by_scope is None:
+                by_scope = groups[id(resource)] = (resource, {})
+            entry = by_scope[1].get(id(scope))
+            if entry is None:
+                entry = by_scope[1][id(scope)] = (scope, [])
+            encoded = entry[1]
+        n = len(body)
+        encoded.append(_SPAN_FIELDS.get(n) or _span_field(n))
+        encoded.append(body)
     out: list[bytes] = []
     for resource, scopes in groups.values():
-        body = [_resource(resource)]
-        for scope, encoded in scopes.values():
-            body.append(
-                _length_delimited(b"\x12", _scope(scope) + b"".join(encoded) + _schema_url(b"\x1a", scope))
+        body_parts = [_resource(resource)]
+        for scope, parts in scopes.values():
+            body_parts.append(
+                _length_delimited(b"\x12", _scope(scope) + b"".join(parts) + _schema_url(b"\x1a", scope))
             )
-        body.append(_schema_url(b"\x1a", resource))
-        out.append(_length_delimited(b"\x0a", b"".join(body)))
+        body_parts.append(_schema_url(b"\x1a", resource))
+        out.append(_length_delimited(b"\x0a", b"".join(body_parts)))
     return b"".join(out)
