@@ -6,6 +6,7 @@ read as Prometheus text from a real registry bound as the runtime binds its own.
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 import uuid
 from collections.abc import Iterator
@@ -112,10 +113,8 @@ def api() -> Iterator[ThreadingHTTPServer]:
     server.server_close()
 
 
-def _refused_port() -> tuple[int, Any]:
+def _refused_port() -> tuple[int, socket.socket]:
     """A port bound but not listening: connecting to it is refused while the socket is held."""
-    import socket
-
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     return sock.getsockname()[1], sock
