@@ -1,7 +1,8 @@
 """Acceptance of the CI system's operations (reference system 003): every criterion of
 ACCEPTANCE.md that can run here, against a real `pilothouse serve` of this example, the shared
 PostgreSQL (pipelines and the job queue), two small HTTP servers standing in for the identity
-provider (Dex's /healthz) and the registry (/v2/), and an OTLP receiver. The example's own gRPC
+provider (Dex's /healthz) and the registry (/v2/), one standing in for the Kubernetes API (the
+runner pods of namespace `ci`), and an OTLP receiver. The example's own gRPC
 API (the runners' status API, `ci/runner_api.py`) is called by a build and by this test.
 
 Run: `make examples`, or `.venv/bin/pytest tests/examples/test_ci.py`. One run of the service
@@ -65,6 +66,36 @@ class Dependency:
         self.server.healthy = yes  # type: ignore[attr-defined]
 
 
+class _KubernetesApi(BaseHTTPRequestHandler):
+    """GET /api/v1/namespaces/ci/pods: a PodList of two runners; 404 elsewhere. Records each
+    request's path and `traceparent`."""
+
+    def do_GET(self) -> None:
+        self.server.requests.append((self.path, self.headers.get("traceparent")))  # type: ignore[attr-defined]
+        found = self.path.split("?", 1)[0] == "/api/v1/namespaces/ci/pods"
+        pods = [{"metadata": {"name": name, "namespace": "ci"}} for name in ("runner-a", "runner-b")]
+        body = json.dumps({"kind": "PodList", "apiVersion": "v1", "items": pods} if found else {}).encode()
+        self.send_response(200 if found else 404)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+class KubernetesApi(Dependency):
+    def __init__(self) -> None:
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _KubernetesApi)
+        self.server.requests = []  # type: ignore[attr-defined]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def requests(self) -> list[tuple[str, str | None]]:
+        return list(self.server.requests)  # type: ignore[attr-defined]
+
+
 @dataclass
 class Run:
     """What one run of the example recorded, from start to exit."""
@@ -78,6 +109,8 @@ class Run:
     ready_identity_down: httpx.Response
     health: httpx.Response
     pipelines: httpx.Response
+    runners: httpx.Response
+    kubernetes: KubernetesApi
     build: Any  # `jobs submit build --wait` (CompletedProcess)
     runner_api: str = ""  # the gRPC API's target, from `GET /api/runner-api`
     grpc_calls: dict[str, Any] = field(default_factory=dict)  # call -> (status code, response)
@@ -96,11 +129,11 @@ class Run:
 
 
 @pytest.fixture(scope="module")
-def dependencies() -> Iterator[tuple[Dependency, Dependency]]:
-    identity, registry = Dependency(), Dependency()
-    yield identity, registry
-    identity.server.shutdown()
-    registry.server.shutdown()
+def dependencies() -> Iterator[tuple[Dependency, Dependency, KubernetesApi]]:
+    identity, registry, kubernetes = Dependency(), Dependency(), KubernetesApi()
+    yield identity, registry, kubernetes
+    for dependency in (identity, registry, kubernetes):
+        dependency.server.shutdown()
 
 
 def _config(tmp: Path, identity: Dependency, registry: Dependency) -> Path:
@@ -148,9 +181,11 @@ def _call_the_runner_api(target: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def run(
-    postgres_url: str, tmp_path_factory: pytest.TempPathFactory, dependencies: tuple[Dependency, Dependency]
+    postgres_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    dependencies: tuple[Dependency, Dependency, KubernetesApi],
 ) -> Iterator[Run]:
-    identity, registry = dependencies
+    identity, registry, kubernetes = dependencies
     tmp = tmp_path_factory.mktemp("ci")
     (tmp / "state").mkdir()
     config = _config(tmp, identity, registry)
@@ -170,6 +205,7 @@ def run(
             "PILOTHOUSE_LIFECYCLE__PRE_STOP_DELAY": "0s",
             "PILOTHOUSE_PROBES__CACHE_TTL": "0s",
             "CI_RUNNER_API_PORT": "0",  # the runners' gRPC API on a port the system picks
+            "CI_KUBERNETES_API": f"http://127.0.0.1:{kubernetes.port}",  # the stand-in's
             "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{receiver.port}",
         }
         server = ServeProcess(config, env=env, cwd=EXAMPLE).start()
@@ -194,6 +230,8 @@ def run(
                 ready_identity_down=ready_identity_down,
                 health=httpx.get(f"{ops}/health"),
                 pipelines=httpx.get(f"{server.app_url}/api/pipelines"),
+                runners=httpx.get(f"{server.app_url}/api/runners"),
+                kubernetes=kubernetes,
                 build=_cli(
                     env,
                     config,
@@ -347,6 +385,45 @@ def test_job_and_http_metrics_on_the_metrics_endpoint(run: Run) -> None:
     assert value(run.metrics, "pilothouse_job_runs_total", job="config-sync", outcome="ok") == 1
     assert value(run.metrics, "pilothouse_job_step_duration_seconds_count", job="build", step="package") == 1
     assert "http_server_request_duration_seconds_count" in run.metrics
+
+
+def test_db_query_and_kubernetes_call_metrics_and_spans(run: Run) -> None:
+    """`GET /api/pipelines` queries PostgreSQL through the traced cursor, `GET /api/runners` lists
+    the runner pods from the (stand-in) Kubernetes API through the traced httpx client: each is a
+    CLIENT span under the request's server span, the Kubernetes API receives that span's
+    `traceparent`, and both are on /metrics by operation / server, never by statement or path."""
+    assert run.runners.status_code == 200 and run.runners.json() == {"runners": ["runner-a", "runner-b"]}
+    db = {"db_system_name": "postgresql", "db_operation_name": "SELECT", "error_type": ""}
+    assert value(run.metrics, "db_client_operation_duration_seconds_count", **db) == 1
+    k8s = {
+        "http_request_method": "GET",
+        "server_address": "127.0.0.1",
+        "server_port": str(run.kubernetes.port),
+        "http_response_status_code": "200",
+        "error_type": "",
+    }
+    assert value(run.metrics, "http_client_request_duration_seconds_count", **k8s) == 1
+    assert "pg_stat_activity" not in run.metrics and "namespaces" not in run.metrics
+
+    spans = {(s.name, s.kind): s for s in run.spans}
+    served = spans[("GET /api/runners", Span.SPAN_KIND_SERVER)]
+    call = spans[("GET", Span.SPAN_KIND_CLIENT)]
+    assert (call.trace_id, call.parent_span_id) == (served.trace_id, served.span_id)
+    assert _attributes(call)["http.response.status_code"] == 200
+    assert (
+        _attributes(call)["url.full"] == f"http://127.0.0.1:{run.kubernetes.port}/api/v1/namespaces/ci/pods"
+    )
+    ((path, traceparent),) = run.kubernetes.requests
+    assert path == "/api/v1/namespaces/ci/pods?labelSelector=app%3Dci-runner"
+    assert traceparent is not None and traceparent.split("-")[1:3] == [
+        call.trace_id.hex(),
+        call.span_id.hex(),
+    ]
+    pipelines = spans[("GET /api/pipelines", Span.SPAN_KIND_SERVER)]
+    queries = [
+        s for s in run.spans if s.parent_span_id == pipelines.span_id and s.kind == Span.SPAN_KIND_CLIENT
+    ]
+    assert [(q.name, _attributes(q)["db.operation.name"]) for q in queries] == [("SELECT", "SELECT")]
 
 
 def test_traces_for_requests_and_job_steps_reach_the_collector(run: Run) -> None:

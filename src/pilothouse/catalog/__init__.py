@@ -12,6 +12,8 @@ from typing import Protocol
 from pilothouse.catalog import (
     app,
     backup,
+    db_client,
+    http_client,
     http_server,
     jobs,
     lifecycle,
@@ -35,6 +37,8 @@ class SpecModule(Protocol):
 _MODULES: tuple[SpecModule, ...] = (
     app,
     backup,
+    db_client,
+    http_client,
     http_server,
     jobs,
     lifecycle,

@@ -55,8 +55,8 @@ from typing import TYPE_CHECKING, Any
 from pilothouse.catalog import rpc as rpc_metrics
 from pilothouse.errors import ConfigError
 from pilothouse.redaction import redact
+from pilothouse.telemetry.spans import error_type, trace_headers
 from pilothouse.telemetry.state import state
-from pilothouse.telemetry.traceparent import format_header
 
 try:
     from opentelemetry import trace as _trace
@@ -118,21 +118,15 @@ def _peer(peer: str | None) -> tuple[str | None, int | None]:
     return rest or None, None
 
 
-def _type_name(error: BaseException) -> str:
-    """The exception's fully qualified class name (`json.decoder.JSONDecodeError`, `ValueError`)."""
-    cls = type(error)
-    return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
-
-
 def _exception_event(span: Any, error: BaseException) -> None:
     """The SDK's `exception` event, message and stack trace redacted; ERROR status with the
     class's name; `error.type`, its qualified name."""
     cls = type(error)
-    span.set_attribute("error.type", _type_name(error))
+    span.set_attribute("error.type", error_type(error))
     span.add_event(
         "exception",
         {
-            "exception.type": _type_name(error),
+            "exception.type": error_type(error),
             "exception.message": redact(str(error)),
             "exception.stacktrace": redact("".join(traceback.format_exception(error))),
             "exception.escaped": "True",
@@ -372,12 +366,7 @@ class _ClientCall:
             name, kind=_trace.SpanKind.CLIENT, attributes=attributes
         )
         metadata = [(k, v) for k, v in (details.metadata or ()) if k not in TRACE_KEYS]
-        context = self.span.get_span_context()
-        if context.is_valid:
-            parent = format_header(f"{context.trace_id:032x}", f"{context.span_id:016x}", context.trace_flags)
-            metadata.append(("traceparent", parent.decode()))
-            if context.trace_state:
-                metadata.append(("tracestate", context.trace_state.to_header()))
+        metadata.extend(trace_headers(self.span).items())
         self.details = _with_metadata(details, grpc.aio.Metadata(*metadata) if aio else tuple(metadata))
 
     def end(self, code: Any, error: BaseException | None) -> None:

@@ -1,4 +1,5 @@
-"""psycopg 3 cursors that put every `execute` in a SQL span (see `pilothouse.telemetry.sql`).
+"""psycopg 3 cursors that put every `execute` in a SQL span and observe its duration in
+`db_client_operation_duration_seconds` (see `pilothouse.telemetry.sql`).
 
 Imported only by users who pass them as `cursor_factory`; psycopg is an optional extra.
 """

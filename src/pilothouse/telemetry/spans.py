@@ -6,7 +6,10 @@ Without `opentelemetry-api` (it is an optional extra) the helpers still record m
 
 from __future__ import annotations
 
+from itertools import takewhile
 from typing import Any
+
+from pilothouse.telemetry.traceparent import format_header
 
 try:
     from opentelemetry import context as _context
@@ -27,6 +30,14 @@ class ActiveSpan:
     def set_attribute(self, key: str, value: str | int | float | bool) -> None:
         self._span.set_attribute(key, value)
 
+    def fail(self, description: str) -> None:
+        """ERROR status without an exception (a client call answered with an error status)."""
+        self._span.set_status(_trace.Status(_trace.StatusCode.ERROR, description))
+
+    def trace_headers(self) -> dict[str, str]:
+        """The W3C headers carrying this span to a callee (`trace_headers`)."""
+        return trace_headers(self._span)
+
     def close(self, error: BaseException | None) -> None:
         if error is not None and self._span.is_recording():
             self._span.record_exception(error)
@@ -43,6 +54,30 @@ def start_span(
         return None
     span = _trace.get_tracer("pilothouse").start_span(name, kind=_trace.SpanKind[kind], attributes=attributes)
     return ActiveSpan(span, _context.attach(_trace.set_span_in_context(span)))
+
+
+def trace_headers(span: Any) -> dict[str, str]:
+    """The W3C `traceparent` (and `tracestate`) carrying an OpenTelemetry span to a callee;
+    empty for a span with no valid context (no SDK provider installed)."""
+    context = span.get_span_context()
+    if not context.is_valid:
+        return {}
+    parent = format_header(f"{context.trace_id:032x}", f"{context.span_id:016x}", context.trace_flags)
+    headers = {"traceparent": parent.decode()}
+    if context.trace_state:
+        headers["tracestate"] = context.trace_state.to_header()
+    return headers
+
+
+def error_type(error: BaseException) -> str:
+    """`error.type` of an exception: its fully qualified class name (`ValueError`,
+    `psycopg.errors.UndefinedTable`; private modules left out: `httpx.ConnectError`, not
+    `httpx._exceptions.ConnectError`), a bounded value for span attributes and metric labels."""
+    cls = type(error)
+    if cls.__module__ == "builtins":
+        return cls.__qualname__
+    public = ".".join(takewhile(lambda part: not part.startswith("_"), cls.__module__.split(".")))
+    return f"{public}.{cls.__qualname__}" if public else cls.__qualname__
 
 
 def current_span_set(key: str, value: str) -> None:
