@@ -183,3 +183,25 @@ def test_async_client_records_too(api: ThreadingHTTPServer, metrics: Metrics) ->
     text = _text(metrics)
     labels = {"server_address": "127.0.0.1", "server_port": str(port), "http_response_status_code": "501"}
     assert value(text, HTTP, http_request_method="_OTHER", **labels, error_type="501") == 1
+
+
+def test_exception_events_are_redacted_like_logs(postgres_url: str, metrics: Metrics, spans: Any) -> None:
+    """A driver's or client's error text can carry a value: the span's exception event passes
+    message and stack trace through `redact`, as log lines do (the gRPC spans did already)."""
+    table = f"client_redact_{uuid.uuid4().hex[:8]}"
+    with (
+        psycopg.connect(postgres_url, cursor_factory=TracedCursor) as conn,
+        pytest.raises(psycopg.errors.SyntaxError),
+    ):
+        conn.execute(f"CREATE TEMP TABLE {table} (password=hunter2-in-sql text)")
+    span = start_span("call", kind="CLIENT")
+    assert span is not None
+    try:
+        raise ValueError("login refused: api_key=hunter2-in-error")
+    except ValueError as exc:
+        span.close(exc)
+    events = [e for s in spans.get_finished_spans() for e in s.events if e.name == "exception"]
+    assert len(events) == 2, events
+    for event in events:
+        text = str(event.attributes["exception.message"]) + str(event.attributes["exception.stacktrace"])
+        assert "hunter2" not in text and "***" in text, text

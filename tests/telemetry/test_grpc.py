@@ -328,6 +328,7 @@ async def test_streamed_requests_and_a_deadline_the_handler_missed(exported: Any
                 SERVICE,
                 {
                     "Collect": grpc.stream_unary_rpc_method_handler(collect),
+                    "Gather": grpc.stream_unary_rpc_method_handler(collect),
                     "Echo": grpc.stream_stream_rpc_method_handler(echo),
                     "Stuck": grpc.unary_unary_rpc_method_handler(stuck),
                 },
@@ -340,6 +341,12 @@ async def test_streamed_requests_and_a_deadline_the_handler_missed(exported: Any
     try:
         async with grpc.aio.insecure_channel(target, interceptors=aio_client_interceptors(target)) as channel:
             assert await channel.stream_unary(f"/{SERVICE}/Collect")(iter([b"a", b"b"])) == b"a,b"
+            # Requests written one by one: the interceptor hands the call back at once (waiting
+            # for its end there would wait for writes that can only come after it returned).
+            gather = channel.stream_unary(f"/{SERVICE}/Gather")()
+            await asyncio.wait_for(gather.write(b"w"), 10)
+            await asyncio.wait_for(gather.done_writing(), 10)
+            assert await asyncio.wait_for(gather, 10) == b"w"
             echoed = [r async for r in channel.stream_stream(f"/{SERVICE}/Echo")(iter([b"x", b"y"]))]
             assert echoed == [b"X", b"Y"]
             with pytest.raises(grpc.aio.AioRpcError) as late:
@@ -350,11 +357,12 @@ async def test_streamed_requests_and_a_deadline_the_handler_missed(exported: Any
 
     def ended() -> dict[str, list[Span]]:
         spans = exported()
-        return spans if len(spans.get(f"{SERVICE}/Echo", ())) == 2 else {}
+        done = all(len(spans.get(f"{SERVICE}/{m}", ())) == 2 for m in ("Echo", "Gather"))
+        return spans if done else {}
 
     eventually(lambda: bool(ended()))  # a streamed call's client span ends in a task after the stream
     spans = ended()
-    for method in ("Collect", "Echo"):
+    for method in ("Collect", "Gather", "Echo"):
         client, server_span = sorted(spans[f"{SERVICE}/{method}"], key=lambda s: s.kind, reverse=True)
         assert (client.kind, server_span.kind) == (Span.SPAN_KIND_CLIENT, Span.SPAN_KIND_SERVER)
         assert server_span.parent_span_id == client.span_id and server_span.trace_id == client.trace_id

@@ -3,7 +3,10 @@
 port, so draining, cancelling and their metrics come from Pilothouse. The runners' status API
 (gRPC, `ci/runner_api.py`) runs beside it for the app's lifetime; `GET /api/runner-api` names
 its address. `GET /api/runners` lists the runner pods from the Kubernetes API (`CI_KUBERNETES_API`,
-in a cluster `https://kubernetes.default.svc` with the pod's service-account token).
+default `https://kubernetes.default.svc`), with the service-account token when one is mounted.
+The generated Deployment mounts none (`automountServiceAccountToken: false`) and no Role is
+generated: in a cluster, grant a Role that lists pods and mount a token first; the acceptance
+test calls a stand-in API.
 
 The database query goes through `AsyncTracedCursor` and the Kubernetes call through
 `traced_async_client`, so both are CLIENT spans under the request's server span and on `/metrics`

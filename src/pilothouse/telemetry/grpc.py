@@ -47,15 +47,13 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from pilothouse.catalog import rpc as rpc_metrics
 from pilothouse.errors import ConfigError
-from pilothouse.redaction import redact
-from pilothouse.telemetry.spans import error_type, trace_headers
+from pilothouse.telemetry.spans import record_exception, trace_headers
 from pilothouse.telemetry.state import state
 
 try:
@@ -116,23 +114,6 @@ def _peer(peer: str | None) -> tuple[str | None, int | None]:
         host, _, port = rest.rpartition(":")
         return host.strip("[]"), int(port) if port.isdigit() else None
     return rest or None, None
-
-
-def _exception_event(span: Any, error: BaseException) -> None:
-    """The SDK's `exception` event, message and stack trace redacted; ERROR status with the
-    class's name; `error.type`, its qualified name."""
-    cls = type(error)
-    span.set_attribute("error.type", error_type(error))
-    span.add_event(
-        "exception",
-        {
-            "exception.type": error_type(error),
-            "exception.message": redact(str(error)),
-            "exception.stacktrace": redact("".join(traceback.format_exception(error))),
-            "exception.escaped": "True",
-        },
-    )
-    span.set_status(Status(StatusCode.ERROR, cls.__name__))
 
 
 def _observe(spec: MetricSpec, service: str, method: str, code: int, started: float) -> None:
@@ -207,7 +188,7 @@ class _ServerCall:
         if otel is not None and type(span) is otel.server_span and span._end_time is None:
             span.values["rpc.grpc.status_code"] = number
             if error is not None and not aborted:
-                _exception_event(span, error)
+                record_exception(span, error)
             elif code.name in SERVER_ERROR_CODES:
                 span.values["error.type"] = code.name
                 span.set_status(otel.status_error(code.name))
@@ -376,7 +357,7 @@ class _ClientCall:
         number = 2 if error is not None else code.value[0]  # UNKNOWN: the call never got a status
         if span is not None:
             if error is not None:
-                _exception_event(span, error)
+                record_exception(span, error)
             else:
                 span.set_attribute("rpc.grpc.status_code", number)
                 if code.name != "OK":
@@ -442,18 +423,9 @@ def aio_client_interceptors(target: str) -> list[Any]:
     where = _host_port(target)
     aio = grpc.aio
 
-    async def unary_response(continuation: Callable[..., Any], details: Any, request: Any) -> Any:
-        call = _ClientCall(where, details, True, grpc)
-        try:
-            rpc = await continuation(call.details, request)
-            code = await rpc.code()  # waits for the call's end; the caller then awaits the response
-        except BaseException as exc:
-            call.end(None, exc)
-            raise
-        call.end(code, None)
-        return rpc
-
-    async def stream_response(continuation: Callable[..., Any], details: Any, request: Any) -> Any:
+    async def traced(continuation: Callable[..., Any], details: Any, request: Any) -> Any:
+        """The call is handed back at once and its span ends when it does: waiting for its end here
+        would deadlock a client-streaming call fed with `write()` (the writes wait for this)."""
         call = _ClientCall(where, details, True, grpc)
         try:
             rpc = await continuation(call.details, request)
@@ -464,7 +436,7 @@ def aio_client_interceptors(target: str) -> list[Any]:
         async def finish(done: Any) -> None:
             call.end(await done.code(), None)
 
-        def done(rpc: Any) -> None:  # the stream ended: its code is known, read without blocking
+        def done(rpc: Any) -> None:  # the call ended: its code is known, read without blocking
             task = asyncio.ensure_future(finish(rpc))
             _PENDING.add(task)
             task.add_done_callback(_PENDING.discard)
@@ -472,12 +444,10 @@ def aio_client_interceptors(target: str) -> list[Any]:
         rpc.add_done_callback(done)
         return rpc
 
-    def interceptor(kind: str, streams: bool) -> Any:
-        wrap = stream_response if streams else unary_response
-
+    def interceptor(kind: str) -> Any:
         async def intercept(self: Any, continuation: Any, details: Any, request: Any) -> Any:
-            return await wrap(continuation, details, request)
+            return await traced(continuation, details, request)
 
         return type(f"{_camel(kind)}Interceptor", (_base(aio, kind),), {f"intercept_{kind}": intercept})()
 
-    return [interceptor(kind, streams) for kind, streams in _KINDS]
+    return [interceptor(kind) for kind, _ in _KINDS]

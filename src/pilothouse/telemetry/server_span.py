@@ -30,6 +30,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.trace.span import TraceState
 
+from pilothouse.redaction import redact
 from pilothouse.telemetry import traceparent
 from pilothouse.telemetry._otel_compat import (
     ON_ENDING,
@@ -151,13 +152,14 @@ class ServerSpan(trace_api.Span, ReadableSpan):
         timestamp: int | None = None,
         escaped: bool = False,
     ) -> None:
-        """The SDK's `exception` event: type, message, stack trace."""
+        """The SDK's `exception` event: type, message, stack trace (message and stack trace
+        redacted, as in every other span and log line)."""
         cls = type(exception)
         module = cls.__module__
         fields: dict[str, Any] = {
             "exception.type": f"{module}.{cls.__qualname__}" if module != "builtins" else cls.__qualname__,
-            "exception.message": str(exception),
-            "exception.stacktrace": "".join(traceback.format_exception(exception)),
+            "exception.message": redact(str(exception)),
+            "exception.stacktrace": redact("".join(traceback.format_exception(exception))),
             "exception.escaped": str(escaped),
         }
         fields.update(attributes or {})

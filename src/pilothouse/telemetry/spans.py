@@ -6,9 +6,11 @@ Without `opentelemetry-api` (it is an optional extra) the helpers still record m
 
 from __future__ import annotations
 
+import traceback
 from itertools import takewhile
 from typing import Any
 
+from pilothouse.redaction import redact
 from pilothouse.telemetry.traceparent import format_header
 
 try:
@@ -40,8 +42,7 @@ class ActiveSpan:
 
     def close(self, error: BaseException | None) -> None:
         if error is not None and self._span.is_recording():
-            self._span.record_exception(error)
-            self._span.set_status(_trace.Status(_trace.StatusCode.ERROR, type(error).__name__))
+            record_exception(self._span, error)
         self._span.end()
         _context.detach(self._token)  # type: ignore[arg-type]
 
@@ -84,3 +85,21 @@ def current_span_set(key: str, value: str) -> None:
     """Set an attribute on the current span, if there is one."""
     if _trace is not None:
         _trace.get_current_span().set_attribute(key, value)
+
+
+def exception_fields(error: BaseException) -> dict[str, str]:
+    """The `exception` event's fields as the SDK writes them, message and stack trace redacted
+    (a driver's error text can carry a value: `Key (email)=(…) already exists`)."""
+    return {
+        "exception.type": error_type(error),
+        "exception.message": redact(str(error)),
+        "exception.stacktrace": redact("".join(traceback.format_exception(error))),
+        "exception.escaped": "True",
+    }
+
+
+def record_exception(span: Any, error: BaseException) -> None:
+    """The redacted `exception` event, `error.type` and ERROR status with the class's name."""
+    span.set_attribute("error.type", error_type(error))
+    span.add_event("exception", exception_fields(error))
+    span.set_status(_trace.Status(_trace.StatusCode.ERROR, type(error).__name__))

@@ -92,16 +92,14 @@ def test_no_vault_address_anywhere_is_refused_in_one_line(tmp_path: Path) -> Non
     assert not out.exists()  # nothing half-written
 
 
-def test_the_address_from_deploy_env_or_every_environment_is_enough(tmp_path: Path) -> None:
+def test_the_address_from_deploy_env_is_enough_an_environment_alone_is_not(tmp_path: Path) -> None:
+    """compose and the systemd unit are written from `[deploy].env`: an address only in the
+    environments' overlays would leave them without one."""
     auth = 'auth = { method = "kubernetes", role = "vaulted" }'
-    base_env = 'env = { VAULT_ADDR = "https://vault.example:8200" }'
-    assert _generate(tmp_path / "a", auth, base_env)[0] == 0
-    every = (
-        '[deploy.environments.staging]\nenv = { BAO_ADDR = "https://bao.staging:8200" }\n'
+    assert _generate(tmp_path / "a", auth, 'env = { VAULT_ADDR = "https://vault.example:8200" }')[0] == 0
+    assert _generate(tmp_path / "b", auth, 'env = { BAO_ADDR = "https://bao.example:8200" }')[0] == 0
+    overlays_only = (
+        '[deploy.environments.staging]\nenv = { VAULT_ADDR = "https://vault.staging:8200" }\n'
         '[deploy.environments.prod]\nenv = { VAULT_ADDR = "https://vault.prod:8200" }\n'
     )
-    assert _generate(tmp_path / "b", auth, every)[0] == 0
-    one_missing = (
-        '[deploy.environments.staging]\n[deploy.environments.prod]\nenv = { VAULT_ADDR = "https://v:8200" }\n'
-    )
-    assert _generate(tmp_path / "c", auth, one_missing)[0] == 2
+    assert _generate(tmp_path / "c", auth, overlays_only)[0] == 2

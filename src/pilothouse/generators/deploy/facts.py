@@ -189,14 +189,11 @@ def uses_vault(config: Config) -> bool:
 
 def vault_address_missing(config: Config) -> bool:
     """True when a deployed service would start with Vault as a source and no address: neither
-    `[secrets.vault] address` nor VAULT_ADDR/BAO_ADDR in `[deploy].env` (or in every
-    environment's `env`, when environments are defined)."""
+    `[secrets.vault] address` nor VAULT_ADDR/BAO_ADDR in `[deploy].env`. (An environment's `env`
+    is not enough: compose and the systemd unit are written from the base env only.)"""
     if not uses_vault(config) or config.secrets.vault is None or config.secrets.vault.address:
         return False
-    if any(name in config.deploy.env for name in VAULT_ADDRESS_ENV):
-        return False
-    overlays = config.deploy.environments.values()
-    return not overlays or not all(any(n in e.env for n in VAULT_ADDRESS_ENV) for e in overlays)
+    return not any(name in config.deploy.env for name in VAULT_ADDRESS_ENV)
 
 
 def vault_token_file(config: Config) -> PurePosixPath | None:
