@@ -87,6 +87,9 @@ class _Guard(asyncio.Protocol):
     limits: ClassVar[Limits]
     refused: ClassVar[ThrottledLog]
     slow_headers: ClassVar[ThrottledLog]
+    # uvicorn's methods the per-request ones extend, found once (no `super()` object a call):
+    _uvicorn_data_received: ClassVar[Any]
+    _uvicorn_on_response_complete: ClassVar[Any]
     # uvicorn's attributes (h11 and httptools protocols have the same ones):
     transport: asyncio.Transport
     loop: asyncio.AbstractEventLoop
@@ -112,7 +115,7 @@ class _Guard(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         in_request = self._seen is not None and not self._seen.response_complete
-        super().data_received(data)
+        self._uvicorn_data_received(data)
         # The deadline is armed only when these bytes left a request's headers incomplete: a
         # request that arrives whole (the usual case) completes them in this same call, and a
         # timer armed to be cancelled at once is measurable per request (docs/performance.md,
@@ -122,7 +125,7 @@ class _Guard(asyncio.Protocol):
             self._header_timer = self.loop.call_later(self.limits.header_timeout, self._headers_late)
 
     def on_response_complete(self) -> None:
-        _uvicorn(self).on_response_complete()  # may start a pipelined request at once
+        self._uvicorn_on_response_complete()  # may start a pipelined request at once
         self._note_request()
 
     def _note_request(self) -> bool:
@@ -178,6 +181,8 @@ def guarded_protocol(limits: Limits, http: str = "auto") -> type[asyncio.Protoco
         "limits": limits,
         "refused": ThrottledLog(log),
         "slow_headers": ThrottledLog(log, logging.INFO),
+        "_uvicorn_data_received": base.data_received,
+        "_uvicorn_on_response_complete": base.on_response_complete,
     }
     return type(f"Guarded{base.__name__}", (_Guard, base), attributes)
 

@@ -259,24 +259,19 @@ class TelemetryMiddleware:
                 self._access(scope["method"], scope["path"], route, status, duration, context, ids)
             if otel is not None:
                 otel.end(span, otel_token, method, route, status, error)
-            if self._histogram is not None:
-                self._observe(method, route, status, duration, exemplar, start + duration)
+            if (histogram := self._histogram) is not None:
+                key = (method, route, status)
+                series = self._durations.get(key)
+                if series is None:
+                    series = self._durations[key] = histogram.labels(method, route, str(status))
+                if exemplar is not None:
+                    series.observe_traced(duration, exemplar, start + duration)
+                else:
+                    series.observe(duration)
                 if bodies is not None:
                     self._observe_sizes(method, route, status, bodies.received, bodies.sent)
             if log_token is not None:
                 current_request.reset(log_token)
-
-    def _observe(
-        self, method: str, route: str, status: int, duration: float, trace_hex: str | None, now: float
-    ) -> None:
-        key = (method, route, status)
-        series = self._durations.get(key)
-        if series is None:
-            series = self._durations[key] = self._histogram.labels(method, route, str(status))  # type: ignore[union-attr]
-        if trace_hex is not None:
-            series.observe_traced(duration, trace_hex, now)
-        else:
-            series.observe(duration)
 
     def _observe_sizes(self, method: str, route: str, status: int, received: int, sent: int) -> None:
         key = (method, route, status)
