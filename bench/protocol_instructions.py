@@ -19,6 +19,17 @@ requests), with `--small` and `--large` requests; (I(large) - I(small)) / (large
 the cost of one request. Two runs of the same code differed by at most 3.6k instructions
 (0.5 %; hash randomisation and when the garbage collector runs), against the 10k-20k the
 served method moved between runs.
+
+`serve-metrics`, `serve-default`, `serve-full` (the `[telemetry]` settings of
+bench/serve_variants.py, `[protection]` off): the app stack `pilothouse serve` builds — the
+config file loaded, logging configured, `Runtime` with every feature installed, and the
+`uvicorn.Config` of `PilothouseServer` (the wrapped app, the connection guard's protocol class,
+no `Server` header, `[protection.headers]` none) — with the start hooks run (the span exporter's
+thread). `serve-full` exports every span over OTLP/HTTP to a real receiver in the driving
+process (bench/serve_variants.py's, decoding each batch with the official protobuf
+definitions), batches of 512 sent when full (no timer); at the end the rest is flushed, so with
+the default counts the difference holds exactly two full batches, encoded and posted. JSON log
+lines go to stderr, which the child discards (a pipe nobody keeps, as the served bench).
 """
 
 from __future__ import annotations
@@ -29,6 +40,7 @@ import email.utils
 import json
 import os
 import re
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -42,7 +54,8 @@ sys.path.insert(0, str(ROOT))
 
 from bench.server_instructions import REQUEST  # noqa: E402
 
-STACKS = ("h11", "httptools")
+STACKS = ("h11", "httptools", "uvloop")
+"""uvloop: httptools on a uvloop loop (what `pilothouse serve` picks by default)."""
 WARMUP = 300
 _COLLECTED = re.compile(r"Collected\s*:\s*(\d+)")
 
@@ -76,6 +89,39 @@ class _Transport(asyncio.Transport):
     def get_write_buffer_size(self) -> int:
         return 0
 
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self.protocol = protocol
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        return self.protocol
+
+
+SERVED = ("serve-metrics", "serve-default", "serve-full")
+"""`pilothouse serve`'s own stack with these `[telemetry]` settings (bench/serve_variants.py)."""
+
+
+def _served_config(variant: str, stack: str) -> tuple[Any, Any]:
+    """The `uvicorn.Config` `pilothouse serve` would run for `variant`, and its `Runtime`."""
+    from bench.apps import build
+    from bench.serve_variants import CONFIG, PROTECTION_OFF, TELEMETRY
+    from pilothouse.config.loader import load_config
+    from pilothouse.features import install_all
+    from pilothouse.runtime.runtime import Runtime
+    from pilothouse.runtime.server import PilothouseServer
+    from pilothouse.telemetry.logs import configure_logging
+
+    text = CONFIG.format(telemetry=TELEMETRY[variant], protection=PROTECTION_OFF)
+    http = "httptools" if stack == "uvloop" else stack
+    text = text.replace('app = "bench.apps:app"', f'app = "bench.apps:app"\nhttp = "{http}"')
+    with tempfile.TemporaryDirectory(prefix="pilothouse-protocol-") as tmp:
+        path = Path(tmp) / "pilothouse.toml"
+        path.write_text(text)
+        config = load_config(path)
+    configure_logging(config)
+    runtime = Runtime(config)
+    install_all(runtime)
+    return PilothouseServer(runtime, build("bare")).app_server.config, runtime
+
 
 async def _serve(variant: str, stack: str, server_header: bool, requests: int, pid_to_count: int) -> None:
     """Serve WARMUP requests, switch callgrind's instrumentation on, serve `requests` more."""
@@ -84,14 +130,20 @@ async def _serve(variant: str, stack: str, server_header: bool, requests: int, p
 
     from bench.apps import build
 
-    config = uvicorn.Config(
-        app=build(variant),
-        http=stack,
-        access_log=False,
-        server_header=server_header,
-        lifespan="off",
-        log_level="warning",
-    )
+    runtime = None
+    if variant in SERVED:
+        config, runtime = _served_config(variant, stack)
+        await runtime.run_start_hooks()
+        runtime.lifecycle.mark_ready()
+    else:
+        config = uvicorn.Config(
+            app=build(variant),
+            http="httptools" if stack == "uvloop" else stack,
+            access_log=False,
+            server_header=server_header,
+            lifespan="off",
+            log_level="warning",
+        )
     config.load()
     state = ServerState()
     date = email.utils.formatdate(time.time(), usegmt=True).encode()
@@ -99,6 +151,7 @@ async def _serve(variant: str, stack: str, server_header: bool, requests: int, p
     loop = asyncio.get_running_loop()
     protocol = config.http_protocol_class(config=config, server_state=state, app_state={}, _loop=loop)  # type: ignore[call-arg]
     transport = _Transport()
+    transport.set_protocol(protocol)
     protocol.connection_made(transport)  # type: ignore[arg-type]
 
     async def serve(count: int) -> None:
@@ -116,11 +169,17 @@ async def _serve(variant: str, stack: str, server_header: bool, requests: int, p
     answered = transport.written.count(b"HTTP/1.1 200 OK\r\n")
     if answered != requests:
         raise SystemExit(f"{variant}/{stack}: {answered} answers to {requests} requests")
+    if runtime is not None:  # the spans still queued, in both runs alike (they cancel out)
+        await runtime.flush()
 
 
 def _run(variant: str, stack: str, server_header: bool, requests: int) -> int:
-    """Instructions of one callgrind run serving `requests` counted requests."""
-    with tempfile.TemporaryDirectory(prefix="pilothouse-protocol-") as tmp:
+    """Instructions of one callgrind run serving `requests` counted requests (`serve-full`: every
+    span must have reached the receiver)."""
+    from bench.serve_variants import EXPORT_ENV, Receiver
+
+    traced = variant == "serve-full"
+    with tempfile.TemporaryDirectory(prefix="pilothouse-protocol-") as tmp, Receiver() as receiver:
         log = Path(tmp) / "valgrind.log"
         argv = ["valgrind", "--tool=callgrind", "--instr-atstart=no"]
         argv += [f"--callgrind-out-file={tmp}/out", f"--log-file={log}", sys.executable, __file__]
@@ -128,11 +187,22 @@ def _run(variant: str, stack: str, server_header: bool, requests: int) -> int:
         env = {
             **os.environ,
             "PYTHONPATH": os.pathsep.join(filter(None, (os.environ.get("PYTHONPATH"), str(ROOT)))),
+            "BENCH_ADMIN_TOKEN": secrets.token_hex(32),
+            "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+            **EXPORT_ENV,
         }
-        subprocess.run(argv, check=True, cwd=ROOT, env=env)
+        with (Path(tmp) / "stderr").open("w+") as err:
+            if subprocess.run(argv, cwd=ROOT, env=env, stderr=err).returncode:
+                err.seek(0)
+                tail = [line for line in err.read().splitlines() if not line.startswith('{"timestamp"')]
+                raise SystemExit(f"{variant}/{stack}: the child failed:\n" + "\n".join(tail[-20:]))
         match = _COLLECTED.search(log.read_text())
+        spans = receiver.spans
     if match is None:
         raise SystemExit(f"{variant}/{stack}: no instruction count in the valgrind log")
+    if traced and spans != WARMUP + requests:
+        expected = WARMUP + requests
+        raise SystemExit(f"{variant}/{stack}: the receiver got {spans} spans for {expected} requests")
     return int(match.group(1))
 
 
@@ -147,7 +217,13 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "--child":  # inside valgrind
         variant, stack, header, requests = argv[1:5]
-        asyncio.run(_serve(variant, stack, header == "1", int(requests), os.getpid()))
+        factory = None
+        if stack == "uvloop":
+            import uvloop
+
+            factory = uvloop.new_event_loop
+        with asyncio.Runner(loop_factory=factory) as runner:
+            runner.run(_serve(variant, stack, header == "1", int(requests), os.getpid()))
         return 0
     from bench.apps import VARIANTS
     from bench.serve_variants import commit, versions
@@ -159,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stacks", default=",".join(STACKS))
     parser.add_argument("--no-server-header", action="store_true", help="as pilothouse serve runs uvicorn")
     parser.add_argument("--small", type=int, default=200)
-    parser.add_argument("--large", type=int, default=1200)
+    parser.add_argument("--large", type=int, default=1224, help="--large - --small: full OTLP batches")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument(
         "--output", type=Path, default=ROOT / "bench" / "results" / "protocol_instructions.json"
@@ -167,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     apps = [a for a in args.apps.split(",") if a]
     stacks = [s for s in args.stacks.split(",") if s]
-    if unknown := sorted(set(apps) - set(VARIANTS)) + sorted(set(stacks) - set(STACKS)):
+    if unknown := sorted(set(apps) - {*VARIANTS, *SERVED}) + sorted(set(stacks) - set(STACKS)):
         parser.error(f"unknown: {', '.join(unknown)}")
     if "bare" not in apps:
         apps.insert(0, "bare")

@@ -194,6 +194,55 @@ async def test_requests_cut_at_the_drain_deadline_through_the_telemetry_middlewa
     )
 
 
+async def test_the_merged_in_flight_layer_cuts_requests_as_the_layer_itself_does() -> None:
+    """Directly around the runtime's in-flight layer the telemetry middleware does its counting
+    and calls the app inside (the fast path `serve` gets); the same requests through the layer
+    itself (the general path: the layer not told the outer one marks the response start) give
+    the same messages, outcome, counts and metric series, body sizes included."""
+    import asyncio
+
+    from pilothouse.runtime.inflight import InFlightMiddleware
+    from pilothouse.telemetry.middleware import TelemetryMiddleware
+
+    async def hang(scope: Any, receive: Any, send: Any) -> None:
+        if scope["start_first"]:
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"part", "more_body": True})
+        await asyncio.Event().wait()
+
+    def outcome(sent: list[dict[str, Any]], error: BaseException | None) -> tuple[Any, ...]:
+        headers = [[key for key, _ in m.get("headers", ())] for m in sent]
+        return [(m["type"], m.get("status"), m.get("body")) for m in sent], headers, type(error)
+
+    results = []
+    for fast in (True, False):
+        runtime = _runtime(access_log=False, body_size_metrics=True)
+        app = runtime.wrap(hang)
+        assert isinstance(app, TelemetryMiddleware) and isinstance(app.app, InFlightMiddleware)
+        if not fast:  # the general path: the layer tracks the start itself and is called
+            app.app.outer_tracks_start = False
+            app = TelemetryMiddleware(app.app, metrics=runtime.metrics, telemetry=runtime.config.telemetry)
+        assert (app._inner is not app.app) == fast
+        runs = [outcome(*await _cancelled(app, start_first)) for start_first in (False, True, False)]
+        series = sorted(
+            (name, tuple(sorted(labels)), value)
+            for (name, labels), value in samples(generate_latest(runtime.metrics.registry).decode()).items()
+            if name == "http_server_request_duration_seconds_count"  # durations: timing, the counts only
+            or (
+                name.startswith("http_server_")
+                and not name.startswith("http_server_request_duration")
+                and not name.endswith("_created")
+            )
+        )
+        results.append((runs, runtime.dropped, runtime.inflight, series))
+    assert results[0][1:3] == (3, 0)
+    assert {"http_server_request_duration_seconds_count", "http_server_response_body_size_bytes_sum"} <= {
+        name for name, _, _ in results[0][3]
+    }
+    assert results[0][0][2][1][0].count(b"x-request-id") == 1  # the third cut too (a shared message grew)
+    assert results[0] == results[1]
+
+
 async def echo_twice(request: Request) -> PlainTextResponse:
     body = await request.body()
     return PlainTextResponse(body.decode() * 2)

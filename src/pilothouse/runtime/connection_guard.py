@@ -87,6 +87,9 @@ class _Guard(asyncio.Protocol):
     limits: ClassVar[Limits]
     refused: ClassVar[ThrottledLog]
     slow_headers: ClassVar[ThrottledLog]
+    # uvicorn's methods the per-request ones extend, found once (no `super()` object a call):
+    _uvicorn_data_received: ClassVar[Any]
+    _uvicorn_on_response_complete: ClassVar[Any]
     # uvicorn's attributes (h11 and httptools protocols have the same ones):
     transport: asyncio.Transport
     loop: asyncio.AbstractEventLoop
@@ -112,22 +115,28 @@ class _Guard(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         in_request = self._seen is not None and not self._seen.response_complete
-        if self._header_timer is None and not in_request:
+        self._uvicorn_data_received(data)
+        # The deadline is armed only when these bytes left a request's headers incomplete: a
+        # request that arrives whole (the usual case) completes them in this same call, and a
+        # timer armed to be cancelled at once is measurable per request (docs/performance.md,
+        # "Deterministic telemetry cost"). The deadline is the same
+        # (the loop's clock does not move within the call).
+        if not self._note_request() and self._header_timer is None and not in_request:
             self._header_timer = self.loop.call_later(self.limits.header_timeout, self._headers_late)
-        super().data_received(data)
-        self._note_request()
 
     def on_response_complete(self) -> None:
-        _uvicorn(self).on_response_complete()  # may start a pipelined request at once
+        self._uvicorn_on_response_complete()  # may start a pipelined request at once
         self._note_request()
 
-    def _note_request(self) -> None:
+    def _note_request(self) -> bool:
         """Disarm the header deadline once a request's headers are complete (or the connection
-        became a WebSocket)."""
+        became a WebSocket); whether that happened now."""
         upgraded = self.transport.get_protocol() is not self
         if self.cycle is not self._seen or upgraded:
             self._seen = self.cycle
             self._cancel_header_timer()
+            return True
+        return False
 
     def _headers_late(self) -> None:
         self._header_timer = None
@@ -172,6 +181,8 @@ def guarded_protocol(limits: Limits, http: str = "auto") -> type[asyncio.Protoco
         "limits": limits,
         "refused": ThrottledLog(log),
         "slow_headers": ThrottledLog(log, logging.INFO),
+        "_uvicorn_data_received": base.data_received,
+        "_uvicorn_on_response_complete": base.on_response_complete,
     }
     return type(f"Guarded{base.__name__}", (_Guard, base), attributes)
 

@@ -17,16 +17,12 @@ RESPONSE_STARTED = "pilothouse.response_started"
 `InFlightMiddleware.outer_tracks_start`."""
 
 _CUT_BODY = b'{"error":"service shutting down, retry"}'
-_CUT_START = {
-    "type": "http.response.start",
-    "status": 503,
-    "headers": [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(_CUT_BODY)).encode()),
-        (b"retry-after", b"1"),
-        (b"connection", b"close"),
-    ],
-}
+_CUT_HEADERS = (
+    (b"content-type", b"application/json"),
+    (b"content-length", str(len(_CUT_BODY)).encode()),
+    (b"retry-after", b"1"),
+    (b"connection", b"close"),
+)
 
 
 class InFlightMiddleware:
@@ -63,12 +59,21 @@ class InFlightMiddleware:
         try:
             await self.app(scope, receive, app_send)
         except asyncio.CancelledError:
-            self.dropped += 1
-            if self.on_drop is not None:
-                self.on_drop()
-            if started or scope.get(RESPONSE_STARTED):
+            if not await self.cut(scope, send, started):
                 raise
-            await send(_CUT_START)
-            await send({"type": "http.response.body", "body": _CUT_BODY})
         finally:
             self.inflight -= 1
+
+    async def cut(self, scope: Scope, send: Send, started: bool) -> bool:
+        """A request cancelled at the drain deadline: counted as dropped, and answered with the
+        503 (True) unless its response had started (False: the caller re-raises). Also called by
+        an outer middleware that does this layer's counting itself (`run_inside`)."""
+        self.dropped += 1
+        if self.on_drop is not None:
+            self.on_drop()
+        if started or scope.get(RESPONSE_STARTED):
+            return False
+        # A new message each time: a middleware outside may add headers to the one it is sent.
+        await send({"type": "http.response.start", "status": 503, "headers": list(_CUT_HEADERS)})
+        await send({"type": "http.response.body", "body": _CUT_BODY})
+        return True

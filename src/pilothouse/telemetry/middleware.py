@@ -13,6 +13,7 @@ is recorded like any response.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from random import getrandbits
@@ -23,7 +24,7 @@ from pilothouse.asgi import ASGIApp, Message, Receive, Scope, Send
 from pilothouse.catalog import http_server as http_metrics
 from pilothouse.config.telemetry import TelemetryConfig
 from pilothouse.metrics import Metrics
-from pilothouse.runtime.inflight import RESPONSE_STARTED
+from pilothouse.runtime.inflight import RESPONSE_STARTED, InFlightMiddleware
 from pilothouse.runtime.multiprocess import multiprocess_enabled
 from pilothouse.telemetry.access import AccessLog
 from pilothouse.telemetry.context import RequestContext, current_request
@@ -64,6 +65,8 @@ class TelemetryMiddleware:
         "_durations",
         "_exemplars",
         "_histogram",
+        "_inflight",
+        "_inner",
         "_otel",
         "_read_headers",
         "_request_id_key",
@@ -82,6 +85,12 @@ class TelemetryMiddleware:
         spans: ServerSpanStarter | None = None,
     ) -> None:
         self.app = app
+        # Directly around the runtime's in-flight layer (as `serve` builds it), this middleware
+        # does that layer's counting itself and calls the app inside: one call layer less per
+        # request. The layer keeps its counts and answers a request cut at the drain deadline
+        # (`InFlightMiddleware.cut`), so `runtime.inflight`, drops and the 503 are unchanged.
+        self._inflight = app if isinstance(app, InFlightMiddleware) and app.outer_tracks_start else None
+        self._inner = self._inflight.app if self._inflight is not None else app
         self._histogram = (
             request_histogram(metrics, http_metrics.HTTP_SERVER_REQUEST_DURATION) if metrics else None
         )
@@ -226,13 +235,22 @@ class TelemetryMiddleware:
         active = self._active[method] if self._active is not None else None
         if active is not None:
             active.inc()
+        if (inflight := self._inflight) is not None:
+            inflight.inflight += 1
         error: BaseException | None = None
         try:
-            await self.app(scope, app_receive, app_send)
+            await self._inner(scope, app_receive, app_send)
         except BaseException as exc:
-            error = exc
-            raise
+            if (
+                inflight is None
+                or not isinstance(exc, asyncio.CancelledError)
+                or not await inflight.cut(scope, app_send, False)
+            ):
+                error = exc
+                raise
         finally:
+            if inflight is not None:
+                inflight.inflight -= 1
             if active is not None:
                 active.dec()
             duration = perf_counter() - start
@@ -241,24 +259,19 @@ class TelemetryMiddleware:
                 self._access(scope["method"], scope["path"], route, status, duration, context, ids)
             if otel is not None:
                 otel.end(span, otel_token, method, route, status, error)
-            if self._histogram is not None:
-                self._observe(method, route, status, duration, exemplar, start + duration)
+            if (histogram := self._histogram) is not None:
+                key = (method, route, status)
+                series = self._durations.get(key)
+                if series is None:
+                    series = self._durations[key] = histogram.labels(method, route, str(status))
+                if exemplar is not None:
+                    series.observe_traced(duration, exemplar, start + duration)
+                else:
+                    series.observe(duration)
                 if bodies is not None:
                     self._observe_sizes(method, route, status, bodies.received, bodies.sent)
             if log_token is not None:
                 current_request.reset(log_token)
-
-    def _observe(
-        self, method: str, route: str, status: int, duration: float, trace_hex: str | None, now: float
-    ) -> None:
-        key = (method, route, status)
-        series = self._durations.get(key)
-        if series is None:
-            series = self._durations[key] = self._histogram.labels(method, route, str(status))  # type: ignore[union-attr]
-        if trace_hex is not None:
-            series.observe_traced(duration, trace_hex, now)
-        else:
-            series.observe(duration)
 
     def _observe_sizes(self, method: str, route: str, status: int, received: int, sent: int) -> None:
         key = (method, route, status)
