@@ -382,7 +382,8 @@ def test_force_cancels_the_build_past_the_timeout_then_undrain(run: Run) -> None
 def test_job_and_http_metrics_on_the_metrics_endpoint(run: Run) -> None:
     assert value(run.metrics, "pilothouse_job_runs_total", job="build", outcome="ok") == 1
     assert value(run.metrics, "pilothouse_job_runs_total", job="build", outcome="cancelled") == 1
-    assert value(run.metrics, "pilothouse_job_runs_total", job="config-sync", outcome="ok") == 1
+    # Submitted once by the test; its */5 schedule adds a run when the test spans a 5-minute mark.
+    assert value(run.metrics, "pilothouse_job_runs_total", job="config-sync", outcome="ok") >= 1
     assert value(run.metrics, "pilothouse_job_step_duration_seconds_count", job="build", step="package") == 1
     assert "http_server_request_duration_seconds_count" in run.metrics
 
