@@ -16,6 +16,8 @@ import datetime
 import os
 import signal
 import ssl
+import subprocess
+import tempfile
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -70,32 +72,34 @@ def verdict(until: datetime.datetime, warning: float) -> tuple[int, str]:
 
 async def run_hook(command: list[str], what: str, limit: float = 900) -> str:
     """Run a configured maintenance command (argv, no shell, its own process group); what
-    happened, in one line for the log. Past `limit` seconds, or when the step running it is cancelled
-    (the step's own timeout, a cancel), the whole group is killed and reaped: nothing keeps
-    running untracked for the next run to race."""
-    try:
-        proc = await asyncio.create_subprocess_exec(
-            *command,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            start_new_session=True,
-        )
-    except OSError as exc:
-        return f"{what} could not start: {command[0]}: {exc.strerror}"
-    try:
-        async with asyncio.timeout(limit):
-            out, err = await proc.communicate()
-    except TimeoutError:
-        await _kill(proc)
-        return f"{what} did not finish within {limit:g}s (killed)"
-    except BaseException:  # cancelled: the step's timeout or a cancel
-        await _kill(proc)
-        raise
-    if proc.returncode != 0:
-        tail = (err or out).decode(errors="replace").strip().splitlines()[-1:]
+    happened, in one line for the log. Past `limit` seconds, or when the step running it is
+    cancelled (the step's own timeout, a cancel), the whole group is killed and reaped: nothing
+    keeps running untracked for the next run to race. Its output goes to files, not pipes: a
+    process it leaves behind (a daemon) holding them cannot keep the wait from ending."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *command, stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True
+            )
+        except OSError as exc:
+            return f"{what} could not start: {command[0]}: {exc.strerror}"
+        try:
+            async with asyncio.timeout(limit):
+                await proc.wait()
+        except TimeoutError:
+            await _kill(proc)
+            return f"{what} did not finish within {limit:g}s (killed)"
+        except BaseException:  # cancelled: the step's timeout or a cancel
+            await _kill(proc)
+            raise
+        if proc.returncode == 0:
+            return f"{what} ran"
+        said = []
+        for file in (err, out):
+            file.seek(0)
+            said.append(file.read().decode(errors="replace").strip())
+        tail = (said[0] or said[1]).splitlines()[-1:]
         return f"{what} exited {proc.returncode}: {tail[0] if tail else ''}"
-    return f"{what} ran"
 
 
 async def _kill(proc: asyncio.subprocess.Process) -> None:
