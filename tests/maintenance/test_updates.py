@@ -1,31 +1,49 @@
 """`pilothouse.updates` against real parts: the distributions really installed in this environment
 checked against a local index speaking PyPI's JSON API (one newer with a fixed vulnerability, one
 newer without), against real PyPI (an old urllib3 with published advisories), an index that
-refuses or fails (RC 12 with the reason, no traceback), the host's real `apt-get -s upgrade` with
-private repositories offering a security and a plain upgrade; the metric every worker publishes
+refuses or fails (RC 12 with the reason, no traceback), the host's real `apt-get -s upgrade
+--with-new-pkgs` with private repositories offering a security and a plain upgrade and one that
+needs a new package; `image_apply` killed with its step; what the engine and the token realm
+answer when they fail; the metric every worker publishes
 from the store, the promtool-tested SecurityUpdatesAvailable alert and its runbook, and the daily
 report's updates section posted to its webhook."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import http.server
 import json
 import os
+import shutil
+import signal
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from pilothouse.config.loader import load_config
 from pilothouse.config.maintenance import UpdatesConfig
+from pilothouse.jobs.context import StepContext
+from pilothouse.maintenance.certificates import run_hook
 from pilothouse.maintenance.updates import (
+    APPLY_TIMEOUT,
+    CANNOT_CHECK,
+    STEP_TIMEOUT,
+    _Unreachable,
     check_apt,
     check_python,
+    engine,
     installed_distributions,
+    local_digests,
     newer,
     parse_apt_simulation,
+    registry_digest,
     security_fixes,
+    updates_job,
 )
 from tests.generators.monitoring.engines import Webhook
 from tests.generators.monitoring.test_bundle import generated, rules_of
@@ -73,6 +91,7 @@ def test_versions_and_advisories_are_compared_not_guessed() -> None:
         {"id": "C", "fixed_in": ["0.9"]},  # fixed before the installed version
         {"id": "D", "fixed_in": ["garbage", "1.1.post1"]},
         {"aliases": ["CVE-1"], "fixed_in": ["1.3"]},
+        {"id": "W", "fixed_in": ["1.2"], "withdrawn": "2024-01-01T00:00:00Z"},  # retracted: not one
     ]
     assert security_fixes("1.0", "1.5", vulns) == ["A", "CVE-1", "D"]
     assert security_fixes("1.0", "1.1.post1", vulns) == ["D"]
@@ -154,7 +173,8 @@ Inst libgcrypt20 [1.10.1-3] (1.10.1-3+deb12u1 Debian:12.15/oldstable, \
 Debian-Security:12/oldstable-security [amd64])
 Inst liblzma-dev [5.4.1-1] (5.4.1-1+deb12u2 Debian-Security:12/oldstable-security [amd64]) []
 Inst tzdata [2024a-0+deb12u1] (2025b-0+deb12u1 Debian:12.15/oldstable-updates [all])
-Inst newpkg (1.0 Debian:12.15/oldstable [amd64])
+Inst linux-image-6.1.0-99-amd64 (6.1.999-1 Debian-Security:12/oldstable-security [amd64])
+Inst linux-image-amd64 [6.1.123-1] (6.1.999-1 Debian-Security:12/oldstable-security [amd64])
 Conf libgcrypt20 (1.10.1-3+deb12u1 Debian:12.15/oldstable, Debian-Security:12/oldstable-security [amd64])
 """
 
@@ -165,8 +185,11 @@ def test_apt_simulation_output_is_parsed() -> None:
         "libgcrypt20": ("1.10.1-3", "1.10.1-3+deb12u1", True),
         "liblzma-dev": ("5.4.1-1", "5.4.1-1+deb12u2", True),
         "tzdata": ("2024a-0+deb12u1", "2025b-0+deb12u1", False),
-        "newpkg": ("", "1.0", False),
+        "linux-image-6.1.0-99-amd64": ("", "6.1.999-1", True),  # new: the upgrade below needs it
+        "linux-image-amd64": ("6.1.123-1", "6.1.999-1", True),
     }
+    (new,) = [u for u in parse_apt_simulation(APT_SIMULATION) if not u.installed]
+    assert new.line() == "linux-image-6.1.0-99-amd64 (new) -> 6.1.999-1 (security)"
 
 
 def test_apt_upgrades_of_this_host(tmp_path: Path) -> None:
@@ -183,7 +206,7 @@ def test_apt_upgrades_of_this_host(tmp_path: Path) -> None:
 
     host = check_apt(UpdatesConfig(apt=True))  # the host's own lists, whatever they hold today
     assert host.error is None, host.error
-    for update in host.updates[:5]:
+    for update in [u for u in host.updates if u.installed][:5]:  # not the new packages upgrades need
         assert update.installed == installed_deb(update.name)
         policy = subprocess.run(
             ["apt-cache", "policy", update.name],
@@ -197,7 +220,45 @@ def test_apt_upgrades_of_this_host(tmp_path: Path) -> None:
     bad = tmp_path / "bad.conf"
     bad.write_text('Dir::State::Lists "unterminated;\n')
     broken = check_apt(UpdatesConfig(apt=True), {**os.environ, "APT_CONFIG": str(bad)})
-    assert broken.error is not None and broken.error.startswith("apt-get -s upgrade exited 100: E: "), broken
+    assert broken.error is not None, broken
+    assert broken.error.startswith("apt-get -s -q upgrade --with-new-pkgs exited 100: E: "), broken
+
+
+NEEDS_NEW = "hostname"  # installed everywhere apt is, not one of package_index's two
+NEW_DEPENDENCY = "phtest-new-abi-1"
+
+
+def test_an_upgrade_that_needs_a_new_package_is_pending(tmp_path: Path) -> None:
+    """As a kernel security fix comes: the new build of an installed package depends on a package
+    not installed yet (a new ABI's image). Plain `apt-get upgrade` keeps such an upgrade back and
+    would leave it out; here it is pending, with the new package, both from the security suite."""
+    conf = apt_config(tmp_path / "apt")
+    repo = tmp_path / "apt" / "new-abi"
+    repo.mkdir()
+    arch = subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True, check=True)
+    have = installed_deb(NEEDS_NEW)
+    (repo / "Packages").write_text(
+        "".join(
+            f"Package: {name}\nVersion: {version}\nArchitecture: {arch.stdout.strip()}\n{depends}"
+            f"Filename: ./{name}.deb\nSize: 1\nDescription: for the test\n\n"
+            for name, version, depends in (
+                (NEEDS_NEW, f"{have}+test1", f"Depends: {NEW_DEPENDENCY}\n"),
+                (NEW_DEPENDENCY, "1.0", ""),
+            )
+        )
+    )
+    (repo / "Release").write_text("Origin: Test\nSuite: bookworm-security\nCodename: bookworm-security\n")
+    with (tmp_path / "apt" / "sources.list").open("a") as sources:
+        sources.write(f"deb [trusted=yes] file:{repo} ./\n")
+    env = {**os.environ, "APT_CONFIG": str(conf)}
+    subprocess.run(["apt-get", "update", "-q"], env=env, check=True, capture_output=True)
+
+    found = check_apt(UpdatesConfig(apt=True), env)
+    assert found.error is None, found.error
+    by_name = {u.name: (u.installed, u.available, u.security) for u in found.updates}
+    assert by_name[NEEDS_NEW] == (have, f"{have}+test1", True), by_name
+    assert by_name[NEW_DEPENDENCY] == ("", "1.0", True), by_name
+    assert {SECURITY_PACKAGE, PLAIN_PACKAGE} <= set(by_name)
 
 
 def test_apt_step_and_report_section_posted_to_the_webhook(tmp_path: Path, index: PackageIndex) -> None:
@@ -254,7 +315,8 @@ def test_security_updates_alert_is_tested_and_its_runbook_is_the_patch_procedure
         "pilothouse smoke --image mt:0.0.0-1",
         "pilothouse install systemd --upgrade --version 0.0.0-1",
         "pilothouse install systemd --rollback",
-        "apt-get update && apt-get upgrade",
+        "apt-get update && apt-get upgrade --with-new-pkgs",
+        "apt-get -s upgrade --with-new-pkgs | grep -i security",
     ):
         assert command in runbook, command
 
@@ -337,3 +399,161 @@ registry_url = "{registry_url}"
         registry.stop()
         for image in (first, second, reference):
             subprocess.run(["podman", "rmi", "-f", image], capture_output=True, check=False)
+
+
+def test_image_apply_is_killed_with_its_step(tmp_path: Path) -> None:
+    """`image_apply` runs under a limit below its step's; when the step is cancelled (its timeout,
+    a cancel) or the limit passes, the command's whole process group (a compose's children too) is
+    killed and reaped while the worker's loop runs on, so no apply keeps running untracked beside
+    the next run's."""
+    assert APPLY_TIMEOUT < STEP_TIMEOUT
+    pid_file = tmp_path / "pids"
+    command = ["sh", "-c", f"sleep 300 & echo $$ $! > {pid_file}.new; mv {pid_file}.new {pid_file}; wait"]
+    pids: list[int] = []
+
+    def alive(pid: int) -> bool:
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+        except FileNotFoundError:
+            return False
+
+    async def started(limit: float) -> asyncio.Task[str]:
+        pid_file.unlink(missing_ok=True)
+        task = asyncio.create_task(run_hook(command, "image_apply", limit=limit))
+        async with asyncio.timeout(30):
+            while not pid_file.exists():
+                await asyncio.sleep(0.01)
+        pids[:] = [int(p) for p in pid_file.read_text().split()]
+        return task
+
+    async def left() -> list[int]:  # asked while the loop runs on, as a worker's does
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(30):
+                while any(alive(pid) for pid in pids):
+                    await asyncio.sleep(0.01)
+        return [pid for pid in pids if alive(pid)]
+
+    async def cancelled() -> tuple[bool, list[int]]:
+        task = await started(APPLY_TIMEOUT)
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            return True, await left()
+        return False, await left()
+
+    async def past_its_limit() -> tuple[str, list[int]]:
+        said = await (await started(0.5))
+        return said, await left()
+
+    try:
+        assert asyncio.run(cancelled()) == (True, [])
+        assert asyncio.run(past_its_limit()) == ("image_apply did not finish within 0.5s (killed)", [])
+    finally:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    said = asyncio.run(run_hook([str(tmp_path / "no-such-command")], "image_apply"))
+    assert said == f"image_apply could not start: {tmp_path / 'no-such-command'}: No such file or directory"
+    failing = ["sh", "-c", "echo bad >&2; exit 3"]
+    assert asyncio.run(run_hook(failing, "image_apply")) == "image_apply exited 3: bad"
+
+
+def test_what_the_engine_answers_when_it_cannot_say(tmp_path: Path) -> None:
+    """Only the engine's "no such image" is an absent image; an engine that cannot be reached,
+    does not answer in time or answers something else is "cannot check" (one line), never
+    "absent" (an update) and never a traceback. The engine is the deployment's."""
+    podman = shutil.which("podman")
+    assert podman, "podman is not installed"
+    assert local_digests(f"localhost/phupd-absent-{os.getpid()}:1", podman) is None
+
+    def scripted(name: str, body: str) -> str:
+        script = tmp_path / name
+        script.write_text(f"#!/bin/sh\n{body}\n")
+        script.chmod(0o755)
+        return str(script)
+
+    absent = scripted("docker", "echo 'Error response from daemon: No such image: x:1' >&2; exit 1")
+    assert local_digests("x:1", absent) is None
+    for body, said in (
+        (
+            "echo 'Cannot connect to the Docker daemon at unix:///var/run/docker.sock.' >&2; exit 1",
+            "docker image inspect exited 1: Cannot connect to the Docker daemon at unix:///var/run/docker.sock.",
+        ),
+        ("echo 'not json'", "docker image inspect answered something that is not JSON"),
+        ("echo '{\"a\": 1}'", "docker image inspect answered JSON that is not a list of digests"),
+        ("exec sleep 300", "docker image inspect did not finish within 0.5s"),
+    ):
+        with pytest.raises(_Unreachable) as raised:
+            local_digests("x:1", scripted("docker", body), timeout=0.5)
+        assert str(raised.value) == said
+
+    assert engine() == podman and engine(["podman-compose", "up", "-d"]) == podman
+    docker = shutil.which("docker")
+    assert engine(["docker", "compose", "up", "-d"]) == (docker or podman)
+    assert engine(["/usr/bin/docker-compose", "up"]) == (docker or podman)
+
+
+class _Registry(http.server.BaseHTTPRequestHandler):
+    """A registry asking for a bearer token at /token, which answers as `token` says."""
+
+    token: tuple[int, dict[str, str], bytes] = (200, {}, b"{}")
+
+    def do_HEAD(self) -> None:
+        if self.headers.get("authorization") == "Bearer good":
+            self.send_response(200)
+            self.send_header("docker-content-digest", "sha256:" + "0" * 64)
+        else:
+            self.send_response(401)
+            realm = f"http://127.0.0.1:{self.server.server_address[1]}/token"
+            self.send_header("www-authenticate", f'Bearer realm="{realm}",service="test"')
+        self.end_headers()
+
+    def do_GET(self) -> None:
+        elsewhere = (200, {}, b'{"token": "good"}')  # where a redirect leads: not to be followed
+        status, headers, body = self.token if self.path.startswith("/token?") else elsewhere
+        self.send_response(status)
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_what_the_token_realm_answers_is_checked() -> None:
+    """The realm's reply: a non-200 status, JSON that is not an object, an object without a token
+    are "cannot check" (one line, no traceback); a redirect is not followed."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Registry)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    where = f"registry {base}: the token realm answered"
+    try:
+        for token, said in (
+            ((200, {}, b'{"token": "good"}'), None),
+            ((200, {}, b'["good"]'), f"{where} no token"),
+            ((200, {}, b'{"token": 1}'), f"{where} no token"),
+            ((500, {}, b'{"token": "good"}'), f"{where} 500"),
+            ((302, {"location": "/elsewhere"}, b""), f"{where} 302"),
+        ):
+            _Registry.token = token
+            if said is None:
+                assert asyncio.run(registry_digest(base, "app", "1", 10)) == "sha256:" + "0" * 64
+                continue
+            with pytest.raises(_Unreachable) as raised:
+                asyncio.run(registry_digest(base, "app", "1", 10))
+            assert str(raised.value) == said
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_security_step_without_findings_cannot_check(tmp_path: Path) -> None:
+    """A `-security` step whose `found` step left no findings ends RC 12, not a KeyError."""
+    config = load_config(write_config(tmp_path, base("[maintenance.updates]\napt = true")))
+    steps = {s.name: s for s in updates_job(config).steps}
+    assert steps["apt"].timeout == STEP_TIMEOUT
+    ctx = StepContext(1, "pilothouse.updates", "apt-security", 1, {}, {}, 0)
+    assert steps["apt-security"].func(ctx) == CANNOT_CHECK

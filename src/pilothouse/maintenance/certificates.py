@@ -10,9 +10,14 @@ Reading a certificate needs `cryptography` (the `certificates` extra).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime
+import os
+import signal
 import ssl
 import subprocess
+import tempfile
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -65,17 +70,46 @@ def verdict(until: datetime.datetime, warning: float) -> tuple[int, str]:
     return (WARNING if left < warning else OK), f"valid until {when} ({days:.1f} days left)"
 
 
-def run_hook(command: list[str], what: str, timeout: float = 900) -> str:
-    """Run a configured maintenance command (argv); what happened, in one line for the log."""
-    proc = subprocess.run(command, capture_output=True, text=True, check=False, timeout=timeout)
-    if proc.returncode != 0:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:]
+async def run_hook(command: list[str], what: str, limit: float = 900) -> str:
+    """Run a configured maintenance command (argv, no shell, its own process group); what
+    happened, in one line for the log. Past `limit` seconds, or when the step running it is
+    cancelled (the step's own timeout, a cancel), the whole group is killed and reaped: nothing
+    keeps running untracked for the next run to race. Its output goes to files, not pipes: a
+    process it leaves behind (a daemon) holding them cannot keep the wait from ending."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *command, stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True
+            )
+        except OSError as exc:
+            return f"{what} could not start: {command[0]}: {exc.strerror}"
+        try:
+            async with asyncio.timeout(limit):
+                await proc.wait()
+        except TimeoutError:
+            await _kill(proc)
+            return f"{what} did not finish within {limit:g}s (killed)"
+        except BaseException:  # cancelled: the step's timeout or a cancel
+            await _kill(proc)
+            raise
+        if proc.returncode == 0:
+            return f"{what} ran"
+        said = []
+        for file in (err, out):
+            file.seek(0)
+            said.append(file.read().decode(errors="replace").strip())
+        tail = (said[0] or said[1]).splitlines()[-1:]
         return f"{what} exited {proc.returncode}: {tail[0] if tail else ''}"
-    return f"{what} ran"
 
 
-def _renew(command: list[str]) -> str:
-    return run_hook(command, "renew command")
+async def _kill(proc: asyncio.subprocess.Process) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    await asyncio.shield(proc.wait())
+
+
+async def _renew(command: list[str]) -> str:
+    return await run_hook(command, "renew command")
 
 
 def certificates_job(config: Config) -> Job:
@@ -84,16 +118,16 @@ def certificates_job(config: Config) -> Job:
 
     for cert in section.certificates:
 
-        def step(ctx: StepContext, cert: CertificateConfig = cert) -> int:
+        async def step(ctx: StepContext, cert: CertificateConfig = cert) -> int:
             where = cert.file or cert.url
             try:
-                rc, said = verdict(not_after(cert), section.certificate_warning)
+                rc, said = verdict(await asyncio.to_thread(not_after, cert), section.certificate_warning)
             except OperationError as exc:
                 rc, said = ERROR, f"unreadable: {exc}"
             if rc != OK and section.renew_command:
-                ran = _renew(section.renew_command)
+                ran = await _renew(section.renew_command)
                 try:
-                    rc, said = verdict(not_after(cert), section.certificate_warning)
+                    rc, said = verdict(await asyncio.to_thread(not_after, cert), section.certificate_warning)
                 except OperationError as exc:
                     rc, said = ERROR, f"unreadable: {exc}"
                 said = f"{said} after the {ran}"

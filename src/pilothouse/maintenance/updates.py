@@ -10,14 +10,18 @@ each (`[maintenance.updates]`):
   mirrors, leaves the update's advisories unknown: said so, never taken as "none").
   Distributions installed from a directory or URL (`direct_url.json`: editable or local builds,
   the service itself) and names the index does not know are skipped, never guessed.
-- `apt` (`apt = true`): the upgrades `apt-get -s upgrade` would make on this host (a simulation:
-  no root, no lock, nothing changed; it reads the package lists as the host's last `apt-get
-  update` left them), an upgrade from a `*-security` suite being a security update.
+- `apt` (`apt = true`): the upgrades `apt-get -s upgrade --with-new-pkgs` would make on this host
+  (a simulation: no root, no lock, nothing changed; it reads the package lists as the host's last
+  `apt-get update` left them), an upgrade from a `*-security` suite being a security update.
+  `--with-new-pkgs`: an upgrade that needs a new package (a kernel security fix's new ABI package)
+  is pending too, not "kept back" out of sight; the new packages are listed with it.
 - `image` (`image = true`, container updates on a compose or podman host): the digest the
   registry serves for `[deploy].image` at its tag (OCI distribution API, anonymous bearer token
-  when asked) against the repository digests of this host's copy (`podman`/`docker image
-  inspect`); a different or missing one is an update. `image_apply` (e.g. a pull and `compose up
-  -d`) runs then, and the image is checked again. No `-security` step: a digest says nothing of
+  when asked) against the repository digests of this host's copy (`<engine> image inspect`; the
+  engine is the one `image_apply` runs when it names podman or docker, else podman, else docker);
+  a different or missing one is an update. `image_apply` (e.g. a pull and `compose up -d`) runs
+  then (no shell, its own process group, killed past APPLY_TIMEOUT or when the step is cancelled
+  or times out), and the image is checked again. No `-security` step: a digest says nothing of
   why it changed.
 
 Each `<kind>` step ends RC 0 when nothing is pending, 4 when updates are pending (named in the
@@ -38,7 +42,7 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -50,11 +54,16 @@ from pilothouse.config.model import Config
 from pilothouse.errors import ConfigError
 from pilothouse.jobs.context import StepContext
 from pilothouse.jobs.definition import OK, WARNING, Job
+from pilothouse.maintenance.certificates import run_hook
 
 UPDATES = "pilothouse.updates"
 CANNOT_CHECK = 12
 KINDS = ("python", "apt", "image")
 SECURITY_KINDS = ("python", "apt")
+STEP_TIMEOUT = 600.0
+APPLY_TIMEOUT = 420.0
+"""`image_apply`'s limit: below the step's, leaving the checks before and after it their time."""
+APT_SIMULATE = ("-s", "-q", "upgrade", "--with-new-pkgs")
 _SEPARATORS = re.compile(r"[-_.]+")
 
 
@@ -70,7 +79,7 @@ class Update:
     """False when the index has no page of the installed version (no `vulnerabilities` to read)."""
 
     def line(self) -> str:
-        said = f"{self.name} {self.installed} -> {self.available}"
+        said = f"{self.name} {self.installed or '(new)'} -> {self.available}"
         if self.security:
             said += " (security" + (f": {', '.join(self.advisories)}" if self.advisories else "") + ")"
         elif not self.advisories_known:
@@ -150,6 +159,8 @@ def security_fixes(installed: str, newest: str, vulnerabilities: Iterable[Mappin
     low, high = version(installed), version(newest)
     ids = []
     for vuln in vulnerabilities:
+        if vuln.get("withdrawn"):  # retracted by its publisher: no longer an advisory
+            continue
         for fixed in vuln.get("fixed_in") or ():
             try:
                 if low < version(str(fixed)) <= high:
@@ -253,8 +264,9 @@ _SECURITY = re.compile(r"-security\b", re.IGNORECASE)  # bookworm-security, Debi
 
 
 def parse_apt_simulation(text: str) -> list[Update]:
-    """The upgrades in `apt-get -s upgrade` output (`Inst name [installed] (new origins [arch])`);
-    one coming from a `*-security` suite is a security update."""
+    """The upgrades in `apt-get -s upgrade --with-new-pkgs` output (`Inst name [installed] (new
+    origins [arch])`, no `[installed]` for a new package an upgrade needs); one coming from a
+    `*-security` suite is a security update."""
     found = []
     for line in text.splitlines():
         match = _INST.match(line)
@@ -272,9 +284,10 @@ def check_apt(section: UpdatesConfig, env: Mapping[str, str] | None = None) -> F
         findings.error = "apt-get is not installed here (set [maintenance.updates].apt = false)"
         return findings
     environment = {**(os.environ if env is None else env), "LC_ALL": "C"}
+    said = "apt-get " + " ".join(APT_SIMULATE)
     try:
         proc = subprocess.run(
-            [binary, "-s", "-q", "upgrade"],
+            [binary, *APT_SIMULATE],
             capture_output=True,
             text=True,
             check=False,
@@ -282,11 +295,11 @@ def check_apt(section: UpdatesConfig, env: Mapping[str, str] | None = None) -> F
             env=environment,
         )
     except subprocess.TimeoutExpired:
-        findings.error = "apt-get -s upgrade did not finish in time"
+        findings.error = f"{said} did not finish in time"
         return findings
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:]
-        findings.error = f"apt-get -s upgrade exited {proc.returncode}: {tail[0] if tail else ''}"
+        findings.error = f"{said} exited {proc.returncode}: {tail[0] if tail else ''}"
         return findings
     findings.updates = parse_apt_simulation(proc.stdout)
     findings.checked = len(findings.updates)
@@ -332,8 +345,14 @@ async def registry_digest(base: str, repository: str, tag: str, limit: float) ->
             if reply.status_code == 401 and challenge.lower().startswith("bearer "):
                 fields = dict(_CHALLENGE.findall(challenge))
                 realm = fields.pop("realm", "")
-                token = (await client.get(realm, params=fields)).json()
-                bearer = token.get("token") or token.get("access_token") or ""
+                answer = await client.get(realm, params=fields, follow_redirects=False)
+                token = answer.json() if answer.status_code == 200 else None
+                if isinstance(token, dict):
+                    token = token.get("token") or token.get("access_token")
+                if not isinstance(token, str):
+                    said = "no token" if answer.status_code == 200 else answer.status_code
+                    raise _Unreachable(f"registry {_where(base)}: the token realm answered {said}")
+                bearer = token
                 reply = await client.head(url, headers={**headers, "authorization": f"Bearer {bearer}"})
         except (httpx.HTTPError, ValueError) as exc:
             raise _Unreachable(f"registry {_where(base)}: {type(exc).__name__}") from None
@@ -343,23 +362,53 @@ async def registry_digest(base: str, repository: str, tag: str, limit: float) ->
     return str(digest)
 
 
-def local_digests(reference: str, env: Mapping[str, str] | None = None) -> list[str] | None:
-    """The repository digests of this host's copy of `reference` (podman or docker); None when
-    the host has none."""
-    engine = shutil.which("podman") or shutil.which("docker")
-    if engine is None:
-        raise _Unreachable("neither podman nor docker is installed here")
-    proc = subprocess.run(
-        [engine, "image", "inspect", "--format", "{{json .RepoDigests}}", reference],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-        env=None if env is None else dict(env),
-    )
+ENGINES = ("podman", "docker")
+_ABSENT = re.compile(r"no such (image|object)|image not known", re.IGNORECASE)
+
+
+def engine(apply: Sequence[str] = ()) -> str:
+    """The container engine to ask: the one `image_apply` runs (`podman`, `docker`,
+    `podman-compose`, `docker-compose`: the deployment's engine), else podman, else docker."""
+    named = os.path.basename(apply[0]) if apply else ""
+    for name in [e for e in ENGINES if named.startswith(e)] + list(ENGINES):
+        found = shutil.which(name)
+        if found is not None:
+            return found
+    raise _Unreachable("neither podman nor docker is installed here")
+
+
+def local_digests(
+    reference: str, binary: str, env: Mapping[str, str] | None = None, timeout: float = 60
+) -> list[str] | None:
+    """The repository digests of this host's copy of `reference`; None when the engine answers
+    that it has no such image. Any other failure (a timeout, an engine that cannot be reached,
+    an answer that is not JSON) is `_Unreachable`: cannot check, never "absent"."""
+    what = f"{os.path.basename(binary)} image inspect"
+    try:
+        proc = subprocess.run(
+            [binary, "image", "inspect", "--format", "{{json .RepoDigests}}", reference],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=timeout,
+            env=None if env is None else dict(env),
+        )
+    except subprocess.TimeoutExpired:
+        raise _Unreachable(f"{what} did not finish within {timeout:g}s") from None
+    except OSError as exc:
+        raise _Unreachable(f"{what}: {exc.strerror}") from None
     if proc.returncode != 0:
-        return None
-    found = json.loads(proc.stdout.strip() or "[]")
+        said = (proc.stderr or proc.stdout).strip()
+        if _ABSENT.search(said):
+            return None
+        tail = said.splitlines()[-1:]
+        raise _Unreachable(f"{what} exited {proc.returncode}: {tail[0] if tail else ''}")
+    try:
+        found = json.loads(proc.stdout.strip() or "[]")
+    except ValueError:
+        raise _Unreachable(f"{what} answered something that is not JSON") from None
+    if found is not None and not isinstance(found, list):
+        raise _Unreachable(f"{what} answered JSON that is not a list of digests")
     return [str(d) for d in found or ()]
 
 
@@ -369,7 +418,7 @@ async def _image_once(config: Config, section: UpdatesConfig) -> Findings:
     base = section.registry_url or f"https://{'registry-1.docker.io' if host == 'docker.io' else host}"
     try:
         published = await registry_digest(base, repository, tag, section.timeout)
-        here = await asyncio.to_thread(local_digests, reference)
+        here = await asyncio.to_thread(local_digests, reference, engine(section.image_apply))
     except _Unreachable as exc:
         findings.error = str(exc)
         return findings
@@ -387,16 +436,10 @@ async def check_image(config: Config, section: UpdatesConfig) -> Findings:
     findings = await _image_once(config, section)
     if findings.updates and section.image_apply:
         found = [f"found {u.line()}" for u in findings.updates]
-        ran = await asyncio.to_thread(_apply, section.image_apply)
+        ran = await run_hook(section.image_apply, "image_apply", limit=APPLY_TIMEOUT)
         findings = await _image_once(config, section)
         findings.notes += [*found, ran]
     return findings
-
-
-def _apply(command: list[str]) -> str:
-    from pilothouse.maintenance.certificates import run_hook
-
-    return run_hook(command, "image_apply", timeout=1800)
 
 
 # -- the job and the report ---------------------------------------------------------------------
@@ -454,12 +497,15 @@ def updates_job(config: Config) -> Job:
             return findings.rc()
 
         def security(ctx: StepContext, kind: str = kind) -> int:
-            findings: Findings = ctx.shared[kind]
+            findings: Findings | None = ctx.shared.get(kind)
+            if findings is None:  # the `found` step did not get as far as its findings
+                ctx.log.error("%s: cannot check: the %s step left no findings", kind, kind)
+                return CANNOT_CHECK
             if findings.error is not None:
                 return CANNOT_CHECK
             return WARNING if findings.security else OK
 
-        job.step(kind, timeout=600)(found)
+        job.step(kind, timeout=STEP_TIMEOUT)(found)
         if kind in SECURITY_KINDS:
             job.step(f"{kind}-security")(security)
     return job

@@ -649,7 +649,10 @@ class _Builder:
                     command="pilothouse jobs run pilothouse.updates",
                 ),
                 Step("Which kinds have security updates pending", promql=expr.removesuffix(" == 1")),
-                Step("Debian upgrades from security suites", command="apt-get -s upgrade | grep -i security"),
+                Step(
+                    "Debian upgrades from security suites",
+                    command="apt-get -s upgrade --with-new-pkgs | grep -i security",
+                ),
                 Step("What the daily report listed", command="pilothouse jobs run pilothouse.report"),
             ),
             mitigation=(
@@ -663,7 +666,8 @@ class _Builder:
                 f"{version}-1 --package '{service}=={version}' --package '<distribution>>=<fixed>'` "
                 "builds a new virtualenv beside the current one and switches to it; "
                 "`pilothouse install systemd --rollback` switches back if it misbehaves.",
-                "Debian packages on the host: `apt-get update && apt-get upgrade` (or let "
+                "Debian packages on the host: `apt-get update && apt-get upgrade --with-new-pkgs` (new "
+                "packages an upgrade needs, as a kernel's new ABI, come too; or let "
                 f"unattended-upgrades do it), then `systemctl restart {service}.service` so the "
                 "service loads the patched libraries; in an image they come with the rebuild above.",
                 "Verify: `pilothouse status` (ready), then `pilothouse jobs run pilothouse.updates`: "
