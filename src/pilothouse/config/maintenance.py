@@ -66,7 +66,9 @@ class UpdatesConfig(Section):
         default_factory=list, description="check only these distributions (default: every one installed)"
     )
     ignore: list[str] = Field(default_factory=list, description="distributions never checked")
-    apt: bool = Field(default=False, description="also check Debian packages (`apt-get -s upgrade`)")
+    apt: bool = Field(
+        default=False, description="also check Debian packages (`apt-get -s upgrade --with-new-pkgs`)"
+    )
     image: bool = Field(
         default=False,
         description="also check `[deploy].image` at its tag: the registry's digest against this host's copy",
