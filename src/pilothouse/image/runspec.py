@@ -188,6 +188,28 @@ def _volume_files(
     return [FileMount(posixpath.join(mount["mountPath"], p), data[k], mode) for k, p in paths.items()]
 
 
+SERVICE_ACCOUNT_TOKEN = b"smoke-service-account-token"
+"""What the smoke puts where the kubelet would project a service-account token: no API server
+issues one here, so anything that logs in with it (Vault's Kubernetes auth) is given another way
+by the caller; the file being there, readable by the app's user, is what is reproduced."""
+
+
+def _projected_tokens(volume: Obj, mount: Obj, sc: Obj, source: str) -> list[FileMount]:
+    """A projected volume of service-account tokens: each at its `path`, mode 0600 and owned by
+    the pod's runAsUser, as the kubelet writes a token when the pod sets one
+    (https://kubernetes.io/docs/concepts/storage/projected-volumes/#serviceaccounttoken)."""
+    files = []
+    for item in volume["projected"].get("sources") or []:
+        token = item.get("serviceAccountToken")
+        if token is None:
+            what = f"projected volume {volume['name']} ({sorted(item)})"
+            raise SmokeError(f"{source}: {what} cannot be reproduced by the smoke")
+        uid = int(sc.get("runAsUser", 0))
+        target = posixpath.join(mount["mountPath"], token["path"])
+        files.append(FileMount(target, SERVICE_ACCOUNT_TOKEN, 0o600, uid, int(sc.get("runAsGroup", uid))))
+    return files
+
+
 def _with_fs_group(file: FileMount, fs_group: int | None) -> FileMount:
     """The kubelet gives a read-only volume's files to the pod's fsGroup, group-readable."""
     if fs_group is None:
@@ -247,6 +269,8 @@ def _container(
             files += [
                 _with_fs_group(f, pod_sc.get("fsGroup")) for f in _volume_files(volume, mount, maps, secrets)
             ]
+        elif "projected" in volume:
+            files += _projected_tokens(volume, mount, sc, source)
         else:
             raise SmokeError(
                 f"{source}: volume {mount['name']} ({sorted(volume)}) cannot be reproduced by the smoke"
