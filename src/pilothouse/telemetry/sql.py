@@ -37,9 +37,8 @@ def _operation(statement: str) -> str:
     return words[0].upper() if words else "SQL"
 
 
-def operation_name(statement: str) -> str:
-    """The bounded `db.operation.name` of a statement: its SQL verb, or `_OTHER`."""
-    verb = _operation(statement)
+def operation_name(verb: str) -> str:
+    """The bounded `db.operation.name` of a statement's SQL verb: the verb, or `_OTHER`."""
     return verb if verb in db_client.SQL_OPERATIONS else db_client.OTHER_OPERATION
 
 
@@ -47,10 +46,11 @@ def operation_name(statement: str) -> str:
 def sql_span(statement: str, system: str = "postgresql") -> Iterator[None]:
     """A CLIENT span named after the SQL operation, with `db.query.text` = `statement`, and one
     observation of `db_client_operation_duration_seconds`."""
-    operation = operation_name(statement)
+    verb = _operation(statement)
+    operation = operation_name(verb)
     started = perf_counter()
     span = start_span(
-        _operation(statement),
+        verb,
         kind="CLIENT",
         attributes={"db.system.name": system, "db.operation.name": operation, "db.query.text": statement},
     )
@@ -63,9 +63,7 @@ def sql_span(statement: str, system: str = "postgresql") -> Iterator[None]:
     finally:
         failed = error_type(error) if error is not None else ""
         if span is not None:
-            if error is not None:
-                span.set_attribute("error.type", failed)
-            span.close(error)
+            span.close(error)  # an error: its exception event, error.type and ERROR status
         histogram = state.metrics.histogram(db_client.DB_CLIENT_OPERATION_DURATION)
         histogram.labels(system, operation, failed).observe(perf_counter() - started)
 
