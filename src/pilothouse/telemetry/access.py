@@ -125,8 +125,8 @@ def _render(
         and message.isprintable()
         and '"' not in message
         and "\\" not in message
-        and "@" not in message
         and "=" not in message
+        and ":" not in message
         and (request_id is None or _plain(request_id))
     ):
         second = int(created)
