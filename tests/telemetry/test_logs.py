@@ -180,6 +180,7 @@ def test_key_value_secrets_are_masked_with_a_colon_as_with_an_equals_sign(messag
     record = logging.makeLogRecord({"name": "app", "msg": message, "detail": message})
     doc = json.loads(formatter.format(record))
     line = json.loads(formatter.line(0.0, "app", message, None, None, None, ""))
-    access = json.loads(_render(formatter, 0.0, "GET", "/" + message.replace(" ", ""), 200, 5, "null", None, None, None, None))
+    path = "/" + message.replace(" ", "")
+    access = json.loads(_render(formatter, 0.0, "GET", path, 200, 5, "null", None, None, None, None))
     for text in (doc["message"], doc["detail"], line["message"], access["message"]):
         assert "hunter2" not in text and "***" in text, text
