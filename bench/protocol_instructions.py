@@ -234,7 +234,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--apps", default="bare,minimal-headers,minimal-defaults,protection-defaults")
+    parser.add_argument(
+        "--apps", default="bare,minimal-headers,minimal-defaults,minimal-defaults-timeout,protection-defaults"
+    )
     parser.add_argument("--stacks", default=",".join(STACKS))
     parser.add_argument("--no-server-header", action="store_true", help="as pilothouse serve runs uvicorn")
     parser.add_argument("--small", type=int, default=200)

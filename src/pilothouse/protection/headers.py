@@ -37,7 +37,9 @@ class SecurityHeaders:
         error = (self._error_cache,) if self._error_cache is not None else ()
         self._plain_error, self._tls_error = self.plain + error, self.tls + error
         self._names = frozenset(name for name, _ in self.tls) | {b"cache-control"}
-        self.seen: set[bytes] = set()  # app header names seen that are none of `_names`
+        # App header names seen that are none of `_names` (in any case), filled by `_ours`; the
+        # middleware's inline common case reads it and `plain`/`tls` too.
+        self.seen: set[bytes] = set()
 
     def fixed(self, tls: bool) -> tuple[Header, ...]:
         """The headers added to every response (not the error Cache-Control)."""

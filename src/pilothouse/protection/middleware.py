@@ -47,7 +47,6 @@ class ProtectionMiddleware:
         "_refusals",
         "_route",
         "_timeout_status",
-        "_untrack",
         "app",
         "deadlines",
     )
@@ -61,7 +60,6 @@ class ProtectionMiddleware:
         # The limits of every path when no per-route limits are configured (the default).
         self._route = self._limits.default if self._limits is not None and not self._limits.routes else None
         self.deadlines = Deadlines()  # arms its timer only when a request is tracked
-        self._untrack = self.deadlines.running.pop
         self._timeout_status = config.limits.timeout_status
         self._errors = UnhandledErrors(metrics) if config.errors.enabled else None
         self._hold_500 = self._errors is not None
@@ -86,8 +84,23 @@ class ProtectionMiddleware:
                 return
             if message["type"] == "http.response.start":
                 status = message["status"]
-                if (headers := self._headers) is not None:
-                    message["headers"] = headers.add(message.get("headers", ()), status, tls)
+                if (security := self._headers) is not None:
+                    try:
+                        headers = message["headers"]
+                    except KeyError:
+                        headers = ()
+                    # `SecurityHeaders.add`, with its common case inline (a frame less per
+                    # response): a list whose names were all seen before as none of ours.
+                    if headers.__class__ is not list or status >= 400:
+                        message["headers"] = security.add(headers, status, tls)
+                    else:
+                        seen = security.seen
+                        for name, _ in headers:
+                            if name not in seen:
+                                message["headers"] = security.add(headers, status, tls)
+                                break
+                        else:
+                            message["headers"] = [*headers, *(security.tls if tls else security.plain)]
                 if status == 500 and self._hold_500:
                     held = HeldErrorPage(message)
                     return
@@ -154,8 +167,11 @@ class ProtectionMiddleware:
             await self._unhandled(exc, scope, send, started, tls)
             return
         finally:
-            if task is not None and self._untrack(task, None) is None:
-                self.deadlines.forget(task)
+            if task is not None:
+                try:
+                    del self.deadlines.running[task]
+                except KeyError:  # the timer took it out: cut here
+                    self.deadlines.forget(task)
         if held is not None:  # the app's own 500, returned normally: its page passes untouched
             await held.flush(send)
 
