@@ -63,8 +63,9 @@ _COLLECTED = re.compile(r"Collected\s*:\s*(\d+)")
 class _Transport(asyncio.Transport):
     """What uvicorn's protocols use of a transport; the written chunks are kept (a list of them:
     one buffer growing by every response is reallocated now and then, and whether the allocator
-    can grow it in place depends on the process's memory layout — one run of the same code copied
-    it 4 times, another 9, about 600 instructions a request apart, 2026-12-02)."""
+    can grow it in place depends on the process's memory layout, not on the variant — in one pair
+    of runs it was moved 4 times for one variant and 9 for the other, about 600 instructions a
+    request charged to the second, 2026-12-02)."""
 
     def __init__(self) -> None:
         super().__init__()
