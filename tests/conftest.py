@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -31,6 +32,26 @@ def redis_url() -> str:
     if not _reachable(6379):
         pytest.fail("Redis is not running on 127.0.0.1:6379 (run `make services`)")
     return REDIS_URL
+
+
+@pytest.fixture
+def refused_port() -> Iterator[Callable[[], int]]:
+    """Loopback ports where nothing listens, for "the service is down" cases: each is held
+    bound (not listening) until the test ends, so connecting is refused and no other process
+    (the other xdist worker, a server another test starts) can take it meanwhile — unlike a
+    port picked with `free_port()`, which is free only at the moment it is picked."""
+    held: list[socket.socket] = []
+
+    def take() -> int:
+        sock = socket.socket()
+        held.append(sock)
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+    yield take
+    for sock in held:
+        sock.close()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -4,11 +4,12 @@ bad input as one clear error line with a non-zero exit."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import free_port, run_cli, write_config
+from tests.helpers import run_cli, write_config
 from tests.jobs.conftest import jobs_config
 
 
@@ -89,8 +90,10 @@ def test_bad_input(tmp_path: Path, args: tuple[str, ...], code: int, fragments: 
         ("modul = 'x'", 2, ("jobs.modul: unknown key; did you mean 'module'?",)),
     ],
 )
-def test_bad_store_and_config(tmp_path: Path, store: str, code: int, fragments: tuple[str, ...]) -> None:
-    port = str(free_port())
+def test_bad_store_and_config(
+    tmp_path: Path, store: str, code: int, fragments: tuple[str, ...], refused_port: Callable[[], int]
+) -> None:
+    port = str(refused_port())
     path = jobs_config(tmp_path)
     key = store.split(" ")[0]  # replace the key's default from the template rather than repeat it
     kept = [line for line in path.read_text().splitlines() if not line.startswith(f"{key} = ")]

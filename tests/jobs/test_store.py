@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
@@ -14,7 +14,6 @@ from pilothouse.config.loader import config_from_dict
 from pilothouse.errors import OperationError
 from pilothouse.jobs.store import Draining, JobStore, open_store
 from pilothouse.jobs.store.sql import LATEST
-from tests.helpers import free_port
 
 
 def make_store(kind: str, tmp_path: Path, postgres_url: str, schema: str) -> JobStore:
@@ -129,9 +128,11 @@ def test_heartbeats_keep_jobs_and_carry_cancel_requests(store: JobStore) -> None
     assert store.cancel_running() == 1
 
 
-def test_unreachable_postgres_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unreachable_postgres_is_one_clear_error(
+    monkeypatch: pytest.MonkeyPatch, refused_port: Callable[[], int]
+) -> None:
     """The URL is a secret reference (as it should be); the password never reaches the message."""
-    monkeypatch.setenv("T_JOBS_URL", f"postgresql://postgres:hunter2@127.0.0.1:{free_port()}/test")
+    monkeypatch.setenv("T_JOBS_URL", f"postgresql://postgres:hunter2@127.0.0.1:{refused_port()}/test")
     config = config_from_dict({"service": {"name": "t"}, "jobs": {"url": {"secret": "jobs.url"}}})
     with pytest.raises(OperationError) as caught:
         open_store(config)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,6 @@ from pilothouse.config import config_from_dict
 from pilothouse.errors import SecretError
 from pilothouse.runtime.checks import CheckRunner, build_checks
 from pilothouse.secrets import SecretResolver
-from tests.helpers import free_port
 from tests.runtime.tcp_gate import TcpGate
 
 
@@ -44,10 +43,10 @@ def gate() -> Iterator[TcpGate]:
     g.close()
 
 
-async def test_postgres_up_and_down(postgres_url: str) -> None:
+async def test_postgres_up_and_down(postgres_url: str, refused_port: Callable[[], int]) -> None:
     runner = runner_for(
         {"name": "up", "kind": "postgres", "url": postgres_url},
-        {"name": "down", "kind": "postgres", "url": f"postgresql://postgres@127.0.0.1:{free_port()}/test"},
+        {"name": "down", "kind": "postgres", "url": f"postgresql://postgres@127.0.0.1:{refused_port()}/test"},
     )
     result = await statuses(runner)
     assert result["up"] == ("pass", None)
@@ -55,10 +54,10 @@ async def test_postgres_up_and_down(postgres_url: str) -> None:
     assert status == "fail" and error and "refused" in error.lower()
 
 
-async def test_redis_up_and_down(redis_url: str) -> None:
+async def test_redis_up_and_down(redis_url: str, refused_port: Callable[[], int]) -> None:
     runner = runner_for(
         {"name": "up", "kind": "redis", "url": redis_url},
-        {"name": "down", "kind": "redis", "url": f"redis://127.0.0.1:{free_port()}/0", "critical": False},
+        {"name": "down", "kind": "redis", "url": f"redis://127.0.0.1:{refused_port()}/0", "critical": False},
     )
     result = await statuses(runner)
     assert result["up"] == ("pass", None)
@@ -67,15 +66,15 @@ async def test_redis_up_and_down(redis_url: str) -> None:
     assert report.ok and report.status == "warn"
 
 
-async def test_tcp_and_http(gate: TcpGate) -> None:
+async def test_tcp_and_http(gate: TcpGate, refused_port: Callable[[], int]) -> None:
     from tests.helpers import ServeProcess  # noqa: F401 - imported for parity with other suites
 
     server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     runner = runner_for(
         {"name": "open", "kind": "tcp", "host": "127.0.0.1", "port": port},
-        {"name": "shut", "kind": "tcp", "host": "127.0.0.1", "port": free_port()},
-        {"name": "web", "kind": "http", "url": f"http://127.0.0.1:{free_port()}/"},
+        {"name": "shut", "kind": "tcp", "host": "127.0.0.1", "port": refused_port()},
+        {"name": "web", "kind": "http", "url": f"http://127.0.0.1:{refused_port()}/"},
     )
     result = await statuses(runner)
     server.close()
@@ -201,12 +200,14 @@ async def test_errors_never_carry_credentials() -> None:
     assert "s3cr3t" not in error and "postgresql://***@db.internal:5432/shop" in error
 
 
-async def test_a_rotated_secret_url_is_used_on_the_next_run(tmp_path: Path, postgres_url: str) -> None:
+async def test_a_rotated_secret_url_is_used_on_the_next_run(
+    tmp_path: Path, postgres_url: str, refused_port: Callable[[], int]
+) -> None:
     """The postgres check reads its secret URL on every run: after a Kubernetes-style rotation
     of the mounted file the next run connects with the new value."""
     mount = tmp_path / "secrets"
     (mount / "db").mkdir(parents=True)
-    (mount / "db" / "url").write_text(f"postgresql://postgres@127.0.0.1:{free_port()}/test")
+    (mount / "db" / "url").write_text(f"postgresql://postgres@127.0.0.1:{refused_port()}/test")
     config = config_from_dict(
         {
             "service": {"name": "svc"},

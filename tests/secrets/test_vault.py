@@ -250,7 +250,7 @@ class FakeTokenReview:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = HTTPServer(("127.0.0.1", free_port()), Handler)
+        self.server = HTTPServer(("127.0.0.1", 0), Handler)  # the kernel picks; no race
         self.url = f"http://127.0.0.1:{self.server.server_port}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 

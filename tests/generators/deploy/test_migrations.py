@@ -7,14 +7,14 @@ from __future__ import annotations
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import quote
 
 import psycopg
 import pytest
 
-from tests.helpers import ROOT, free_port, one, rendered
+from tests.helpers import ROOT, one, rendered
 
 ORDERS_DIR = ROOT / "examples" / "market" / "orders"
 
@@ -58,7 +58,8 @@ def test_migration_command_creates_its_table(market_bundle: Path, postgres_url: 
     assert _run_init(market_bundle, url).returncode == 0  # idempotent: a restarted pod migrates again
 
 
-def test_failing_migration_exits_non_zero(market_bundle: Path) -> None:
-    result = _run_init(market_bundle, f"postgresql://postgres@127.0.0.1:{free_port()}/test?connect_timeout=2")
+def test_failing_migration_exits_non_zero(market_bundle: Path, refused_port: Callable[[], int]) -> None:
+    url = f"postgresql://postgres@127.0.0.1:{refused_port()}/test?connect_timeout=2"
+    result = _run_init(market_bundle, url)
     assert result.returncode != 0
     assert "connection" in result.stderr.lower()

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import subprocess
 import time
+from collections.abc import Callable
 
 import httpx
 
-from tests.helpers import ROOT, SHOP_DIR, ServeProcess, free_port
+from tests.helpers import ROOT, SHOP_DIR, ServeProcess
 
 SMOKE = ROOT / "scripts" / "smoke.sh"
 TOKEN = "smoke-test-token-a1b2c3d4e5f6"
@@ -38,9 +39,8 @@ def test_smoke_passes_then_fails_on_readiness_when_drained() -> None:
     assert bad.stderr.startswith(f"smoke: FAIL readiness: GET {shop.ops_url}/ready answered 503")
 
 
-def test_smoke_fails_clearly_when_nothing_listens() -> None:
-    port = free_port()
-    result = smoke(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{free_port()}")
+def test_smoke_fails_clearly_when_nothing_listens(refused_port: Callable[[], int]) -> None:
+    result = smoke(f"http://127.0.0.1:{refused_port()}", f"http://127.0.0.1:{refused_port()}")
     assert result.returncode == 1
     assert "smoke: FAIL health:" in result.stderr and "answered 000" in result.stderr
 
