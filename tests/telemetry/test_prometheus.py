@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -10,7 +9,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.helpers import ServeProcess, free_port
+from tests.generators.monitoring import engines
+from tests.helpers import ServeProcess
 
 
 def _query(prometheus: str, promql: str, at: float | None = None) -> list[dict[str, object]]:
@@ -30,23 +30,9 @@ def test_prometheus_scrapes_and_computes_the_request_rate(
     config_factory: Callable[..., Path], serve_env: dict[str, str], tmp_path: Path
 ) -> None:
     with ServeProcess(config_factory('traces = "none"\naccess_log = false'), env=serve_env) as serve:
-        port = free_port()
-        (tmp_path / "prometheus.yml").write_text(
-            "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
-            "scrape_configs:\n"
-            f"  - job_name: demo\n    static_configs: [{{targets: ['127.0.0.1:{serve.ops_port}']}}]\n"
-        )
-        prom = subprocess.Popen(
-            [
-                "prometheus",
-                f"--config.file={tmp_path / 'prometheus.yml'}",
-                f"--storage.tsdb.path={tmp_path / 'data'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        url = f"http://127.0.0.1:{port}"
+        # On a port the kernel picked, started again on a new one if another process took it.
+        prom = engines.prometheus(tmp_path, "demo", f"127.0.0.1:{serve.ops_port}", [])
+        url = prom.url
         sent = 0
         stop = threading.Event()
 
@@ -80,8 +66,7 @@ def test_prometheus_scrapes_and_computes_the_request_rate(
             assert rate is not None and 5 < rate < 40, rate  # ~20/s, generous for a loaded machine
             assert _scalar(url, 'pilothouse_lifecycle_state{job="demo",state="ready"}') == 1
         finally:
-            prom.terminate()
-            prom.wait(10)
+            prom.stop()
 
 
 def _up(url: str) -> bool | None:
