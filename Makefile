@@ -62,7 +62,7 @@ typecheck: venv
 ## Two workers (this machine's kind has two cores; most tests wait on servers and subprocesses, so
 ## two halve the wall time); each test file stays on one worker (tests/conftest.py).
 TEST_WORKERS ?= 2
-XDIST := -n $(TEST_WORKERS) --dist loadgroup
+XDIST := -n $(TEST_WORKERS) --dist loadfile
 pytest: venv services tools $(CHECKOV)
 	$(BIN)/python -m compileall -q src examples >/dev/null
 	$(BIN)/pytest $(XDIST)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -54,12 +55,22 @@ def refused_port() -> Iterator[Callable[[], int]]:
         sock.close()
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """`make test` runs two xdist workers with `--dist loadgroup`: each test file is one group,
-    so a module's fixtures (a whole example stack, a Prometheus) start once, on one worker; the
-    image tests are one group because their session fixtures build images under one tag per
-    checkout, which two workers would build at once."""
-    for item in items:
-        module = item.nodeid.split("::", 1)[0]
-        group = "tests/image" if module.startswith("tests/image/") else module
-        item.add_marker(pytest.mark.xdist_group(group))
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`make test` runs two xdist workers with `--dist loadfile`: each test file goes to one
+    worker, so a module's fixtures (an example's whole stack, a Prometheus) start once; and all
+    of `tests/image` goes to one, because its session fixtures assemble base images into one
+    cache and build images under one tag per checkout, which two workers would do at once.
+
+    xdist's own `loadgroup` (an `xdist_group` mark) does not group with pytest 9.2: it renames
+    `item._nodeid`, which that pytest no longer reads. Scopes are xdist's documented seam
+    instead: `LoadFileScheduling` is `LoadScopeScheduling` with `_split_scope` giving the file."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class FileOrImageScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return "tests/image" if module.startswith("tests/image/") else module
+
+    return FileOrImageScheduling(config, log)
