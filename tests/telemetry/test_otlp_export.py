@@ -302,10 +302,10 @@ def test_cached_attribute_fields_keep_equal_values_of_other_types_apart() -> Non
     starter = ServerSpanStarter(provider.get_tracer("pilothouse"), 1.0)
     tracer = provider.get_tracer("sdk")
     values: list[Any] = [1, True, 1.0, "1", 0, False, 0.0, -0.0, "", 2**63 - 1, -1, "True"]
-    for value in values * 2:
-        span: Any = starter.start_new("GET", {"http.request.method": "GET", "v": value})
+    for one in values * 2:
+        span: Any = starter.start_new("GET", {"http.request.method": "GET", "v": one})
         span.end()
-        with tracer.start_as_current_span("sdk", attributes={"v": value}):
+        with tracer.start_as_current_span("sdk", attributes={"v": one}):
             pass
     spans = list(memory.get_finished_spans())
     request = ExportTraceServiceRequest.FromString(encode_request(spans))
@@ -322,7 +322,7 @@ def test_cached_attribute_fields_keep_equal_values_of_other_types_apart() -> Non
     ]
     kinds = [value.WhichOneof("value") for value in decoded]
     expected = {int: "int_value", bool: "bool_value", float: "double_value", str: "string_value"}
-    assert kinds == [expected[type(value)] for value in values * 2] * 2  # server spans, then SDK spans
+    assert kinds == [expected[type(one)] for one in values * 2] * 2  # server spans, then SDK spans
     assert str(decoded[7].double_value) == "-0.0"
 
 

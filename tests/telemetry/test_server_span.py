@@ -305,7 +305,9 @@ async def test_processors_added_later_get_every_hook() -> None:
     assert len([s for s in exporter.get_finished_spans() if s.kind is trace.SpanKind.SERVER]) == 2
 
 
-@pytest.mark.parametrize(("ratio", "keep"), [(1.0, False), (0.5, False), (0.5, True), (0.0, True), (None, False)])
+@pytest.mark.parametrize(
+    ("ratio", "keep"), [(1.0, False), (0.5, False), (0.5, True), (0.0, True), (None, False)]
+)
 def test_a_new_traces_span_is_the_one_start_gives(ratio: float | None, keep: bool) -> None:
     """`start_new`, the middleware's common case (a request starting a trace) in fewer steps,
     gives what `start` gives from the same random state: the ids, flags and state, recording or
