@@ -143,7 +143,7 @@ def test_the_usual_access_line_is_written_as_the_formatter_writes_any_line() -> 
             ("GET", 'PO"ST'),
             paths,
             (200, 503),
-            (0, 123, 999_999, 12_345_678),
+            (0, 123, 999_999, 12_345_678, -1),
             (None, "abc", 'a"b', "é", "trace id"),
             (None, "c1"),
             (None, ("a" * 32, "b" * 16)),

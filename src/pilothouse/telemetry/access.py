@@ -119,7 +119,7 @@ def _render(
     with nothing to escape or redact, no correlation or subject); any other goes through
     `formatter.line` (the same text either way, tested)."""
     ms, frac = divmod(micros, 1000)
-    ms_text = _NUMBERS[ms] if ms < 1000 else str(ms)
+    ms_text = _NUMBERS[ms] if 0 <= ms < 1000 else str(ms)
     status_text = _NUMBERS[status] if 0 <= status < 1000 else str(status)
     frac_text = _THREE_DIGITS[frac]
     message = f"{method} {path} {status_text} {ms_text}.{frac_text[0]}ms"

@@ -165,7 +165,7 @@ def _new_field(cache: _FieldCache, tag: bytes, item: _Item) -> bytes:
             cached = by_key[(key, kind)] = []
         elif len(cached) >= _MAX_CACHED_VALUES:
             for old in cached:
-                del target[old]
+                target.pop(old, None)
             cached.clear()
         cached.append(item)
         target[item] = encoded
