@@ -59,9 +59,13 @@ typecheck: venv
 ## The suite starts `pilothouse` in hundreds of subprocesses: with PYTHONDONTWRITEBYTECODE set (as
 ## on this machine's kind) each would compile the editable sources again (about half its CPU).
 ## compileall writes the bytecode once; the interpreter reads it whatever that variable says.
+## Two workers (this machine's kind has two cores; most tests wait on servers and subprocesses, so
+## two halve the wall time); each test file stays on one worker (tests/conftest.py).
+TEST_WORKERS ?= 2
+XDIST := -n $(TEST_WORKERS) --dist loadgroup
 pytest: venv services tools $(CHECKOV)
 	$(BIN)/python -m compileall -q src examples >/dev/null
-	$(BIN)/pytest
+	$(BIN)/pytest $(XDIST)
 
 test: venv services tools lint typecheck pytest test-latest
 
@@ -79,7 +83,7 @@ test-latest: services tools
 	$(LATEST_VENV)/bin/pip install -q -U -e '.[dev]' $(LATEST_PACKAGES)
 	@$(LATEST_VENV)/bin/python -c 'import sys; from importlib.metadata import version; \
 		print("test-latest:", ", ".join(f"{p} {version(p)}" for p in sys.argv[1:]))' $(LATEST_PACKAGES)
-	$(LATEST_VENV)/bin/pytest -q -p no:cacheprovider $(LATEST_TESTS)
+	$(LATEST_VENV)/bin/pytest -q -p no:cacheprovider $(XDIST) $(LATEST_TESTS)
 
 ## The reference systems as examples (docs/examples/): each example's acceptance script against
 ## the real services here; fails on any criterion that regresses. Part of `make pytest` too.

@@ -6,6 +6,7 @@ an exporter that drops spans (the cost measured is the SDK's, not a network's), 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import sys
@@ -36,6 +37,7 @@ VARIANTS = (
     "pilothouse-metrics-protection",
     "minimal-headers",
     "minimal-defaults",
+    "minimal-defaults-timeout",
     "jwt-pilothouse",
     "jwt-minimal",
     "ratelimit-redis-pilothouse",
@@ -133,11 +135,21 @@ class MinimalHeaders:
 class MinimalDefaults:
     """Hand-written minimal equivalent of the `[protection]` defaults in one layer: the three
     headers, a 500 without details for an exception raised before the response started, and
-    the header count/size and declared body size checks (no time limit, no metrics, no log)."""
+    the header count/size and declared body size checks (no metrics, no log). No time limit
+    unless `time_limit` (seconds): then the app call runs under `asyncio.timeout`, as a user
+    would write it, and a request past it is answered 504 if its response has not started
+    ("minimal-defaults-timeout": what the time limit costs a hand-written layer)."""
 
-    def __init__(self, app: Any, max_headers: int = 100, max_header_bytes: int = 65536) -> None:
+    def __init__(
+        self,
+        app: Any,
+        max_headers: int = 100,
+        max_header_bytes: int = 65536,
+        time_limit: float | None = None,
+    ) -> None:
         self.app, self.max_headers, self.max_header_bytes = app, max_headers, max_header_bytes
         self.max_body = 10 * 2**20
+        self.time_limit = time_limit
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -163,12 +175,25 @@ class MinimalDefaults:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_wrapper)
+            if self.time_limit is None:
+                await self.app(scope, receive, send_wrapper)
+            else:
+                async with asyncio.timeout(self.time_limit):
+                    await self.app(scope, receive, send_wrapper)
+        except TimeoutError:
+            if started:
+                raise
+            await _bare_answer(send, 504)
         except Exception:
             if started:
                 raise
-            await send({"type": "http.response.start", "status": 500, "headers": list(SECURITY_HEADERS)})
-            await send({"type": "http.response.body", "body": b""})
+            await _bare_answer(send, 500)
+
+
+async def _bare_answer(send: Any, status: int) -> None:
+    """An empty response with the security headers (the minimal layers' own answers)."""
+    await send({"type": "http.response.start", "status": status, "headers": list(SECURITY_HEADERS)})
+    await send({"type": "http.response.body", "body": b""})
 
 
 def dropping_exporter() -> Any:
@@ -275,6 +300,8 @@ def build(variant: str) -> Any:
         return MinimalHeaders(starlette_app())
     if variant == "minimal-defaults":
         return MinimalDefaults(starlette_app())
+    if variant == "minimal-defaults-timeout":  # the 60 s default of `[protection.limits]`
+        return MinimalDefaults(starlette_app(), time_limit=60.0)
     if variant.startswith("jwt-"):  # the token for the client: in the file BENCH_TOKEN_FILE names
         from bench.protection_cost import jwt_apps
 

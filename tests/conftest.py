@@ -31,3 +31,14 @@ def redis_url() -> str:
     if not _reachable(6379):
         pytest.fail("Redis is not running on 127.0.0.1:6379 (run `make services`)")
     return REDIS_URL
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """`make test` runs two xdist workers with `--dist loadgroup`: each test file is one group,
+    so a module's fixtures (a whole example stack, a Prometheus) start once, on one worker; the
+    image tests are one group because their session fixtures build images under one tag per
+    checkout, which two workers would build at once."""
+    for item in items:
+        module = item.nodeid.split("::", 1)[0]
+        group = "tests/image" if module.startswith("tests/image/") else module
+        item.add_marker(pytest.mark.xdist_group(group))

@@ -164,6 +164,10 @@ CASES = {
         'storage = "redis"\n',
         "protection.rate_limits[0]: storage = 'redis' needs redis_url",
     ),
+    "relative Vault JWT file": (
+        GOOD_SERVICE + '[secrets.vault]\nauth = { method = "kubernetes", role = "r", jwt_file = "sa/jwt" }\n',
+        "secrets.vault.auth.kubernetes.jwt_file: 'sa/jwt' is invalid: expected the absolute path",
+    ),
     "CORS wildcard with credentials": (
         GOOD_SERVICE + '[protection.cors]\nallow_origins = ["*"]\nallow_credentials = true\n',
         "protection.cors: allow_origins = ['*'] with allow_credentials = true would let every site",

@@ -4,6 +4,7 @@ drain cancelling a request at shutdown) passes through as a cancellation."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import pytest
@@ -113,3 +114,47 @@ async def test_no_timer_left_armed_when_no_request_runs() -> None:
             await asyncio.sleep(0.01)
     await app(scope(), None, send)  # type: ignore[arg-type]
     assert deadlines.armed  # the next request arms it again
+
+
+async def test_task_lookup_finds_the_running_task_and_falls_back_to_the_public_function(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The time limit finds the request's task through asyncio's private dict on 3.11 (a C
+    `dict.get` instead of the Python `current_task`); only when that is exactly what
+    `current_task` reads, else the public function."""
+    from pilothouse.protection import deadlines
+
+    loop = asyncio.get_running_loop()
+    assert deadlines.current_task(loop) is asyncio.current_task() is not None
+    lookup = deadlines.task_lookup()
+    assert lookup(loop) is asyncio.current_task()
+    with monkeypatch.context() as patch:  # as on 3.12+: current_task is a C function
+        patch.setattr(asyncio, "current_task", {}.get)
+        assert deadlines.task_lookup() is asyncio.current_task
+    with monkeypatch.context() as patch:  # no such dict
+        patch.delattr(asyncio.tasks, "_current_tasks")
+        assert deadlines.task_lookup() is asyncio.current_task
+
+
+async def test_a_cut_request_that_swallows_its_cancellation_is_not_remembered() -> None:
+    """A handler may catch the cancellation and return normally; the cut task must not stay in
+    the set of tasks cut here (a leak, one task per such request)."""
+
+    async def stubborn(scope: Any, receive: Any, send: Any) -> None:
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(60)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    config = Config.model_validate(
+        {"service": {"name": "t"}, "protection": {"limits": {"time_limit": "50ms"}}}
+    )
+    app = ProtectionMiddleware(stubborn, config.protection, None)
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await asyncio.wait_for(app(scope(), None, send), 10)  # type: ignore[arg-type]
+    assert sent[0]["status"] == 200
+    assert not app.deadlines.running and not app.deadlines.cut

@@ -109,3 +109,65 @@ def test_app_headers_in_any_case_are_kept() -> None:
     assert {b"x-content-type-options", b"content-security-policy", b"cache-control"} <= set(names)
     plain = headers.add([(b"content-length", b"2")], 200, False)
     assert plain == [(b"content-length", b"2"), *headers.fixed(False)]
+
+
+def test_names_remembered_as_not_ours_never_hide_ours() -> None:
+    """`add` remembers the app's header names that are none of the added ones, so the next
+    response checks each with one set lookup; a name that is ours, in any case, must never be
+    remembered, or the second response carrying it would get the default added twice."""
+    from pilothouse.config.protection import HeadersConfig
+    from pilothouse.protection.headers import SecurityHeaders
+
+    headers = SecurityHeaders(HeadersConfig())
+    for _ in range(2):
+        for name in (b"Referrer-Policy", b"referrer-policy"):
+            sent = headers.add([(b"content-length", b"2"), (name, b"no-referrer")], 200, False)
+            assert [n.lower() for n, _ in sent].count(b"referrer-policy") == 1
+            assert (name, b"no-referrer") in sent
+
+
+def test_headers_sent_as_a_one_shot_iterable_are_all_kept() -> None:
+    """ASGI allows any iterable of pairs; the names are checked before the list is built, so a
+    generator must be read once, not twice."""
+    from pilothouse.config.protection import HeadersConfig
+    from pilothouse.protection.headers import SecurityHeaders
+
+    headers = SecurityHeaders(HeadersConfig())
+    app_headers = [(b"content-length", b"2"), (b"content-type", b"text/plain")]
+    for _ in range(2):  # the second time the names are remembered
+        sent = headers.add((pair for pair in app_headers), 200, False)
+        assert sent == [*app_headers, *headers.fixed(False)]
+
+
+async def test_the_middleware_keeps_app_headers_on_every_response() -> None:
+    """The middleware adds the headers itself in the common case (`add` inline); in process, the
+    real middleware: an app header of ours in any case, on the first response and on later ones
+    (when the app's other names are remembered), is kept and not added twice; headers sent as a
+    one-shot iterable are all kept."""
+    from typing import Any
+
+    from pilothouse.config.model import Config
+    from pilothouse.protection.middleware import ProtectionMiddleware
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        headers = [(b"content-length", b"0")]
+        if scope["path"] == "/own":
+            headers.append((b"Referrer-Policy", b"no-referrer"))
+        sent = (pair for pair in headers) if scope["path"] == "/gen" else headers
+        await send({"type": "http.response.start", "status": 200, "headers": sent})
+        await send({"type": "http.response.body", "body": b""})
+
+    config = Config.model_validate({"service": {"name": "t"}})
+    middleware = ProtectionMiddleware(app, config.protection, None)
+    for path in ("/plain", "/own", "/plain", "/own", "/gen"):
+        sent: list[dict[str, Any]] = []
+
+        async def send(message: dict[str, Any], sent: list[dict[str, Any]] = sent) -> None:
+            sent.append(message)
+
+        scope = {"type": "http", "method": "GET", "path": path, "scheme": "http", "headers": []}
+        await middleware(scope, None, send)  # type: ignore[arg-type]
+        names = [name.lower() for name, _ in sent[0]["headers"]]
+        assert names.count(b"referrer-policy") == 1, path
+        assert ((b"Referrer-Policy", b"no-referrer") in sent[0]["headers"]) == (path == "/own")
+        assert b"x-content-type-options" in names and b"content-length" in names

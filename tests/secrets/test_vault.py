@@ -310,3 +310,51 @@ def test_kubernetes_auth_login(bao: Bao, prefix: str, tmp_path: Path) -> None:
         assert kube.reviewed == [jwt.read_text()]
     finally:
         kube.close()
+
+
+def test_a_lease_falling_due_during_a_refresh_rotates_all_of_its_keys_at_once(
+    bao: Bao, prefix: str, database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store looks up `db.username`, then `db.password`; when the lease falls due between
+    the two (here: the leases' clock jumps past it right after the first lookup), both come
+    from the same lease — the old pair in this pass, the new pair in the next — never the old
+    username with a new password. The test above saw that pair under load: a renewal granting
+    exactly a third of the TTL left the lease due again for the second key's lookup."""
+    from pilothouse.secrets.providers import vault_leases
+
+    config = vault_config(
+        bao.address, prefix, declare=["db.username", "db.password"], dynamic={"db": database}
+    )
+    resolver = SecretResolver(config, environ={"VAULT_TOKEN": ROOT_TOKEN})
+    store = SecretStore(resolver, config.secret_refs())
+    provider = resolver.providers[0]
+    assert isinstance(provider, VaultProvider)
+    skew = [0.0]
+    clock = type(
+        "Clock", (), {"monotonic": staticmethod(lambda: time.monotonic() + skew[0]), "time": time.time}
+    )
+    monkeypatch.setattr(vault_leases, "time", clock)
+    lookup = provider.lookup
+
+    def lookup_then_the_lease_falls_due(ref: SecretRef) -> Any:
+        found = lookup(ref)
+        lease = provider.leases.get("db")
+        assert lease is not None
+        lease.renewable = False  # so falling due means new credentials, not a renewal
+        skew[0] = lease.expires_at - time.monotonic() + 1
+        return found
+
+    try:
+        store.load_all()
+        first = (store.get("db.username").reveal(), store.get("db.password").reveal())
+        monkeypatch.setattr(provider, "lookup", lookup_then_the_lease_falls_due)
+        rotated = [s.name for s in store.refresh()]
+        assert rotated == [], "one pass saw the lease as due for one key and not for the other"
+        rotated = [s.name for s in store.refresh()]
+        assert sorted(rotated) == ["db.password", "db.username"]
+        pair = (store.get("db.username").reveal(), store.get("db.password").reveal())
+        assert pair[0] != first[0]
+        with psycopg.connect("postgresql://127.0.0.1:5432/test", user=pair[0], password=pair[1]) as conn:
+            assert conn.execute("SELECT current_user").fetchone() == (pair[0],)
+    finally:
+        store.close()

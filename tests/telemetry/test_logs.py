@@ -122,6 +122,7 @@ def test_the_usual_access_line_is_written_as_the_formatter_writes_any_line() -> 
         "/t\tab",
         "/items/s3cr3t-value",
         "/a/token=abc",
+        "/a/token:abc",
         "/u:p@db",
         "/go/postgres://u:pw@db/x",
     )
@@ -165,3 +166,23 @@ def test_the_usual_access_line_is_written_as_the_formatter_writes_any_line() -> 
             json.loads(expected)
     finally:
         redaction.unregister_secret("s3cr3t-value")
+
+
+@pytest.mark.parametrize(
+    "message",
+    ["login failed, password: hunter2", "api_key:hunter2 rejected", "retry with token = hunter2"],
+)
+def test_key_value_secrets_are_masked_with_a_colon_as_with_an_equals_sign(message: str) -> None:
+    """`redact` masks `password: x` as it masks `password=x`; the formatter's guard (skip lines
+    that cannot hold a match) must not skip a line whose only separator is a colon, with or
+    without registered secrets, nor the access line's short path."""
+    from pilothouse.telemetry.access import _render
+
+    formatter = JsonFormatter("svc")
+    record = logging.makeLogRecord({"name": "app", "msg": message, "detail": message})
+    doc = json.loads(formatter.format(record))
+    line = json.loads(formatter.line(0.0, "app", message, None, None, None, ""))
+    path = "/" + message.replace(" ", "")
+    access = json.loads(_render(formatter, 0.0, "GET", path, 200, 5, "null", None, None, None, None))
+    for text in (doc["message"], doc["detail"], line["message"], access["message"]):
+        assert "hunter2" not in text and "***" in text, text

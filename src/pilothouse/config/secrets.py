@@ -62,6 +62,16 @@ class KubernetesAuth(Section):
     jwt_file: str = "/var/run/secrets/kubernetes.io/serviceaccount/token"
     mount: str = "kubernetes"
 
+    @field_validator("jwt_file")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        """The deploy bundle projects the token at this path (its directory is the mount path,
+        which Kubernetes requires to be absolute); a relative one would be read from the
+        working directory instead."""
+        if not value.startswith("/") or value.endswith("/"):
+            raise ValueError("expected the absolute path of the token file, e.g. /var/run/vault/sa/jwt")
+        return value
+
 
 VaultAuth = Annotated[TokenAuth | AppRoleAuth | KubernetesAuth, Field(discriminator="method")]
 

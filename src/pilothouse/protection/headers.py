@@ -14,11 +14,13 @@ from pilothouse.config.protection import HeadersConfig
 
 Header = tuple[bytes, bytes]
 
+OTHERS_MAX = 256
+
 
 class SecurityHeaders:
     """The headers to add, precomputed for plain and TLS requests."""
 
-    __slots__ = ("_error_cache", "_names", "_plain", "_tls")
+    __slots__ = ("_error_cache", "_names", "_plain_error", "_tls_error", "plain", "seen", "tls")
 
     def __init__(self, config: HeadersConfig) -> None:
         always = [
@@ -27,31 +29,46 @@ class SecurityHeaders:
             (b"content-security-policy", config.content_security_policy),
             (b"x-frame-options", config.x_frame_options),
         ]
-        self._plain: tuple[Header, ...] = tuple((name, value.encode()) for name, value in always if value)
+        self.plain: tuple[Header, ...] = tuple((name, value.encode()) for name, value in always if value)
         hsts = config.strict_transport_security
-        self._tls = self._plain + (((b"strict-transport-security", hsts.encode()),) if hsts else ())
+        self.tls = self.plain + (((b"strict-transport-security", hsts.encode()),) if hsts else ())
         cache = config.error_cache_control
         self._error_cache: Header | None = (b"cache-control", cache.encode()) if cache else None
-        self._names = frozenset(name for name, _ in self._tls) | {b"cache-control"}
+        error = (self._error_cache,) if self._error_cache is not None else ()
+        self._plain_error, self._tls_error = self.plain + error, self.tls + error
+        self._names = frozenset(name for name, _ in self.tls) | {b"cache-control"}
+        # App header names seen that are none of `_names` (in any case), filled by `_ours`; the
+        # middleware's inline common case reads it and `plain`/`tls` too.
+        self.seen: set[bytes] = set()
 
     def fixed(self, tls: bool) -> tuple[Header, ...]:
         """The headers added to every response (not the error Cache-Control)."""
-        return self._tls if tls else self._plain
+        return self.tls if tls else self.plain
 
     def add(self, headers: Iterable[Header], status: int, tls: bool) -> list[Header]:
-        """`headers` (the app's) followed by every configured header the app did not set.
+        """A new list: `headers` (the app's) followed by every configured header the app did not
+        set.
 
-        The common case (the app set none of them) is one set lookup per app header: names are
-        lowercased only when they are not lowercase already (ASGI apps send lowercase names)."""
-        result = list(headers)
-        names = self._names
-        for name, _ in result:
-            if name in names or (not name.islower() and name.lower() in names):
-                return self._merge(result, status, tls)
-        result += self._tls if tls else self._plain
-        if status >= 400 and self._error_cache is not None:
-            result.append(self._error_cache)
-        return result
+        The common case (the app set none of them) is one set lookup per app header, in the names
+        seen before that are none of ours (`seen`, filled by `_ours`), and one list built."""
+        if headers.__class__ is not list:  # iterated twice below: a one-shot iterable is read once
+            headers = list(headers)
+        others = self.seen
+        for name, _ in headers:
+            if name not in others and self._ours(name):
+                return self._merge([*headers], status, tls)
+        if status < 400:
+            return [*headers, *(self.tls if tls else self.plain)]
+        return [*headers, *(self._tls_error if tls else self._plain_error)]
+
+    def _ours(self, name: bytes) -> bool:
+        """Whether `name` is one of the added headers, in any case; a name that is not is
+        remembered (at most `OTHERS_MAX` of them), so the next response's check is one set lookup."""
+        if name in self._names or name.lower() in self._names:
+            return True
+        if len(self.seen) < OTHERS_MAX:
+            self.seen.add(name)
+        return False
 
     def _merge(self, result: list[Header], status: int, tls: bool) -> list[Header]:
         """`add` when the app set some of the headers itself: those are kept, not replaced."""

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from time import monotonic
 
 from pilothouse.asgi import ASGIApp, Message, Receive, Scope, Send, respond
 from pilothouse.config.protection import ProtectionConfig
 from pilothouse.metrics import Metrics
-from pilothouse.protection.deadlines import Deadlines
+from pilothouse.protection.deadlines import Deadlines, current_task, running_loop
 from pilothouse.protection.errors import HeldErrorPage, UnhandledErrors
 from pilothouse.protection.headers import SecurityHeaders
 from pilothouse.protection.limits import BodyLimit, BodyTooLarge, LimitTable
@@ -40,9 +41,11 @@ class ProtectionMiddleware:
     __slots__ = (
         "_errors",
         "_headers",
+        "_hold_500",
         "_limits",
         "_proxies",
         "_refusals",
+        "_route",
         "_timeout_status",
         "app",
         "deadlines",
@@ -54,9 +57,12 @@ class ProtectionMiddleware:
         self._proxies = TrustedProxies(networks) if networks else None
         self._headers = SecurityHeaders(config.headers) if config.headers.enabled else None
         self._limits = LimitTable(config.limits) if config.limits.enabled else None
+        # The limits of every path when no per-route limits are configured (the default).
+        self._route = self._limits.default if self._limits is not None and not self._limits.routes else None
         self.deadlines = Deadlines()  # arms its timer only when a request is tracked
         self._timeout_status = config.limits.timeout_status
         self._errors = UnhandledErrors(metrics) if config.errors.enabled else None
+        self._hold_500 = self._errors is not None
         self._refusals = Refusals(metrics)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -65,9 +71,7 @@ class ProtectionMiddleware:
             return
         if self._proxies is not None:
             self._proxies.resolve(scope)
-        headers = self._headers
-        tls = scope["scheme"] in _TLS
-        hold_500 = self._errors is not None
+        tls = scope["scheme"] in _TLS  # before the app runs: an app may rewrite its scope
         started = False
         held: HeldErrorPage | None = None
 
@@ -80,9 +84,24 @@ class ProtectionMiddleware:
                 return
             if message["type"] == "http.response.start":
                 status = message["status"]
-                if headers is not None:
-                    message["headers"] = headers.add(message.get("headers", ()), status, tls)
-                if status == 500 and hold_500:
+                if (security := self._headers) is not None:
+                    try:
+                        headers = message["headers"]
+                    except KeyError:
+                        headers = ()
+                    # `SecurityHeaders.add`, with its common case inline (a frame less per
+                    # response): a list whose names were all seen before as none of ours.
+                    if headers.__class__ is not list or status >= 400:
+                        message["headers"] = security.add(headers, status, tls)
+                    else:
+                        seen = security.seen
+                        for name, _ in headers:
+                            if name not in seen:
+                                message["headers"] = security.add(headers, status, tls)
+                                break
+                        else:
+                            message["headers"] = [*headers, *(security.tls if tls else security.plain)]
+                if status == 500 and self._hold_500:
                     held = HeldErrorPage(message)
                     return
                 started = True
@@ -107,14 +126,20 @@ class ProtectionMiddleware:
                 await self._refusals.refuse(send_wrapper, scope, 431, "headers_too_large")
                 return
             # No per-route limits configured (the default): no lookup.
-            route = limits.for_path(scope["path"]) if limits.routes else limits.default
+            route = self._route or limits.for_path(scope["path"])
             if length is not None:
                 if length.isdigit() and int(length) > route.max_body_size:
                     await self._refusals.refuse(send_wrapper, scope, 413, "body_too_large", _CLOSE)
                     return
             elif chunked or scope["method"] not in _BODYLESS:
                 receive = BodyLimit(receive, route.max_body_size).receive
-            task = self.deadlines.start(route.time_limit)
+            # The time limit (`Deadlines`), inline: per request, a frame less.
+            loop = running_loop()
+            if (task := current_task(loop)) is not None:
+                deadlines = self.deadlines
+                deadline = deadlines.running[task] = monotonic() + route.time_limit
+                if deadline < deadlines.next or loop is not deadlines.loop:
+                    deadlines.arm(loop, deadline)
         try:
             await self.app(scope, receive, send_wrapper)
         except BodyTooLarge:
@@ -143,7 +168,10 @@ class ProtectionMiddleware:
             return
         finally:
             if task is not None:
-                self.deadlines.finish(task)
+                try:
+                    del self.deadlines.running[task]
+                except KeyError:  # the timer took it out: cut here
+                    self.deadlines.forget(task)
         if held is not None:  # the app's own 500, returned normally: its page passes untouched
             await held.flush(send)
 

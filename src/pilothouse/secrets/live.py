@@ -99,7 +99,7 @@ class SecretStore:
     def load_all(self) -> None:
         """Resolve every secret; SecretError with one line naming each problem otherwise."""
         problems: list[str] = []
-        with self._lock:
+        with self._lock, self.resolver.one_pass():
             for secret in self.secrets.values():
                 try:
                     resolved = self.resolver.resolve(secret.ref)
@@ -120,7 +120,7 @@ class SecretStore:
     def refresh(self) -> list[LiveSecret]:
         """Re-resolve every secret; the ones whose value changed (blocking: run it in a thread)."""
         changed: list[LiveSecret] = []
-        with self._lock:
+        with self._lock, self.resolver.one_pass():
             for secret in self.secrets.values():
                 try:
                     resolved = self.resolver.resolve(secret.ref)

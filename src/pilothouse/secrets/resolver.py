@@ -7,8 +7,9 @@ and names `env_name(service, ref)` so the generated manifests match what is read
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,6 +68,18 @@ class SecretResolver:
     def where(self, ref: SecretRef) -> list[str]:
         """Every place `ref` is looked for, in order."""
         return [provider.where(ref) for provider in self.providers]
+
+    @contextlib.contextmanager
+    def one_pass(self) -> Iterator[None]:
+        """A pass over several secrets (a load or a refresh): a source whose answer for one key
+        depends on the others' (a Vault lease holding a username and its password) decides once
+        for the whole pass. Only such sources have a `one_pass` of their own."""
+        with contextlib.ExitStack() as stack:
+            for provider in self.providers:
+                begin = getattr(provider, "one_pass", None)
+                if begin is not None:
+                    stack.enter_context(begin())
+            yield
 
     def resolve(self, ref: SecretRef) -> Resolved | None:
         """The first non-empty value, None if no source has one; SecretError (naming the secret)

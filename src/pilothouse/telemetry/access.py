@@ -132,8 +132,8 @@ def _render(
         and text.isprintable()
         and '"' not in text
         and "\\" not in text
-        and "@" not in text
         and "=" not in text
+        and ":" not in text
         and (
             request_id is None
             or (ids is not None and request_id is ids[0])  # the trace id (hex) as the request id

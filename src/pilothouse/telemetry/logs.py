@@ -53,11 +53,12 @@ _encode = json.JSONEncoder(default=str, ensure_ascii=False, separators=(", ", ":
 
 def _redact(text: str) -> str:
     """`redact`, skipped when the text cannot hold anything it masks (no registered secrets,
-    no `@` of URL credentials, no `=` of key=value pairs): most lines, e.g. every access line.
-    ANSI escape codes are dropped on the way (tested with one `in` for the common case)."""
+    no `=` or `:` of `key=value` / `key: value` pairs, whose `:` URL credentials need as well):
+    most lines, e.g. every access line. ANSI escape codes are dropped on the way (tested with
+    one `in` for the common case)."""
     if "\x1b" in text:
         text = _ANSI.sub("", text)
-    if redaction._values or "@" in text or "=" in text:
+    if redaction._values or "=" in text or ":" in text:
         return redact(text)
     return text
 

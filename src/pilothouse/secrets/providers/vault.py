@@ -17,6 +17,7 @@ Every failure is a `SecretError` naming the server and what was attempted, never
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Mapping
 
@@ -73,6 +74,10 @@ class VaultProvider:
             return None
         where = f"{self.kv.where(group)} [{key}]"
         return Found(str(entry.data[key]), where, updated_at=entry.created, version=entry.version)
+
+    def one_pass(self) -> contextlib.AbstractContextManager[None]:
+        """A refresh pass: each lease is decided once for all of its keys (`Leases.one_pass`)."""
+        return self.leases.one_pass()
 
     def close(self) -> None:
         """Revoke held leases (the credentials die with the process) and a token we logged in for."""

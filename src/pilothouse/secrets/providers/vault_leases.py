@@ -3,12 +3,17 @@
 A lease is renewed once two thirds of its TTL have passed; when it cannot be renewed (or its
 max TTL is near) fresh credentials are read before the old ones expire. `revoke_all` ends them
 with the process.
+
+Within a refresh pass (`one_pass`) a group's lease is decided once, for all of its keys: a
+lease renewed or falling due between the lookup of `db.username` and that of `db.password`
+would otherwise hand the app the old username with the new password until the next pass.
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,9 +42,27 @@ class Leases:
         self.session = session
         self.paths = session.config.dynamic
         self._held: dict[str, Lease] = {}
+        self._this_pass: dict[str, Lease | None] | None = None
         self.renewals = 0  # lease renewals done (tests read it)
 
+    @contextlib.contextmanager
+    def one_pass(self) -> Iterator[None]:
+        """Every lookup of a group inside gets the lease its first lookup got."""
+        self._this_pass = {}
+        try:
+            yield
+        finally:
+            self._this_pass = None
+
     def get(self, group: str) -> Lease | None:
+        decided = self._this_pass
+        if decided is None:
+            return self._get(group)
+        if group not in decided:
+            decided[group] = self._get(group)
+        return decided[group]
+
+    def _get(self, group: str) -> Lease | None:
         now = time.monotonic()
         lease = self._held.get(group)
         if lease is not None and not lease.due(now):
@@ -68,7 +91,7 @@ class Leases:
         except SecretError:
             return False
         granted = float(response.get("lease_duration") or 0)
-        if granted < lease.ttl * (1 - RENEW_AT):  # the max TTL is near: rotate instead
+        if granted <= lease.ttl * (1 - RENEW_AT):  # the max TTL is near (due again at once): rotate
             return False
         lease.expires_at = now + granted
         self.renewals += 1
