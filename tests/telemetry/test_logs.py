@@ -144,12 +144,14 @@ def test_the_usual_access_line_is_written_as_the_formatter_writes_any_line() -> 
             ("GET", 'PO"ST'),
             paths,
             (200, 503),
-            (0, 123, 999_999, 12_345_678),
-            (None, "abc", 'a"b', "é"),
+            (0, 123, 999_999, 12_345_678, -1),
+            (None, "abc", 'a"b', "é", "trace id"),
             (None, "c1"),
             (None, ("a" * 32, "b" * 16)),
             (None, "alice"),
         ):
+            if request_id == "trace id":  # a new trace's id doubles as the request id (the same str)
+                request_id = ids[0] if ids is not None else None
             if secret:  # a registered secret: every line is redacted, so none takes the short path
                 redaction.register_secret("s3cr3t-value")
             created = 1_700_000_000.9996

@@ -289,6 +289,58 @@ def test_server_spans_encode_as_any_span_and_as_the_official_encoder() -> None:
     assert request == expected
 
 
+def test_cached_attribute_fields_keep_equal_values_of_other_types_apart() -> None:
+    """Attribute fields are cached by their `(key, value)` item, one cache for texts and one for
+    ints: values that are equal across types (`1 == True == 1.0`, `0 == False == 0.0 == -0.0`) keep
+    their own encoding span after span, server spans and SDK spans alike, as the official encoder
+    writes them."""
+    from pilothouse.telemetry.otlp_encode import encode_request
+
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": "wire"}))
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    starter = ServerSpanStarter(provider.get_tracer("pilothouse"), 1.0)
+    tracer = provider.get_tracer("sdk")
+    values: list[Any] = [1, True, 1.0, "1", 0, False, 0.0, -0.0, "", 2**63 - 1, -1, "True"]
+    for one in values * 2:
+        span: Any = starter.start_new("GET", {"http.request.method": "GET", "v": one})
+        span.end()
+        with tracer.start_as_current_span("sdk", attributes={"v": one}):
+            pass
+    spans = list(memory.get_finished_spans())
+    request = ExportTraceServiceRequest.FromString(encode_request(spans))
+    for resource in request.resource_spans:
+        for scope in resource.scope_spans:
+            for one in scope.spans:
+                one.flags &= ~0xFF  # the SDK's encoder leaves out the W3C trace flags
+    assert request == encode_spans(spans)
+    decoded = [
+        {kv.key: kv.value for kv in span.attributes}["v"]
+        for resource in request.resource_spans
+        for scope in resource.scope_spans
+        for span in scope.spans
+    ]
+    kinds = [value.WhichOneof("value") for value in decoded]
+    expected = {int: "int_value", bool: "bool_value", float: "double_value", str: "string_value"}
+    assert kinds == [expected[type(one)] for one in values * 2] * 2  # server spans, then SDK spans
+    assert str(decoded[7].double_value) == "-0.0"
+
+
+def test_the_attribute_cache_stays_bounded_and_keeps_what_repeats() -> None:
+    """Values that never repeat (a path with an id per request) are dropped once a key holds
+    too many, so the cache stays bounded; the values that repeat are cached again."""
+    from pilothouse.telemetry import otlp_encode
+
+    tag = b"\x4a"
+    for n in range(3 * otlp_encode._MAX_CACHED_VALUES):
+        otlp_encode._attributes(tag, {"url.path": f"/items/{n}", "http.request.method": "GET"})
+    cache = otlp_encode._FIELDS[tag]
+    paths = [item for item in cache.texts if item[0] == "url.path"]
+    assert 0 < len(paths) <= otlp_encode._MAX_CACHED_VALUES
+    assert ("http.request.method", "GET") in cache.texts
+    assert len(cache.items_by_key[("url.path", str)]) == len(paths)
+
+
 def test_429_and_503_are_retried_after_retry_after(http_receiver: HttpReceiver) -> None:
     http_receiver.answers = [(503, {"Retry-After": "0"}), (429, {"Retry-After": "0"})]
     exporter = OtlpExporter(

@@ -305,6 +305,41 @@ async def test_processors_added_later_get_every_hook() -> None:
     assert len([s for s in exporter.get_finished_spans() if s.kind is trace.SpanKind.SERVER]) == 2
 
 
+@pytest.mark.parametrize(
+    ("ratio", "keep"), [(1.0, False), (0.5, False), (0.5, True), (0.0, True), (None, False)]
+)
+def test_a_new_traces_span_is_the_one_start_gives(ratio: float | None, keep: bool) -> None:
+    """`start_new`, the middleware's common case (a request starting a trace) in fewer steps,
+    gives what `start` gives from the same random state: the ids, flags and state, recording or
+    not, provisional or not, and the processors' `on_start`."""
+    import random
+
+    from opentelemetry.sdk.trace import SpanProcessor
+
+    provider = TracerProvider()
+    started: list[Any] = []
+
+    class Starts(SpanProcessor):
+        def on_start(self, span: Any, parent_context: Any = None) -> None:
+            started.append((span.get_span_context(), parent_context))
+
+    provider.add_span_processor(Starts())
+    starter = ServerSpanStarter(provider.get_tracer("t"), ratio, keep_errors_and_slow=keep)  # type: ignore[arg-type]
+    for seed in range(64):
+        random.seed(seed)
+        old = starter.start("GET", {"http.request.method": "GET"}, None, None, None)
+        random.seed(seed)
+        new = starter.start_new("GET", {"http.request.method": "GET"})
+        assert type(new) is type(old)
+        assert new.get_span_context() == old.get_span_context()
+        assert new.get_span_context().trace_flags == old.get_span_context().trace_flags
+        if isinstance(old, ServerSpan):
+            assert isinstance(new, ServerSpan)
+            fields = ("trace_hex", "span_hex", "_provisional", "_parent", "_name", "_attributes")
+            assert [getattr(new, f) for f in fields] == [getattr(old, f) for f in fields]
+            assert started[-2:] == [(old.get_span_context(), None), (new.get_span_context(), None)]
+
+
 def test_request_path_shortcuts_are_active_and_match_the_api() -> None:
     """The shortcuts (direct SpanContext tuple, contextvar attach) are taken with this SDK; a
     release that changed what they rely on would switch them off, and this test says so."""

@@ -131,8 +131,8 @@ class _Guard(asyncio.Protocol):
     def _note_request(self) -> bool:
         """Disarm the header deadline once a request's headers are complete (or the connection
         became a WebSocket); whether that happened now."""
-        upgraded = self.transport.get_protocol() is not self
-        if self.cycle is not self._seen or upgraded:
+        # A new cycle first: the transport's `get_protocol()` (upgraded: a WebSocket) is a call.
+        if self.cycle is not self._seen or self.transport.get_protocol() is not self:
             self._seen = self.cycle
             self._cancel_header_timer()
             return True

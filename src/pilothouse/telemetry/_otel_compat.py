@@ -8,7 +8,8 @@ changed the internal). Nothing else in the package reaches into OpenTelemetry's 
    making a span current is one copy and one `set`; else None and callers use `attach`/`detach`.
 3. `span_processors`: the processors tuple of the provider's `SynchronousMultiSpanProcessor`
    (its `_span_processors`), so a server span calls only the hooks they override; else None
-   and the multi-processor is called as it is.
+   and the multi-processor is called as it is. `current_processors` reads that tuple again, per
+   span, from a multi-processor `span_processors` accepted.
 4. `ON_ENDING`: the name of the SDK's private `_on_ending` hook (called before `on_end`).
 5. `suppress_instrumentation` / `unsuppress`: the context key instrumentations check so the
    exporter's own HTTP calls are not traced; else a no-op.
@@ -20,7 +21,9 @@ changed the internal). Nothing else in the package reaches into OpenTelemetry's 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from contextvars import ContextVar
+from operator import attrgetter
 from typing import Any
 
 from opentelemetry import context as _context
@@ -110,6 +113,10 @@ def span_processors(processor: Any) -> tuple[SpanProcessor, ...] | None:
         return processors
     return None
 
+
+current_processors: Callable[[Any], tuple[SpanProcessor, ...]] = attrgetter("_span_processors")
+"""The tuple `span_processors` returned, read again (one C call: the request path checks per span
+whether a processor was added); only for a processor `span_processors` did not return None for."""
 
 # -- 5. suppressing instrumentation of the exporter's own calls -------------------------------
 

@@ -14,11 +14,12 @@ import logging
 from time import time
 
 from pilothouse import redaction
+from pilothouse.catalog.http_server import STANDARD_METHODS
+from pilothouse.telemetry import logs as _logs
 from pilothouse.telemetry.context import RequestContext
-from pilothouse.telemetry.logs import _MILLIS_Z, ACCESS_LOGGER, JsonFormatter, installed_handler, json_string
+from pilothouse.telemetry.logs import _MILLIS_Z, ACCESS_LOGGER, JsonFormatter, json_string
 
 _INFO = logging.INFO
-_THREE_DIGITS = tuple(f"{n:03d}" for n in range(1000))
 
 
 class AccessLog:
@@ -45,7 +46,7 @@ class AccessLog:
         if not logger.isEnabledFor(_INFO):
             return
         micros = int(duration * 1_000_000)  # integer formatting: no float-to-text per request
-        handler = installed_handler()
+        handler = _logs._installed  # `installed_handler()`, without the call
         handlers = self._root.handlers
         if (
             handler is not None
@@ -94,9 +95,10 @@ def _message(method: str, path: str, status: int, micros: int) -> str:
     return f"{method} {path} {status} {ms}.{frac // 100}ms"
 
 
-def _plain(text: str) -> bool:
-    """Whether `json_string` writes `text` as it is, in quotes."""
-    return text.isprintable() and '"' not in text and "\\" not in text
+# Integers as text by table lookup: turning an int into text costs more than the rest of a line's
+# f-string; a line has a status and milliseconds, each written twice.
+_THREE_DIGITS = tuple(f"{n:03d}" for n in range(1000))
+_NUMBERS = tuple(str(n) for n in range(1000))
 
 
 def _render(
@@ -117,30 +119,40 @@ def _render(
     with nothing to escape or redact, no correlation or subject); any other goes through
     `formatter.line` (the same text either way, tested)."""
     ms, frac = divmod(micros, 1000)
-    message = f"{method} {path} {status} {ms}.{frac // 100}ms"
+    ms_text = _NUMBERS[ms] if 0 <= ms < 1000 else str(ms)
+    status_text = _NUMBERS[status] if 0 <= status < 1000 else str(status)
+    frac_text = _THREE_DIGITS[frac]
+    message = f"{method} {path} {status_text} {ms_text}.{frac_text[0]}ms"
+    # The message's numbers and a standard method need no check: its path does.
+    text = path if method in STANDARD_METHODS else message
     if (
         correlation is None
         and subject is None
         and not redaction._values
-        and message.isprintable()
-        and '"' not in message
-        and "\\" not in message
-        and "=" not in message
-        and ":" not in message
-        and (request_id is None or _plain(request_id))
+        and text.isprintable()
+        and '"' not in text
+        and "\\" not in text
+        and "=" not in text
+        and ":" not in text
+        and (
+            request_id is None
+            or (ids is not None and request_id is ids[0])  # the trace id (hex) as the request id
+            or (request_id.isprintable() and '"' not in request_id and "\\" not in request_id)
+        )
     ):
+        # What `json_string` writes as it is, in quotes: every text here.
         second = int(created)
         stamp = (
             formatter._second_text if second == formatter._second else formatter._timestamp_second(second)
-        ) + _MILLIS_Z[min(int((created - second) * 1000), 999)]
+        ) + _MILLIS_Z[int((created - second) * 1000)]
         rid = "" if request_id is None else f', "request_id": "{request_id}"'
         trace = "" if ids is None else f', "trace_id": "{ids[0]}", "span_id": "{ids[1]}"'
         return (
             f'{{"timestamp": "{stamp}", "level": "info", "logger": "{ACCESS_LOGGER}", "message": "{message}"'
-            f'{formatter._service_json}{rid}{trace}, "http_route": {route_json}, "status": {status}, '
-            f'"duration_ms": {ms}.{_THREE_DIGITS[frac]}}}\n'
+            f'{formatter._service_json}{rid}{trace}, "http_route": {route_json}, "status": {status_text}, '
+            f'"duration_ms": {ms_text}.{frac_text}}}\n'
         )
-    extra = f', "http_route": {route_json}, "status": {status}, "duration_ms": {ms}.{_THREE_DIGITS[frac]}'
+    extra = f', "http_route": {route_json}, "status": {status_text}, "duration_ms": {ms_text}.{frac_text}'
     if subject is not None:
         extra += f', "subject": {json_string(subject)}'
     return formatter.line(created, ACCESS_LOGGER, message, request_id, correlation, ids, extra)

@@ -37,10 +37,14 @@ from typing import Any
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from pilothouse.telemetry._otel_compat import suppress_instrumentation, unsuppress
+from pilothouse.telemetry._otel_compat import SPAN_CONTEXT_IS_TUPLE, suppress_instrumentation, unsuppress
+from pilothouse.telemetry.server_span import ServerSpan
 
 log = logging.getLogger("pilothouse.telemetry")
 _SAMPLED = 1  # the sampled bit of the trace flags
+# The request path's spans, whose context's flags are read as the tuple item they are: `span.context`
+# and `.trace_flags` are two Python-level property calls per span.
+_FLAGS_AT_3 = ServerSpan if SPAN_CONTEXT_IS_TUPLE else None
 
 # The young-generation budget left for the app's own objects: CPython 3.13's default threshold.
 _APP_YOUNG_OBJECTS = 2000
@@ -98,7 +102,8 @@ class BatchExport(SpanProcessor):
         return self._batch
 
     def on_end(self, span: ReadableSpan) -> None:
-        if not span.context.trace_flags & _SAMPLED or self._closed:
+        flags = span._context[3] if type(span) is _FLAGS_AT_3 else span.context.trace_flags  # type: ignore[index]
+        if not flags & _SAMPLED or self._closed:
             return
         queue = self._queue
         if len(queue) >= self._max_queue:

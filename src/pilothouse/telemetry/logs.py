@@ -43,7 +43,9 @@ _RECORD_FIELDS = frozenset(vars(logging.makeLogRecord({}))) | {
 # terminal, so they are removed from every string a JSON line carries.
 _ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|[@-Z\\-_])")
 
-_MILLIS_Z = tuple(f".{ms:03d}Z" for ms in range(1000))  # the end of a timestamp, by millisecond
+# The end of a timestamp, by millisecond. Index 1000 (as 999) only guards the index without a
+# `min` call per line: `int((created - second) * 1000)` of a fraction below 1 stays below 1000.
+_MILLIS_Z = (*(f".{ms:03d}Z" for ms in range(1000)), ".999Z")
 SpanIds = Callable[[], tuple[str, str] | None]
 
 _encode = json.JSONEncoder(default=str, ensure_ascii=False, separators=(", ", ": ")).encode
@@ -128,7 +130,7 @@ class JsonFormatter(logging.Formatter):
         """ISO 8601 UTC with milliseconds; the part up to the second is reused within it."""
         second = int(created)
         text = self._second_text if second == self._second else self._timestamp_second(second)
-        return text + _MILLIS_Z[min(int((created - second) * 1000), 999)]
+        return text + _MILLIS_Z[int((created - second) * 1000)]
 
     def _timestamp_second(self, second: int) -> str:
         """The timestamp up to `second` (a new second: rendered and kept)."""

@@ -163,12 +163,9 @@ class TelemetryMiddleware:
         if (otel := self._otel) is not None:
             scope[FASTAPI_TELEMETRY] = None
             if parent is None and baggage is None:  # the common case: a new trace
-                span = self._spans.start(  # type: ignore[union-attr]
+                span = self._spans.start_new(  # type: ignore[union-attr]
                     method,
                     {"http.request.method": method, "url.path": scope["path"], "url.scheme": scope["scheme"]},
-                    None,
-                    None,
-                    None,
                 )
                 otel_token = otel.attach_span(span)
             else:
@@ -183,11 +180,13 @@ class TelemetryMiddleware:
             if type(span) is otel.server_span:  # recording (else a NonRecordingSpan)
                 trace_hex = span.trace_hex
                 ids = (trace_hex, span.span_hex)
-                flags = span.get_span_context().trace_flags
+                # The context's flags read as the tuple item they are: no method and property call.
+                own: Any = span._context
+                flags = own[3] if otel.context_is_tuple else span.get_span_context().trace_flags
                 traceparent = format_header(trace_hex, span.span_hex, flags)
                 if flags & 1 and self._exemplars:
                     exemplar = trace_hex
-                if span.parent is None and self._trace_ids_unique:
+                if span._parent is None and self._trace_ids_unique:  # (`parent`: a property call)
                     new_trace = trace_hex
             else:
                 span_context = span.get_span_context()

@@ -25,6 +25,7 @@ class OtelContext:
         "_span_key",
         "attach",
         "context_class",
+        "context_is_tuple",
         "detach",
         "extract",
         "server_span",
@@ -36,7 +37,7 @@ class OtelContext:
         from opentelemetry import context, propagate, trace
         from opentelemetry.trace import Status, StatusCode
 
-        from pilothouse.telemetry._otel_compat import runtime_context_var
+        from pilothouse.telemetry._otel_compat import SPAN_CONTEXT_IS_TUPLE, runtime_context_var
         from pilothouse.telemetry.server_span import ServerSpan
 
         self.attach = context.attach
@@ -51,6 +52,8 @@ class OtelContext:
         # key is the one `set_span_in_context` uses; any other runtime context takes the API.
         (self._span_key,) = trace.set_span_in_context(trace.INVALID_SPAN, context.Context()).keys()
         self._context_var = runtime_context_var
+        # A server span's `SpanContext` is the tuple of its fields: its flags are item 3.
+        self.context_is_tuple = SPAN_CONTEXT_IS_TUPLE
 
     def attach_span(self, span: Any) -> object:
         """Make `span` the current span (as `attach(set_span_in_context(span))`); a token to
@@ -58,9 +61,7 @@ class OtelContext:
         var = self._context_var
         if var is None:
             return self.attach(self.set_span_in_context(span))
-        values = var.get().copy()
-        values[self._span_key] = span
-        return var.set(self.context_class(values))
+        return var.set(self.context_class({**var.get(), self._span_key: span}))
 
     def detach_span(self, token: Any) -> None:
         if self._context_var is None:

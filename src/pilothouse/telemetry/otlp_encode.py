@@ -25,6 +25,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry.trace.span import DEFAULT_TRACE_STATE
 
 from pilothouse.telemetry._otel_compat import SPAN_CONTEXT_IS_TUPLE
 from pilothouse.telemetry.server_span import _UNSET as _SERVER_UNSET
@@ -114,38 +115,60 @@ def _key_value(key: str, value: Any) -> bytes:
     return _key(key) + _length_delimited(b"\x12", _any_value(value))
 
 
-# Whole attribute fields (tag, length, KeyValue) of short scalar values: most attributes repeat
-# from span to span (method, route, status, scheme). One cache per field tag, then per key and
-# value type (`True == 1 == 1.0`, so the type keeps them apart), then per value: two dict
-# lookups and no key tuple per attribute. A key's values are emptied when it holds too many, so
-# values that never repeat (paths with ids) cannot keep out the ones that do for long.
-_FieldCache = dict[tuple[str, type], dict[Any, bytes]]
-_FIELDS: dict[bytes, _FieldCache] = {}
+# Whole attribute fields (tag, length, KeyValue) of short texts and ints: most attributes repeat
+# from span to span (method, route, status, scheme). Per field tag, two caches keyed by the
+# attribute's `(key, value)` item as `items()` gives it, one for exact str values and one for
+# exact int values (the type picks the cache, so `True == 1 == 1.0` never mix; floats are not
+# cached: `0.0 == -0.0`, `nan != nan`): one lookup and no key tuple per cached attribute. A key's
+# values are dropped when it holds too many, so values that never repeat (paths with ids) cannot
+# keep out the ones that do for long.
+_Item = tuple[str, Any]
 _MAX_CACHED_VALUES = 512  # per key and type
 _MAX_CACHED_KEYS_PER_TAG = 1024
 _MAX_CACHED_TEXT = 64
-_CACHED_KINDS = frozenset((str, int, bool))  # not float: 0.0 == -0.0, nan != nan
+
+
+class _FieldCache:
+    __slots__ = ("ints", "items_by_key", "texts")
+
+    def __init__(self) -> None:
+        self.texts: dict[_Item, bytes] = {}
+        self.ints: dict[_Item, bytes] = {}
+        self.items_by_key: dict[tuple[str, type], list[_Item]] = {}  # what is cached, to bound it
+
+
+_FIELDS: dict[bytes, _FieldCache] = {}
 
 
 def _field_cache(tag: bytes) -> _FieldCache:
     cache = _FIELDS.get(tag)
     if cache is None:
-        cache = _FIELDS[tag] = {}
+        cache = _FIELDS[tag] = _FieldCache()
     return cache
 
 
-def _new_field(cache: _FieldCache, tag: bytes, key: str, value: Any, kind: type) -> bytes:
-    """The attribute field of a value not in `cache`, added to it when it is a short scalar."""
+def _new_field(cache: _FieldCache, tag: bytes, item: _Item) -> bytes:
+    """The attribute field of an item not in `cache`, added to it when it is a short text or an
+    int."""
+    key, value = item
     encoded = _length_delimited(tag, _key_value(key, value))
-    if kind in _CACHED_KINDS and (kind is not str or len(value) <= _MAX_CACHED_TEXT):
-        values = cache.get((key, kind))
-        if values is None:
-            if len(cache) >= _MAX_CACHED_KEYS_PER_TAG:
-                cache.clear()
-            values = cache[(key, kind)] = {}
-        elif len(values) >= _MAX_CACHED_VALUES:
-            values.clear()
-        values[value] = encoded
+    kind = type(value)
+    if kind is int or (kind is str and len(value) <= _MAX_CACHED_TEXT):
+        target = cache.texts if kind is str else cache.ints
+        by_key = cache.items_by_key
+        cached = by_key.get((key, kind))
+        if cached is None:
+            if len(by_key) >= _MAX_CACHED_KEYS_PER_TAG:
+                by_key.clear()
+                cache.texts.clear()
+                cache.ints.clear()
+            cached = by_key[(key, kind)] = []
+        elif len(cached) >= _MAX_CACHED_VALUES:
+            for old in cached:
+                target.pop(old, None)
+            cached.clear()
+        cached.append(item)
+        target[item] = encoded
     return encoded
 
 
@@ -154,12 +177,12 @@ def _attributes(tag: bytes, attributes: Mapping[str, Any] | None) -> bytes:
     if not attributes:
         return b""
     cache = _FIELDS.get(tag) or _field_cache(tag)
+    texts, ints = cache.texts, cache.ints
     out = []
-    for key, value in attributes.items():
-        kind = type(value)
-        values = cache.get((key, kind))
-        encoded = values.get(value) if values is not None else None
-        out.append(encoded if encoded is not None else _new_field(cache, tag, key, value, kind))
+    for item in attributes.items():
+        kind = type(item[1])
+        encoded = texts.get(item) if kind is str else ints.get(item) if kind is int else None
+        out.append(encoded if encoded is not None else _new_field(cache, tag, item))
     return b"".join(out)
 
 
@@ -282,25 +305,28 @@ def encode_server_span(span: ServerSpan) -> bytes:
     trace_id, span_id, _, trace_flags, state, _ = context
     parent = span._parent
     name = span._name
-    out = [_pack_ids(0x0A10, trace_id >> 64, trace_id & _LOW_64, 0x1208, span_id)]
-    if state:
-        out.append(_string(b"\x1a", state.to_header()))
+    head = _pack_ids(0x0A10, trace_id >> 64, trace_id & _LOW_64, 0x1208, span_id)
     flags = trace_flags | _HAS_IS_REMOTE
+    if state is not DEFAULT_TRACE_STATE and state:  # (a TraceState's truth is a Python call)
+        head += _string(b"\x1a", state.to_header())
     if parent is not None:
-        out.append(b"\x22\x08" + parent[1].to_bytes(8, "big"))  # its span_id
+        head += b"\x22\x08" + parent[1].to_bytes(8, "big")  # its span_id
         if parent[2]:  # is_remote
             flags |= _IS_REMOTE
-    out.append(_NAMES.get(name) or _server_name(name))
-    out.append(_pack_times(0x39, span._start_time or 0, 0x41, span._end_time or 0))
-    out.append(_attributes(b"\x4a", span._attributes))
-    for event in span._events:
-        out.append(_length_delimited(b"\x5a", _event(event)))
-    for link in span._links:
-        out.append(_length_delimited(b"\x6a", _link(link)))
+    events, links = span._events, span._links
     status = span._status
-    out.append(_UNSET_STATUS if status is _SERVER_UNSET else _status(status))
-    out.append(_pack_flags(0x0185, flags))
-    return b"".join(out)
+    return b"".join(
+        (
+            head,
+            _NAMES.get(name) or _server_name(name),
+            _pack_times(0x39, span._start_time or 0, 0x41, span._end_time or 0),
+            _attributes(b"\x4a", span._attributes),
+            b"".join([_length_delimited(b"\x5a", _event(event)) for event in events]) if events else b"",
+            b"".join([_length_delimited(b"\x6a", _link(link)) for link in links]) if links else b"",
+            _UNSET_STATUS if status is _SERVER_UNSET else _status(status),
+            _pack_flags(0x0185, flags),
+        )
+    )
 
 
 # -- resource and scope (cached: one or two per process) -------------------------------------
@@ -341,6 +367,8 @@ def _schema_url(tag: bytes, holder: Any) -> bytes:
     return _string(tag, url) if url else b""
 
 
+# The spans `encode_server_span` takes (it reads a span's context as the tuple of its fields).
+_SERVER_SPAN = ServerSpan if SPAN_CONTEXT_IS_TUPLE else None
 _SPAN_FIELDS: dict[int, bytes] = {}  # ScopeSpans.spans (2): the tag and length, by length
 
 
@@ -357,7 +385,7 @@ def encode_request(spans: Iterable[Any]) -> bytes:
     groups: dict[int, tuple[Any, dict[int, tuple[Any, list[bytes]]]]] = {}
     last_resource = last_scope = encoded = None
     for span in spans:
-        if type(span) is ServerSpan and SPAN_CONTEXT_IS_TUPLE:
+        if type(span) is _SERVER_SPAN:
             starter = span._spans
             resource, scope = starter.resource, starter.scope
             body = encode_server_span(span)
@@ -374,8 +402,7 @@ def encode_request(spans: Iterable[Any]) -> bytes:
                 entry = by_scope[1][id(scope)] = (scope, [])
             encoded = entry[1]
         n = len(body)
-        encoded.append(_SPAN_FIELDS.get(n) or _span_field(n))
-        encoded.append(body)
+        encoded += (_SPAN_FIELDS.get(n) or _span_field(n), body)
     out: list[bytes] = []
     for resource, scopes in groups.values():
         body_parts = [_resource(resource)]

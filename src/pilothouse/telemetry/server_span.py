@@ -35,6 +35,7 @@ from pilothouse.telemetry import traceparent
 from pilothouse.telemetry._otel_compat import (
     ON_ENDING,
     READABLE_SPAN_LAYOUT,
+    current_processors,
     readable_copy,
     span_context,
     span_processors,
@@ -172,7 +173,10 @@ class ServerSpan(trace_api.Span, ReadableSpan):
         self._end_time = end_time or time_ns()
         if self._provisional:
             self._keep_if_it_matters()
-        hooks = self._spans.hooks()
+        spans = self._spans
+        hooks = spans._hooks  # as `spans.hooks()`, without the call when nothing changed
+        if spans._multi is not None and current_processors(spans._multi) is not hooks.source:
+            hooks = spans.hooks()
         for processor in hooks.on_ending:
             getattr(processor, ON_ENDING)(self)
         finished = self if READABLE_SPAN_LAYOUT else readable_copy(self)
@@ -294,9 +298,46 @@ class ServerSpanStarter:
         `SynchronousMultiSpanProcessor` then replaces its tuple)."""
         hooks = self._hooks
         multi = self._multi
-        if multi is not None and (processors := span_processors(multi)) is not hooks.source:
+        if multi is not None and (processors := current_processors(multi)) is not hooks.source:
             hooks = self._hooks = _Hooks(multi, processors)
         return hooks
+
+    def start_new(self, method: str, attributes: dict[str, Any]) -> ServerSpan | NonRecordingSpan:
+        """`start(method, attributes, None, None, None)`: the span of a request starting a new
+        trace, the common case, in fewer steps when the ids are the SDK's random ones and the
+        sampler Pilothouse's (the same ids from the same random state, the same decision and
+        span: tests/telemetry/test_server_span.py); otherwise `start` itself."""
+        bound = self._bound
+        if bound is None or not self._random_ids:
+            return self.start(method, attributes, None, None, None)
+        trace_id = getrandbits(128)
+        while not trace_id:  # zero is the invalid id
+            trace_id = getrandbits(128)
+        sampled = trace_id & _LOW_64 < bound
+        span_id = getrandbits(64)
+        while not span_id:
+            span_id = getrandbits(64)
+        flags = self._random | _SAMPLED if sampled else self._random
+        context = span_context(trace_id, span_id, _FLAGS[flags], None)
+        if not sampled and not self.keep_unsampled:
+            return NonRecordingSpan(context)
+        span = ServerSpan(
+            method,
+            context,
+            None,
+            attributes,
+            self,
+            trace_id.to_bytes(16, "big").hex(),  # `hex_ids` for random ids, without the call
+            span_id.to_bytes(8, "big").hex(),
+        )
+        if not sampled:
+            span._provisional = True
+        hooks = self._hooks  # as `self.hooks()`, without the call when nothing changed
+        if self._multi is not None and current_processors(self._multi) is not hooks.source:
+            hooks = self.hooks()
+        for processor in hooks.on_start:
+            processor.on_start(span, parent_context=None)
+        return span
 
     def start(
         self,
@@ -369,6 +410,9 @@ class ServerSpanStarter:
         span = ServerSpan(method, context, parent, attributes, self, *self.hex_ids(trace_id, span_id))
         if provisional:
             span._provisional = True
-        for processor in self.hooks().on_start:
+        hooks = self._hooks  # as `self.hooks()`, without the call when nothing changed
+        if self._multi is not None and current_processors(self._multi) is not hooks.source:
+            hooks = self.hooks()
+        for processor in hooks.on_start:
             processor.on_start(span, parent_context=base)
         return span
