@@ -332,12 +332,7 @@ class ServerSpanStarter:
         )
         if not sampled:
             span._provisional = True
-        hooks = self._hooks  # as `self.hooks()`, without the call when nothing changed
-        if self._multi is not None and current_processors(self._multi) is not hooks.source:
-            hooks = self.hooks()
-        for processor in hooks.on_start:
-            processor.on_start(span, parent_context=None)
-        return span
+        return self._started(span, None)
 
     def start(
         self,
@@ -410,6 +405,10 @@ class ServerSpanStarter:
         span = ServerSpan(method, context, parent, attributes, self, *self.hex_ids(trace_id, span_id))
         if provisional:
             span._provisional = True
+        return self._started(span, base)
+
+    def _started(self, span: ServerSpan, base: Context | None) -> ServerSpan:
+        """`span`, announced to the processors' `on_start`."""
         hooks = self._hooks  # as `self.hooks()`, without the call when nothing changed
         if self._multi is not None and current_processors(self._multi) is not hooks.source:
             hooks = self.hooks()
