@@ -60,6 +60,11 @@ CASES = {
         GOOD_SERVICE + "[telemetry]\nsample_ratio = 2.0\n",
         "telemetry.sample_ratio: 2.0 is invalid: Input should be less than or equal to 1",
     ),
+    # Written into response heads as it is on h11 (`runtime.wire_headers`): `$` let a newline end it.
+    "request id header with a newline": (
+        GOOD_SERVICE + '[telemetry]\nrequest_id_header = "X-Id\\n"\n',
+        "telemetry.request_id_header: 'X-Id\\n' is invalid: expected an HTTP header name",
+    ),
     "probe paths clash": (
         GOOD_SERVICE + '[probes]\nreadiness_path = "/health"\n',
         "probes: probe paths must be distinct",

@@ -10,7 +10,7 @@ from pydantic import BeforeValidator, Field, field_validator
 
 from pilothouse.config.base import Section
 
-_HEADER = re.compile(r"^[A-Za-z0-9-]+$")
+_HEADER = re.compile(r"[A-Za-z0-9-]+")
 _ATTRIBUTE = re.compile(r"^[a-z][a-z0-9_.]*$")
 
 
@@ -53,7 +53,7 @@ class TelemetryConfig(Section):
     @field_validator("request_id_header", "correlation_header")
     @classmethod
     def _header_name(cls, value: str | None) -> str | None:
-        if value is not None and not _HEADER.match(value):
+        if value is not None and not _HEADER.fullmatch(value):
             raise ValueError("expected an HTTP header name such as 'X-Transaction-ID'")
         return value
 

@@ -17,7 +17,9 @@ httptools) is subclassed:
   descriptor freed; the app port's cap is lowered below the open-file limit so the ops port and
   the process's own files always have descriptors left (`fd_cap`);
 - a request whose body the parser rejects after the app started on it (a bad chunk) gets
-  uvicorn's 400; the app's own answer is then dropped, not raised as h11's LocalProtocolError.
+  uvicorn's 400; the app's own answer is then dropped, not raised as h11's LocalProtocolError;
+- on h11, each request's scope offers the connection's `WireHeaders` (`runtime.wire_headers`):
+  the response headers Pilothouse made itself, written without h11 checking them again.
 
 Closed connections are logged as counts at a bounded rate (`ThrottledLog`), never one line each,
 and so are failed accepts: asyncio logs "socket.accept() out of system resource" with a
@@ -36,6 +38,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from pilothouse.runtime.throttled_log import ThrottledLog
+from pilothouse.runtime.wire_headers import WIRE_HEADERS, splicing_connection
 
 log = logging.getLogger("pilothouse.server")
 
@@ -99,6 +102,9 @@ class _Guard(asyncio.Protocol):
     timeout_keep_alive_task: asyncio.TimerHandle | None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # h11: Pilothouse's own response headers go into the head as they are (`WIRE_HEADERS`).
+        self._wire = splicing_connection(self)
+        self._wire_add = self._wire.add_headers if self._wire is not None else None
         super().connection_made(transport)
         self._header_timer: asyncio.TimerHandle | None = None
         self._seen: Any = None  # the last request cycle whose headers were complete
@@ -133,8 +139,11 @@ class _Guard(asyncio.Protocol):
         became a WebSocket); whether that happened now."""
         # A new cycle first: the transport's `get_protocol()` (upgraded: a WebSocket) is a call.
         if self.cycle is not self._seen or self.transport.get_protocol() is not self:
-            self._seen = self.cycle
+            self._seen = cycle = self.cycle
             self._cancel_header_timer()
+            if (wire := self._wire) is not None and cycle is not None:
+                wire.lines = None  # what a request that sent no response head left
+                cycle.scope[WIRE_HEADERS] = self._wire_add
             return True
         return False
 

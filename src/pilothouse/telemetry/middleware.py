@@ -26,6 +26,7 @@ from pilothouse.config.telemetry import TelemetryConfig
 from pilothouse.metrics import Metrics
 from pilothouse.runtime.inflight import RESPONSE_STARTED, InFlightMiddleware
 from pilothouse.runtime.multiprocess import multiprocess_enabled
+from pilothouse.runtime.wire_headers import WIRE_HEADERS
 from pilothouse.telemetry.access import AccessLog
 from pilothouse.telemetry.context import RequestContext, current_request
 from pilothouse.telemetry.otel_context import OtelContext
@@ -70,6 +71,7 @@ class TelemetryMiddleware:
         "_otel",
         "_read_headers",
         "_request_id_key",
+        "_request_id_line",
         "_size_series",
         "_spans",
         "_trace_ids_unique",
@@ -114,6 +116,7 @@ class TelemetryMiddleware:
         # drops them), so skip building them there.
         self._exemplars = spans is not None and not multiprocess_enabled()
         self._request_id_key = telemetry.request_id_header.lower().encode() if telemetry.request_id else None
+        self._request_id_line = (self._request_id_key or b"") + b": "
         header = telemetry.correlation_header
         self._correlation_key = header.lower().encode() if header else None
         self._correlation_attr = telemetry.correlation_attribute
@@ -192,6 +195,11 @@ class TelemetryMiddleware:
                 span_context = span.get_span_context()
                 ids = self._spans.hex_ids(span_context.trace_id, span_context.span_id)  # type: ignore[union-attr]
 
+        # The response headers: as complete lines for the connection when it takes them (h11
+        # under `serve`: no second check by h11, see `runtime.wire_headers`), else as pairs
+        # appended to the response start.
+        wire: Any = scope.get(WIRE_HEADERS)
+        lines = b""
         response_headers: list[tuple[bytes, bytes]] = []
         context: RequestContext | None = None
         rid_text: str | None = None
@@ -201,9 +209,15 @@ class TelemetryMiddleware:
                 # line straight to the trace); otherwise a random one. Not a secret either way.
                 rid_text = new_trace or getrandbits(128).to_bytes(16, "big").hex()  # as :032x
                 request_id = rid_text.encode()
-            response_headers.append((rid_key, request_id))
+            if wire is not None:
+                lines = self._request_id_line + request_id + b"\r\n"
+            else:
+                response_headers.append((rid_key, request_id))
         if traceparent is not None:
-            response_headers.append((b"traceparent", traceparent))
+            if wire is not None:
+                lines += b"traceparent: " + traceparent + b"\r\n"
+            else:
+                response_headers.append((b"traceparent", traceparent))
         if request_id is not None or correlation is not None:
             context = RequestContext(
                 rid_text or (request_id.decode() if request_id is not None else None),
@@ -220,7 +234,9 @@ class TelemetryMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 scope[RESPONSE_STARTED] = True  # read by the in-flight middleware inside
-                if response_headers:
+                if lines:
+                    wire(lines)
+                elif response_headers:
                     message["headers"] = [*message.get("headers", ()), *response_headers]
             await send(message)
 

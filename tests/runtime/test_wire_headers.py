@@ -1,0 +1,131 @@
+"""Pilothouse's own response headers on h11 (`runtime.wire_headers`): written into the head
+without h11's second check, they must reach the client exactly as the ASGI path sends them.
+
+`pilothouse serve` runs for real on h11 (the wire path) and on httptools (the ASGI message path),
+and the responses are read by h11's own client-side parser, which rejects any malformed head."""
+
+from __future__ import annotations
+
+import re
+import socket
+from pathlib import Path
+
+import h11
+import pytest
+
+from pilothouse.runtime.wire_headers import SplicingConnection
+from tests.helpers import ROOT, ServeProcess, write_config
+
+CONFIG = """
+[service]
+name = "svc"
+app = "tests.apps.slow:app"
+http = "{http}"
+loop = "asyncio"
+[telemetry]
+traces = "console"
+[ops]
+admin_token_env = "SVC_ADMIN_TOKEN"
+[lifecycle]
+pre_stop_delay = "0s"
+"""
+
+TRACEPARENT = re.compile(rb"00-([0-9a-f]{32})-([0-9a-f]{16})-0[13]")
+GIVEN_ID = "client-chosen.id:42"
+# One keep-alive connection: a request id given and kept, a generated one, a HEAD, an error
+# status, a continued trace.
+REQUESTS = [
+    h11.Request(method="GET", target="/hello", headers=[("Host", "x"), ("X-Request-ID", GIVEN_ID)]),
+    h11.Request(method="GET", target="/slow?seconds=0", headers=[("Host", "x")]),
+    h11.Request(method="HEAD", target="/hello", headers=[("Host", "x")]),
+    h11.Request(method="GET", target="/status?code=503", headers=[("Host", "x")]),
+    h11.Request(
+        method="GET",
+        target="/hello",
+        headers=[("Host", "x"), ("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")],
+    ),
+]
+
+
+def exchange(port: int) -> list[tuple[int, list[tuple[bytes, bytes]], bytes]]:
+    """REQUESTS on one connection, each response parsed by h11's client: (status, headers, body)."""
+    conn = h11.Connection(h11.CLIENT)
+    answers = []
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        for request in REQUESTS:
+            sock.sendall(conn.send(request) + conn.send(h11.EndOfMessage()))
+            response, body = None, b""
+            while True:
+                event = conn.next_event()
+                if event is h11.NEED_DATA:
+                    conn.receive_data(sock.recv(65536))
+                elif isinstance(event, h11.Response):
+                    response = event
+                elif isinstance(event, h11.Data):
+                    body += event.data
+                elif isinstance(event, h11.EndOfMessage):
+                    break
+            assert response is not None
+            answers.append((response.status_code, list(response.headers), body))
+            conn.start_next_cycle()
+    return answers
+
+
+def served(tmp_path: Path, http: str) -> list[tuple[int, list[tuple[bytes, bytes]], bytes]]:
+    (tmp_path / http).mkdir()
+    path = write_config(tmp_path / http, CONFIG.format(http=http))
+    with ServeProcess(path, cwd=ROOT) as server:
+        return exchange(server.app_port)
+
+
+def values(headers: list[tuple[bytes, bytes]], name: bytes) -> list[bytes]:
+    return [value for key, value in headers if key == name]
+
+
+@pytest.mark.parametrize("http", ["h11", "httptools"])
+def test_the_request_id_and_traceparent_reach_the_client_once_in_a_valid_head(
+    tmp_path: Path, http: str
+) -> None:
+    answers = served(tmp_path, http)
+    statuses = [status for status, _, _ in answers]
+    assert statuses == [200, 200, 200, 503, 200]
+    assert [body for _, _, body in answers] == [b"hello", b'{"slept":0.0}', b"", b"status", b"hello"]
+    for _, headers, _ in answers:
+        assert len(values(headers, b"x-request-id")) == 1
+        (traceparent,) = values(headers, b"traceparent")
+        assert TRACEPARENT.fullmatch(traceparent)
+        assert values(headers, b"content-type")  # the app's own headers are all there
+    ids = [values(headers, b"x-request-id")[0] for _, headers, _ in answers]
+    traces = [TRACEPARENT.fullmatch(values(headers, b"traceparent")[0]).group(1) for _, headers, _ in answers]  # type: ignore[union-attr]
+    assert ids[0] == GIVEN_ID.encode()
+    assert ids[1] == traces[1]  # a request starting a trace takes its id
+    assert len(set(ids)) == len(ids)
+    assert traces[4] == b"0af7651916cd43dd8448eb211c80319c"  # continued
+
+
+def test_both_paths_send_the_same_headers_in_the_same_order(tmp_path: Path) -> None:
+    def names(answers: list[tuple[int, list[tuple[bytes, bytes]], bytes]]) -> list[list[bytes]]:
+        return [[key for key, _ in headers] for _, headers, _ in answers]
+
+    assert names(served(tmp_path, "h11")) == names(served(tmp_path, "httptools"))
+
+
+def response_head(conn: h11.Connection) -> bytes:
+    conn.receive_data(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert isinstance(conn.next_event(), h11.Request)
+    conn.next_event()  # the end of the request
+    head = conn.send(h11.Response(status_code=200, headers=[("content-length", "2")]))
+    body = conn.send(h11.Data(data=b"ok")) + conn.send(h11.EndOfMessage())
+    assert body == b"ok"
+    conn.start_next_cycle()
+    assert head is not None
+    return head
+
+
+def test_lines_go_into_the_next_head_only() -> None:
+    conn = SplicingConnection(h11.SERVER, 16384)
+    conn.add_headers(b"x-one: 1\r\n")
+    conn.add_headers(b"x-two: 2\r\n")
+    assert response_head(conn) == b"HTTP/1.1 200 \r\ncontent-length: 2\r\nx-one: 1\r\nx-two: 2\r\n\r\n"
+    assert response_head(conn) == b"HTTP/1.1 200 \r\ncontent-length: 2\r\n\r\n"  # taken once
+    assert response_head(h11.Connection(h11.SERVER)) == response_head(SplicingConnection(h11.SERVER, 16384))
