@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Awaitable
 from random import getrandbits
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
@@ -229,7 +230,9 @@ class TelemetryMiddleware:
 
         status = 500  # until the app starts a response; an app that raises first sent none
 
-        async def send_wrapper(message: Message) -> None:
+        # A plain function returning the server's awaitable (what ASGI asks of `send`: a callable
+        # whose result is awaited), not a coroutine function: no coroutine of its own a message.
+        def send_wrapper(message: Message) -> Awaitable[None]:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
@@ -238,7 +241,7 @@ class TelemetryMiddleware:
                     wire(lines)
                 elif response_headers:
                     message["headers"] = [*message.get("headers", ()), *response_headers]
-            await send(message)
+            return send(message)
 
         app_receive: Receive = receive
         app_send: Send = send_wrapper
