@@ -2,8 +2,8 @@
 
 h11 (uvicorn's default HTTP parser, pure Python) validates every response header and checks the
 whole list again for each framing header it sets: about 16k instructions per added header on
-Python 3.11, a third of what `[telemetry]`'s defaults cost on h11 (docs/performance.md, "Fourth
-pass"). The request id and `traceparent` the telemetry middleware returns are values it
+Python 3.11, a quarter of what `[telemetry]`'s defaults cost on h11 (docs/performance.md, "Fourth
+pass (issue 19)"). The request id and `traceparent` the telemetry middleware returns are values it
 generated or checked itself (the request id against a stricter pattern than h11's, the header
 name at config load, `traceparent` formatted from ints), so that check would find nothing.
 
