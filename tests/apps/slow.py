@@ -1,6 +1,6 @@
-"""A tiny ASGI app for lifecycle tests: `/hello`, `/slow?seconds=N`, `/status?code=N` (answers
-N); its lifespan startup takes $STARTUP_DELAY seconds, and its shutdown appends a line with its
-process id to the file named by
+"""A tiny ASGI app for lifecycle tests: `/hello`, `/echo` (POST: the body back),
+`/slow?seconds=N`, `/status?code=N` (answers N); its lifespan startup takes $STARTUP_DELAY
+seconds, and its shutdown appends a line with its process id to the file named by
 $SHUTDOWN_MARKER so tests can prove the app's shutdown hooks ran (in every worker process);
 $SHUTDOWN_BLOCK seconds of a blocking sleep in its shutdown freeze the event loop (a hung app).
 `/hog` opens files until the process has no descriptor left (held until `/release`), so tests
@@ -24,6 +24,10 @@ from starlette.routing import Route
 
 async def hello(request: Request) -> PlainTextResponse:
     return PlainTextResponse("hello")
+
+
+async def echo(request: Request) -> PlainTextResponse:
+    return PlainTextResponse(await request.body())
 
 
 async def slow(request: Request) -> JSONResponse:
@@ -67,6 +71,7 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
 app = Starlette(
     routes=[
         Route("/hello", hello),
+        Route("/echo", echo, methods=["POST"]),
         Route("/slow", slow),
         Route("/status", status),
         Route("/hog", hog),

@@ -129,3 +129,54 @@ def test_lines_go_into_the_next_head_only() -> None:
     assert response_head(conn) == b"HTTP/1.1 200 \r\ncontent-length: 2\r\nx-one: 1\r\nx-two: 2\r\n\r\n"
     assert response_head(conn) == b"HTTP/1.1 200 \r\ncontent-length: 2\r\n\r\n"  # taken once
     assert response_head(h11.Connection(h11.SERVER)) == response_head(SplicingConnection(h11.SERVER, 16384))
+
+
+def read_responses(sock: socket.socket, count: int) -> list[h11.Response]:
+    """`count` responses from `sock`, parsed by h11's client (requests already sent)."""
+    conn = h11.Connection(h11.CLIENT)
+    # The client side's state machine needs the requests it "sent"; these match the raw bytes.
+    responses: list[h11.Response] = []
+    while len(responses) < count:
+        conn.send(h11.Request(method="GET", target="/hello", headers=[("Host", "x")]))
+        conn.send(h11.EndOfMessage())
+        while True:
+            event = conn.next_event()
+            if event is h11.NEED_DATA:
+                conn.receive_data(sock.recv(65536))
+            elif isinstance(event, h11.Response):
+                responses.append(event)
+            elif isinstance(event, h11.EndOfMessage):
+                break
+        conn.start_next_cycle()
+    return responses
+
+
+def test_pipelined_requests_and_100_continue_each_get_their_own_headers_once(tmp_path: Path) -> None:
+    """Two requests in one packet (the second cycle starts when the first response completes)
+    and a request waiting for `100 Continue` (an informational head, which takes no lines)."""
+    (tmp_path / "h11").mkdir()
+    path = write_config(tmp_path / "h11", CONFIG.format(http="h11"))
+    with ServeProcess(path, cwd=ROOT) as server:
+        with socket.create_connection(("127.0.0.1", server.app_port), timeout=10) as sock:
+            sock.sendall(
+                b"GET /hello HTTP/1.1\r\nHost: x\r\nX-Request-ID: first\r\n\r\n"
+                b"GET /hello HTTP/1.1\r\nHost: x\r\nX-Request-ID: second\r\n\r\n"
+            )
+            first, second = read_responses(sock, 2)
+        assert values(list(first.headers), b"x-request-id") == [b"first"]
+        assert values(list(second.headers), b"x-request-id") == [b"second"]
+        with socket.create_connection(("127.0.0.1", server.app_port), timeout=10) as sock:
+            sock.sendall(
+                b"POST /echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n"
+                b"X-Request-ID: waited\r\n\r\n"
+            )
+            received = b""
+            while b"\r\n\r\n" not in received:  # the 100 Continue, sent when the app reads
+                received += sock.recv(65536)
+            sock.sendall(b"ok")
+            while not received.endswith(b"\r\n\r\nok"):
+                received += sock.recv(65536)
+        informational, final, body = received.split(b"\r\n\r\n")
+        assert informational == b"HTTP/1.1 100 Continue"  # no header lines
+        assert final.startswith(b"HTTP/1.1 200 ") and final.count(b"\r\nx-request-id: waited") == 1
+        assert body == b"ok"
