@@ -3,16 +3,14 @@ readiness reporting the drain, metrics on the ops port, and SIGTERM as a local d
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
 from pathlib import Path
 
 import httpx
 
 from pilothouse.config import load_config
 from pilothouse.jobs.store import open_store
-from tests.helpers import PILOTHOUSE, ServeProcess, free_port, run_cli
+from tests.helpers import ServeProcess, run_cli
 from tests.jobs.conftest import jobs_config, wait_until
 
 TOKEN = "jobs-test-token-7c9e6679f7425"
@@ -83,32 +81,15 @@ def test_sigterm_lets_the_running_job_finish(tmp_path: Path) -> None:
 def test_standalone_worker_serves_the_ops_port(tmp_path: Path) -> None:
     """`pilothouse jobs worker` without --no-ops: health, readiness and job metrics on the ops port."""
     path = jobs_config(tmp_path)
-    ops = free_port()
-    env = {
-        **os.environ,
-        "PILOTHOUSE_OPS__HOST": "127.0.0.1",
-        "PILOTHOUSE_OPS__PORT": str(ops),
-        "JOBS_LEDGER": str(tmp_path / "ledger.txt"),
-    }
-    worker = subprocess.Popen(
-        [*PILOTHOUSE, "jobs", "worker", "-c", str(path)],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        wait_until(lambda: _get(f"http://127.0.0.1:{ops}/ready") == 200, what="the worker's readiness")
+    # ServeProcess picks the ops port and picks again if another process took it meanwhile.
+    env = {"JOBS_LEDGER": str(tmp_path / "ledger.txt")}
+    with ServeProcess(path, env=env, command=("jobs", "worker")) as worker:
+        wait_until(lambda: _get(f"{worker.ops_url}/ready") == 200, what="the worker's readiness")
         assert run_cli("jobs", "submit", "tick", "--wait", "-c", str(path)).returncode == 0
-        metrics = httpx.get(f"http://127.0.0.1:{ops}/metrics").text
+        metrics = httpx.get(f"{worker.ops_url}/metrics").text
         assert 'pilothouse_job_runs_total{job="tick",outcome="ok"} 1.0' in metrics
-        worker.send_signal(signal.SIGTERM)
+        worker.signal(signal.SIGTERM)
         assert worker.wait(20) == 0
-    finally:
-        if worker.poll() is None:
-            worker.kill()
-            worker.wait()
 
 
 def _get(url: str) -> int:
