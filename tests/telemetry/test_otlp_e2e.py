@@ -93,20 +93,25 @@ def grpc_receiver() -> Iterator[Receiver]:
     server.stop(grace=None)
 
 
-@pytest.mark.parametrize("protocol", ["http", "grpc"])
+@pytest.mark.parametrize(
+    ("protocol", "chosen_by"),
+    [("http", "file"), ("grpc", "file"), ("grpc", "OTEL_EXPORTER_OTLP_PROTOCOL")],
+)
 def test_spans_reach_an_otlp_receiver_after_sigterm(
     protocol: str,
+    chosen_by: str,
     request: pytest.FixtureRequest,
     config_factory: Callable[..., Path],
     serve_env: dict[str, str],
     postgres_url: str,
 ) -> None:
+    """The protocol set in the file, or (the file silent) by the OpenTelemetry variable."""
     receiver: Receiver = request.getfixturevalue(f"{protocol}_receiver")
-    config = config_factory(
-        f'traces = "otlp"\notlp_protocol = "{protocol}"\ncorrelation_header = "X-Transaction-ID"'
-    )
+    setting = f'otlp_protocol = "{protocol}"\n' if chosen_by == "file" else ""
+    config = config_factory(f'traces = "otlp"\n{setting}correlation_header = "X-Transaction-ID"')
     env = {
         **serve_env,
+        **({chosen_by: protocol} if chosen_by != "file" else {}),
         "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{receiver.port}",
         "OTEL_BSP_SCHEDULE_DELAY": "600000",  # nothing is exported before the shutdown flush
         "DEMO_DATABASE_URL": postgres_url,

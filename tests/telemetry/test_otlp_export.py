@@ -392,15 +392,23 @@ def test_settings_follow_the_opentelemetry_variables(tmp_path: Path) -> None:
     assert settings.timeout == 4.0 and settings.certificate == str(ca) and not settings.gzip
     assert OtlpSettings.from_env("http", {}).endpoint == "http://localhost:4318/v1/traces"
     assert OtlpSettings.from_env("grpc", {}).endpoint == "http://localhost:4317"
+    # The protocol: the file's when it sets one (not None), else the variables, else HTTP.
+    assert OtlpSettings.from_env(None, {}).protocol == "http"
+    grpc_env = {"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}
+    assert OtlpSettings.from_env(None, grpc_env).endpoint == "http://localhost:4317"
+    assert OtlpSettings.from_env("http", grpc_env).protocol == "http"
+    both = {**grpc_env, "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf"}
+    assert OtlpSettings.from_env(None, both).protocol == "http"
     for variable, raw, says in [
         ("OTEL_EXPORTER_OTLP_COMPRESSION", "brotli", "expected 'gzip' or 'none'"),
         ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "-1", "expected seconds > 0"),
         ("OTEL_EXPORTER_OTLP_HEADERS", "novalue", "is not key=value"),
         ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/nonexistent.pem", "no such file"),
         ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4318", "is not an http(s) URL"),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json", "expected 'grpc' or 'http/protobuf'"),
     ]:
         with pytest.raises(ConfigError, match=re.escape(f"{variable}: {raw!r}") + ".*" + re.escape(says)):
-            OtlpSettings.from_env("http", {variable: raw})
+            OtlpSettings.from_env(None, {variable: raw})
 
 
 # -- receivers that hang or refuse, under `pilothouse serve` -------------------------------------

@@ -7,7 +7,8 @@ OTLP/HTTP (a core dependency), grpcio for gRPC (the `otlp-grpc` extra) calling t
 
 Settings are the OpenTelemetry SDK's environment variables, the signal-specific one
 (`OTEL_EXPORTER_OTLP_TRACES_*`) first: `ENDPOINT`, `HEADERS`, `TIMEOUT`, `COMPRESSION`
-(`gzip`/`none`), `CERTIFICATE`, `CLIENT_CERTIFICATE`, `CLIENT_KEY` and, for gRPC, `INSECURE`.
+(`gzip`/`none`), `CERTIFICATE`, `CLIENT_CERTIFICATE`, `CLIENT_KEY`, for gRPC `INSECURE`, and
+`PROTOCOL` (`grpc`/`http/protobuf`) unless the config file sets `otlp_protocol`.
 As in the Python SDK, `TIMEOUT` is in seconds (default 10). A bad value is a `ConfigError`
 naming the variable.
 
@@ -46,6 +47,8 @@ log = logging.getLogger("pilothouse.telemetry")
 _DEFAULT_ENDPOINT = {"http": "http://localhost:4318", "grpc": "http://localhost:4317"}
 _HTTP_PATH = "/v1/traces"
 _GRPC_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+_PROTOCOLS: dict[str, Literal["http", "grpc"]] = {"grpc": "grpc", "http/protobuf": "http"}
+"""`OTEL_EXPORTER_OTLP_PROTOCOL` values (the SDK's); `http/json` is not sent."""
 _RETRY_STATUS = frozenset((429, 502, 503, 504))
 _MAX_BACKOFF = 32.0
 
@@ -66,8 +69,10 @@ class OtlpSettings:
 
     @classmethod
     def from_env(
-        cls, protocol: Literal["http", "grpc"], environ: Mapping[str, str] | None = None
+        cls, protocol: Literal["http", "grpc"] | None, environ: Mapping[str, str] | None = None
     ) -> OtlpSettings:
+        """`protocol`: the config file's `otlp_protocol` when it sets one; None takes `PROTOCOL`
+        from the environment (`grpc`, `http/protobuf`), else OTLP/HTTP."""
         env = os.environ if environ is None else environ
 
         def get(name: str) -> tuple[str, str] | None:
@@ -77,6 +82,15 @@ class OtlpSettings:
                     return variable, value
             return None
 
+        if protocol is None:
+            protocol = "http"
+            if found := get("PROTOCOL"):
+                variable, raw = found
+                if raw not in _PROTOCOLS:
+                    raise ConfigError(
+                        f"{variable}: {raw!r} is not supported: expected 'grpc' or 'http/protobuf'"
+                    )
+                protocol = _PROTOCOLS[raw]
         endpoint = _endpoint(protocol, env)
         headers: dict[str, str] = {}
         if found := get("HEADERS"):

@@ -45,7 +45,10 @@ def _exporter(config: Config) -> SpanExporter:
         return ConsoleSpanExporter(service_name=config.service.name)
     from pilothouse.telemetry.otlp_export import OtlpExporter, OtlpSettings
 
-    return OtlpExporter(OtlpSettings.from_env(telemetry.otlp_protocol))
+    # The file's `otlp_protocol` when it sets one, else `OTEL_EXPORTER_OTLP_PROTOCOL` (the variable
+    # a collector's injector or operator sets beside the endpoint).
+    explicit = "otlp_protocol" in telemetry.model_fields_set
+    return OtlpExporter(OtlpSettings.from_env(telemetry.otlp_protocol if explicit else None))
 
 
 def _drop_counter(metrics: Metrics | None) -> Callable[[str, int], None] | None:
