@@ -21,10 +21,10 @@ the cost of one request. Two runs of the same code differed by at most 3.6k inst
 served method moved between runs.
 
 `serve-metrics`, `serve-default`, `serve-full` (the `[telemetry]` settings of
-bench/serve_variants.py, `[protection]` off): the app stack `pilothouse serve` builds — the
-config file loaded, logging configured, `Runtime` with every feature installed, and the
-`uvicorn.Config` of `PilothouseServer` (the wrapped app, the connection guard's protocol class,
-no `Server` header, `[protection.headers]` none) — with the start hooks run (the span exporter's
+bench/serve_variants.py, `[protection]` off; `serve-shipped`: both sections' defaults): the app
+stack `pilothouse serve` builds — the config file loaded, logging configured, `Runtime` with
+every feature installed, and the `uvicorn.Config` of `PilothouseServer` (the wrapped app, the
+connection guard's protocol class, no `Server` header) — with the start hooks run (the span exporter's
 thread). `serve-full` exports every span over OTLP/HTTP to a real receiver in the driving
 process (bench/serve_variants.py's, decoding each batch with the official protobuf
 definitions), batches of 512 sent when full (no timer); at the end the rest is flushed, so with
@@ -100,8 +100,9 @@ class _Transport(asyncio.Transport):
         return self.protocol
 
 
-SERVED = ("serve-metrics", "serve-default", "serve-full")
-"""`pilothouse serve`'s own stack with these `[telemetry]` settings (bench/serve_variants.py)."""
+SERVED = ("serve-metrics", "serve-default", "serve-full", "serve-shipped")
+"""`pilothouse serve`'s own stack with these `[telemetry]` settings (bench/serve_variants.py);
+`serve-shipped` with the `[protection]` defaults on as well."""
 
 
 def _served_config(variant: str, stack: str) -> tuple[Any, Any]:
@@ -114,7 +115,8 @@ def _served_config(variant: str, stack: str) -> tuple[Any, Any]:
     from pilothouse.runtime.server import PilothouseServer
     from pilothouse.telemetry.logs import configure_logging
 
-    text = CONFIG.format(telemetry=TELEMETRY[variant], protection=PROTECTION_OFF)
+    protection = "" if variant == "serve-shipped" else PROTECTION_OFF
+    text = CONFIG.format(telemetry=TELEMETRY[variant], protection=protection)
     http = "httptools" if stack == "uvloop" else stack
     text = text.replace('app = "bench.apps:app"', f'app = "bench.apps:app"\nhttp = "{http}"')
     with tempfile.TemporaryDirectory(prefix="pilothouse-protocol-") as tmp:

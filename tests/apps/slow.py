@@ -1,4 +1,4 @@
-"""A tiny ASGI app for lifecycle tests: `/hello`, `/echo` (POST: the body back),
+"""A tiny ASGI app for lifecycle tests: `/hello`, `/echo` (POST: the body back), `/own-policy`,
 `/slow?seconds=N`, `/status?code=N` (answers N); its lifespan startup takes $STARTUP_DELAY
 seconds, and its shutdown appends a line with its process id to the file named by
 $SHUTDOWN_MARKER so tests can prove the app's shutdown hooks ran (in every worker process);
@@ -24,6 +24,11 @@ from starlette.routing import Route
 
 async def hello(request: Request) -> PlainTextResponse:
     return PlainTextResponse("hello")
+
+
+async def own_policy(request: Request) -> PlainTextResponse:
+    """Sets a security header itself (the protection layer keeps it and adds the others)."""
+    return PlainTextResponse("own", headers={"Content-Security-Policy": "default-src 'self'"})
 
 
 async def echo(request: Request) -> PlainTextResponse:
@@ -72,6 +77,7 @@ app = Starlette(
     routes=[
         Route("/hello", hello),
         Route("/echo", echo, methods=["POST"]),
+        Route("/own-policy", own_policy),
         Route("/slow", slow),
         Route("/status", status),
         Route("/hog", hog),

@@ -144,6 +144,17 @@ CASES = {
         "protection.headers.server: 'shop\\r\\nX-Injected: 1' is invalid: "
         "expected a printable ASCII header value",
     ),
+    # Security header values go into response heads as they are on h11 (`runtime.wire_headers`).
+    "security header ending in a newline": (
+        GOOD_SERVICE + '[protection.headers]\nreferrer_policy = "no-referrer\\n"\n',
+        "protection.headers.referrer_policy: 'no-referrer\\n' is invalid: "
+        "expected a printable ASCII header value without surrounding spaces",
+    ),
+    "security header with a trailing space": (
+        GOOD_SERVICE + "[protection.headers]\ncontent_security_policy = \"default-src 'self' \"\n",
+        "protection.headers.content_security_policy: \"default-src 'self' \" is invalid: "
+        "expected a printable ASCII header value without surrounding spaces",
+    ),
     "size without a unit": (
         GOOD_SERVICE + "[protection.limits]\nmax_body_size = 1000\n",
         "protection.limits.max_body_size: 1000 is invalid: expected a size with a unit",

@@ -1,5 +1,6 @@
-"""Pilothouse's own response headers on h11 (`runtime.wire_headers`): written into the head
-without h11's second check, they must reach the client exactly as the ASGI path sends them.
+"""Pilothouse's own response headers on h11 (`runtime.wire_headers`: the request id,
+`traceparent`, the security headers): written into the head without h11's second check, they
+must reach the client exactly as the ASGI path sends them.
 
 `pilothouse serve` runs for real on h11 (the wire path) and on httptools (the ASGI message path),
 and the responses are read by h11's own client-side parser, which rejects any malformed head."""
@@ -44,7 +45,10 @@ REQUESTS = [
         target="/hello",
         headers=[("Host", "x"), ("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")],
     ),
+    h11.Request(method="GET", target="/own-policy", headers=[("Host", "x")]),
 ]
+# `[protection.headers]` defaults on a plain-HTTP request (the 503 also gets `cache-control`).
+SECURITY = (b"x-content-type-options", b"referrer-policy", b"content-security-policy")
 
 
 def exchange(port: int) -> list[tuple[int, list[tuple[bytes, bytes]], bytes]]:
@@ -88,10 +92,12 @@ def test_the_request_id_and_traceparent_reach_the_client_once_in_a_valid_head(
 ) -> None:
     answers = served(tmp_path, http)
     statuses = [status for status, _, _ in answers]
-    assert statuses == [200, 200, 200, 503, 200]
-    assert [body for _, _, body in answers] == [b"hello", b'{"slept":0.0}', b"", b"status", b"hello"]
-    for _, headers, _ in answers:
+    assert statuses == [200, 200, 200, 503, 200, 200]
+    assert [body for _, _, body in answers] == [b"hello", b'{"slept":0.0}', b"", b"status", b"hello", b"own"]
+    for status, headers, _ in answers:
         assert len(values(headers, b"x-request-id")) == 1
+        assert all(len(values(headers, name)) == 1 for name in SECURITY)
+        assert values(headers, b"cache-control") == ([b"no-store"] if status >= 400 else [])
         (traceparent,) = values(headers, b"traceparent")
         assert TRACEPARENT.fullmatch(traceparent)
         assert values(headers, b"content-type")  # the app's own headers are all there
@@ -101,6 +107,7 @@ def test_the_request_id_and_traceparent_reach_the_client_once_in_a_valid_head(
     assert ids[1] == traces[1]  # a request starting a trace takes its id
     assert len(set(ids)) == len(ids)
     assert traces[4] == b"0af7651916cd43dd8448eb211c80319c"  # continued
+    assert values(answers[5][1], b"content-security-policy") == [b"default-src 'self'"]  # the app's own
 
 
 def test_both_paths_send_the_same_headers_in_the_same_order(tmp_path: Path) -> None:

@@ -14,7 +14,10 @@ from pilothouse.config.secret_ref import SecretRef, url_of
 from pilothouse.durations import Duration
 from pilothouse.sizes import Size
 
-_HEADER_VALUE = re.compile(r"^[\x20-\x7e]*$")
+# A header value as HTTP allows it (RFC 9110 field-value): visible ASCII, inner spaces; no
+# leading or trailing space, no line end (`$` would let one through). Written into response heads
+# as it is on h11 (`runtime.wire_headers`).
+_HEADER_VALUE = re.compile(r"(?:[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?)?")
 _PATH_PATTERN = re.compile(r"^/[\x21-\x7e]*$")
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -77,8 +80,8 @@ class HeadersConfig(Section):
     )
     @classmethod
     def _value(cls, value: str) -> str:
-        if not _HEADER_VALUE.match(value):
-            raise ValueError("expected a printable ASCII header value")
+        if not _HEADER_VALUE.fullmatch(value):
+            raise ValueError("expected a printable ASCII header value without surrounding spaces")
         return value
 
 

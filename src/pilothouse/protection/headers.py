@@ -8,7 +8,7 @@ plain-HTTP answer carrying it is ignored by browsers (RFC 6797 §8.1) and mislea
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from pilothouse.config.protection import HeadersConfig
 
@@ -20,7 +20,7 @@ OTHERS_MAX = 256
 class SecurityHeaders:
     """The headers to add, precomputed for plain and TLS requests."""
 
-    __slots__ = ("_error_cache", "_names", "_plain_error", "_tls_error", "plain", "seen", "tls")
+    __slots__ = ("_error_cache", "_lines", "_names", "_plain_error", "_tls_error", "plain", "seen", "tls")
 
     def __init__(self, config: HeadersConfig) -> None:
         always = [
@@ -40,6 +40,9 @@ class SecurityHeaders:
         # App header names seen that are none of `_names` (in any case), filled by `_ours`; the
         # middleware's inline common case reads it and `plain`/`tls` too.
         self.seen: set[bytes] = set()
+        # The four usual sets as header lines (`lines`), by the tuple's identity: no hashing.
+        usual = (self.plain, self.tls, self._plain_error, self._tls_error)
+        self._lines = {id(added): header_lines(added) for added in usual}
 
     def fixed(self, tls: bool) -> tuple[Header, ...]:
         """The headers added to every response (not the error Cache-Control)."""
@@ -53,13 +56,27 @@ class SecurityHeaders:
         seen before that are none of ours (`seen`, filled by `_ours`), and one list built."""
         if headers.__class__ is not list:  # iterated twice below: a one-shot iterable is read once
             headers = list(headers)
+        return [*headers, *self._added(headers, status, tls)]
+
+    def lines(self, headers: Iterable[Header], status: int, tls: bool) -> bytes:
+        """The headers `add` would append, as `name: value\r\n` lines for the connection
+        (`runtime.wire_headers`; the values were checked when the config loaded)."""
+        if headers.__class__ is not list:
+            headers = list(headers)
+        added = self._added(headers, status, tls)
+        return self._lines.get(id(added)) or header_lines(added)
+
+    def _added(self, headers: list[Header], status: int, tls: bool) -> Sequence[Header]:
+        """The configured headers the app did not set. The common case (it set none of them) is
+        one set lookup per app header, in the names seen before that are none of ours (`seen`,
+        filled by `_ours`), and a tuple made at startup."""
         others = self.seen
         for name, _ in headers:
             if name not in others and self._ours(name):
-                return self._merge([*headers], status, tls)
+                return self._missing(headers, status, tls)
         if status < 400:
-            return [*headers, *(self.tls if tls else self.plain)]
-        return [*headers, *(self._tls_error if tls else self._plain_error)]
+            return self.tls if tls else self.plain
+        return self._tls_error if tls else self._plain_error
 
     def _ours(self, name: bytes) -> bool:
         """Whether `name` is one of the added headers, in any case; a name that is not is
@@ -70,10 +87,15 @@ class SecurityHeaders:
             self.seen.add(name)
         return False
 
-    def _merge(self, result: list[Header], status: int, tls: bool) -> list[Header]:
-        """`add` when the app set some of the headers itself: those are kept, not replaced."""
-        present = {lower for name, _ in result if (lower := name.lower()) in self._names}
-        result += [header for header in self.fixed(tls) if header[0] not in present]
+    def _missing(self, headers: list[Header], status: int, tls: bool) -> list[Header]:
+        """`_added` when the app set some of the headers itself: those are kept, not replaced."""
+        present = {lower for name, _ in headers if (lower := name.lower()) in self._names}
+        missing = [header for header in self.fixed(tls) if header[0] not in present]
         if status >= 400 and self._error_cache is not None and b"cache-control" not in present:
-            result.append(self._error_cache)
-        return result
+            missing.append(self._error_cache)
+        return missing
+
+
+def header_lines(headers: Iterable[Header]) -> bytes:
+    """`headers` as they stand in a response head."""
+    return b"".join(name + b": " + value + b"\r\n" for name, value in headers)

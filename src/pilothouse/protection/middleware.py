@@ -27,6 +27,7 @@ from pilothouse.protection.limits import BodyLimit, BodyTooLarge, LimitTable
 from pilothouse.protection.problem import PROBLEM_JSON, problem_body
 from pilothouse.protection.proxies import TrustedProxies
 from pilothouse.protection.refusals import Refusals
+from pilothouse.runtime.wire_headers import WIRE_HEADERS
 
 log = logging.getLogger("pilothouse.protection")
 
@@ -72,6 +73,9 @@ class ProtectionMiddleware:
         if self._proxies is not None:
             self._proxies.resolve(scope)
         tls = scope["scheme"] in _TLS  # before the app runs: an app may rewrite its scope
+        # h11 under `serve`: the security headers go to the connection as lines, unchecked by h11
+        # (`runtime.wire_headers`); not for a 500 held for a safe page (it may be replaced).
+        wire = scope.get(WIRE_HEADERS) if self._headers is not None else None
         started = False
         held: HeldErrorPage | None = None
 
@@ -91,7 +95,9 @@ class ProtectionMiddleware:
                         headers = ()
                     # `SecurityHeaders.add`, with its common case inline (a frame less per
                     # response): a list whose names were all seen before as none of ours.
-                    if headers.__class__ is not list or status >= 400:
+                    if wire is not None and (status != 500 or not self._hold_500):
+                        wire(security.lines(headers, status, tls))
+                    elif headers.__class__ is not list or status >= 400:
                         message["headers"] = security.add(headers, status, tls)
                     else:
                         seen = security.seen

@@ -3,17 +3,18 @@
 h11 (uvicorn's default HTTP parser, pure Python) validates every response header and checks the
 whole list again for each framing header it sets: about 16k instructions per added header on
 Python 3.11, a quarter of what `[telemetry]`'s defaults cost on h11 (docs/performance.md, "Fourth
-pass (issue 19)"). The request id and `traceparent` the telemetry middleware returns are values it
-generated or checked itself (the request id against a stricter pattern than h11's, the header
-name at config load, `traceparent` formatted from ints), so that check would find nothing.
+pass (issue 19)"). The request id and `traceparent` the telemetry middleware returns, and the
+security headers of `[protection.headers]`, are values Pilothouse generated or checked itself
+(the request id against a stricter pattern than h11's, header names and configured values at
+config load, `traceparent` formatted from ints), so that check would find nothing.
 
 So when `pilothouse serve` runs on h11, the connection guard gives uvicorn's protocol a
 `SplicingConnection`, and each request's scope carries its `add_headers` under `WIRE_HEADERS`:
 complete `name: value\\r\\n` lines, which the next response head on that connection gets
 before its blank line, after h11 has checked and written the app's own headers. The telemetry
-middleware hands its lines over there instead of appending them to the ASGI message. Everything
-h11 decides (framing, keep-alive, its state machine) is unchanged: these are never framing
-headers. Under any other server (httptools, a test client) the scope has no such key and the
+and protection middleware hand their lines over there instead of appending them to the ASGI
+message. Everything h11 decides (framing, keep-alive, its state machine) is unchanged: these are
+never framing headers. Under any other server (httptools, a test client) the scope has no such key and the
 middleware appends to the message as before; ASGI middleware outside Pilothouse's does not see
 these headers in the message on h11.
 
