@@ -18,8 +18,9 @@ httptools) is subclassed:
   the process's own files always have descriptors left (`fd_cap`);
 - a request whose body the parser rejects after the app started on it (a bad chunk) gets
   uvicorn's 400; the app's own answer is then dropped, not raised as h11's LocalProtocolError;
-- on h11, each request's scope offers the connection's `WireHeaders` (`runtime.wire_headers`):
-  the response headers Pilothouse made itself, written without h11 checking them again.
+- on h11, the connection is a `SplicingConnection` and each request's scope offers its
+  `add_headers` (`runtime.wire_headers`): the response headers Pilothouse made itself, written
+  without h11 checking them again.
 
 Closed connections are logged as counts at a bounded rate (`ThrottledLog`), never one line each,
 and so are failed accepts: asyncio logs "socket.accept() out of system resource" with a
