@@ -51,6 +51,25 @@ REQUESTS = [
 SECURITY = (b"x-content-type-options", b"referrer-policy", b"content-security-policy")
 
 
+def read_response(conn: h11.Connection, sock: socket.socket) -> tuple[h11.Response, bytes]:
+    """The next response on `sock` (its request already sent through `conn`), parsed by h11's
+    client, and its body; `conn` is ready for the next request."""
+    response, body = None, b""
+    while True:
+        event = conn.next_event()
+        if event is h11.NEED_DATA:
+            conn.receive_data(sock.recv(65536))
+        elif isinstance(event, h11.Response):
+            response = event
+        elif isinstance(event, h11.Data):
+            body += event.data
+        elif isinstance(event, h11.EndOfMessage):
+            break
+    assert response is not None
+    conn.start_next_cycle()
+    return response, body
+
+
 def exchange(port: int) -> list[tuple[int, list[tuple[bytes, bytes]], bytes]]:
     """REQUESTS on one connection, each response parsed by h11's client: (status, headers, body)."""
     conn = h11.Connection(h11.CLIENT)
@@ -58,27 +77,18 @@ def exchange(port: int) -> list[tuple[int, list[tuple[bytes, bytes]], bytes]]:
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         for request in REQUESTS:
             sock.sendall(conn.send(request) + conn.send(h11.EndOfMessage()))
-            response, body = None, b""
-            while True:
-                event = conn.next_event()
-                if event is h11.NEED_DATA:
-                    conn.receive_data(sock.recv(65536))
-                elif isinstance(event, h11.Response):
-                    response = event
-                elif isinstance(event, h11.Data):
-                    body += event.data
-                elif isinstance(event, h11.EndOfMessage):
-                    break
-            assert response is not None
+            response, body = read_response(conn, sock)
             answers.append((response.status_code, list(response.headers), body))
-            conn.start_next_cycle()
     return answers
 
 
-def served(tmp_path: Path, http: str) -> list[tuple[int, list[tuple[bytes, bytes]], bytes]]:
+def serve_config(tmp_path: Path, http: str) -> Path:
     (tmp_path / http).mkdir()
-    path = write_config(tmp_path / http, CONFIG.format(http=http))
-    with ServeProcess(path, cwd=ROOT) as server:
+    return write_config(tmp_path / http, CONFIG.format(http=http))
+
+
+def served(tmp_path: Path, http: str) -> list[tuple[int, list[tuple[bytes, bytes]], bytes]]:
+    with ServeProcess(serve_config(tmp_path, http), cwd=ROOT) as server:
         return exchange(server.app_port)
 
 
@@ -139,31 +149,21 @@ def test_lines_go_into_the_next_head_only() -> None:
 
 
 def read_responses(sock: socket.socket, count: int) -> list[h11.Response]:
-    """`count` responses from `sock`, parsed by h11's client (requests already sent)."""
+    """`count` responses from `sock` to GET requests already sent as raw bytes (pipelined)."""
     conn = h11.Connection(h11.CLIENT)
-    # The client side's state machine needs the requests it "sent"; these match the raw bytes.
-    responses: list[h11.Response] = []
-    while len(responses) < count:
+    responses = []
+    for _ in range(count):
+        # The client's state machine needs a request it "sent"; this one matches the raw bytes.
         conn.send(h11.Request(method="GET", target="/hello", headers=[("Host", "x")]))
         conn.send(h11.EndOfMessage())
-        while True:
-            event = conn.next_event()
-            if event is h11.NEED_DATA:
-                conn.receive_data(sock.recv(65536))
-            elif isinstance(event, h11.Response):
-                responses.append(event)
-            elif isinstance(event, h11.EndOfMessage):
-                break
-        conn.start_next_cycle()
+        responses.append(read_response(conn, sock)[0])
     return responses
 
 
 def test_pipelined_requests_and_100_continue_each_get_their_own_headers_once(tmp_path: Path) -> None:
     """Two requests in one packet (the second cycle starts when the first response completes)
     and a request waiting for `100 Continue` (an informational head, which takes no lines)."""
-    (tmp_path / "h11").mkdir()
-    path = write_config(tmp_path / "h11", CONFIG.format(http="h11"))
-    with ServeProcess(path, cwd=ROOT) as server:
+    with ServeProcess(serve_config(tmp_path, "h11"), cwd=ROOT) as server:
         with socket.create_connection(("127.0.0.1", server.app_port), timeout=10) as sock:
             sock.sendall(
                 b"GET /hello HTTP/1.1\r\nHost: x\r\nX-Request-ID: first\r\n\r\n"
@@ -187,3 +187,21 @@ def test_pipelined_requests_and_100_continue_each_get_their_own_headers_once(tmp
         assert informational == b"HTTP/1.1 100 Continue"  # no header lines
         assert final.startswith(b"HTTP/1.1 200 ") and final.count(b"\r\nx-request-id: waited") == 1
         assert body == b"ok"
+
+
+def test_an_h11_without_the_size_limit_where_it_is_today_keeps_its_own_connection() -> None:
+    """`splicing_connection` reads one h11 attribute that is not public API; if an h11 release
+    moves it, the connection stays h11's own (the ASGI path) instead of every connection failing."""
+    from types import SimpleNamespace
+
+    from pilothouse.runtime.wire_headers import splicing_connection
+
+    usual = SimpleNamespace(conn=h11.Connection(h11.SERVER, 1234))
+    spliced = splicing_connection(usual)
+    assert spliced is usual.conn and type(spliced) is SplicingConnection
+    assert spliced._max_incomplete_event_size == 1234  # the same limit
+    conn = h11.Connection(h11.SERVER)
+    del conn._max_incomplete_event_size  # as if a release renamed it
+    moved = SimpleNamespace(conn=conn)
+    assert splicing_connection(moved) is None and moved.conn is conn
+    assert splicing_connection(SimpleNamespace()) is None  # httptools: no `conn`

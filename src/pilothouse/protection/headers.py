@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from pilothouse.config.protection import HeadersConfig
+from pilothouse.runtime.wire_headers import header_lines
 
 Header = tuple[bytes, bytes]
 
@@ -94,8 +95,3 @@ class SecurityHeaders:
         if status >= 400 and self._error_cache is not None and b"cache-control" not in present:
             missing.append(self._error_cache)
         return missing
-
-
-def header_lines(headers: Iterable[Header]) -> bytes:
-    """`headers` as they stand in a response head."""
-    return b"".join(name + b": " + value + b"\r\n" for name, value in headers)

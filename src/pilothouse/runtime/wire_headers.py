@@ -25,6 +25,7 @@ shared-key instance dicts; measured +33k instructions a request).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import h11
@@ -57,12 +58,19 @@ class SplicingConnection(h11.Connection):
         return b"".join(data)
 
 
+def header_lines(headers: Iterable[tuple[bytes, bytes]]) -> bytes:
+    """`(name, value)` pairs as they stand in a response head: what `add_headers` takes."""
+    return b"".join(name + b": " + value + b"\r\n" for name, value in headers)
+
+
 def splicing_connection(protocol: Any) -> SplicingConnection | None:
     """Give uvicorn's h11 protocol (its `conn`, before any byte was read) a `SplicingConnection`
-    of the same size limit; None for a protocol without one (httptools)."""
+    of the same size limit; None for a protocol without one (httptools), and None (h11's own
+    connection kept, the ASGI path used) if h11 no longer keeps that limit where it does today."""
     conn = getattr(protocol, "conn", None)
-    if type(conn) is not h11.Connection:
+    limit = getattr(conn, "_max_incomplete_event_size", None)  # h11's own, set in its __init__
+    if type(conn) is not h11.Connection or not isinstance(limit, int):
         return None
-    conn = SplicingConnection(h11.SERVER, conn._max_incomplete_event_size)
+    conn = SplicingConnection(h11.SERVER, limit)
     protocol.conn = conn
     return conn
