@@ -121,32 +121,38 @@ class _Guard(asyncio.Protocol):
         )
 
     def data_received(self, data: bytes) -> None:
-        in_request = self._seen is not None and not self._seen.response_complete
+        seen = self._seen
+        in_request = seen is not None and not seen.response_complete
         self._uvicorn_data_received(data)
+        # A new cycle: these bytes completed a request's headers. The transport's
+        # `get_protocol()` (a call, so second) tells a connection upgraded to a WebSocket.
+        if self.cycle is not seen or self.transport.get_protocol() is not self:
+            self._headers_complete()
         # The deadline is armed only when these bytes left a request's headers incomplete: a
         # request that arrives whole (the usual case) completes them in this same call, and a
         # timer armed to be cancelled at once is measurable per request (docs/performance.md,
         # "Deterministic telemetry cost"). The deadline is the same
         # (the loop's clock does not move within the call).
-        if not self._note_request() and self._header_timer is None and not in_request:
+        elif self._header_timer is None and not in_request:
             self._header_timer = self.loop.call_later(self.limits.header_timeout, self._headers_late)
 
     def on_response_complete(self) -> None:
         self._uvicorn_on_response_complete()  # may start a pipelined request at once
-        self._note_request()
+        # Only a new cycle matters here: the deadline is never armed while a request is in
+        # progress, so there is none to disarm (a pipelined upgrade included).
+        if self.cycle is not self._seen:
+            self._headers_complete()
 
-    def _note_request(self) -> bool:
-        """Disarm the header deadline once a request's headers are complete (or the connection
-        became a WebSocket); whether that happened now."""
-        # A new cycle first: the transport's `get_protocol()` (upgraded: a WebSocket) is a call.
-        if self.cycle is not self._seen or self.transport.get_protocol() is not self:
-            self._seen = cycle = self.cycle
-            self._cancel_header_timer()
-            if (wire := self._wire) is not None and cycle is not None:
-                wire.lines = None  # what a request that sent no response head left
-                cycle.scope[WIRE_HEADERS] = self._wire_add
-            return True
-        return False
+    def _headers_complete(self) -> None:
+        """A request's headers are complete (or the connection became a WebSocket): disarm the
+        header deadline; a new request cycle gets the wire (`WIRE_HEADERS`)."""
+        self._seen = cycle = self.cycle
+        if (timer := self._header_timer) is not None:
+            timer.cancel()
+            self._header_timer = None
+        if (wire := self._wire) is not None and cycle is not None:
+            wire.lines = None  # what a request that sent no response head left
+            cycle.scope[WIRE_HEADERS] = self._wire_add
 
     def _headers_late(self) -> None:
         self._header_timer = None
