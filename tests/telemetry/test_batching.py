@@ -24,7 +24,7 @@ from pilothouse.redaction import register_secret
 from pilothouse.telemetry import logs
 from pilothouse.telemetry.access import AccessLog
 from pilothouse.telemetry.batch import BatchExport, make_room_for_batch
-from pilothouse.telemetry.context import RequestContext, current_request
+from pilothouse.telemetry.context import current_request, request_context
 from pilothouse.telemetry.server_span import ServerSpanStarter
 from tests.helpers import write_config
 
@@ -252,7 +252,7 @@ def _only_ours() -> None:
 def test_access_line_is_queued_in_order_and_same_as_a_record(handler: io.StringIO) -> None:
     _only_ours()
     access = AccessLog()
-    token = current_request.set(RequestContext("rid-1", 'tx "1"'))
+    token = current_request.set(request_context("rid-1", 'tx "1"'))
     try:
         access("GET", '/a"b\\c\u00e9', "/a/{x}", 200, 0.0123, current_request.get(), ("ab" * 16, "cd" * 8))
         assert handler.getvalue() == ""  # queued, not written yet

@@ -117,10 +117,10 @@ def test_request_id_is_the_current_requests() -> None:
     """`request_id()` is what a service passes on to the services it calls (the market gateway
     does; examples/market/acceptance.py proves the id reaches the next service's log lines)."""
     from pilothouse.telemetry import request_id
-    from pilothouse.telemetry.context import RequestContext, current_request
+    from pilothouse.telemetry.context import current_request, request_context
 
     assert request_id() is None
-    token = current_request.set(RequestContext("req-42"))
+    token = current_request.set(request_context("req-42"))
     try:
         assert request_id() == "req-42"
     finally:

@@ -145,7 +145,7 @@ def test_the_usual_access_line_is_written_as_the_formatter_writes_any_line() -> 
             paths,
             (200, 503),
             (0, 123, 999_999, 12_345_678, -1),
-            (None, "abc", 'a"b', "é", "trace id"),
+            (None, "abc", "a.b:c@d/e+f=g-h_1", "trace id"),  # ids the middleware made or checked
             (None, "c1"),
             (None, ("a" * 32, "b" * 16)),
             (None, "alice"),
@@ -166,6 +166,18 @@ def test_the_usual_access_line_is_written_as_the_formatter_writes_any_line() -> 
             json.loads(expected)
     finally:
         redaction.unregister_secret("s3cr3t-value")
+
+
+def test_a_request_id_the_middleware_accepts_needs_no_escaping_in_json() -> None:
+    """`_render` writes the request id as it is: every character the middleware lets through
+    (`_SAFE_REQUEST_ID`) stands in a JSON string unescaped."""
+    from pilothouse.telemetry.logs import json_string
+    from pilothouse.telemetry.middleware import _SAFE_REQUEST_ID
+
+    accepted = [chr(byte) for byte in range(256) if _SAFE_REQUEST_ID.fullmatch(bytes([byte]))]
+    assert len(accepted) == 26 * 2 + 10 + len("_.:@/+=-")
+    for char in accepted:
+        assert json.dumps(char, ensure_ascii=False) == json_string(char) == f'"{char}"'
 
 
 @pytest.mark.parametrize(

@@ -220,10 +220,10 @@ class TelemetryMiddleware:
             else:
                 response_headers.append((b"traceparent", traceparent))
         if request_id is not None or correlation is not None:
-            context = RequestContext(
-                rid_text or (request_id.decode() if request_id is not None else None),
-                correlation.decode("latin-1") if correlation is not None else None,
-            )
+            context = RequestContext()  # `request_context`, without a call
+            context.request_id = rid_text or (request_id.decode() if request_id is not None else None)
+            context.correlation = correlation.decode("latin-1") if correlation is not None else None
+            context.subject = None
             if context.correlation is not None and otel is not None and type(span) is otel.server_span:
                 span.values[self._correlation_attr] = context.correlation
         log_token = current_request.set(context) if context is not None else None
@@ -252,7 +252,7 @@ class TelemetryMiddleware:
 
         active = self._active[method] if self._active is not None else None
         if active is not None:
-            active.inc()
+            active.value += 1
         if (inflight := self._inflight) is not None:
             inflight.inflight += 1
         error: BaseException | None = None
@@ -270,7 +270,7 @@ class TelemetryMiddleware:
             if inflight is not None:
                 inflight.inflight -= 1
             if active is not None:
-                active.dec()
+                active.value -= 1
             duration = perf_counter() - start
             route = route_template(scope, entry_root_path)
             if self._access is not None:

@@ -14,22 +14,38 @@ from pilothouse.telemetry.request_histogram import ChildSeries, RequestHistogram
 
 
 class InProgress:
-    """Requests in progress for one method as a plain int, read when scraped: a Gauge's
-    inc/dec each take a lock and two checks, twice per request."""
+    """Requests in progress for one method as a plain int the middleware adds to
+    (`count.value += 1`: no call), read when scraped: a Gauge's inc/dec each take a lock and
+    two checks, twice per request."""
 
     __slots__ = ("value",)
 
     def __init__(self) -> None:
         self.value = 0
 
-    def inc(self) -> None:
-        self.value += 1
-
-    def dec(self) -> None:
-        self.value -= 1
-
     def get(self) -> float:
         return self.value
+
+
+class SharedInProgress:
+    """The same `value` over a Gauge child in prometheus_client's multiprocess storage: each
+    worker writes its own count (the supervisor's scrape sums them), so setting it is what
+    inc/dec did."""
+
+    __slots__ = ("_child", "_value")
+
+    def __init__(self, child: Any) -> None:
+        self._child = child
+        self._value = 0
+
+    @property
+    def value(self) -> int:
+        return self._value
+
+    @value.setter
+    def value(self, value: int) -> None:
+        self._value = value
+        self._child.set(value)
 
 
 class MultiprocessHistogram:
@@ -54,14 +70,15 @@ def request_histogram(metrics: Metrics, spec: MetricSpec) -> RequestHistogram | 
     return histogram
 
 
-def active_requests(metrics: Metrics) -> dict[str, Any]:
-    """`http_server_active_requests` per method: gauge children in multiprocess storage (each
-    worker writes its value for the supervisor's sum), ints read at scrape time otherwise."""
+def active_requests(metrics: Metrics) -> dict[str, InProgress | SharedInProgress]:
+    """`http_server_active_requests` per method, as counts with a `value` the middleware adds
+    to: gauge children in multiprocess storage (each worker writes its value for the
+    supervisor's sum), ints read at scrape time otherwise."""
     gauge = metrics.gauge(http_metrics.HTTP_SERVER_ACTIVE_REQUESTS)
     methods = (*http_metrics.STANDARD_METHODS, http_metrics.OTHER_METHOD)
     if multiprocess_enabled():
-        return {method: gauge.labels(method) for method in methods}
-    active: dict[str, Any] = {}
+        return {method: SharedInProgress(gauge.labels(method)) for method in methods}
+    active: dict[str, InProgress | SharedInProgress] = {}
     for method in methods:
         counter = active[method] = InProgress()
         gauge.labels(method).set_function(counter.get)
