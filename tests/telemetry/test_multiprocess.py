@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 
-from tests.helpers import ServeProcess
+from tests.helpers import ServeProcess, eventually
 from tests.telemetry.conftest import value
 
 
@@ -40,6 +41,30 @@ def test_two_workers_total_equals_requests_sent(
         assert body.count('http_server_active_requests{http_request_method="GET"}') == 1
         assert body.count("pilothouse_build_info{") == 1
         assert len(pids) == 2 and str(os.getpid()) not in pids
+
+        # Requests in progress: each worker's count (its gauge child), summed while they run,
+        # back to 0 once they have all ended.
+        def active() -> float:
+            scraped = httpx.get(f"{serve.ops_url}/metrics").text
+            return value(scraped, "http_server_active_requests", http_request_method="GET")
+
+        release = threading.Event()
+
+        def slow() -> None:  # held until released: the request's sleep ends when the test says
+            with httpx.Client(timeout=60) as client:
+                while not release.is_set():
+                    client.get(f"{serve.app_url}/items/1", params={"sleep": "0.2"})
+
+        clients = [threading.Thread(target=slow) for _ in range(4)]
+        for client in clients:
+            client.start()
+        try:
+            eventually(lambda: active() >= 2)
+        finally:
+            release.set()
+            for client in clients:
+                client.join(60)
+        eventually(lambda: active() == 0)
         serve.signal(signal.SIGTERM)
         assert serve.wait(40) == 0
     finally:
