@@ -9,7 +9,7 @@
 - Starting a server on a socket Pilothouse bound (`start_server`), its running request tasks
   (`running_tasks`), and stopping the ops port (`stop_server`).
 
-The non-public parts this touches (Server.startup/main_loop/shutdown/capture_signals/
+The non-public parts this touches (Server.startup/main_loop/on_tick/shutdown/capture_signals/
 server_state, Config.load/loaded/lifespan_class, the lifespan's `startup_failed`, the protocol
 table) are checked when this module is imported, so a uvicorn release that moves one fails at
 start with one line naming it, not in the middle of a shutdown. The event loop goes through
@@ -39,7 +39,7 @@ from pilothouse.runtime.connection_guard import Limits, guarded_protocol
 Http = Literal["auto", "h11", "httptools"]
 Loop = Literal["auto", "asyncio", "uvloop"]
 
-_SERVER_INTERNALS = ("startup", "main_loop", "shutdown", "capture_signals")
+_SERVER_INTERNALS = ("startup", "main_loop", "on_tick", "shutdown", "capture_signals")
 _CONFIG_INTERNALS = ("load",)
 
 
@@ -176,7 +176,23 @@ def port_limits(
     return {"http": http_protocol(limits, http), "timeout_keep_alive": section.idle_timeout}
 
 
-def ops_server(app: Any, ops: OpsConfig, http: Http = "auto") -> SignalFreeServer:
+class OpsServer(SignalFreeServer):
+    """The ops port's server. uvicorn's main loop wakes ten times a second: to refresh the Date
+    header (once a second) and to see its exit flag. The ops port has nothing else to do on a
+    tick, so its loop wakes once a second, each tick a Date tick, and `stop_server` cancels the
+    wait instead of waiting for the flag to be seen. Idle wake-ups are work in every process;
+    under callgrind they were a visible part of `serve`'s per-request figure (docs/performance.md,
+    "Fifth pass"). The app's server keeps uvicorn's loop (`limit_max_requests` and the drain read
+    its flag)."""
+
+    async def main_loop(self) -> None:
+        counter = 0
+        while not await self.on_tick(counter):
+            counter += 10  # uvicorn refreshes Date on `counter % 10 == 0`
+            await asyncio.sleep(1.0)
+
+
+def ops_server(app: Any, ops: OpsConfig, http: Http = "auto") -> OpsServer:
     """A quiet uvicorn server for the ops app (no lifespan, no access log)."""
     config = uvicorn.Config(
         app,
@@ -189,7 +205,7 @@ def ops_server(app: Any, ops: OpsConfig, http: Http = "auto") -> SignalFreeServe
         timeout_graceful_shutdown=1,
         **port_limits(ops, "ops", ops.max_connections, http),
     )
-    return SignalFreeServer(config)
+    return OpsServer(config)
 
 
 # -- start and stop -------------------------------------------------------------------------------
@@ -229,5 +245,8 @@ async def stop_server(server: uvicorn.Server, main_loop: asyncio.Task[None], soc
     """Stop a server whose `main_loop()` runs in `main_loop`: end the loop, then close its
     connections and `sock` (the ops port's last step in serve, the supervisor and attach)."""
     server.should_exit = True
-    await main_loop
+    main_loop.cancel()  # it only waits for its next tick (`OpsServer`): nothing to finish
+    await asyncio.wait({main_loop})
+    if not main_loop.cancelled() and (error := main_loop.exception()) is not None:
+        raise error
     await server.shutdown(sockets=[sock])
