@@ -251,7 +251,7 @@ def _only_ours() -> None:
 
 def test_access_line_is_queued_in_order_and_same_as_a_record(handler: io.StringIO) -> None:
     _only_ours()
-    access = AccessLog()
+    access = AccessLog().write
     token = current_request.set(request_context("rid-1", 'tx "1"'))
     try:
         access("GET", '/a"b\\c\u00e9', "/a/{x}", 200, 0.0123, current_request.get(), ("ab" * 16, "cd" * 8))
@@ -280,7 +280,7 @@ def test_access_line_is_queued_in_order_and_same_as_a_record(handler: io.StringI
 def test_access_lines_are_flushed_by_the_timer_and_redacted(handler: io.StringIO) -> None:
     _only_ours()
     register_secret("s3cr3t-value-42")
-    AccessLog()("GET", "/reset/s3cr3t-value-42", "/reset/{token}", 200, 0.001, None, None)
+    AccessLog().write("GET", "/reset/s3cr3t-value-42", "/reset/{token}", 200, 0.001, None, None)
     deadline = time.monotonic() + 5
     while not handler.getvalue() and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -300,12 +300,12 @@ class _Collect(logging.Handler):
 
 def test_flush_writes_queued_lines_and_another_handler_gets_records(handler: io.StringIO) -> None:
     _only_ours()
-    AccessLog()("POST", "/x", "/x", 201, 0.002, None, None)
+    AccessLog().write("POST", "/x", "/x", 201, 0.002, None, None)
     logs.flush_logs()  # the lifecycle's flush step
     assert json.loads(handler.getvalue())["status"] == 201
     second = _Collect()
     logging.getLogger().addHandler(second)  # e.g. an error tracker's handler: not bypassed
-    AccessLog()("GET", "/y", "/y", 404, 0.002, None, None)
+    AccessLog().write("GET", "/y", "/y", 404, 0.002, None, None)
     (record,) = second.records
     assert record.status == 404 and record.http_route == "/y"  # type: ignore[attr-defined]
     assert json.loads(handler.getvalue().splitlines()[1])["status"] == 404

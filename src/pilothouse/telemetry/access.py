@@ -32,7 +32,7 @@ class AccessLog:
         self._root = logging.getLogger()
         self._routes: dict[str, str] = {}  # route template -> its JSON; bounded like the label
 
-    def __call__(
+    def write(
         self,
         method: str,
         path: str,

@@ -126,7 +126,9 @@ class TelemetryMiddleware:
         self._read_headers = frozenset(
             key for key in (self._request_id_key, self._correlation_key, *trace_headers) if key
         )
-        self._access = AccessLog() if telemetry.access_log else None
+        # The bound method, not the instance: calling an instance goes through `__call__`'s C
+        # slot, a frame of its own outside the interpreter's inlined calls (~0.5k a request).
+        self._access = AccessLog().write if telemetry.access_log else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -273,8 +275,8 @@ class TelemetryMiddleware:
                 active.value -= 1
             duration = perf_counter() - start
             route = route_template(scope, entry_root_path)
-            if self._access is not None:
-                self._access(scope["method"], scope["path"], route, status, duration, context, ids)
+            if (access := self._access) is not None:
+                access(scope["method"], scope["path"], route, status, duration, context, ids)
             if otel is not None:
                 otel.end(span, otel_token, method, route, status, error)
             if (histogram := self._histogram) is not None:
