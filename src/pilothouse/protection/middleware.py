@@ -17,7 +17,7 @@ import asyncio
 import logging
 from time import monotonic
 
-from pilothouse.asgi import ASGIApp, Message, Receive, Scope, Send, respond
+from pilothouse.asgi import ASGIApp, Message, Receive, Scope, Send, direct_call, respond
 from pilothouse.config.protection import ProtectionConfig
 from pilothouse.metrics import Metrics
 from pilothouse.protection.deadlines import Deadlines, current_task, running_loop
@@ -40,6 +40,7 @@ class ProtectionMiddleware:
     """Wraps the app; see the module docstring."""
 
     __slots__ = (
+        "_call_app",
         "_errors",
         "_headers",
         "_hold_500",
@@ -54,6 +55,7 @@ class ProtectionMiddleware:
 
     def __init__(self, app: ASGIApp, config: ProtectionConfig, metrics: Metrics | None) -> None:
         self.app = app
+        self._call_app = direct_call(app)
         networks = config.proxy_networks()
         self._proxies = TrustedProxies(networks) if networks else None
         self._headers = SecurityHeaders(config.headers) if config.headers.enabled else None
@@ -147,7 +149,7 @@ class ProtectionMiddleware:
                 if deadline < deadlines.next or loop is not deadlines.loop:
                     deadlines.arm(loop, deadline)
         try:
-            await self.app(scope, receive, send_wrapper)
+            await self._call_app(scope, receive, send_wrapper)
         except BodyTooLarge:
             if started:
                 raise

@@ -19,7 +19,7 @@ from typing import Any
 
 import uvicorn
 
-from pilothouse.asgi import ASGIApp
+from pilothouse.asgi import ASGIApp, direct_call
 from pilothouse.config.model import Config
 from pilothouse.errors import OperationError
 from pilothouse.runtime.connection_guard import OTHER_DESCRIPTORS, fd_cap, quiet_accept_errors
@@ -67,7 +67,10 @@ class PilothouseServer:
         http = config.service.http
         self.app_server = SignalFreeServer(
             uvicorn.Config(
-                runtime.wrap(app),
+                # Called by its bound `__call__` (`direct_call`); uvicorn cannot tell a bound
+                # method's ASGI version, so it is named.
+                direct_call(runtime.wrap(app)),
+                interface="asgi3",
                 host=config.service.host,
                 port=config.service.port,
                 lifespan="auto",

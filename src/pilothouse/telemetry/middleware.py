@@ -21,7 +21,7 @@ from random import getrandbits
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
-from pilothouse.asgi import ASGIApp, Message, Receive, Scope, Send
+from pilothouse.asgi import ASGIApp, Message, Receive, Scope, Send, direct_call
 from pilothouse.catalog import http_server as http_metrics
 from pilothouse.config.telemetry import TelemetryConfig
 from pilothouse.metrics import Metrics
@@ -93,7 +93,7 @@ class TelemetryMiddleware:
         # request. The layer keeps its counts and answers a request cut at the drain deadline
         # (`InFlightMiddleware.cut`), so `runtime.inflight`, drops and the 503 are unchanged.
         self._inflight = app if isinstance(app, InFlightMiddleware) and app.outer_tracks_start else None
-        self._inner = self._inflight.app if self._inflight is not None else app
+        self._inner = direct_call(self._inflight.app if self._inflight is not None else app)
         self._histogram = (
             request_histogram(metrics, http_metrics.HTTP_SERVER_REQUEST_DURATION) if metrics else None
         )
