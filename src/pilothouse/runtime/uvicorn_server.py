@@ -180,10 +180,10 @@ class OpsServer(SignalFreeServer):
     """The ops port's server. uvicorn's main loop wakes ten times a second: to refresh the Date
     header (once a second) and to see its exit flag. The ops port has nothing else to do on a
     tick, so its loop wakes once a second, each tick a Date tick, and `stop_server` cancels the
-    wait instead of waiting for the flag to be seen. Idle wake-ups are work in every process;
-    under callgrind they were a visible part of `serve`'s per-request figure (docs/performance.md,
-    "Fifth pass"). The app's server keeps uvicorn's loop (`limit_max_requests` and the drain read
-    its flag)."""
+    wait instead of waiting for the flag to be seen. This saves idle wake-ups in every process;
+    it did not move `serve`'s per-request figure measurably (docs/performance.md, "Fifth
+    pass"). The app's server keeps uvicorn's loop (`limit_max_requests` and the drain read its
+    flag)."""
 
     async def main_loop(self) -> None:
         counter = 0
