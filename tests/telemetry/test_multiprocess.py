@@ -50,7 +50,7 @@ def test_two_workers_total_equals_requests_sent(
 
         release = threading.Event()
 
-        def slow() -> None:  # held until released: the request's sleep ends when the test says
+        def slow() -> None:  # one 0.2 s request after another, until released
             with httpx.Client(timeout=60) as client:
                 while not release.is_set():
                     client.get(f"{serve.app_url}/items/1", params={"sleep": "0.2"})
