@@ -98,6 +98,7 @@ class HttpReceiver:
 
     def __init__(self) -> None:
         self.requests: list[tuple[dict[str, str], ExportTraceServiceRequest]] = []
+        self.targets: list[str] = []  # each request's target (a proxy is asked for whole URLs)
         self.answers: list[tuple[int, dict[str, str]]] = []
         self.got = threading.Condition()
         receiver = self
@@ -111,6 +112,7 @@ class HttpReceiver:
                 status, extra = receiver.answers.pop(0) if receiver.answers else (200, {})
                 with receiver.got:
                     receiver.requests.append((headers, ExportTraceServiceRequest.FromString(body)))
+                    receiver.targets.append(self.path)
                     receiver.got.notify_all()
                 self.send_response(status)
                 for key, val in {"Content-Type": "application/x-protobuf", **extra}.items():

@@ -1,9 +1,17 @@
 """The OTLP span exporter `[telemetry] traces = "otlp"` installs: HTTP (protobuf) or gRPC.
 
-Spans are encoded by `otlp_encode` (no protobuf runtime) and sent by a transport: httpx for
-OTLP/HTTP (a core dependency), grpcio for gRPC (the `otlp-grpc` extra) calling the TraceService
-`Export` method with the already encoded bytes. It runs on the batch exporter's thread
-(`telemetry/batch.py`), never on the request path.
+Spans are encoded by `otlp_encode` (no protobuf runtime) and sent by a transport: the standard
+library's `http.client` for OTLP/HTTP, grpcio for gRPC (the `otlp-grpc` extra) calling the
+TraceService `Export` method with the already encoded bytes. It runs on the batch exporter's
+thread (`telemetry/batch.py`), never on the request path, but in the same process: at 100 %
+sampling every traced request pays its share of each POST. Why `http.client` and not httpx:
+one POST of a batch cost 1.7M instructions through `httpx.Client` and 0.33M through
+`http.client` (callgrind, a 1 kB or 90 kB body alike; docs/performance.md, "Sixth pass"): 2.7k
+a request at 512 spans a batch. What httpx gave besides is kept here: one keep-alive
+connection (a connection the receiver closed while idle is opened again at once, once), TLS
+verified against certifi's roots (or `SSL_CERT_FILE`/`SSL_CERT_DIR`, or the configured
+certificate), and the `http_proxy`/`https_proxy`/`all_proxy`/`no_proxy` variables (an http://
+proxy: requests to it for http endpoints, a CONNECT tunnel for https ones).
 
 Settings are the OpenTelemetry SDK's environment variables, the signal-specific one
 (`OTEL_EXPORTER_OTLP_TRACES_*`) first: `ENDPOINT`, `HEADERS`, `TIMEOUT`, `COMPRESSION`
@@ -22,17 +30,22 @@ counts its spans as dropped.
 
 from __future__ import annotations
 
+import base64
 import email.utils
 import gzip
+import http.client
 import logging
 import os
 import random
+import re
+import ssl
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from time import monotonic, time
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import unquote, urlsplit
+from urllib.request import proxy_bypass_environment  # type: ignore[attr-defined]  # (not in typeshed)
 
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
@@ -66,6 +79,9 @@ class OtlpSettings:
     client_certificate: str | None = None
     client_key: str | None = None
     insecure: bool | None = None
+    proxy: str | None = None  # OTLP/HTTP: the http:// proxy to reach the endpoint through
+    ca_file: str | None = None  # OTLP/HTTP without `certificate`: SSL_CERT_FILE
+    ca_dir: str | None = None  # and SSL_CERT_DIR, else certifi's roots
 
     @classmethod
     def from_env(
@@ -120,7 +136,12 @@ class OtlpSettings:
                 if not os.path.isfile(path):
                     raise ConfigError(f"{variable}: {path!r}: no such file")
                 files[name.lower()] = path
-        return cls(protocol, endpoint, headers, timeout, compress, insecure=insecure, **files)
+        extra: dict[str, str | None] = {}
+        if protocol == "http":
+            extra["proxy"] = _proxy(endpoint, env)
+            extra["ca_file"] = env.get("SSL_CERT_FILE") or None
+            extra["ca_dir"] = env.get("SSL_CERT_DIR") or None
+        return cls(protocol, endpoint, headers, timeout, compress, insecure=insecure, **files, **extra)
 
 
 def _endpoint(protocol: str, env: Mapping[str, str]) -> str:
@@ -138,6 +159,39 @@ def _endpoint(protocol: str, env: Mapping[str, str]) -> str:
     return url
 
 
+def _proxy(endpoint: str, env: Mapping[str, str]) -> str | None:
+    """The proxy for `endpoint` from `<scheme>_proxy` or `all_proxy` (lowercase first, as curl
+    and urllib), unless `no_proxy` names its host; only http:// proxies are taken."""
+
+    def get(name: str) -> tuple[str, str] | None:
+        for variable in (name, name.upper()):
+            value = env.get(variable, "").strip()
+            if value:
+                return variable, value
+        return None
+
+    url = urlsplit(endpoint)
+    found = get(f"{url.scheme}_proxy") or get("all_proxy")
+    if found is None:
+        return None
+    no_proxy = get("no_proxy")
+    if no_proxy is not None and proxy_bypass_environment(url.netloc, {"no": no_proxy[1]}):
+        return None
+    variable, proxy = found
+    if "://" not in proxy:
+        proxy = f"http://{proxy}"
+    parts = urlsplit(proxy)
+    if parts.scheme != "http" or not parts.hostname:
+        raise ConfigError(
+            f"{variable}: {parts.scheme}://{parts.hostname or ''}... is not supported for OTLP/HTTP: "
+            "expected an http:// proxy, e.g. http://proxy:3128"
+        )
+    return proxy
+
+
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9a-z-]+")
+
+
 def _headers(variable: str, raw: str) -> dict[str, str]:
     """`key1=value1,key2=value2`, percent-decoded (the OpenTelemetry format)."""
     headers: dict[str, str] = {}
@@ -147,7 +201,10 @@ def _headers(variable: str, raw: str) -> dict[str, str]:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"{variable}: {item.strip()!r} is not key=value")
-        headers[unquote(key.strip()).lower()] = unquote(value.strip())
+        name, text = unquote(key.strip()).lower(), unquote(value.strip())
+        if not _HEADER_NAME.fullmatch(name) or any(c in text for c in "\r\n\0"):
+            raise ConfigError(f"{variable}: {name!r} is not a valid header (name or value)")
+        headers[name] = text
     return headers
 
 
@@ -179,55 +236,113 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
     return max(0.0, when.timestamp() - (time() if now is None else now))
 
 
+_MAX_ANSWER = 64 * 1024  # the most of an answer's body read (an error's text for the log)
+# A keep-alive connection the receiver closed while it was idle fails this way on its next use.
+_STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
+
+
 class HttpTransport:
-    """OTLP/HTTP with protobuf bodies, over one httpx connection pool."""
+    """OTLP/HTTP with protobuf bodies over one keep-alive `http.client` connection (see the
+    module docstring for why not httpx)."""
 
     def __init__(self, settings: OtlpSettings) -> None:
-        import httpx
-
         from pilothouse import __version__
 
-        self._httpx = httpx
-        self._url = settings.endpoint
+        url = urlsplit(settings.endpoint)
         self._gzip = settings.gzip
         headers = {"content-type": "application/x-protobuf", "user-agent": f"pilothouse/{__version__}"}
         if settings.gzip:
             headers["content-encoding"] = "gzip"
         headers.update(settings.headers)
-        cert: Any = None
-        if settings.client_certificate:
-            cert = (
-                (settings.client_certificate, settings.client_key)
-                if settings.client_key
-                else (settings.client_certificate)
-            )
-        verify: Any = True
-        if settings.certificate:
-            import ssl
+        self._headers = headers
+        host, port = url.hostname or "", url.port
+        self._target = (url.path or "/") + (f"?{url.query}" if url.query else "")
+        self._context: ssl.SSLContext | None = None
+        if url.scheme == "https":
+            self._context = _tls_context(settings)
+        self._tunnel: tuple[str, int | None, dict[str, str]] | None = None
+        self._proxy_headers: dict[str, str] = {}
+        if settings.proxy is not None:
+            proxy = urlsplit(settings.proxy)
+            if proxy.username is not None:
+                user = f"{unquote(proxy.username)}:{unquote(proxy.password or '')}"
+                self._proxy_headers["proxy-authorization"] = (
+                    "Basic " + base64.b64encode(user.encode()).decode()
+                )
+            if self._context is not None:  # a CONNECT tunnel through the proxy, TLS inside it
+                self._tunnel = (host, port or 443, self._proxy_headers)
+                self._proxy_headers = {}
+            else:  # the proxy is asked for the whole URL
+                self._target = settings.endpoint
+            host, port = proxy.hostname or "", proxy.port or 80
+        self._host, self._port = host, port
+        self._connection: http.client.HTTPConnection | None = None
 
-            verify = ssl.create_default_context(cafile=settings.certificate)
-            if cert is not None:
-                verify.load_cert_chain(*(cert if isinstance(cert, tuple) else (cert,)))
-                cert = None
-        self._client = httpx.Client(headers=headers, verify=verify, cert=cert, timeout=settings.timeout)
+    def _connect(self, timeout: float) -> http.client.HTTPConnection:
+        connection: http.client.HTTPConnection
+        if self._context is not None:
+            connection = http.client.HTTPSConnection(
+                self._host, self._port, timeout=timeout, context=self._context
+            )
+        else:
+            connection = http.client.HTTPConnection(self._host, self._port, timeout=timeout)
+        if self._tunnel is not None:
+            host, port, headers = self._tunnel
+            connection.set_tunnel(host, port, headers)
+        return connection
 
     def send(self, body: bytes, timeout: float) -> Outcome:
         if self._gzip:
             body = gzip.compress(body, compresslevel=6)
-        try:
-            response = self._client.post(self._url, content=body, timeout=timeout)
-        except self._httpx.TransportError as exc:  # connection refused/reset, timeouts
-            return Outcome(False, retry=True, reason=f"{type(exc).__name__}: {exc}")
-        status = response.status_code
+        headers = {**self._headers, **self._proxy_headers} if self._proxy_headers else self._headers
+        for fresh in (False, True):
+            connection = self._connection
+            reused = connection is not None and connection.sock is not None
+            if connection is None:
+                connection = self._connection = self._connect(timeout)
+            elif connection.sock is not None:
+                connection.sock.settimeout(timeout)
+            connection.timeout = timeout  # for a connection (re)opened by `request`
+            try:
+                connection.request("POST", self._target, body, headers)
+                response = connection.getresponse()
+                answer = response.read(_MAX_ANSWER)
+                if not response.isclosed():  # more than we read: not reusable
+                    connection.close()
+            except (OSError, http.client.HTTPException) as exc:  # refused, reset, timeouts, TLS
+                connection.close()
+                if reused and not fresh and isinstance(exc, _STALE):
+                    continue
+                return Outcome(False, retry=True, reason=f"{type(exc).__name__}: {exc}")
+            break
+        status = response.status
         if 200 <= status < 300:
             return SENT
         reason = f"HTTP {status}"
         if status in _RETRY_STATUS:
-            return Outcome(False, True, retry_after_seconds(response.headers.get("retry-after")), reason)
-        return Outcome(False, reason=f"{reason}: {response.text[:200]}")
+            return Outcome(False, True, retry_after_seconds(response.getheader("retry-after")), reason)
+        return Outcome(False, reason=f"{reason}: {answer[:200].decode(errors='replace')}")
 
     def close(self) -> None:
-        self._client.close()
+        if self._connection is not None:
+            self._connection.close()
+
+
+def _tls_context(settings: OtlpSettings) -> ssl.SSLContext:
+    """The receiver's certificate verified against the configured certificate, else
+    `SSL_CERT_FILE`/`SSL_CERT_DIR`, else certifi's roots (what httpx and the SDK's exporter
+    trust); the client certificate presented when configured."""
+    if settings.certificate:
+        context = ssl.create_default_context(cafile=settings.certificate)
+    elif settings.ca_file or settings.ca_dir:
+        context = ssl.create_default_context(cafile=settings.ca_file, capath=settings.ca_dir)
+    else:
+        import certifi
+
+        context = ssl.create_default_context(cafile=certifi.where())
+    if settings.client_certificate:
+        context.load_cert_chain(settings.client_certificate, settings.client_key)
+    return context
 
 
 class GrpcTransport:
