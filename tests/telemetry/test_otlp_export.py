@@ -326,6 +326,21 @@ def test_cached_attribute_fields_keep_equal_values_of_other_types_apart() -> Non
     assert str(decoded[7].double_value) == "-0.0"
 
 
+def test_a_span_built_by_hand_with_a_list_value_encodes_as_the_official_encoder() -> None:
+    """A `ReadableSpan` an exporter or test builds itself may hold a list (unhashable: the
+    cache cannot be asked about it); it is encoded all the same."""
+    from opentelemetry.trace import SpanContext
+
+    from pilothouse.telemetry.otlp_encode import encode_request
+
+    context = SpanContext(0x5BF92F3577B34DA6A3CE929D0E0E4736, 0x00F067AA0BA902B7, False)
+    attributes: Any = {"http.request.method": "GET", "ids": [1, 2], "http.response.status_code": 200}
+    span = ReadableSpan(name="by hand", context=context, attributes=attributes, resource=Resource.create({}))
+    request = ExportTraceServiceRequest.FromString(encode_request([span]))
+    request.resource_spans[0].scope_spans[0].spans[0].flags &= ~0xFF
+    assert request == encode_spans([span])
+
+
 def test_the_attribute_cache_stays_bounded_and_keeps_what_repeats() -> None:
     """Values that never repeat (a path with an id per request) are dropped once a key holds
     too many, so the cache stays bounded; the values that repeat are cached again."""

@@ -118,8 +118,9 @@ def _key_value(key: str, value: Any) -> bytes:
 # Whole attribute fields (tag, length, KeyValue) of short texts and ints: most attributes repeat
 # from span to span (method, route, status, scheme). Per field tag, two caches keyed by the
 # attribute's `(key, value)` item as `items()` gives it, one for exact str values and one for
-# exact int values (the type picks the cache, so `True == 1 == 1.0` never mix; floats are not
-# cached: `0.0 == -0.0`, `nan != nan`): one lookup and no key tuple per cached attribute. A key's
+# exact int values (`True == 1 == 1.0` never mix: only ints are cached there and it is asked
+# about ints only; floats are not cached: `0.0 == -0.0`, `nan != nan`): one lookup and no key
+# tuple per cached attribute. A key's
 # values are dropped when it holds too many, so values that never repeat (paths with ids) cannot
 # keep out the ones that do for long.
 _Item = tuple[str, Any]
@@ -173,16 +174,24 @@ def _new_field(cache: _FieldCache, tag: bytes, item: _Item) -> bytes:
 
 
 def _attributes(tag: bytes, attributes: Mapping[str, Any] | None) -> bytes:
-    """Every attribute as a repeated KeyValue field `tag`."""
+    """Every attribute as a repeated KeyValue field `tag`. The texts' cache is asked about every
+    item whatever its value's type: only a text equals a text, so no int, bool or float can
+    take a text's field (the ints' cache, where `True == 1` could, is asked by type)."""
     if not attributes:
         return b""
     cache = _FIELDS.get(tag) or _field_cache(tag)
     texts, ints = cache.texts, cache.ints
     out = []
-    for item in attributes.items():
-        kind = type(item[1])
-        encoded = texts.get(item) if kind is str else ints.get(item) if kind is int else None
-        out.append(encoded if encoded is not None else _new_field(cache, tag, item))
+    try:
+        for item in attributes.items():
+            encoded = texts.get(item)
+            if encoded is None:
+                encoded = ints.get(item) if type(item[1]) is int else None
+                if encoded is None:
+                    encoded = _new_field(cache, tag, item)
+            out.append(encoded)
+    except TypeError:  # an unhashable value (a list, in a span an exporter built by hand)
+        out = [_new_field(cache, tag, item) for item in attributes.items()]
     return b"".join(out)
 
 
@@ -350,8 +359,8 @@ def _scope(scope: Any) -> bytes:
     cached = _SCOPES.get(id(scope))
     if cached is not None and cached[0] is scope:
         return cached[1]
-    if scope is None:
-        encoded = b""
+    if scope is None:  # present and empty, as the SDK's encoder writes it
+        encoded = b"\x0a\x00"
     else:
         body = _string(b"\x0a", scope.name or "")
         if scope.version:
