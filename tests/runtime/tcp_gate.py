@@ -11,9 +11,25 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+from collections.abc import Callable
 from typing import Literal
 
 Mode = Literal["forward", "closed", "blackhole", "frozen"]
+
+
+def pipe(src: socket.socket, dst: socket.socket, relaying: Callable[[], bool] = lambda: True) -> None:
+    """Copy what `src` receives to `dst` (dropped while `relaying()` is false) until either end
+    closes, then shut both down."""
+    try:
+        while data := src.recv(65536):
+            if relaying():
+                dst.sendall(data)
+    except OSError:
+        pass
+    finally:
+        for end in (src, dst):
+            with contextlib.suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
 
 
 class TcpGate:
@@ -67,16 +83,7 @@ class TcpGate:
                 threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
 
     def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while data := src.recv(65536):
-                if self.mode != "frozen":
-                    dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (src, dst):
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
+        pipe(src, dst, lambda: self.mode != "frozen")
 
     def _close_listener(self) -> None:
         self._stop.set()

@@ -6,7 +6,6 @@ closed while idle, and headers that could not be sent refused when the settings 
 from __future__ import annotations
 
 import base64
-import contextlib
 import re
 import socket
 import threading
@@ -21,6 +20,7 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 from pilothouse.errors import ConfigError
 from pilothouse.telemetry.otlp_export import SENT, HttpTransport, OtlpExporter, OtlpSettings
 from tests.helpers import self_signed_certificate
+from tests.runtime.tcp_gate import pipe
 from tests.telemetry.conftest import HttpReceiver
 from tests.telemetry.test_otlp_export import every_kind_of_span
 
@@ -67,17 +67,6 @@ def connect_proxy() -> Iterator[tuple[int, list[bytes]]]:
     listener = socket.create_server(("127.0.0.1", 0))
     heads: list[bytes] = []
 
-    def relay(source: socket.socket, target: socket.socket) -> None:
-        try:
-            while data := source.recv(65536):
-                target.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for end in (source, target):
-                with contextlib.suppress(OSError):
-                    end.shutdown(socket.SHUT_RDWR)
-
     def tunnel(client: socket.socket) -> None:
         head = b""
         while b"\r\n\r\n" not in head:
@@ -90,8 +79,8 @@ def connect_proxy() -> Iterator[tuple[int, list[bytes]]]:
         host, _, port = head.split(b" ")[1].decode().rpartition(":")
         upstream = socket.create_connection((host, int(port)))
         client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
-        threading.Thread(target=relay, args=(upstream, client), daemon=True).start()
-        relay(client, upstream)
+        threading.Thread(target=pipe, args=(upstream, client), daemon=True).start()
+        pipe(client, upstream)
 
     def accept() -> None:
         while True:

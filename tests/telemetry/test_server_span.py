@@ -337,6 +337,11 @@ def test_a_new_traces_span_is_the_one_start_gives(ratio: float | None, keep: boo
             assert isinstance(new, ServerSpan)
             fields = ("trace_hex", "span_hex", "_provisional", "_parent", "_name", "_attributes")
             assert [getattr(new, f) for f in fields] == [getattr(old, f) for f in fields]
+            # the same fields set (start_new builds the span without `__init__`), the same values
+            # but the start time
+            assert vars(new).keys() == vars(old).keys()
+            assert {**vars(new), "_start_time": 0} == {**vars(old), "_start_time": 0}
+            assert new.values is new._attributes and new._spans is starter
             assert started[-2:] == [(old.get_span_context(), None), (new.get_span_context(), None)]
 
 

@@ -114,4 +114,11 @@ class OtelContext:
             elif status >= 500:
                 span.set_status(self.status_error(str(status)))
             span.end()
-        self.detach_span(token)
+        var = self._context_var  # `detach_span(token)`, without the call
+        if var is None:
+            self.detach(token)
+            return
+        try:
+            var.reset(token)
+        except Exception:  # as `detach`: a token from another context is logged, not raised
+            log.exception("Failed to detach context")

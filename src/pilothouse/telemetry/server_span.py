@@ -28,13 +28,14 @@ from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import TraceIdRatioBased
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
-from opentelemetry.trace.span import TraceState
+from opentelemetry.trace.span import DEFAULT_TRACE_STATE, TraceState
 
 from pilothouse.redaction import redact
 from pilothouse.telemetry import traceparent
 from pilothouse.telemetry._otel_compat import (
     ON_ENDING,
     READABLE_SPAN_LAYOUT,
+    SPAN_CONTEXT_IS_TUPLE,
     current_processors,
     readable_copy,
     span_context,
@@ -53,6 +54,8 @@ _FLAGS = {flags: TraceFlags(flags) for flags in range(256)}
 _UNSET = Status(StatusCode.UNSET)
 _SCALAR = (str, bool, int, float)
 _LOW_64 = TraceIdRatioBased.TRACE_ID_LIMIT  # the bits TraceIdRatioBased compares
+_new_tuple = tuple.__new__
+_new_object = object.__new__
 
 
 def _clean(value: Any) -> Any:
@@ -318,21 +321,33 @@ class ServerSpanStarter:
         while not span_id:
             span_id = getrandbits(64)
         flags = self._random | _SAMPLED if sampled else self._random
-        context = span_context(trace_id, span_id, _FLAGS[flags], None)
+        if SPAN_CONTEXT_IS_TUPLE:  # `span_context(...)`, without the call
+            context = _new_tuple(
+                SpanContext, (trace_id, span_id, False, _FLAGS[flags], DEFAULT_TRACE_STATE, True)
+            )
+        else:
+            context = span_context(trace_id, span_id, _FLAGS[flags], None)
         if not sampled and not self.keep_unsampled:
             return NonRecordingSpan(context)
-        span = ServerSpan(
-            method,
-            context,
-            None,
-            attributes,
-            self,
-            trace_id.to_bytes(16, "big").hex(),  # `hex_ids` for random ids, without the call
-            span_id.to_bytes(8, "big").hex(),
-        )
+        # `ServerSpan(...)` without calling the class (which runs `__init__` in a frame of its
+        # own, outside the interpreter's inlined calls): the same fields.
+        span = _new_object(ServerSpan)
+        span._name = method
+        span._context = context
+        span._parent = None
+        span._attributes = span.values = attributes
+        span._spans = self
+        span._start_time = time_ns()
+        span.trace_hex = trace_id.to_bytes(16, "big").hex()  # `hex_ids` for random ids
+        span.span_hex = span_id.to_bytes(8, "big").hex()
         if not sampled:
             span._provisional = True
-        return self._started(span, None)
+        hooks = self._hooks  # `_started`, without the call
+        if self._multi is not None and current_processors(self._multi) is not hooks.source:
+            hooks = self.hooks()
+        for processor in hooks.on_start:
+            processor.on_start(span, parent_context=None)
+        return span
 
     def start(
         self,
