@@ -173,15 +173,16 @@ def _new_field(cache: _FieldCache, tag: bytes, item: _Item) -> bytes:
     return encoded
 
 
-def _attributes(tag: bytes, attributes: Mapping[str, Any] | None) -> bytes:
-    """Every attribute as a repeated KeyValue field `tag`. The texts' cache is asked about every
-    item whatever its value's type: only a text equals a text, so no int, bool or float can
-    take a text's field (the ints' cache, where `True == 1` could, is asked by type)."""
+def _add_attributes(out: list[bytes], tag: bytes, attributes: Mapping[str, Any] | None) -> None:
+    """Every attribute as a repeated KeyValue field `tag`, appended to `out`. The texts' cache is
+    asked about every item whatever its value's type: only a text equals a text, so no int,
+    bool or float can take a text's field (the ints' cache, where `True == 1` could, is asked
+    by type)."""
     if not attributes:
-        return b""
+        return
     cache = _FIELDS.get(tag) or _field_cache(tag)
     texts, ints = cache.texts, cache.ints
-    out = []
+    start = len(out)
     try:
         for item in attributes.items():
             encoded = texts.get(item)
@@ -191,7 +192,13 @@ def _attributes(tag: bytes, attributes: Mapping[str, Any] | None) -> bytes:
                     encoded = _new_field(cache, tag, item)
             out.append(encoded)
     except TypeError:  # an unhashable value (a list, in a span an exporter built by hand)
-        out = [_new_field(cache, tag, item) for item in attributes.items()]
+        out[start:] = [_new_field(cache, tag, item) for item in attributes.items()]
+
+
+def _attributes(tag: bytes, attributes: Mapping[str, Any] | None) -> bytes:
+    """Every attribute as a repeated KeyValue field `tag`."""
+    out: list[bytes] = []
+    _add_attributes(out, tag, attributes)
     return b"".join(out)
 
 
@@ -305,37 +312,55 @@ def _server_name(name: str) -> bytes:
     return encoded
 
 
+def _tails() -> tuple[bytes, ...]:
+    """The last two fields of a server span with the UNSET status, by its W3C trace flags
+    (the low 8 bits of `flags`) plus 256 when its parent is remote."""
+    return tuple(
+        _UNSET_STATUS + _pack_flags(0x0185, flags | _HAS_IS_REMOTE | (_IS_REMOTE if remote else 0))
+        for remote in (False, True)
+        for flags in range(256)
+    )
+
+
+_UNSET_TAILS = _tails()
+
+
 def encode_server_span(span: ServerSpan) -> bytes:
     """What `encode_span` writes for a Pilothouse `ServerSpan` (the same bytes, tested), read from
     its fields rather than through `ReadableSpan`'s properties (each a call, some a copy) and
-    with the parts every server span shares packed together: the request path's span, one per
-    traced request, is most of what is exported."""
-    context: Any = span._context  # a SpanContext is the tuple of its fields
-    trace_id, span_id, _, trace_flags, state, _ = context
+    with the parts every server span shares packed together or looked up: the request path's
+    span, one per traced request, is most of what is exported."""
+    trace_id, span_id, _, trace_flags, state, _ = span._context  # type: ignore[misc]  # a tuple
     parent = span._parent
     name = span._name
     head = _pack_ids(0x0A10, trace_id >> 64, trace_id & _LOW_64, 0x1208, span_id)
-    flags = trace_flags | _HAS_IS_REMOTE
     if state is not DEFAULT_TRACE_STATE and state:  # (a TraceState's truth is a Python call)
         head += _string(b"\x1a", state.to_header())
     if parent is not None:
         head += b"\x22\x08" + parent[1].to_bytes(8, "big")  # its span_id
         if parent[2]:  # is_remote
-            flags |= _IS_REMOTE
-    events, links = span._events, span._links
+            trace_flags += 256
+    out = [
+        head,
+        _NAMES.get(name) or _server_name(name),
+        _pack_times(0x39, span._start_time, 0x41, span._end_time or 0),
+    ]
+    _add_attributes(out, b"\x4a", span._attributes)
+    if span._events or span._links or span._status is not _SERVER_UNSET:
+        out.append(_rest_of_server_span(span, trace_flags))
+    else:
+        out.append(_UNSET_TAILS[trace_flags])
+    return b"".join(out)
+
+
+def _rest_of_server_span(span: ServerSpan, flags: int) -> bytes:
+    """A server span's events, links, status and flags (`flags`: as `_UNSET_TAILS` takes them)."""
+    out = [_length_delimited(b"\x5a", _event(event)) for event in span._events]
+    out += [_length_delimited(b"\x6a", _link(link)) for link in span._links]
     status = span._status
-    return b"".join(
-        (
-            head,
-            _NAMES.get(name) or _server_name(name),
-            _pack_times(0x39, span._start_time or 0, 0x41, span._end_time or 0),
-            _attributes(b"\x4a", span._attributes),
-            b"".join([_length_delimited(b"\x5a", _event(event)) for event in events]) if events else b"",
-            b"".join([_length_delimited(b"\x6a", _link(link)) for link in links]) if links else b"",
-            _UNSET_STATUS if status is _SERVER_UNSET else _status(status),
-            _pack_flags(0x0185, flags),
-        )
-    )
+    out.append(_UNSET_STATUS if status is _SERVER_UNSET else _status(status))
+    out.append(_pack_flags(0x0185, (flags & 0xFF) | _HAS_IS_REMOTE | (_IS_REMOTE if flags > 0xFF else 0)))
+    return b"".join(out)
 
 
 # -- resource and scope (cached: one or two per process) -------------------------------------
@@ -388,28 +413,39 @@ def _span_field(length: int) -> bytes:
     return encoded
 
 
+def _group(
+    groups: dict[int, tuple[Any, dict[int, tuple[Any, list[bytes]]]]], resource: Any, scope: Any
+) -> list[bytes]:
+    """The list the spans of `resource` and `scope` are encoded into."""
+    by_scope = groups.get(id(resource))
+    if by_scope is None:
+        by_scope = groups[id(resource)] = (resource, {})
+    entry = by_scope[1].get(id(scope))
+    if entry is None:
+        entry = by_scope[1][id(scope)] = (scope, [])
+    return entry[1]
+
+
 def encode_request(spans: Iterable[Any]) -> bytes:
     """ExportTraceServiceRequest { repeated ResourceSpans resource_spans = 1 } for `spans`,
     grouped by resource, then by instrumentation scope (in first-seen order)."""
     groups: dict[int, tuple[Any, dict[int, tuple[Any, list[bytes]]]]] = {}
-    last_resource = last_scope = encoded = None
+    # The group of the last span: a server span's is its starter's (one resource and scope).
+    last_starter = last_resource = last_scope = None
+    encoded: list[bytes] = []
     for span in spans:
         if type(span) is _SERVER_SPAN:
             starter = span._spans
-            resource, scope = starter.resource, starter.scope
+            if starter is not last_starter:
+                last_starter, last_resource, last_scope = starter, None, None
+                encoded = _group(groups, starter.resource, starter.scope)
             body = encode_server_span(span)
         else:
             resource, scope = span.resource, span.instrumentation_scope
+            if last_starter is not None or resource is not last_resource or scope is not last_scope:
+                last_starter, last_resource, last_scope = None, resource, scope
+                encoded = _group(groups, resource, scope)
             body = encode_span(span)
-        if encoded is None or resource is not last_resource or scope is not last_scope:
-            last_resource, last_scope = resource, scope
-            by_scope = groups.get(id(resource))
-            if by_scope is None:
-                by_scope = groups[id(resource)] = (resource, {})
-            entry = by_scope[1].get(id(scope))
-            if entry is None:
-                entry = by_scope[1][id(scope)] = (scope, [])
-            encoded = entry[1]
         n = len(body)
         encoded += (_SPAN_FIELDS.get(n) or _span_field(n), body)
     out: list[bytes] = []
