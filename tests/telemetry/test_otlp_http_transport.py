@@ -172,3 +172,42 @@ def test_headers_that_cannot_be_sent_are_refused_without_their_value() -> None:
             OtlpSettings.from_env("http", {"OTEL_EXPORTER_OTLP_HEADERS": raw})
         assert re.match(r"OTEL_EXPORTER_OTLP_HEADERS: '[^']+' is not a valid header", str(caught.value))
         assert "abc" not in str(caught.value)
+
+
+def test_mutual_tls_presents_the_configured_client_certificate(
+    http_receiver: HttpReceiver, tmp_path: Path
+) -> None:
+    """OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE/_CLIENT_KEY: a receiver that requires a client
+    certificate takes the export that presents it and refuses the one without."""
+    import ssl
+
+    cert, key = self_signed_certificate(tmp_path, "otlp", days=1, common_name="otlp-test", ip="127.0.0.1")
+    client_cert, client_key = self_signed_certificate(
+        tmp_path, "client", days=1, common_name="otel-client", ip="127.0.0.1"
+    )
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(cert, key)
+    tls.verify_mode = ssl.CERT_REQUIRED
+    tls.load_verify_locations(client_cert)
+    http_receiver.server.socket = tls.wrap_socket(http_receiver.server.socket, server_side=True)
+    env = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"https://127.0.0.1:{http_receiver.port}",
+        "OTEL_EXPORTER_OTLP_CERTIFICATE": str(cert),
+    }
+    anonymous = OtlpExporter(OtlpSettings.from_env("http", {**env, "OTEL_EXPORTER_OTLP_TIMEOUT": "0.5"}))
+    assert anonymous.export(every_kind_of_span()) is SpanExportResult.FAILURE
+    anonymous.shutdown()
+    assert not http_receiver.requests
+    mutual = OtlpExporter(
+        OtlpSettings.from_env(
+            "http",
+            {
+                **env,
+                "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE": str(client_cert),
+                "OTEL_EXPORTER_OTLP_CLIENT_KEY": str(client_key),
+            },
+        )
+    )
+    assert mutual.export(every_kind_of_span()) is SpanExportResult.SUCCESS
+    mutual.shutdown()
+    assert len(http_receiver.requests) == 1
