@@ -211,3 +211,21 @@ def test_mutual_tls_presents_the_configured_client_certificate(
     assert mutual.export(every_kind_of_span()) is SpanExportResult.SUCCESS
     mutual.shutdown()
     assert len(http_receiver.requests) == 1
+
+
+def test_an_endpoint_http_client_cannot_write_fails_the_batch_at_once(
+    connect_proxy: tuple[int, list[bytes]],
+) -> None:
+    """A host name the CONNECT line cannot carry (not ASCII) is a failed batch, logged and
+    counted like any other, not an exception out of the exporter or a retry until the timeout."""
+    port, heads = connect_proxy
+    env = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "https://bücher.example:4318",
+        "https_proxy": f"http://127.0.0.1:{port}",
+        "OTEL_EXPORTER_OTLP_TIMEOUT": "600",
+    }
+    transport = HttpTransport(OtlpSettings.from_env("http", env))
+    outcome = transport.send(b"batch", 10)
+    transport.close()
+    assert not outcome.sent and not outcome.retry and "UnicodeEncodeError" in outcome.reason
+    assert not heads

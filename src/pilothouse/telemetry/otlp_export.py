@@ -314,6 +314,9 @@ class HttpTransport:
                 if reused and not fresh and isinstance(exc, _STALE):
                     continue
                 return Outcome(False, retry=True, reason=f"{type(exc).__name__}: {exc}")
+            except ValueError as exc:  # what no retry mends (a host name http.client cannot write)
+                connection.close()
+                return Outcome(False, reason=f"{type(exc).__name__}: {exc}")
             break
         status = response.status
         if 200 <= status < 300:
