@@ -29,13 +29,17 @@ def test_an_http_endpoint_is_reached_through_the_http_proxy(http_receiver: HttpR
     """`http_proxy`: the proxy (the receiver plays it) is asked for the whole URL, with the
     proxy's credentials from its URL; the endpoint's host is never resolved here."""
     proxy = f"http://otel:p%40ss@127.0.0.1:{http_receiver.port}"
-    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector.invalid:4318", "http_proxy": proxy}
+    # credentials in the endpoint go as Basic auth (as httpx sent them), never in the target
+    endpoint = "http://user:s3cret@collector.invalid:4318"
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "http_proxy": proxy}
     exporter = OtlpExporter(OtlpSettings.from_env("http", env))
     assert exporter.export(every_kind_of_span()) is SpanExportResult.SUCCESS
     exporter.shutdown()
     assert http_receiver.targets == ["http://collector.invalid:4318/v1/traces"]
     headers, request = http_receiver.requests[0]
     assert headers["proxy-authorization"] == "Basic " + base64.b64encode(b"otel:p@ss").decode()
+    assert headers["authorization"] == "Basic " + base64.b64encode(b"user:s3cret").decode()
+    assert headers["host"] == "collector.invalid:4318"
     assert request.resource_spans[0].scope_spans[0].spans
 
 
@@ -55,6 +59,10 @@ def test_proxy_variables_as_urllib_reads_them() -> None:
         assert OtlpSettings.from_env("http", env).proxy is None, no_proxy
     env = {**endpoint, "https_proxy": "http://a:1", "NO_PROXY": "other.example"}
     assert OtlpSettings.from_env("http", env).proxy == "http://a:1"
+    # by host, whatever the endpoint's credentials or brackets
+    for url in ("http://[::1]:4318", "http://user:pw@collector:4318"):
+        env = {"OTEL_EXPORTER_OTLP_ENDPOINT": url, "http_proxy": "http://a:1", "no_proxy": "::1,collector"}
+        assert OtlpSettings.from_env("http", env).proxy is None, url
     # gRPC takes grpc's own proxy settings: none here
     assert OtlpSettings.from_env("grpc", {"https_proxy": "http://a:1"}).proxy is None
     with pytest.raises(ConfigError, match=r"^https_proxy: https://proxy\.\.\. is not supported .*http://"):
@@ -147,15 +155,27 @@ class _KeepAliveOnce(BaseHTTPRequestHandler):
         pass
 
 
-def test_a_keep_alive_connection_the_receiver_closed_is_opened_again_at_once() -> None:
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_a_keep_alive_connection_the_receiver_closed_is_opened_again_at_once(
+    scheme: str, tmp_path: Path
+) -> None:
     """The second POST finds its connection closed by the receiver: it is sent again on a new
-    connection in the same attempt, not failed into the exporter's retry and its backoff."""
+    connection in the same attempt, not failed into the exporter's retry and its backoff (over
+    TLS the receiver closes without close_notify: an `SSLEOFError`)."""
+    import ssl
+
     handler = type("Handler", (_KeepAliveOnce,), {"closed": threading.Semaphore(0)})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": f"{scheme}://127.0.0.1:{server.server_port}"}
+    if scheme == "https":
+        cert, key = self_signed_certificate(tmp_path, "otlp", days=1, common_name="otlp-test", ip="127.0.0.1")
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls.load_cert_chain(cert, key)
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
+        env["OTEL_EXPORTER_OTLP_CERTIFICATE"] = str(cert)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        endpoint = f"http://127.0.0.1:{server.server_port}"
-        transport = HttpTransport(OtlpSettings.from_env("http", {"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint}))
+        transport = HttpTransport(OtlpSettings.from_env("http", env))
         assert transport.send(b"first", 10) is SENT
         assert handler.closed.acquire(timeout=30)  # the receiver has closed the connection
         assert transport.send(b"second", 10) is SENT
@@ -167,11 +187,39 @@ def test_a_keep_alive_connection_the_receiver_closed_is_opened_again_at_once() -
 
 
 def test_headers_that_cannot_be_sent_are_refused_without_their_value() -> None:
-    for raw in ("api key=abc", "x-token=abc%0D%0Ainjected: 1"):
+    for raw in ("api key=abc", "x-token=abc%0D%0Ainjected: 1", "x-team=%E2%9C%93abc"):
         with pytest.raises(ConfigError) as caught:
             OtlpSettings.from_env("http", {"OTEL_EXPORTER_OTLP_HEADERS": raw})
         assert re.match(r"OTEL_EXPORTER_OTLP_HEADERS: '[^']+' is not a valid header", str(caught.value))
         assert "abc" not in str(caught.value)
+    with pytest.raises(ConfigError, match=r"^OTEL_EXPORTER_OTLP_HEADERS: item 2 is not key=value$"):
+        OtlpSettings.from_env("http", {"OTEL_EXPORTER_OTLP_HEADERS": "authorization=Bearer abc,def123secret"})
+
+
+def test_endpoints_and_files_that_cannot_work_stop_startup_with_one_line(tmp_path: Path) -> None:
+    """Each with the variable's name, never the endpoint's credentials or query."""
+    for url, says in [
+        ("http://user:s3cret@collector:43l8?token=abc", "has no valid port"),
+        ("http://collector:99999", "has no valid port"),
+        ("http://collector:4318/v1/trac\u00e9s", "is not a URL HTTP can send"),
+        ("http://collector:4318/v1 traces", "is not a URL HTTP can send"),
+    ]:
+        with pytest.raises(ConfigError, match=f"^OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: .*{says}") as caught:
+            OtlpSettings.from_env("http", {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": url})
+        assert "s3cret" not in str(caught.value) and "token" not in str(caught.value)
+    with pytest.raises(ConfigError, match=r"^http_proxy: 'http://proxy:x' has no valid port"):
+        OtlpSettings.from_env("http", {"http_proxy": "http://user:pw@proxy:x"})
+    missing = str(tmp_path / "none.pem")
+    with pytest.raises(ConfigError, match=r"^SSL_CERT_FILE: .*: no such file$"):
+        OtlpSettings.from_env("http", {"SSL_CERT_FILE": missing})
+    bad = tmp_path / "bad.pem"
+    bad.write_text("not a certificate")
+    env = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "https://collector:4318",
+        "OTEL_EXPORTER_OTLP_CERTIFICATE": str(bad),
+    }
+    with pytest.raises(ConfigError, match=r"^OTLP/HTTP TLS files"):
+        HttpTransport(OtlpSettings.from_env("http", env))
 
 
 def test_mutual_tls_presents_the_configured_client_certificate(
@@ -219,12 +267,9 @@ def test_an_endpoint_http_client_cannot_write_fails_the_batch_at_once(
     """A host name the CONNECT line cannot carry (not ASCII) is a failed batch, logged and
     counted like any other, not an exception out of the exporter or a retry until the timeout."""
     port, heads = connect_proxy
-    env = {
-        "OTEL_EXPORTER_OTLP_ENDPOINT": "https://bücher.example:4318",
-        "https_proxy": f"http://127.0.0.1:{port}",
-        "OTEL_EXPORTER_OTLP_TIMEOUT": "600",
-    }
-    transport = HttpTransport(OtlpSettings.from_env("http", env))
+    # (settings made directly: `from_env` refuses such an endpoint; this is the transport's guard)
+    settings = OtlpSettings("http", "https://bücher.example:4318/v1/traces", proxy=f"http://127.0.0.1:{port}")
+    transport = HttpTransport(settings)
     outcome = transport.send(b"batch", 10)
     transport.close()
     assert not outcome.sent and not outcome.retry and "UnicodeEncodeError" in outcome.reason

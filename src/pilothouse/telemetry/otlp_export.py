@@ -141,6 +141,11 @@ class OtlpSettings:
             extra["proxy"] = _proxy(endpoint, env)
             extra["ca_file"] = env.get("SSL_CERT_FILE") or None
             extra["ca_dir"] = env.get("SSL_CERT_DIR") or None
+            ca_file, ca_dir = extra["ca_file"], extra["ca_dir"]
+            if ca_file is not None and not os.path.isfile(ca_file):
+                raise ConfigError(f"SSL_CERT_FILE: {ca_file!r}: no such file")
+            if ca_dir is not None and not os.path.isdir(ca_dir):
+                raise ConfigError(f"SSL_CERT_DIR: {ca_dir!r}: no such directory")
         return cls(protocol, endpoint, headers, timeout, compress, insecure=insecure, **files, **extra)
 
 
@@ -152,11 +157,27 @@ def _endpoint(protocol: str, env: Mapping[str, str]) -> str:
     variable = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT" if specific else "OTEL_EXPORTER_OTLP_ENDPOINT"
     url = specific or generic or _DEFAULT_ENDPOINT[protocol]
     parts = urlsplit(url)
-    if protocol == "http" and (parts.scheme not in ("http", "https") or not parts.netloc):
-        raise ConfigError(f"{variable}: {url!r} is not an http(s) URL, e.g. http://collector:4318")
+    if protocol == "http" and (parts.scheme not in ("http", "https") or not parts.hostname):
+        raise ConfigError(f"{variable}: {_shown(url)!r} is not an http(s) URL, e.g. http://collector:4318")
+    try:
+        parts.port  # noqa: B018  # (a property that checks the port)
+    except ValueError:
+        raise ConfigError(f"{variable}: {_shown(url)!r} has no valid port, e.g. :4318") from None
+    if not url.isascii() or any(c.isspace() or not c.isprintable() for c in url):
+        raise ConfigError(
+            f"{variable}: {_shown(url)!r} is not a URL HTTP can send (percent-encode spaces and non-ASCII)"
+        )
     if protocol == "http" and not specific:
         return url.rstrip("/") + _HTTP_PATH
     return url
+
+
+def _shown(url: str) -> str:
+    """`url` as logs and errors show it: without the credentials and the query it may carry."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc and not parts.query:
+        return url
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
 
 
 def _proxy(endpoint: str, env: Mapping[str, str]) -> str | None:
@@ -175,12 +196,17 @@ def _proxy(endpoint: str, env: Mapping[str, str]) -> str | None:
     if found is None:
         return None
     no_proxy = get("no_proxy")
-    if no_proxy is not None and proxy_bypass_environment(url.netloc, {"no": no_proxy[1]}):
+    host = f"{url.hostname}:{url.port}" if url.port else url.hostname
+    if no_proxy is not None and proxy_bypass_environment(host, {"no": no_proxy[1]}):
         return None
     variable, proxy = found
     if "://" not in proxy:
         proxy = f"http://{proxy}"
     parts = urlsplit(proxy)
+    try:
+        parts.port  # noqa: B018  # (a property that checks the port)
+    except ValueError:
+        raise ConfigError(f"{variable}: {_shown(proxy)!r} has no valid port, e.g. :3128") from None
     if parts.scheme != "http" or not parts.hostname:
         raise ConfigError(
             f"{variable}: {parts.scheme}://{parts.hostname or ''}... is not supported for OTLP/HTTP: "
@@ -195,14 +221,14 @@ _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9a-z-]+")
 def _headers(variable: str, raw: str) -> dict[str, str]:
     """`key1=value1,key2=value2`, percent-decoded (the OpenTelemetry format)."""
     headers: dict[str, str] = {}
-    for item in raw.split(","):
+    for number, item in enumerate(raw.split(","), 1):
         if not item.strip():
             continue
         key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"{variable}: {item.strip()!r} is not key=value")
+        if not sep or not key.strip():  # (its text may be a secret: not shown)
+            raise ConfigError(f"{variable}: item {number} is not key=value")
         name, text = unquote(key.strip()).lower(), unquote(value.strip())
-        if not _HEADER_NAME.fullmatch(name) or any(c in text for c in "\r\n\0"):
+        if not _HEADER_NAME.fullmatch(name) or not text.isascii() or not text.isprintable():
             raise ConfigError(f"{variable}: {name!r} is not a valid header (name or value)")
         headers[name] = text
     return headers
@@ -227,7 +253,7 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)
@@ -238,7 +264,13 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
 
 _MAX_ANSWER = 64 * 1024  # the most of an answer's body read (an error's text for the log)
 # A keep-alive connection the receiver closed while it was idle fails this way on its next use.
-_STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
+_STALE = (
+    http.client.RemoteDisconnected,
+    ConnectionResetError,
+    BrokenPipeError,
+    ssl.SSLEOFError,  # TLS: the receiver closed without close_notify
+    ssl.SSLZeroReturnError,
+)
 
 
 class HttpTransport:
@@ -253,13 +285,19 @@ class HttpTransport:
         headers = {"content-type": "application/x-protobuf", "user-agent": f"pilothouse/{__version__}"}
         if settings.gzip:
             headers["content-encoding"] = "gzip"
+        if url.username is not None:  # credentials in the endpoint: Basic auth, as httpx sent them
+            user = f"{unquote(url.username)}:{unquote(url.password or '')}"
+            headers["authorization"] = f"Basic {base64.b64encode(user.encode()).decode()}"
         headers.update(settings.headers)
         self._headers = headers
         host, port = url.hostname or "", url.port
         self._target = (url.path or "/") + (f"?{url.query}" if url.query else "")
         self._context: ssl.SSLContext | None = None
         if url.scheme == "https":
-            self._context = _tls_context(settings)
+            try:
+                self._context = _tls_context(settings)
+            except (OSError, ValueError) as exc:  # (ssl.SSLError is an OSError)
+                raise ConfigError(f"OTLP/HTTP TLS files (certificate, client key): {exc}") from None
         self._tunnel: tuple[str, int | None, dict[str, str]] | None = None
         self._proxy_headers: dict[str, str] = {}
         if settings.proxy is not None:
@@ -273,7 +311,8 @@ class HttpTransport:
                 self._tunnel = (host, port or 443, self._proxy_headers)
                 self._proxy_headers = {}
             else:  # the proxy is asked for the whole URL
-                self._target = settings.endpoint
+                netloc = url.netloc.rpartition("@")[2]  # never the credentials
+                self._target = f"{url.scheme}://{netloc}{self._target}"
             host, port = proxy.hostname or "", proxy.port or 80
         self._host, self._port = host, port
         self._connection: http.client.HTTPConnection | None = None
@@ -460,7 +499,7 @@ class OtlpExporter(SpanExporter):
             return SpanExportResult.SUCCESS
         log.warning(
             "OTLP export to %s failed (%s): %d spans dropped",
-            self.settings.endpoint,
+            _shown(self.settings.endpoint),
             outcome.reason,
             len(spans),
         )
