@@ -341,6 +341,21 @@ def test_a_span_built_by_hand_with_a_list_value_encodes_as_the_official_encoder(
     assert request == encode_spans([span])
 
 
+def test_a_first_span_without_resource_or_scope_is_still_encoded() -> None:
+    """The batch's grouping starts from no group at all: a first span whose resource and scope
+    are both None (a span an exporter built by hand) gets a group like any other."""
+    from opentelemetry.trace import SpanContext
+
+    from pilothouse.telemetry.otlp_encode import encode_request
+
+    span: Any = ReadableSpan(name="by hand", context=SpanContext(7, 8, False))
+    span._resource = None
+    request = ExportTraceServiceRequest.FromString(encode_request([span]))
+    assert [one.name for rs in request.resource_spans for ss in rs.scope_spans for one in ss.spans] == [
+        "by hand"
+    ]
+
+
 def test_the_attribute_cache_stays_bounded_and_keeps_what_repeats() -> None:
     """Values that never repeat (a path with an id per request) are dropped once a key holds
     too many, so the cache stays bounded; the values that repeat are cached again."""

@@ -431,19 +431,21 @@ def encode_request(spans: Iterable[Any]) -> bytes:
     grouped by resource, then by instrumentation scope (in first-seen order)."""
     groups: dict[int, tuple[Any, dict[int, tuple[Any, list[bytes]]]]] = {}
     # The group of the last span: a server span's is its starter's (one resource and scope).
-    last_starter = last_resource = last_scope = None
+    # `unseen` until the first span, so that it always looks its group up.
+    unseen: Any = object()
+    last_starter = last_resource = last_scope = unseen
     encoded: list[bytes] = []
     for span in spans:
         if type(span) is _SERVER_SPAN:
             starter = span._spans
             if starter is not last_starter:
-                last_starter, last_resource, last_scope = starter, None, None
+                last_starter, last_resource, last_scope = starter, unseen, unseen
                 encoded = _group(groups, starter.resource, starter.scope)
             body = encode_server_span(span)
         else:
             resource, scope = span.resource, span.instrumentation_scope
-            if last_starter is not None or resource is not last_resource or scope is not last_scope:
-                last_starter, last_resource, last_scope = None, resource, scope
+            if last_starter is not unseen or resource is not last_resource or scope is not last_scope:
+                last_starter, last_resource, last_scope = unseen, resource, scope
                 encoded = _group(groups, resource, scope)
             body = encode_span(span)
         n = len(body)
