@@ -136,17 +136,26 @@ class OtlpSettings:
                 if not os.path.isfile(path):
                     raise ConfigError(f"{variable}: {path!r}: no such file")
                 files[name.lower()] = path
-        extra: dict[str, str | None] = {}
-        if protocol == "http":
-            extra["proxy"] = _proxy(endpoint, env)
-            extra["ca_file"] = env.get("SSL_CERT_FILE") or None
-            extra["ca_dir"] = env.get("SSL_CERT_DIR") or None
-            ca_file, ca_dir = extra["ca_file"], extra["ca_dir"]
-            if ca_file is not None and not os.path.isfile(ca_file):
-                raise ConfigError(f"SSL_CERT_FILE: {ca_file!r}: no such file")
-            if ca_dir is not None and not os.path.isdir(ca_dir):
-                raise ConfigError(f"SSL_CERT_DIR: {ca_dir!r}: no such directory")
-        return cls(protocol, endpoint, headers, timeout, compress, insecure=insecure, **files, **extra)
+        if protocol != "http":
+            return cls(protocol, endpoint, headers, timeout, compress, insecure=insecure, **files)
+        ca_file = env.get("SSL_CERT_FILE") or None
+        ca_dir = env.get("SSL_CERT_DIR") or None
+        if ca_file is not None and not os.path.isfile(ca_file):
+            raise ConfigError(f"SSL_CERT_FILE: {ca_file!r}: no such file")
+        if ca_dir is not None and not os.path.isdir(ca_dir):
+            raise ConfigError(f"SSL_CERT_DIR: {ca_dir!r}: no such directory")
+        return cls(
+            protocol,
+            endpoint,
+            headers,
+            timeout,
+            compress,
+            insecure=insecure,
+            proxy=_proxy(endpoint, env),
+            ca_file=ca_file,
+            ca_dir=ca_dir,
+            **files,
+        )
 
 
 def _endpoint(protocol: str, env: Mapping[str, str]) -> str:
@@ -159,10 +168,7 @@ def _endpoint(protocol: str, env: Mapping[str, str]) -> str:
     parts = urlsplit(url)
     if protocol == "http" and (parts.scheme not in ("http", "https") or not parts.hostname):
         raise ConfigError(f"{variable}: {_shown(url)!r} is not an http(s) URL, e.g. http://collector:4318")
-    try:
-        parts.port  # noqa: B018  # (a property that checks the port)
-    except ValueError:
-        raise ConfigError(f"{variable}: {_shown(url)!r} has no valid port, e.g. :4318") from None
+    _check_port(variable, url, ":4318")
     if not url.isascii() or any(c.isspace() or not c.isprintable() for c in url):
         raise ConfigError(
             f"{variable}: {_shown(url)!r} is not a URL HTTP can send (percent-encode spaces and non-ASCII)"
@@ -170,6 +176,19 @@ def _endpoint(protocol: str, env: Mapping[str, str]) -> str:
     if protocol == "http" and not specific:
         return url.rstrip("/") + _HTTP_PATH
     return url
+
+
+def _check_port(variable: str, url: str, example: str) -> None:
+    try:
+        urlsplit(url).port  # noqa: B018  # (a property that checks the port)
+    except ValueError:
+        raise ConfigError(f"{variable}: {_shown(url)!r} has no valid port, e.g. {example}") from None
+
+
+def _basic_auth(url: Any) -> str:
+    """The `Basic` credentials of a split URL's user and password."""
+    user = f"{unquote(url.username)}:{unquote(url.password or '')}"
+    return f"Basic {base64.b64encode(user.encode()).decode()}"
 
 
 def _shown(url: str) -> str:
@@ -202,11 +221,8 @@ def _proxy(endpoint: str, env: Mapping[str, str]) -> str | None:
     variable, proxy = found
     if "://" not in proxy:
         proxy = f"http://{proxy}"
+    _check_port(variable, proxy, ":3128")
     parts = urlsplit(proxy)
-    try:
-        parts.port  # noqa: B018  # (a property that checks the port)
-    except ValueError:
-        raise ConfigError(f"{variable}: {_shown(proxy)!r} has no valid port, e.g. :3128") from None
     if parts.scheme != "http" or not parts.hostname:
         raise ConfigError(
             f"{variable}: {parts.scheme}://{parts.hostname or ''}... is not supported for OTLP/HTTP: "
@@ -286,8 +302,7 @@ class HttpTransport:
         if settings.gzip:
             headers["content-encoding"] = "gzip"
         if url.username is not None:  # credentials in the endpoint: Basic auth, as httpx sent them
-            user = f"{unquote(url.username)}:{unquote(url.password or '')}"
-            headers["authorization"] = f"Basic {base64.b64encode(user.encode()).decode()}"
+            headers["authorization"] = _basic_auth(url)
         headers.update(settings.headers)
         self._headers = headers
         host, port = url.hostname or "", url.port
@@ -299,18 +314,14 @@ class HttpTransport:
             except (OSError, ValueError) as exc:  # (ssl.SSLError is an OSError)
                 raise ConfigError(f"OTLP/HTTP TLS files (certificate, client key): {exc}") from None
         self._tunnel: tuple[str, int | None, dict[str, str]] | None = None
-        self._proxy_headers: dict[str, str] = {}
         if settings.proxy is not None:
             proxy = urlsplit(settings.proxy)
-            if proxy.username is not None:
-                user = f"{unquote(proxy.username)}:{unquote(proxy.password or '')}"
-                self._proxy_headers["proxy-authorization"] = (
-                    "Basic " + base64.b64encode(user.encode()).decode()
-                )
+            # The proxy's credentials: on the CONNECT of a tunnel, else on each request to it.
+            auth = {"proxy-authorization": _basic_auth(proxy)} if proxy.username is not None else {}
             if self._context is not None:  # a CONNECT tunnel through the proxy, TLS inside it
-                self._tunnel = (host, port or 443, self._proxy_headers)
-                self._proxy_headers = {}
+                self._tunnel = (host, port or 443, auth)
             else:  # the proxy is asked for the whole URL
+                headers.update(auth)
                 netloc = url.netloc.rpartition("@")[2]  # never the credentials
                 self._target = f"{url.scheme}://{netloc}{self._target}"
             host, port = proxy.hostname or "", proxy.port or 80
@@ -333,7 +344,6 @@ class HttpTransport:
     def send(self, body: bytes, timeout: float) -> Outcome:
         if self._gzip:
             body = gzip.compress(body, compresslevel=6)
-        headers = {**self._headers, **self._proxy_headers} if self._proxy_headers else self._headers
         for fresh in (False, True):
             connection = self._connection
             reused = connection is not None and connection.sock is not None
@@ -343,7 +353,7 @@ class HttpTransport:
                 connection.sock.settimeout(timeout)
             connection.timeout = timeout  # for a connection (re)opened by `request`
             try:
-                connection.request("POST", self._target, body, headers)
+                connection.request("POST", self._target, body, self._headers)
                 response = connection.getresponse()
                 answer = response.read(_MAX_ANSWER)
                 if not response.isclosed():  # more than we read: not reusable
