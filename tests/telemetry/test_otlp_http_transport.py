@@ -1,7 +1,8 @@
 """The OTLP/HTTP transport (`otlp_export.HttpTransport`, the standard library's `http.client`)
 against real servers: an http:// proxy asked for the whole URL, a CONNECT tunnel to an https
-receiver, `no_proxy`, the trust roots from `SSL_CERT_FILE`, a keep-alive connection the receiver
-closed while idle, and headers that could not be sent refused when the settings are read."""
+receiver, `no_proxy`, the trust roots from `SSL_CERT_FILE`, mutual TLS, a keep-alive connection
+the receiver closed while idle (plain and TLS), and headers, endpoints and files that could not
+work refused when the settings are read."""
 
 from __future__ import annotations
 
