@@ -289,6 +289,28 @@ def test_access_lines_are_flushed_by_the_timer_and_redacted(handler: io.StringIO
     assert "trace_id" not in line and "request_id" not in line
 
 
+def test_closing_the_handler_ends_its_writer_thread() -> None:
+    """The writer thread sleeps on a lock `close` releases: it ends, a writer started after
+    the close ends at once (lines then wait for a flush), and a second close is harmless."""
+    stream = io.StringIO()
+    handler = logs._Handler(stream)
+    handler.setFormatter(logs.JsonFormatter("svc"))
+    handler.defer(lambda items: "".join(items), "first\n")
+    writer = handler._flusher
+    assert writer is not None and writer.is_alive()
+    handler.close()
+    writer.join(timeout=10)
+    assert not writer.is_alive() and stream.getvalue() == "first\n"
+    handler._forked()  # as in a forked child: the next line starts a writer again
+    handler.defer(lambda items: "".join(items), "second\n")
+    late = handler._flusher
+    assert late is not None
+    late.join(timeout=10)
+    assert not late.is_alive()
+    handler.close()
+    assert stream.getvalue() == "first\nsecond\n"
+
+
 class _Collect(logging.Handler):
     def __init__(self) -> None:
         super().__init__()
@@ -321,7 +343,14 @@ def test_a_line_that_fails_to_render_does_not_stop_the_others(
     def broken() -> str:
         raise ValueError("cannot render")
 
-    installed.defer(broken, ())
-    installed.defer(str.upper, ("second\n",))
+    def lines(items: Sequence[str]) -> str:
+        if "broken" in items:
+            raise ValueError("cannot render")
+        return "".join(items)
+
+    installed.defer(lambda items: broken(), None)
+    installed.defer(lines, "second\n")
+    installed.defer(lines, "broken")  # the run it is in is rendered again item by item
+    installed.defer(lines, "third\n")
     logs.flush_logs()
-    assert handler.getvalue() == "SECOND\n"
+    assert handler.getvalue() == "second\nthird\n"

@@ -8,6 +8,7 @@ import math
 import signal
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -103,11 +104,13 @@ def test_no_ansi_escape_codes_in_json_lines() -> None:
 
 def test_the_usual_access_line_is_written_as_the_formatter_writes_any_line() -> None:
     """The access line's one-f-string path (nothing to escape or redact) gives the text
-    `JsonFormatter.line` gives; every other line goes through `line` itself."""
+    `JsonFormatter.line` gives; every other line goes through `line` itself. Line by line, and
+    as the writer renders them: each setting's lines in one batch, timestamps in three seconds
+    (the batch makes a second's text once)."""
     import itertools
 
     from pilothouse import redaction
-    from pilothouse.telemetry.access import _render
+    from pilothouse.telemetry.access import _render_lines
     from pilothouse.telemetry.logs import ACCESS_LOGGER
 
     formatters = (JsonFormatter("shop"), JsonFormatter('sh"op', "tenant"))
@@ -126,8 +129,9 @@ def test_the_usual_access_line_is_written_as_the_formatter_writes_any_line() -> 
         "/u:p@db",
         "/go/postgres://u:pw@db/x",
     )
+    batches: dict[bool, tuple[list[Any], list[str]]] = {False: ([], []), True: ([], [])}
     try:
-        for (
+        for number, (
             secret,
             formatter,
             method,
@@ -138,23 +142,25 @@ def test_the_usual_access_line_is_written_as_the_formatter_writes_any_line() -> 
             correlation,
             ids,
             subject,
-        ) in itertools.product(
-            (False, True),
-            formatters,
-            ("GET", 'PO"ST'),
-            paths,
-            (200, 503),
-            (0, 123, 999_999, 12_345_678, -1),
-            (None, "abc", "a.b:c@d/e+f=g-h_1", "trace id"),  # ids the middleware made or checked
-            (None, "c1"),
-            (None, ("a" * 32, "b" * 16)),
-            (None, "alice"),
+        ) in enumerate(
+            itertools.product(
+                (False, True),
+                formatters,
+                ("GET", 'PO"ST'),
+                paths,
+                (200, 503),
+                (0, 123, 999_999, 12_345_678, -1),
+                (None, "abc", "a.b:c@d/e+f=g-h_1", "trace id"),  # ids the middleware made or checked
+                (None, "c1"),
+                (None, ("a" * 32, "b" * 16)),
+                (None, "alice"),
+            )
         ):
             if request_id == "trace id":  # a new trace's id doubles as the request id (the same str)
                 request_id = ids[0] if ids is not None else None
             if secret:  # a registered secret: every line is redacted, so none takes the short path
                 redaction.register_secret("s3cr3t-value")
-            created = 1_700_000_000.9996
+            created = 1_700_000_000.9996 + number // 1000
             ms, frac = divmod(micros, 1000)
             extra = f', "http_route": "/items/{{id}}", "status": {status}, "duration_ms": {ms}.{frac:03d}'
             if subject is not None:
@@ -162,14 +168,23 @@ def test_the_usual_access_line_is_written_as_the_formatter_writes_any_line() -> 
             message = f"{method} {path} {status} {ms}.{frac // 100}ms"
             expected = formatter.line(created, ACCESS_LOGGER, message, request_id, correlation, ids, extra)
             args = (method, path, status, micros, '"/items/{id}"', request_id, correlation, ids, subject)
-            assert _render(formatter, created, *args) == expected
+            assert _render_lines([(formatter, created, *args)]) == expected
             json.loads(expected)
+            batches[secret][0].append((formatter, created, *args))
+            batches[secret][1].append(expected)
+        for secret, (items, lines) in batches.items():
+            if secret:
+                redaction.register_secret("s3cr3t-value")
+            else:
+                redaction.unregister_secret("s3cr3t-value")
+            assert len({int(item[1]) for item in items}) > 3
+            assert _render_lines(items) == "".join(lines)
     finally:
         redaction.unregister_secret("s3cr3t-value")
 
 
 def test_a_request_id_the_middleware_accepts_needs_no_escaping_in_json() -> None:
-    """`_render` writes the request id as it is: every character the middleware lets through
+    """`_render_lines` writes the request id as it is: every character the middleware lets through
     (`_SAFE_REQUEST_ID`) stands in a JSON string unescaped."""
     from pilothouse.telemetry.logs import json_string
     from pilothouse.telemetry.middleware import _SAFE_REQUEST_ID
@@ -188,13 +203,15 @@ def test_key_value_secrets_are_masked_with_a_colon_as_with_an_equals_sign(messag
     """`redact` masks `password: x` as it masks `password=x`; the formatter's guard (skip lines
     that cannot hold a match) must not skip a line whose only separator is a colon, with or
     without registered secrets, nor the access line's short path."""
-    from pilothouse.telemetry.access import _render
+    from pilothouse.telemetry.access import _render_lines
 
     formatter = JsonFormatter("svc")
     record = logging.makeLogRecord({"name": "app", "msg": message, "detail": message})
     doc = json.loads(formatter.format(record))
     line = json.loads(formatter.line(0.0, "app", message, None, None, None, ""))
     path = "/" + message.replace(" ", "")
-    access = json.loads(_render(formatter, 0.0, "GET", path, 200, 5, "null", None, None, None, None))
+    access = json.loads(
+        _render_lines([(formatter, 0.0, "GET", path, 200, 5, "null", None, None, None, None)])
+    )
     for text in (doc["message"], doc["detail"], line["message"], access["message"]):
         assert "hunter2" not in text and "***" in text, text

@@ -11,6 +11,7 @@ string each, no LogRecord) and writes them in batches (see `logs._Handler.defer`
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from time import time
 
 from pilothouse import redaction
@@ -47,11 +48,9 @@ class AccessLog:
             return
         micros = int(duration * 1_000_000)  # integer formatting: no float-to-text per request
         handler = _logs._installed  # `installed_handler()`, without the call
-        handlers = self._root.handlers
         if (
-            handler is not None
-            and len(handlers) == 1
-            and handlers[0] is handler
+            [handler] == self._root.handlers  # it is the only handler (compared by identity)
+            and handler is not None
             and not logger.handlers
             and not logger.filters
             and not handler.filters
@@ -65,7 +64,7 @@ class AccessLog:
             if request is not None:
                 request_id, correlation, subject = request.request_id, request.correlation, request.subject
             handler.defer(
-                _render,
+                _render_lines,
                 (
                     formatter,
                     time(),
@@ -98,58 +97,90 @@ def _message(method: str, path: str, status: int, micros: int) -> str:
 # Integers as text by table lookup: turning an int into text costs more than the rest of a line's
 # f-string; a line has a status and milliseconds, each written twice.
 _THREE_DIGITS = tuple(f"{n:03d}" for n in range(1000))
-_NUMBERS = tuple(str(n) for n in range(1000))
+_NUMBERS = {n: str(n) for n in range(1000)}
+_number = _NUMBERS.get
+
+AccessFields = tuple[
+    JsonFormatter,
+    float,
+    str,
+    str,
+    int,
+    int,
+    str,
+    "str | None",
+    "str | None",
+    "tuple[str, str] | None",
+    "str | None",
+]
+"""What a request queues for its access line: the formatter, the time, method, path, status,
+duration in microseconds, the route as JSON, request id, correlation value, trace and span id,
+subject."""
 
 
-def _render(
-    formatter: JsonFormatter,
-    created: float,
-    method: str,
-    path: str,
-    status: int,
-    micros: int,
-    route_json: str,
-    request_id: str | None,
-    correlation: str | None,
-    ids: tuple[str, str] | None,
-    subject: str | None,
-) -> str:
-    """The JSON access line, rendered when the handler writes its queue: `formatter.line` with
-    the access fields, written out in one f-string for the usual line (a standard method, a path
-    with nothing to escape or redact, no correlation or subject); any other goes through
-    `formatter.line` (the same text either way, tested). `request_id` is one the middleware
-    made or checked (`[\\w.:@/+=-]`): nothing to escape in it."""
-    ms, frac = divmod(micros, 1000)
-    ms_text = _NUMBERS[ms] if 0 <= ms < 1000 else str(ms)
-    status_text = _NUMBERS[status] if 0 <= status < 1000 else str(status)
-    frac_text = _THREE_DIGITS[frac]
-    # The message's numbers and a standard method need no check: its path does.
-    if (
-        correlation is None
-        and subject is None
-        and method in STANDARD_METHODS
-        and not redaction._values
-        and path.isprintable()
-        and '"' not in path
-        and "\\" not in path
-        and "=" not in path
-        and ":" not in path
-    ):
-        # What `json_string` writes as it is, in quotes: every text here.
-        second = int(created)
-        stamp = (
-            formatter._second_text if second == formatter._second else formatter._timestamp_second(second)
-        ) + _MILLIS_Z[int((created - second) * 1000)]
-        rid = "" if request_id is None else f', "request_id": "{request_id}"'
-        trace = "" if ids is None else f', "trace_id": "{ids[0]}", "span_id": "{ids[1]}"'
-        return (
-            f'{{"timestamp": "{stamp}", "level": "info", "logger": "{ACCESS_LOGGER}", '
-            f'"message": "{method} {path} {status_text} {ms_text}.{frac_text[0]}ms"'
-            f'{formatter._service_json}{rid}{trace}, "http_route": {route_json}, "status": {status_text}, '
-            f'"duration_ms": {ms_text}.{frac_text}}}\n'
-        )
-    message = f"{method} {path} {status_text} {ms_text}.{frac_text[0]}ms"
-    extra = f', "http_route": {route_json}, "status": {status_text}, "duration_ms": {ms_text}.{frac_text}'
-    if subject is not None:
-        extra += f', "subject": {json_string(subject)}'
-    return formatter.line(created, ACCESS_LOGGER, message, request_id, correlation, ids, extra)
+def _render_lines(queued: Sequence[AccessFields]) -> str:
+    """The JSON access lines of `queued`, rendered when the handler writes its queue: each is
+    `formatter.line` with the access fields, written out in one f-string for the usual line (a
+    standard method, a path with nothing to escape or redact, no correlation or subject); any
+    other goes through `formatter.line` (the same text either way, tested). One call and one
+    loop for the batch, the timestamp up to the second made once per second. A `request_id` is
+    one the middleware made or checked (`[\\w.:@/+=-]`): nothing to escape in it."""
+    lines: list[str] = []
+    append = lines.append
+    redacting = bool(redaction._values)
+    last_second = -1
+    second_text = ""
+    for (
+        formatter,
+        created,
+        method,
+        path,
+        status,
+        micros,
+        route_json,
+        request_id,
+        correlation,
+        ids,
+        subject,
+    ) in queued:
+        ms, frac = divmod(micros, 1000)
+        ms_text = _number(ms) or str(ms)
+        status_text = _number(status) or str(status)
+        frac_text = _THREE_DIGITS[frac]
+        # The message's numbers and a standard method need no check: its path does.
+        if (
+            correlation is None
+            and subject is None
+            and not redacting
+            and method in STANDARD_METHODS
+            and path.isprintable()
+            and '"' not in path
+            and "\\" not in path
+            and "=" not in path
+            and ":" not in path
+        ):
+            # What `json_string` writes as it is, in quotes: every text here.
+            second = int(created)
+            if second != last_second:
+                last_second = second
+                second_text = (
+                    formatter._second_text
+                    if second == formatter._second
+                    else formatter._timestamp_second(second)
+                )
+            rid = "" if request_id is None else f', "request_id": "{request_id}"'
+            trace = "" if ids is None else f', "trace_id": "{ids[0]}", "span_id": "{ids[1]}"'
+            append(
+                f'{{"timestamp": "{second_text}{_MILLIS_Z[int((created - second) * 1000)]}", '
+                f'"level": "info", "logger": "{ACCESS_LOGGER}", '
+                f'"message": "{method} {path} {status_text} {ms_text}.{frac_text[0]}ms"'
+                f'{formatter._service_json}{rid}{trace}, "http_route": {route_json}, '
+                f'"status": {status_text}, "duration_ms": {ms_text}.{frac_text}}}\n'
+            )
+            continue
+        message = f"{method} {path} {status_text} {ms_text}.{frac_text[0]}ms"
+        extra = f', "http_route": {route_json}, "status": {status_text}, "duration_ms": {ms_text}.{frac_text}'
+        if subject is not None:
+            extra += f', "subject": {json_string(subject)}'
+        append(formatter.line(created, ACCESS_LOGGER, message, request_id, correlation, ids, extra))
+    return "".join(lines)

@@ -16,8 +16,10 @@ import sys
 import threading
 import weakref
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from itertools import groupby
+from operator import itemgetter
 from typing import Any, TextIO
 
 from pilothouse import redaction
@@ -47,6 +49,10 @@ _ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|[@-Z\\-_])")
 # `min` call per line: `int((created - second) * 1000)` of a fraction below 1 stays below 1000.
 _MILLIS_Z = (*(f".{ms:03d}Z" for ms in range(1000)), ".999Z")
 SpanIds = Callable[[], tuple[str, str] | None]
+Render = Callable[[Sequence[Any]], str]
+"""A deferred line's renderer: queued items in, their lines out (see `_Handler.defer`)."""
+_RENDER = itemgetter(0)
+_ITEM = itemgetter(1)
 
 _encode = json.JSONEncoder(default=str, ensure_ascii=False, separators=(", ", ": ")).encode
 
@@ -206,7 +212,8 @@ class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
 
     Besides records it takes deferred lines (`defer`: the access log, one per request) into a
     queue rendered and written in one call every FLUSH_INTERVAL seconds or BUFFER_LINES lines,
-    so a request pays a deque append instead of formatting, a write and a flush. Pending lines
+    so a request pays a deque append instead of formatting, a write and a flush. A renderer
+    takes a run of queued items at once (one call, its loop, for a batch of lines). Pending lines
     are written before any other record (the stream stays in order), on `flush()` (the lifecycle's flush step,
     `logging.shutdown` at exit) and on `close()`: a graceful shutdown loses none; a killed
     process loses at most the last FLUSH_INTERVAL.
@@ -214,16 +221,21 @@ class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
 
     def __init__(self, stream: TextIO) -> None:
         super().__init__(stream)
-        self._pending: deque[tuple[Callable[..., str], tuple[Any, ...]]] = deque()
-        self._stop = threading.Event()
+        self._pending: deque[tuple[Render, Any]] = deque()
+        # The writer thread's sleep: held until `close`; `acquire(timeout=...)` is one C call a
+        # wake-up (an Event's `wait` runs a Condition's Python code every FLUSH_INTERVAL).
+        self._stop = threading.Lock()
+        self._stop.acquire()
+        self._closed = False
         self._flusher: threading.Thread | None = None
         _handlers.add(self)
 
-    def defer(self, render: Callable[..., str], args: tuple[Any, ...]) -> None:
-        """Queue a line: `render(*args)` (ending in a newline) runs when the queue is written,
+    def defer(self, render: Render, item: Any) -> None:
+        """Queue a line: `render` gets this `item` with the items queued beside it with the same
+        `render` when the queue is written, and returns their lines (each ending in a newline),
         so the request that logged it pays only for this append."""
         pending = self._pending
-        pending.append((render, args))
+        pending.append((render, item))
         if len(pending) >= BUFFER_LINES:
             self.write_pending()
         elif self._flusher is None:
@@ -240,11 +252,18 @@ class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
             if not queued:
                 return
             lines = []
-            for render, args in queued:
+            for render, run in groupby(queued, _RENDER):
+                items = list(map(_ITEM, run))
                 try:
-                    lines.append(render(*args))
+                    lines.append(render(items))
                 except Exception:  # one line that cannot be rendered must not stop the others
-                    self.handleError(logging.makeLogRecord({"msg": "unrenderable log line", "args": None}))
+                    for item in items:
+                        try:
+                            lines.append(render((item,)))
+                        except Exception:
+                            self.handleError(
+                                logging.makeLogRecord({"msg": "unrenderable log line", "args": None})
+                            )
             try:
                 self.stream.write("".join(lines))
                 self.stream.flush()
@@ -252,8 +271,9 @@ class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
                 pass
 
     def _flush_loop(self) -> None:
-        while not self._stop.wait(FLUSH_INTERVAL):
+        while not self._stop.acquire(timeout=FLUSH_INTERVAL):
             self.write_pending()
+        self._stop.release()  # stays released: a flusher started after `close` ends at once
 
     def _forked(self) -> None:
         """In a forked child the flusher thread does not exist: start a new one when needed."""
@@ -269,7 +289,10 @@ class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
         super().flush()
 
     def close(self) -> None:
-        self._stop.set()
+        with self.lock:  # type: ignore[union-attr]
+            if not self._closed:
+                self._closed = True
+                self._stop.release()
         self.write_pending()
         super().close()
 
