@@ -111,6 +111,7 @@ def test_the_usual_access_line_is_written_as_the_formatter_writes_any_line() -> 
 
     from pilothouse import redaction
     from pilothouse.telemetry.access import _render_lines
+    from pilothouse.telemetry.context import request_context
     from pilothouse.telemetry.logs import ACCESS_LOGGER
 
     formatters = (JsonFormatter("shop"), JsonFormatter('sh"op', "tenant"))
@@ -167,7 +168,11 @@ def test_the_usual_access_line_is_written_as_the_formatter_writes_any_line() -> 
                 extra += f', "subject": {json.dumps(subject, ensure_ascii=False)}'
             message = f"{method} {path} {status} {ms}.{frac // 100}ms"
             expected = formatter.line(created, ACCESS_LOGGER, message, request_id, correlation, ids, extra)
-            args = (method, path, status, micros, '"/items/{id}"', request_id, correlation, ids, subject)
+            request = None
+            if (request_id, correlation, subject) != (None, None, None) or number % 2:
+                request = request_context(request_id, correlation)  # (all None: either way)
+                request.subject = subject
+            args = (method, path, status, micros, '"/items/{id}"', request, ids)
             assert _render_lines([(formatter, created, *args)]) == expected
             json.loads(expected)
             batches[secret][0].append((formatter, created, *args))
@@ -210,8 +215,6 @@ def test_key_value_secrets_are_masked_with_a_colon_as_with_an_equals_sign(messag
     doc = json.loads(formatter.format(record))
     line = json.loads(formatter.line(0.0, "app", message, None, None, None, ""))
     path = "/" + message.replace(" ", "")
-    access = json.loads(
-        _render_lines([(formatter, 0.0, "GET", path, 200, 5, "null", None, None, None, None)])
-    )
+    access = json.loads(_render_lines([(formatter, 0.0, "GET", path, 200, 5, "null", None, None)]))
     for text in (doc["message"], doc["detail"], line["message"], access["message"]):
         assert "hunter2" not in text and "***" in text, text

@@ -60,25 +60,8 @@ class AccessLog:
             route_json = self._routes.get(route)
             if route_json is None:
                 route_json = self._routes[route] = json_string(route)
-            request_id = correlation = subject = None
-            if request is not None:
-                request_id, correlation, subject = request.request_id, request.correlation, request.subject
-            handler.defer(
-                _render_lines,
-                (
-                    formatter,
-                    time(),
-                    method,
-                    path,
-                    status,
-                    micros,
-                    route_json,
-                    request_id,
-                    correlation,
-                    ids,
-                    subject,
-                ),
-            )
+            fields = (formatter, time(), method, path, status, micros, route_json, request, ids)
+            handler.defer(_render_lines, fields)
             return
         # `Logger.info` would also walk the stack for the caller's file and line: not needed here.
         message = _message(method, path, status, micros)
@@ -101,21 +84,11 @@ _NUMBERS = {n: str(n) for n in range(1000)}
 _number = _NUMBERS.get
 
 AccessFields = tuple[
-    JsonFormatter,
-    float,
-    str,
-    str,
-    int,
-    int,
-    str,
-    "str | None",
-    "str | None",
-    "tuple[str, str] | None",
-    "str | None",
+    JsonFormatter, float, str, str, int, int, str, "RequestContext | None", "tuple[str, str] | None"
 ]
 """What a request queues for its access line: the formatter, the time, method, path, status,
-duration in microseconds, the route as JSON, request id, correlation value, trace and span id,
-subject."""
+duration in microseconds, the route as JSON, the request's context (request id, correlation
+value, subject: read when the line is rendered, after the request), trace and span id."""
 
 
 def _render_lines(queued: Sequence[AccessFields]) -> str:
@@ -130,19 +103,11 @@ def _render_lines(queued: Sequence[AccessFields]) -> str:
     redacting = bool(redaction._values)
     last_second = -1
     second_text = ""
-    for (
-        formatter,
-        created,
-        method,
-        path,
-        status,
-        micros,
-        route_json,
-        request_id,
-        correlation,
-        ids,
-        subject,
-    ) in queued:
+    for formatter, created, method, path, status, micros, route_json, request, ids in queued:
+        if request is None:
+            request_id = correlation = subject = None
+        else:
+            request_id, correlation, subject = request.request_id, request.correlation, request.subject
         ms, frac = divmod(micros, 1000)
         ms_text = _number(ms) or str(ms)
         status_text = _number(status) or str(status)
