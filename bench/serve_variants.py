@@ -59,6 +59,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -209,11 +210,13 @@ runs it (`[protection.headers] server` unset)."""
 
 
 def command(
-    variant: Variant, port: int, directory: Path, receiver: Receiver | None
+    variant: Variant, port: int, directory: Path, receiver: Receiver | None, hash_seed: int | None = None
 ) -> tuple[list[str], dict[str, str]]:
-    """The server's argv and environment."""
+    """The server's argv and environment (`PYTHONHASHSEED` when a seed is given)."""
     http, loop = STACKS[variant.stack]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "BENCH_VARIANT": "bare", **EXPORT_ENV}
+    if hash_seed is not None:
+        env["PYTHONHASHSEED"] = str(hash_seed)
     if receiver is not None:
         env["OTEL_EXPORTER_OTLP_ENDPOINT"] = receiver.endpoint
     server = variant.server
@@ -256,7 +259,7 @@ def client_headers(variant: Variant, directory: Path) -> tuple[str, ...]:
     return (f"Authorization: Bearer {token_file(variant, directory).read_text().strip()}",)
 
 
-def window_run(variant: Variant, warmup: int, requests: int) -> dict[str, Any]:
+def window_run(variant: Variant, warmup: int, requests: int, hash_seed: int | None = None) -> dict[str, Any]:
     """Instructions of one server process from the end of `warmup` requests to its exit, having
     served `requests` more (callgrind instrumentation off until then: `callgrind_control -i on`).
     With the receiver's span and POST counts: every span must have arrived by the exit."""
@@ -265,7 +268,7 @@ def window_run(variant: Variant, warmup: int, requests: int) -> dict[str, Any]:
         receiver = Receiver() if spans_each else None
         with receiver or _Null():
             port = free_port()
-            argv, env = command(variant, port, Path(tmp), receiver)
+            argv, env = command(variant, port, Path(tmp), receiver, hash_seed)
             log = Path(tmp) / "valgrind.log"
             valgrind = ["valgrind", "--tool=callgrind", "--instr-atstart=no"]
             valgrind += [f"--callgrind-out-file={tmp}/out", f"--log-file={log}"]
@@ -298,14 +301,31 @@ def window_run(variant: Variant, warmup: int, requests: int) -> dict[str, Any]:
     }
 
 
-def per_request(variant: Variant, warmup: int, small: int, large: int) -> dict[str, Any]:
+def per_request(
+    variant: Variant, warmup: int, small: int, large: int, hash_seeds: Sequence[int] = ()
+) -> dict[str, Any]:
     """(I(large) - I(small)) / (large - small) over two `window_run`s: start-up and warm-up are
     not counted, shutdown and the final flush cancel out, and the spans of the difference are
-    all encoded and posted within it."""
-    runs = [window_run(variant, warmup, n) for n in (small, large)]
-    cost = (runs[1]["instructions"] - runs[0]["instructions"]) / (large - small)
-    print(f"callgrind {variant.name:32s} {cost:12,.0f} instructions/request", flush=True)
-    return {"instructions": round(cost), "runs": runs}
+    all encoded and posted within it.
+
+    With `hash_seeds`, both runs of a pair share one `PYTHONHASHSEED` (otherwise each process
+    draws its own, and the two processes' different hash layouts land in the difference), a
+    pair per seed, and the median is the figure; without, one pair of random seeds as before."""
+    if not hash_seeds:
+        runs = [window_run(variant, warmup, n) for n in (small, large)]
+        cost = (runs[1]["instructions"] - runs[0]["instructions"]) / (large - small)
+        print(f"callgrind {variant.name:32s} {cost:12,.0f} instructions/request", flush=True)
+        return {"instructions": round(cost), "runs": runs}
+    by_seed: dict[str, int] = {}
+    runs = []
+    for seed in hash_seeds:
+        pair = [window_run(variant, warmup, n, seed) for n in (small, large)]
+        by_seed[str(seed)] = round((pair[1]["instructions"] - pair[0]["instructions"]) / (large - small))
+        runs += pair
+    cost = statistics.median(by_seed.values())
+    spread = ", ".join(f"{value:,}" for value in by_seed.values())
+    print(f"callgrind {variant.name:32s} {cost:12,.0f} instructions/request (seeds: {spread})", flush=True)
+    return {"instructions": round(cost), "by_hash_seed": by_seed, "runs": runs}
 
 
 class _Null:
@@ -415,11 +435,21 @@ def main(argv: list[str] | None = None) -> int:
         help="plain uvicorn runs without its Server header, as pilothouse serve does by default",
     )
     parser.add_argument("--jobs", type=int, default=2, help="callgrind runs at a time")
+    parser.add_argument(
+        "--hash-seeds",
+        default="",
+        help="PYTHONHASHSEED values, e.g. 1,2,3: a pair of callgrind runs per seed (both runs of a "
+        "pair with the same seed), the median reported; default: one pair, each process its own seed",
+    )
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "serve_variants.json")
     args = parser.parse_args(argv)
     global NO_SERVER_HEADER
     NO_SERVER_HEADER = args.no_server_header
     servers = [s for s in args.servers.split(",") if s]
+    try:
+        seeds = [int(seed) for seed in args.hash_seeds.split(",") if seed]
+    except ValueError:
+        parser.error(f"--hash-seeds: integers separated by commas, got {args.hash_seeds!r}")
     apps = [a for a in args.apps.split(",") if a]
     from bench.apps import VARIANTS as APP_VARIANTS
 
@@ -444,7 +474,12 @@ def main(argv: list[str] | None = None) -> int:
         "method": {
             "instructions": f"callgrind, instrumentation on after {args.warmup} warm-up requests, "
             f"to exit; (I({args.large}) - I({args.small})) / {args.large - args.small}, one keep-alive "
-            f"connection; OTLP batches of {BATCH} spans, sent when full (no timer)",
+            f"connection; OTLP batches of {BATCH} spans, sent when full (no timer)"
+            + (
+                f"; a pair of runs per PYTHONHASHSEED in {seeds} (both runs of a pair alike), the median"
+                if seeds
+                else "; each process its own random hash seed"
+            ),
             "server_header": "off (uvicorn --no-server-header)"
             if args.no_server_header
             else "uvicorn's default",
@@ -458,7 +493,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     if not args.no_callgrind:
         with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-            costs = pool.map(lambda v: per_request(v, args.warmup, args.small, args.large), variants)
+            costs = pool.map(lambda v: per_request(v, args.warmup, args.small, args.large, seeds), variants)
             for variant, cost in zip(variants, costs, strict=True):
                 result["variants"][variant.name].update(cost)
     if args.rounds:
