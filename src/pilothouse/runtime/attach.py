@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 
-from pilothouse.asgi import ASGIApp, Message, Receive, Scope, Send
+from pilothouse.asgi import ASGIApp, Message, Receive, Scope, Send, direct_call
 from pilothouse.config.loader import load_config
 from pilothouse.config.model import Config
 from pilothouse.errors import PilothouseError
@@ -32,12 +32,13 @@ class AttachedApp:
     def __init__(self, app: ASGIApp, runtime: Runtime) -> None:
         self.runtime = runtime
         self.app = runtime.wrap(app)
+        self._serve = direct_call(self.app)  # the stack's bound `__call__`: no C slot a request
         self._ops = OpsPort(runtime)
         self._host_signals: HostSignals | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "lifespan":
-            await self.app(scope, receive, send)
+            await self._serve(scope, receive, send)
             return
         await self._lifespan(scope, receive, send)
 
