@@ -208,6 +208,8 @@ def test_endpoints_and_files_that_cannot_work_stop_startup_with_one_line(tmp_pat
         with pytest.raises(ConfigError, match=f"^OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: .*{says}") as caught:
             OtlpSettings.from_env("http", {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": url})
         assert "s3cret" not in str(caught.value) and "token" not in str(caught.value)
+    with pytest.raises(ConfigError, match=r"has no valid port, e\.g\. http://localhost:4317$"):
+        OtlpSettings.from_env("grpc", {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:99999"})
     with pytest.raises(ConfigError, match=r"^http_proxy: 'http://proxy:x' has no valid port"):
         OtlpSettings.from_env("http", {"http_proxy": "http://user:pw@proxy:x"})
     missing = str(tmp_path / "none.pem")

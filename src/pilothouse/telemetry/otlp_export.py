@@ -168,7 +168,7 @@ def _endpoint(protocol: str, env: Mapping[str, str]) -> str:
     parts = urlsplit(url)
     if protocol == "http" and (parts.scheme not in ("http", "https") or not parts.hostname):
         raise ConfigError(f"{variable}: {_shown(url)!r} is not an http(s) URL, e.g. http://collector:4318")
-    _check_port(variable, url, ":4318")
+    _check_port(variable, url, _DEFAULT_ENDPOINT[protocol])  # (gRPC: 4317)
     if not url.isascii() or any(c.isspace() or not c.isprintable() for c in url):
         raise ConfigError(
             f"{variable}: {_shown(url)!r} is not a URL HTTP can send (percent-encode spaces and non-ASCII)"
