@@ -311,21 +311,19 @@ def per_request(
     With `hash_seeds`, both runs of a pair share one `PYTHONHASHSEED` (otherwise each process
     draws its own, and the two processes' different hash layouts land in the difference), a
     pair per seed, and the median is the figure; without, one pair of random seeds as before."""
-    if not hash_seeds:
-        runs = [window_run(variant, warmup, n) for n in (small, large)]
-        cost = (runs[1]["instructions"] - runs[0]["instructions"]) / (large - small)
-        print(f"callgrind {variant.name:32s} {cost:12,.0f} instructions/request", flush=True)
-        return {"instructions": round(cost), "runs": runs}
-    by_seed: dict[str, int] = {}
-    runs = []
-    for seed in hash_seeds:
+    runs: list[dict[str, Any]] = []
+    costs: list[float] = []
+    for seed in hash_seeds or (None,):
         pair = [window_run(variant, warmup, n, seed) for n in (small, large)]
-        by_seed[str(seed)] = round((pair[1]["instructions"] - pair[0]["instructions"]) / (large - small))
+        costs.append((pair[1]["instructions"] - pair[0]["instructions"]) / (large - small))
         runs += pair
-    cost = statistics.median(by_seed.values())
-    spread = ", ".join(f"{value:,}" for value in by_seed.values())
-    print(f"callgrind {variant.name:32s} {cost:12,.0f} instructions/request (seeds: {spread})", flush=True)
-    return {"instructions": round(cost), "by_hash_seed": by_seed, "runs": runs}
+    cost = statistics.median(costs)
+    seeded = f" (seeds: {', '.join(f'{value:,.0f}' for value in costs)})" if hash_seeds else ""
+    print(f"callgrind {variant.name:32s} {cost:12,.0f} instructions/request{seeded}", flush=True)
+    result: dict[str, Any] = {"instructions": round(cost), "runs": runs}
+    if hash_seeds:
+        result["by_hash_seed"] = {str(seed): round(c) for seed, c in zip(hash_seeds, costs, strict=True)}
+    return result
 
 
 class _Null:
