@@ -354,3 +354,31 @@ def test_a_line_that_fails_to_render_does_not_stop_the_others(
     installed.defer(lines, "third\n")
     logs.flush_logs()
     assert handler.getvalue() == "second\nthird\n"
+
+
+@pytest.mark.parametrize("switch", ["logger level", "root level", "logging.disable", "disabled"])
+def test_a_level_changed_after_lines_were_written_turns_the_access_line_off(
+    handler: io.StringIO, switch: str
+) -> None:
+    """The access line reads the logger's own record of `isEnabledFor` answers; logging empties
+    it in place on any level change, and `disabled` is read as well: none of these is missed."""
+    _only_ours()
+    access_logger = logging.getLogger(logs.ACCESS_LOGGER)
+    write = AccessLog().write
+    write("GET", "/on", "/on", 200, 0.001, None, None)  # the answer for INFO is now recorded
+    try:
+        if switch == "logger level":
+            access_logger.setLevel(logging.WARNING)
+        elif switch == "root level":
+            logging.getLogger().setLevel(logging.WARNING)
+        elif switch == "logging.disable":
+            logging.disable(logging.INFO)
+        else:
+            access_logger.disabled = True
+        write("GET", "/off", "/off", 200, 0.001, None, None)
+    finally:
+        access_logger.setLevel(logging.NOTSET)
+        access_logger.disabled = False
+        logging.disable(logging.NOTSET)
+    logs.flush_logs()
+    assert [json.loads(line)["message"] for line in handler.getvalue().splitlines()] == ["GET /on 200 1.0ms"]

@@ -18,7 +18,7 @@ import weakref
 from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from itertools import groupby
+from itertools import groupby, repeat, starmap
 from operator import itemgetter
 from typing import Any, TextIO
 
@@ -248,7 +248,8 @@ class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
         if not pending:
             return
         with self.lock:  # type: ignore[union-attr]
-            queued = [pending.popleft() for _ in range(len(pending))]
+            # The lines queued so far, taken one by one (a request may append meanwhile), in C.
+            queued = list(starmap(pending.popleft, repeat((), len(pending))))
             if not queued:
                 return
             lines = []
