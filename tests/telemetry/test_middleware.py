@@ -310,3 +310,57 @@ async def test_body_sizes_of_streamed_responses_and_unread_requests() -> None:
     ignored = {"http_request_method": "POST", "http_route": "/ignore", "http_response_status_code": "200"}
     assert value(body, "http_server_request_body_size_bytes_sum", **ignored) == 0  # what the app read
     assert value(body, "http_server_request_body_size_bytes_count", **ignored) == 1
+
+
+async def test_generated_request_ids_are_unique_across_blocks() -> None:
+    """Ids come from blocks of 256 random ones: more than two blocks' worth are all distinct."""
+    app = _runtime(access_log=False).wrap(_app())
+    ids = [(await _call(app, "GET", "/items/1"))[1][b"x-request-id"] for _ in range(600)]
+    assert len(set(ids)) == 600
+    assert all(len(rid) == 32 and int(rid, 16) >= 0 for rid in ids)
+
+
+def test_a_forked_child_draws_request_ids_of_its_own() -> None:
+    """A child forked with part of a block left (e.g. a prefork server importing the app first)
+    does not hand out the ids its parent hands out next: the block is dropped at the fork."""
+    import os
+
+    from pilothouse.telemetry import request_ids
+
+    def next_id() -> str:  # as the middleware takes one
+        try:
+            return request_ids.take()[0]
+        except IndexError:
+            return request_ids.refill()[0]
+
+    request_ids.refill()  # a block in the parent, most of it still to come
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next ten ids to the parent, then out without cleanup
+        try:
+            os.write(write, "".join(next_id() for _ in range(10)).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        child = pipe.read()
+    assert os.waitpid(pid, 0)[1] == 0
+    assert len(child) == 320
+    parent = [next_id() for _ in range(10)]
+    assert not {child[i : i + 32] for i in range(0, 320, 32)} & set(parent)
+
+
+async def test_the_correlation_header_alone_is_read_when_request_ids_are_off() -> None:
+    from pilothouse.telemetry.context import current_request
+
+    seen: list[Any] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        context = current_request.get()
+        seen.append(None if context is None else (context.request_id, context.correlation))
+        await PlainTextResponse("ok")(scope, receive, send)
+
+    wrapped = _runtime(access_log=False, request_id=False, correlation_header="X-Tx").wrap(app)
+    headers = [(b"x-request-id", b"not-read"), (b"x-tx", b"tx-1")]
+    _, response_headers = await _call(wrapped, "GET", "/", headers)
+    assert seen == [(None, "tx-1")] and b"x-request-id" not in response_headers
