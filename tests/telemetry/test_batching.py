@@ -382,3 +382,29 @@ def test_a_level_changed_after_lines_were_written_turns_the_access_line_off(
         logging.disable(logging.NOTSET)
     logs.flush_logs()
     assert [json.loads(line)["message"] for line in handler.getvalue().splitlines()] == ["GET /on 200 1.0ms"]
+
+
+def test_a_handler_on_the_pilothouse_logger_gets_the_access_line_and_propagate_is_honoured(
+    handler: io.StringIO,
+) -> None:
+    """Lines go to every handler logging would call on their way up: one on `pilothouse` (the
+    access logger's parent) gets the record; a `propagate = False` access logger with no handler
+    of its own writes nowhere, as logging would (its last resort takes warnings only)."""
+    _only_ours()
+    parent = logging.getLogger("pilothouse")
+    access_logger = logging.getLogger(logs.ACCESS_LOGGER)
+    assert access_logger.parent is parent
+    collect = _Collect()
+    parent.addHandler(collect)
+    try:
+        AccessLog().write("GET", "/up", "/up", 200, 0.001, None, None)
+    finally:
+        parent.removeHandler(collect)
+    assert [record.getMessage() for record in collect.records] == ["GET /up 200 1.0ms"]
+    access_logger.propagate = False
+    try:
+        AccessLog().write("GET", "/nowhere", "/nowhere", 200, 0.001, None, None)
+    finally:
+        access_logger.propagate = True
+    logs.flush_logs()
+    assert [json.loads(line)["message"] for line in handler.getvalue().splitlines()] == ["GET /up 200 1.0ms"]

@@ -57,11 +57,16 @@ class AccessLog:
             return
         micros = int(duration * 1_000_000)  # integer formatting: no float-to-text per request
         handler = _logs._installed  # `installed_handler()`, without the call
+        root = self._root
         if (
-            [handler] == self._root.handlers  # it is the only handler (compared by identity)
+            [handler] == root.handlers  # it is the only handler (compared by identity)
             and handler is not None
             and not logger.handlers
             and not logger.filters
+            and logger.propagate
+            # Between this logger and the root: nothing, or `pilothouse` (a logger of its own
+            # once anything asked for it) with no handler of its own, passing records on.
+            and ((parent := logger.parent) is root or (not parent.handlers and parent.propagate))  # type: ignore[union-attr]
             and not handler.filters
             and handler.level <= _INFO
             and isinstance(formatter := handler.formatter, JsonFormatter)
