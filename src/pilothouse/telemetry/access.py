@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from math import trunc
 from time import time
 
 from pilothouse import redaction
@@ -55,7 +56,9 @@ class AccessLog:
             enabled = logger.isEnabledFor(_INFO)
         if not enabled or logger.disabled:  # (`disabled` is checked before that dict is)
             return
-        micros = int(duration * 1_000_000)  # integer formatting: no float-to-text per request
+        # Integer formatting, no float-to-text a request; `trunc` is `int()` of a float without
+        # the type call's argument handling (~0.5k instructions less).
+        micros = trunc(duration * 1_000_000)
         handler = _logs._installed  # `installed_handler()`, without the call
         root = self._root
         if (
@@ -141,7 +144,7 @@ def _render_lines(queued: Sequence[AccessFields]) -> str:
         ):
             # What `json_string` writes as it is, in quotes: every text here.
             if not second <= created < next_second:  # (float comparisons: no call a line)
-                whole = int(created)
+                whole = trunc(created)
                 second = float(whole)
                 next_second = second + 1.0
                 second_text = (
@@ -152,7 +155,7 @@ def _render_lines(queued: Sequence[AccessFields]) -> str:
             rid = "" if request_id is None else f', "request_id": "{request_id}"'
             trace = "" if ids is None else f', "trace_id": "{ids[0]}", "span_id": "{ids[1]}"'
             append(
-                f'{{"timestamp": "{second_text}{_MILLIS_Z[int((created - second) * 1000)]}", '
+                f'{{"timestamp": "{second_text}{_MILLIS_Z[trunc((created - second) * 1000)]}", '
                 f'"level": "info", "logger": "{ACCESS_LOGGER}", '
                 f'"message": "{method} {path} {status_text} {ms_text}.{_TENTHS[frac]}ms"'
                 f'{formatter._service_json}{rid}{trace}, "http_route": {route_json}, '

@@ -19,6 +19,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from itertools import groupby, repeat, starmap
+from math import trunc
 from operator import itemgetter
 from typing import Any, TextIO
 
@@ -134,9 +135,9 @@ class JsonFormatter(logging.Formatter):
 
     def _timestamp(self, created: float) -> str:
         """ISO 8601 UTC with milliseconds; the part up to the second is reused within it."""
-        second = int(created)
+        second = trunc(created)
         text = self._second_text if second == self._second else self._timestamp_second(second)
-        return text + _MILLIS_Z[int((created - second) * 1000)]
+        return text + _MILLIS_Z[trunc((created - second) * 1000)]  # (`trunc`: `int()` without a type call)
 
     def _timestamp_second(self, second: int) -> str:
         """The timestamp up to `second` (a new second: rendered and kept)."""
