@@ -151,7 +151,8 @@ class _Guard(asyncio.Protocol):
             timer.cancel()
             self._header_timer = None
         if (wire := self._wire) is not None and cycle is not None:
-            wire.lines = None  # what a request that sent no response head left
+            if wire.lines:
+                wire.lines.clear()  # what a request that sent no response head left
             cycle.scope[WIRE_HEADERS] = self._wire_add
 
     def _headers_late(self) -> None:

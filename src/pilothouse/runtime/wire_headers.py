@@ -40,11 +40,10 @@ class SplicingConnection(h11.Connection):
 
     def __init__(self, our_role: Any, max_incomplete_event_size: int) -> None:
         super().__init__(our_role, max_incomplete_event_size)
-        self.lines: bytes | None = None
-
-    def add_headers(self, lines: bytes) -> None:
-        """Write `lines` (valid `name: value\\r\\n` header lines) into the next response head."""
-        self.lines = lines if self.lines is None else self.lines + lines
+        self.lines: list[bytes] = []
+        self.add_headers = self.lines.append
+        """Write these lines (valid `name: value\\r\\n` header lines) into the next response
+        head: the list's own `append`, so a request's middleware calls no Python function."""
 
     def send(self, event: h11.Event) -> bytes | None:  # type: ignore[override]
         # h11's own `send` (the events as one bytes object), with the lines inserted into a
@@ -52,9 +51,9 @@ class SplicingConnection(h11.Connection):
         data = self.send_with_data_passthrough(event)
         if data is None:
             return None
-        if (lines := self.lines) is not None and type(event) is h11.Response:
-            data.insert(-1, lines)
-            self.lines = None
+        if (lines := self.lines) and type(event) is h11.Response:
+            data[-1:-1] = lines
+            lines.clear()
         return b"".join(data)
 
 
