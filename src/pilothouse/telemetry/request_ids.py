@@ -3,10 +3,10 @@
 Drawn from the operating system's CSPRNG (`os.urandom`) a block of 256 at a time, split in C,
 and handed out by `deque.popleft`: atomic, so threads never share an id. Made one at a time
 (`getrandbits(128)`, then text, then bytes) an id cost ~2.9k instructions a request on Python
-3.11, about a tenth of what default `[telemetry]` adds (docs/performance.md, "Eighth pass"); from
-a block, about a third of that. `random`'s Mersenne Twister also gave away its next outputs to
-anyone who saw enough ids; the OS's generator does not. A forked child drops the block it
-inherited, so no two processes hand out the same ids.
+3.11, about a tenth of what default `[telemetry]` adds; from a block ~2.3k in a loop of its own,
+0.4k less a request on serve's stack (docs/performance.md, "Eighth pass"). `random`'s Mersenne
+Twister also gave away its next outputs to anyone who saw enough ids; the OS's generator does not.
+A forked child drops the block it inherited, so no two processes hand out the same ids.
 """
 
 from __future__ import annotations
